@@ -1,0 +1,40 @@
+# One entry point for everything: `make serve` starts the server, `make test` runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install serve test lint format typecheck check bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/ategnatos-mcp serve
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check ategnatos_mcp tests benchmarks
+	$(BIN)/ruff format --check ategnatos_mcp tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format ategnatos_mcp tests benchmarks
+	$(BIN)/ruff check --fix ategnatos_mcp tests benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/pyright
+
+check: lint typecheck test
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Path confinement: every path a tool accepts goes through ``confine``.
+
+A path is allowed when, after resolving symlinks, it lies inside one of the project's roots
+(grimoire, workspace, and folders the user configured as ``extra_roots``). Relative paths are
+taken relative to the project home. Traversal, symlink escapes and special files are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, PathNotAllowedError
+
+__all__ = ["confine", "safe_name"]
+
+Kind = Literal["file", "dir", "any", "new"]
+
+
+def confine(raw: str | os.PathLike[str], *, home: Path, roots: Sequence[Path], kind: Kind = "any") -> Path:
+    """Resolve ``raw`` and check it stays inside ``roots``.
+
+    ``kind``: ``file`` must be an existing regular file, ``dir`` an existing folder, ``new`` may not
+    exist yet (its parent folder is checked instead), ``any`` an existing file or folder.
+
+    Raises:
+        PathNotAllowedError: outside the roots, through a symlink that escapes, or a special file.
+        NotFoundError: the path does not exist (for kinds other than ``new``).
+    """
+    text = os.fspath(raw)
+    if not text.strip():
+        raise PathNotAllowedError("The path is empty.", path=text, hint="Give a file or folder inside the project.")
+    if "\x00" in text:
+        raise PathNotAllowedError("The path contains a NUL character.", path=text.replace("\x00", "\\0"))
+    candidate = Path(text).expanduser()
+    if not candidate.is_absolute():
+        candidate = home / candidate
+    resolved = _resolve(candidate, text)
+    allowed = [root.resolve() for root in roots]
+    if not any(resolved == root or resolved.is_relative_to(root) for root in allowed):
+        names = ", ".join(str(root) for root in allowed)
+        raise PathNotAllowedError(
+            f"'{text}' is outside the folders Ategnatos may use.",
+            path=text,
+            hint=f"Use a path inside {names}, or add the folder to `extra_roots` in ategnatos.toml.",
+        )
+    _check_kind(resolved, text, kind)
+    return resolved
+
+
+def _resolve(candidate: Path, text: str) -> Path:
+    try:
+        return candidate.resolve(strict=False)
+    except RuntimeError as exc:  # a symlink loop
+        raise PathNotAllowedError(
+            f"'{text}' goes round a symlink loop.", path=text, hint="Remove the looping link."
+        ) from exc
+    except OSError as exc:
+        raise PathNotAllowedError(f"'{text}' cannot be resolved: {exc.strerror}.", path=text) from exc
+
+
+def _check_kind(resolved: Path, text: str, kind: Kind) -> None:
+    if kind == "new":
+        if resolved.exists() and not (resolved.is_file() or resolved.is_dir()):
+            raise PathNotAllowedError(f"'{text}' exists and is not a regular file or folder.", path=text)
+        return
+    try:
+        mode = resolved.stat().st_mode
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            f"'{text}' does not exist.", kind="path", name=text, hint="Check the spelling, or list the folder first."
+        ) from exc
+    except OSError as exc:
+        raise PathNotAllowedError(f"'{text}' cannot be read: {exc.strerror}.", path=text) from exc
+    is_file, is_dir = stat.S_ISREG(mode), stat.S_ISDIR(mode)
+    if not (is_file or is_dir):
+        raise PathNotAllowedError(
+            f"'{text}' is a special file (device, pipe or socket), not an image or folder.", path=text
+        )
+    if kind == "file" and not is_file:
+        raise PathNotAllowedError(f"'{text}' is a folder; a file is needed here.", path=text)
+    if kind == "dir" and not is_dir:
+        raise PathNotAllowedError(f"'{text}' is a file; a folder is needed here.", path=text)
+
+
+_SAFE_EXTRA = set("-_. ")
+
+
+def safe_name(value: str, *, what: str = "name", max_length: int = 80) -> str:
+    """Check a user-chosen name that becomes a file or folder name (project, asset, LoRA, workflow).
+
+    Raises:
+        InvalidRequestError: empty, too long, or with characters that would escape or break a path.
+    """
+    cleaned = value.strip()
+    bad = [ch for ch in cleaned if not (ch.isalnum() or ch in _SAFE_EXTRA)]
+    if not cleaned or cleaned in {".", ".."} or cleaned.startswith(".") or bad or len(cleaned) > max_length:
+        raise InvalidRequestError(
+            f"'{value}' cannot be used as a {what}.",
+            hint=f"Use letters, digits, spaces, '-', '_' or '.', at most {max_length} characters, not starting with '.'.",
+        )
+    return cleaned

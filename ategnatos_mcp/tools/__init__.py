@@ -1,0 +1,1 @@
+"""MCP adapters, one module per domain. Only this package and server.py import mcp."""

@@ -1,0 +1,79 @@
+"""Shared adapter helpers: reach the AppContext, map domain errors to tool errors, shape answers."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
+from pydantic import BaseModel
+
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import AtegnatosError
+
+__all__ = ["ImagePart", "app_of", "guard", "progress_reporter", "respond"]
+
+logger = logging.getLogger("ategnatos_mcp.tools")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def app_of(ctx: Context[Any, Any]) -> AppContext:
+    """The AppContext the lifespan yielded."""
+    return ctx.request_context.lifespan_context
+
+
+def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The one place domain errors become MCP tool errors (only a ToolError's text reaches the model)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except AtegnatosError as exc:
+            logger.info("%s refused: %s", fn.__name__, exc.message)
+            raise ToolError(str(exc)) from exc
+
+    return wrapper
+
+
+class ImagePart(BaseModel):
+    """An image to show the model inline (already downscaled to fit the byte budget)."""
+
+    data: bytes
+    mime_type: str = "image/png"
+
+
+def respond(
+    result: BaseModel,
+    summary: str,
+    *,
+    images: Sequence[ImagePart] = (),
+    links: Sequence[tuple[str, str, str | None]] = (),
+) -> CallToolResult:
+    """A result with a short human summary, structured content, inline images and resource links.
+
+    ``links`` are ``(uri, name, mime_type)`` triples.
+    """
+    content: list[ContentBlock] = [TextContent(type="text", text=summary)]
+    content.extend(
+        ImageContent(type="image", data=base64.b64encode(img.data).decode("ascii"), mime_type=img.mime_type)
+        for img in images
+    )
+    content.extend(ResourceLink(type="resource_link", uri=uri, name=name, mime_type=mime) for uri, name, mime in links)
+    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+
+def progress_reporter(ctx: Context[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]]:
+    """A plain callback domain code can call to report progress, without knowing about MCP."""
+
+    async def report(progress: float, total: float | None = None, message: str | None = None) -> None:
+        await ctx.report_progress(progress, total, message)
+
+    return report

@@ -1,0 +1,55 @@
+"""Shared fixtures: every test gets its own project home under tmp_path; nothing touches the real one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.server import build_app, build_server
+from ategnatos_mcp.settings import Settings, load_settings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Never let a developer's real keys or grimoire leak into a test.
+    for name in ("RUNPOD_API_KEY", "VAST_API_KEY", "LAMBDA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATEGNATOS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    (path / "grimoire").mkdir(parents=True, exist_ok=True)
+    (path / "workspace").mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    # No ComfyUI on the default port in tests: an unused loopback port answers "refused" at once.
+    return load_settings(env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": "http://127.0.0.1:9"})
+
+
+@pytest.fixture
+def app(settings: Settings) -> AppContext:
+    return build_app(settings)
+
+
+@pytest.fixture
+async def client(settings: Settings, app: AppContext) -> AsyncIterator[Client]:
+    async with Client(build_server(settings, app=app), raise_exceptions=False) as connected:
+        yield connected

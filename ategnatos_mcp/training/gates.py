@@ -1,0 +1,336 @@
+"""The four gates before training, recorded per run in the grimoire.
+
+Gate 1 dataset (a GO report for one dataset fingerprint) → gate 2 confirmation (the user said yes to one
+config hash) → gate 3 environment (one host checked) → gate 4 dry run (that config passed a short run on
+that host). Each gate needs the one before it. A change to what a gate checked (dataset, config, host)
+resets every gate after it, and ``GateState.notices`` says which and why.
+
+The state document is ``training-{name}`` in the grimoire store; records go to ``grimoire/training/{name}/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio.to_thread
+
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.paths import safe_name
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training.models import (
+    ConfirmationGate,
+    DatasetGate,
+    DryRunGate,
+    EnvironmentGate,
+    EnvironmentReport,
+    GateState,
+)
+from ategnatos_mcp.training.records import records_dir, write_record
+
+__all__ = [
+    "GATE_LABELS",
+    "check_launch_ready",
+    "document_name",
+    "launch_blockers",
+    "note_dataset_fingerprint",
+    "read_gates",
+    "record_confirmation",
+    "record_dataset_gate",
+    "record_dry_run_gate",
+    "record_environment_gate",
+    "record_plan",
+    "write_records",
+]
+
+GATE_LABELS = {1: "dataset", 2: "confirmation", 3: "environment", 4: "dry run"}
+_MAX_NOTICES = 20
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def document_name(name: str) -> str:
+    """The state document of run ``name`` (the name is checked: it becomes a folder name)."""
+    return f"training-{safe_name(name, what='training run name')}"
+
+
+def _short(value: str | None) -> str:
+    return (value or "none")[:12]
+
+
+def _reset_after(doc: GateState, gate: int, reason: str) -> None:
+    """Reset every gate after ``gate`` that is not open, with a notice saying why."""
+    reset: list[str] = []
+    if gate < 2 and doc.confirmation.status != "open":
+        doc.confirmation = ConfirmationGate()
+        reset.append("2 (confirmation)")
+    if gate < 3 and doc.environment.status != "open":
+        doc.environment = EnvironmentGate()
+        reset.append("3 (environment)")
+    if gate < 4 and doc.dry_run.status != "open":
+        doc.dry_run = DryRunGate()
+        reset.append("4 (dry run)")
+    if reset:
+        doc.notices.append(f"Gate {', '.join(reset)} reset because {reason}.")
+        del doc.notices[:-_MAX_NOTICES]
+
+
+async def read_gates(store: GrimoireStore, name: str) -> GateState:
+    """Where run ``name`` stands (a fresh, all-open state if nothing was recorded yet)."""
+    doc = await store.read(document_name(name), GateState)
+    if not doc.name:
+        doc.name = name
+    return doc
+
+
+async def write_records(store: GrimoireStore, name: str, texts: dict[str, str]) -> list[str]:
+    """Write records (``{"intent.md": text, ...}``) for run ``name``; returns notices about kept hand edits."""
+    async with store.update(document_name(name), GateState) as upd:
+        upd.doc.name = name
+        notices = await anyio.to_thread.run_sync(_write_all, store.root, name, texts, upd.doc.record_hashes)
+    return notices
+
+
+def _write_all(grimoire: Path, name: str, texts: dict[str, str], hashes: dict[str, str]) -> list[str]:
+    folder = records_dir(grimoire, name)
+    notices = [write_record(folder, filename, text, hashes) for filename, text in texts.items()]
+    return [n for n in notices if n]
+
+
+async def record_dataset_gate(
+    store: GrimoireStore,
+    name: str,
+    *,
+    dataset_path: Path,
+    fingerprint: str,
+    go: bool,
+    reasons: list[str],
+    report_markdown: str,
+    clock: Clock = _now,
+) -> GateState:
+    """Record gate 1 from a dataset audit and write dataset-report.md.
+
+    A NO-GO report or a dataset whose fingerprint changed resets gates 2-4.
+    """
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        doc.name = name
+        previous = doc.dataset.fingerprint
+        if previous is not None and previous != fingerprint:
+            _reset_after(
+                doc,
+                1,
+                f"the dataset changed since it was checked (fingerprint {_short(previous)} → {_short(fingerprint)})",
+            )
+        elif not go:
+            _reset_after(doc, 1, "the dataset report is NO-GO")
+        doc.dataset = DatasetGate(
+            status="passed" if go else "failed",
+            dataset_path=str(dataset_path),
+            fingerprint=fingerprint,
+            reasons=list(reasons),
+            recorded_at=clock(),
+        )
+        await anyio.to_thread.run_sync(
+            _write_all, store.root, name, {"dataset-report.md": report_markdown}, doc.record_hashes
+        )
+        return doc.model_copy(deep=True)
+
+
+async def note_dataset_fingerprint(store: GrimoireStore, name: str, fingerprint: str) -> GateState:
+    """Compare the dataset as it is now with the one gate 1 passed; if it changed, reset gates 1-4."""
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        if doc.dataset.fingerprint is None or doc.dataset.fingerprint == fingerprint:
+            upd.discard = True
+            return doc.model_copy(deep=True)
+        reason = (
+            f"the dataset changed since it was checked (fingerprint {_short(doc.dataset.fingerprint)} → "
+            f"{_short(fingerprint)})"
+        )
+        _reset_after(doc, 1, reason)
+        if doc.dataset.status != "open":
+            doc.notices.append(f"Gate 1 (dataset) reset because {reason}; run dataset_audit again.")
+            del doc.notices[:-_MAX_NOTICES]
+        doc.dataset = DatasetGate(dataset_path=doc.dataset.dataset_path)
+        return doc.model_copy(deep=True)
+
+
+async def record_plan(
+    store: GrimoireStore, name: str, *, config_hash: str, backend: str, records: dict[str, str]
+) -> tuple[GateState, list[str]]:
+    """Remember the newest plan's config hash and write its records; a different config resets gates 2-4."""
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        doc.name = name
+        confirmed = doc.confirmation.config_hash
+        if confirmed is not None and confirmed != config_hash:
+            _reset_after(doc, 1, f"the configuration changed (hash {_short(confirmed)} → {_short(config_hash)})")
+        elif doc.dry_run.config_hash is not None and doc.dry_run.config_hash != config_hash:
+            _reset_after(doc, 3, f"the configuration changed since the dry run (hash {_short(config_hash)})")
+        doc.planned_config_hash = config_hash
+        doc.backend = backend
+        notices = await anyio.to_thread.run_sync(_write_all, store.root, name, records, doc.record_hashes)
+        return doc.model_copy(deep=True), notices
+
+
+async def record_confirmation(
+    store: GrimoireStore, name: str, *, config_hash: str, method: str, clock: Clock = _now
+) -> GateState:
+    """Record gate 2: the user confirmed the plan whose hash is ``config_hash``.
+
+    Raises:
+        InvalidRequestError: no plan, a hash that is not the newest plan's, or gate 1 not passed.
+    """
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        if doc.planned_config_hash is None:
+            raise InvalidRequestError(
+                f"There is no training plan called '{name}' to confirm.",
+                hint="Make one with train_plan first, then confirm the config hash it shows.",
+            )
+        if config_hash != doc.planned_config_hash:
+            raise InvalidRequestError(
+                f"The hash {config_hash!r} is not the current plan of '{name}' ({doc.planned_config_hash}).",
+                hint="The plan may have changed: look at it again with train_gates or train_plan, then confirm "
+                "the hash it shows now.",
+            )
+        if doc.dataset.status != "passed":
+            raise InvalidRequestError(
+                f"The dataset of '{name}' has no GO report yet (gate 1), so the plan cannot be confirmed.",
+                hint="Run dataset_audit on this run's dataset folder, fix what it reports, then confirm.",
+            )
+        if method not in ("elicitation", "explicit"):
+            raise ValueError(f"unknown confirmation method {method}")
+        if doc.confirmation.config_hash not in (None, config_hash):
+            _reset_after(doc, 2, "a different configuration was confirmed")
+        doc.confirmation = ConfirmationGate(
+            status="passed",
+            config_hash=config_hash,
+            method=method,  # type: ignore[arg-type]
+            recorded_at=clock(),
+        )
+        return doc.model_copy(deep=True)
+
+
+async def record_environment_gate(
+    store: GrimoireStore, name: str, *, host: str, report: EnvironmentReport, clock: Clock = _now
+) -> GateState:
+    """Record gate 3 for ``host`` and write environment.md; another host or a failed check resets gate 4.
+
+    Raises:
+        InvalidRequestError: gate 2 has not passed.
+    """
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        if doc.confirmation.status != "passed":
+            raise InvalidRequestError(
+                f"The configuration of '{name}' is not confirmed yet (gate 2); check the environment after that.",
+                hint="Show the plan to the user and confirm it with train_confirm.",
+            )
+        if doc.environment.host is not None and doc.environment.host != host:
+            _reset_after(doc, 3, f"the host changed ({doc.environment.host} → {host})")
+        elif not report.passed:
+            _reset_after(doc, 3, f"the environment check on {host} failed")
+        doc.environment = EnvironmentGate(
+            status="passed" if report.passed else "failed",
+            host=host,
+            problems=list(report.problems),
+            recorded_at=clock(),
+        )
+        markdown = report.markdown or _environment_markdown(name, host, report)
+        await anyio.to_thread.run_sync(_write_all, store.root, name, {"environment.md": markdown}, doc.record_hashes)
+        return doc.model_copy(deep=True)
+
+
+def _environment_markdown(name: str, host: str, report: EnvironmentReport) -> str:
+    lines = [
+        f"# Environment for {name}",
+        "",
+        f"Host: {host}",
+        "",
+        f"Result: {'ready' if report.passed else 'NOT ready'}",
+    ]
+    if report.facts:
+        lines += ["", "| check | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in report.facts.items())]
+    if report.problems:
+        lines += ["", "## Problems", "", *(f"- {p}" for p in report.problems)]
+    return "\n".join(lines) + "\n"
+
+
+async def record_dry_run_gate(
+    store: GrimoireStore,
+    name: str,
+    *,
+    host: str,
+    config_hash: str,
+    passed: bool,
+    log_tail: str,
+    clock: Clock = _now,
+) -> GateState:
+    """Record gate 4: the dry run of ``config_hash`` on ``host`` passed or failed.
+
+    Raises:
+        InvalidRequestError: gate 3 has not passed for that host, or the config is not the confirmed one.
+    """
+    async with store.update(document_name(name), GateState) as upd:
+        doc = upd.doc
+        if doc.environment.status != "passed" or doc.environment.host != host:
+            raise InvalidRequestError(
+                f"The environment on {host} has not been validated for '{name}' (gate 3).",
+                hint="Validate the environment on that host first, then run the dry run there.",
+            )
+        if doc.confirmation.config_hash != config_hash:
+            raise InvalidRequestError(
+                f"The dry run used config {_short(config_hash)}, but the confirmed config of '{name}' is "
+                f"{_short(doc.confirmation.config_hash)}.",
+                hint="Dry-run the confirmed configuration, or confirm the new plan first.",
+            )
+        doc.dry_run = DryRunGate(
+            status="passed" if passed else "failed",
+            host=host,
+            config_hash=config_hash,
+            log_tail=log_tail[-4000:],
+            recorded_at=clock(),
+        )
+        return doc.model_copy(deep=True)
+
+
+def launch_blockers(doc: GateState, *, dataset_fingerprint: str, config_hash: str, host: str) -> list[str]:
+    """Plain reasons why ``doc`` does not allow launching this exact run (empty = ready)."""
+    reasons: list[str] = []
+    if doc.dataset.status != "passed":
+        reasons.append("Gate 1 (dataset): there is no GO dataset report; run dataset_audit.")
+    elif doc.dataset.fingerprint != dataset_fingerprint:
+        reasons.append("Gate 1 (dataset): the dataset changed since its report; run dataset_audit again.")
+    if doc.confirmation.status != "passed":
+        reasons.append("Gate 2 (confirmation): the user has not confirmed the configuration; use train_confirm.")
+    elif doc.confirmation.config_hash != config_hash:
+        reasons.append(
+            f"Gate 2 (confirmation): the confirmed config is {_short(doc.confirmation.config_hash)}, "
+            f"not {_short(config_hash)}; confirm this configuration first."
+        )
+    if doc.environment.status != "passed":
+        reasons.append(f"Gate 3 (environment): the environment on {host} has not passed its check.")
+    elif doc.environment.host != host:
+        reasons.append(f"Gate 3 (environment): it was checked on {doc.environment.host}, not on {host}.")
+    if doc.dry_run.status != "passed":
+        reasons.append("Gate 4 (dry run): no passing dry run yet.")
+    elif doc.dry_run.host != host or doc.dry_run.config_hash != config_hash:
+        reasons.append(
+            f"Gate 4 (dry run): the dry run that passed was config {_short(doc.dry_run.config_hash)} on "
+            f"{doc.dry_run.host}, not config {_short(config_hash)} on {host}."
+        )
+    return reasons
+
+
+async def check_launch_ready(
+    store: GrimoireStore, name: str, *, dataset_fingerprint: str, config_hash: str, host: str
+) -> list[str]:
+    """Reasons run ``name`` may not launch with this dataset, config and host; empty means all four gates hold."""
+    doc = await read_gates(store, name)
+    return launch_blockers(doc, dataset_fingerprint=dataset_fingerprint, config_hash=config_hash, host=host)

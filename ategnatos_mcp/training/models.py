@@ -1,0 +1,92 @@
+"""Pydantic models of the training domain: the gate state document and the records it points to."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ategnatos_mcp.state import Document
+
+__all__ = [
+    "ConfirmationGate",
+    "DatasetGate",
+    "DryRunGate",
+    "EnvironmentGate",
+    "EnvironmentReport",
+    "GateState",
+    "GateStatus",
+]
+
+GateStatus = Literal["open", "passed", "failed"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatasetGate(_Strict):
+    """Gate 1: a GO dataset report for one exact dataset (its fingerprint)."""
+
+    status: GateStatus = "open"
+    dataset_path: str | None = None
+    fingerprint: str | None = None
+    reasons: list[str] = Field(default_factory=list)
+    recorded_at: datetime | None = None
+
+
+class ConfirmationGate(_Strict):
+    """Gate 2: the user confirmed one exact configuration (its hash)."""
+
+    status: GateStatus = "open"
+    config_hash: str | None = None
+    method: Literal["elicitation", "explicit"] | None = None
+    recorded_at: datetime | None = None
+
+
+class EnvironmentGate(_Strict):
+    """Gate 3: the training environment on one host was checked."""
+
+    status: GateStatus = "open"
+    host: str | None = None
+    problems: list[str] = Field(default_factory=list)
+    recorded_at: datetime | None = None
+
+
+class DryRunGate(_Strict):
+    """Gate 4: a short dry run of one configuration passed on one host."""
+
+    status: GateStatus = "open"
+    host: str | None = None
+    config_hash: str | None = None
+    log_tail: str = ""
+    recorded_at: datetime | None = None
+
+
+class EnvironmentReport(_Strict):
+    """What the environment check (gate 3) found on a host; ``markdown`` becomes environment.md."""
+
+    passed: bool
+    problems: list[str] = Field(default_factory=list, description="Plain-language reasons it is not ready.")
+    facts: dict[str, str] = Field(default_factory=dict, description="GPU, VRAM, driver, CUDA, backend version...")
+    markdown: str = ""
+
+
+class GateState(Document):
+    """Machine-readable state of one training run's four gates (``grimoire/.state/training-{name}.json``).
+
+    ``planned_config_hash`` is the hash of the newest plan; ``notices`` says which gates were reset and why.
+    """
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    name: str = ""
+    planned_config_hash: str | None = None
+    backend: str | None = None
+    dataset: DatasetGate = Field(default_factory=DatasetGate)
+    confirmation: ConfirmationGate = Field(default_factory=ConfirmationGate)
+    environment: EnvironmentGate = Field(default_factory=EnvironmentGate)
+    dry_run: DryRunGate = Field(default_factory=DryRunGate)
+    notices: list[str] = Field(default_factory=list)
+    record_hashes: dict[str, str] = Field(default_factory=dict, description="sha256 of each record as last written.")

@@ -1,0 +1,50 @@
+"""The human-readable records of a training run: ``grimoire/training/{name}/*.md``.
+
+They are renderings of the run's state. A record edited by hand since we wrote it is never silently
+overwritten: the edited copy is kept beside the new one and a notice says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ategnatos_mcp.state import write_text_atomic
+
+__all__ = ["RECORD_FILES", "records_dir", "write_record"]
+
+RECORD_FILES = ("intent.md", "dataset-report.md", "config.md", "environment.md", "progress.md", "eval.md")
+
+
+def records_dir(grimoire_dir: Path, name: str) -> Path:
+    """Where the records of run ``name`` live."""
+    return grimoire_dir / "training" / name
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_record(folder: Path, filename: str, text: str, hashes: dict[str, str]) -> str | None:
+    """Write one record atomically and remember its hash in ``hashes``; returns a notice if a hand edit was kept.
+
+    Blocking: call it from a worker thread.
+    """
+    if filename not in RECORD_FILES:
+        raise ValueError(f"unknown training record {filename}")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / filename
+    notice = None
+    try:
+        current = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        current = None
+    if current is not None and filename in hashes and _sha256(current) != hashes[filename] and current != text:
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        kept = path.with_name(f"{path.stem}.edited-{stamp}{path.suffix}")
+        write_text_atomic(kept, current)
+        notice = f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
+    write_text_atomic(path, text)
+    hashes[filename] = _sha256(text)
+    return notice

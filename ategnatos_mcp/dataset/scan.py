@@ -1,0 +1,182 @@
+"""Walk a dataset folder once: images, caption files, layout (flat or kohya ``{repeats}_{name}``).
+
+The walk never follows symlinked folders (so a link loop cannot trap it), skips hidden entries and
+the ``quarantine/`` folder, and records files it cannot read instead of failing on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+
+__all__ = [
+    "CAPTION_EXTENSIONS",
+    "IMAGE_EXTENSIONS",
+    "KOHYA_FOLDER",
+    "QUARANTINE_DIR",
+    "DatasetScan",
+    "FileEntry",
+    "dataset_fingerprint",
+    "scan_dataset",
+]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+CAPTION_EXTENSIONS = (".txt", ".caption")
+QUARANTINE_DIR = "quarantine"
+KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of the dataset; ``rel`` uses '/' separators, relative to the dataset root."""
+
+    rel: str
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @property
+    def stem_key(self) -> str:
+        """The path without its extension: an image and its caption share it."""
+        return self.rel.rsplit(".", 1)[0] if "." in self.rel.rsplit("/", 1)[-1] else self.rel
+
+
+@dataclass
+class DatasetScan:
+    """What one walk of the folder found."""
+
+    root: Path
+    images: list[FileEntry] = field(default_factory=list)
+    captions: list[FileEntry] = field(default_factory=list)
+    unreadable: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason)
+    skipped_links: list[str] = field(default_factory=list)
+    layout: str = "flat"  # "flat" | "kohya" | "mixed"
+    concepts: dict[str, int] = field(default_factory=dict)  # kohya folder -> repeats
+
+    def concept_of(self, rel: str) -> str:
+        """The top-level folder of a file ('' for files at the root)."""
+        return rel.split("/", 1)[0] if "/" in rel else ""
+
+
+def _check_root(root: Path) -> None:
+    try:
+        mode = root.stat().st_mode
+    except FileNotFoundError as exc:
+        raise NotFoundError(
+            f"The dataset folder '{root}' does not exist.",
+            kind="dataset",
+            name=str(root),
+            hint="Check the path, or put your images in workspace/datasets/<name>/ first.",
+        ) from exc
+    if not stat.S_ISDIR(mode):
+        raise InvalidRequestError(
+            f"'{root}' is a file, not a folder.", hint="Give the folder that holds your training images."
+        )
+
+
+def scan_dataset(root: Path) -> DatasetScan:
+    """Walk ``root`` (blocking: run it in a worker thread).
+
+    Raises:
+        NotFoundError: the folder does not exist.
+        InvalidRequestError: the path is a file.
+    """
+    _check_root(root)
+    scan = DatasetScan(root=root)
+    _walk(root, "", scan, depth=0)
+    scan.images.sort(key=lambda e: e.rel)
+    scan.captions.sort(key=lambda e: e.rel)
+    _detect_layout(scan)
+    return scan
+
+
+def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int) -> None:
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except PermissionError:
+        scan.unreadable.append((prefix.rstrip("/") or ".", "permission denied on the folder"))
+        return
+    except OSError as exc:
+        scan.unreadable.append((prefix.rstrip("/") or ".", exc.strerror or "cannot be listed"))
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        rel = prefix + entry.name
+        if entry.is_symlink():
+            _add_symlink(entry, rel, scan)
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if depth == 0 and entry.name == QUARANTINE_DIR:
+                continue
+            if depth < 8:
+                _walk(Path(entry.path), rel + "/", scan, depth + 1)
+            continue
+        _add_file(entry, rel, scan)
+
+
+def _add_symlink(entry: os.DirEntry[str], rel: str, scan: DatasetScan) -> None:
+    # A linked file is fine (artists link images from elsewhere); a linked folder is not followed.
+    try:
+        if entry.is_file(follow_symlinks=True):
+            _add_file(entry, rel, scan, follow=True)
+            return
+    except OSError:
+        pass
+    scan.skipped_links.append(rel)
+
+
+def _add_file(entry: os.DirEntry[str], rel: str, scan: DatasetScan, *, follow: bool = False) -> None:
+    suffix = os.path.splitext(entry.name)[1].lower()
+    is_image = suffix in IMAGE_EXTENSIONS
+    is_caption = suffix in CAPTION_EXTENSIONS
+    if not (is_image or is_caption):
+        return
+    try:
+        st = entry.stat(follow_symlinks=follow)
+    except OSError as exc:
+        scan.unreadable.append((rel, exc.strerror or "cannot be read"))
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return
+    if not os.access(entry.path, os.R_OK):
+        scan.unreadable.append((rel, "permission denied"))
+        return
+    item = FileEntry(rel=rel, path=Path(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns)
+    (scan.images if is_image else scan.captions).append(item)
+
+
+def _detect_layout(scan: DatasetScan) -> None:
+    top_level = {scan.concept_of(e.rel) for e in scan.images}
+    kohya = {name: int(m.group(1)) for name in top_level if name and (m := KOHYA_FOLDER.match(name))}
+    other = top_level - set(kohya)
+    scan.concepts = dict(sorted(kohya.items()))
+    if kohya and not other:
+        scan.layout = "kohya"
+    elif kohya:
+        scan.layout = "mixed"
+    else:
+        scan.layout = "flat"
+
+
+def dataset_fingerprint(path: Path) -> str:
+    """A cheap, stable digest of a dataset: sorted relative paths, sizes and mtimes of images and captions.
+
+    Any added, removed, renamed, resized or touched image or caption changes it. Files in
+    ``quarantine/`` and hidden files do not count.
+
+    Raises:
+        NotFoundError: the folder does not exist.
+        InvalidRequestError: the path is a file.
+    """
+    scan = scan_dataset(Path(path))
+    digest = hashlib.sha256()
+    for entry in sorted([*scan.images, *scan.captions], key=lambda e: e.rel):
+        digest.update(f"{entry.rel}\x00{entry.size}\x00{entry.mtime_ns}\n".encode())
+    return digest.hexdigest()

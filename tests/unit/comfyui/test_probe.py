@@ -1,0 +1,54 @@
+"""probe_client against recorded answers (MockTransport), and probe_servers against a closed port."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ategnatos_mcp.comfyui import probe_servers
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.probe import probe_client
+
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
+
+
+def _recorded(name: str) -> httpx.Response:
+    exchange = json.loads((FIX / name).read_text(encoding="utf-8"))["response"]
+    return httpx.Response(exchange["status"], json=exchange["body"])
+
+
+def _handler(request: httpx.Request) -> httpx.Response:
+    routes = {
+        "/system_stats": "get_system_stats.json",
+        "/queue": "get_queue_running_and_pending.json",
+        "/models": "get_models.json",
+        "/models/checkpoints": "get_models_checkpoints.json",
+        "/models/upscale_models": "get_models_upscale_models.json",
+    }
+    if request.url.path in routes:
+        return _recorded(routes[request.url.path])
+    if request.url.path.startswith("/models/"):
+        return httpx.Response(200, json=[])
+    return httpx.Response(404)
+
+
+@pytest.mark.anyio
+async def test_probe_reports_version_queue_and_models_from_recorded_answers() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_handler)) as http:
+        probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
+    assert probe.reachable and probe.error is None
+    assert probe.version == "0.3.64"
+    assert (probe.queue_running, probe.queue_pending) == (1, 3)
+    assert probe.models["checkpoints"] == ["mcp_random_sd15_layout.safetensors"]
+    assert probe.models["upscale_models"] == ["mcp_tiny_compact_x2.safetensors"]
+    assert probe.devices == ["cpu"]
+
+
+@pytest.mark.anyio
+async def test_probe_of_a_closed_port_says_how_to_start_comfyui() -> None:
+    [probe] = await probe_servers(["http://127.0.0.1:9"], timeout=2)
+    assert not probe.reachable
+    assert probe.error is not None and "Start ComfyUI" in probe.error and "--port 9" in probe.error

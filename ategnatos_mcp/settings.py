@@ -42,9 +42,13 @@ class ComfyUISettings(_Section):
     urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:8188"])
     request_timeout_seconds: float = Field(default=30.0, gt=0)
     upload_timeout_seconds: float = Field(default=120.0, gt=0)
-    max_wait_seconds: float = Field(default=50.0, gt=0, description="Longest a tool call waits before handing back a job handle.")
+    max_wait_seconds: float = Field(
+        default=50.0, gt=0, description="Longest a tool call waits before handing back a job handle."
+    )
     preview_max_side: int = Field(default=768, ge=64)
-    preview_budget_bytes: int = Field(default=1_000_000, ge=50_000, description="All inline previews of one answer together.")
+    preview_budget_bytes: int = Field(
+        default=1_000_000, ge=50_000, description="All inline previews of one answer together."
+    )
     down_retry_seconds: float = Field(default=30.0, gt=0)
 
     @field_validator("urls", mode="before")
@@ -63,8 +67,12 @@ class GpuSettings(_Section):
     monthly_usd_cap: float = Field(default=200.0, gt=0)
     quote_ttl_seconds: int = Field(default=600, gt=0)
     boot_timeout_seconds: int = Field(default=900, gt=0)
-    idle_stop_minutes: int = Field(default=60, ge=0, description="0 turns the idle watchdog's stop off (it still warns).")
-    ssh_key_dir: Path | None = Field(default=None, description="Where the SSH key lives; default ~/.config/ategnatos/ssh.")
+    idle_stop_minutes: int = Field(
+        default=60, ge=0, description="0 turns the idle watchdog's stop off (it still warns)."
+    )
+    ssh_key_dir: Path | None = Field(
+        default=None, description="Where the SSH key lives; default ~/.config/ategnatos/ssh."
+    )
 
 
 class DatasetSettings(_Section):
@@ -94,6 +102,7 @@ class Settings(BaseSettings):
     extra_roots: list[Path] = Field(default_factory=list, description="Other folders tools may read (e.g. your art).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     http_token: SecretStr | None = Field(default=None, description="Bearer token for `serve --http`.")
+    nvidia_smi: str = Field(default="nvidia-smi", description="The nvidia-smi command used to detect GPUs.")
 
     comfyui: ComfyUISettings = Field(default_factory=ComfyUISettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)

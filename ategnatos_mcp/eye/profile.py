@@ -204,7 +204,9 @@ def _add(
     )
     profile.entries.append(entry)
     word = {"prefer": "a preference", "avoid": "something to AVOID", "never": "a NEVER"}[checked_level]
-    return EyeChange(action="add", entry=entry, changed=True, message=f"Added {word}: '{cleaned}' ({checked_category}).")
+    return EyeChange(
+        action="add", entry=entry, changed=True, message=f"Added {word}: '{cleaned}' ({checked_category})."
+    )
 
 
 def _words(text: str) -> set[str]:

@@ -1,11 +1,156 @@
-"""MCP adapter for the eye domain (placeholder until its issue lands)."""
+"""MCP adapter for the eye (taste profile): eye_update, eye_query, ategnatos://eye."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.eye import (
+    CATEGORIES,
+    EYE_DOCUMENT,
+    EYE_VIEW,
+    EyeAction,
+    EyeProfile,
+    EyeQuery,
+    Preference,
+    apply_change,
+    query_profile,
+    render_eye,
+)
+from ategnatos_mcp.tools._common import app_of, guard, respond
+
+__all__ = ["register"]
+
+
+class EyeUpdateResult(BaseModel):
+    action: EyeAction
+    changed: bool
+    message: str
+    entry: Preference | None
+    total_entries: int
+    notices: list[str] = Field(default_factory=list, description="E.g. hand edits of eye.md imported or kept aside.")
+
+
+class EyeQueryResult(EyeQuery):
+    entries: list[Preference] = Field(default_factory=list, description="Full entries with evidence (detail=true).")
+    notices: list[str] = Field(default_factory=list)
+
+
+@guard
+async def eye_update(
+    ctx: Context[AppContext],
+    action: Annotated[
+        EyeAction,
+        Field(
+            description="add a preference; confirm it again (counts once per day); weaken it; contradict it "
+            "(when feedback goes against it); remove it (only when the artist asks); set_level (prefer/avoid/never)."
+        ),
+    ],
+    text: Annotated[
+        str | None, Field(description="The preference in a short phrase, e.g. 'muted earth tones'. Needed for add.")
+    ] = None,
+    category: Annotated[str | None, Field(description=f"For add: one of {', '.join(CATEGORIES)}.")] = None,
+    entry_id: Annotated[
+        str | None, Field(description="Id of the entry to change (from eye_query); or give text.")
+    ] = None,
+    level: Annotated[
+        Literal["prefer", "avoid", "never"] | None,
+        Field(description="prefer (default), avoid (default negative, can be overridden), never (always excluded)."),
+    ] = None,
+    terms: Annotated[
+        list[str] | None, Field(description="Prompt words for this entry, e.g. ['earth tones', 'amber']. Optional.")
+    ] = None,
+    families: Annotated[
+        list[str] | None, Field(description="Model families it applies to (e.g. ['pony']); empty = all.")
+    ] = None,
+    note: Annotated[str, Field(description="The evidence: what the artist said or approved, in their words.")] = "",
+) -> Annotated[CallToolResult, EyeUpdateResult]:
+    """Record the artist's taste. The only tool that writes the taste profile (grimoire/eye.md).
+
+    Use it when the artist states or shows a preference, approves or rejects a result for a reason that will
+    hold again, or asks to forget something. Every entry keeps its evidence and can be removed.
+    """
+    app = app_of(ctx)
+    async with app.store.update(EYE_DOCUMENT, EyeProfile) as upd:
+        change = apply_change(
+            upd.doc,
+            action,
+            now=app.clock(),
+            entry_id=entry_id,
+            category=category,
+            text=text,
+            level=level,
+            terms=terms,
+            families=families,
+            note=note,
+            session=app.session_id,
+        )
+        upd.discard = not change.changed and not upd.notices
+        total = len(upd.doc.entries)
+        notices = list(upd.notices)
+    result = EyeUpdateResult(
+        action=action,
+        changed=change.changed,
+        message=change.message,
+        entry=change.entry,
+        total_entries=total,
+        notices=notices,
+    )
+    return respond(result, "\n".join([change.message, *notices]))
+
+
+@guard
+async def eye_query(
+    ctx: Context[AppContext],
+    family: Annotated[str | None, Field(description="Model family the prompt is for, e.g. sdxl, pony, flux.")] = None,
+    subject: Annotated[str | None, Field(description="What the image shows, e.g. 'mascot', 'landscape'.")] = None,
+    request: Annotated[
+        str | None, Field(description="The artist's request in their words; checked against AVOID and NEVER.")
+    ] = None,
+    detail: Annotated[bool, Field(description="Also return every entry with its evidence.")] = False,
+) -> Annotated[CallToolResult, EyeQueryResult]:
+    """Read the taste profile for a piece of work: prompt terms to add, negative terms, and conflicts.
+
+    NEVER entries always land in the negative, and are flagged when the request asks for them (tell the artist).
+    AVOID entries are default negatives, dropped when the request explicitly asks for them.
+    """
+    app = app_of(ctx)
+    profile = await app.store.read(EYE_DOCUMENT, EyeProfile)
+    query = query_profile(profile, family=family, subject=subject, request=request)
+    result = EyeQueryResult(**query.model_dump(), entries=profile.entries if detail else [])
+    lines = [f"{len(profile.entries)} taste entries; {len(query.used_entries)} apply here."]
+    if query.positive_terms:
+        lines.append("Add: " + ", ".join(query.positive_terms))
+    if query.negative_terms:
+        lines.append("Negative: " + ", ".join(query.negative_terms))
+    if query.never_conflicts:
+        lines.append(
+            "CONFLICT — the request asks for something the artist NEVER wants: " + ", ".join(query.never_conflicts)
+        )
+    if query.avoid_overrides:
+        lines.append("The request overrides these AVOID entries: " + ", ".join(query.avoid_overrides))
+    if query.combos:
+        lines.append("Known good combos: " + "; ".join(query.combos))
+    return respond(result, "\n".join(lines))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the eye's tools and resources."""
+    app.store.register_view(EYE_DOCUMENT, EYE_VIEW)
+    server.add_tool(eye_update, name="eye_update")
+    server.add_tool(eye_query, name="eye_query")
+
+    async def eye_markdown() -> str:
+        return render_eye(await app.store.read(EYE_DOCUMENT, EyeProfile))
+
+    async def eye_json() -> str:
+        return (await app.store.read(EYE_DOCUMENT, EyeProfile)).model_dump_json(indent=2)
+
+    server.resource("ategnatos://eye", name="eye", title="Taste profile", mime_type="text/markdown")(eye_markdown)
+    server.resource(
+        "ategnatos://eye.json", name="eye-json", title="Taste profile (JSON)", mime_type="application/json"
+    )(eye_json)

@@ -1,11 +1,133 @@
-"""MCP adapter for the studio domain (placeholder until its issue lands)."""
+"""MCP adapter for the studio inventory: studio_register, studio_detect, ategnatos://studio."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.studio import (
+    STUDIO_DOCUMENT,
+    STUDIO_VIEW,
+    EntryKind,
+    Environment,
+    ModelKind,
+    RegisterAction,
+    StudioInventory,
+    describe_environment,
+    detect_environment,
+    probe_comfyui,
+    register_entry,
+    render_studio,
+)
+from ategnatos_mcp.tools._common import app_of, guard, respond
+
+__all__ = ["register"]
+
+
+class RegisterResult(BaseModel):
+    message: str
+    kind: EntryKind
+    entry: dict[str, Any] | None
+    counts: dict[str, int]
+    notices: list[str] = Field(default_factory=list)
+
+
+class DetectResult(BaseModel):
+    environment: Environment
+    summary: list[str]
+    notices: list[str] = Field(default_factory=list)
+
+
+@guard
+async def studio_register(
+    ctx: Context[AppContext],
+    kind: Annotated[EntryKind, Field(description="model (checkpoint, VAE, upscaler...), lora, or workflow.")],
+    action: Annotated[RegisterAction, Field(description="add (or replace), update (change given fields), remove.")],
+    name: Annotated[str, Field(description="The entry's name, e.g. 'Pony V6 XL' or 'mibera-style-v2'.")],
+    model_kind: Annotated[ModelKind | None, Field(description="For models: checkpoint, vae, upscaler, ...")] = None,
+    base: Annotated[str | None, Field(description="Model family / base model, e.g. SDXL, Pony, FLUX.1.")] = None,
+    trigger_words: Annotated[list[str] | None, Field(description="For LoRAs: words that switch it on.")] = None,
+    weight_min: Annotated[float | None, Field(description="For LoRAs: lowest useful weight, e.g. 0.6.")] = None,
+    weight_max: Annotated[float | None, Field(description="For LoRAs: highest useful weight, e.g. 0.8.")] = None,
+    trained_on: Annotated[str | None, Field(description="For LoRAs: what it was trained on (provenance).")] = None,
+    good_for: Annotated[str | None, Field(description="For models: what it is good at.")] = None,
+    settings: Annotated[
+        str | None, Field(description="For models: settings that work, e.g. 'CFG 7, clip_skip 2'.")
+    ] = None,
+    location: Annotated[str | None, Field(description="Where the file lives (path or URL).")] = None,
+    provenance: Annotated[str | None, Field(description="For models: source, author, licence.")] = None,
+    description: Annotated[str | None, Field(description="For workflows: what it does.")] = None,
+) -> Annotated[CallToolResult, RegisterResult]:
+    """Add, update or remove a checkpoint, LoRA or workflow in the artist's studio inventory (grimoire/studio.md)."""
+    app = app_of(ctx)
+    fields: dict[str, Any] = {"location": location}
+    if kind == "model":
+        fields |= {
+            "kind": model_kind,
+            "base": base,
+            "good_for": good_for,
+            "settings": settings,
+            "provenance": provenance,
+        }
+    elif kind == "lora":
+        fields |= {"trigger_words": trigger_words, "weight_min": weight_min, "weight_max": weight_max}
+        fields |= {"base_model": base, "trained_on": trained_on}
+    else:
+        fields |= {"description": description}
+    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
+        message, entry = register_entry(upd.doc, kind, action, name, fields)
+        counts = {"models": len(upd.doc.models), "loras": len(upd.doc.loras), "workflows": len(upd.doc.workflows)}
+        notices = list(upd.notices)
+    result = RegisterResult(
+        message=message,
+        kind=kind,
+        entry=entry.model_dump(mode="json") if entry else None,
+        counts=counts,
+        notices=notices,
+    )
+    return respond(result, "\n".join([message, *notices]))
+
+
+@guard
+async def studio_detect(ctx: Context[AppContext]) -> Annotated[CallToolResult, DetectResult]:
+    """Detect this machine's GPU (nvidia-smi), driver, CUDA, VRAM, free disk, each configured ComfyUI server,
+    and which GPU cloud keys are set (never their values); record it in the studio inventory."""
+    app = app_of(ctx)
+    settings = app.settings
+    env = await detect_environment(
+        now=app.clock(),
+        disk_path=settings.home,
+        provider_keys=settings.provider_keys_present(),
+        comfyui_urls=settings.comfyui.urls,
+        probe_comfyui=probe_comfyui,
+        nvidia_smi=settings.nvidia_smi,
+    )
+    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
+        upd.doc.environment = env
+        notices = list(upd.notices)
+    summary = describe_environment(env)
+    return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the studio's tools and resources."""
+    app.store.register_view(STUDIO_DOCUMENT, STUDIO_VIEW)
+    server.add_tool(studio_register, name="studio_register")
+    server.add_tool(studio_detect, name="studio_detect")
+
+    async def studio_markdown() -> str:
+        return render_studio(await app.store.read(STUDIO_DOCUMENT, StudioInventory))
+
+    async def studio_json() -> str:
+        return (await app.store.read(STUDIO_DOCUMENT, StudioInventory)).model_dump_json(indent=2)
+
+    server.resource("ategnatos://studio", name="studio", title="Studio inventory", mime_type="text/markdown")(
+        studio_markdown
+    )
+    server.resource(
+        "ategnatos://studio.json", name="studio-json", title="Studio inventory (JSON)", mime_type="application/json"
+    )(studio_json)

@@ -1,0 +1,153 @@
+"""``ategnatos-mcp``: serve (stdio or streamable HTTP), doctor, install-skills, --version. Logs go to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ategnatos_mcp import __version__
+from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.settings import Settings, load_settings
+
+__all__ = ["BearerAuth", "main"]
+
+DEFAULT_HTTP = "127.0.0.1:8765"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ategnatos-mcp", description="Ategnatos: an AI-art studio MCP server.")
+    parser.add_argument("--version", action="version", version=f"ategnatos-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument(
+        "--http",
+        nargs="?",
+        const=DEFAULT_HTTP,
+        metavar="HOST:PORT",
+        help=f"serve streamable HTTP instead of stdio (default {DEFAULT_HTTP}); always behind a bearer token",
+    )
+    commands.add_parser("doctor", help="say in plain words what is configured, detected and missing")
+    install = commands.add_parser("install-skills", help="copy the skills into a project's .claude/skills/")
+    install.add_argument("target", nargs="?", default=".", help="the project folder (default: here)")
+    install.add_argument("--force", action="store_true", help="overwrite skill files you changed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+        logging.getLogger().setLevel(settings.log_level)
+        if args.command == "doctor":
+            return _doctor(settings)
+        if args.command == "install-skills":
+            return _install_skills(Path(args.target), force=args.force)
+        return _serve(settings, args.http if args.command == "serve" else None)
+    except AtegnatosError as exc:
+        print(f"ategnatos-mcp: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(settings: Settings, http: str | None) -> int:
+    from ategnatos_mcp.server import build_server
+
+    server = build_server(settings)
+    if http is None:
+        server.run("stdio")
+        return 0
+    host, _, port_text = http.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port_text.isdigit():
+        print(f"ategnatos-mcp: '{http}' is not HOST:PORT, e.g. {DEFAULT_HTTP}", file=sys.stderr)
+        return 2
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    if token is None:
+        if host not in _LOOPBACK:
+            print(
+                f"ategnatos-mcp: refusing to listen on {host} without a token. Set ATEGNATOS_HTTP_TOKEN to a long "
+                "random value first (clients send it as 'Authorization: Bearer <token>').",
+                file=sys.stderr,
+            )
+            return 2
+        token = secrets.token_urlsafe(32)
+        print(f"ategnatos-mcp: bearer token for this run: {token}", file=sys.stderr)
+    import uvicorn
+
+    app = BearerAuth(server.streamable_http_app(host=host), token)
+    print(f"ategnatos-mcp: serving MCP at http://{host}:{port_text}/mcp", file=sys.stderr)
+    uvicorn.run(app, host=host, port=int(port_text), log_level=settings.log_level.lower())
+    return 0
+
+
+class BearerAuth:
+    """ASGI wrapper: every HTTP request must carry ``Authorization: Bearer <token>``."""
+
+    def __init__(self, app: Any, token: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope.get("headers") or [])
+            if not hmac.compare_digest(headers.get(b"authorization", b""), self._expected):
+                await send(
+                    {"type": "http.response.start", "status": 401, "headers": [(b"content-type", b"text/plain")]}
+                )
+                await send({"type": "http.response.body", "body": b"Missing or wrong bearer token.\n"})
+                return
+        await self.app(scope, receive, send)
+
+
+def _doctor(settings: Settings) -> int:
+    import anyio
+
+    from ategnatos_mcp.context import utc_now
+    from ategnatos_mcp.studio import describe_environment, detect_environment, probe_comfyui
+
+    async def run() -> list[str]:
+        env = await detect_environment(
+            now=utc_now(),
+            disk_path=settings.home,
+            provider_keys=settings.provider_keys_present(),
+            comfyui_urls=settings.comfyui.urls,
+            probe_comfyui=probe_comfyui,
+            nvidia_smi=settings.nvidia_smi,
+        )
+        return describe_environment(env)
+
+    print(f"Ategnatos {__version__}")
+    print(f"Project folder: {settings.home}")
+    config = settings.home / "ategnatos.toml"
+    print(f"Settings file: {config if config.is_file() else 'none (defaults and environment variables in use)'}")
+    print(
+        f"Grimoire: {settings.grimoire_dir} ({'exists' if settings.grimoire_dir.is_dir() else 'created on first use'})"
+    )
+    print(
+        f"Budget caps: ${settings.gpu.max_usd_per_hour:.2f}/hour, {settings.gpu.max_hours_per_instance:g} h per "
+        f"instance, ${settings.gpu.monthly_usd_cap:.0f}/month"
+    )
+    for line in anyio.run(run):
+        print(f"- {line}")
+    return 0
+
+
+def _install_skills(target: Path, *, force: bool) -> int:
+    from ategnatos_mcp.skills_catalog import install_skills
+
+    written = install_skills(target.resolve() / ".claude" / "skills", force=force)
+    for path in written:
+        print(f"installed {path}")
+    print(f"{len(written)} skill files installed under {target.resolve() / '.claude' / 'skills'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""Adding, updating and removing inventory entries."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.studio.models import LoraEntry, ModelEntry, StudioInventory, WorkflowEntry
+
+__all__ = ["EntryKind", "RegisterAction", "register_entry"]
+
+EntryKind = Literal["model", "lora", "workflow"]
+RegisterAction = Literal["add", "update", "remove"]
+
+_MODELS: dict[str, type[BaseModel]] = {"model": ModelEntry, "lora": LoraEntry, "workflow": WorkflowEntry}
+_LISTS = {"model": "models", "lora": "loras", "workflow": "workflows"}
+
+
+def register_entry(
+    inv: StudioInventory, kind: EntryKind, action: RegisterAction, name: str, fields: dict[str, Any]
+) -> tuple[str, BaseModel | None]:
+    """Apply one change in place; returns a plain message and the entry afterwards (None when removed).
+
+    Raises:
+        InvalidRequestError: unknown fields or values that do not fit the entry.
+        NotFoundError: updating or removing an entry that does not exist.
+    """
+    name = " ".join(name.split())
+    if not name or len(name) > 200:
+        raise InvalidRequestError("The entry needs a name (at most 200 characters).", hint="Name the file or LoRA.")
+    entries: list[Any] = getattr(inv, _LISTS[kind])
+    index = next((i for i, e in enumerate(entries) if e.name.casefold() == name.casefold()), None)
+    label = {"model": "model", "lora": "LoRA", "workflow": "workflow"}[kind]
+    if action == "remove":
+        if index is None:
+            raise _missing(label, name, entries)
+        entries.pop(index)
+        return f"Removed {label} '{name}' from the studio inventory.", None
+    if action == "update" and index is None:
+        raise _missing(label, name, entries)
+    base = entries[index].model_dump() if index is not None else {}
+    merged = {**base, **{k: v for k, v in fields.items() if v is not None}, "name": name}
+    entry = _validate(_MODELS[kind], merged, label)
+    if isinstance(entry, LoraEntry) and entry.weight_min > entry.weight_max:
+        raise InvalidRequestError(
+            f"The weight range {entry.weight_min}-{entry.weight_max} is upside down.",
+            hint="Give weight_min no larger than weight_max, e.g. 0.6 and 0.8.",
+        )
+    if index is None:
+        entries.append(entry)
+        return f"Added {label} '{name}' to the studio inventory.", entry
+    entries[index] = entry
+    verb = "Updated" if action == "update" else "Replaced"
+    return f"{verb} {label} '{name}'.", entry
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], label: str) -> BaseModel:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        allowed = ", ".join(model.model_fields)
+        raise InvalidRequestError(
+            f"The {label} field `{where}` is not usable: {first['msg']}.",
+            hint=f"Fields a {label} takes: {allowed}.",
+        ) from exc
+
+
+def _missing(label: str, name: str, entries: list[Any]) -> NotFoundError:
+    known = ", ".join(e.name for e in entries[:20]) or "none yet"
+    return NotFoundError(
+        f"There is no {label} called '{name}' in the studio inventory.",
+        kind=label,
+        name=name,
+        hint=f"Known {label}s: {known}. Use action 'add' to register it.",
+    )

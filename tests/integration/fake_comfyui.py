@@ -1,0 +1,422 @@
+"""A protocol-faithful fake ComfyUI 0.3.64: real HTTP + websocket on 127.0.0.1 (starlette + uvicorn).
+
+Built from the recordings in ``tests/fixtures/comfyui`` (copied from ``../shared/comfyui``): the same
+routes (also under ``/api``), bodies, status codes, websocket message order and cache behaviour.
+Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` (answer slowly),
+``fail_class`` (raise at execution), ``drop_ws_on`` (close sockets at an event), ``hold`` (pause before a
+node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import json
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from tests.integration.fake_validation import validate_prompt
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui"
+
+MODEL_INPUTS: dict[tuple[str, str], str] = {
+    ("CheckpointLoaderSimple", "ckpt_name"): "checkpoints",
+    ("LoraLoader", "lora_name"): "loras",
+    ("LoraLoaderModelOnly", "lora_name"): "loras",
+    ("UpscaleModelLoader", "model_name"): "upscale_models",
+    ("ControlNetLoader", "control_net_name"): "controlnet",
+    ("UNETLoader", "unet_name"): "diffusion_models",
+    ("VAELoader", "vae_name"): "vae",
+    ("DualCLIPLoader", "clip_name1"): "text_encoders",
+    ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("LoadImage", "image"): "input",
+}
+ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
+
+
+def load_object_info() -> dict[str, Any]:
+    with gzip.open(FIXTURES / "get_object_info_full.json.gz", "rt", encoding="utf-8") as fh:
+        return json.load(fh)["response"]["body"]
+
+
+_OBJECT_INFO: dict[str, Any] | None = None
+
+
+def _base_object_info() -> dict[str, Any]:
+    global _OBJECT_INFO
+    if _OBJECT_INFO is None:
+        _OBJECT_INFO = load_object_info()
+    return _OBJECT_INFO
+
+
+class FakeComfyUI:
+    """State + behaviour of one fake server. Use ``async with serve_fake() as fake``."""
+
+    def __init__(self, *, node_seconds: float = 0.0, image_bytes: bytes | None = None) -> None:
+        self.node_seconds = node_seconds
+        self.response_delay = 0.0
+        self.fail_class: str | None = None
+        self.drop_ws_on: str | None = None
+        self.hold_class: str | None = None
+        self.hold_reached = anyio.Event()
+        self.hold_release = anyio.Event()
+        self.image_bytes = image_bytes or (FIXTURES / "view_txt2img.png").read_bytes()
+        self.models: dict[str, list[str]] = {
+            "checkpoints": ["mcp_random_sd15_layout.safetensors"],
+            "loras": [],
+            "upscale_models": ["mcp_tiny_compact_x2.safetensors"],
+            "controlnet": [],
+            "diffusion_models": [],
+            "vae": ["pixel_space"],
+            "text_encoders": [],
+            "input": ["example.png"],
+        }
+        self.port = 0
+        self.requests: list[tuple[str, str]] = []
+        self.prompts: list[dict[str, Any]] = []
+        self._reset()
+
+    def _reset(self) -> None:
+        self.number = 0
+        self.queue: list[tuple[float, str, dict[str, Any], dict[str, Any], list[str]]] = []
+        self.running: tuple[float, str, dict[str, Any], dict[str, Any], list[str]] | None = None
+        self.history: dict[str, Any] = {}
+        self.sockets: dict[str, list[WebSocket]] = {}
+        self.cache: dict[str, dict[str, Any] | None] = {}
+        self.interrupted = False
+        self.wake = anyio.Event()
+        self.files: dict[tuple[str, str, str], bytes] = {("input", "", "example.png"): self.image_bytes}
+        self.counters: dict[str, int] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # --- models ------------------------------------------------------------------------------------
+    def add_model(self, folder: str, name: str) -> None:
+        self.models.setdefault(folder, []).append(name)
+
+    def remove_model(self, folder: str, name: str) -> None:
+        self.models[folder].remove(name)
+
+    def object_info(self) -> dict[str, Any]:
+        info = copy.copy(_base_object_info())
+        for (cls, name), folder in MODEL_INPUTS.items():
+            node = copy.deepcopy(info[cls])
+            spec = node["input"]["required"][name]
+            if spec[0] == "COMBO":
+                spec[1]["options"] = list(self.models.get(folder, []))
+            else:
+                spec[0] = list(self.models.get(folder, []))
+            info[cls] = node
+        return info
+
+    # --- websocket ---------------------------------------------------------------------------------
+    async def send(self, client_id: str | None, kind: str, data: dict[str, Any]) -> None:
+        targets = [ws for cid, socks in self.sockets.items() for ws in socks if client_id is None or cid == client_id]
+        text = json.dumps({"type": kind, "data": data})
+        for ws in targets:
+            try:
+                await ws.send_text(text)
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass
+        if self.drop_ws_on == kind and client_id is not None:
+            self.drop_ws_on = None
+            for ws in self.sockets.pop(client_id, []):
+                await ws.close(code=1011)
+
+    async def status(self) -> None:
+        remaining = len(self.queue) + (1 if self.running else 0)
+        await self.send(None, "status", {"status": {"exec_info": {"queue_remaining": remaining}}})
+
+    # --- the executor -------------------------------------------------------------------------------
+    async def worker(self) -> None:
+        while True:
+            if not self.queue:
+                self.wake = anyio.Event()
+                await self.wake.wait()
+                continue
+            self.queue.sort(key=lambda item: item[0])
+            self.running = self.queue.pop(0)
+            try:
+                await self._execute(*self.running)
+            finally:
+                self.running = None
+                self.interrupted = False
+
+    def _signature(self, prompt: dict[str, Any], node_id: str, memo: dict[str, str]) -> str:
+        if node_id not in memo:
+            node = prompt[node_id]
+            parts = {
+                k: (["link", self._signature(prompt, v[0], memo), v[1]] if _is_link(v) else v)
+                for k, v in sorted(node["inputs"].items())
+            }
+            memo[node_id] = hashlib.sha1(json.dumps([node["class_type"], parts]).encode()).hexdigest()
+        return memo[node_id]
+
+    async def _execute(
+        self, number: float, prompt_id: str, prompt: dict[str, Any], extra: dict[str, Any], outputs: list[str]
+    ) -> None:
+        cid = extra.get("client_id")
+        messages: list[list[Any]] = []
+
+        async def emit(kind: str, data: dict[str, Any], *, record: bool = False) -> None:
+            if record:
+                messages.append([kind, data])
+            await self.send(cid, kind, data)
+
+        order = _topological(prompt, outputs)
+        memo: dict[str, str] = {}
+        cached = [n for n in order if self._signature(prompt, n, memo) in self.cache]
+        await emit("execution_start", {"prompt_id": prompt_id, "timestamp": _ms()}, record=True)
+        await emit("execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": _ms()}, record=True)
+        results: dict[str, Any] = {}
+        executed: list[str] = []
+        for node_id in order:
+            node = prompt[node_id]
+            sig = self._signature(prompt, node_id, memo)
+            if node_id in cached:
+                if self.cache[sig] is not None:
+                    results[node_id] = self.cache[sig]
+                    await emit("executed", _executed(node_id, self.cache[sig], prompt_id))
+                continue
+            await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
+            error = await self._run_node(node_id, node, prompt_id, emit)
+            if error == "interrupted":
+                data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": node["class_type"]}
+                await emit("execution_interrupted", {**data, "executed": executed, "timestamp": _ms()}, record=True)
+                return await self._finish(prompt_id, number, prompt, extra, outputs, results, messages, "error")
+            if error is not None:
+                data = {
+                    "prompt_id": prompt_id,
+                    "node_id": node_id,
+                    "node_type": node["class_type"],
+                    "executed": executed,
+                    "exception_message": error,
+                    "exception_type": "Exception",
+                    "traceback": ['  File "<COMFYUI_ROOT>/execution.py", line 496, in execute\n'],
+                    "current_inputs": {},
+                    "current_outputs": cached + executed,
+                    "timestamp": _ms(),
+                }
+                await emit("execution_error", data, record=True)
+                return await self._finish(prompt_id, number, prompt, extra, outputs, results, messages, "error")
+            output = self._outputs_of(node)
+            self.cache[sig] = output
+            executed.append(node_id)
+            if output is not None:
+                results[node_id] = output
+                await emit("executed", _executed(node_id, output, prompt_id))
+        await emit("execution_success", {"prompt_id": prompt_id, "timestamp": _ms()}, record=True)
+        await self._finish(prompt_id, number, prompt, extra, outputs, results, messages, "success")
+
+    async def _run_node(self, node_id: str, node: dict[str, Any], prompt_id: str, emit: Any) -> str | None:
+        if self.interrupted:
+            return "interrupted"
+        if node["class_type"] == self.hold_class:
+            self.hold_reached.set()
+            await self.hold_release.wait()
+            if self.interrupted:
+                return "interrupted"
+        steps = int(node["inputs"].get("steps", 1)) if node["class_type"].startswith("KSampler") else 1
+        for step in range(steps):
+            if self.node_seconds:
+                await anyio.sleep(self.node_seconds / steps)
+            if self.interrupted:
+                return "interrupted"
+            if steps > 1:
+                await emit("progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id, "node": node_id})
+        if node["class_type"] == self.fail_class:
+            return f"{node['class_type']} failed: simulated out of memory"
+        prefix = str(node["inputs"].get("filename_prefix", ""))
+        if ".." in prefix:
+            return "**** ERROR: Saving image outside the output folder is not allowed."
+        return None
+
+    def _outputs_of(self, node: dict[str, Any]) -> dict[str, Any] | None:
+        cls = node["class_type"]
+        if cls not in ("SaveImage", "PreviewImage"):
+            return None
+        batch = max(
+            [int(v) for n in self.prompts[-1].values() for k, v in n["inputs"].items() if k == "batch_size"] or [1]
+        )
+        if cls == "SaveImage":
+            prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
+            subfolder, _, base = prefix.rpartition("/")
+            kind = "output"
+        else:
+            subfolder, base, kind = "", "ComfyUI_temp_" + uuid.uuid4().hex[:5], "temp"
+        images = []
+        for _ in range(batch):
+            key = f"{kind}/{subfolder}/{base}"
+            self.counters[key] = self.counters.get(key, 0) + 1
+            name = f"{base}_{self.counters[key]:05d}_.png"
+            self.files[(kind, subfolder, name)] = self.image_bytes
+            images.append({"filename": name, "subfolder": subfolder, "type": kind})
+        return {"images": images}
+
+    async def _finish(self, prompt_id, number, prompt, extra, outputs, results, messages, status_str) -> None:  # noqa: ANN001
+        self.history[prompt_id] = {
+            "prompt": [number, prompt_id, prompt, extra, outputs],
+            "outputs": results,
+            "status": {"status_str": status_str, "completed": status_str == "success", "messages": messages},
+            "meta": {n: {"node_id": n, "display_node": n, "parent_node": None, "real_node_id": n} for n in results},
+        }
+        self.running = None
+        await self.status()
+        await self.send(extra.get("client_id"), "executing", {"node": None, "prompt_id": prompt_id})
+
+    # --- HTTP ----------------------------------------------------------------------------------------
+    async def submit(self, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return PlainTextResponse(ERROR_500, status_code=500)
+        if "prompt" not in body:
+            err = {"type": "no_prompt", "message": "No prompt provided", "details": "No prompt provided"}
+            return JSONResponse({"error": {**err, "extra_info": {}}, "node_errors": {}}, status_code=400)
+        prompt = body["prompt"]
+        if not isinstance(prompt, dict):
+            return PlainTextResponse(ERROR_500, status_code=500)
+        number = body.get("number", self.number)
+        if "number" not in body:
+            self.number += 1
+        if body.get("front"):
+            number = -number
+        error, node_errors, outputs = validate_prompt(prompt, self.object_info())
+        if error is not None:
+            return JSONResponse({"error": error, "node_errors": node_errors}, status_code=400)
+        prompt_id = str(body.get("prompt_id") or uuid.uuid4())
+        extra = dict(body.get("extra_data") or {})
+        if body.get("client_id"):
+            extra["client_id"] = body["client_id"]
+        self.prompts.append(prompt)
+        self.queue.append((number, prompt_id, prompt, extra, outputs))
+        self.wake.set()
+        await self.status()
+        return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+
+    def app(self) -> Starlette:
+        return Starlette(routes=_routes(self))
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _topological(prompt: dict[str, Any], outputs: list[str]) -> list[str]:
+    order: list[str] = []
+
+    def visit(node_id: str) -> None:
+        if node_id in order:
+            return
+        for value in prompt[node_id]["inputs"].values():
+            if _is_link(value):
+                visit(value[0])
+        order.append(node_id)
+
+    for out in outputs:
+        visit(out)
+    return order
+
+
+def _executed(node_id: str, output: dict[str, Any], prompt_id: str) -> dict[str, Any]:
+    return {"node": node_id, "display_node": node_id, "output": output, "prompt_id": prompt_id}
+
+
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _routes(fake: FakeComfyUI) -> list[Any]:
+    from tests.integration.fake_routes import build_routes
+
+    return build_routes(fake)
+
+
+def _bind(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class _Running:
+    """The uvicorn server of one fake; ``restart`` stops it, forgets queue and history, starts again."""
+
+    def __init__(self, fake: FakeComfyUI, tg: anyio.abc.TaskGroup) -> None:
+        self.fake = fake
+        self.tg = tg
+        self.server: uvicorn.Server | None = None
+        self.stopped = anyio.Event()
+
+    async def start(self) -> None:
+        sock = _bind(self.fake.port)
+        self.fake.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.fake.app(), log_level="error", ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.stopped = anyio.Event()
+        server, stopped = self.server, self.stopped
+
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                stopped.set()
+
+        self.tg.start_soon(run)
+        with anyio.fail_after(5):
+            while not server.started:
+                await anyio.sleep(0.005)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            for socks in list(self.fake.sockets.values()):
+                for ws in socks:
+                    await ws.close(code=1012)
+            self.fake.sockets.clear()
+            self.server.should_exit = True
+            with anyio.fail_after(5):
+                await self.stopped.wait()
+
+
+@asynccontextmanager
+async def serve_fake(**kwargs: Any) -> AsyncIterator[FakeComfyUI]:
+    """Run a fake ComfyUI on a free loopback port for the duration of the block."""
+    fake = FakeComfyUI(**kwargs)
+    async with anyio.create_task_group() as tg:
+        running = _Running(fake, tg)
+        await running.start()
+        worker_scope = anyio.CancelScope()
+
+        async def work() -> None:
+            with worker_scope:
+                await fake.worker()
+
+        tg.start_soon(work)
+
+        async def restart() -> None:
+            worker_scope.cancel()
+            await running.stop()
+            fake._reset()
+            tg.start_soon(fake.worker)
+            await running.start()
+
+        fake.restart = restart  # type: ignore[attr-defined]
+        try:
+            yield fake
+        finally:
+            await running.stop()
+            tg.cancel_scope.cancel()

@@ -1,0 +1,192 @@
+"""HTTP + websocket routes of the fake ComfyUI (shapes and status codes as in the recordings)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+if TYPE_CHECKING:
+    from tests.integration.fake_comfyui import FakeComfyUI
+
+ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
+
+
+def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure per route
+    async def slow(request: Request) -> None:
+        fake.requests.append((request.method, request.url.path))
+        if fake.response_delay:
+            await anyio.sleep(fake.response_delay)
+
+    async def system_stats(request: Request) -> Response:
+        await slow(request)
+        system = {"os": "posix", "comfyui_version": "0.3.64", "python_version": "3.11.7", "argv": ["main.py"]}
+        return JSONResponse({"system": system, "devices": [{"name": "cpu", "type": "cpu", "index": None}]})
+
+    def queue_items(items: list[Any]) -> list[list[Any]]:
+        return [[n, pid, p, extra, outs] for n, pid, p, extra, outs in items]
+
+    async def queue_get(request: Request) -> Response:
+        await slow(request)
+        running = queue_items([fake.running]) if fake.running else []
+        return JSONResponse({"queue_running": running, "queue_pending": queue_items(fake.queue)})
+
+    async def queue_post(request: Request) -> Response:
+        await slow(request)
+        body = await request.json()
+        if body.get("clear"):
+            fake.queue.clear()
+        for pid in body.get("delete", []):
+            fake.queue[:] = [item for item in fake.queue if item[1] != pid]
+        await fake.status()
+        return Response(status_code=200)
+
+    async def prompt_get(request: Request) -> Response:
+        await slow(request)
+        remaining = len(fake.queue) + (1 if fake.running else 0)
+        return JSONResponse({"exec_info": {"queue_remaining": remaining}})
+
+    async def prompt_post(request: Request) -> Response:
+        await slow(request)
+        try:
+            body = json.loads(await request.body())
+        except json.JSONDecodeError:
+            return PlainTextResponse(ERROR_500, status_code=500)
+        return await fake.submit(body)
+
+    async def object_info(request: Request) -> Response:
+        await slow(request)
+        info = fake.object_info()
+        node = request.path_params.get("node")
+        if node is not None:
+            return JSONResponse({node: info[node]} if node in info else {})
+        return JSONResponse(info)
+
+    async def models(request: Request) -> Response:
+        await slow(request)
+        folder = request.path_params.get("folder")
+        if folder is None:
+            return JSONResponse([f for f in fake.models if f != "input"] + ["configs", "vae_approx"])
+        if folder not in fake.models or folder == "input":
+            return Response(status_code=404)
+        return JSONResponse(fake.models[folder])
+
+    async def history_get(request: Request) -> Response:
+        await slow(request)
+        pid = request.path_params.get("prompt_id")
+        if pid is not None:
+            return JSONResponse({pid: fake.history[pid]} if pid in fake.history else {})
+        items = list(fake.history.items())
+        if "max_items" in request.query_params:
+            items = items[-int(request.query_params["max_items"]) :]
+        return JSONResponse(dict(items))
+
+    async def history_post(request: Request) -> Response:
+        await slow(request)
+        body = await request.json()
+        if body.get("clear"):
+            fake.history.clear()
+        for pid in body.get("delete", []):
+            fake.history.pop(pid, None)
+        return Response(status_code=200)
+
+    async def interrupt(request: Request) -> Response:
+        await slow(request)
+        raw = await request.body()
+        body = json.loads(raw) if raw else {}
+        target = body.get("prompt_id")
+        if fake.running and (target is None or target == fake.running[1]):
+            fake.interrupted = True
+            fake.hold_release.set()
+        return Response(status_code=200)
+
+    async def free(request: Request) -> Response:
+        await slow(request)
+        body = await request.json()
+        if body.get("free_memory"):
+            fake.cache.clear()
+        return Response(status_code=200)
+
+    async def view(request: Request) -> Response:
+        await slow(request)
+        q = request.query_params
+        name, sub, kind = q.get("filename", ""), q.get("subfolder", ""), q.get("type", "output")
+        if not name:
+            return Response(status_code=404)
+        if kind not in ("output", "input", "temp") or ".." in name or ".." in sub or name.startswith("/"):
+            return Response(status_code=400)
+        data = fake.files.get((kind, sub, name))
+        if data is None:
+            return Response(status_code=404)
+        headers = {"Content-Disposition": f'filename="{name}"'}
+        return Response(data, media_type="image/png", headers=headers)
+
+    async def upload(request: Request) -> Response:
+        await slow(request)
+        form = await request.form()
+        image = form.get("image")
+        sub = str(form.get("subfolder") or "")
+        if image is None or isinstance(image, str) or ".." in sub or sub.startswith("/"):
+            return Response(status_code=400)
+        kind = str(form.get("type") or "input")
+        overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
+        data = await image.read()
+        name = image.filename or "upload.png"
+        stem, dot, ext = name.rpartition(".")
+        counter = 1
+        while not overwrite and (kind, sub, name) in fake.files and fake.files[(kind, sub, name)] != data:
+            name = f"{stem} ({counter}){dot}{ext}"
+            counter += 1
+        fake.files[(kind, sub, name)] = data
+        if kind == "input" and not sub and name not in fake.models["input"]:
+            fake.models["input"].append(name)
+        elif kind == "input" and sub:
+            fake.models.setdefault("input_sub", []).append(f"{sub}/{name}")
+        return JSONResponse({"name": name, "subfolder": sub, "type": kind})
+
+    async def websocket(ws: WebSocket) -> None:
+        await ws.accept()
+        cid = ws.query_params.get("clientId") or "generated-sid"
+        fake.sockets.setdefault(cid, []).append(ws)
+        remaining = len(fake.queue) + (1 if fake.running else 0)
+        await ws.send_text(
+            json.dumps(
+                {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}, "sid": cid}}
+            )
+        )
+        if fake.running and fake.running[3].get("client_id") == cid:
+            await ws.send_text(json.dumps({"type": "executing", "data": {"node": "2"}}))
+        try:
+            while True:
+                await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            if ws in fake.sockets.get(cid, []):
+                fake.sockets[cid].remove(ws)
+
+    plain = [
+        Route("/system_stats", system_stats),
+        Route("/queue", queue_get, methods=["GET"]),
+        Route("/queue", queue_post, methods=["POST"]),
+        Route("/prompt", prompt_get, methods=["GET"]),
+        Route("/prompt", prompt_post, methods=["POST"]),
+        Route("/object_info", object_info),
+        Route("/object_info/{node}", object_info),
+        Route("/models", models),
+        Route("/models/{folder}", models),
+        Route("/history", history_get, methods=["GET"]),
+        Route("/history", history_post, methods=["POST"]),
+        Route("/history/{prompt_id}", history_get),
+        Route("/interrupt", interrupt, methods=["POST"]),
+        Route("/free", free, methods=["POST"]),
+        Route("/view", view),
+        Route("/upload/image", upload, methods=["POST"]),
+    ]
+    prefixed = [Route("/api" + r.path, r.endpoint, methods=list(r.methods or [])) for r in plain]
+    return [*plain, *prefixed, WebSocketRoute("/ws", websocket), WebSocketRoute("/api/ws", websocket)]

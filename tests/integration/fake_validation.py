@@ -1,0 +1,171 @@
+"""The fake's POST /prompt validation, shaped like ComfyUI 0.3.64's answers (see post_prompt_validation_errors)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _err(kind: str, message: str, details: str = "", **extra: Any) -> dict[str, Any]:
+    return {"type": kind, "message": message, "details": details, "extra_info": extra}
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
+
+
+def _options(spec: list[Any]) -> list[Any] | None:
+    if isinstance(spec[0], list):
+        return spec[0]
+    if spec[0] == "COMBO" and len(spec) > 1:
+        return spec[1].get("options", [])
+    return None
+
+
+def _check_input(name: str, spec: list[Any], value: Any, prompt: dict[str, Any], info: dict[str, Any]) -> list[Any]:
+    cfg = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if _is_link(value):
+        source = prompt.get(value[0])
+        if source is None:
+            return [
+                _err(
+                    "exception_during_inner_validation",
+                    "Exception when validating inner node",
+                    repr(value[0]),
+                    input_name=name,
+                    input_config=spec,
+                    exception_type="KeyError",
+                    linked_node=value,
+                )
+            ]
+        outputs = info.get(source.get("class_type"), {}).get("output", [])
+        if value[1] >= len(outputs):
+            return [
+                _err(
+                    "exception_during_inner_validation",
+                    "Exception when validating inner node",
+                    "tuple index out of range",
+                    input_name=name,
+                    input_config=spec,
+                    exception_type="IndexError",
+                )
+            ]
+        expected = spec[0] if isinstance(spec[0], str) else "COMBO"
+        got = outputs[value[1]]
+        if expected not in ("*", got) and got != "*" and not (expected == "COMBO" and isinstance(got, list)):
+            return [
+                _err(
+                    "return_type_mismatch",
+                    "Return type mismatch between linked nodes",
+                    f"{name}, received_type({got}) mismatch input_type({expected})",
+                    input_name=name,
+                    input_config=spec,
+                    received_type=got,
+                    linked_node=value,
+                )
+            ]
+        return []
+    options = _options(spec)
+    if options is not None:
+        if value not in options and not (name == "image" and isinstance(value, str) and "/" in value):
+            shown = str(options)
+            return [
+                _err(
+                    "value_not_in_list",
+                    "Value not in list",
+                    f"{name}: '{value}' not in {shown}",
+                    input_name=name,
+                    input_config=spec,
+                    received_value=value,
+                )
+            ]
+        return []
+    if spec[0] in ("INT", "FLOAT"):
+        try:
+            number = int(value) if spec[0] == "INT" else float(value)
+        except (TypeError, ValueError) as exc:
+            return [
+                _err(
+                    "invalid_input_type",
+                    f"Failed to convert an input value to a {spec[0]} value",
+                    f"{name}, {value}, {exc}",
+                    input_name=name,
+                    input_config=spec,
+                    received_value=value,
+                )
+            ]
+        if "min" in cfg and number < cfg["min"]:
+            return [
+                _err(
+                    "value_smaller_than_min",
+                    f"Value {number} smaller than min of {cfg['min']}",
+                    name,
+                    input_name=name,
+                    input_config=spec,
+                    received_value=value,
+                )
+            ]
+        if "max" in cfg and number > cfg["max"]:
+            return [
+                _err(
+                    "value_bigger_than_max",
+                    f"Value {number} bigger than max of {cfg['max']}",
+                    name,
+                    input_name=name,
+                    input_config=spec,
+                    received_value=value,
+                )
+            ]
+    return []
+
+
+def validate_prompt(  # noqa: C901 - mirrors ComfyUI's own nested checks
+    prompt: dict[str, Any], info: dict[str, Any]
+) -> tuple[dict[str, Any] | None, dict[str, Any], list[str]]:
+    """Return (error or None, node_errors, valid output ids) like ComfyUI's validate_prompt."""
+    for node_id, node in prompt.items():
+        cls = node.get("class_type") if isinstance(node, dict) else None
+        if cls is None:
+            msg = "Cannot execute because a node is missing the class_type property."
+            return _err("invalid_prompt", msg, f"Node ID '#{node_id}'"), {}, []
+        if cls not in info:
+            msg = f"Cannot execute because node {cls} does not exist."
+            return _err("invalid_prompt", msg, f"Node ID '#{node_id}'"), {}, []
+    outputs = [nid for nid, node in prompt.items() if info[node["class_type"]].get("output_node")]
+    if not outputs:
+        return _err("prompt_no_outputs", "Prompt has no outputs"), {}, []
+    node_errors: dict[str, Any] = {}
+    good: list[str] = []
+    for out in outputs:
+        failed = False
+        seen: set[str] = set()
+        stack = [out]
+        while stack:
+            nid = stack.pop()
+            if nid in seen:
+                continue
+            seen.add(nid)
+            node = prompt[nid]
+            spec = info[node["class_type"]]["input"]
+            errors: list[Any] = [
+                _err("required_input_missing", "Required input is missing", name, input_name=name)
+                for name in spec.get("required", {})
+                if name not in node.get("inputs", {})
+            ]
+            for section in ("required", "optional"):
+                for name, input_spec in spec.get(section, {}).items():
+                    if name in node.get("inputs", {}):
+                        value = node["inputs"][name]
+                        errors.extend(_check_input(name, input_spec, value, prompt, info))
+                        if _is_link(value) and value[0] in prompt:
+                            stack.append(value[0])
+            if errors:
+                failed = True
+                entry = node_errors.setdefault(
+                    nid, {"errors": errors, "dependent_outputs": [], "class_type": node["class_type"]}
+                )
+                entry["dependent_outputs"].append(out)
+        if not failed:
+            good.append(out)
+    if not good:
+        return _err("prompt_outputs_failed_validation", "Prompt outputs failed validation"), node_errors, []
+    return None, node_errors, good

@@ -9,14 +9,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 
-__all__ = ["ImagePart", "app_of", "guard", "progress_reporter", "respond"]
+__all__ = ["ImagePart", "app_of", "guard", "guard_resource", "progress_reporter", "respond"]
 
 logger = logging.getLogger("ategnatos_mcp.tools")
 
@@ -39,6 +39,20 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         except AtegnatosError as exc:
             logger.info("%s refused: %s", fn.__name__, exc.message)
             raise ToolError(str(exc)) from exc
+
+    return wrapper
+
+
+def guard_resource(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """The same mapping for resources: an AtegnatosError becomes a ResourceError the client can read."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
+        except AtegnatosError as exc:
+            logger.info("resource %s refused: %s", fn.__name__, exc.message)
+            raise ResourceError(str(exc)) from exc
 
     return wrapper
 

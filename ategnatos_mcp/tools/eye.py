@@ -21,7 +21,7 @@ from ategnatos_mcp.eye import (
     query_profile,
     render_eye,
 )
-from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
 
 __all__ = ["register"]
 
@@ -144,9 +144,11 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
     server.add_tool(eye_update, name="eye_update")
     server.add_tool(eye_query, name="eye_query")
 
+    @guard_resource
     async def eye_markdown() -> str:
         return render_eye(await app.store.read(EYE_DOCUMENT, EyeProfile))
 
+    @guard_resource
     async def eye_json() -> str:
         return (await app.store.read(EYE_DOCUMENT, EyeProfile)).model_dump_json(indent=2)
 

@@ -23,7 +23,7 @@ from ategnatos_mcp.studio import (
     register_entry,
     render_studio,
 )
-from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
 
 __all__ = ["register"]
 
@@ -119,9 +119,11 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
     server.add_tool(studio_register, name="studio_register")
     server.add_tool(studio_detect, name="studio_detect")
 
+    @guard_resource
     async def studio_markdown() -> str:
         return render_studio(await app.store.read(STUDIO_DOCUMENT, StudioInventory))
 
+    @guard_resource
     async def studio_json() -> str:
         return (await app.store.read(STUDIO_DOCUMENT, StudioInventory)).model_dump_json(indent=2)
 

@@ -79,3 +79,14 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
             "location": "/models/loras/inkwash.safetensors",
         }
     ]
+
+
+async def test_damaged_state_makes_the_resource_say_so(client: Client, home: Path) -> None:
+    from mcp.shared.exceptions import MCPError
+
+    state = home / "grimoire" / ".state"
+    state.mkdir(parents=True)
+    (state / "studio.json").write_text("[1, 2", encoding="utf-8")
+    with pytest.raises(MCPError) as caught:
+        await client.read_resource("ategnatos://studio")
+    assert "damaged" in str(caught.value)

@@ -215,19 +215,19 @@ def _saver_steps(inp: VramInputs, fam: Family) -> list[tuple[str, str, dict[str,
             )
         )
     if fam.block_count:
-        for blocks in range(4, min(fam.block_count - 2, 36) + 1, 4):
-            steps.append(
-                (
-                    f"block swap ({blocks})",
-                    f"Keeps {blocks} of the model's blocks in normal memory and moves them in when needed: slower.",
-                    {
-                        "kohya": f"blocks_to_swap = {blocks}",
-                        "ai-toolkit": "model.layer_offloading: true",
-                        "simpletuner": "enable_group_offload: true",
-                    },
-                    replace(cur, blocks_to_swap=blocks),
-                )
+        steps.extend(
+            (
+                f"block swap ({blocks})",
+                f"Keeps {blocks} of the model's blocks in normal memory and moves them in when needed: slower.",
+                {
+                    "kohya": f"blocks_to_swap = {blocks}",
+                    "ai-toolkit": "model.layer_offloading: true",
+                    "simpletuner": "enable_group_offload: true",
+                },
+                replace(cur, blocks_to_swap=blocks),
             )
+            for blocks in range(4, min(fam.block_count - 2, 36) + 1, 4)
+        )
     return steps
 
 

@@ -1,0 +1,211 @@
+"""JobWatch: one queued job followed over the websocket, with ``/history`` as the fallback.
+
+The websocket opens (with the job's own client id) before POST /prompt so no event is missed. When the
+socket drops, the watch reconnects with the same client id and asks ``/history`` what it missed; a job
+that is neither queued nor in the history after a restart is reported lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.models import HistoryEntry, JobRecord, JobState, OutputFile, WsEvent
+from ategnatos_mcp.errors import UpstreamError
+
+__all__ = ["JobWatch", "ProgressCallback"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
+
+_RECONNECT_ATTEMPTS = 5
+
+
+class JobWatch:
+    """The live state of one job; ``done`` is set once it finished and its results were handled."""
+
+    def __init__(self, record: JobRecord, client: ComfyUIClient, *, on_finished: Callable[[JobWatch], Awaitable[None]]):
+        self.record = record
+        self.client = client
+        self.done = anyio.Event()
+        self.connected = anyio.Event()
+        self.connect_error: UpstreamError | None = None
+        self.scope = anyio.CancelScope()
+        self._listeners: list[ProgressCallback] = []
+        self._on_finished = on_finished
+        self._submitted = anyio.Event()
+
+    # --- listeners ------------------------------------------------------------------------------------
+    def listen(self, callback: ProgressCallback) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback) if callback in self._listeners else None
+
+    async def _notify(self) -> None:
+        r = self.record
+        total = max(r.nodes_total, 1)
+        fraction = min(1.0, (r.nodes_done + (r.progress or 0.0)) / total)
+        message = f"{r.state.value}" + (f", node {r.current_node}" if r.current_node else "")
+        for callback in list(self._listeners):
+            try:
+                await callback(round(fraction * 100, 1), 100.0, message)
+            except Exception:  # a listener (an MCP request) may be gone; the job goes on
+                logger.debug("progress listener failed", exc_info=True)
+
+    # --- lifecycle -------------------------------------------------------------------------------------
+    def mark_submitted(self) -> None:
+        self._submitted.set()
+
+    async def run(self) -> None:
+        """Background task: follow the job to its end, then hand it to ``on_finished``."""
+        with self.scope:
+            try:
+                await self._follow()
+            except UpstreamError as exc:
+                if not self._submitted.is_set():
+                    self.connect_error = exc
+                    self.connected.set()
+                else:
+                    await self._settle_from_history()
+        if not self._submitted.is_set():
+            self.done.set()
+            return
+        if not self.record.state.finished:
+            self._finish(JobState.LOST, "We stopped following the job (the server was shutting down).")
+        with anyio.CancelScope(shield=True):
+            await self._on_finished(self)
+            await self._notify()
+        self.done.set()
+
+    async def _follow(self) -> None:
+        attempts = 0
+        reconnecting = False
+        while not self.record.state.finished:
+            try:
+                async with self.client.events(self.record.client_id) as events:
+                    self.connected.set()
+                    attempts = 0
+                    await self._submitted.wait()
+                    if reconnecting:
+                        await self._catch_up()
+                    async for event in events:
+                        if await self._apply(event):
+                            return
+            except UpstreamError:
+                if not self._submitted.is_set():
+                    raise
+                attempts += 1
+                if attempts > _RECONNECT_ATTEMPTS:
+                    raise
+                await anyio.sleep(min(0.2 * 2**attempts, 3.0))
+            reconnecting = True
+            if self.record.state.finished:
+                return
+            # The socket closed mid-job: what did we miss?
+            try:
+                await self._catch_up()
+            except UpstreamError:
+                logger.info("ComfyUI at %s not answering after the socket dropped; retrying", self.client.url)
+
+    async def _catch_up(self) -> None:
+        if self.record.state.finished:
+            return
+        entry = await self.client.history(self.record.prompt_id)
+        if entry is not None:
+            self._apply_history(entry)
+            return
+        queue = await self.client.queue()
+        if self.record.prompt_id not in queue.running and self.record.prompt_id not in queue.pending:
+            # Neither finished nor waiting: ComfyUI restarted (its queue and history are in memory only).
+            entry = await self.client.history(self.record.prompt_id)
+            if entry is not None:
+                self._apply_history(entry)
+            else:
+                self._finish(
+                    JobState.LOST,
+                    f"ComfyUI at {self.client.url} no longer knows this job (it probably restarted).",
+                )
+
+    async def _settle_from_history(self) -> None:
+        try:
+            entry = await self.client.history(self.record.prompt_id)
+        except UpstreamError:
+            entry = None
+        if entry is not None:
+            self._apply_history(entry)
+        elif not self.record.state.finished:
+            self._finish(JobState.LOST, f"ComfyUI at {self.client.url} stopped answering while the job ran.")
+
+    # --- events ----------------------------------------------------------------------------------------
+    async def _apply(self, event: WsEvent) -> bool:  # noqa: C901 - one branch per event type
+        r = self.record
+        if event.prompt_id not in (None, r.prompt_id):
+            return False
+        data = event.data
+        match event.type:
+            case "execution_start":
+                r.state, r.started_at = JobState.RUNNING, time.time()
+            case "execution_cached":
+                r.cached_nodes = [str(n) for n in data.get("nodes", [])]
+                r.nodes_done += len(r.cached_nodes)
+            case "executing":
+                if data.get("node") is None:
+                    if event.prompt_id == r.prompt_id and not r.state.finished:
+                        await self._catch_up()
+                    return event.prompt_id == r.prompt_id or r.state.finished
+                if r.state is JobState.QUEUED:
+                    r.state = JobState.RUNNING
+                if r.current_node is not None:
+                    r.nodes_done += 1
+                r.current_node, r.progress = str(data["node"]), None
+            case "progress":
+                if data.get("max"):
+                    r.progress = float(data["value"]) / float(data["max"])
+            case "executed":
+                self._add_output(str(data.get("node")), data.get("output") or {})
+            case "execution_success":
+                self._finish(JobState.SUCCEEDED)
+            case "execution_error":
+                where = f"{data.get('node_type')} (node {data.get('node_id')})"
+                self._finish(JobState.FAILED, f"{where} failed: {str(data.get('exception_message', '')).strip()}")
+            case "execution_interrupted":
+                self._finish(JobState.INTERRUPTED, "The job was stopped before it finished.")
+            case _:
+                return False
+        await self._notify()
+        return False
+
+    def _add_output(self, node_id: str, output: dict[str, Any]) -> None:
+        files = [
+            OutputFile.model_validate(f) for key in ("images", "gifs", "videos", "audio") for f in output.get(key, [])
+        ]
+        if files:
+            self.record.outputs[node_id] = files
+        if output.get("text"):
+            self.record.texts[node_id] = [str(t) for t in output["text"]]
+
+    def _apply_history(self, entry: HistoryEntry) -> None:
+        self.record.outputs = entry.outputs or self.record.outputs
+        self.record.texts = entry.texts or self.record.texts
+        if entry.message("execution_interrupted") is not None:
+            self._finish(JobState.INTERRUPTED, "The job was stopped before it finished.")
+        elif (err := entry.message("execution_error")) is not None:
+            where = f"{err.get('node_type')} (node {err.get('node_id')})"
+            self._finish(JobState.FAILED, f"{where} failed: {str(err.get('exception_message', '')).strip()}")
+        elif entry.status_str == "success":
+            self._finish(JobState.SUCCEEDED)
+
+    def _finish(self, state: JobState, error: str | None = None) -> None:
+        if self.record.state.finished:
+            return
+        self.record.state = state
+        self.record.error = error
+        self.record.finished_at = time.time()
+        self.record.current_node = None
+        if state is JobState.SUCCEEDED:
+            self.record.nodes_done = self.record.nodes_total

@@ -1,0 +1,414 @@
+"""ComfyUIPool: several ComfyUI servers behind one submit, with routing, validation and job tracking.
+
+Routing: each job goes to the healthy server with the shortest queue that passes validation (has the
+nodes and models the workflow needs). Uploaded inputs go to that same server. A server that fails to
+answer is marked down and skipped for ``down_retry_seconds`` (tried anyway when every server is down).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+from anyio.abc import TaskGroup
+
+from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected, start_hint
+from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
+from ategnatos_mcp.comfyui.models import (
+    JobRecord,
+    JobState,
+    NodeErrorDetail,
+    PromptAccepted,
+    PromptRejection,
+    ServerStatus,
+    UploadedImage,
+    ValidationProblem,
+)
+from ategnatos_mcp.comfyui.probe import probe_client
+from ategnatos_mcp.comfyui.results import save_outputs
+from ategnatos_mcp.comfyui.validate import (
+    describe_problems,
+    flagged_nodes,
+    problems_from_rejection,
+    validate_workflow,
+)
+from ategnatos_mcp.errors import ConsentError, InvalidRequestError, NotFoundError, UpstreamError
+from ategnatos_mcp.settings import ComfyUISettings
+
+__all__ = ["ComfyUIPool", "ImageUpload", "WorkflowInvalid", "open_pool"]
+
+logger = logging.getLogger(__name__)
+
+_OBJECT_INFO_TTL = 300.0
+
+
+class WorkflowInvalid(InvalidRequestError):
+    """The workflow cannot run on any configured server; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, *, problems: list[ValidationProblem], server: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+        self.server = server
+
+
+@dataclass
+class ImageUpload:
+    """An input image to upload to the job's server and plug into ``workflow[node_id].inputs[input_name]``."""
+
+    node_id: str
+    input_name: str
+    filename: str
+    data: bytes
+    subfolder: str = "ategnatos"
+
+
+@dataclass
+class _Server:
+    client: ComfyUIClient
+    down_until: float = 0.0
+    object_info: dict[str, Any] | None = None
+    object_info_at: float = 0.0
+    in_flight: int = 0
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+class ComfyUIPool:
+    """The ComfyUI servers this studio uses, and the jobs sent to them.
+
+    Use ``submit`` to queue, ``wait``/``job`` to follow, ``cancel`` to stop; ``add_server`` adds an
+    endpoint at run time (e.g. a port-forwarded cloud instance).
+    """
+
+    def __init__(
+        self,
+        urls: list[str],
+        http: httpx.AsyncClient,
+        *,
+        settings: ComfyUISettings,
+        task_group: TaskGroup,
+        outputs_dir: Path,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._http = http
+        self._settings = settings
+        self._tg = task_group
+        self._outputs_dir = outputs_dir
+        self._clock = clock
+        self._servers: dict[str, _Server] = {}
+        self._jobs: dict[str, JobWatch] = {}
+        self._workflows: dict[str, dict[str, Any]] = {}
+        for url in urls:
+            self.add_server(url)
+
+    # --- servers -----------------------------------------------------------------------------------------
+    def add_server(self, url: str) -> None:
+        """Add a ComfyUI endpoint (no-op when it is already in the pool)."""
+        key = url.rstrip("/")
+        if key not in self._servers:
+            client = ComfyUIClient(
+                key,
+                self._http,
+                timeout=self._settings.request_timeout_seconds,
+                upload_timeout=self._settings.upload_timeout_seconds,
+            )
+            self._servers[key] = _Server(client)
+
+    @property
+    def urls(self) -> list[str]:
+        return list(self._servers)
+
+    def _mark_down(self, server: _Server) -> None:
+        server.down_until = self._clock() + self._settings.down_retry_seconds
+        server.object_info = None
+
+    async def status(self) -> list[ServerStatus]:
+        """Every server's reachability, version, queue and models."""
+        results: dict[str, ServerStatus] = {}
+
+        async def one(url: str, server: _Server) -> None:
+            probe = await probe_client(server.client)
+            if probe.reachable:
+                server.down_until = 0.0
+            else:
+                self._mark_down(server)
+            results[url] = ServerStatus(
+                **probe.model_dump(), marked_down=server.down_until > self._clock(), jobs_in_flight=server.in_flight
+            )
+
+        async with anyio.create_task_group() as tg:
+            for url, server in self._servers.items():
+                tg.start_soon(one, url, server)
+        return [results[url] for url in self._servers]
+
+    async def object_info(self, server: _Server, *, refresh: bool = False) -> dict[str, Any]:
+        """The server's node catalogue, cached for a few minutes (refreshed when a check fails)."""
+        async with server.lock:
+            stale = self._clock() - server.object_info_at > _OBJECT_INFO_TTL
+            if server.object_info is None or refresh or stale:
+                server.object_info = await server.client.object_info()
+                server.object_info_at = self._clock()
+            return server.object_info
+
+    # --- routing -----------------------------------------------------------------------------------------
+    async def _assess(
+        self, server: _Server, workflow: dict[str, Any], skip: set[tuple[str, str]]
+    ) -> tuple[list[ValidationProblem], int] | None:
+        """(problems, queue size) for one server, or None when it does not answer."""
+        try:
+            info = await self.object_info(server)
+            problems = validate_workflow(workflow, info, skip=skip)
+            if problems and any(p.kind in ("not_in_list", "unknown_node") for p in problems):
+                # Models or custom nodes may have been added since we cached the catalogue.
+                info = await self.object_info(server, refresh=True)
+                problems = validate_workflow(workflow, info, skip=skip)
+            queue = await server.client.queue()
+        except UpstreamError as exc:
+            logger.info("ComfyUI %s unavailable: %s", server.client.url, exc.message)
+            self._mark_down(server)
+            return None
+        server.down_until = 0.0
+        return problems, max(queue.size, server.in_flight)
+
+    async def _choose(self, workflow: dict[str, Any], skip: set[tuple[str, str]]) -> _Server:
+        now = self._clock()
+        candidates = [s for s in self._servers.values() if s.down_until <= now] or list(self._servers.values())
+        if not candidates:
+            raise InvalidRequestError(
+                "No ComfyUI server is configured.",
+                hint="Set ATEGNATOS_COMFYUI_URL or [comfyui] urls in ategnatos.toml.",
+            )
+        assessed: dict[str, tuple[list[ValidationProblem], int] | None] = {}
+
+        async def one(server: _Server) -> None:
+            assessed[server.client.url] = await self._assess(server, workflow, skip)
+
+        async with anyio.create_task_group() as tg:
+            for server in candidates:
+                tg.start_soon(one, server)
+        answering = [(s, assessed[s.client.url]) for s in candidates if assessed[s.client.url] is not None]
+        if not answering:
+            urls = ", ".join(s.client.url for s in candidates)
+            raise UpstreamError(
+                f"No ComfyUI is answering ({urls}).",
+                service="comfyui",
+                hint=start_hint(candidates[0].client.url),
+                retryable=True,
+            )
+        fit = [(s, a) for s, a in answering if a is not None and not a[0]]
+        if not fit:
+            server, (problems, _) = min(((s, a) for s, a in answering if a is not None), key=lambda p: len(p[1][0]))
+            raise WorkflowInvalid(
+                f"The workflow cannot run on ComfyUI at {server.client.url}:\n{describe_problems(problems)}",
+                problems=problems,
+                server=server.client.url,
+                hint="Fix these (use the closest names listed), then submit again. Nothing was queued.",
+            )
+        server, _ = min(fit, key=lambda p: (p[1][1], p[0].in_flight))  # type: ignore[index]
+        return server
+
+    # --- jobs ----------------------------------------------------------------------------------------------
+    async def submit(
+        self,
+        workflow: dict[str, Any],
+        *,
+        uploads: list[ImageUpload] | None = None,
+        template: str | None = None,
+        params: dict[str, Any] | None = None,
+        seed: int | None = None,
+        allow_flagged: bool = False,
+    ) -> JobRecord:
+        """Validate, route, upload inputs, queue; returns at once with the job record (state ``queued``).
+
+        Raises:
+            WorkflowInvalid: every problem found, before any GPU time is spent.
+            ConsentError: the workflow uses paid-API or code-running nodes and ``allow_flagged`` is false.
+            UpstreamError: no server answers.
+        """
+        workflow = copy.deepcopy(workflow)
+        uploads = uploads or []
+        skip = {(u.node_id, u.input_name) for u in uploads}
+        server = await self._choose(workflow, skip)
+        server.in_flight += 1
+        try:
+            flags = flagged_nodes(workflow, await self.object_info(server))
+            if flags and not allow_flagged:
+                raise ConsentError(
+                    "This workflow uses nodes that need your explicit OK:\n- " + "\n- ".join(flags),
+                    hint="Ask the user; if they agree, submit again with allow_flagged_nodes=true. Nothing was queued.",
+                )
+            for upload in uploads:
+                stored: UploadedImage = await server.client.upload_image(
+                    upload.data, upload.filename, subfolder=upload.subfolder
+                )
+                workflow[upload.node_id]["inputs"][upload.input_name] = stored.reference
+            job = await self._queue(server, workflow, template=template, params=params or {}, seed=seed)
+        except BaseException:
+            server.in_flight -= 1
+            raise
+        return job.record
+
+    async def _queue(
+        self,
+        server: _Server,
+        workflow: dict[str, Any],
+        *,
+        template: str | None,
+        params: dict[str, Any],
+        seed: int | None,
+    ) -> JobWatch:
+        job_id = uuid.uuid4().hex[:12]
+        record = JobRecord(
+            job_id=job_id,
+            server=server.client.url,
+            prompt_id=str(uuid.uuid4()),
+            client_id=f"ategnatos-{job_id}",
+            template=template,
+            params=params,
+            seed=seed,
+            nodes_total=len(workflow),
+            submitted_at=time.time(),
+        )
+        watch = JobWatch(record, server.client, on_finished=self._finished)
+        self._tg.start_soon(watch.run)
+        with anyio.fail_after(self._settings.request_timeout_seconds):
+            await watch.connected.wait()
+        if watch.connect_error is not None:
+            self._mark_down(server)
+            raise watch.connect_error
+        try:
+            accepted = await self._post(server, workflow, record)
+        except BaseException:
+            watch.scope.cancel()
+            raise
+        record.warnings.extend(p.message for p in problems_from_rejection_dropped(accepted.node_errors))
+        self._jobs[job_id] = watch
+        self._workflows[job_id] = workflow
+        watch.mark_submitted()
+        return watch
+
+    async def _post(self, server: _Server, workflow: dict[str, Any], record: JobRecord) -> Any:
+        try:
+            return await server.client.submit(workflow, client_id=record.client_id, prompt_id=record.prompt_id)
+        except PromptRejected as exc:
+            problems = problems_from_rejection(exc.rejection)
+            server.object_info = None  # our cached catalogue was out of date
+            raise WorkflowInvalid(
+                f"ComfyUI at {server.client.url} refused the workflow:\n{describe_problems(problems)}",
+                problems=problems,
+                server=server.client.url,
+                hint="Fix these (use the closest names listed), then submit again. Nothing was queued.",
+            ) from exc
+        except UpstreamError as exc:
+            if not exc.retryable or exc.status is not None:
+                raise
+            # The reply may have been lost after ComfyUI queued the job: look before submitting again.
+            if await self._already_queued(server, record):
+                return PromptAccepted(prompt_id=record.prompt_id)
+            return await server.client.submit(workflow, client_id=record.client_id, prompt_id=record.prompt_id)
+
+    async def _already_queued(self, server: _Server, record: JobRecord) -> bool:
+        queue = await server.client.queue()
+        if record.prompt_id in queue.running + queue.pending or record.client_id in queue.client_ids.values():
+            return True
+        return await server.client.history(record.prompt_id) is not None
+
+    async def _finished(self, watch: JobWatch) -> None:
+        server = self._servers.get(watch.record.server)
+        if server is not None:
+            server.in_flight = max(0, server.in_flight - 1)
+        if not watch.record.outputs:
+            return
+        try:
+            watch.record.saved = await save_outputs(
+                watch.record, watch.client, self._outputs_dir, workflow=self._workflows.get(watch.record.job_id, {})
+            )
+        except (UpstreamError, NotFoundError, OSError) as exc:
+            watch.record.warnings.append(f"Could not download the results: {exc}")
+
+    def _watch(self, job_id: str) -> JobWatch:
+        watch = self._jobs.get(job_id)
+        if watch is None:
+            raise NotFoundError(
+                f"There is no job '{job_id}' in this session.",
+                kind="job",
+                name=job_id,
+                hint="Use the job_id that comfyui_submit returned; jobs are kept until the server restarts.",
+            )
+        return watch
+
+    def job(self, job_id: str) -> JobRecord:
+        return self._watch(job_id).record
+
+    def workflow_of(self, job_id: str) -> dict[str, Any]:
+        self._watch(job_id)
+        return self._workflows[job_id]
+
+    def jobs(self) -> list[JobRecord]:
+        return [w.record for w in self._jobs.values()]
+
+    async def wait(self, job_id: str, seconds: float, on_progress: ProgressCallback | None = None) -> JobRecord:
+        """Wait up to ``seconds`` for the job to finish (results saved), reporting progress meanwhile."""
+        watch = self._watch(job_id)
+        stop = watch.listen(on_progress) if on_progress else None
+        try:
+            with anyio.move_on_after(max(0.0, seconds)):
+                await watch.done.wait()
+        finally:
+            if stop:
+                stop()
+        return watch.record
+
+    async def cancel(self, job_id: str) -> JobRecord:
+        """Stop a job: remove it from the queue, or interrupt it when it is running."""
+        watch = self._watch(job_id)
+        record = watch.record
+        if record.state.finished:
+            return record
+        client = watch.client
+        queue = await client.queue()
+        if record.prompt_id in queue.pending:
+            await client.delete_from_queue([record.prompt_id])
+            watch._finish(JobState.INTERRUPTED, "Removed from the queue before it started.")
+            watch.scope.cancel()
+        else:
+            await client.interrupt(record.prompt_id)
+        with anyio.move_on_after(self._settings.request_timeout_seconds):
+            await watch.done.wait()
+        return record
+
+
+def problems_from_rejection_dropped(node_errors: dict[str, Any]) -> list[ValidationProblem]:
+    """A 200 answer may still drop outputs whose branch is invalid; report them as warnings."""
+    if not node_errors:
+        return []
+    rejection = PromptRejection(error=NodeErrorDetail(type="partial"), node_errors=node_errors)
+    return [
+        p.model_copy(update={"message": p.message + " (that output was skipped)"})
+        for p in problems_from_rejection(rejection)
+    ]
+
+
+@asynccontextmanager
+async def open_pool(
+    urls: list[str], *, settings: ComfyUISettings, outputs_dir: Path, http: httpx.AsyncClient | None = None
+) -> AsyncIterator[ComfyUIPool]:
+    """A pool with its own task group and HTTP client, for use outside the MCP server (scripts, benchmarks)."""
+    async with anyio.create_task_group() as tg:
+        own = http is None
+        client = http or httpx.AsyncClient()
+        try:
+            yield ComfyUIPool(urls, client, settings=settings, task_group=tg, outputs_dir=outputs_dir)
+        finally:
+            tg.cancel_scope.cancel()
+            if own:
+                with anyio.CancelScope(shield=True):
+                    await client.aclose()

@@ -1,0 +1,188 @@
+"""The pool and job watch over real sockets against the fake ComfyUI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from ategnatos_mcp.comfyui.models import JobState
+from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload, WorkflowInvalid, open_pool
+from ategnatos_mcp.errors import ConsentError, UpstreamError
+from ategnatos_mcp.settings import ComfyUISettings
+from tests.integration.fake_comfyui import FIXTURES, serve_fake
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+def workflow(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / "workflows" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+@asynccontextmanager
+async def pool_for(urls: list[str], tmp_path: Path, **settings: Any) -> AsyncIterator[ComfyUIPool]:
+    cfg = ComfyUISettings(urls=urls, request_timeout_seconds=5, down_retry_seconds=30, **settings)
+    async with open_pool(urls, settings=cfg, outputs_dir=tmp_path / "outputs") as pool:
+        yield pool
+
+
+async def test_txt2img_job_runs_reports_progress_and_saves_image_with_provenance(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        record = await pool.submit(workflow("txt2img_sd15"), template="t", params={"p": 1}, seed=42)
+        seen: list[tuple[float, str | None]] = []
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            seen.append((value, message))
+
+        with anyio.fail_after(5):
+            done = await pool.wait(record.job_id, 5, progress)
+    assert done.state is JobState.SUCCEEDED
+    assert [s.kind for s in done.saved] == ["image"]
+    saved = Path(done.saved[0].path)
+    assert saved.read_bytes() == fake.image_bytes
+    provenance = json.loads(Path(done.saved[0].sidecar).read_text(encoding="utf-8"))
+    assert provenance["seed"] == 42 and provenance["server"] == fake.url
+    assert provenance["workflow"]["3"]["class_type"] == "KSampler"
+    assert seen and seen[-1][0] == 100.0
+    assert [v for v, _ in seen] == sorted(v for v, _ in seen)
+
+
+async def test_identical_resubmit_is_served_from_cache_with_the_same_files(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        first = await pool.wait((await pool.submit(workflow("basic_empty_invert_save"))).job_id, 5)
+        second = await pool.wait((await pool.submit(workflow("basic_empty_invert_save"))).job_id, 5)
+    assert first.state is second.state is JobState.SUCCEEDED
+    assert second.cached_nodes == ["1", "2", "3"]
+    assert second.outputs == first.outputs
+    assert len(second.saved) == 2
+
+
+async def test_missing_checkpoint_is_refused_before_queueing_with_closest_names(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        wf = workflow("txt2img_sd15")
+        wf["4"]["inputs"]["ckpt_name"] = "mcp_random_sd15.safetensors"
+        wf["3"]["inputs"]["steps"] = 0
+        with pytest.raises(WorkflowInvalid) as caught:
+            await pool.submit(wf)
+    kinds = {(p.node_id, p.kind) for p in caught.value.problems}
+    assert kinds == {("4", "not_in_list"), ("3", "too_small")}
+    [missing] = [p for p in caught.value.problems if p.kind == "not_in_list"]
+    assert missing.suggestions == ["mcp_random_sd15_layout.safetensors"]
+    assert not any(path.startswith("/prompt") for _, path in fake.requests if _ == "POST")
+
+
+async def test_comfyui_own_node_errors_are_mapped_when_our_catalogue_is_stale(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        await pool.wait((await pool.submit(workflow("txt2img_sd15"))).job_id, 5)
+        fake.remove_model("checkpoints", "mcp_random_sd15_layout.safetensors")
+        with pytest.raises(WorkflowInvalid) as caught:
+            await pool.submit(workflow("txt2img_sd15"))
+    [problem] = caught.value.problems
+    assert (problem.node_id, problem.kind, problem.input_name) == ("4", "not_in_list", "ckpt_name")
+
+
+async def test_execution_error_is_reported_in_plain_words(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.fail_class = "KSampler"
+        done = await pool.wait((await pool.submit(workflow("txt2img_sd15"))).job_id, 5)
+    assert done.state is JobState.FAILED
+    assert done.error is not None and "KSampler (node 3) failed" in done.error and "out of memory" in done.error
+
+
+async def test_job_survives_a_websocket_drop_mid_job(tmp_path: Path) -> None:
+    async with serve_fake(node_seconds=0.01) as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.drop_ws_on = "executing"
+        done = await pool.wait((await pool.submit(workflow("txt2img_sd15"))).job_id, 5)
+    assert done.state is JobState.SUCCEEDED
+    assert len(done.saved) == 1
+
+
+async def test_server_restart_mid_job_reports_the_job_lost(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.hold_class = "KSampler"
+        record = await pool.submit(workflow("txt2img_sd15"))
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        await fake.restart()  # type: ignore[attr-defined]
+        done = await pool.wait(record.job_id, 5)
+    assert done.state is JobState.LOST
+    assert done.error is not None and "restarted" in done.error
+
+
+async def test_cancel_interrupts_a_running_job(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.hold_class = "KSampler"
+        record = await pool.submit(workflow("txt2img_sd15"))
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        done = await pool.cancel(record.job_id)
+    assert done.state is JobState.INTERRUPTED
+    assert ("POST", "/interrupt") in fake.requests
+
+
+async def test_cancel_removes_a_pending_job_from_the_queue(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.hold_class = "KSampler"
+        await pool.submit(workflow("txt2img_sd15"))
+        second = workflow("txt2img_sd15")
+        second["3"]["inputs"]["seed"] = 7
+        queued = await pool.submit(second)
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        done = await pool.cancel(queued.job_id)
+        fake.hold_release.set()
+    assert done.state is JobState.INTERRUPTED
+    assert fake.queue == []
+
+
+async def test_upload_goes_to_the_job_server_and_is_referenced(tmp_path: Path) -> None:
+    source = (FIXTURES / "upload_source_rgba.png").read_bytes()
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        wf = workflow("load_uploaded_image")
+        [load_id] = [k for k, v in wf.items() if v["class_type"] == "LoadImage"]
+        upload = ImageUpload(node_id=load_id, input_name="image", filename="ref.png", data=source)
+        record = await pool.submit(wf, uploads=[upload])
+        done = await pool.wait(record.job_id, 5)
+        sent = fake.prompts[-1]
+    assert done.state is JobState.SUCCEEDED
+    assert fake.files[("input", "ategnatos", "ref.png")] == source
+    assert sent[load_id]["inputs"]["image"] == "ategnatos/ref.png"
+
+
+async def test_paid_api_nodes_need_explicit_consent(tmp_path: Path) -> None:
+    wf = {"1": {"class_type": "OpenAIDalle3", "inputs": {"prompt": "a fox"}}}
+    wf["2"] = {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "x"}}
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        with pytest.raises(ConsentError) as caught:
+            await pool.submit(wf)
+    assert "OpenAIDalle3" in caught.value.message and "paid" in caught.value.message
+
+
+async def test_no_server_answering_says_how_to_start_comfyui(tmp_path: Path) -> None:
+    async with pool_for(["http://127.0.0.1:9"], tmp_path) as pool:
+        with pytest.raises(UpstreamError) as caught:
+            await pool.submit(workflow("basic_empty_invert_save"))
+    assert "Start ComfyUI" in caught.value.hint
+
+
+async def test_two_servers_share_eight_jobs_and_skip_a_dead_one(tmp_path: Path) -> None:
+    async with (
+        serve_fake(node_seconds=0.02) as a,
+        serve_fake(node_seconds=0.02) as b,
+        pool_for([a.url, b.url, "http://127.0.0.1:9"], tmp_path) as pool,
+    ):
+        records = []
+        for i in range(8):
+            wf = workflow("basic_empty_invert_save")
+            wf["1"]["inputs"]["color"] = i
+            records.append(await pool.submit(wf))
+        with anyio.fail_after(10):
+            done = [await pool.wait(r.job_id, 10) for r in records]
+    assert all(d.state is JobState.SUCCEEDED for d in done)
+    by_server = {url: sum(d.server == url for d in done) for url in (a.url, b.url)}
+    assert by_server == {a.url: 4, b.url: 4}

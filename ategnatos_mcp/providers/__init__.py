@@ -1,0 +1,88 @@
+"""GPU clouds behind one protocol (RunPod, Vast.ai, Lambda, this machine), with quotes, consent, budgets,
+a spend ledger, reconcile and teardown. No GPU is rented without a fresh quote and an explicit yes.
+
+Use ``open_gpu_service(settings, store, stack, clock=...)`` for the real thing; tests build ``GpuService``
+with providers over a mocked ``httpx.AsyncClient`` and a fake SSH probe.
+"""
+
+from ategnatos_mcp.providers.base import (
+    CreateOutcomeUnknownError,
+    GpuProvider,
+    OfferUnavailableError,
+    PaymentRequiredError,
+    ProviderHttpError,
+)
+from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.factory import build_providers, open_gpu_service, runpod_rest_url, vast_list_url
+from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
+from ategnatos_mcp.providers.lambdalabs import LambdaProvider
+from ategnatos_mcp.providers.ledger import GPU_DOCUMENT
+from ategnatos_mcp.providers.local import LocalProvider
+from ategnatos_mcp.providers.models import (
+    Balance,
+    CreateRequest,
+    GpuDocument,
+    GpuOffer,
+    Instance,
+    InstanceStatus,
+    OfferQuery,
+    Quote,
+    Rental,
+)
+from ategnatos_mcp.providers.results import (
+    InstancesResult,
+    InstanceView,
+    OffersResult,
+    OfferView,
+    SpinupResult,
+    TeardownItem,
+    TeardownResult,
+)
+from ategnatos_mcp.providers.runpod import RunPodProvider
+from ategnatos_mcp.providers.service import Consent, GpuService
+from ategnatos_mcp.providers.vastai import VastProvider
+from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
+
+__all__ = [
+    "GPU_DOCUMENT",
+    "HEARTBEAT_COMMAND",
+    "Balance",
+    "BudgetExceededError",
+    "Consent",
+    "CreateOutcomeUnknownError",
+    "CreateRequest",
+    "GpuDocument",
+    "GpuOffer",
+    "GpuProvider",
+    "GpuService",
+    "Instance",
+    "InstanceStatus",
+    "InstanceView",
+    "InstancesResult",
+    "LambdaProvider",
+    "LocalProvider",
+    "OfferQuery",
+    "OfferUnavailableError",
+    "OfferView",
+    "OffersResult",
+    "PaymentRequiredError",
+    "ProviderHttpError",
+    "Quote",
+    "Rental",
+    "RunPodProvider",
+    "SpinupResult",
+    "TeardownItem",
+    "TeardownResult",
+    "VastProvider",
+    "build_providers",
+    "enforce_budget",
+    "gpu_matches",
+    "install_command",
+    "month_spend",
+    "open_gpu_service",
+    "render_watchdog",
+    "runpod_rest_url",
+    "stop_command_for",
+    "unify_gpu_name",
+    "vast_list_url",
+]

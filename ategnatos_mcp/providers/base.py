@@ -1,0 +1,212 @@
+"""The one provider protocol, its provider-specific errors, and the small HTTP helper the clouds share."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from ategnatos_mcp.errors import UpstreamError
+from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery, ProviderName
+
+__all__ = [
+    "CreateOutcomeUnknownError",
+    "GpuProvider",
+    "HttpApi",
+    "OfferUnavailableError",
+    "PaymentRequiredError",
+    "ProviderHttpError",
+]
+
+logger = logging.getLogger("ategnatos_mcp.providers")
+
+
+@runtime_checkable
+class GpuProvider(Protocol):
+    """What every GPU cloud (and this machine) offers. Prices are USD per hour; ids are the provider's."""
+
+    name: ProviderName
+    label: str
+
+    async def offers(self, query: OfferQuery) -> list[GpuOffer]:
+        """Rentable configurations matching the query (unsorted)."""
+        ...
+
+    async def quote(self, offer: GpuOffer) -> GpuOffer | None:
+        """The same offer with today's price, or None if it is gone."""
+        ...
+
+    async def create(self, request: CreateRequest) -> Instance:
+        """Rent the offer. Raises OfferUnavailableError (try another) or CreateOutcomeUnknownError (reconcile)."""
+        ...
+
+    async def get(self, instance_id: str) -> Instance | None:
+        """The instance now, or None if the provider no longer knows it."""
+        ...
+
+    async def list(self) -> list[Instance]:
+        """Every instance on the account, ours or not."""
+        ...
+
+    async def stop(self, instance_id: str) -> None:
+        """Release the GPU but keep the disk (which may keep billing)."""
+        ...
+
+    async def terminate(self, instance_id: str) -> None:
+        """Destroy the instance; an instance already gone counts as done."""
+        ...
+
+    async def balance(self) -> Balance | None:
+        """Money left, where the API has it."""
+        ...
+
+    async def register_ssh_key(self, public_key: str) -> str:
+        """Make the key usable for instances created from now on; returns the provider's name or id for it."""
+        ...
+
+
+class ProviderHttpError(UpstreamError):
+    """A provider call failed; ``retry_after`` is the wait the provider asked for, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class OfferUnavailableError(ProviderHttpError):
+    """The offer vanished or has no capacity right now; nothing was rented. Another candidate may work."""
+
+
+class PaymentRequiredError(ProviderHttpError):
+    """The provider refuses to rent because of the account's money (no credit, no card, inactive)."""
+
+
+class CreateOutcomeUnknownError(ProviderHttpError):
+    """The create call failed in a way that may still have rented something (timeout, 5xx)."""
+
+
+def _short_body(response: httpx.Response) -> str:
+    try:
+        return response.text[:300]
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ""
+
+
+class HttpApi:
+    """An injected ``httpx.AsyncClient`` (auth headers already set) plus uniform error mapping."""
+
+    def __init__(self, http: httpx.AsyncClient, *, service: str, label: str) -> None:
+        self.http = http
+        self.service = service
+        self.label = label
+
+    async def call(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        ok_missing: bool = False,
+        timeout: float | None = None,
+    ) -> httpx.Response | None:
+        """Send one request. Returns None for 404/410 when ``ok_missing``; raises ProviderHttpError otherwise."""
+        try:
+            response = await self.http.request(
+                method,
+                url,
+                json=json,
+                params=params,
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderHttpError(
+                f"{self.label} did not answer in time.",
+                service=self.service,
+                hint="Check your internet connection or the provider's status page, then try again.",
+                retryable=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ProviderHttpError(
+                f"Could not reach {self.label} ({type(exc).__name__}).",
+                service=self.service,
+                hint="Check your internet connection, then try again.",
+                retryable=True,
+            ) from exc
+        if response.status_code in (404, 410) and ok_missing:
+            return None
+        if response.status_code >= 400:
+            raise self.error(response)
+        return response
+
+    def error(
+        self, response: httpx.Response, message: str | None = None, kind: type[ProviderHttpError] | None = None
+    ) -> ProviderHttpError:
+        """An UpstreamError describing a failed response in plain words."""
+        status = response.status_code
+        body = _short_body(response)
+        if status in (401, 403):
+            text = message or f"{self.label} refused the API key (HTTP {status})."
+            hint = f"Check that your {self.label} API key is set, current and allowed to manage instances."
+        elif status == 429:
+            text = message or f"{self.label} is rate-limiting us (too many requests)."
+            hint = "Wait a minute and try again."
+        elif status >= 500:
+            text = message or f"{self.label} had an internal problem (HTTP {status})."
+            hint = "Try again in a few minutes; check the provider's status page if it persists."
+        else:
+            text = message or f"{self.label} rejected the request (HTTP {status}): {provider_detail(response)}"
+            hint = "This is likely a bug in Ategnatos; please report it with the message above."
+        return (kind or ProviderHttpError)(
+            text,
+            service=self.service,
+            status=status,
+            body=body,
+            hint=hint,
+            retryable=status == 429 or status >= 500,
+            retry_after=retry_after(response),
+        )
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the provider asks us to wait (RunPod sends an integer Retry-After; Vast and Lambda send none)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        return None
+
+
+def provider_detail(response: httpx.Response) -> str:
+    """The human part of an error body, whichever envelope the provider uses."""
+    try:
+        data = response.json()
+    except ValueError:
+        return _short_body(response)[:200]
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error.get("code") or "")[:200]
+        for key in ("detail", "msg", "message", "title"):
+            if data.get(key):
+                return str(data[key])[:200]
+        if isinstance(error, str):
+            return error[:200]
+    return _short_body(response)[:200]
+
+
+def error_code(response: httpx.Response) -> str:
+    """The machine-readable error code (Lambda ``error.code``, Vast ``error``), or ''."""
+    try:
+        data = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    if isinstance(error, dict):
+        return str(error.get("code") or "")
+    return str(error or "")

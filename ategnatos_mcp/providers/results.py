@@ -1,0 +1,153 @@
+"""What the gpu tools answer: small, plain models (the tool adds a one-paragraph summary)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.providers.models import Balance, ProviderName, Quote, Rental
+
+__all__ = [
+    "InstanceView",
+    "InstancesResult",
+    "OfferView",
+    "OffersResult",
+    "SpinupResult",
+    "TeardownItem",
+    "TeardownResult",
+]
+
+
+class OfferView(BaseModel):
+    """One offer the user can accept by its quote id."""
+
+    quote_id: str
+    provider: ProviderName
+    gpu: str
+    gpu_label: str
+    gpu_count: int
+    vram_gb: float
+    usd_per_hour: float
+    hours: float
+    worst_case_usd: float = Field(description="The most this rental can cost for the requested hours.")
+    region: str | None = None
+    reliability: float | None = None
+    extra_costs: list[str] = Field(default_factory=list, description="Storage and bandwidth, where they bill.")
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, quote: Quote) -> OfferView:
+        offer = quote.offer
+        extra: list[str] = []
+        if offer.bandwidth_usd_per_gb:
+            extra.append(f"downloads/uploads ${offer.bandwidth_usd_per_gb:.4f}/GB (worst case assumes a full disk)")
+        if offer.storage_usd_per_gb_month and offer.storage_billed_when_stopped:
+            extra.append(f"disk ${offer.storage_usd_per_gb_month:.2f}/GB/month, still billed while stopped")
+        extra.extend(offer.notes)
+        return cls(
+            quote_id=quote.quote_id,
+            provider=offer.provider,
+            gpu=offer.gpu,
+            gpu_label=offer.gpu_label,
+            gpu_count=offer.gpu_count,
+            vram_gb=offer.vram_gb,
+            usd_per_hour=offer.usd_per_hour,
+            hours=quote.hours,
+            worst_case_usd=quote.worst_case_usd,
+            region=offer.region,
+            reliability=offer.reliability,
+            extra_costs=extra,
+            expires_at=quote.expires_at,
+        )
+
+
+class OffersResult(BaseModel):
+    """Cheapest fitting offers first."""
+
+    offers: list[OfferView]
+    hours: float
+    not_searched: list[str] = Field(default_factory=list, description="Providers skipped (no key) or that failed.")
+    max_usd_per_hour: float
+    month_spent_usd: float
+    monthly_cap_usd: float
+
+
+class InstanceView(BaseModel):
+    """One instance with what it costs."""
+
+    key: str = Field(description="provider:instance_id — what gpu_teardown takes.")
+    provider: ProviderName
+    instance_id: str
+    name: str
+    gpu: str
+    status: str
+    ready: bool
+    age_hours: float
+    usd_per_hour: float
+    cost_so_far_usd: float
+    ssh: str | None = Field(default=None, description="user@host:port once SSH answers.")
+    orphan: bool = False
+    over_time_limit: bool = False
+    note: str = ""
+
+    @classmethod
+    def of(cls, rental: Rental, now: datetime, note: str = "") -> InstanceView:
+        end = rental.ended_at or now
+        age = max((end - rental.started_at).total_seconds(), 0) / 3600
+        ssh = f"{rental.ssh_user}@{rental.ssh_host}:{rental.ssh_port}" if rental.ssh_host and rental.ssh_port else None
+        return cls(
+            key=rental.key,
+            provider=rental.provider,
+            instance_id=rental.instance_id,
+            name=rental.name,
+            gpu=rental.gpu,
+            status=rental.status.value,
+            ready=rental.ready,
+            age_hours=round(age, 2),
+            usd_per_hour=rental.usd_per_hour,
+            cost_so_far_usd=round(rental.cost_so_far(now), 2),
+            ssh=ssh,
+            orphan=rental.orphan,
+            over_time_limit=rental.max_hours is not None and rental.ended_at is None and age > rental.max_hours,
+            note=note,
+        )
+
+
+class SpinupResult(BaseModel):
+    """A rental that started; ``ready`` once SSH answers."""
+
+    instance: InstanceView
+    quote_id: str
+    worst_case_usd: float
+    tried: list[str] = Field(default_factory=list, description="Offers that vanished or were full before this one.")
+
+
+class InstancesResult(BaseModel):
+    """Every instance we know of or found at the providers, with the running cost."""
+
+    instances: list[InstanceView]
+    burn_usd_per_hour: float
+    month_spent_usd: float
+    monthly_cap_usd: float
+    orphans: int = 0
+    balances: list[Balance] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class TeardownItem(BaseModel):
+    """What happened to one instance."""
+
+    key: str
+    outcome: Literal["terminated", "stopped", "already gone", "failed"]
+    final_usd: float | None = None
+    still_billing: str = ""
+    message: str = ""
+
+
+class TeardownResult(BaseModel):
+    """Teardown outcome per instance."""
+
+    items: list[TeardownItem]
+    total_final_usd: float

@@ -1,11 +1,156 @@
-"""MCP adapter for asset export and image info (placeholder until its issue lands)."""
+"""MCP adapter for asset export (``asset_export``) and image facts (``image_info``)."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.export import Anchor, AssetExporter, CropMode, ExportRequest, ExportResult, ImageFormat, load_specs
+from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
+from ategnatos_mcp.paths import confine
+from ategnatos_mcp.tools._common import app_of, guard, respond
+
+__all__ = ["register"]
+
+EXPORTER_SERVICE = "export.exporter"
+_MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "ico": "image/x-icon"}
+
+
+async def _build_exporter(app: AppContext) -> AssetExporter:
+    return AssetExporter(app.settings.exports_dir)
+
+
+@guard
+async def asset_export(
+    source: Annotated[str, Field(description="The approved image to export (a path inside the project).")],
+    ctx: Context[Any, AppContext],
+    spec: Annotated[
+        str | None,
+        Field(description="A named spec: og-image, social-square, hero, avatar, favicon, app-icon, print-a4, ..."),
+    ] = None,
+    width: Annotated[
+        int | None, Field(gt=0, le=16384, description="Custom width in pixels (instead of a spec).")
+    ] = None,
+    height: Annotated[int | None, Field(gt=0, le=16384, description="Custom height in pixels.")] = None,
+    format: Annotated[ImageFormat | None, Field(description="png, jpeg, webp or avif; default: the spec's.")] = None,
+    crop: Annotated[
+        CropMode | None,
+        Field(
+            description="fill = cover the exact size and crop the overflow; pad = whole image plus bars; fit = whole image, may be smaller."
+        ),
+    ] = None,
+    anchor: Annotated[
+        Anchor, Field(description="For fill: crop around the centre, or around the most detailed area (attention).")
+    ] = "centre",
+    max_bytes: Annotated[
+        int | None, Field(ge=1024, description="Largest file size allowed per file; quality is lowered to fit.")
+    ] = None,
+    quality: Annotated[int | None, Field(ge=1, le=100, description="Starting quality for jpeg/webp/avif.")] = None,
+    keep_metadata: Annotated[
+        bool, Field(description="Keep EXIF and embedded generation parameters (default: strip them for publishing).")
+    ] = False,
+    background: Annotated[
+        str, Field(description="Colour for pad bars and for flattening transparency into JPEG; or 'transparent'.")
+    ] = "#ffffff",
+    dpi: Annotated[int | None, Field(gt=0, le=2400, description="Dots per inch written into the file.")] = None,
+    name: Annotated[str | None, Field(description="Base file name; default: the source file's name.")] = None,
+) -> Annotated[CallToolResult, ExportResult]:
+    """Export an approved image at exact sizes and formats into workspace/exports (never overwriting).
+
+    Use a named spec for common needs (favicon writes the whole icon set plus favicon.ico) or a custom
+    width/height. Colours are converted to sRGB; metadata is stripped unless keep_metadata is true.
+    """
+    app = app_of(ctx)
+    settings = app.settings
+    path = confine(source, home=settings.home, roots=settings.roots, kind="file")
+    request = ExportRequest(
+        source=path,
+        spec=spec,
+        width=width,
+        height=height,
+        format=format,
+        crop=crop,
+        anchor=anchor,
+        max_bytes=max_bytes,
+        quality=quality,
+        keep_metadata=keep_metadata,
+        background=background,
+        dpi=dpi,
+        name=name,
+    )
+    exporter = await app.service(EXPORTER_SERVICE, _build_exporter)
+    result = await exporter.export(request)
+    lines = [
+        f"- {Path(f.path).name}: {f.width}x{f.height} {f.format.upper()}, {f.bytes / 1024:.0f} KB" for f in result.files
+    ]
+    summary = "\n".join(
+        [
+            f"Exported {len(result.files)} file(s) to {settings.exports_dir} ({result.colour}; metadata {result.metadata}):"
+        ]
+        + lines
+        + [f"Note: {w}" for w in result.warnings]
+    )
+    links = [(Path(f.path).as_uri(), Path(f.path).name, _MIME.get(f.format)) for f in result.files]
+    return respond(result, summary, links=links)
+
+
+@guard
+async def image_info(
+    path: Annotated[str, Field(description="The image to inspect (a path inside the project).")],
+    ctx: Context[Any, AppContext],
+    include_raw: Annotated[
+        bool, Field(description="Also return the embedded generation text itself (long; only when needed).")
+    ] = False,
+) -> Annotated[CallToolResult, ImageInfo]:
+    """Read an image's size, format, colour mode and profile, EXIF, and the generation parameters embedded
+    by ComfyUI (prompt/workflow) or A1111 (parameters), so a result can be reproduced or reported."""
+    settings = app_of(ctx).settings
+    resolved = confine(path, home=settings.home, roots=settings.roots, kind="file")
+    info = await inspect_image(resolved, include_raw=include_raw)
+    return respond(info, _info_summary(info))
+
+
+def _info_summary(info: ImageInfo) -> str:
+    alpha = " with transparency" if info.has_alpha else ""
+    profile = f", colour profile {info.icc_profile}" if info.icc_profile else ""
+    parts = [f"{Path(info.path).name}: {info.width}x{info.height} {info.format} ({info.mode}{alpha}{profile})."]
+    gen = info.generation
+    if gen is None:
+        parts.append("No generation parameters are embedded.")
+    else:
+        tool = "ComfyUI" if gen.source == "comfyui" else "A1111-style"
+        parts.append(f"{tool} generation parameters found.")
+        if gen.positive_prompt:
+            parts.append(f"Prompt: {gen.positive_prompt[:300]}")
+        if gen.negative_prompt:
+            parts.append(f"Negative: {gen.negative_prompt[:200]}")
+        settings = [
+            f"{label} {value}"
+            for label, value in (("seed", gen.seed), ("steps", gen.steps), ("CFG", gen.cfg), ("sampler", gen.sampler))
+            if value is not None
+        ]
+        if gen.model:
+            settings.append(f"model {gen.model}")
+        if settings:
+            parts.append("Settings: " + ", ".join(settings) + ".")
+    return "\n".join(parts)
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register ``asset_export`` and ``image_info`` and the list of export specs."""
+    server.add_tool(asset_export, name="asset_export")
+    server.add_tool(image_info, name="image_info")
+
+    @server.resource(
+        "ategnatos://export/specs",
+        name="export-specs",
+        description="The named export specs (sizes, formats, sources).",
+        mime_type="application/json",
+    )
+    def export_specs() -> str:
+        return load_specs().model_dump_json(indent=2)

@@ -1,0 +1,35 @@
+"""Asset export: named specs (OG image, favicon set, print...) and custom sizes, in the formats the web needs."""
+
+from ategnatos_mcp.export.models import (
+    Anchor,
+    AssetSpec,
+    CropMode,
+    ExportedFile,
+    ExportRequest,
+    ExportResult,
+    ExportTarget,
+    ImageFormat,
+    SizeTarget,
+    SpecCatalog,
+)
+from ategnatos_mcp.export.service import AssetExporter, Upscaler, plan_targets
+from ategnatos_mcp.export.specs import SPECS_FILE, find_spec, load_specs
+
+__all__ = [
+    "SPECS_FILE",
+    "Anchor",
+    "AssetExporter",
+    "AssetSpec",
+    "CropMode",
+    "ExportRequest",
+    "ExportResult",
+    "ExportTarget",
+    "ExportedFile",
+    "ImageFormat",
+    "SizeTarget",
+    "SpecCatalog",
+    "Upscaler",
+    "find_spec",
+    "load_specs",
+    "plan_targets",
+]

@@ -19,6 +19,12 @@ __all__ = ["RUNS_DIR", "detached_status", "read_log", "run_dir", "start_detached
 
 RUNS_DIR = ".ategnatos/runs"
 
+# A zombie still answers `kill -0`; containers whose PID 1 never reaps (common on GPU clouds) keep them around.
+_ALIVE = """alive() { kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0
+  [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -c1)" != Z ]; }
+"""
+
 
 def run_dir(name: str) -> str:
     """The run folder, relative to the remote home."""
@@ -34,16 +40,19 @@ def _checked(name: str) -> str:
 
 def _status_script(folder: str) -> str:
     # One round trip; prints key=value lines. `kill -0` tells a live pid from a dead one.
-    return f"""cd {folder} 2>/dev/null || {{ echo state=missing; exit 0; }}
+    return (
+        _ALIVE
+        + f"""cd {folder} 2>/dev/null || {{ echo state=missing; exit 0; }}
 pid=$(cat pid 2>/dev/null)
 echo pid=$pid
 if [ -f exit ]; then echo exit=$(cat exit); fi
 if [ -f exit ]; then :
 elif [ -f stopped ]; then echo state=stopped
-elif [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then echo state=running
+elif [ -n "$pid" ] && alive "$pid"; then echo state=running
 else echo state=lost; fi
 echo log_size=$(wc -c < log 2>/dev/null || echo 0)
 """
+    )
 
 
 async def start_detached(
@@ -73,11 +82,12 @@ async def start_detached(
         await stop_detached(session, name)
     exports = "".join(f"export {_env_name(key)}={shlex.quote(value)}; " for key, value in (env or {}).items())
     chdir = f"cd {shlex.quote(cwd)} && " if cwd else ""
-    # The inner shell records its own pid (= its process group, thanks to setsid), runs the command with all
-    # output in the log, then writes the exit status atomically. Its stdio is detached from the SSH channel
+    # The inner shell records its own pid (= its process group, thanks to setsid), runs the command in a
+    # subshell (so an `exit` in it cannot skip the bookkeeping) with all output in the log, then writes the
+    # exit status atomically. Its stdio is detached from the SSH channel
     # so the channel can close at once.
     inner = (
-        f'echo $$ > "$RUN/pid"; {exports}{chdir}{{ {command}\n}} >> "$RUN/log" 2>&1 < /dev/null; '
+        f'echo $$ > "$RUN/pid"; ( {exports}{chdir}{command}\n) >> "$RUN/log" 2>&1 < /dev/null; '
         'echo $? > "$RUN/exit.tmp" && mv "$RUN/exit.tmp" "$RUN/exit"'
     )
     script = f"""set -e
@@ -155,11 +165,14 @@ async def stop_detached(session: SSHSession, name: str, *, grace_seconds: float 
         return status
     folder = f'"$HOME/{run_dir(name)}"'
     steps = max(int(grace_seconds * 10), 1)
-    script = f"""touch {folder}/stopped
+    script = (
+        _ALIVE
+        + f"""touch {folder}/stopped
 kill -TERM -{status.pid} 2>/dev/null || kill -TERM {status.pid} 2>/dev/null
 i=0
-while kill -0 {status.pid} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done
+while alive {status.pid} && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done
 kill -KILL -{status.pid} 2>/dev/null || true
 """
+    )
     await session.run(script, timeout=grace_seconds + 30)
     return await detached_status(session, name)

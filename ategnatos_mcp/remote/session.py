@@ -253,11 +253,17 @@ class SSHSession:
         limit = timeout or self.connector.command_timeout
         out: dict[str, str] = {"stdout": "", "stderr": ""}
 
+        lost: list[BaseException] = []
+
         async def pump(stream: asyncssh.SSHReader[str], name: str) -> None:
-            while chunk := await stream.read(65536):
-                out[name] = (out[name] + chunk)[-_OUTPUT_KEEP:]
-                if on_output is not None:
-                    await on_output(name, chunk)
+            try:
+                while chunk := await stream.read(65536):
+                    out[name] = (out[name] + chunk)[-_OUTPUT_KEEP:]
+                    if on_output is not None:
+                        await on_output(name, chunk)
+            except (OSError, asyncssh.Error) as exc:
+                # Kept, not raised: a task group would wrap it in an ExceptionGroup.
+                lost.append(exc)
 
         try:
             process = await conn.create_process(command, input=input, encoding="utf-8", errors="replace")
@@ -268,7 +274,8 @@ class SSHSession:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(pump, process.stdout, "stdout")
                     tg.start_soon(pump, process.stderr, "stderr")
-                await process.wait_closed()
+                if not lost:
+                    await process.wait_closed()
         except TimeoutError as exc:
             process.close()
             raise RemoteCommandError(
@@ -280,8 +287,8 @@ class SSHSession:
             ) from exc
         except (OSError, asyncssh.Error) as exc:
             raise self._dropped(command, exc) from exc
-        if process.exit_status is None and process.exit_signal is None and conn.is_closed():
-            raise self._dropped(command, None)
+        if lost or (process.exit_status is None and process.exit_signal is None and conn.is_closed()):
+            raise self._dropped(command, lost[0] if lost else None)
         status = process.exit_status
         result = CommandResult(command=command, exit_status=status, stdout=out["stdout"], stderr=out["stderr"])
         if check and status != 0:

@@ -1,0 +1,201 @@
+"""Read one image once: integrity, real format, mode, displayed size, and every hash, from a single decode.
+
+Runs in worker processes (see ``runner.py``); it imports Pillow and numpy, so it is only imported
+lazily. JPEGs are decoded in draft mode (DCT scaling, 1/2 to 1/8 size): the whole entropy-coded stream is
+still read, so truncation is still caught, at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import struct
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["PROBE_VERSION", "ProbeRecord", "dct_hash", "probe_bytes", "probe_file", "probe_files"]
+
+PROBE_VERSION = 3
+HASH_SIDE = 32
+MAX_PIXELS = 2 * 89_478_485  # twice Pillow's own warning limit: beyond this, decoding is refused
+
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+@dataclass
+class ProbeRecord:
+    """What one decode tells about a file. ``error`` is set (and the rest mostly empty) when it can't be read.
+
+    ``error`` kinds: ``empty``, ``not_image``, ``truncated``, ``bomb``, ``corrupt``, ``unreadable``.
+    """
+
+    size: int
+    sha256: str
+    error: str | None = None
+    error_detail: str = ""
+    format: str = ""
+    mode: str = ""
+    bit_depth: int = 8
+    width: int = 0  # as stored
+    height: int = 0
+    display_width: int = 0  # after EXIF orientation
+    display_height: int = 0
+    orientation: int = 1
+    frames: int = 1
+    transparent: bool = False
+    phash: int = 0
+    phash_mirror: int = 0
+    thumb: bytes = b""  # HASH_SIDE x HASH_SIDE grayscale, row-major
+    color: bytes = b""  # 4 x 4 RGB, row-major: a coarse colour layout for the second check
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+_DCT = None
+
+
+def _dct_matrix() -> np.ndarray:
+    global _DCT  # a per-process constant, built once
+    if _DCT is None:
+        n = HASH_SIDE
+        k = np.arange(n)[:, None]
+        i = np.arange(n)[None, :]
+        _DCT = np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    return _DCT
+
+
+def dct_hash(pixels: np.ndarray) -> int:
+    """A 64-bit perceptual hash (pHash): the signs of the 8x8 lowest DCT frequencies against their median."""
+    d = _dct_matrix()
+    low = (d @ pixels @ d.T)[:8, :8]
+    bits = (low > np.median(low)).ravel()
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def _png_bit_depth(data: bytes) -> int:
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR" and len(data) > 24:
+        return data[24]
+    return 8
+
+
+def _to_rgb_or_l(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        peak = float(arr.max()) if arr.size else 0.0
+        scale = 257.0 if peak > 255 else 1.0
+        return Image.fromarray(np.clip(arr / scale, 0, 255).astype(np.uint8), "L")
+    if im.mode in ("L", "RGB"):
+        return im
+    return im.convert("RGB")
+
+
+def _transparent(im: Image.Image) -> bool:
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        lo, _ = im.getchannel("A").getextrema()
+        return lo < 255
+    if im.mode == "P" and "transparency" in im.info:
+        lo, _ = im.convert("RGBA").getchannel("A").getextrema()
+        return lo < 255
+    return False
+
+
+def _hashes(im: Image.Image, record: ProbeRecord) -> None:
+    base = _to_rgb_or_l(im)
+    for method in _TRANSPOSE.get(record.orientation, []):
+        base = base.transpose(method)
+    small = base.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
+    gray = np.asarray(small.convert("L"), dtype=np.float32)
+    record.phash = dct_hash(gray)
+    record.phash_mirror = dct_hash(gray[:, ::-1])
+    record.thumb = gray.astype(np.uint8).tobytes()
+    record.color = small.convert("RGB").resize((4, 4), Image.Resampling.BOX).tobytes()
+
+
+def _open_checked(data: bytes, record: ProbeRecord) -> Image.Image | None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        record.error, record.error_detail = "bomb", str(exc)
+        return None
+    except Image.UnidentifiedImageError:
+        record.error, record.error_detail = "not_image", "not a picture format we can read"
+        return None
+    record.format = im.format or ""
+    record.width, record.height = im.size
+    record.mode = im.mode
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        record.error = "bomb"
+        record.error_detail = f"claims {im.size[0]}x{im.size[1]} pixels, too large to open safely"
+        return None
+    return im
+
+
+def _describe(im: Image.Image, data: bytes, record: ProbeRecord) -> None:
+    record.frames = int(getattr(im, "n_frames", 1) or 1)
+    record.bit_depth = _png_bit_depth(data) if record.format == "PNG" else (16 if "16" in im.mode else 8)
+    try:
+        record.orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        record.orientation = 1
+    if record.orientation not in _TRANSPOSE:
+        record.orientation = 1
+    w, h = record.width, record.height
+    record.display_width, record.display_height = (h, w) if record.orientation >= 5 else (w, h)
+
+
+def probe_bytes(data: bytes) -> ProbeRecord:
+    """Probe one file's bytes. Never raises for a bad file: the problem is in ``error``."""
+    record = ProbeRecord(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    if not data:
+        record.error, record.error_detail = "empty", "the file is empty (0 bytes)"
+        return record
+    im = _open_checked(data, record)
+    if im is None:
+        return record
+    try:
+        _describe(im, data, record)
+        if record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
+            im.draft(im.mode, (HASH_SIDE * 4, HASH_SIDE * 4))
+        im.load()
+        record.transparent = _transparent(im)
+        _hashes(im, record)
+    except OSError as exc:
+        text = str(exc)
+        truncated = "truncated" in text or "broken data stream" in text or "unrecognized data stream" in text
+        record.error, record.error_detail = ("truncated" if truncated else "corrupt"), text
+    # A hostile or broken file may raise anything from inside a decoder; it must not stop the audit.
+    except Exception as exc:  # noqa: BLE001
+        record.error, record.error_detail = "corrupt", f"{type(exc).__name__}: {exc}"
+    finally:
+        im.close()
+    return record
+
+
+def probe_file(path: str) -> ProbeRecord:
+    """Probe the file at ``path`` (read once)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return ProbeRecord(size=0, sha256="", error="unreadable", error_detail=exc.strerror or str(exc))
+    return probe_bytes(data)
+
+
+def probe_files(paths: list[str]) -> list[ProbeRecord]:
+    """Probe a chunk of files (the unit of work sent to a worker process)."""
+    return [probe_file(p) for p in paths]

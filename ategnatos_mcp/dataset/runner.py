@@ -1,0 +1,122 @@
+"""Probe many files: cached records first, the rest decoded over worker processes, in small chunks.
+
+Memory stays bounded: a worker holds one image at a time and sends back only a small record.
+Records are written to the cache as they arrive, so a run that is cut off resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import threading
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+
+from ategnatos_mcp.dataset.cache import ProbeCache
+from ategnatos_mcp.dataset.scan import FileEntry
+
+if TYPE_CHECKING:
+    from ategnatos_mcp.dataset.probe import ProbeRecord
+
+__all__ = ["Progress", "ProbeRunner"]
+
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+
+_CHUNK = 8
+_IN_PROCESS_BELOW = 24  # fewer files than this are probed in a thread: starting workers costs more
+_FLUSH_EVERY = 400
+
+
+class ProbeRunner:
+    """Owns the worker pool (started on first need, closed by ``close``)."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                # spawn, not fork: the server process has threads and an event loop a fork would copy mid-flight.
+                ctx = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+
+    async def probe(
+        self, entries: Sequence[FileEntry], cache: ProbeCache, progress: Progress | None = None
+    ) -> dict[str, ProbeRecord]:
+        """A record per file (by ``rel``), from the cache when the file is unchanged."""
+        from ategnatos_mcp.dataset.probe import ProbeRecord
+
+        cached = await anyio.to_thread.run_sync(cache.lookup, entries)
+        records = {rel: ProbeRecord(*values) for rel, values in cached.items()}  # type: ignore[arg-type]
+        missing = [e for e in entries if e.rel not in records]
+        total = len(entries)
+        if progress is not None:
+            await progress(len(records), total, f"{len(records)} of {total} images already known")
+        if missing:
+            await self._probe_missing(missing, records, cache, progress, total)
+        return records
+
+    async def _probe_missing(
+        self,
+        missing: list[FileEntry],
+        records: dict[str, ProbeRecord],
+        cache: ProbeCache,
+        progress: Progress | None,
+        total: int,
+    ) -> None:
+        chunks = [missing[i : i + _CHUNK] for i in range(0, len(missing), _CHUNK)]
+        pending: list[tuple[FileEntry, tuple[object, ...]]] = []
+
+        async def on_chunk(chunk: list[FileEntry], results: list[ProbeRecord]) -> None:
+            for entry, record in zip(chunk, results, strict=True):
+                records[entry.rel] = record
+                pending.append((entry, dataclasses.astuple(record)))
+            if len(pending) >= _FLUSH_EVERY:
+                batch = pending[:]
+                pending.clear()
+                await anyio.to_thread.run_sync(cache.store, batch)
+            if progress is not None:
+                await progress(len(records), total, f"read {len(records)} of {total} images")
+
+        if len(missing) < _IN_PROCESS_BELOW or self.workers == 1:
+            from ategnatos_mcp.dataset.probe import probe_files
+
+            for chunk in chunks:
+                results = await anyio.to_thread.run_sync(probe_files, [str(e.path) for e in chunk])
+                await on_chunk(chunk, results)
+        else:
+            await anyio.to_thread.run_sync(self._drive_pool, chunks, on_chunk)
+        await anyio.to_thread.run_sync(cache.store, pending)
+
+    def _drive_pool(
+        self,
+        chunks: list[list[FileEntry]],
+        on_chunk: Callable[[list[FileEntry], list[ProbeRecord]], Awaitable[None]],
+    ) -> None:
+        from ategnatos_mcp.dataset.probe import probe_files
+
+        pool = self._executor()
+        futures: dict[Future[list[ProbeRecord]], list[FileEntry]] = {
+            pool.submit(probe_files, [str(e.path) for e in chunk]): chunk for chunk in chunks
+        }
+        try:
+            for future in as_completed(futures):
+                anyio.from_thread.run(on_chunk, futures[future], future.result())
+        finally:
+            for future in futures:
+                future.cancel()

@@ -1,11 +1,245 @@
-"""MCP adapter for the gpu domain (placeholder until its issue lands)."""
+"""MCP adapter for GPU clouds: gpu_offers, gpu_spinup, gpu_instances, gpu_teardown."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+import logging
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.providers import (
+    Consent,
+    GpuService,
+    InstancesResult,
+    OfferQuery,
+    OffersResult,
+    SpinupResult,
+    TeardownResult,
+    open_gpu_service,
+)
+from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
+
+__all__ = ["register", "startup"]
+
+logger = logging.getLogger("ategnatos_mcp.tools.gpu")
+
+SERVICE_KEY = "gpu"
+
+
+class RentalConfirmation(BaseModel):
+    """What the client's confirmation dialog asks."""
+
+    rent: bool = Field(description="Yes, rent this GPU at this price.")
+
+
+async def gpu_service(app: AppContext) -> GpuService:
+    """The one GpuService of this server (tests may pre-load ``app.services['gpu']``)."""
+
+    async def build(a: AppContext) -> GpuService:
+        return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock)
+
+    return await app.service(SERVICE_KEY, build)
+
+
+def _consent(ctx: Context[AppContext], confirm: bool) -> Consent:
+    caps = ctx.client_capabilities
+    if caps is None or caps.elicitation is None:
+        return Consent(confirmed=confirm)
+
+    async def ask(question: str) -> bool:
+        answer = await ctx.elicit(question, RentalConfirmation)
+        return answer.action == "accept" and answer.data.rent is True
+
+    return Consent(ask=ask)
+
+
+@guard
+async def gpu_offers(
+    ctx: Context[AppContext],
+    gpu: Annotated[str | None, Field(description="GPU wish, e.g. '4090', 'A100', 'H100'. Empty = any.")] = None,
+    min_vram_gb: Annotated[
+        float | None, Field(description="At least this much GPU memory (GB), e.g. 24.", ge=0)
+    ] = None,
+    gpu_count: Annotated[int, Field(description="GPUs in one machine.", ge=1, le=8)] = 1,
+    max_usd_per_hour: Annotated[float | None, Field(description="Only offers at or below this price.", gt=0)] = None,
+    min_reliability: Annotated[
+        float | None, Field(description="Marketplace host reliability 0-1, e.g. 0.98.", ge=0, le=1)
+    ] = None,
+    region: Annotated[str | None, Field(description="Part of a region or country name, e.g. 'US', 'EU'.")] = None,
+    hours: Annotated[
+        float, Field(description="How long the user plans to rent; the quote's worst case covers it.", gt=0)
+    ] = 1.0,
+    disk_gb: Annotated[int, Field(description="Disk for models and outputs (GB).", ge=10, le=2000)] = 60,
+    limit: Annotated[int, Field(description="How many offers to return.", ge=1, le=20)] = 6,
+) -> Annotated[CallToolResult, OffersResult]:
+    """Find the cheapest GPU offers that fit, across the providers whose API keys are set (and this computer).
+
+    Each offer carries a quote id and the worst-case cost for the requested hours. Show the user the price and the
+    worst case; renting needs gpu_spinup with that quote id and the user's explicit yes. Quotes expire.
+    """
+    query = OfferQuery(
+        gpu=gpu or None,
+        min_vram_gb=min_vram_gb,
+        gpu_count=gpu_count,
+        max_usd_per_hour=max_usd_per_hour,
+        min_reliability=min_reliability,
+        region=region or None,
+        hours=hours,
+        disk_gb=disk_gb,
+    )
+    result = await (await gpu_service(app_of(ctx))).find_offers(query, limit=limit)
+    return respond(result, _offers_summary(result))
+
+
+@guard
+async def gpu_spinup(
+    ctx: Context[AppContext],
+    quote_id: Annotated[str, Field(description="The quote id from gpu_offers the user agreed to.")],
+    confirm: Annotated[
+        bool,
+        Field(
+            description="Only for clients without a confirmation dialog: true ONLY after the user said yes to this quote's price."
+        ),
+    ] = False,
+    name: Annotated[
+        str, Field(description="A short label for the instance, e.g. 'lora-training'.", max_length=40)
+    ] = "",
+    wait_seconds: Annotated[float, Field(description="How long to wait here for SSH to answer.", ge=0, le=600)] = 60,
+) -> Annotated[CallToolResult, SpinupResult]:
+    """Rent the GPU of a quote. The user confirms in the client's dialog where it has one; otherwise this needs
+    the quote id plus confirm=true given after the user's explicit yes. Expired quotes, price rises and budget caps
+    refuse. Waits until SSH answers (or returns while it is still starting; gpu_instances shows progress).
+    """
+    app = app_of(ctx)
+    service = await gpu_service(app)
+    result = await service.spinup(quote_id, _consent(ctx, confirm), label=name)
+    rental = await service.wait_ready(result.instance.key, wait_seconds, progress_reporter(ctx))
+    if not rental.ready and rental.ended_at is None and app.task_group is not None:
+        app.task_group.start_soon(_watch_boot, service, rental.key)
+    result = result.model_copy(update={"instance": type(result.instance).of(rental, app.clock())})
+    return respond(result, _spinup_summary(result))
+
+
+async def _watch_boot(service: GpuService, key: str) -> None:
+    try:
+        await service.wait_ready(key, float(service.caps.boot_timeout_seconds) + 60)
+    except AtegnatosError as exc:
+        logger.warning("instance %s: %s", key, exc.message)
+    except Exception:  # background task: never take the server down
+        logger.exception("watching %s boot failed", key)
+
+
+@guard
+async def gpu_instances(
+    ctx: Context[AppContext],
+    include_ended: Annotated[bool, Field(description="Also list instances already torn down.")] = False,
+    balances: Annotated[bool, Field(description="Also read each provider's remaining credit.")] = False,
+) -> Annotated[CallToolResult, InstancesResult]:
+    """Everything you are paying for right now: every instance with status, age, cost so far and SSH endpoint.
+
+    Checks each provider's own list first, so instances the records forgot (orphans) are shown too and offered
+    for teardown. Suggest gpu_teardown when GPU work is done.
+    """
+    result = await (await gpu_service(app_of(ctx))).instances(include_ended=include_ended, balances=balances)
+    return respond(result, _instances_summary(result))
+
+
+@guard
+async def gpu_teardown(
+    ctx: Context[AppContext],
+    keys: Annotated[list[str], Field(description="Instance keys from gpu_instances, e.g. 'runpod:abc123'.")] = [],  # noqa: B006
+    all_instances: Annotated[bool, Field(description="Tear down every instance (including orphans).")] = False,
+    mode: Annotated[
+        Literal["terminate", "stop"],
+        Field(
+            description="terminate (default) ends all billing and deletes the disk; stop keeps the disk, which keeps billing."
+        ),
+    ] = "terminate",
+) -> Annotated[CallToolResult, TeardownResult]:
+    """Terminate (or stop) instances and record their final cost. Terminate is retried until the provider confirms.
+
+    Stop releases the GPU but the disk keeps billing (RunPod volume, Vast storage); Lambda cannot stop.
+    """
+    result = await (await gpu_service(app_of(ctx))).teardown(list(keys), everything=all_instances, stop=mode == "stop")
+    return respond(result, _teardown_summary(result))
+
+
+async def startup(app: AppContext) -> None:
+    """Reconcile with the providers at start-up when keys are set, so orphans show up at once. Never fails."""
+    if not any(app.settings.provider_keys_present().values()):
+        return
+    try:
+        service = await gpu_service(app)
+        result = await service.instances()
+    except Exception:  # start-up must never take the server down
+        logger.exception("GPU reconcile at start-up failed")
+        return
+    if result.orphans:
+        logger.warning("%d instance(s) on your GPU accounts are not in the records; see gpu_instances", result.orphans)
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the gpu tools."""
+    server.add_tool(gpu_offers, name="gpu_offers")
+    server.add_tool(gpu_spinup, name="gpu_spinup")
+    server.add_tool(gpu_instances, name="gpu_instances")
+    server.add_tool(gpu_teardown, name="gpu_teardown")
+
+
+# Summaries -------------------------------------------------------------------------------------------
+def _offers_summary(result: OffersResult) -> str:
+    if not result.offers:
+        skipped = f" Not searched: {', '.join(result.not_searched)}." if result.not_searched else ""
+        return (
+            f"No GPU offers fit right now.{skipped} Try a different GPU, more VRAM flexibility, or a higher price cap."
+        )
+    lines = [f"Cheapest fitting offers for {result.hours:g} h (worst case = the most it can cost):"]
+    lines.extend(
+        f"- {offer.gpu_label} ×{offer.gpu_count} ({offer.vram_gb:g} GB) on {offer.provider}: "
+        f"${offer.usd_per_hour:.2f}/h, worst case ${offer.worst_case_usd:.2f} — quote {offer.quote_id}"
+        for offer in result.offers
+    )
+    if result.not_searched:
+        lines.append(f"Not searched: {', '.join(result.not_searched)}.")
+    lines.append("Ask the user before renting; quotes expire.")
+    return "\n".join(lines)
+
+
+def _spinup_summary(result: SpinupResult) -> str:
+    inst = result.instance
+    state = f"ready, SSH {inst.ssh}" if inst.ready else f"still starting ({inst.status}); check gpu_instances"
+    return (
+        f"Rented {inst.gpu} on {inst.provider} ({inst.key}) at ${inst.usd_per_hour:.2f}/h — {state}. "
+        f"It bills until torn down (gpu_teardown); worst case for the quote was ${result.worst_case_usd:.2f}."
+    )
+
+
+def _instances_summary(result: InstancesResult) -> str:
+    if not result.instances:
+        return "Nothing is running on your GPU accounts." + "".join(f"\n{note}" for note in result.notes)
+    lines = [
+        f"Running cost now: ${result.burn_usd_per_hour:.2f}/h; this month ${result.month_spent_usd:.2f} of ${result.monthly_cap_usd:.2f}."
+    ]
+    for inst in result.instances:
+        flag = " ORPHAN (not in records — offer teardown)" if inst.orphan else ""
+        late = " over its time limit" if inst.over_time_limit else ""
+        lines.append(
+            f"- {inst.key} {inst.gpu} {inst.status}{late}, {inst.age_hours:.1f} h, ${inst.cost_so_far_usd:.2f} so far{flag}"
+        )
+    lines.extend(result.notes)
+    return "\n".join(lines)
+
+
+def _teardown_summary(result: TeardownResult) -> str:
+    lines = [
+        f"{item.key}: {item.outcome}"
+        + (f", final ${item.final_usd:.2f}" if item.final_usd is not None else "")
+        + (f". {item.still_billing}" if item.still_billing else "")
+        + (f" {item.message}" if item.message else "")
+        for item in result.items
+    ]
+    return "\n".join([*lines, f"Final cost of these: ${result.total_final_usd:.2f}."])

@@ -1,11 +1,300 @@
-"""MCP adapter for the art domain (placeholder until its issue lands)."""
+"""MCP adapter for the art-direction loop: art_prompt, art_iterations, art_library."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from ategnatos_mcp.art import (
+    Adjustment,
+    ArtDirector,
+    AssetSpec,
+    IterationsAnswer,
+    LibraryAnswer,
+    LibraryEntry,
+    PromptAnswer,
+    PromptDraft,
+)
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.tools._common import app_of, guard, respond
+
+__all__ = ["register"]
+
+Project = Annotated[str | None, Field(description="Project name, e.g. 'launch page'. Give with `asset` to log.")]
+Asset = Annotated[str | None, Field(description="Asset name inside the project, e.g. 'mascot'.")]
+Version = Annotated[int | None, Field(default=None, ge=1, description="Version number; the latest when omitted.")]
+Changes = Annotated[
+    Adjustment | None,
+    Field(
+        description="Your own reading of feedback the mapping did not recognise: terms to add/remove/emphasise, "
+        "negatives to add/remove, cfg/steps/guidance deltas, and `why` in one sentence."
+    ),
+]
+
+
+async def _director(app: AppContext) -> ArtDirector:
+    return await app.service("art", lambda a: ArtDirector.open(a.store, a.clock))
+
+
+def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
+    d: PromptDraft = answer.draft
+    s = d.settings
+    where = f" — {answer.project}/{answer.asset} version {answer.version}" if answer.version else ""
+    lines = [f"Prompt for {d.family_name}{where}", f"Positive: {d.positive}", f"Negative: {d.negative or '(none)'}"]
+    extra = f", guidance {s.guidance:g}" if s.guidance is not None else ""
+    extra += f", clip skip {s.clip_skip}" if s.clip_skip is not None else ""
+    lines.append(f"Settings: {s.sampler}/{s.scheduler}, {s.steps} steps, CFG {s.cfg:g}{extra}, {s.width}x{s.height}")
+    lines += [f"LoRA: {lora.name} at {lora.weight:g}" for lora in d.loras]
+    lines += [f"Why {e.choice}: {e.why}" for e in d.explanations]
+    lines += [f"CONFLICT: {c}" for c in d.conflicts]
+    lines += [f"Note: {w}" for w in [*d.warnings, *notices]]
+    if d.unrecognized_feedback:
+        lines.append(
+            f"Not in the feedback mapping: {'; '.join(d.unrecognized_feedback)}. Interpret it and call art_prompt "
+            "again in adjust mode with `changes`."
+        )
+    lines.append(answer.next_step)
+    return "\n".join(lines)
+
+
+@guard
+async def art_prompt(
+    ctx: Context[Any, Any],
+    mode: Annotated[Literal["build", "adjust"], Field(description="'build' a new prompt or 'adjust' one.")] = "build",
+    intent: Annotated[
+        str, Field(description="build: what the image should show, in the family's style (tags or a sentence).")
+    ] = "",
+    family: Annotated[
+        str | None,
+        Field(description="Model family: sd15, sdxl, pony, illustrious (NoobAI), flux1, sd35 (names work too)."),
+    ] = None,
+    checkpoint: Annotated[str | None, Field(description="build: a checkpoint from the studio inventory.")] = None,
+    aspect_ratio: Annotated[
+        str | None, Field(description="build: '16:9', a final size like '1200x630', or square/portrait/landscape.")
+    ] = None,
+    style_terms: Annotated[list[str] | None, Field(description="build: extra style terms to include.")] = None,
+    negative_terms: Annotated[list[str] | None, Field(description="build: extra things to keep out.")] = None,
+    loras: Annotated[
+        list[str] | None, Field(description="build: LoRAs from the studio inventory, as 'name' or 'name:0.8'.")
+    ] = None,
+    subject: Annotated[str | None, Field(description="build: the subject kind, for subject-specific taste.")] = None,
+    seed: Annotated[int | None, Field(description="build: a fixed seed, if wanted.")] = None,
+    project: Project = None,
+    asset: Asset = None,
+    from_version: Version = None,
+    feedback: Annotated[str, Field(description="adjust: the artist's words, e.g. 'too busy, a bit warmer'.")] = "",
+    changes: Changes = None,
+    positive: Annotated[
+        str | None, Field(description="adjust without a project: the prompt to change (with `family`).")
+    ] = None,
+    negative: Annotated[str, Field(description="adjust without a project: its negative prompt.")] = "",
+) -> Annotated[CallToolResult, PromptAnswer]:
+    """Build a prompt in the syntax a model family wants, or adjust one from the artist's feedback.
+
+    build: reads the artist's eye (taste profile), the studio's LoRAs and similar library prompts, and returns
+    positive + negative prompt, settings (sampler, steps, CFG, clip skip, size for the aspect ratio) and one
+    sentence per choice. NEVER terms always go in the negative; a request that asks for one is flagged in
+    `conflicts` (ask the artist). With project + asset the prompt is logged as the next version.
+    adjust: applies feedback ('too dark', 'warmer', 'less busy'...) to a logged version (or to `positive`) as the
+    feedback mapping says; phrases it does not know come back in `unrecognized_feedback` for you to interpret
+    and pass as `changes`. Works without ComfyUI: present the prompt for manual use, or send it to comfyui_submit.
+    """
+    director = await _director(app_of(ctx))
+    if mode == "build":
+        answer, notices = await director.build(
+            intent,
+            family=family,
+            checkpoint=checkpoint,
+            aspect=aspect_ratio,
+            style_terms=style_terms or [],
+            negative_terms=negative_terms or [],
+            loras=loras or [],
+            subject=subject,
+            seed=seed,
+            project=project,
+            asset=asset,
+        )
+    else:
+        answer, notices = await director.adjust(
+            feedback=feedback,
+            changes=changes,
+            project=project,
+            asset=asset,
+            from_version=from_version,
+            family=family,
+            positive=positive,
+            negative=negative,
+        )
+    return respond(answer, _prompt_summary(answer, notices))
+
+
+def _iterations_summary(answer: IterationsAnswer) -> str:
+    head = f"{answer.project}/{answer.asset}: {len(answer.versions)} version(s)"
+    if answer.approved_version is not None:
+        head += f", approved: version {answer.approved_version}"
+    lines = [head]
+    if answer.action == "history" and answer.detail is None:
+        lines += [
+            f"v{v.version} ({v.origin}{f' of v{v.based_on}' if v.based_on else ''}): {v.positive}"
+            + (f" — feedback: {v.feedback}" if v.feedback else "")
+            for v in answer.versions[-10:]
+        ]
+    if answer.detail is not None:
+        d = answer.detail
+        lines += [f"Version {d.version}: {d.positive}", f"Negative: {d.negative or '(none)'}"]
+        if d.settings.seed is not None:
+            lines.append(f"Seed: {d.settings.seed}")
+    if answer.eye_suggestions:
+        lines.append("Possible taste updates (ask the artist, then use eye_update):")
+        lines += [f"- {s.category}: {s.text} ({s.reason})" for s in answer.eye_suggestions]
+    if answer.library_entry is not None:
+        lines.append(f"Saved to the library as '{answer.library_entry.name}'.")
+    lines += [f"Note: {n}" for n in answer.notices]
+    return "\n".join(lines)
+
+
+def _require(project: str | None, asset: str | None) -> tuple[str, str]:
+    if not project or not asset:
+        raise InvalidRequestError("Say which project and asset.", hint="Pass `project` and `asset`.")
+    return project, asset
+
+
+@guard
+async def art_iterations(
+    ctx: Context[Any, Any],
+    action: Annotated[
+        Literal["log", "history", "revert", "approve", "spec"],
+        Field(
+            description="log: record seed/outputs/feedback of a version (or a prompt used elsewhere); history: "
+            "list versions (give `version` for one in full); revert: new version identical to `version`, then "
+            "adjusted by `feedback`/`changes` if given; approve: mark final, propose eye updates; spec: set what "
+            "the asset needs."
+        ),
+    ],
+    project: Project = None,
+    asset: Asset = None,
+    version: Version = None,
+    seed: Annotated[int | None, Field(description="log: the seed the image was made with.")] = None,
+    outputs: Annotated[list[str] | None, Field(description="log: output file paths or names.")] = None,
+    feedback: Annotated[str, Field(description="log/revert: what the artist said about it.")] = "",
+    changes: Changes = None,
+    family: Annotated[str | None, Field(description="log of an outside prompt: its model family.")] = None,
+    positive: Annotated[str | None, Field(description="log of an outside prompt: the prompt text.")] = None,
+    negative: Annotated[str, Field(description="log of an outside prompt: the negative.")] = "",
+    notes: Annotated[str, Field(description="approve: what made it work.")] = "",
+    save_as: Annotated[
+        str | None, Field(description="approve: also save to the prompt library under this name.")
+    ] = None,
+    tags: Annotated[list[str] | None, Field(description="approve with save_as: library tags.")] = None,
+    purpose: Annotated[str, Field(description="spec: what the asset is for.")] = "",
+    width: Annotated[int | None, Field(gt=0, description="spec: final width in pixels.")] = None,
+    height: Annotated[int | None, Field(gt=0, description="spec: final height in pixels.")] = None,
+    formats: Annotated[list[str] | None, Field(description="spec: final formats, e.g. ['png', 'webp'].")] = None,
+) -> Annotated[CallToolResult, IterationsAnswer]:
+    """Keep the history of one asset's attempts under grimoire/projects/{project}/assets/{asset}/.
+
+    Every attempt is a version with its exact prompt, negative, settings, seed, outputs and feedback
+    (iterations.md); 'revert' reproduces version N exactly as a new version ("version 3 but warmer" = revert
+    with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
+    suggested taste updates — propose them to the artist and confirm through eye_update (this tool never
+    writes the eye).
+    """
+    director = await _director(app_of(ctx))
+    p, a = _require(project, asset)
+    if action == "history":
+        answer = await director.history(p, a, version)
+    elif action == "log":
+        answer = await director.log_attempt(
+            p, a, version=version, seed=seed, outputs=outputs or [], feedback=feedback or None,
+            family=family, positive=positive, negative=negative,
+        )  # fmt: skip
+    elif action == "revert":
+        if version is None:
+            raise InvalidRequestError("Which version should I go back to?", hint="Pass `version`.")
+        answer = await director.revert(p, a, version, feedback=feedback, changes=changes)
+    elif action == "approve":
+        answer = await director.approve(p, a, version, notes=notes, save_as=save_as, tags=tags or [])
+    else:
+        spec = AssetSpec(purpose=purpose, width=width, height=height, formats=formats or [], notes=notes)
+        answer = await director.set_spec(p, a, spec)
+    return respond(answer, _iterations_summary(answer))
+
+
+def _library_summary(answer: LibraryAnswer) -> str:
+    if answer.action == "search":
+        if not answer.matches:
+            return "No saved prompts match. Save approved prompts with art_library action 'save'."
+        return "\n".join(f"{m.family}/{m.name} (score {m.score:g}): {m.positive}" for m in answer.matches)
+    entry = answer.entry
+    if entry is None:
+        return "Nothing found."
+    lines = [f"{entry.family}/{entry.name} ({answer.path})", f"Positive: {entry.positive}"]
+    lines += [f"Negative: {entry.negative}"] if entry.negative else []
+    lines += [f"Tags: {', '.join(entry.tags)}"] if entry.tags else []
+    lines += [f"Note: {n}" for n in answer.notices]
+    return "\n".join(lines)
+
+
+@guard
+async def art_library(
+    ctx: Context[Any, Any],
+    action: Annotated[Literal["save", "search", "get"], Field(description="save, search or get a prompt.")],
+    name: Annotated[str | None, Field(description="save/get: the prompt's name in the library.")] = None,
+    family: Annotated[
+        str | None, Field(description="Model family (save/get: required; search: optional filter).")
+    ] = None,
+    query: Annotated[str, Field(description="search: words to look for.")] = "",
+    tags: Annotated[
+        list[str] | None, Field(description="save: tags to file it under; search: tags it must have.")
+    ] = None,
+    positive: Annotated[str | None, Field(description="save: the prompt (or give project/asset/version).")] = None,
+    negative: Annotated[str, Field(description="save: its negative prompt.")] = "",
+    notes: Annotated[str, Field(description="save: what it is good for, what to watch out for.")] = "",
+    project: Project = None,
+    asset: Asset = None,
+    version: Version = None,
+    overwrite: Annotated[bool, Field(description="save: replace an entry of the same name.")] = False,
+) -> Annotated[CallToolResult, LibraryAnswer]:
+    """The prompt library (grimoire/library/{family}/{name}.md): prompts that worked, with settings and notes.
+
+    save: from a logged version (project/asset/version) or from `positive`; search: by words and tags, best
+    first; get: one entry in full. art_prompt already consults the library when it builds a prompt.
+    """
+    director = await _director(app_of(ctx))
+    if action == "search":
+        answer = await director.library_search(query, tags or [], family)
+    elif action == "get":
+        if not name or not family:
+            raise InvalidRequestError("Say which prompt to get.", hint="Pass `name` and `family`.")
+        answer = await director.library_get(family, name)
+    else:
+        if not name:
+            raise InvalidRequestError("A saved prompt needs a name.", hint="Pass `name`, e.g. 'warm mascot'.")
+        if project or asset:
+            p, a = _require(project, asset)
+            answer = await director.library_save_version(
+                p, a, version, name=name, tags=tags or [], notes=notes, overwrite=overwrite
+            )
+        else:
+            if not positive or not family:
+                raise InvalidRequestError(
+                    "To save a prompt, give it and its family, or point at a logged version.",
+                    hint="Pass `positive` and `family`, or `project`, `asset` (and `version`).",
+                )
+            entry = LibraryEntry(
+                name=name, family=family, positive=positive, negative=negative, tags=tags or [], notes=notes,
+                saved_at=app_of(ctx).clock(),
+            )  # fmt: skip
+            answer = await director.library_save(entry, overwrite=overwrite)
+    return respond(answer, _library_summary(answer))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the art tools."""
+    server.add_tool(art_prompt, name="art_prompt")
+    server.add_tool(art_iterations, name="art_iterations")
+    server.add_tool(art_library, name="art_library")

@@ -1,0 +1,396 @@
+"""The art director: one entry point per tool action, joining the model database, the eye, the studio,
+the iteration log and the library. Generation itself belongs to ComfyUI; every answer also works for
+manual use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+import anyio.to_thread
+
+from ategnatos_mcp.art.families import FamilyCatalog, load_family_database, load_feedback_map
+from ategnatos_mcp.art.feedback import apply_adjustments, match_feedback
+from ategnatos_mcp.art.iterations import (
+    IterationLog,
+    add_version,
+    draft_from_iteration,
+    get_version,
+    record_outcome,
+    revert_to,
+    set_spec,
+)
+from ategnatos_mcp.art.library import PromptLibrary
+from ategnatos_mcp.art.models import (
+    Adjustment,
+    ArtAsset,
+    AssetSpec,
+    EyeSuggestion,
+    FeedbackMap,
+    Iteration,
+    IterationsAnswer,
+    IterationSummary,
+    LibraryAnswer,
+    LibraryEntry,
+    PromptAnswer,
+    PromptDraft,
+)
+from ategnatos_mcp.art.prompt import build_prompt, parse_terms, rerender
+from ategnatos_mcp.art.taste import choose_family, new_eye_suggestions, read_inventory, read_taste, resolve_loras
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile
+from ategnatos_mcp.state import GrimoireStore
+
+__all__ = ["ArtDirector"]
+
+_MANUAL = (
+    "Generate it with comfyui_submit when ComfyUI is running, or copy the prompt and settings into any UI; "
+    "then log the seed, outputs and the artist's reaction with art_iterations (action 'log')."
+)
+
+
+class ArtDirector:
+    """Builds, adjusts, logs and files prompts."""
+
+    def __init__(
+        self,
+        store: GrimoireStore,
+        clock: Callable[[], datetime],
+        catalog: FamilyCatalog,
+        feedback_map: FeedbackMap,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.catalog = catalog
+        self.feedback_map = feedback_map
+        self.log = IterationLog(store.root, clock)
+        self.library = PromptLibrary(store, clock)
+
+    @classmethod
+    async def open(cls, store: GrimoireStore, clock: Callable[[], datetime]) -> ArtDirector:
+        """Load the bundled model database and feedback map (validated) and build the director."""
+        database = await anyio.to_thread.run_sync(load_family_database)
+        feedback_map = await anyio.to_thread.run_sync(load_feedback_map)
+        return cls(store, clock, FamilyCatalog(database), feedback_map)
+
+    # art_prompt ---------------------------------------------------------------------------------
+    async def build(
+        self,
+        intent: str,
+        *,
+        family: str | None = None,
+        checkpoint: str | None = None,
+        aspect: str | None = None,
+        style_terms: Sequence[str] = (),
+        negative_terms: Sequence[str] = (),
+        loras: Sequence[str] = (),
+        subject: str | None = None,
+        seed: int | None = None,
+        project: str | None = None,
+        asset: str | None = None,
+    ) -> tuple[PromptAnswer, list[str]]:
+        """A new prompt for ``intent``; logged as the next version when project and asset are given."""
+        if not intent.strip():
+            raise InvalidRequestError("The request is empty.", hint="Describe what the image should show.")
+        _check_pair(project, asset)
+        inventory = await read_inventory(self.store)
+        chosen, how = choose_family(self.catalog, inventory, family, checkpoint)
+        taste = await read_taste(self.store, chosen, subject=subject, request=intent)
+        lora_choices, lora_warnings, fits = resolve_loras(inventory, loras, chosen, self.catalog)
+        similar = await self.library.search(intent, family=chosen.id, limit=3)
+        draft = build_prompt(
+            chosen,
+            intent,
+            style_terms=style_terms,
+            negative_terms=negative_terms,
+            aspect=aspect,
+            seed=seed,
+            taste=taste,
+            loras=lora_choices,
+            similar=similar,
+        )
+        draft.warnings.extend(lora_warnings)
+        draft.available_loras = [name for name in fits if name not in {u.name for u, _, _ in lora_choices}]
+        answer = PromptAnswer(draft=draft, family_choice=how, project=project, asset=asset, next_step=_MANUAL)
+        notices: list[str] = []
+        if project and asset:
+            async with self.log.update(project, asset, notices) as doc:
+                answer.version = add_version(doc, draft, now=self.clock(), origin="built", intent=intent).version
+        return answer, notices
+
+    async def adjust(
+        self,
+        *,
+        feedback: str = "",
+        changes: Adjustment | None = None,
+        project: str | None = None,
+        asset: str | None = None,
+        from_version: int | None = None,
+        family: str | None = None,
+        positive: str | None = None,
+        negative: str = "",
+    ) -> tuple[PromptAnswer, list[str]]:
+        """Apply feedback to a logged version (logged as a new one) or to a prompt given as text."""
+        if not feedback.strip() and changes is None:
+            raise InvalidRequestError(
+                "There is no feedback to apply.", hint="Pass the artist's words as `feedback`, or explicit `changes`."
+            )
+        _check_pair(project, asset)
+        notices: list[str] = []
+        if project and asset:
+            async with self.log.update(project, asset, notices) as doc:
+                source = get_version(doc, from_version)
+                draft = await self._adjusted(self._draft_of(source), feedback, changes)
+                if feedback and not source.feedback:
+                    source.feedback = feedback
+                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=source.version)
+            answer = PromptAnswer(
+                draft=draft, project=project, asset=asset, version=new.version, based_on=source.version
+            )
+        else:
+            if not family or positive is None:
+                raise InvalidRequestError(
+                    "To adjust without a project, give the prompt and its model family.",
+                    hint="Pass `positive` (and `negative`) plus `family`, or pass `project` and `asset`.",
+                )
+            chosen = self.catalog.get(family)
+            base = PromptDraft(
+                family=chosen.id,
+                family_name=chosen.name,
+                positive=positive,
+                negative=negative,
+                positive_terms=parse_terms(positive, chosen),
+                negative_terms=parse_terms(negative, chosen, negative=True),
+                settings=build_prompt(chosen, positive).settings,
+            )
+            draft = await self._adjusted(rerender(base, chosen), feedback, changes)
+            answer = PromptAnswer(draft=draft)
+        answer.next_step = _MANUAL
+        return answer, notices
+
+    def _draft_of(self, it: Iteration) -> PromptDraft:
+        return draft_from_iteration(it, self.catalog.get(it.family))
+
+    async def _adjusted(self, base: PromptDraft, feedback: str, changes: Adjustment | None) -> PromptDraft:
+        family = self.catalog.get(base.family)
+        matches, unrecognised = match_feedback(feedback, self.feedback_map)
+        taste = await read_taste(self.store, family, subject=None, request=feedback)
+        return apply_adjustments(
+            base,
+            family,
+            matches,
+            explicit=changes,
+            never=taste.never,
+            unrecognised=unrecognised,
+        )
+
+    # art_iterations -----------------------------------------------------------------------------
+    async def history(self, project: str, asset: str, version: int | None = None) -> IterationsAnswer:
+        doc = await self.log.read(project, asset)
+        answer = self._answer("history", doc)
+        if version is not None:
+            answer.detail = get_version(doc, version)
+        return answer
+
+    async def log_attempt(
+        self,
+        project: str,
+        asset: str,
+        *,
+        version: int | None = None,
+        seed: int | None = None,
+        outputs: Sequence[str] = (),
+        feedback: str | None = None,
+        family: str | None = None,
+        positive: str | None = None,
+        negative: str = "",
+    ) -> IterationsAnswer:
+        """Record what came out of a version, or log a prompt used elsewhere as a new version."""
+        notices: list[str] = []
+        async with self.log.update(project, asset, notices) as doc:
+            if positive is not None:
+                if not family:
+                    raise InvalidRequestError("Say which model family the prompt was for.", hint="Pass `family`.")
+                chosen = self.catalog.get(family)
+                draft = build_prompt(chosen, positive)
+                draft.positive_terms = parse_terms(positive, chosen)
+                draft.negative_terms = parse_terms(negative, chosen, negative=True)
+                draft.positive, draft.negative = positive, negative
+                version = add_version(doc, draft, now=self.clock(), origin="logged").version
+            it = record_outcome(doc, version, seed=seed, outputs=list(outputs), feedback=feedback)
+            answer = self._answer("log", doc)
+            answer.detail = it
+        answer.notices = notices
+        return answer
+
+    async def revert(
+        self, project: str, asset: str, version: int, *, feedback: str = "", changes: Adjustment | None = None
+    ) -> IterationsAnswer:
+        """A new version that reproduces ``version`` exactly, then (optionally) adjusted by feedback."""
+        notices: list[str] = []
+        async with self.log.update(project, asset, notices) as doc:
+            copy = revert_to(doc, version, now=self.clock())
+            if feedback.strip() or changes is not None:
+                draft = await self._adjusted(self._draft_of(copy), feedback, changes)
+                doc.iterations.pop()
+                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=version)
+            else:
+                family = self.catalog.get(copy.family)
+                draft = draft_from_iteration(copy, family)
+                new = copy
+            answer = self._answer("revert", doc)
+            answer.detail, answer.draft = new, draft
+        answer.notices = notices
+        return answer
+
+    async def approve(
+        self,
+        project: str,
+        asset: str,
+        version: int | None,
+        *,
+        notes: str = "",
+        save_as: str | None = None,
+        tags: Sequence[str] = (),
+    ) -> IterationsAnswer:
+        """Mark a version approved, optionally file it in the library, and propose eye updates."""
+        notices: list[str] = []
+        async with self.log.update(project, asset, notices) as doc:
+            it = get_version(doc, version)
+            doc.approved_version, doc.approval_notes = it.version, notes
+            answer = self._answer("approve", doc)
+            answer.detail = it
+            chain = _chain(doc, it)
+        answer.eye_suggestions = await self._suggestions(chain, it)
+        if save_as:
+            entry = LibraryEntry(
+                name=save_as,
+                family=it.family,
+                positive=it.positive,
+                negative=it.negative,
+                settings=it.settings,
+                loras=it.loras,
+                tags=list(tags),
+                notes=notes,
+                source=f"{project}/{asset}/v{it.version}",
+                saved_at=self.clock(),
+            )
+            answer.library_entry, more = await self.library.save(entry)
+            notices.extend(more)
+        answer.notices = notices
+        return answer
+
+    async def _suggestions(self, chain: list[Iteration], approved: Iteration) -> list[EyeSuggestion]:
+        rules = {rule.id: rule for rule in self.feedback_map.rules}
+        candidates = [
+            rules[fb.rule].eye_hint
+            for it in chain
+            for fb in it.applied_feedback
+            if fb.rule in rules and rules[fb.rule].eye_hint is not None
+        ]
+        family = self.catalog.get(approved.family)
+        candidates.extend(
+            EyeSuggestion(
+                category="model-combos",
+                text=f"{family.name} with LoRA {lora.name} at {lora.weight:g}",
+                reason="This combination made an approved image.",
+            )
+            for lora in approved.loras
+        )
+        profile = await self.store.read(EYE_DOCUMENT, EyeProfile)
+        return new_eye_suggestions(profile, [c for c in candidates if c is not None])
+
+    async def set_spec(self, project: str, asset: str, spec: AssetSpec) -> IterationsAnswer:
+        notices: list[str] = []
+        async with self.log.update(project, asset, notices) as doc:
+            set_spec(doc, spec)
+            answer = self._answer("spec", doc)
+        answer.notices = notices
+        return answer
+
+    def _answer(self, action: str, doc: ArtAsset) -> IterationsAnswer:
+        return IterationsAnswer(
+            action=action,
+            project=doc.project,
+            asset=doc.asset,
+            folder=str(self.log.folder(doc.project, doc.asset)),
+            spec=doc.spec,
+            versions=[_summary(it, doc.approved_version) for it in doc.iterations],
+            approved_version=doc.approved_version,
+        )
+
+    # art_library --------------------------------------------------------------------------------
+    async def library_save(self, entry: LibraryEntry, *, overwrite: bool = False) -> LibraryAnswer:
+        entry.family = self.catalog.get(entry.family).id
+        saved, notices = await self.library.save(entry, overwrite=overwrite)
+        return LibraryAnswer(action="save", entry=saved, path=str(self.library.path_of(saved)), notices=notices)
+
+    async def library_save_version(
+        self,
+        project: str,
+        asset: str,
+        version: int | None,
+        *,
+        name: str,
+        tags: Sequence[str] = (),
+        notes: str = "",
+        overwrite: bool = False,
+    ) -> LibraryAnswer:
+        """File a logged version (the approved one when no version is given, else the latest)."""
+        doc = await self.log.read(project, asset)
+        it = get_version(doc, version if version is not None else doc.approved_version)
+        entry = LibraryEntry(
+            name=name,
+            family=it.family,
+            positive=it.positive,
+            negative=it.negative,
+            settings=it.settings,
+            loras=it.loras,
+            tags=list(tags),
+            notes=notes,
+            source=f"{project}/{asset}/v{it.version}",
+            saved_at=self.clock(),
+        )
+        return await self.library_save(entry, overwrite=overwrite)
+
+    async def library_get(self, family: str, name: str) -> LibraryAnswer:
+        entry = await self.library.get(self.catalog.get(family).id, name)
+        return LibraryAnswer(action="get", entry=entry, path=str(self.library.path_of(entry)))
+
+    async def library_search(self, text: str, tags: Sequence[str], family: str | None) -> LibraryAnswer:
+        family_id = self.catalog.get(family).id if family else None
+        return LibraryAnswer(action="search", matches=await self.library.search(text, tags=tags, family=family_id))
+
+
+def _check_pair(project: str | None, asset: str | None) -> None:
+    if bool(project) != bool(asset):
+        raise InvalidRequestError(
+            "Give both a project and an asset to log this prompt, or neither.",
+            hint="For example project 'launch page', asset 'mascot'.",
+        )
+
+
+def _chain(doc: ArtAsset, it: Iteration) -> list[Iteration]:
+    """The version and its ancestors, following ``based_on``."""
+    chain, seen, current = [], set(), it
+    while current is not None and current.version not in seen:
+        chain.append(current)
+        seen.add(current.version)
+        current = doc.version(current.based_on) if current.based_on is not None else None
+    return chain
+
+
+def _summary(it: Iteration, approved: int | None) -> IterationSummary:
+    return IterationSummary(
+        version=it.version,
+        origin=it.origin,
+        based_on=it.based_on,
+        created_at=it.created_at,
+        family=it.family,
+        positive=it.positive if len(it.positive) <= 160 else it.positive[:157] + "...",
+        seed=it.settings.seed,
+        outputs=len(it.outputs),
+        feedback=it.feedback,
+        approved=it.version == approved,
+    )

@@ -1,0 +1,361 @@
+"""The art domain's models: the model database and feedback map (data files), prompts, iterations, the library."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ategnatos_mcp.state import Document
+
+__all__ = [
+    "Adjustment",
+    "AppliedFeedback",
+    "ArtAsset",
+    "AssetSpec",
+    "Explanation",
+    "EyeSuggestion",
+    "Family",
+    "FamilyDatabase",
+    "FamilySettings",
+    "FeedbackMap",
+    "FeedbackRule",
+    "Iteration",
+    "LibraryDocument",
+    "LibraryEntry",
+    "LibraryMatch",
+    "LoraUse",
+    "PromptDraft",
+    "PromptSettings",
+    "PromptStyle",
+    "PromptTerm",
+    "Source",
+    "TasteGuidance",
+    "IterationSummary",
+    "IterationsAnswer",
+    "LibraryAnswer",
+    "PromptAnswer",
+]
+
+PromptStyle = Literal["tags", "sentences"]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# The model database (art/data/model_families.json) ------------------------------------------------
+class Source(_Data):
+    """Where a fact in the data comes from."""
+
+    title: str
+    url: str
+
+
+class FamilySettings(_Data):
+    """Recommended sampler settings, in ComfyUI's names."""
+
+    sampler: str
+    scheduler: str
+    steps: int = Field(gt=0)
+    cfg: float = Field(gt=0)
+    guidance: float | None = Field(default=None, description="Flux's distilled guidance (FluxGuidance node).")
+    clip_skip: int | None = Field(default=None, description="1 = last CLIP layer; None where it does not apply.")
+
+
+class Family(_Data):
+    """One model family: how it wants to be prompted and what settings suit it."""
+
+    id: str = Field(pattern=r"^[a-z0-9]+$")
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    architecture: str
+    prompt_style: PromptStyle
+    weight_syntax: bool = Field(description="Whether (term:1.2) emphasis is honoured.")
+    weight_note: str
+    negative_prompt: bool = Field(description="Whether the usual workflow uses a negative prompt at all.")
+    negative_note: str = ""
+    score_tags: list[str] = Field(default_factory=list)
+    quality_tags: list[str] = Field(default_factory=list)
+    default_negative: list[str] = Field(default_factory=list)
+    settings: FamilySettings
+    native_resolution: tuple[int, int]
+    resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")
+    lora_bases: list[str] = Field(default_factory=list, description="LoRA base-model names that fit this family.")
+    tips: list[str] = Field(default_factory=list)
+    sources: list[Source] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_table(self) -> Family:
+        if "1:1" not in self.resolutions:
+            raise ValueError(f"{self.id}: the resolution table needs a 1:1 entry")
+        for ratio, (width, height) in self.resolutions.items():
+            if width % 8 or height % 8:
+                raise ValueError(f"{self.id}: {ratio} size {width}x{height} is not a multiple of 8")
+        return self
+
+
+class FamilyDatabase(_Data):
+    """The whole model database file."""
+
+    schema_version: int = 1
+    families: list[Family]
+
+
+# The feedback map (art/data/feedback.json) ---------------------------------------------------------
+class Adjustment(_Data):
+    """Concrete prompt and setting changes for one piece of feedback."""
+
+    add: list[str] = Field(default_factory=list, description="Terms added to the positive prompt.")
+    remove: list[str] = Field(default_factory=list, description="Terms removed from the positive prompt.")
+    add_negative: list[str] = Field(default_factory=list)
+    remove_negative: list[str] = Field(default_factory=list)
+    emphasize: list[str] = Field(default_factory=list, description="Terms weighted up where weights are honoured.")
+    cfg_delta: float = 0.0
+    guidance_delta: float = Field(default=0.0, description="For families with distilled guidance (FLUX.1).")
+    steps_delta: int = 0
+    why: str = ""
+
+
+class FeedbackRule(_Data):
+    """Phrases an artist says, mapped to an adjustment (per prompt style or family where they differ)."""
+
+    id: str
+    phrases: list[str] = Field(min_length=1)
+    default: Adjustment
+    by_style: dict[PromptStyle, Adjustment] = Field(default_factory=dict)
+    by_family: dict[str, Adjustment] = Field(default_factory=dict)
+    eye_hint: EyeSuggestion | None = None
+
+    def adjustment_for(self, family: Family) -> Adjustment:
+        return self.by_family.get(family.id) or self.by_style.get(family.prompt_style) or self.default
+
+
+class FeedbackMap(_Data):
+    schema_version: int = 1
+    rules: list[FeedbackRule]
+
+
+class EyeSuggestion(_Data):
+    """A taste entry Claude may propose to the artist; only ``eye_update`` writes it."""
+
+    category: Literal["color", "texture", "composition", "style", "subject", "anti-preferences", "model-combos"]
+    text: str
+    level: Literal["prefer", "avoid", "never"] = "prefer"
+    terms: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+# Prompts -------------------------------------------------------------------------------------------
+class TasteGuidance(_Data):
+    """What the eye says for one request, as the art domain uses it."""
+
+    positive: list[str] = Field(default_factory=list)
+    negative: list[str] = Field(default_factory=list)
+    never: list[str] = Field(default_factory=list, description="NEVER terms: always in the negative, never positive.")
+    never_conflicts: list[str] = Field(default_factory=list)
+    avoid_overrides: list[str] = Field(default_factory=list)
+    combos: list[str] = Field(default_factory=list)
+
+
+class PromptTerm(_Data):
+    """One phrase of a prompt; weight 1.0 renders without emphasis."""
+
+    text: str
+    weight: float = 1.0
+
+
+class PromptSettings(_Data):
+    """The settings to generate with."""
+
+    sampler: str
+    scheduler: str
+    steps: int
+    cfg: float
+    guidance: float | None = None
+    clip_skip: int | None = None
+    width: int
+    height: int
+    seed: int | None = None
+
+
+class LoraUse(_Data):
+    name: str
+    weight: float
+    trigger_words: list[str] = Field(default_factory=list)
+
+
+class Explanation(_Data):
+    """One choice made in a prompt and why, in a sentence."""
+
+    choice: str
+    why: str
+
+
+class AppliedFeedback(_Data):
+    rule: str
+    phrase: str
+    why: str
+
+
+class LibraryMatch(_Data):
+    family: str
+    name: str
+    positive: str
+    tags: list[str] = Field(default_factory=list)
+    score: float
+
+
+class PromptDraft(_Data):
+    """A built or adjusted prompt, ready to generate or to present for manual use."""
+
+    family: str
+    family_name: str
+    positive: str
+    negative: str
+    positive_terms: list[PromptTerm]
+    negative_terms: list[PromptTerm]
+    settings: PromptSettings
+    loras: list[LoraUse] = Field(default_factory=list)
+    explanations: list[Explanation] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list, description="Requests that clash with a NEVER entry.")
+    warnings: list[str] = Field(default_factory=list)
+    applied_feedback: list[AppliedFeedback] = Field(default_factory=list)
+    unrecognized_feedback: list[str] = Field(
+        default_factory=list, description="Feedback no rule covers: interpret it and pass explicit changes."
+    )
+    similar: list[LibraryMatch] = Field(default_factory=list)
+    tips: list[str] = Field(default_factory=list)
+    available_loras: list[str] = Field(default_factory=list)
+
+
+# Iterations (grimoire/projects/{p}/assets/{a}/) ----------------------------------------------------
+class AssetSpec(_Data):
+    purpose: str = ""
+    width: int | None = Field(default=None, gt=0)
+    height: int | None = Field(default=None, gt=0)
+    formats: list[str] = Field(default_factory=list)
+    notes: str = ""
+
+
+class Iteration(_Data):
+    """One attempt: the exact prompt and settings, what came out, and what the artist said."""
+
+    version: int
+    created_at: datetime
+    family: str
+    positive: str
+    negative: str
+    positive_terms: list[PromptTerm]
+    negative_terms: list[PromptTerm]
+    settings: PromptSettings
+    loras: list[LoraUse] = Field(default_factory=list)
+    based_on: int | None = None
+    origin: Literal["built", "adjusted", "reverted", "logged"] = "built"
+    intent: str = ""
+    applied_feedback: list[AppliedFeedback] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    feedback: str = ""
+
+
+class ArtAsset(Document):
+    """``grimoire/projects/{p}/assets/{a}/.state/asset.json``: the source of truth for the three markdown views."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    project: str = ""
+    asset: str = ""
+    spec: AssetSpec = Field(default_factory=AssetSpec)
+    iterations: list[Iteration] = Field(default_factory=list)
+    approved_version: int | None = None
+    approval_notes: str = ""
+    view_hashes: dict[str, str] = Field(default_factory=dict)
+
+    def version(self, number: int) -> Iteration | None:
+        return next((it for it in self.iterations if it.version == number), None)
+
+
+# The prompt library (grimoire/library/{family}/{name}.md) ------------------------------------------
+class LibraryEntry(_Data):
+    name: str
+    family: str
+    positive: str
+    negative: str = ""
+    settings: PromptSettings | None = None
+    loras: list[LoraUse] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    notes: str = ""
+    source: str = Field(default="", description="project/asset/version it came from, if any.")
+    saved_at: datetime
+    view_hash: str = ""
+
+
+class LibraryDocument(Document):
+    """``grimoire/.state/art-library.json``: every saved prompt."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    entries: list[LibraryEntry] = Field(default_factory=list)
+
+    def find(self, family: str, name: str) -> LibraryEntry | None:
+        key = name.casefold()
+        return next((e for e in self.entries if e.family == family and e.name.casefold() == key), None)
+
+
+# Answers ------------------------------------------------------------------------------------------
+class PromptAnswer(_Data):
+    """What ``art_prompt`` returns."""
+
+    draft: PromptDraft
+    family_choice: str = ""
+    project: str | None = None
+    asset: str | None = None
+    version: int | None = Field(default=None, description="The version this prompt was logged as.")
+    based_on: int | None = None
+    next_step: str = ""
+
+
+class IterationSummary(_Data):
+    version: int
+    origin: str
+    based_on: int | None
+    created_at: datetime
+    family: str
+    positive: str
+    seed: int | None
+    outputs: int
+    feedback: str
+    approved: bool
+
+
+class IterationsAnswer(_Data):
+    """What ``art_iterations`` returns."""
+
+    action: str
+    project: str
+    asset: str
+    folder: str
+    spec: AssetSpec
+    versions: list[IterationSummary] = Field(default_factory=list)
+    detail: Iteration | None = None
+    approved_version: int | None = None
+    draft: PromptDraft | None = Field(default=None, description="The new prompt after a revert (and adjustment).")
+    eye_suggestions: list[EyeSuggestion] = Field(
+        default_factory=list, description="Taste entries to propose to the artist; confirm each with eye_update."
+    )
+    library_entry: LibraryEntry | None = None
+    notices: list[str] = Field(default_factory=list)
+
+
+class LibraryAnswer(_Data):
+    """What ``art_library`` returns."""
+
+    action: str
+    entry: LibraryEntry | None = None
+    path: str | None = None
+    matches: list[LibraryMatch] = Field(default_factory=list)
+    notices: list[str] = Field(default_factory=list)
+
+
+FeedbackRule.model_rebuild()

@@ -1,0 +1,138 @@
+"""Reading the eye (taste profile) and the studio inventory for a prompt. Read-only: only the eye writes the eye."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from ategnatos_mcp.art.families import FamilyCatalog, normalise
+from ategnatos_mcp.art.models import EyeSuggestion, Family, LoraUse, TasteGuidance
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, query_profile
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
+
+__all__ = ["LoraChoice", "choose_family", "new_eye_suggestions", "read_inventory", "read_taste", "resolve_loras"]
+
+LoraChoice = tuple[LoraUse, float, float]
+_LORA_SPEC = re.compile(r"^(?P<name>.+?)(?::(?P<weight>-?\d+(?:\.\d+)?))?$")
+
+
+async def read_taste(store: GrimoireStore, family: Family, *, subject: str | None, request: str) -> TasteGuidance:
+    """What the eye says for this request, with the NEVER terms listed on their own."""
+    profile = await store.read(EYE_DOCUMENT, EyeProfile)
+    query = query_profile(profile, family=family.id, subject=subject, request=request)
+    keys = {normalise(k) for k in (family.id, family.name, *family.aliases)}
+    never = [
+        term
+        for entry in profile.entries
+        if entry.level == "never" and (not entry.families or keys & {normalise(f) for f in entry.families})
+        for term in entry.prompt_terms
+    ]
+    return TasteGuidance(
+        positive=query.positive_terms,
+        negative=query.negative_terms,
+        never=list(dict.fromkeys(never)),
+        never_conflicts=query.never_conflicts,
+        avoid_overrides=query.avoid_overrides,
+        combos=query.combos,
+    )
+
+
+async def read_inventory(store: GrimoireStore) -> StudioInventory:
+    return await store.read(STUDIO_DOCUMENT, StudioInventory)
+
+
+def choose_family(
+    catalog: FamilyCatalog, inventory: StudioInventory, family: str | None, checkpoint: str | None
+) -> tuple[Family, str]:
+    """The family to prompt for, and a sentence saying how it was chosen.
+
+    Raises:
+        InvalidRequestError: nothing says which family, or the checkpoint's family is unknown.
+    """
+    if family:
+        found = catalog.get(family)
+        return found, f"You asked for {found.name}."
+    checkpoints = [m for m in inventory.models if m.kind == "checkpoint"]
+    if checkpoint:
+        model = next((m for m in checkpoints if m.name.casefold() == checkpoint.casefold()), None)
+        if model is None:
+            raise NotFoundError(
+                f"The studio inventory has no checkpoint called '{checkpoint}'.",
+                kind="checkpoint",
+                name=checkpoint,
+                hint="Register it with studio_register, or pass `family` instead.",
+            )
+        found = catalog.find(model.base) if model.base else None
+        if found is None:
+            raise InvalidRequestError(
+                f"I can't tell which model family '{model.name}' belongs to (its base is '{model.base or 'not set'}').",
+                hint=f"Pass `family` as one of: {', '.join(catalog.ids)}.",
+            )
+        return found, f"{model.name} is a {found.name} checkpoint."
+    families = {f.id: f for m in checkpoints if (f := catalog.find(m.base)) is not None}
+    if len(families) == 1:
+        only = next(iter(families.values()))
+        return only, f"The studio's checkpoints are all {only.name}."
+    raise InvalidRequestError(
+        "Which model will make this? The prompt syntax depends on it.",
+        hint=f"Pass `family` ({', '.join(catalog.ids)}) or `checkpoint` (a model from the studio inventory).",
+    )
+
+
+def _default_weight(lora: LoraEntry) -> float:
+    return round((lora.weight_min + lora.weight_max) / 2, 2)
+
+
+def resolve_loras(
+    inventory: StudioInventory, wanted: Sequence[str], family: Family, catalog: FamilyCatalog
+) -> tuple[list[LoraChoice], list[str], list[str]]:
+    """The LoRAs asked for (``name`` or ``name:weight``), warnings, and the names that would fit this family.
+
+    Raises:
+        NotFoundError: a LoRA that is not in the studio inventory.
+    """
+    fits = [lora.name for lora in inventory.loras if family in catalog.for_lora_base(lora.base_model)]
+    choices: list[LoraChoice] = []
+    warnings: list[str] = []
+    for spec in wanted:
+        match = _LORA_SPEC.match(spec.strip())
+        name = match.group("name").strip() if match else spec.strip()
+        lora = next((entry for entry in inventory.loras if entry.name.casefold() == name.casefold()), None)
+        if lora is None:
+            known = ", ".join(entry.name for entry in inventory.loras) or "none registered"
+            raise NotFoundError(
+                f"The studio inventory has no LoRA called '{name}'.",
+                kind="lora",
+                name=name,
+                hint=f"Known LoRAs: {known}. Register new ones with studio_register.",
+            )
+        weight = float(match.group("weight")) if match and match.group("weight") else _default_weight(lora)
+        if not lora.weight_min <= weight <= lora.weight_max:
+            warnings.append(
+                f"LoRA {lora.name} at {weight:g} is outside its recommended range "
+                f"{lora.weight_min:g}-{lora.weight_max:g}; expect it to overpower or vanish."
+            )
+        if lora.base_model and lora.name not in fits:
+            warnings.append(
+                f"LoRA {lora.name} was made for {lora.base_model}, not {family.name}; it may do little or break the image."
+            )
+        use = LoraUse(name=lora.name, weight=weight, trigger_words=list(lora.trigger_words))
+        choices.append((use, lora.weight_min, lora.weight_max))
+    return choices, warnings, fits
+
+
+def new_eye_suggestions(profile: EyeProfile, candidates: Sequence[EyeSuggestion]) -> list[EyeSuggestion]:
+    """The candidates the eye does not hold yet (by text or by all of their terms)."""
+    known_texts = {entry.text.casefold() for entry in profile.entries}
+    known_terms = {term.casefold() for entry in profile.entries for term in entry.prompt_terms}
+    fresh: list[EyeSuggestion] = []
+    for suggestion in candidates:
+        if suggestion.text.casefold() in known_texts:
+            continue
+        if suggestion.terms and all(t.casefold() in known_terms for t in suggestion.terms):
+            continue
+        if all(s.text != suggestion.text for s in fresh):
+            fresh.append(suggestion)
+    return fresh

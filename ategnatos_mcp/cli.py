@@ -140,12 +140,17 @@ def _doctor(settings: Settings) -> int:
 
 
 def _install_skills(target: Path, *, force: bool) -> int:
-    from ategnatos_mcp.skills_catalog import install_skills
+    from ategnatos_mcp.skills_catalog import install_skills_report
 
-    written = install_skills(target.resolve() / ".claude" / "skills", force=force)
-    for path in written:
+    report = install_skills_report(target.resolve(), overwrite=force)
+    for path in report.written:
         print(f"installed {path}")
-    print(f"{len(written)} skill files installed under {target.resolve() / '.claude' / 'skills'}")
+    for path in report.skipped_user_changed:
+        print(f"kept your edited {path} (use --force to replace it)")
+    print(
+        f"{len(report.written)} skill files installed, {len(report.unchanged)} already up to date, "
+        f"{len(report.skipped_user_changed)} kept because you changed them; in {report.target}"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -30,7 +31,7 @@ _TEMPLATE = """\
 _PLACEHOLDER = "(preferences accumulate here)"
 _TAG = re.compile(r"\s*\[(?P<body>[^\[\]]*)\]\s*$")
 _COUNT = re.compile(r"(?:confirmed:\s*)?(?P<n>\d+)\s*(?:sessions?|approvals?)")
-_TITLES = {title.casefold(): category for category, title in CATEGORY_TITLES.items()}
+_TITLES: dict[str, Category] = {title.casefold(): category for category, title in CATEGORY_TITLES.items()}
 
 
 @cache
@@ -61,10 +62,14 @@ def render_eye(profile: EyeProfile) -> str:
     return _template().render(sections=sections)
 
 
+@dataclass
 class _Parsed:
-    def __init__(self, category: Category, level: Level, text: str, count: int, contra: int, families: list[str]):
-        self.category, self.level, self.text = category, level, text
-        self.count, self.contra, self.families = count, contra, families
+    category: Category
+    level: Level
+    text: str
+    count: int
+    contra: int
+    families: list[str]
 
 
 def _parse_line(body: str, category: Category, lineno: int) -> _Parsed:

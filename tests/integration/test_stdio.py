@@ -68,3 +68,15 @@ def test_doctor_prints_plain_facts(capsys: pytest.CaptureFixture[str], monkeypat
     assert "No local GPU" in out
     assert "GPU cloud keys set: runpod." in out
     assert "rp-doctor-secret" not in out
+
+
+def test_install_skills_copies_the_skills_and_keeps_user_edits(tmp_path: Path, capsys) -> None:
+    project = tmp_path / "my-project"
+    project.mkdir()
+    assert main(["install-skills", str(project)]) == 0
+    skill = project / ".claude" / "skills" / "eye" / "SKILL.md"
+    assert skill.read_text(encoding="utf-8").startswith("---\nname: eye")
+    skill.write_text("my own notes\n", encoding="utf-8")
+    assert main(["install-skills", str(project)]) == 0
+    assert skill.read_text(encoding="utf-8") == "my own notes\n"
+    assert "kept your edited" in capsys.readouterr().out

@@ -126,6 +126,7 @@ async def _send(
     import asyncssh
 
     part = remote + ".part"
+    file_start = meter.done
     sent = 0
     resumed: list[int] = []
     first = True
@@ -145,6 +146,7 @@ async def _send(
         if not first:
             resumed.append(offset)
         first = False
+        meter.done = file_start + offset
         async with await sftp.open(part, "r+b" if offset else "wb") as remote_file:
             async with await anyio.open_file(local, "rb") as local_file:
                 await local_file.seek(offset)
@@ -189,6 +191,7 @@ async def upload(
                 break
             # A partial file from an older version of the file: start over once from zero.
             await (await session.sftp()).remove(remote)
+            meter.done = 0
             if fresh_start:
                 raise TransferError(
                     f"{local.name} arrived on the GPU host with a different checksum twice.",
@@ -230,9 +233,10 @@ async def download(
         offset = (await anyio.Path(part).stat()).st_size if await anyio.Path(part).exists() else 0
         if offset > size:
             offset = 0
-        if not first:
+        if not first or offset:
             report.resumed_from.append(offset)
         first = False
+        meter.done = offset
         source = await (await session.sftp()).open(remote, "rb")
         async with source, await anyio.open_file(part, "r+b" if offset else "wb") as sink:
             await sink.seek(offset)
@@ -246,13 +250,18 @@ async def download(
                 report.bytes_sent += len(chunk)
                 await meter.add(len(chunk))
 
-    await _with_resume(session, attempt, f"Fetching {remote}", max_resumes)
-    if await anyio.to_thread.run_sync(_sha256_sync, part) != digest:
+    for fresh_start in (False, True):
+        await _with_resume(session, attempt, f"Fetching {remote}", max_resumes)
+        if await anyio.to_thread.run_sync(_sha256_sync, part) == digest:
+            break
+        # A leftover partial file from another version of the file: start over once from zero.
         await anyio.Path(part).unlink()
-        raise TransferError(
-            f"{remote} arrived with a different checksum than on the GPU host.",
-            hint="Download it again; if the file is still being written on the host, wait until it is finished.",
-        )
+        first = True
+        if fresh_start:
+            raise TransferError(
+                f"{remote} arrived with a different checksum than on the GPU host, twice.",
+                hint="If the file is still being written on the host, wait until it is finished and download again.",
+            )
     await anyio.Path(part).rename(local)
     if attrs.mtime is not None:
         await anyio.to_thread.run_sync(os.utime, local, (attrs.atime or attrs.mtime, attrs.mtime))
@@ -275,6 +284,7 @@ def _local_listing(folder: Path) -> dict[str, tuple[int, int]]:
 
 async def _remote_listing(sftp: asyncssh.SFTPClient, folder: str) -> dict[str, tuple[int, int]]:
     import asyncssh
+    from asyncssh.constants import FILEXFER_TYPE_DIRECTORY, FILEXFER_TYPE_REGULAR
 
     found: dict[str, tuple[int, int]] = {}
     pending = [""]
@@ -289,9 +299,9 @@ async def _remote_listing(sftp: asyncssh.SFTPClient, folder: str) -> dict[str, t
             if name in {".", ".."}:
                 continue
             rel = posixpath.join(sub, name) if sub else name
-            if entry.attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
+            if entry.attrs.type == FILEXFER_TYPE_DIRECTORY:
                 pending.append(rel)
-            elif entry.attrs.type == asyncssh.FILEXFER_TYPE_REGULAR:
+            elif entry.attrs.type == FILEXFER_TYPE_REGULAR:
                 found[rel] = (entry.attrs.size or 0, int(entry.attrs.mtime or 0))
     return found
 

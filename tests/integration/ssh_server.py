@@ -2,7 +2,8 @@
 
 Commands run through ``/bin/sh -c`` in ``home`` with ``HOME=home``, like sshd does. As with sshd, a command's
 process group gets SIGHUP when its connection goes away, so only properly detached processes survive a drop.
-Tests can cut every connection (``cut()``) or have the SFTP side cut the connection once after N bytes written.
+Tests can cut every connection (``cut()``) or have the SFTP side cut the connection once after N bytes written
+(``cut_after_bytes``) or read (``cut_after_read_bytes``), or when a command prints ``cut_on_output``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ class _SFTP(asyncssh.SFTPServer):
             path = os.fsencode(self.owner.home) + b"/" + path
         return path
 
+    def read(self, file_obj: object, offset: int, size: int) -> bytes:
+        data = super().read(file_obj, offset, size)
+        if self.owner.cut_after_read_bytes is not None:
+            self.owner.cut_after_read_bytes -= len(data)
+            if self.owner.cut_after_read_bytes <= 0:
+                self.owner.cut_after_read_bytes = None
+                self.owner.cuts += 1
+                self.connection.abort()
+        return data
+
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
         written = super().write(file_obj, offset, data)
         if self.owner.cut_after_bytes is not None:
@@ -73,6 +84,8 @@ class SSHTestServer:
         self.process_groups: dict[asyncssh.SSHServerConnection, set[int]] = {}
         self.connection_count = 0
         self.cut_after_bytes: int | None = None
+        self.cut_after_read_bytes: int | None = None
+        self.cut_on_output: bytes | None = None
         self.cuts = 0
         self._listener: asyncssh.SSHAcceptor | None = None
 
@@ -136,6 +149,11 @@ class SSHTestServer:
         async def pump(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
             with contextlib.suppress(Exception):
                 while data := await source.read(65536):
+                    if self.cut_on_output is not None and self.cut_on_output in data:
+                        self.cut_on_output = None
+                        self.cuts += 1
+                        self.cut()
+                        return
                     sink.write(data)
                     await sink.drain()
 

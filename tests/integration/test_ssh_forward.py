@@ -1,0 +1,72 @@
+"""A local port forward reaches a service that listens on the GPU host's loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+
+from ategnatos_mcp.remote import forward_port
+from tests.integration.ssh_server import ssh_lab
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+@asynccontextmanager
+async def tiny_http_server() -> AsyncIterator[int]:
+    """A one-route HTTP server on 127.0.0.1 standing in for ComfyUI's /system_stats."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_line = await reader.readline()
+        while (await reader.readline()).strip():
+            pass
+        body = b'{"system": {"comfyui_version": "0.3.0"}, "path": "' + request_line.split()[1] + b'"}'
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_forward_reaches_a_loopback_http_server_through_ssh(tmp_path: Path) -> None:
+    async with (
+        tiny_http_server() as comfy_port,
+        ssh_lab(tmp_path) as (server, connector, host),
+        connector.session(host) as ssh,
+    ):
+        forward = await forward_port(ssh, comfy_port)
+        try:
+            assert forward.url.startswith("http://127.0.0.1:")
+            assert forward.local_port != comfy_port
+            async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+                answer = await http.get(f"{forward.url}/system_stats")
+            assert answer.json() == {"system": {"comfyui_version": "0.3.0"}, "path": "/system_stats"}
+
+            # After a drop, the forward comes back on the same local port, so a registered URL stays valid.
+            conn = await ssh.connection()
+            server.cut()
+            with anyio.fail_after(5):
+                await conn.wait_closed()
+            assert not forward.open
+            url = forward.url
+            await forward.reopen()
+            assert forward.open and forward.url == url
+            async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+                assert (await http.get(f"{forward.url}/queue")).json()["path"] == "/queue"
+        finally:
+            await forward.close()
+        assert not forward.open

@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ategnatos_mcp.state import Document
 
 __all__ = [
+    "BackendName",
+    "RenderedBackend",
+    "RunPaths",
     "ConfirmationGate",
     "DatasetGate",
     "DryRunGate",
@@ -17,6 +20,7 @@ __all__ = [
     "EnvironmentReport",
     "GateState",
     "GateStatus",
+    "PlanRequest",
 ]
 
 GateStatus = Literal["open", "passed", "failed"]
@@ -90,3 +94,43 @@ class GateState(Document):
     dry_run: DryRunGate = Field(default_factory=DryRunGate)
     notices: list[str] = Field(default_factory=list)
     record_hashes: dict[str, str] = Field(default_factory=dict, description="sha256 of each record as last written.")
+
+
+BackendName = Literal["kohya", "simpletuner", "ai-toolkit"]
+
+
+class RunPaths(_Strict):
+    """Where a run's files live on the machine that trains (local folders, or a remote host's)."""
+
+    dataset_dir: str
+    config_dir: str
+    output_dir: str
+
+
+class RenderedBackend(_Strict):
+    """One backend's files for a config, and the exact command that starts it."""
+
+    backend: BackendName
+    dry_run: bool = False
+    files: dict[str, str] = Field(description="File name (inside config_dir) -> content.")
+    command: list[str] = Field(description="argv of the launch command.")
+    command_line: str = Field(description="The same command, shell-quoted.")
+    workdir: str = Field(description="Where to run the command.")
+    notes: list[str] = Field(default_factory=list, description="Settings this backend cannot express, and quirks.")
+
+
+class PlanRequest(_Strict):
+    """What the artist asked for; anything left empty comes from the preset."""
+
+    name: str
+    intent: str = ""
+    dataset_path: str
+    training_type: Literal["character", "style", "concept", "object"] = "character"
+    family: str | None = None
+    base_model: str | None = None
+    trigger_word: str | None = None
+    preset: Literal["quick", "standard", "thorough"] = "standard"
+    backend: BackendName | None = None
+    gpu_vram_gb: float | None = None
+    sample_prompts: list[str] = Field(default_factory=list)
+    overrides: dict[str, object] = Field(default_factory=dict)

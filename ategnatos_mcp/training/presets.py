@@ -36,8 +36,7 @@ EXPLANATIONS: dict[str, str] = {
     "learning_rate": "How big each learning step is. {value}.",
     "text_encoder_lr": "Whether the part that reads prompts also learns. {value}.",
     "lr_scheduler": "How the step size changes over the run. {value}.",
-    "repeats": "How many times each image is shown per epoch, so one epoch holds about {samples} image views "
-    "(200-400 per epoch is what users found reliable for small models).",
+    "repeats": "How many times each image is shown per epoch, so one epoch holds about {samples} image views.",
     "epochs": "How many full passes over the (repeated) images. {value} passes; a LoRA is saved along the way so "
     "you can pick the best one.",
     "max_train_steps": "The run length in steps for this model: {value} steps (500-4000 is the usual range for "

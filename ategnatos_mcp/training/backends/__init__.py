@@ -1,0 +1,28 @@
+"""Backend adapters: render a standard config into each backend's real files and launch command."""
+
+from __future__ import annotations
+
+from ategnatos_mcp.training.backends.catalogue import CatalogueError
+from ategnatos_mcp.training.config import TrainingConfig
+from ategnatos_mcp.training.models import BackendName, RenderedBackend, RunPaths
+
+__all__ = ["BACKENDS", "CatalogueError", "render_backend"]
+
+BACKENDS: tuple[BackendName, ...] = ("kohya", "simpletuner", "ai-toolkit")
+
+
+def render_backend(
+    cfg: TrainingConfig, backend: BackendName, paths: RunPaths, *, dry_run: bool = False
+) -> RenderedBackend:
+    """The files and launch command of ``backend`` for ``cfg`` (the dry-run variant when ``dry_run``)."""
+    if backend == "kohya":
+        from ategnatos_mcp.training.backends.kohya import render_kohya
+
+        return render_kohya(cfg, paths, dry_run=dry_run)
+    if backend == "simpletuner":
+        from ategnatos_mcp.training.backends.simpletuner import render_simpletuner
+
+        return render_simpletuner(cfg, paths, dry_run=dry_run)
+    from ategnatos_mcp.training.backends.aitoolkit import render_aitoolkit
+
+    return render_aitoolkit(cfg, paths, dry_run=dry_run)

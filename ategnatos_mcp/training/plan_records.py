@@ -1,0 +1,90 @@
+"""The markdown records a plan writes: ``intent.md`` and ``config.md`` (settings explained, hash, command)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ategnatos_mcp.training.config import TrainingConfig
+from ategnatos_mcp.training.models import PlanRequest
+
+if TYPE_CHECKING:
+    from ategnatos_mcp.training.planner import TrainingPlan
+
+__all__ = ["render_config_md", "render_intent_md"]
+
+
+def render_intent_md(request: PlanRequest, cfg: TrainingConfig) -> str:
+    """What we are training and why, in the artist's words."""
+    fam = cfg.family_info
+    lines = [
+        f"# {cfg.name}: what we are training",
+        "",
+        request.intent.strip() or "(no description given)",
+        "",
+        f"- Kind of LoRA: {cfg.training_type}",
+        f"- Base model: {cfg.base_model} ({fam.label})",
+        f"- Dataset: {cfg.dataset_path} ({cfg.image_count} images)",
+        f"- Trigger word: {cfg.trigger_word or 'none'}",
+        f"- Preset: {request.preset}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _gb(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def render_config_md(plan: TrainingPlan) -> str:
+    """The configuration with one plain sentence per setting, the step arithmetic, memory, cost and command."""
+    cfg, steps, vram = plan.config, plan.steps, plan.vram
+    dumped = cfg.model_dump(mode="json")
+    lines = [
+        f"# {cfg.name}: training configuration",
+        "",
+        f"Config hash: `{plan.config_hash}` (gate 2 confirms exactly this configuration).",
+        f"Backend: {plan.backend}",
+        "",
+        "## Settings",
+        "",
+        "| setting | value | what it does |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {key} | {dumped.get(key)} | {text} |" for key, text in plan.explanations.items()]
+    lines += [
+        "",
+        "## Length",
+        "",
+        f"{steps.images} images x {steps.repeats} repeats / batch {steps.batch_size}"
+        f"{f' / accumulation {steps.gradient_accumulation}' if steps.gradient_accumulation > 1 else ''} = "
+        f"{steps.steps_per_epoch} steps per epoch; {steps.epochs} epochs = {steps.total_steps} steps.",
+        "",
+        *(f"- {backend}: {text}" for backend, text in steps.per_backend.items()),
+        "",
+        "## Graphics memory",
+        "",
+        f"About {vram.gb:g} GB (reports for similar runs range {vram.low_gb:g}-{vram.high_gb:g} GB).",
+    ]
+    if plan.target_gpu_gb:
+        lines.append(f"On your {plan.target_gpu_gb:g} GB card: {plan.fit}.")
+    if plan.savers_applied:
+        lines.append(f"Switched on to fit: {', '.join(plan.savers_applied)}.")
+    lines += [
+        "",
+        "## Where it can run",
+        "",
+        "| GPU | VRAM GB | fit | largest batch | hours | USD |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {g.gpu} | {g.vram_gb:g} | {g.fit} | {g.largest_batch} | {_gb(g.hours)} | {_gb(g.usd)} |"
+            for g in plan.gpus
+        ),
+        "",
+        "## Command",
+        "",
+        f"    {plan.command}",
+        "",
+        f"Dry run (gate 4): `{plan.dry_run_command}`",
+    ]
+    if plan.notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in plan.notes)]
+    return "\n".join(lines) + "\n"

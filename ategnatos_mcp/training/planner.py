@@ -1,0 +1,291 @@
+"""Build (or revise) a training plan: preset + dataset + card -> a validated config, its VRAM estimate,
+time and cost per GPU, the backend files under ``workspace/configs/{name}/`` and the run's records.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+from pydantic import BaseModel, Field, ValidationError
+
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.paths import confine, safe_name
+from ategnatos_mcp.settings import Settings
+from ategnatos_mcp.state import GrimoireStore, write_text_atomic
+from ategnatos_mcp.training.backends import render_backend
+from ategnatos_mcp.training.config import TrainingConfig
+from ategnatos_mcp.training.costs import GpuOption, gpu_options, run_hours, vram_inputs
+from ategnatos_mcp.training.families import Family, resolve_family
+from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_plan
+from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, RenderedBackend, RunPaths
+from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
+from ategnatos_mcp.training.presets import build_preset, explain
+from ategnatos_mcp.training.vram import (
+    MemorySaver,
+    VramEstimate,
+    estimate_vram,
+    fit_to_card,
+    largest_batch,
+    savers_in_order,
+)
+
+__all__ = ["StepSummary", "TrainingPlan", "build_plan"]
+
+_MAX_AUTO_BATCH = 4
+
+
+class StepSummary(BaseModel):
+    """The step arithmetic in the standard config's terms and in each backend's own terms."""
+
+    images: int
+    repeats: int
+    batch_size: int
+    gradient_accumulation: int
+    epochs: int
+    steps_per_epoch: int
+    total_steps: int
+    per_backend: dict[str, str]
+
+
+class TrainingPlan(BaseModel):
+    """The explained plan the artist confirms (gate 2 is given for ``config_hash``)."""
+
+    name: str
+    backend: BackendName
+    config: TrainingConfig
+    config_hash: str
+    explanations: dict[str, str]
+    steps: StepSummary
+    vram: VramEstimate
+    target_gpu_gb: float | None
+    fit: str | None = Field(description="fits / tight / unlikely / no on the target card; None without one.")
+    savers_applied: list[str]
+    savers_suggested: list[MemorySaver]
+    gpus: list[GpuOption]
+    hours_on_target: float | None
+    config_dir: str
+    files: list[str]
+    command: str
+    dry_run_command: str
+    notes: list[str]
+    gates: GateState
+    notices: list[str] = Field(default_factory=list)
+
+
+def _step_summary(cfg: TrainingConfig) -> StepSummary:
+    length = f"max_train_steps={cfg.max_train_steps}" if cfg.max_train_steps else f"max_train_epochs={cfg.epochs}"
+    st_length = (
+        f"max_train_steps={cfg.max_train_steps}, num_train_epochs=0"
+        if cfg.max_train_steps
+        else f"num_train_epochs={cfg.epochs}, max_train_steps=0"
+    )
+    return StepSummary(
+        images=cfg.image_count,
+        repeats=cfg.repeats,
+        batch_size=cfg.batch_size,
+        gradient_accumulation=cfg.gradient_accumulation,
+        epochs=cfg.effective_epochs,
+        steps_per_epoch=cfg.steps_per_epoch,
+        total_steps=cfg.total_steps,
+        per_backend={
+            "kohya": f"num_repeats={cfg.repeats}, {length}",
+            "simpletuner": f"repeats={cfg.repeats - 1}, {st_length}",
+            "ai-toolkit": f"num_repeats=1, steps={cfg.total_steps}",
+        },
+    )
+
+
+async def _studio_model(store: GrimoireStore, wanted: str) -> tuple[str, str] | None:
+    """(location, base) of a studio inventory model called ``wanted``, if there is one."""
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    for model in inventory.models:
+        if model.name.lower() == wanted.strip().lower():
+            return (model.location or model.name, model.base)
+    return None
+
+
+async def _local_vram(store: GrimoireStore) -> float | None:
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    env = inventory.environment
+    if env is None or not env.gpus:
+        return None
+    return round(max(g.memory_total_mib for g in env.gpus) / 1024, 1)
+
+
+async def _base_model(store: GrimoireStore, request: PlanRequest) -> tuple[str, Family]:
+    found = await _studio_model(store, request.base_model) if request.base_model else None
+    family_name = request.family or (found[1] if found else None)
+    if not family_name:
+        raise InvalidRequestError(
+            "The plan needs a model family (SD1.5, SDXL, Pony, Illustrious, FLUX.1 or SD3.5).",
+            hint="Pass family=..., or name a base model registered in the studio with its base (studio_register).",
+        )
+    family = resolve_family(family_name)
+    if found:
+        return found[0], family
+    if not request.base_model:
+        raise InvalidRequestError(
+            f"Which {family.label} model should the LoRA be trained on?",
+            hint="Pass base_model: a model registered in the studio, a file path on the training machine, or a "
+            "Hugging Face id.",
+        )
+    return request.base_model, family
+
+
+def _scan(dataset: Path) -> tuple[int, list[str], str]:
+    from ategnatos_mcp.dataset import dataset_fingerprint, scan_dataset
+
+    scan = scan_dataset(dataset)
+    folders = sorted({scan.concept_of(entry.rel) for entry in scan.images})
+    return len(scan.images), folders or [""], dataset_fingerprint(dataset)
+
+
+def _validated(values: dict[str, Any]) -> TrainingConfig:
+    try:
+        return TrainingConfig(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "config"
+        message = first["msg"].removeprefix("Value error, ")
+        raise InvalidRequestError(
+            f"The setting `{field}` cannot be used: {message}.",
+            hint="Change that value (or drop the override) and plan again.",
+        ) from exc
+
+
+def _fit_batch(values: dict[str, Any], target_gb: float | None) -> tuple[dict[str, Any], list[str]]:
+    """Choose the batch for the target card, switching savers on (in order) when even batch 1 does not fit."""
+    if target_gb is None:
+        return values, []
+    cfg = _validated(values)
+    inputs = vram_inputs(cfg)
+    batch = min(largest_batch(inputs, target_gb), _MAX_AUTO_BATCH, cfg.image_count)
+    if batch >= 1:
+        return {**values, "batch_size": batch}, []
+    applied: list[str] = []
+    for saver in savers_in_order(inputs, target_gb):
+        applied.append(saver.saver)
+        if saver.saver == "gradient checkpointing":
+            values["gradient_checkpointing"] = True
+        elif saver.saver == "caching":
+            values.update(cache_latents=True, cache_text_encoder=not values.get("text_encoder_lr"))
+        elif saver.saver == "8-bit optimizer":
+            values.update(optimizer="adamw8bit", learning_rate=1e-4, lr_scheduler="constant")
+        elif saver.saver == "fp8 base model":
+            values["base_precision"] = "fp8"
+        elif saver.saver.startswith("block swap"):
+            values["blocks_to_swap"] = int(saver.saver.split("(")[1].rstrip(")"))
+    return {**values, "batch_size": 1}, applied
+
+
+async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequest) -> TrainingPlan:
+    """Build or revise the plan called ``request.name`` and write its files and records.
+
+    Raises:
+        InvalidRequestError: unknown family, unusable setting or override, an empty dataset.
+        PathNotAllowedError: the dataset is outside the project's folders.
+    """
+    name = safe_name(request.name, what="training run name")
+    dataset = confine(request.dataset_path, home=settings.home, roots=settings.roots, kind="dir")
+    base_model, family = await _base_model(store, request)
+    image_count, folders, fingerprint = await anyio.to_thread.run_sync(_scan, dataset)
+    if image_count == 0:
+        raise InvalidRequestError(
+            f"There are no images in {dataset}.", hint="Put the training images (and their .txt captions) there."
+        )
+    values: dict[str, Any] = {
+        "name": name,
+        "family": family.key,
+        "base_model": base_model,
+        "training_type": request.training_type,
+        "dataset_path": str(dataset),
+        "dataset_fingerprint": fingerprint,
+        "image_folders": folders,
+        "image_count": image_count,
+        "trigger_word": request.trigger_word,
+        "sample_prompts": list(request.sample_prompts),
+        **build_preset(
+            request.preset, request.training_type, family, image_count, has_trigger=bool(request.trigger_word)
+        ),
+    }
+    _validated(values)  # bad trigger word or prompt: say so before anything else
+    target_gb = request.gpu_vram_gb or await _local_vram(store)
+    values, applied = _fit_batch(values, target_gb)
+    unknown = sorted(set(request.overrides) - set(TrainingConfig.model_fields) - {"name"})
+    if unknown or "name" in request.overrides:
+        raise InvalidRequestError(
+            f"Unknown setting(s) in overrides: {', '.join(unknown) or 'name'}.",
+            hint="Use the standard config's names, e.g. network_rank, learning_rate, epochs, batch_size.",
+        )
+    cfg = _validated({**values, **request.overrides})
+    return await _finish(settings, store, request, cfg, target_gb, applied)
+
+
+async def _finish(
+    settings: Settings,
+    store: GrimoireStore,
+    request: PlanRequest,
+    cfg: TrainingConfig,
+    target_gb: float | None,
+    applied: list[str],
+) -> TrainingPlan:
+    backend: BackendName = request.backend or settings.training.default_backend
+    config_dir = settings.configs_dir / cfg.name
+    paths = RunPaths(
+        dataset_dir=cfg.dataset_path,
+        config_dir=str(config_dir),
+        output_dir=str(settings.workspace_dir / "training" / cfg.name),
+    )
+    rendered = render_backend(cfg, backend, paths)
+    dry = render_backend(cfg, backend, paths, dry_run=True)
+    written = await anyio.to_thread.run_sync(_write_files, config_dir, rendered, dry)
+    estimate = estimate_vram(vram_inputs(cfg))
+    fit = fit_to_card(estimate, target_gb) if target_gb else None
+    suggested = savers_in_order(vram_inputs(cfg), target_gb) if target_gb and fit != "fits" else []
+    plan_values = {**cfg.model_dump(), "image_count": cfg.image_count}
+    plan = TrainingPlan(
+        name=cfg.name,
+        backend=backend,
+        config=cfg,
+        config_hash=cfg.config_hash,
+        explanations=explain(plan_values),
+        steps=_step_summary(cfg),
+        vram=estimate,
+        target_gpu_gb=target_gb,
+        fit=fit,
+        savers_applied=applied,
+        savers_suggested=suggested,
+        gpus=gpu_options(cfg),
+        hours_on_target=run_hours(cfg, 1.0) if target_gb else None,
+        config_dir=str(config_dir),
+        files=written,
+        command=rendered.command_line,
+        dry_run_command=dry.command_line,
+        notes=[*cfg.family_info.notes, *rendered.notes],
+        gates=GateState(),
+    )
+    before = (await read_gates(store, cfg.name)).notices
+    records = {"intent.md": render_intent_md(request, cfg), "config.md": render_config_md(plan)}
+    gates, notices = await record_plan(store, cfg.name, config_hash=cfg.config_hash, backend=backend, records=records)
+    if cfg.dataset_fingerprint:
+        gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint)
+    plan.gates = gates
+    plan.notices = [*notices, *(n for n in gates.notices if n not in before)]
+    return plan
+
+
+def _write_files(config_dir: Path, *rendered: RenderedBackend) -> list[str]:
+    written: list[str] = []
+    for item in rendered:
+        for filename, text in item.files.items():
+            path = config_dir / filename
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, text)
+            written.append(str(path))
+    return written

@@ -165,7 +165,7 @@ class GpuService:
             now=now,
         )
         await self._get_consent(quote, consent, ceiling, worst, rise_note)
-        return await self._rent(quote, provider, ceiling, worst, label)
+        return await self._rent(quote, provider, current, ceiling, worst, label)
 
     async def _get_consent(self, quote: Quote, consent: Consent, usd_per_hour: float, worst: float, note: str) -> None:
         offer = quote.offer
@@ -202,10 +202,11 @@ class GpuService:
         return fresh
 
     async def _rent(
-        self, quote: Quote, provider: GpuProvider, ceiling: float, worst: float, label: str
+        self, quote: Quote, provider: GpuProvider, current: GpuOffer | None, ceiling: float, worst: float, label: str
     ) -> SpinupResult:
         tag = new_tag()
         name = f"{TAG_PREFIX}{tag}" + (f"-{_slug(label)}" if label else "")
+        public_key = await self._ssh_key(provider)
         now = self.clock()
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
             # Mark the quote used and remember the create BEFORE sending it: a lost answer is then found by tag.
@@ -213,30 +214,33 @@ class GpuService:
             upd.doc.pending[tag] = PendingCreate(
                 tag=tag, provider=provider.name, name=name, quote_id=quote.quote_id, sent_at=now
             )
-        public_key = await self._ssh_key(provider)
         tried: list[str] = []
         instance: Instance | None = None
         offer = quote.offer
-        for candidate in [quote.offer, *quote.alternatives]:
-            fresh = candidate if candidate is quote.offer else await provider.quote(candidate)
-            if fresh is None or fresh.usd_per_hour > ceiling + 1e-9:
-                tried.append(f"{candidate.offer_ref}: gone or dearer")
-                continue
-            request = CreateRequest(
-                offer=fresh,
-                name=name,
-                tag=tag,
-                image=self.image,
-                disk_gb=quote.query.disk_gb,
-                ssh_public_key=public_key,
-            )
-            try:
-                instance = await self._create(provider, request)
-            except OfferUnavailableError as exc:
-                tried.append(f"{candidate.offer_ref}: {exc.message}")
-                continue
-            offer = fresh
-            break
+        try:
+            for candidate in [quote.offer, *quote.alternatives]:
+                fresh = current if candidate is quote.offer else await provider.quote(candidate)
+                if fresh is None or fresh.usd_per_hour > ceiling + 1e-9:
+                    tried.append(f"{candidate.offer_ref}: gone or dearer")
+                    continue
+                request = CreateRequest(
+                    offer=fresh,
+                    name=name,
+                    tag=tag,
+                    image=self.image,
+                    disk_gb=quote.query.disk_gb,
+                    ssh_public_key=public_key,
+                )
+                try:
+                    instance = await self._create(provider, request)
+                except OfferUnavailableError as exc:
+                    tried.append(f"{candidate.offer_ref}: {exc.message}")
+                    continue
+                offer = fresh
+                break
+        except ProviderHttpError:
+            await self._forget_pending(tag)  # a definite refusal: nothing was rented
+            raise
         if instance is None:
             await self._forget_pending(tag)
             raise UpstreamError(

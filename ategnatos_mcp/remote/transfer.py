@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TransferError", "download", "remote_sha256", "sync_folder", "upload"]
 
-CHUNK = 256 * 1024
+CHUNK = 4 * 1024 * 1024  # asyncssh splits one write/read into parallel SFTP requests: latency-tolerant
 _PROGRESS_EVERY = 4 * 1024 * 1024
 _STALL_SECONDS = 60.0
 
@@ -120,7 +120,7 @@ async def _with_resume(
 
 
 async def _send(
-    session: SSHSession, local: Path, remote: str, size: int, meter: _Meter, max_resumes: int
+    session: SSHSession, local: Path, remote: str, size: int, meter: _Meter, max_resumes: int, chunk_size: int = CHUNK
 ) -> tuple[int, list[int]]:
     """Copy ``local`` to ``remote`` via ``remote.part``, resuming after cuts; returns (bytes sent, resume offsets)."""
     import asyncssh
@@ -150,7 +150,7 @@ async def _send(
         async with await sftp.open(part, "r+b" if offset else "wb") as remote_file:
             async with await anyio.open_file(local, "rb") as local_file:
                 await local_file.seek(offset)
-                while chunk := await local_file.read(CHUNK):
+                while chunk := await local_file.read(chunk_size):
                     with anyio.fail_after(_STALL_SECONDS):
                         await remote_file.write(chunk, offset)
                     offset += len(chunk)
@@ -168,7 +168,13 @@ async def _send(
 
 
 async def upload(
-    session: SSHSession, local: Path, remote: str, progress: Progress | None = None, *, max_resumes: int = 5
+    session: SSHSession,
+    local: Path,
+    remote: str,
+    progress: Progress | None = None,
+    *,
+    max_resumes: int = 5,
+    chunk_size: int = CHUNK,
 ) -> TransferReport:
     """Upload one file, resuming after cuts, verified by sha256. A destination already identical is skipped.
 
@@ -184,7 +190,7 @@ async def upload(
     else:
         meter = _Meter(progress, stat.st_size, f"uploading {local.name}")
         for fresh_start in (False, True):
-            sent, resumed = await _send(session, local, remote, stat.st_size, meter, max_resumes)
+            sent, resumed = await _send(session, local, remote, stat.st_size, meter, max_resumes, chunk_size)
             report.bytes_sent += sent
             report.resumed_from += resumed
             if (await remote_sha256(session, [remote])).get(remote) == digest:
@@ -203,7 +209,13 @@ async def upload(
 
 
 async def download(
-    session: SSHSession, remote: str, local: Path, progress: Progress | None = None, *, max_resumes: int = 5
+    session: SSHSession,
+    remote: str,
+    local: Path,
+    progress: Progress | None = None,
+    *,
+    max_resumes: int = 5,
+    chunk_size: int = CHUNK,
 ) -> TransferReport:
     """Download one file into ``local`` (via ``local.part``), resuming after cuts, verified by sha256.
 
@@ -242,7 +254,7 @@ async def download(
             await sink.seek(offset)
             while True:
                 with anyio.fail_after(_STALL_SECONDS):
-                    chunk: bytes = await source.read(CHUNK, offset)
+                    chunk: bytes = await source.read(chunk_size, offset)
                 if not chunk:
                     break
                 await sink.write(chunk)

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from ategnatos_mcp.remote import TransferError, download, sync_folder, upload
+from ategnatos_mcp.remote.transfer import CHUNK
 from tests.integration.ssh_server import ssh_lab
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
-SIZE = 3 * 1024 * 1024 + 123
+SIZE = 9 * 1024 * 1024 + 123
 
 
 def _payload(path: Path, size: int = SIZE, seed: int = 1) -> bytes:
@@ -53,15 +54,15 @@ async def test_upload_resumes_from_the_partial_file_after_the_server_cuts_the_co
 
 async def test_download_resumes_after_a_cut_and_after_an_earlier_partial_file(tmp_path: Path) -> None:
     async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
-        data = _payload(server.home / "output" / "sample.png", size=1024 * 1024 + 7)
+        data = _payload(server.home / "output" / "sample.png", size=SIZE)
         target = tmp_path / "local" / "sample.png"
-        server.cut_after_read_bytes = 600_000
+        server.cut_after_read_bytes = SIZE // 2  # inside the second of three reads
 
         report = await download(ssh, "output/sample.png", target)
 
         assert server.cuts == 1 and ssh.reconnects == 1
         assert target.read_bytes() == data
-        assert len(report.resumed_from) == 1 and report.resumed_from[0] > 0
+        assert report.resumed_from == [CHUNK]  # the first read was complete and kept
         assert report.bytes_sent == len(data)  # nothing fetched twice: the local partial file only grows
         assert not (target.parent / "sample.png.part").exists()
 

@@ -126,6 +126,11 @@ class ComfyUIPool:
     def urls(self) -> list[str]:
         return list(self._servers)
 
+    def servers(self) -> list[_Server]:
+        """Servers not marked down first."""
+        now = self._clock()
+        return sorted(self._servers.values(), key=lambda s: s.down_until > now)
+
     def _mark_down(self, server: _Server) -> None:
         server.down_until = self._clock() + self._settings.down_retry_seconds
         server.object_info = None

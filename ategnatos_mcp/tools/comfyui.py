@@ -1,11 +1,157 @@
-"""MCP adapter for the comfyui domain (placeholder until its issue lands)."""
+"""MCP adapter for ComfyUI: comfyui_status, comfyui_submit, comfyui_job, workflow_manage, ategnatos://workflows/{name}."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, get_service, read_workflow
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
+
+__all__ = ["register"]
+
+
+async def _answer(ctx: Context[AppContext], view: JobView) -> CallToolResult:
+    service = await get_service(app_of(ctx))
+    previews = await service.previews(view) if view.files else []
+    images = [ImagePart(data=data, mime_type=mime) for data, mime in previews]
+    links = [(Path(f.path).as_uri(), Path(f.path).name, None) for f in view.files]
+    return respond(view, view.summary(), images=images, links=links)
+
+
+@guard
+async def comfyui_status(ctx: Context[AppContext]) -> Annotated[CallToolResult, StatusView]:
+    """Show each configured ComfyUI server: reachable or not (and how to start it), version, queue, and the
+    models it has (checkpoints, LoRAs, upscalers...), plus this session's unfinished jobs."""
+    view = await (await get_service(app_of(ctx))).status()
+    return respond(view, view.summary())
+
+
+@guard
+async def comfyui_submit(
+    ctx: Context[AppContext],
+    template: Annotated[
+        str | None,
+        Field(
+            description="Built-in template: txt2img-sdxl, txt2img-flux, img2img-sdxl, img2img-flux, controlnet-sdxl, "
+            "upscale-esrgan, lora-test, batch-variations (workflow_manage action=list describes them)."
+        ),
+    ] = None,
+    params: Annotated[
+        dict[str, Any] | None,
+        Field(description="Template parameters, e.g. {'prompt': '...', 'checkpoint': '...', 'seed': 7}."),
+    ] = None,
+    workflow: Annotated[
+        dict[str, Any] | str | None,
+        Field(description="Instead of a template: a full API-format workflow object, or the name of a saved one."),
+    ] = None,
+    loras: Annotated[
+        list[LoraChoice] | None,
+        Field(description="LoRA stack for templates, e.g. [{'name': 'mascot.safetensors', 'weight': 0.8}]."),
+    ] = None,
+    images: Annotated[
+        dict[str, str] | None,
+        Field(
+            description="Input pictures to upload: for a template, image parameter -> file path; "
+            "for a workflow, LoadImage node id -> file path. Paths must be inside the project."
+        ),
+    ] = None,
+    wait_seconds: Annotated[
+        float, Field(ge=0, le=300, description="How long to wait for the pictures before returning a job handle.")
+    ] = 30.0,
+    allow_flagged_nodes: Annotated[
+        bool, Field(description="Only after the user agreed: run nodes that call paid APIs or run arbitrary code.")
+    ] = False,
+) -> Annotated[CallToolResult, JobView]:
+    """Generate with ComfyUI. Checks the workflow against the server first (missing models or nodes are named
+    with the closest existing ones, nothing is queued), routes it to the least busy server that has what it
+    needs, streams progress, and returns the job with downscaled previews of finished pictures (full-size files
+    saved under workspace/outputs with a provenance sidecar). If it is still running, call comfyui_job."""
+    service = await get_service(app_of(ctx))
+    view = await service.submit(
+        template=template,
+        params=params or {},
+        workflow=workflow,
+        loras=loras or [],
+        images=images or {},
+        wait_seconds=wait_seconds,
+        allow_flagged=allow_flagged_nodes,
+        progress=progress_reporter(ctx),
+    )
+    return await _answer(ctx, view)
+
+
+@guard
+async def comfyui_job(
+    ctx: Context[AppContext],
+    job_id: Annotated[str, Field(description="The job_id comfyui_submit returned.")],
+    action: Annotated[
+        Literal["status", "wait", "results", "cancel"],
+        Field(description="status (quick look), wait (up to wait_seconds), results (files + previews), cancel."),
+    ] = "wait",
+    wait_seconds: Annotated[float, Field(ge=0, le=300, description="For wait: how long to wait at most.")] = 30.0,
+) -> Annotated[CallToolResult, JobView]:
+    """Follow a ComfyUI job: look at its state, wait for it (with progress), get its pictures, or cancel it."""
+    service = await get_service(app_of(ctx))
+    mode = "status" if action == "results" else action
+    view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
+    if action == "status":
+        return respond(view, view.summary())
+    return await _answer(ctx, view)
+
+
+@guard
+async def workflow_manage(
+    ctx: Context[AppContext],
+    action: Annotated[
+        Literal["list", "get", "save", "delete"],
+        Field(description="list (templates + saved), get, save (imports editor exports too), delete."),
+    ],
+    name: Annotated[str | None, Field(description="Workflow name (file name in grimoire/workflows/).")] = None,
+    workflow: Annotated[
+        dict[str, Any] | None,
+        Field(description="For save: the workflow JSON, API format or a ComfyUI editor (UI) export."),
+    ] = None,
+    overwrite: Annotated[bool, Field(description="For save: replace an existing workflow of that name.")] = False,
+) -> Annotated[CallToolResult, WorkflowAnswer]:
+    """Built-in templates and the artist's saved ComfyUI workflows: list, get, save or delete. Saving an editor
+    (UI-format) export converts it to API format using the server's node catalogue, or says why it cannot."""
+    answer = await (await get_service(app_of(ctx))).manage_workflow(action, name, workflow, overwrite)
+    if action == "list":
+        names = [t["name"] for t in answer.templates]
+        saved = [w.name for w in answer.workflows]
+        text = f"Templates: {', '.join(names)}.\nSaved workflows: {', '.join(saved) or 'none yet'}."
+    elif action == "save":
+        text = f"Saved '{name}' to {answer.path}" + (
+            " (converted from the editor format)." if answer.converted_from_ui else "."
+        )
+    elif action == "delete":
+        text = f"Deleted workflow '{name}'."
+    else:
+        text = f"Workflow '{name}' ({len(answer.workflow or {})} entries)."
+    return respond(answer, text)
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the ComfyUI tools and the workflow resource."""
+    server.add_tool(comfyui_status, name="comfyui_status")
+    server.add_tool(comfyui_submit, name="comfyui_submit")
+    server.add_tool(comfyui_job, name="comfyui_job")
+    server.add_tool(workflow_manage, name="workflow_manage")
+
+    @guard_resource
+    async def workflow_resource(name: str) -> str:
+        return json.dumps(await read_workflow(app.settings, name), indent=2)
+
+    server.resource(
+        "ategnatos://workflows/{name}",
+        name="workflow",
+        title="A saved ComfyUI workflow or built-in template (JSON)",
+        mime_type="application/json",
+    )(workflow_resource)

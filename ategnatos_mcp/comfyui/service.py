@@ -1,0 +1,317 @@
+"""ComfyUIService: what the MCP tools call. Turns a template or workflow request into a tracked job.
+
+It reads the studio inventory for LoRA trigger words, confines input image paths, hands the job to the
+pool, waits a bounded time, and shapes everything into ``JobView``/``StatusView`` models.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import httpx
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.comfyui.jobs import ProgressCallback
+from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput, ServerStatus
+from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
+from ategnatos_mcp.comfyui.results import make_previews
+from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template, list_templates, render_template
+from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_ui_format, ui_to_api
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
+from ategnatos_mcp.paths import confine
+from ategnatos_mcp.settings import Settings
+from ategnatos_mcp.state import GrimoireStore
+
+__all__ = [
+    "POOL_SERVICE",
+    "ComfyUIService",
+    "JobView",
+    "StatusView",
+    "WorkflowAnswer",
+    "get_pool",
+    "get_service",
+    "read_workflow",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class JobView(BaseModel):
+    """A job as the artist sees it."""
+
+    job_id: str
+    state: str
+    server: str
+    template: str | None = None
+    seed: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    percent: float = 0.0
+    current_node: str | None = None
+    error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+    files: list[SavedOutput] = Field(default_factory=list)
+    texts: dict[str, list[str]] = Field(default_factory=dict)
+    seconds: float | None = Field(default=None, description="Run time once finished.")
+
+    @classmethod
+    def of(cls, record: JobRecord) -> JobView:
+        done = record.nodes_done + (record.progress or 0.0)
+        seconds = None
+        if record.finished_at is not None:
+            seconds = round(record.finished_at - record.submitted_at, 2)
+        return cls(
+            job_id=record.job_id,
+            state=record.state.value,
+            server=record.server,
+            template=record.template,
+            seed=record.seed,
+            params=record.params,
+            percent=round(100.0 * min(1.0, done / max(record.nodes_total, 1)), 1),
+            current_node=record.current_node,
+            error=record.error,
+            warnings=record.warnings,
+            files=record.saved,
+            texts=record.texts,
+            seconds=seconds,
+        )
+
+    def summary(self) -> str:
+        head = f"Job {self.job_id} on {self.server}: {self.state}"
+        if self.state == "running":
+            head += f" ({self.percent:.0f}%)"
+        if self.seed is not None:
+            head += f", seed {self.seed}"
+        lines = [head + "."]
+        if self.error:
+            lines.append(self.error)
+        if self.files:
+            shown = sum(f.previewed for f in self.files)
+            lines.append(f"{len(self.files)} file(s) saved under workspace/outputs ({shown} shown below):")
+            lines.extend(f"- {f.path}" + ("" if f.kind == "image" else f" ({f.kind})") for f in self.files)
+        elif self.state in ("queued", "running"):
+            lines.append(f"Still working; call comfyui_job with job_id='{self.job_id}' to wait for it.")
+        lines.extend(f"Note: {w}" for w in self.warnings)
+        return "\n".join(lines)
+
+
+class StatusView(BaseModel):
+    servers: list[ServerStatus]
+    jobs: list[JobView] = Field(default_factory=list)
+
+    def summary(self) -> str:
+        lines = []
+        for s in self.servers:
+            if s.reachable:
+                models = ", ".join(f"{len(v)} {k}" for k, v in s.models.items() if v) or "no models"
+                lines.append(
+                    f"{s.url}: up, ComfyUI {s.version}, {s.queue_running} running / {s.queue_pending} waiting, {models}."
+                )
+            else:
+                lines.append(f"{s.url}: not reachable. {s.error}")
+        active = [j for j in self.jobs if j.state in ("queued", "running")]
+        if active:
+            lines.append(f"{len(active)} job(s) of this session still running: " + ", ".join(j.job_id for j in active))
+        return "\n".join(lines)
+
+
+class WorkflowAnswer(BaseModel):
+    action: str
+    name: str | None = None
+    workflows: list[WorkflowSummary] = Field(default_factory=list)
+    templates: list[dict[str, Any]] = Field(default_factory=list)
+    workflow: dict[str, Any] | None = None
+    path: str | None = None
+    converted_from_ui: bool = False
+
+
+class ComfyUIService:
+    """The comfyui domain's entry points for the adapter."""
+
+    def __init__(self, pool: ComfyUIPool, settings: Settings, store: GrimoireStore) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.store = store
+        self.library = WorkflowLibrary(settings.grimoire_dir / "workflows")
+
+    # --- status -------------------------------------------------------------------------------------------
+    async def status(self) -> StatusView:
+        return StatusView(servers=await self.pool.status(), jobs=[JobView.of(r) for r in self.pool.jobs()])
+
+    # --- submit -------------------------------------------------------------------------------------------
+    async def submit(
+        self,
+        *,
+        template: str | None,
+        params: dict[str, Any],
+        workflow: dict[str, Any] | str | None,
+        loras: list[LoraChoice],
+        images: dict[str, str],
+        wait_seconds: float,
+        allow_flagged: bool,
+        progress: ProgressCallback | None,
+    ) -> JobView:
+        """Fill/load the workflow, upload inputs, queue it, and wait up to ``wait_seconds`` for the pictures."""
+        if (template is None) == (workflow is None):
+            raise InvalidRequestError(
+                "Give either a template (with params) or a workflow, not both or neither.",
+                hint="E.g. template='txt2img-sdxl', params={'prompt': '...'}; or workflow=<API-format JSON or saved name>.",
+            )
+        seed: int | None = None
+        warnings: list[str] = []
+        if template is not None:
+            rendered = render_template(
+                get_template(template), {**params}, loras=loras, lora_facts=await self._lora_facts()
+            )
+            graph, seed, warnings, used = rendered.workflow, rendered.seed, rendered.warnings, rendered.params
+            targets = {k: (node, inp, path) for k, (node, inp, path) in rendered.images.items()}
+            for key, path in images.items():
+                if key not in targets:
+                    raise InvalidRequestError(
+                        f"Template '{template}' has no image input '{key}'.",
+                        hint="Image inputs: " + (", ".join(rendered.images) or "none"),
+                    )
+                node, inp, _ = targets[key]
+                targets[key] = (node, inp, path)
+        else:
+            graph = await self._resolve_workflow(workflow)
+            used = {}
+            targets = {key: (key, "image", path) for key, path in images.items()}
+            missing = [k for k in targets if k not in graph]
+            if missing:
+                raise InvalidRequestError(
+                    f"The workflow has no node {', '.join(missing)} to put an image into.",
+                    hint="For a workflow, images maps a LoadImage node id to a file path.",
+                )
+        uploads = [await self._upload(node, inp, path) for node, inp, path in targets.values()]
+        record = await self.pool.submit(
+            graph, uploads=uploads, template=template, params=used, seed=seed, allow_flagged=allow_flagged
+        )
+        record.warnings.extend(warnings)
+        wait = min(max(wait_seconds, 0.0), self.settings.comfyui.max_wait_seconds)
+        return JobView.of(await self.pool.wait(record.job_id, wait, progress))
+
+    async def _lora_facts(self) -> dict[str, LoraFacts]:
+        from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+        try:
+            inventory = await self.store.read(STUDIO_DOCUMENT, StudioInventory)
+        except StateError:
+            logger.warning("studio inventory unreadable; LoRA trigger words skipped")
+            return {}
+        facts: dict[str, LoraFacts] = {}
+        for lora in inventory.loras:
+            fact = LoraFacts(trigger_words=lora.trigger_words, weight_min=lora.weight_min, weight_max=lora.weight_max)
+            facts[lora.name] = fact
+            facts.setdefault(Path(lora.name).stem, fact)
+        return facts
+
+    async def _upload(self, node: str, inp: str, raw: str) -> ImageUpload:
+        path = confine(raw, home=self.settings.home, roots=self.settings.roots, kind="file")
+        data = await anyio.Path(path).read_bytes()
+        return ImageUpload(node_id=node, input_name=inp, filename=path.name, data=data)
+
+    async def _resolve_workflow(self, workflow: dict[str, Any] | str | None) -> dict[str, Any]:
+        graph = await self.library.get(workflow) if isinstance(workflow, str) else dict(workflow or {})
+        if is_ui_format(graph):
+            graph = ui_to_api(graph, await self._any_object_info())
+        if not all(isinstance(v, dict) for v in graph.values()):
+            raise InvalidRequestError(
+                "That is not an API-format workflow (expected {node id: {class_type, inputs}}).",
+                hint="In ComfyUI use Workflow > Export (API), or import the editor file with workflow_manage.",
+            )
+        return graph
+
+    async def _any_object_info(self) -> dict[str, Any]:
+        for server in self.pool.servers():
+            try:
+                return await self.pool.object_info(server)
+            except UpstreamError:
+                continue
+        raise UpstreamError(
+            "No ComfyUI is answering, and converting an editor workflow needs one.",
+            service="comfyui",
+            hint="Start ComfyUI (see comfyui_status), then try again.",
+        )
+
+    # --- jobs ----------------------------------------------------------------------------------------------
+    async def job(
+        self,
+        job_id: str,
+        action: Literal["status", "wait", "cancel"],
+        wait_seconds: float,
+        progress: ProgressCallback | None,
+    ) -> JobView:
+        if action == "cancel":
+            return JobView.of(await self.pool.cancel(job_id))
+        if action == "wait":
+            wait = min(max(wait_seconds, 0.0), self.settings.comfyui.max_wait_seconds)
+            return JobView.of(await self.pool.wait(job_id, wait, progress))
+        return JobView.of(self.pool.job(job_id))
+
+    async def previews(self, view: JobView) -> list[tuple[bytes, str]]:
+        """Downscaled previews of the job's images within the byte budget (marks ``previewed`` on files)."""
+        cfg = self.settings.comfyui
+        return await make_previews(view.files, max_side=cfg.preview_max_side, budget_bytes=cfg.preview_budget_bytes)
+
+    # --- workflows -----------------------------------------------------------------------------------------
+    async def manage_workflow(
+        self,
+        action: Literal["list", "get", "save", "delete"],
+        name: str | None,
+        workflow: dict[str, Any] | None,
+        overwrite: bool,
+    ) -> WorkflowAnswer:
+        if action == "list":
+            templates = [{"name": t.name, "description": t.description, "family": t.family} for t in list_templates()]
+            return WorkflowAnswer(action=action, workflows=await self.library.list(), templates=templates)
+        if not name:
+            raise InvalidRequestError(f"workflow_manage {action} needs a name.", hint="Pass name='my-workflow'.")
+        if action == "get":
+            return WorkflowAnswer(action=action, name=name, workflow=await self.get_workflow(name))
+        if action == "delete":
+            await self.library.delete(name)
+            return WorkflowAnswer(action=action, name=name)
+        if not workflow:
+            raise InvalidRequestError("workflow_manage save needs the workflow JSON.", hint="Pass workflow={...}.")
+        converted = is_ui_format(workflow)
+        graph = ui_to_api(workflow, await self._any_object_info()) if converted else workflow
+        path = await self.library.save(name, graph, overwrite=overwrite)
+        return WorkflowAnswer(action=action, name=name, path=str(path), converted_from_ui=converted, workflow=graph)
+
+    async def get_workflow(self, name: str) -> dict[str, Any]:
+        return await read_workflow(self.settings, name)
+
+
+async def read_workflow(settings: Settings, name: str) -> dict[str, Any]:
+    """A saved workflow, or a built-in template (with its parameters) when no saved one has that name."""
+    library = WorkflowLibrary(settings.grimoire_dir / "workflows")
+    if (library.folder / f"{name}.json").is_file() or name not in {t.name for t in list_templates()}:
+        return await library.get(name)
+    return get_template(name).model_dump(mode="json")
+
+
+POOL_SERVICE = "comfyui"
+
+
+async def get_pool(app: AppContext) -> ComfyUIPool:
+    """The server-wide pool (an AppContext service, built on first use; its HTTP client closes with the app)."""
+
+    async def build(app: AppContext) -> ComfyUIPool:
+        if app.task_group is None:
+            raise StateError("The ComfyUI pool needs the running server's task group.", document="")
+        http = httpx.AsyncClient()
+        app.exit_stack.push_async_callback(http.aclose)
+        cfg = app.settings.comfyui
+        return ComfyUIPool(
+            cfg.urls, http, settings=cfg, task_group=app.task_group, outputs_dir=app.settings.outputs_dir
+        )
+
+    return await app.service(POOL_SERVICE, build)
+
+
+async def get_service(app: AppContext) -> ComfyUIService:
+    return ComfyUIService(await get_pool(app), app.settings, app.store)

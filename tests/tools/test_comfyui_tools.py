@@ -1,0 +1,198 @@
+"""The ComfyUI tools through a real MCP client (in memory) against fake ComfyUI servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client
+
+from ategnatos_mcp.server import build_app, build_server
+from ategnatos_mcp.settings import load_settings
+from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
+from tests.integration.fake_comfyui import FIXTURES, FakeComfyUI, serve_fake
+
+pytestmark = pytest.mark.anyio
+
+SD15 = "mcp_random_sd15_layout.safetensors"
+
+
+@asynccontextmanager
+async def studio(home: Path, *fakes: FakeComfyUI, urls: list[str] | None = None) -> AsyncIterator[Client]:
+    env = {"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": ",".join(urls or [f.url for f in fakes])}
+    settings = load_settings(env=env)
+    app = build_app(settings)
+    async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+        client.app = app  # type: ignore[attr-defined]
+        yield client
+
+
+def _text(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+async def test_submit_template_streams_progress_and_returns_previews_and_files(home: Path) -> None:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with serve_fake(node_seconds=0.01) as fake, studio(home, fake) as client:
+        params = {"prompt": "a red fox mascot", "checkpoint": SD15, "width": 512, "height": 512, "steps": 4}
+        result = await client.call_tool(
+            "comfyui_submit",
+            {"template": "txt2img-sdxl", "params": params, "wait_seconds": 10},
+            progress_callback=on_progress,
+        )
+    assert not result.is_error, _text(result)
+    data = result.structured_content
+    assert data["state"] == "succeeded" and isinstance(data["seed"], int)
+    [saved] = data["files"]
+    assert Path(saved["path"]).is_file() and saved["path"].startswith(str(home / "workspace" / "outputs"))
+    assert saved["previewed"] is True
+    sidecar = json.loads(Path(saved["sidecar"]).read_text(encoding="utf-8"))
+    assert sidecar["template"] == "txt2img-sdxl" and sidecar["seed"] == data["seed"]
+    [image] = [c for c in result.content if c.type == "image"]
+    assert image.mime_type == "image/jpeg" and base64.b64decode(image.data)[:2] == b"\xff\xd8"
+    assert any(c.type == "resource_link" for c in result.content)
+    assert progress and progress[-1] == 100.0
+
+
+async def test_lora_stack_is_chained_and_trigger_words_come_from_the_studio(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        fake.add_model("loras", "mascot.safetensors")
+        fake.add_model("loras", "ink.safetensors")
+        app = client.app  # type: ignore[attr-defined]
+        async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
+            upd.doc.loras.append(LoraEntry(name="mascot.safetensors", trigger_words=["mscfox"], weight_max=0.8))
+        args = {
+            "template": "lora-test",
+            "params": {"prompt": "waving", "checkpoint": SD15, "width": 64, "height": 64, "steps": 1},
+            "loras": [{"name": "mascot.safetensors"}, {"name": "ink.safetensors", "weight": 0.5}],
+        }
+        result = await client.call_tool("comfyui_submit", args)
+        assert not result.is_error, _text(result)
+        sent = fake.prompts[-1]
+    loaders = {k: v for k, v in sent.items() if v["class_type"] == "LoraLoader"}
+    assert [(v["inputs"]["lora_name"], v["inputs"]["strength_model"]) for v in loaders.values()] == [
+        ("mascot.safetensors", 0.8),
+        ("ink.safetensors", 0.5),
+    ]
+    first, second = loaders
+    assert loaders[first]["inputs"]["model"] == ["4", 0] and loaders[second]["inputs"]["model"] == [first, 0]
+    assert sent["3"]["inputs"]["model"] == [second, 0] and sent["6"]["inputs"]["clip"] == [second, 1]
+    assert sent["6"]["inputs"]["text"] == "mscfox, waving"
+    assert result.structured_content["seed"] == 42
+
+
+async def test_validation_errors_name_every_problem_before_queueing(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        params = {"prompt": "x", "checkpoint": "mcp_random_sd15.ckpt", "sampler": "eulr", "steps": 1}
+        result = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": params})
+        posted = [p for m, p in fake.requests if m == "POST"]
+    assert result.is_error
+    text = _text(result)
+    assert "checkpoint 'mcp_random_sd15.ckpt'" in text and SD15 in text
+    assert "sampler 'eulr'" in text and "euler" in text
+    assert "Nothing was queued" in text
+    assert posted == []
+
+
+async def test_server_down_gives_a_plain_message_with_how_to_start_comfyui(home: Path) -> None:
+    async with studio(home, urls=["http://127.0.0.1:9"]) as client:
+        status = await client.call_tool("comfyui_status", {})
+        submit = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": {"prompt": "x"}})
+    assert not status.is_error
+    assert status.structured_content["servers"][0]["reachable"] is False
+    assert "Start ComfyUI" in _text(status)
+    assert submit.is_error and "Start ComfyUI" in _text(submit)
+
+
+async def test_status_lists_models_per_server(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        result = await client.call_tool("comfyui_status", {})
+    [server] = result.structured_content["servers"]
+    assert server["reachable"] and server["version"] == "0.3.64"
+    assert server["models"]["checkpoints"] == [SD15]
+
+
+async def test_job_survives_a_websocket_drop_and_is_picked_up_by_comfyui_job(home: Path) -> None:
+    async with serve_fake(node_seconds=0.05) as fake, studio(home, fake) as client:
+        fake.drop_ws_on = "executing"
+        wf = json.loads((FIXTURES / "workflows" / "txt2img_sd15.json").read_text(encoding="utf-8"))
+        first = await client.call_tool("comfyui_submit", {"workflow": wf, "wait_seconds": 0})
+        job_id = first.structured_content["job_id"]
+        assert first.structured_content["state"] in ("queued", "running")
+        with anyio.fail_after(10):
+            done = await client.call_tool("comfyui_job", {"job_id": job_id, "action": "wait", "wait_seconds": 10})
+    assert done.structured_content["state"] == "succeeded"
+    assert len(done.structured_content["files"]) == 1
+    assert [c.type for c in done.content].count("image") == 1
+
+
+async def test_cancel_through_comfyui_job(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        fake.hold_class = "KSampler"
+        wf = json.loads((FIXTURES / "workflows" / "txt2img_sd15.json").read_text(encoding="utf-8"))
+        first = await client.call_tool("comfyui_submit", {"workflow": wf, "wait_seconds": 0})
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        done = await client.call_tool("comfyui_job", {"job_id": first.structured_content["job_id"], "action": "cancel"})
+    assert done.structured_content["state"] == "interrupted"
+
+
+async def test_upload_image_for_img2img_is_confined_to_the_project(home: Path) -> None:
+    picture = home / "workspace" / "ref.png"
+    picture.write_bytes((FIXTURES / "upload_source_rgba.png").read_bytes())
+    async with serve_fake() as fake, studio(home, fake) as client:
+        params = {"prompt": "x", "checkpoint": SD15, "steps": 1, "image": str(picture)}
+        ok = await client.call_tool("comfyui_submit", {"template": "img2img-sdxl", "params": params})
+        outside = await client.call_tool(
+            "comfyui_submit", {"template": "img2img-sdxl", "params": {**params, "image": "/etc/hostname"}}
+        )
+        sent = fake.prompts[-1]
+    assert not ok.is_error, _text(ok)
+    assert sent["10"]["inputs"]["image"] == "ategnatos/ref.png"
+    assert outside.is_error and "outside the folders" in _text(outside)
+
+
+async def test_two_fake_servers_share_eight_jobs(home: Path) -> None:
+    async with serve_fake(node_seconds=0.02) as a, serve_fake(node_seconds=0.02) as b, studio(home, a, b) as client:
+        wf = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+        jobs = []
+        for i in range(8):
+            wf["1"]["inputs"]["color"] = i
+            result = await client.call_tool("comfyui_submit", {"workflow": wf, "wait_seconds": 0})
+            assert not result.is_error, _text(result)
+            jobs.append(result.structured_content["job_id"])
+        with anyio.fail_after(10):
+            done = [await client.call_tool("comfyui_job", {"job_id": j, "wait_seconds": 10}) for j in jobs]
+    servers = [d.structured_content["server"] for d in done]
+    assert all(d.structured_content["state"] == "succeeded" for d in done)
+    assert servers.count(a.url) == 4 and servers.count(b.url) == 4
+
+
+async def test_workflow_manage_saves_lists_gets_and_deletes(home: Path) -> None:
+    wf = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    async with studio(home, urls=["http://127.0.0.1:9"]) as client:
+        saved = await client.call_tool("workflow_manage", {"action": "save", "name": "invert", "workflow": wf})
+        listed = await client.call_tool("workflow_manage", {"action": "list"})
+        resource = await client.read_resource("ategnatos://workflows/invert")
+        template = await client.read_resource("ategnatos://workflows/upscale-esrgan")
+        deleted = await client.call_tool("workflow_manage", {"action": "delete", "name": "invert"})
+        missing = await client.call_tool("workflow_manage", {"action": "get", "name": "invert"})
+    assert not saved.is_error
+    assert saved.structured_content["path"] == str(home / "grimoire" / "workflows" / "invert.json")
+    assert not (home / "grimoire" / "workflows" / "invert.json").exists()
+    names = [t["name"] for t in listed.structured_content["templates"]]
+    assert len(names) == 8 and "upscale-esrgan" in names
+    assert [w["name"] for w in listed.structured_content["workflows"]] == ["invert"]
+    assert json.loads(resource.contents[0].text) == wf
+    assert json.loads(template.contents[0].text)["name"] == "upscale-esrgan"
+    assert not deleted.is_error and missing.is_error and "no saved workflow" in _text(missing)

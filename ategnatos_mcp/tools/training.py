@@ -1,11 +1,215 @@
-"""MCP adapter for the training domain (placeholder until its issue lands)."""
+"""MCP adapter for training plans and gates: train_plan, train_confirm, train_gates, ategnatos://training/{name}."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import ConsentError, InvalidRequestError
+from ategnatos_mcp.paths import safe_name
+from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.training import (
+    PlanRequest,
+    RunStatus,
+    TrainingPlan,
+    build_plan,
+    confirm_plan,
+    read_gates,
+    read_records,
+    run_status,
+)
+
+__all__ = ["register"]
+
+Backend = Literal["kohya", "simpletuner", "ai-toolkit"]
+
+
+class ConfirmAnswer(BaseModel):
+    """What the artist is asked when the client can show a form."""
+
+    confirm: bool = Field(description="Yes: train with exactly this configuration.")
+
+
+def _plan_summary(plan: TrainingPlan) -> str:
+    cfg, steps, vram = plan.config, plan.steps, plan.vram
+    lines = [
+        f"Plan '{plan.name}' ({plan.backend}): a {cfg.training_type} LoRA on {cfg.family_info.label}, "
+        f"{steps.images} images x {steps.repeats} repeats, {steps.epochs} epochs = {steps.total_steps} steps.",
+        f"Graphics memory: about {vram.gb:g} GB (range {vram.low_gb:g}-{vram.high_gb:g})"
+        + (f"; on your {plan.target_gpu_gb:g} GB card: {plan.fit}." if plan.target_gpu_gb else "."),
+    ]
+    if plan.savers_applied:
+        lines.append(f"Switched on to fit: {', '.join(plan.savers_applied)}.")
+    rented = [g for g in plan.gpus if g.usd is not None]
+    if rented:
+        cheapest = min(rented, key=lambda g: g.usd or 0)
+        lines.append(
+            f"Cheapest rented GPU that fits: {cheapest.gpu}, about {cheapest.hours:g} h, ~${cheapest.usd:.2f}."
+        )
+    lines.append(
+        f"Files in {plan.config_dir}. Config hash {plan.config_hash}: the artist must confirm it (train_confirm)."
+    )
+    lines += plan.notices
+    return "\n".join(lines)
+
+
+@guard
+async def train_plan(
+    ctx: Context[AppContext],
+    name: Annotated[str, Field(description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise.")],
+    dataset_path: Annotated[str, Field(description="The dataset folder (images + .txt captions) inside the project.")],
+    training_type: Annotated[
+        Literal["character", "style", "concept", "object"], Field(description="What the LoRA should learn.")
+    ] = "character",
+    family: Annotated[
+        str | None, Field(description="Model family: SD1.5, SDXL, Pony, Illustrious, FLUX.1 or SD3.5.")
+    ] = None,
+    base_model: Annotated[
+        str | None,
+        Field(
+            description="A model registered in the studio, or a file path / Hugging Face id on the training machine."
+        ),
+    ] = None,
+    trigger_word: Annotated[str | None, Field(description="Word that switches the LoRA on (none for styles).")] = None,
+    preset: Annotated[
+        Literal["quick", "standard", "thorough"], Field(description="quick: a first test; thorough: best quality.")
+    ] = "standard",
+    backend: Annotated[Backend | None, Field(description="Trainer to write files for; default from settings.")] = None,
+    gpu_vram_gb: Annotated[
+        float | None, Field(description="Card to plan for, in GB; default: the studio's detected GPU.", gt=0)
+    ] = None,
+    sample_prompts: Annotated[
+        list[str] | None, Field(description="Prompts for preview images during training.")
+    ] = None,
+    overrides: Annotated[
+        dict[str, Any] | None,
+        Field(description="Standard-config settings to change, e.g. {'network_rank': 16, 'epochs': 8}."),
+    ] = None,
+    intent: Annotated[str, Field(description="What the artist wants, in their words (goes to intent.md).")] = "",
+) -> Annotated[CallToolResult, TrainingPlan]:
+    """Build or revise a LoRA training plan from an intent, a preset and overrides.
+
+    Returns every setting with a plain explanation, the step arithmetic, a VRAM estimate with its range,
+    whether it fits the artist's card (and which memory savers were switched on), rough time and cost on
+    rented GPUs, and writes the backend's real files (plus a dry-run variant) under workspace/configs/{name}/.
+    Nothing trains: show the plan to the artist, then confirm its config hash with train_confirm.
+    """
+    app = app_of(ctx)
+    request = PlanRequest(
+        name=name,
+        intent=intent,
+        dataset_path=dataset_path,
+        training_type=training_type,
+        family=family,
+        base_model=base_model,
+        trigger_word=trigger_word,
+        preset=preset,
+        backend=backend,
+        gpu_vram_gb=gpu_vram_gb,
+        sample_prompts=sample_prompts or [],
+        overrides=overrides or {},
+    )
+    plan = await build_plan(app.settings, app.store, request)
+    return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
+
+
+def _supports_elicitation(ctx: Context[AppContext]) -> bool:
+    capabilities = ctx.request_context.session.client_capabilities
+    return capabilities is not None and capabilities.elicitation is not None
+
+
+def _status_summary(status: RunStatus) -> str:
+    marks = {"passed": "✓", "failed": "✗", "open": "·"}
+    lines = [f"Training run '{status.name}':"]
+    lines += [f"{marks[g.status]} Gate {g.number} ({g.name}): {g.detail}" for g in status.gates]
+    lines += [*status.notices, f"Next: {status.next_step}"]
+    return "\n".join(lines)
+
+
+@guard
+async def train_confirm(
+    ctx: Context[AppContext],
+    name: Annotated[str, Field(description="The training run whose plan the artist confirms.")],
+    config_hash: Annotated[
+        str | None,
+        Field(description="The config hash the artist said yes to (needed when the client cannot show a form)."),
+    ] = None,
+) -> Annotated[CallToolResult, RunStatus]:
+    """Gate 2: record the artist's confirmation of one exact configuration.
+
+    When the client supports forms (MCP elicitation) the artist is asked directly. Otherwise show the plan,
+    get an explicit yes, and call again with the config hash the plan showed. A later change to the plan or
+    the dataset resets this confirmation.
+    """
+    app = app_of(ctx)
+    gates = await read_gates(app.store, safe_name(name, what="training run name"))
+    planned = gates.planned_config_hash
+    if planned is None:
+        raise InvalidRequestError(
+            f"There is no plan called '{name}' to confirm.", hint="Make one with train_plan first."
+        )
+    if config_hash is not None and config_hash != planned:
+        raise InvalidRequestError(
+            f"The hash {config_hash!r} is not the current plan of '{name}' ({planned}).",
+            hint="Show the current plan (train_gates or train_plan) and confirm the hash it shows now.",
+        )
+    if _supports_elicitation(ctx):
+        answer = await ctx.elicit(
+            f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
+            ConfirmAnswer,
+        )
+        if answer.action != "accept" or not answer.data.confirm:
+            raise ConsentError(
+                f"The artist did not confirm the plan for '{name}'; nothing was recorded.",
+                hint="Ask what to change, revise it with train_plan, and confirm again.",
+            )
+        status = await confirm_plan(app.store, name, config_hash=planned, method="elicitation")
+    elif config_hash is None:
+        raise ConsentError(
+            f"The plan for '{name}' needs the artist's explicit yes.",
+            hint=f"Show the plan to the artist; when they agree, call train_confirm again with config_hash='{planned}'.",
+        )
+    else:
+        status = await confirm_plan(app.store, name, config_hash=config_hash, method="explicit")
+    return respond(status, _status_summary(status))
+
+
+@guard
+async def train_gates(
+    ctx: Context[AppContext],
+    name: Annotated[str, Field(description="The training run to look at.")],
+) -> Annotated[CallToolResult, RunStatus]:
+    """Where a training run stands: its four gates (dataset, confirmation, environment, dry run) and the next step.
+
+    Re-checks the dataset on disk: if an image or caption changed, the gates after it are reset and the
+    answer says which and why.
+    """
+    status = await run_status(app_of(ctx).store, safe_name(name, what="training run name"))
+    return respond(status, _status_summary(status))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the training tools and the ategnatos://training/{name} resource."""
+    server.add_tool(train_plan, name="train_plan")
+    server.add_tool(train_confirm, name="train_confirm")
+    server.add_tool(train_gates, name="train_gates")
+
+    @guard_resource
+    async def training_run(name: str) -> str:
+        status = await run_status(app.store, safe_name(name, what="training run name"))
+        records = await read_records(app.store, status.name)
+        parts = [_status_summary(status), ""]
+        for filename, text in records.items():
+            parts += [f"---\n<!-- {filename} -->", text]
+        return "\n".join(parts)
+
+    server.resource(
+        "ategnatos://training/{name}",
+        name="training-run",
+        title="A training run: gates and records",
+        mime_type="text/markdown",
+    )(training_run)

@@ -1,5 +1,8 @@
-"""Training: the standard config, presets, VRAM estimate, backend adapters and the four gates."""
+"""Training: the standard config, presets, VRAM estimate, backend adapters, the plan and the four gates."""
 
+from ategnatos_mcp.training.backends import BACKENDS, CatalogueError, render_backend
+from ategnatos_mcp.training.config import TrainingConfig, check_trigger_word
+from ategnatos_mcp.training.families import Family, family_names, resolve_family
 from ategnatos_mcp.training.gates import (
     GATE_LABELS,
     check_launch_ready,
@@ -12,19 +15,57 @@ from ategnatos_mcp.training.gates import (
     record_environment_gate,
     record_plan,
 )
-from ategnatos_mcp.training.models import EnvironmentReport, GateState
+from ategnatos_mcp.training.models import EnvironmentReport, GateState, PlanRequest, RenderedBackend, RunPaths
+from ategnatos_mcp.training.planner import StepSummary, TrainingPlan, build_plan
+from ategnatos_mcp.training.records import RECORD_FILES, records_dir
+from ategnatos_mcp.training.status import GateView, RunStatus, confirm_plan, read_records, run_status
+from ategnatos_mcp.training.vram import (
+    MemorySaver,
+    VramEstimate,
+    VramInputs,
+    estimate_vram,
+    largest_batch,
+    savers_in_order,
+)
 
 __all__ = [
+    "BACKENDS",
     "GATE_LABELS",
+    "RECORD_FILES",
+    "CatalogueError",
     "EnvironmentReport",
+    "Family",
     "GateState",
+    "GateView",
+    "MemorySaver",
+    "PlanRequest",
+    "RenderedBackend",
+    "RunPaths",
+    "RunStatus",
+    "StepSummary",
+    "TrainingConfig",
+    "TrainingPlan",
+    "VramEstimate",
+    "VramInputs",
+    "build_plan",
     "check_launch_ready",
+    "check_trigger_word",
+    "confirm_plan",
+    "estimate_vram",
+    "family_names",
+    "largest_batch",
     "launch_blockers",
     "note_dataset_fingerprint",
     "read_gates",
+    "read_records",
     "record_confirmation",
     "record_dataset_gate",
     "record_dry_run_gate",
     "record_environment_gate",
     "record_plan",
+    "records_dir",
+    "render_backend",
+    "resolve_family",
+    "run_status",
+    "savers_in_order",
 ]

@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.training.families import Family, resolve_family
 
 __all__ = [
@@ -110,7 +111,10 @@ class TrainingConfig(BaseModel):
     @field_validator("family")
     @classmethod
     def _family(cls, value: str) -> str:
-        return resolve_family(value).key
+        try:
+            return resolve_family(value).key
+        except InvalidRequestError as exc:
+            raise ValueError(f"{exc.message} {exc.hint}") from exc
 
     @field_validator("sample_prompts")
     @classmethod

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio.to_thread
 
@@ -161,7 +162,13 @@ async def note_dataset_fingerprint(store: GrimoireStore, name: str, fingerprint:
 
 
 async def record_plan(
-    store: GrimoireStore, name: str, *, config_hash: str, backend: str, records: dict[str, str]
+    store: GrimoireStore,
+    name: str,
+    *,
+    config_hash: str,
+    backend: str,
+    records: dict[str, str],
+    config: dict[str, Any] | None = None,
 ) -> tuple[GateState, list[str]]:
     """Remember the newest plan's config hash and write its records; a different config resets gates 2-4."""
     async with store.update(document_name(name), GateState) as upd:
@@ -173,6 +180,7 @@ async def record_plan(
         elif doc.dry_run.config_hash is not None and doc.dry_run.config_hash != config_hash:
             _reset_after(doc, 3, f"the configuration changed since the dry run (hash {_short(config_hash)})")
         doc.planned_config_hash = config_hash
+        doc.planned_config = config
         doc.backend = backend
         notices = await anyio.to_thread.run_sync(_write_all, store.root, name, records, doc.record_hashes)
         return doc.model_copy(deep=True), notices

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,6 +87,7 @@ class GateState(Document):
 
     name: str = ""
     planned_config_hash: str | None = None
+    planned_config: dict[str, Any] | None = Field(default=None, description="The standard config of the newest plan.")
     backend: str | None = None
     dataset: DatasetGate = Field(default_factory=DatasetGate)
     confirmation: ConfirmationGate = Field(default_factory=ConfirmationGate)

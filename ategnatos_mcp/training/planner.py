@@ -272,7 +272,14 @@ async def _finish(
     )
     before = (await read_gates(store, cfg.name)).notices
     records = {"intent.md": render_intent_md(request, cfg), "config.md": render_config_md(plan)}
-    gates, notices = await record_plan(store, cfg.name, config_hash=cfg.config_hash, backend=backend, records=records)
+    gates, notices = await record_plan(
+        store,
+        cfg.name,
+        config_hash=cfg.config_hash,
+        backend=backend,
+        records=records,
+        config=cfg.model_dump(mode="json"),
+    )
     if cfg.dataset_fingerprint:
         gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint)
     plan.gates = gates

@@ -1,0 +1,180 @@
+"""Where a training run stands: the four gates in plain words, the next step, and the confirmation (gate 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import anyio.to_thread
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.errors import AtegnatosError, NotFoundError
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_confirmation
+from ategnatos_mcp.training.models import GateState
+
+__all__ = ["GateView", "RunStatus", "confirm_plan", "read_records", "run_status"]
+
+
+class GateView(BaseModel):
+    """One gate in plain words."""
+
+    number: int
+    name: str
+    status: str
+    detail: str
+
+
+class RunStatus(BaseModel):
+    """A run's gates, what to do next, and what changed."""
+
+    name: str
+    backend: str | None
+    planned_config_hash: str | None
+    confirmed_config_hash: str | None
+    plan_is_stale: bool = Field(description="The dataset changed since the plan was made: plan again.")
+    gates: list[GateView]
+    next_step: str
+    notices: list[str]
+
+
+def _views(doc: GateState) -> list[GateView]:
+    d, c, e, r = doc.dataset, doc.confirmation, doc.environment, doc.dry_run
+    return [
+        GateView(
+            number=1,
+            name="dataset",
+            status=d.status,
+            detail=(
+                f"GO report for {d.dataset_path}"
+                if d.status == "passed"
+                else f"NO-GO: {'; '.join(d.reasons) or 'see dataset-report.md'}"
+                if d.status == "failed"
+                else "no dataset report yet"
+            ),
+        ),
+        GateView(
+            number=2,
+            name="confirmation",
+            status=c.status,
+            detail=(
+                f"you confirmed config {c.config_hash} ({c.method})" if c.status == "passed" else "not confirmed yet"
+            ),
+        ),
+        GateView(
+            number=3,
+            name="environment",
+            status=e.status,
+            detail=(
+                f"{e.host} checked"
+                if e.status == "passed"
+                else f"{e.host}: {'; '.join(e.problems)}"
+                if e.status == "failed"
+                else "not checked yet"
+            ),
+        ),
+        GateView(
+            number=4,
+            name="dry run",
+            status=r.status,
+            detail=(
+                f"passed on {r.host}"
+                if r.status == "passed"
+                else f"failed on {r.host}"
+                if r.status == "failed"
+                else "not run yet"
+            ),
+        ),
+    ]
+
+
+def _next_step(doc: GateState, stale: bool) -> str:
+    if stale or doc.planned_config_hash is None:
+        return "Make (or remake) the plan with train_plan."
+    if doc.dataset.status != "passed":
+        return "Run dataset_audit on the dataset and fix what it reports (gate 1)."
+    if doc.confirmation.status != "passed":
+        return f"Show the plan to the artist and confirm config {doc.planned_config_hash} with train_confirm (gate 2)."
+    if doc.environment.status != "passed":
+        return "Validate the training environment on the GPU host (gate 3)."
+    if doc.dry_run.status != "passed":
+        return "Run the dry run on that host (gate 4)."
+    return "All four gates passed: training can be launched."
+
+
+def _fingerprint(path: Path) -> str | None:
+    from ategnatos_mcp.dataset import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(path)
+    except AtegnatosError:  # folder gone or unreadable: gate 1 will say so when the audit runs again
+        return None
+
+
+async def run_status(store: GrimoireStore, name: str) -> RunStatus:
+    """The gates of run ``name`` after re-checking its dataset; a changed dataset resets them.
+
+    Raises:
+        NotFoundError: nothing was ever planned or audited under this name.
+    """
+    doc = await read_gates(store, name)
+    if doc.planned_config_hash is None and doc.dataset.status == "open" and doc.dataset.fingerprint is None:
+        raise NotFoundError(
+            f"There is no training run called '{name}'.",
+            kind="training run",
+            name=name,
+            hint="Start one with train_plan (or dataset_audit for its dataset).",
+        )
+    before = list(doc.notices)
+    dataset_path = doc.dataset.dataset_path or (doc.planned_config or {}).get("dataset_path")
+    current = await anyio.to_thread.run_sync(_fingerprint, Path(dataset_path)) if dataset_path else None
+    if current is not None:
+        doc = await note_dataset_fingerprint(store, name, current)
+    planned_fp = (doc.planned_config or {}).get("dataset_fingerprint")
+    stale = current is not None and planned_fp is not None and planned_fp != current
+    notices = [n for n in doc.notices if n not in before]
+    if stale:
+        notices.append("The dataset changed since this plan was made; run train_plan again before confirming.")
+    return RunStatus(
+        name=name,
+        backend=doc.backend,
+        planned_config_hash=doc.planned_config_hash,
+        confirmed_config_hash=doc.confirmation.config_hash if doc.confirmation.status == "passed" else None,
+        plan_is_stale=stale,
+        gates=_views(doc),
+        next_step=_next_step(doc, stale),
+        notices=notices,
+    )
+
+
+async def confirm_plan(
+    store: GrimoireStore, name: str, *, config_hash: str, method: Literal["elicitation", "explicit"]
+) -> RunStatus:
+    """Record gate 2 for ``config_hash`` after checking the dataset has not changed since the plan.
+
+    Raises:
+        InvalidRequestError: the plan is stale, the hash is not the current plan's, or gate 1 has not passed.
+    """
+    from ategnatos_mcp.errors import InvalidRequestError
+
+    status = await run_status(store, name)
+    if status.plan_is_stale:
+        raise InvalidRequestError(
+            f"The dataset of '{name}' changed after the plan was made, so this plan cannot be confirmed.",
+            hint="Run train_plan again, show the new plan, then confirm its new config hash.",
+        )
+    await record_confirmation(store, name, config_hash=config_hash, method=method)
+    return await run_status(store, name)
+
+
+def _read_records(folder: Path) -> dict[str, str]:
+    from ategnatos_mcp.training.records import RECORD_FILES
+
+    return {f: (folder / f).read_text(encoding="utf-8") for f in RECORD_FILES if (folder / f).is_file()}
+
+
+async def read_records(store: GrimoireStore, name: str) -> dict[str, str]:
+    """The markdown records of run ``name`` that exist, by file name."""
+    from ategnatos_mcp.training.records import records_dir
+
+    return await anyio.to_thread.run_sync(_read_records, records_dir(store.root, name))

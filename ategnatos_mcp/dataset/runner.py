@@ -57,8 +57,8 @@ class ProbeRunner:
 
     async def probe(
         self, entries: Sequence[FileEntry], cache: ProbeCache, progress: Progress | None = None
-    ) -> dict[str, ProbeRecord]:
-        """A record per file (by ``rel``), from the cache when the file is unchanged."""
+    ) -> tuple[dict[str, ProbeRecord], int]:
+        """A record per file (by ``rel``), from the cache when the file is unchanged; and how many were decoded."""
         from ategnatos_mcp.dataset.probe import ProbeRecord
 
         cached = await anyio.to_thread.run_sync(cache.lookup, entries)
@@ -69,7 +69,7 @@ class ProbeRunner:
             await progress(len(records), total, f"{len(records)} of {total} images already known")
         if missing:
             await self._probe_missing(missing, records, cache, progress, total)
-        return records
+        return records, len(missing)
 
     async def _probe_missing(
         self,

@@ -23,6 +23,7 @@ __all__ = [
     "DatasetScan",
     "FileEntry",
     "dataset_fingerprint",
+    "fingerprint_of",
     "scan_dataset",
 ]
 
@@ -175,7 +176,11 @@ def dataset_fingerprint(path: Path) -> str:
         NotFoundError: the folder does not exist.
         InvalidRequestError: the path is a file.
     """
-    scan = scan_dataset(Path(path))
+    return fingerprint_of(scan_dataset(Path(path)))
+
+
+def fingerprint_of(scan: DatasetScan) -> str:
+    """The fingerprint of an existing scan (see ``dataset_fingerprint``)."""
     digest = hashlib.sha256()
     for entry in sorted([*scan.images, *scan.captions], key=lambda e: e.rel):
         digest.update(f"{entry.rel}\x00{entry.size}\x00{entry.mtime_ns}\n".encode())

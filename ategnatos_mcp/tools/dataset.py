@@ -1,11 +1,282 @@
-"""MCP adapter for the dataset domain (placeholder until its issue lands)."""
+"""MCP adapter for dataset preparation (gate 1): dataset_audit, dataset_dedupe, dataset_captions, dataset_structure."""
 
 from __future__ import annotations
 
-from mcp.server.mcpserver import MCPServer
+from pathlib import Path
+from typing import Annotated, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.dataset import (
+    AuditOptions,
+    AuditResult,
+    CaptionReview,
+    CaptionSummary,
+    CaptionWrite,
+    CaptionWriteResult,
+    Concept,
+    ConceptSpec,
+    DatasetService,
+    DedupeResult,
+    StructureResult,
+    audit_summary,
+    render_report,
+)
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.paths import confine, safe_name
+from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+
+__all__ = ["register"]
+
+PathArg = Annotated[str, Field(description="The dataset folder, inside the project (e.g. workspace/datasets/mystyle).")]
+PREVIEW_BUDGET = 60_000
+
+
+async def _service(app: AppContext) -> DatasetService:
+    async def build(app: AppContext) -> DatasetService:
+        s = app.settings
+        service = DatasetService(
+            cache_dir=s.cache_dir,
+            workers=s.dataset.workers,
+            threshold=s.dataset.near_duplicate_threshold,
+            clock=app.clock,
+        )
+        app.exit_stack.callback(service.close)
+        return service
+
+    return await app.service("dataset", build)
+
+
+def _folder(app: AppContext, raw: str) -> Path:
+    return confine(raw, home=app.settings.home, roots=app.settings.roots, kind="dir")
+
+
+@guard
+async def dataset_audit(
+    ctx: Context[AppContext],
+    path: PathArg,
+    training_name: Annotated[
+        str | None,
+        Field(
+            description="The LoRA this dataset is for: records gate 1 and writes grimoire/training/<name>/dataset-report.md."
+        ),
+    ] = None,
+    resolution: Annotated[
+        int, Field(ge=256, le=4096, description="Training resolution (1024 for SDXL/Flux, 512 for SD1.5).")
+    ] = 1024,
+    trigger_word: Annotated[str | None, Field(description="The trigger word captions should start with.")] = None,
+    detail: Annotated[int, Field(ge=0, le=500, description="How many file problems to list (all are counted).")] = 25,
+) -> Annotated[CallToolResult, AuditResult]:
+    """Check a training dataset (gate 1) and say GO or NO-GO, in plain language.
+
+    Reads every image once (real format, colour mode, size after rotation, animation, damage), counts
+    captions, trigger-word use and duplicates, shows the training buckets, and recommends fixes. Works on
+    flat folders and kohya `{repeats}_{name}` folders. Unchanged files are not decoded again, so a re-audit is
+    quick. Nothing is changed in the dataset.
+    """
+    app = app_of(ctx)
+    root = _folder(app, path)
+    name = safe_name(training_name, what="LoRA name") if training_name else None
+    service = await _service(app)
+    options = AuditOptions(
+        resolution=resolution, trigger_word=trigger_word, threshold=service.threshold, problems_shown=detail
+    )
+    result = await service.audit(root, options, progress_reporter(ctx))
+    if name:
+        from ategnatos_mcp.training.gates import record_dataset_gate
+
+        report = render_report(result, name=name, when=app.clock())
+        await record_dataset_gate(
+            app.store,
+            name,
+            dataset_path=root,
+            fingerprint=result.fingerprint,
+            go=result.go,
+            reasons=result.reasons,
+            report_markdown=report,
+        )
+        result.report_path = str(app.settings.grimoire_dir / "training" / name / "dataset-report.md")
+    summary = audit_summary(result)
+    if result.report_path:
+        summary += f"\nReport: {result.report_path}"
+    return respond(result, summary)
+
+
+@guard
+async def dataset_dedupe(
+    ctx: Context[AppContext],
+    path: PathArg,
+    action: Annotated[
+        Literal["report", "quarantine", "undo"],
+        Field(
+            description="report (default, changes nothing); quarantine (move the extra copies and their captions "
+            "into quarantine/ with a manifest); undo (put the last quarantine batch back, exact bytes)."
+        ),
+    ] = "report",
+    mirror: Annotated[bool, Field(description="Also match mirrored (horizontally flipped) copies.")] = False,
+    threshold: Annotated[
+        int | None,
+        Field(ge=0, le=32, description="Hash distance for close copies (0-32; default 10). Lower is stricter."),
+    ] = None,
+    batch: Annotated[str | None, Field(description="For undo: the quarantine batch id (default: the latest).")] = None,
+    detail: Annotated[int, Field(ge=0, le=500, description="How many groups to list.")] = 20,
+) -> Annotated[CallToolResult, DedupeResult]:
+    """Find exact and near-duplicate images (re-saved, resized, cropped, colour-shifted, optionally mirrored).
+
+    Each group names the file to keep (largest, least compressed) and why. Duplicates overweight one picture in
+    training. Nothing is deleted: quarantine moves extras aside and undo restores them.
+    """
+    app = app_of(ctx)
+    root = _folder(app, path)
+    service = await _service(app)
+    if action == "undo":
+        result = await service.undo(root, batch)
+        q = result.quarantine
+        assert q is not None
+        lines = [f"Restored {len(q.moved)} file(s) from quarantine batch {q.batch}."]
+        lines += [f"Left in place: {s}" for s in q.skipped]
+        return respond(result, "\n".join(lines))
+    result = await service.dedupe(
+        root,
+        threshold=threshold,
+        mirror=mirror,
+        quarantine=action == "quarantine",
+        groups_shown=detail,
+        progress=progress_reporter(ctx),
+    )
+    lines = [
+        f"{result.images_checked} images checked: {result.exact_groups} group(s) of identical files, "
+        f"{result.near_groups} group(s) of near-duplicates, {result.extra_files} extra copies."
+    ]
+    for g in result.groups[:5]:
+        others = ", ".join(f"{f.path} ({f.match}, {f.similarity:.2f})" for f in g.files if f.path != g.keep)
+        lines.append(f"- keep {g.keep} ({g.reason}); copies: {others}")
+    if result.quarantine is not None:
+        lines.append(
+            f"Moved {len(result.quarantine.moved)} file(s) to quarantine batch {result.quarantine.batch}; "
+            "undo with action='undo'."
+        )
+    elif result.extra_files:
+        lines.append("Nothing was moved. Use action='quarantine' to move the extra copies aside (undo restores them).")
+    return respond(result, "\n".join(lines))
+
+
+class CaptionsResult(BaseModel):
+    """What dataset_captions did: one of review, write or summary is set."""
+
+    mode: Literal["review", "write", "summary"]
+    review: CaptionReview | None = None
+    write: CaptionWriteResult | None = None
+    summary: CaptionSummary | None = None
+
+
+@guard
+async def dataset_captions(
+    ctx: Context[AppContext],
+    path: PathArg,
+    mode: Annotated[
+        Literal["review", "write", "summary"],
+        Field(
+            description="review: show the next batch of images with their captions and the captioning guide; "
+            "write: save captions; summary: tag frequency and outliers."
+        ),
+    ] = "review",
+    start: Annotated[
+        int, Field(ge=0, description="Review: index of the first image (use next_start from the last batch).")
+    ] = 0,
+    count: Annotated[int, Field(ge=1, le=8, description="Review: images per batch (at most 8).")] = 8,
+    only_missing: Annotated[bool, Field(description="Review: only images without a caption.")] = False,
+    trigger_word: Annotated[str | None, Field(description="Write: put this word first in every caption.")] = None,
+    captions: Annotated[
+        list[CaptionWrite] | None, Field(description="Write: the captions, as {path, caption} with paths from review.")
+    ] = None,
+) -> Annotated[CallToolResult, CaptionsResult]:
+    """Caption training images with your own eyes: review shows the pictures, write saves your captions.
+
+    Review returns small previews as images plus the current captions and a style-aware guide: describe the
+    content AND the style (medium, palette, light, composition). Write saves each caption safely next to its
+    image as one clean line, trigger word first; captions that would break the file are refused.
+    """
+    app = app_of(ctx)
+    root = _folder(app, path)
+    service = await _service(app)
+    if mode == "review":
+        review, previews = await service.review(
+            root, start=start, count=count, only_missing=only_missing, trigger_word=trigger_word, budget=PREVIEW_BUDGET
+        )
+        text = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]
+        text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
+        if review.next_start is not None:
+            text.append(f"Next batch: start={review.next_start}.")
+        text.append("\n" + review.guide)
+        images = [ImagePart(data=d, mime_type="image/jpeg") for d in previews]
+        return respond(CaptionsResult(mode="review", review=review), "\n".join(text), images=images)
+    if mode == "write":
+        if not captions:
+            raise InvalidRequestError("No captions to write.", hint="Pass captions=[{path, caption}, ...].")
+        written = await service.write(root, captions, trigger_word)
+        text = [f"Saved {len(written.written)} caption(s); refused {len(written.refused)}."]
+        text += [f"- refused {p.path}: {p.message}" for p in written.refused]
+        text += [f"- {w}" for w in written.warnings]
+        return respond(CaptionsResult(mode="write", write=written), "\n".join(text))
+    summary = await service.summary(root, trigger_word)
+    st = summary.stats
+    text = [
+        f"{st.captioned} captioned, {st.missing} missing, {len(st.empty)} empty; {summary.tag_count} distinct tags; "
+        f"median about {summary.median_tokens} tokens.",
+        "Top tags: " + ", ".join(f"{t.tag} ({t.count})" for t in st.top_tags[:10]),
+    ]
+    if summary.rare_tags:
+        text.append("Used once: " + ", ".join(summary.rare_tags[:15]))
+    return respond(CaptionsResult(mode="summary", summary=summary), "\n".join(text))
+
+
+@guard
+async def dataset_structure(
+    ctx: Context[AppContext],
+    path: PathArg,
+    name: Annotated[str, Field(description="Concept name for the folder, e.g. the trigger word or 'style'.")],
+    output: Annotated[
+        str | None, Field(description="Where to build the kohya layout (default: '<path>-kohya' next to it).")
+    ] = None,
+    repeats: Annotated[int | None, Field(ge=1, le=1000, description="Repeats; leave empty to compute them.")] = None,
+    target_steps: Annotated[
+        int, Field(ge=1, le=1_000_000, description="Steps to aim for when computing repeats.")
+    ] = 1500,
+    epochs: Annotated[int, Field(ge=1, le=1000, description="Planned epochs, used when computing repeats.")] = 10,
+    extra_concepts: Annotated[
+        list[ConceptSpec] | None, Field(description="More folders, e.g. regularisation images: {path, name, repeats}.")
+    ] = None,
+) -> Annotated[CallToolResult, StructureResult]:
+    """Lay flat image folders out as kohya `{repeats}_{name}` folders (images + captions).
+
+    Repeats default to ceil(target_steps / (images x epochs)). Files are hard-linked (no extra disk) or copied;
+    the source is never changed, and running it again changes nothing.
+    """
+    app = app_of(ctx)
+    source = _folder(app, path)
+    out_raw = output or str(source.parent / f"{source.name}-kohya")
+    out = confine(out_raw, home=app.settings.home, roots=app.settings.roots, kind="new")
+    concepts = [Concept(source=source, name=safe_name(name, what="concept name"), repeats=repeats)]
+    concepts += [
+        Concept(source=_folder(app, c.path), name=safe_name(c.name, what="concept name"), repeats=c.repeats)
+        for c in extra_concepts or []
+    ]
+    service = await _service(app)
+    result = await service.structure(out, concepts, target_steps=target_steps, epochs=epochs)
+    text = [f"Kohya layout in {result.output}:"]
+    text += [f"- {folder}: {n} images, {result.repeats[folder]} repeats" for folder, n in result.concepts.items()]
+    text.append(f"{result.linked} linked, {result.copied} copied, {result.unchanged} already in place.")
+    text += result.notes
+    return respond(result, "\n".join(text))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the dataset tools."""
+    server.add_tool(dataset_audit, name="dataset_audit")
+    server.add_tool(dataset_dedupe, name="dataset_dedupe")
+    server.add_tool(dataset_captions, name="dataset_captions")
+    server.add_tool(dataset_structure, name="dataset_structure")

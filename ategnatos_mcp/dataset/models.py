@@ -1,0 +1,220 @@
+"""Results of the dataset tools: what the artist (and Claude) reads back."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+__all__ = [
+    "AuditResult",
+    "BucketCount",
+    "CaptionItem",
+    "CaptionReview",
+    "CaptionStats",
+    "CaptionSummary",
+    "CaptionWrite",
+    "CaptionWriteResult",
+    "ConceptSpec",
+    "DedupeResult",
+    "DuplicateFile",
+    "DuplicateGroup",
+    "FileProblem",
+    "QuarantineEntry",
+    "QuarantineResult",
+    "ResolutionSummary",
+    "StructureResult",
+    "TagCount",
+]
+
+Severity = Literal["blocking", "warning", "note"]
+
+
+class FileProblem(BaseModel):
+    """One problem with one file, with what to do about it."""
+
+    path: str = Field(description="Relative to the dataset folder.")
+    problem: str = Field(description="Short code, e.g. 'unreadable', 'too_small', 'cmyk'.")
+    severity: Severity
+    message: str
+    fix: str
+
+
+class ResolutionSummary(BaseModel):
+    """Sizes as displayed (after EXIF rotation), readable images only."""
+
+    smallest_side_min: int = 0
+    smallest_side_median: int = 0
+    longest_side_max: int = 0
+    square: int = 0
+    portrait: int = 0
+    landscape: int = 0
+    extreme: int = Field(default=0, description="Aspect ratio beyond 1:3.")
+
+
+class BucketCount(BaseModel):
+    """A kohya training bucket and how many images land in it."""
+
+    width: int
+    height: int
+    images: int
+
+
+class TagCount(BaseModel):
+    tag: str
+    count: int
+
+
+class CaptionStats(BaseModel):
+    """Caption coverage and quality across the dataset."""
+
+    captioned: int = 0
+    missing: int = 0
+    missing_examples: list[str] = Field(default_factory=list)
+    empty: list[str] = Field(default_factory=list)
+    orphans: list[str] = Field(default_factory=list, description="Caption files with no image.")
+    trigger_word: str | None = None
+    with_trigger: int = 0
+    without_trigger: int = 0
+    over_token_limit: list[str] = Field(default_factory=list)
+    top_tags: list[TagCount] = Field(default_factory=list)
+
+
+class DuplicateFile(BaseModel):
+    path: str
+    match: Literal["keep", "identical", "near", "mirrored"]
+    similarity: float = Field(description="0-1, structure similarity to its closest match in the group.")
+    width: int
+    height: int
+    format: str
+    bytes: int
+
+
+class DuplicateGroup(BaseModel):
+    """Files that show the same picture; keep one, the rest would overweight it in training."""
+
+    keep: str
+    reason: str
+    files: list[DuplicateFile]
+
+
+class QuarantineEntry(BaseModel):
+    original: str = Field(description="Where the file was, relative to the dataset.")
+    quarantined: str = Field(description="Where it is now, relative to the dataset.")
+    sha256: str
+    reason: str
+    batch: str
+    restored: bool = False
+
+
+class QuarantineResult(BaseModel):
+    """Files moved into (or back out of) ``quarantine/``. Nothing is ever deleted."""
+
+    action: Literal["quarantine", "undo"]
+    batch: str | None = None
+    moved: list[QuarantineEntry] = Field(default_factory=list)
+    skipped: list[str] = Field(default_factory=list, description="Files left where they are, with the reason.")
+    manifest: str = ""
+
+
+class DedupeResult(BaseModel):
+    dataset: str
+    images_checked: int
+    threshold: int
+    mirror_aware: bool
+    exact_groups: int
+    near_groups: int
+    extra_files: int = Field(description="Files beyond the one kept per group.")
+    groups: list[DuplicateGroup]
+    groups_shown: int
+    quarantine: QuarantineResult | None = None
+
+
+class AuditResult(BaseModel):
+    """The gate-1 audit: what is wrong, what to do, and GO or NO-GO."""
+
+    dataset: str
+    layout: Literal["flat", "kohya", "mixed"]
+    concepts: dict[str, int] = Field(default_factory=dict, description="Kohya folder -> repeats.")
+    fingerprint: str
+    go: bool
+    reasons: list[str] = Field(description="Why NO-GO (blocking problems); empty for GO.")
+    recommendations: list[str]
+    images: int
+    readable: int
+    formats: dict[str, int]
+    target_resolution: int
+    resolution: ResolutionSummary
+    problem_counts: dict[str, int]
+    problems: list[FileProblem]
+    problems_shown: int
+    buckets: list[BucketCount]
+    sparse_buckets: list[BucketCount]
+    captions: CaptionStats
+    duplicate_groups: int
+    duplicate_extras: int
+    report_path: str | None = None
+    decoded: int = Field(description="Images decoded this run (the rest came from the cache).")
+
+
+class CaptionItem(BaseModel):
+    path: str
+    caption: str | None
+    caption_file: str | None
+    tokens: int = Field(default=0, description="Estimated CLIP tokens (about 75 are read).")
+    note: str = ""
+
+
+class CaptionReview(BaseModel):
+    dataset: str
+    start: int
+    next_start: int | None
+    total: int
+    items: list[CaptionItem]
+    trigger_word: str | None
+    guide: str
+
+
+class CaptionWrite(BaseModel):
+    """One caption to save."""
+
+    path: str = Field(description="The image, relative to the dataset folder (as the review listed it).")
+    caption: str = Field(description="The caption: content and style, comma-separated or natural language.")
+
+
+class CaptionWriteResult(BaseModel):
+    dataset: str
+    written: list[CaptionItem]
+    refused: list[FileProblem]
+    warnings: list[str]
+
+
+class CaptionSummary(BaseModel):
+    dataset: str
+    stats: CaptionStats
+    tag_count: int
+    rare_tags: list[str] = Field(description="Tags used once: typos or one-off details.")
+    shortest: list[CaptionItem]
+    longest: list[CaptionItem]
+    median_tokens: int
+
+
+class StructureResult(BaseModel):
+    """A kohya ``{repeats}_{name}`` layout made from flat folders."""
+
+    output: str
+    concepts: dict[str, int] = Field(description="Folder -> images in it.")
+    repeats: dict[str, int]
+    linked: int
+    copied: int
+    unchanged: int
+    method: Literal["hardlink", "copy", "mixed", "none"]
+    notes: list[str]
+
+
+class ConceptSpec(BaseModel):
+    """Another folder to lay out beside the main one (e.g. regularisation images)."""
+
+    path: str = Field(description="A flat folder of images (and captions).")
+    name: str = Field(description="Concept name, e.g. 'reg' or 'woman'.")
+    repeats: int | None = Field(default=None, ge=1, le=1000, description="Leave empty to compute it.")

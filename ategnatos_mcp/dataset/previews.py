@@ -1,0 +1,47 @@
+"""Small JPEG previews for Claude to look at: upright, flattened, within a byte budget. Imports Pillow: lazy only."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageOps
+
+__all__ = ["make_preview"]
+
+
+def make_preview(path: Path, *, max_side: int = 512, budget: int = 60_000) -> bytes | None:
+    """A JPEG preview of at most ``budget`` bytes, or None when the file cannot be decoded."""
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG":
+                im.draft("RGB", (max_side, max_side))
+            im.seek(0)
+            im.load()
+            upright = ImageOps.exif_transpose(im) or im
+            rgb = _flatten(upright)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+    side = max_side
+    while True:
+        small = rgb.copy()
+        small.thumbnail((side, side), Image.Resampling.LANCZOS)
+        for quality in (82, 70, 55):
+            buf = io.BytesIO()
+            small.save(buf, "JPEG", quality=quality, optimize=True)
+            if buf.tell() <= budget:
+                return buf.getvalue()
+        if side <= 128:
+            return buf.getvalue()
+        side = int(side * 0.75)
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
+        canvas.paste(rgba, mask=rgba.getchannel("A"))
+        return canvas
+    if im.mode.startswith("I") or im.mode == "F":
+        return ImageOps.autocontrast(im.convert("I").point(lambda v: v / 256).convert("L")).convert("RGB")
+    return im.convert("RGB")

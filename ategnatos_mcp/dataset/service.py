@@ -1,0 +1,159 @@
+"""DatasetService: one object per server that the tools call; it owns the probe cache and worker pool."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import anyio.to_thread
+
+from ategnatos_mcp.dataset.audit import AuditOptions, load_dataset, run_audit
+from ategnatos_mcp.dataset.cache import ProbeCache
+from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
+from ategnatos_mcp.dataset.models import (
+    AuditResult,
+    CaptionReview,
+    CaptionSummary,
+    CaptionWrite,
+    CaptionWriteResult,
+    DedupeResult,
+    DuplicateFile,
+    DuplicateGroup,
+    StructureResult,
+)
+from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
+from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
+from ategnatos_mcp.dataset.structure import Concept, build_structure
+
+__all__ = ["CACHE_FILE", "DatasetService"]
+
+CACHE_FILE = "dataset-probe.sqlite"
+
+
+class DatasetService:
+    """Dataset preparation. Paths given here are already confined by the caller."""
+
+    def __init__(self, *, cache_dir: Path, workers: int, threshold: int, clock: Callable[[], datetime]) -> None:
+        from ategnatos_mcp.dataset.probe import PROBE_VERSION
+
+        self.cache = ProbeCache(cache_dir / CACHE_FILE, version=PROBE_VERSION)
+        self.runner = ProbeRunner(workers)
+        self.threshold = threshold
+        self.clock = clock
+
+    def close(self) -> None:
+        self.runner.close()
+
+    async def audit(self, root: Path, options: AuditOptions, progress: Progress | None = None) -> AuditResult:
+        """Gate 1: the full audit with a GO/NO-GO."""
+        return await run_audit(root, cache=self.cache, runner=self.runner, options=options, progress=progress)
+
+    async def dedupe(
+        self,
+        root: Path,
+        *,
+        threshold: int | None,
+        mirror: bool,
+        quarantine: bool,
+        groups_shown: int,
+        progress: Progress | None = None,
+    ) -> DedupeResult:
+        """Duplicate groups; with ``quarantine`` the extras (and their captions) move to ``quarantine/``."""
+        from ategnatos_mcp.dataset.dedupe import find_duplicates
+
+        limit = self.threshold if threshold is None else threshold
+        loaded = await load_dataset(root, cache=self.cache, runner=self.runner, progress=progress)
+        records = loaded.records
+        clusters = await anyio.to_thread.run_sync(lambda: find_duplicates(records, threshold=limit, mirror=mirror))
+        groups = [
+            DuplicateGroup(
+                keep=c.keep,
+                reason=c.reason,
+                files=[
+                    DuplicateFile(
+                        path=m.rel,
+                        match=m.match,  # type: ignore[arg-type]
+                        similarity=m.similarity,
+                        width=records[m.rel].display_width,
+                        height=records[m.rel].display_height,
+                        format=records[m.rel].format,
+                        bytes=records[m.rel].size,
+                    )
+                    for m in c.members
+                ],
+            )
+            for c in clusters
+        ]
+        exact = sum(1 for g in groups if all(f.match in ("keep", "identical") for f in g.files))
+        result = DedupeResult(
+            dataset=str(root),
+            images_checked=sum(1 for r in records.values() if r.ok),
+            threshold=limit,
+            mirror_aware=mirror,
+            exact_groups=exact,
+            near_groups=len(groups) - exact,
+            extra_files=sum(len(c.extras) for c in clusters),
+            groups=groups[:groups_shown],
+            groups_shown=min(groups_shown, len(groups)),
+        )
+        if quarantine and clusters:
+            moves = {
+                rel: f"duplicate of {c.keep} ({m.match}, similarity {m.similarity:.2f})"
+                for c in clusters
+                for m in c.members
+                for rel in [m.rel]
+                if m.match != "keep"
+            }
+            when = self.clock()
+            result.quarantine = await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when))
+        return result
+
+    async def undo(self, root: Path, batch: str | None) -> DedupeResult:
+        """Put a quarantine batch back."""
+        moved = await anyio.to_thread.run_sync(lambda: undo_quarantine(root, batch=batch))
+        return DedupeResult(
+            dataset=str(root),
+            images_checked=0,
+            threshold=self.threshold,
+            mirror_aware=False,
+            exact_groups=0,
+            near_groups=0,
+            extra_files=0,
+            groups=[],
+            groups_shown=0,
+            quarantine=moved,
+        )
+
+    async def review(
+        self, root: Path, *, start: int, count: int, only_missing: bool, trigger_word: str | None, budget: int
+    ) -> tuple[CaptionReview, list[bytes]]:
+        """A batch of previews with their captions and the captioning guide."""
+        return await anyio.to_thread.run_sync(
+            lambda: review_batch(
+                root,
+                start=start,
+                count=count,
+                only_missing=only_missing,
+                trigger_word=trigger_word,
+                max_side=512,
+                budget=budget,
+            )
+        )
+
+    async def write(self, root: Path, writes: list[CaptionWrite], trigger_word: str | None) -> CaptionWriteResult:
+        """Save captions safely."""
+        return await anyio.to_thread.run_sync(lambda: write_captions(root, writes, trigger_word=trigger_word))
+
+    async def summary(self, root: Path, trigger_word: str | None) -> CaptionSummary:
+        """Tag frequency and outliers."""
+        return await anyio.to_thread.run_sync(lambda: summarise_captions(root, trigger_word=trigger_word))
+
+    async def structure(
+        self, output: Path, concepts: list[Concept], *, target_steps: int, epochs: int
+    ) -> StructureResult:
+        """Kohya folders from flat ones."""
+        when = self.clock()
+        return await anyio.to_thread.run_sync(
+            lambda: build_structure(output, concepts, target_steps=target_steps, epochs=epochs, when=when)
+        )

@@ -1,0 +1,142 @@
+"""Lay flat folders out as kohya ``{repeats}_{name}`` folders: hard links where possible, else copies.
+
+Idempotent: a rerun with the same inputs changes nothing. A file in the output that no longer matches
+its source (e.g. a caption rewritten since) is moved aside into the output's ``quarantine/``, never
+deleted, and replaced by the current one.
+"""
+
+from __future__ import annotations
+
+import errno
+import filecmp
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ategnatos_mcp.dataset.models import StructureResult
+from ategnatos_mcp.dataset.scan import KOHYA_FOLDER, QUARANTINE_DIR, FileEntry, scan_dataset
+from ategnatos_mcp.errors import InvalidRequestError
+
+__all__ = ["Concept", "build_structure", "compute_repeats"]
+
+
+@dataclass
+class Concept:
+    source: Path
+    name: str
+    repeats: int | None = None
+
+
+def compute_repeats(images: int, *, target_steps: int, epochs: int) -> int:
+    """``ceil(target_steps / (images x epochs))``, at least 1."""
+    if images <= 0:
+        return 1
+    return max(1, math.ceil(target_steps / (images * max(1, epochs))))
+
+
+def _files_of(concept: Concept, notes: list[str]) -> list[FileEntry]:
+    scan = scan_dataset(concept.source)
+    if scan.layout != "flat":
+        raise InvalidRequestError(
+            f"'{concept.source}' is already laid out in kohya folders ({', '.join(scan.concepts)}).",
+            hint="Point at the plain folder of images, or train from this folder as it is.",
+        )
+    top = [e for e in scan.images if "/" not in e.rel]
+    nested = len(scan.images) - len(top)
+    if nested:
+        notes.append(
+            f"{nested} image(s) in subfolders of {concept.source.name} were left out; move them up to include them."
+        )
+    stems = {e.stem_key for e in top}
+    captions = [e for e in scan.captions if "/" not in e.rel and e.stem_key in stems]
+    return top + captions
+
+
+class _Placer:
+    def __init__(self, output: Path, when: datetime) -> None:
+        self.output = output
+        self.aside = output / QUARANTINE_DIR / f"replaced-{when:%Y%m%dT%H%M%S}"
+        self.linked = self.copied = self.unchanged = 0
+        self.moved_aside: list[str] = []
+
+    def place(self, src: Path, dst: Path) -> None:
+        if dst.exists():
+            if os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False):
+                self.unchanged += 1
+                return
+            rel = dst.relative_to(self.output)
+            (self.aside / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.rename(dst, self.aside / rel)
+            self.moved_aside.append(str(rel))
+        try:
+            os.link(src, dst)
+            self.linked += 1
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EACCES):
+                raise
+            shutil.copy2(src, dst)
+            self.copied += 1
+
+
+def _existing_folder(output: Path, name: str) -> Path | None:
+    if not output.is_dir():
+        return None
+    for child in sorted(output.iterdir()):
+        m = KOHYA_FOLDER.match(child.name)
+        if child.is_dir() and m and m.group(2) == name:
+            return child
+    return None
+
+
+def build_structure(
+    output: Path, concepts: list[Concept], *, target_steps: int, epochs: int, when: datetime
+) -> StructureResult:
+    """Create or update ``output/{repeats}_{name}/`` for each concept. Blocking: run it in a worker thread.
+
+    Raises:
+        InvalidRequestError: a source is already kohya-shaped, the output is inside a source, names clash.
+    """
+    names = [c.name for c in concepts]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("Two concepts have the same name.", hint="Give each concept its own name.")
+    for c in concepts:
+        if output.resolve().is_relative_to(c.source.resolve()):
+            raise InvalidRequestError(
+                f"The output folder is inside the source folder {c.source}.",
+                hint="Choose an output folder next to the source, e.g. workspace/datasets/<name>-kohya.",
+            )
+    notes: list[str] = []
+    placer = _Placer(output, when)
+    result = StructureResult(
+        output=str(output), concepts={}, repeats={}, linked=0, copied=0, unchanged=0, method="none", notes=notes
+    )
+    for concept in concepts:
+        files = _files_of(concept, notes)
+        images = sum(1 for f in files if not f.rel.endswith((".txt", ".caption")))
+        repeats = concept.repeats or compute_repeats(images, target_steps=target_steps, epochs=epochs)
+        folder = output / f"{repeats}_{concept.name}"
+        previous = _existing_folder(output, concept.name)
+        if previous is not None and previous != folder:
+            os.rename(previous, folder)
+            notes.append(f"Renamed {previous.name} to {folder.name} (repeats changed).")
+        folder.mkdir(parents=True, exist_ok=True)
+        for entry in files:
+            placer.place(entry.path, folder / entry.rel)
+        result.concepts[folder.name] = images
+        result.repeats[folder.name] = repeats
+    result.linked, result.copied, result.unchanged = placer.linked, placer.copied, placer.unchanged
+    if placer.moved_aside:
+        notes.append(f"{len(placer.moved_aside)} outdated file(s) moved aside to {placer.aside.relative_to(output)}.")
+    result.method = (
+        "mixed"
+        if placer.linked and placer.copied
+        else "hardlink"
+        if placer.linked
+        else "copy"
+        if placer.copied
+        else "none"
+    )
+    return result

@@ -6,6 +6,7 @@ Registering the returned URL with the ComfyUI pool is the caller's job.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,7 @@ class PortForward:
     remote_port: int
     session: SSHSession
     _listener: asyncssh.SSHListener | None = field(default=None, repr=False)
+    _conn: asyncssh.SSHClientConnection | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -38,12 +40,37 @@ class PortForward:
 
     @property
     def open(self) -> bool:
-        return self._listener is not None and self.session.connected
+        return self._listener is not None and self._conn is not None and not self._conn.is_closed()
 
     async def reopen(self) -> None:
         """Re-establish the forward on the same local port after the connection dropped (URL unchanged)."""
         await self.close()
-        self._listener = await _listen(self.session, self.local_port, self.remote_host, self.remote_port)
+        self._conn = await self.session.connection()
+        self._listener = await _listen(self._conn, self.local_port, self.remote_host, self.remote_port)
+
+    async def keep_open(
+        self,
+        *,
+        retry_seconds: float = 30.0,
+        on_reopen: Callable[[PortForward], Awaitable[None]] | None = None,
+    ) -> None:
+        """Reopen the forward whenever the SSH connection drops, until cancelled. Start it in a task group.
+
+        Raises:
+            SSHConnectionError: the host refused our key (retrying cannot help).
+        """
+        while True:
+            try:
+                if not self.open:
+                    await self.reopen()
+                    if on_reopen is not None:
+                        await on_reopen(self)
+                assert self._conn is not None
+                await self._conn.wait_closed()
+            except SSHConnectionError as exc:
+                if not exc.retryable:
+                    raise
+                await anyio.sleep(retry_seconds)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
@@ -63,20 +90,23 @@ async def forward_port(
     """
     if not 1 <= remote_port <= 65535 or not 0 <= local_port <= 65535:
         raise InvalidRequestError(f"Port {remote_port}/{local_port} is not a valid port.", hint="Use 1-65535.")
-    listener = await _listen(session, local_port, remote_host, remote_port)
+    conn = await session.connection()
+    listener = await _listen(conn, local_port, remote_host, remote_port)
     return PortForward(
         local_port=listener.get_port(),
         remote_host=remote_host,
         remote_port=remote_port,
         session=session,
         _listener=listener,
+        _conn=conn,
     )
 
 
-async def _listen(session: SSHSession, local_port: int, remote_host: str, remote_port: int) -> asyncssh.SSHListener:
+async def _listen(
+    conn: asyncssh.SSHClientConnection, local_port: int, remote_host: str, remote_port: int
+) -> asyncssh.SSHListener:
     import asyncssh
 
-    conn = await session.connection()
     try:
         return await conn.forward_local_port(LOOPBACK, local_port, remote_host, remote_port)
     except (OSError, asyncssh.Error) as exc:

@@ -70,3 +70,27 @@ async def test_forward_reaches_a_loopback_http_server_through_ssh(tmp_path: Path
         finally:
             await forward.close()
         assert not forward.open
+
+
+async def test_keep_open_brings_the_forward_back_by_itself_after_a_drop(tmp_path: Path) -> None:
+    async with (
+        tiny_http_server() as comfy_port,
+        ssh_lab(tmp_path) as (server, connector, host),
+        connector.session(host) as ssh,
+    ):
+        forward = await forward_port(ssh, comfy_port)
+        reopened = anyio.Event()
+
+        async def on_reopen(_forward: object) -> None:
+            reopened.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: forward.keep_open(retry_seconds=0, on_reopen=on_reopen))
+            server.cut()
+            with anyio.fail_after(5):
+                await reopened.wait()
+            async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+                assert (await http.get(f"{forward.url}/history")).json()["path"] == "/history"
+            assert server.connection_count == 2
+            tg.cancel_scope.cancel()
+        await forward.close()

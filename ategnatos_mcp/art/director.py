@@ -27,6 +27,7 @@ from ategnatos_mcp.art.models import (
     ArtAsset,
     AssetSpec,
     EyeSuggestion,
+    FamilyDatabase,
     FeedbackMap,
     Iteration,
     IterationsAnswer,
@@ -74,6 +75,10 @@ class ArtDirector:
         feedback_map = await anyio.to_thread.run_sync(load_feedback_map)
         return cls(store, clock, FamilyCatalog(database), feedback_map)
 
+    def catalog_json(self) -> str:
+        """The model database as JSON."""
+        return FamilyDatabase(families=self.catalog.families).model_dump_json(indent=2)
+
     # art_prompt ---------------------------------------------------------------------------------
     async def build(
         self,
@@ -99,6 +104,9 @@ class ArtDirector:
         taste = await read_taste(self.store, chosen, subject=subject, request=intent)
         lora_choices, lora_warnings, fits = resolve_loras(inventory, loras, chosen, self.catalog)
         similar = await self.library.search(intent, family=chosen.id, limit=3)
+        if aspect is None and project and asset:
+            spec = (await self.log.read(project, asset, must_exist=False)).spec
+            aspect = f"{spec.width}x{spec.height}" if spec.width and spec.height else None
         draft = build_prompt(
             chosen,
             intent,

@@ -45,6 +45,8 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
     s = d.settings
     where = f" — {answer.project}/{answer.asset} version {answer.version}" if answer.version else ""
     lines = [f"Prompt for {d.family_name}{where}", f"Positive: {d.positive}", f"Negative: {d.negative or '(none)'}"]
+    if answer.family_choice:
+        lines.insert(1, f"Family: {answer.family_choice}")
     extra = f", guidance {s.guidance:g}" if s.guidance is not None else ""
     extra += f", clip skip {s.clip_skip}" if s.clip_skip is not None else ""
     lines.append(f"Settings: {s.sampler}/{s.scheduler}, {s.steps} steps, CFG {s.cfg:g}{extra}, {s.width}x{s.height}")
@@ -294,7 +296,25 @@ async def art_library(
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register the art tools."""
+    """Register the art tools and the model database / feedback mapping as JSON resources."""
     server.add_tool(art_prompt, name="art_prompt")
     server.add_tool(art_iterations, name="art_iterations")
     server.add_tool(art_library, name="art_library")
+
+    @server.resource(
+        "ategnatos://art/families",
+        name="model-families",
+        description="The model database: prompt style, weights, score/quality tags, negatives, settings, sizes, sources.",
+        mime_type="application/json",
+    )
+    async def model_families() -> str:
+        return (await _director(app)).catalog_json()
+
+    @server.resource(
+        "ategnatos://art/feedback",
+        name="feedback-mapping",
+        description="Feedback phrases ('too dark', 'warmer', 'less busy'...) and the prompt changes each makes.",
+        mime_type="application/json",
+    )
+    async def feedback_mapping() -> str:
+        return (await _director(app)).feedback_map.model_dump_json(indent=2)

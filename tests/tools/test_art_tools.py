@@ -190,3 +190,20 @@ def test_the_art_adapter_imports_no_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+async def test_model_database_and_feedback_mapping_are_readable_resources(client: Client) -> None:
+    families = json.loads((await client.read_resource("ategnatos://art/families")).contents[0].text)
+    assert {f["id"] for f in families["families"]} >= {"sd15", "sdxl", "pony", "illustrious", "flux1", "sd35"}
+    feedback = json.loads((await client.read_resource("ategnatos://art/feedback")).contents[0].text)
+    assert any("too dark" in rule["phrases"] for rule in feedback["rules"])
+
+
+async def test_the_asset_spec_sets_the_size_when_no_aspect_is_given(client: Client) -> None:
+    where = {"project": "site", "asset": "og image"}
+    spec = await _ok(
+        client, "art_iterations", {"action": "spec", "purpose": "OG image", "width": 1200, "height": 630, **where}
+    )
+    assert spec["spec"]["width"] == 1200
+    built = await _ok(client, "art_prompt", {"intent": "fox mascot", "family": "sdxl", **where})
+    assert (built["draft"]["settings"]["width"], built["draft"]["settings"]["height"]) == (1344, 768)

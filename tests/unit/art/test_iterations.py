@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 from inline_snapshot import snapshot
 
@@ -166,3 +167,19 @@ async def test_project_and_asset_names_cannot_leave_the_grimoire(tmp_path: Path,
     log = IterationLog(tmp_path / "grimoire", lambda: NOW)
     with pytest.raises(InvalidRequestError):
         log.folder(project, asset)
+
+
+async def test_concurrent_attempts_on_one_asset_get_distinct_versions(tmp_path: Path, catalog: FamilyCatalog) -> None:
+    log = IterationLog(tmp_path / "grimoire", lambda: NOW)
+    draft = build_prompt(catalog.get("sdxl"), "fox")
+
+    async def attempt() -> None:
+        async with log.update("p", "a", []) as doc:
+            add_version(doc, draft, now=NOW, origin="built")
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(attempt)
+    doc = await log.read("p", "a")
+    assert [it.version for it in doc.iterations] == list(range(1, 9))
+    assert (log.folder("p", "a") / "iterations.md").read_text(encoding="utf-8").count("## Version") == 8

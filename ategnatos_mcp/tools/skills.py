@@ -1,11 +1,107 @@
-"""MCP adapter for the skills domain (placeholder until its issue lands)."""
+"""MCP adapter for the skills: each SKILL.md as a prompt, reference files as resources, plus a listing."""
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
+from mcp.server.mcpserver.prompts import Prompt
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import AtegnatosError, NotFoundError
+from ategnatos_mcp.skills_catalog import Skill, find_skills_root, list_skills, load_skill, read_skill_file
+
+__all__ = ["register"]
+
+logger = logging.getLogger("ategnatos_mcp.tools.skills")
+
+SKILL_PROMPTS = ("studio", "art", "train", "eye")
+
+
+def _prompt_body(name: str) -> Callable[[], Awaitable[str]]:
+    async def body() -> str:
+        # Read at call time so an edited SKILL.md is served without a restart.
+        return load_skill(name).body
+
+    body.__name__ = f"{name}_skill"
+    return body
+
+
+def _listing(skills: list[Skill]) -> str:
+    return json.dumps(
+        {
+            "skills": [
+                {
+                    "name": skill.name,
+                    "description": skill.description,
+                    "prompt": skill.name,
+                    "uri": f"ategnatos://skills/{skill.name}/SKILL.md",
+                    "references": [{"name": r.name, "title": r.title, "uri": r.uri} for r in skill.references],
+                }
+                for skill in skills
+            ]
+        },
+        indent=2,
+    )
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register this domain's tools, resources and prompts."""
+    """Register the skill prompts, one resource per reference file, a template and a listing."""
+    try:
+        root = find_skills_root()
+        skills = list_skills(root)
+    except AtegnatosError as exc:
+        logger.warning("Skills are not available: %s", exc.message)
+        return
+    for skill in skills:
+        if skill.name in SKILL_PROMPTS:
+            server.add_prompt(
+                Prompt.from_function(
+                    _prompt_body(skill.name), name=skill.name, title=f"/{skill.name}", description=skill.description
+                )
+            )
+        for ref in skill.references:
+            server.resource(ref.uri, name=f"{skill.name}/{ref.name}", title=ref.title, mime_type=ref.mime_type)(
+                _reader(skill.name, ref.name, root)
+            )
+
+    @server.resource(
+        "ategnatos://skills",
+        name="skills",
+        title="Skills and their reference files",
+        description="Every skill (also served as a prompt) with the URIs of its reference files.",
+        mime_type="application/json",
+    )
+    def skills_listing() -> str:
+        return _listing(list_skills(root))
+
+    @server.resource(
+        "ategnatos://skills/{skill}/{file}",
+        name="skill-file",
+        title="A skill's SKILL.md or reference file",
+        description="file is 'SKILL.md' or a name listed by ategnatos://skills.",
+    )
+    def skill_file(skill: str, file: str) -> str:
+        return _read(skill, file, root)
+
+
+def _read(skill: str, name: str, root: Path) -> str:
+    # Resource handlers cannot use @guard: only ResourceError text reaches the client.
+    try:
+        return read_skill_file(skill, name, root)
+    except NotFoundError as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except AtegnatosError as exc:
+        raise ResourceError(str(exc)) from exc
+
+
+def _reader(skill: str, name: str, root: Path) -> Callable[[], str]:
+    def read() -> str:
+        return _read(skill, name, root)
+
+    read.__name__ = f"{skill}_{name.replace('-', '_').replace('.', '_')}"
+    return read

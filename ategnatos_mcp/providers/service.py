@@ -30,7 +30,7 @@ from ategnatos_mcp.providers.models import (
     Quote,
     Rental,
 )
-from ategnatos_mcp.providers.quotes import find_quote, make_quote, new_tag, price_rose
+from ategnatos_mcp.providers.quotes import find_quote, make_quote, new_tag, price_rose, worst_case_usd
 from ategnatos_mcp.providers.reconcile import TAG_PREFIX, reconcile_provider
 from ategnatos_mcp.providers.results import (
     InstancesResult,
@@ -57,11 +57,24 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True)
+class _Plan:
+    quote: Quote
+    provider: GpuProvider
+    current: GpuOffer | None
+    ceiling: float
+    worst: float
+    question: str
+
+
+@dataclass(frozen=True)
 class Consent:
-    """How the user can say yes: ``ask`` puts a question in the client's own dialog (elicitation);
-    ``confirmed`` is the explicit ``confirm=true`` of a client without one. ``ask`` wins when present."""
+    """How the user says yes. A client with a confirmation dialog (elicitation) either asks live (``ask``) or
+    already asked (``dialog`` + ``approved``); then ``confirmed`` counts for nothing. Only a client without a
+    dialog may rent with ``confirmed`` (the explicit ``confirm=true`` after the user's yes)."""
 
     ask: Callable[[str], Awaitable[bool]] | None = None
+    dialog: bool = False
+    approved: bool = False
     confirmed: bool = False
 
 
@@ -125,6 +138,14 @@ class GpuService:
         )
 
     # Spin-up ---------------------------------------------------------------------------------------
+    async def consent_question(self, quote_id: str) -> str:
+        """The plain-language question a confirmation dialog shows for this quote (runs every check first).
+
+        Raises:
+            ConsentError, NotFoundError, BudgetExceededError: as ``spinup`` would, before anyone is asked.
+        """
+        return (await self._plan(quote_id, dialog=True)).question
+
     async def spinup(self, quote_id: str, consent: Consent, label: str = "") -> SpinupResult:
         """Rent from a quote after an explicit yes; never rents twice for one quote.
 
@@ -133,15 +154,19 @@ class GpuService:
             BudgetExceededError: a cap from the settings would be broken.
             UpstreamError: the provider failed; the message says whether anything may have been rented.
         """
+        plan = await self._plan(quote_id, dialog=consent.dialog or consent.ask is not None)
+        await self._get_consent(plan, consent)
+        return await self._rent(plan, label)
+
+    async def _plan(self, quote_id: str, *, dialog: bool) -> _Plan:
         now = self.clock()
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         quote = find_quote(doc, quote_id, now)
         provider = self._provider(quote.offer.provider)
         current = await provider.quote(quote.offer)
-        ceiling = quote.offer.usd_per_hour
-        rise_note = ""
+        ceiling, worst, note = quote.offer.usd_per_hour, quote.worst_case_usd, ""
         if current is not None and price_rose(quote.offer, current):
-            if consent.ask is None:
+            if not dialog:
                 fresh = await self._requote(quote, current)
                 raise ConsentError(
                     f"The price went up from ${quote.offer.usd_per_hour:.2f}/h to ${current.usd_per_hour:.2f}/h "
@@ -149,13 +174,10 @@ class GpuService:
                     hint=f"Tell the user the new price (worst case ${fresh.worst_case_usd:.2f}); if they agree, "
                     f"call gpu_spinup with quote_id '{fresh.quote_id}' and confirm=true.",
                 )
+            # With a dialog the user is simply asked again, at the new price.
             ceiling = current.usd_per_hour
-            rise_note = f"The price went up from ${quote.offer.usd_per_hour:.2f}/h since the quote. "
-        worst = (
-            round(quote.worst_case_usd * ceiling / max(quote.offer.usd_per_hour, 1e-9), 2)
-            if rise_note
-            else quote.worst_case_usd
-        )
+            worst = worst_case_usd(current, quote.hours, quote.query.disk_gb)
+            note = f"The price went up from ${quote.offer.usd_per_hour:.2f}/h since the quote. "
         enforce_budget(
             self.caps,
             usd_per_hour=ceiling,
@@ -164,32 +186,33 @@ class GpuService:
             rentals=list(doc.rentals.values()),
             now=now,
         )
-        await self._get_consent(quote, consent, ceiling, worst, rise_note)
-        return await self._rent(quote, provider, current, ceiling, worst, label)
-
-    async def _get_consent(self, quote: Quote, consent: Consent, usd_per_hour: float, worst: float, note: str) -> None:
         offer = quote.offer
         question = (
-            f"{note}Rent {offer.gpu_count}× {offer.gpu_label} on {self._provider(offer.provider).label} "
-            f"for ${usd_per_hour:.2f} per hour? Over {quote.hours:g} hour(s) it costs at most ${worst:.2f}. "
-            "It keeps billing until it is torn down."
+            f"{note}Rent {offer.gpu_count}× {offer.gpu_label} on {provider.label} for ${ceiling:.2f} per hour? "
+            f"Over {quote.hours:g} hour(s) it costs at most ${worst:.2f}. It keeps billing until it is torn down."
         )
+        return _Plan(quote, provider, current, ceiling, worst, question)
+
+    async def _get_consent(self, plan: _Plan, consent: Consent) -> None:
         if consent.ask is not None:
             try:
-                approved = await consent.ask(question)
-            except Exception:  # noqa: BLE001 — a client that fails to ask has not said yes
+                approved = await consent.ask(plan.question)
+            except Exception:  # a client that fails to ask has not said yes
                 logger.exception("asking the user to confirm the rental failed")
                 approved = False
-            if not approved:
+        elif consent.dialog:
+            approved = consent.approved
+        else:
+            if not consent.confirmed:
                 raise ConsentError(
-                    "The rental was not confirmed, so nothing was rented.", hint="Ask for offers again when ready."
+                    f"Confirmation needed: {plan.question}",
+                    hint="Show this to the user; only if they say yes, call gpu_spinup again with quote_id "
+                    f"'{plan.quote.quote_id}' and confirm=true.",
                 )
-            return
-        if not consent.confirmed:
+            approved = True
+        if not approved:
             raise ConsentError(
-                f"Confirmation needed: {question}",
-                hint=f"Show this to the user; only if they say yes, call gpu_spinup again with quote_id "
-                f"'{quote.quote_id}' and confirm=true.",
+                "The rental was not confirmed, so nothing was rented.", hint="Ask for offers again when ready."
             )
 
     async def _requote(self, quote: Quote, current: GpuOffer) -> Quote:
@@ -201,9 +224,8 @@ class GpuService:
             upd.doc.quotes[fresh.quote_id] = fresh
         return fresh
 
-    async def _rent(
-        self, quote: Quote, provider: GpuProvider, current: GpuOffer | None, ceiling: float, worst: float, label: str
-    ) -> SpinupResult:
+    async def _rent(self, plan: _Plan, label: str) -> SpinupResult:
+        quote, provider, current, ceiling = plan.quote, plan.provider, plan.current, plan.ceiling
         tag = new_tag()
         name = f"{TAG_PREFIX}{tag}" + (f"-{_slug(label)}" if label else "")
         public_key = await self._ssh_key(provider)
@@ -250,7 +272,10 @@ class GpuService:
             )
         rental = await self._record(instance, tag, offer.gpu, instance.usd_per_hour or offer.usd_per_hour, quote)
         return SpinupResult(
-            instance=InstanceView.of(rental, self.clock()), quote_id=quote.quote_id, worst_case_usd=worst, tried=tried
+            instance=InstanceView.of(rental, self.clock()),
+            quote_id=quote.quote_id,
+            worst_case_usd=plan.worst,
+            tried=tried,
         )
 
     async def _create(self, provider: GpuProvider, request: CreateRequest) -> Instance:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
@@ -45,16 +45,39 @@ async def gpu_service(app: AppContext) -> GpuService:
     return await app.service(SERVICE_KEY, build)
 
 
-def _consent(ctx: Context[AppContext], confirm: bool) -> Consent:
+class _NoDialog(BaseModel):
+    """The resolver's answer when the client cannot show a confirmation dialog."""
+
+    no_dialog: bool = True
+
+
+def _has_dialog(ctx: Context[AppContext]) -> bool:
     caps = ctx.client_capabilities
-    if caps is None or caps.elicitation is None:
+    elicitation = caps.elicitation if caps is not None else None
+    # An empty elicitation capability means form mode (older protocol versions); url-only clients cannot ask.
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+async def _ask_to_rent(ctx: Context[AppContext], quote_id: str) -> Elicit[RentalConfirmation] | _NoDialog:
+    """Ask in the client's own dialog, with the worst-case cost in plain words (before the tool body runs).
+
+    The SDK sends this mid-call on older protocols and as an input-required round trip on 2026-07-28+.
+    """
+    if not _has_dialog(ctx):
+        return _NoDialog()
+    try:
+        question = await (await gpu_service(app_of(ctx))).consent_question(quote_id)
+    except AtegnatosError:
+        return _NoDialog()  # the body repeats the same check and reports the refusal in plain words
+    return Elicit(question, RentalConfirmation)
+
+
+def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmation], confirm: bool) -> Consent:
+    if not _has_dialog(ctx):
         return Consent(confirmed=confirm)
-
-    async def ask(question: str) -> bool:
-        answer = await ctx.elicit(question, RentalConfirmation)
-        return answer.action == "accept" and answer.data.rent is True
-
-    return Consent(ask=ask)
+    # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
+    accepted = isinstance(answer, AcceptedElicitation) and isinstance(answer.data, RentalConfirmation)
+    return Consent(dialog=True, approved=accepted and answer.data.rent is True)
 
 
 @guard
@@ -109,6 +132,7 @@ async def gpu_spinup(
         str, Field(description="A short label for the instance, e.g. 'lora-training'.", max_length=40)
     ] = "",
     wait_seconds: Annotated[float, Field(description="How long to wait here for SSH to answer.", ge=0, le=600)] = 60,
+    answer: Annotated[ElicitationResult[RentalConfirmation], Resolve(_ask_to_rent)] = None,  # type: ignore[assignment]
 ) -> Annotated[CallToolResult, SpinupResult]:
     """Rent the GPU of a quote. The user confirms in the client's dialog where it has one; otherwise this needs
     the quote id plus confirm=true given after the user's explicit yes. Expired quotes, price rises and budget caps
@@ -116,7 +140,7 @@ async def gpu_spinup(
     """
     app = app_of(ctx)
     service = await gpu_service(app)
-    result = await service.spinup(quote_id, _consent(ctx, confirm), label=name)
+    result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name)
     rental = await service.wait_ready(result.instance.key, wait_seconds, progress_reporter(ctx))
     if not rental.ready and rental.ended_at is None and app.task_group is not None:
         app.task_group.start_soon(_watch_boot, service, rental.key)

@@ -27,6 +27,7 @@ VAST_KNOWN_DEVIATIONS = {
     ("ports", "type"),  # a Docker-style object, the spec says an array
     ("extra_env", "type"),  # [key, value] pairs, the spec says strings
     ("error", "enum"),  # insufficient_credit is seen in the field, not in the spec
+    ("instances", "type"),  # GET /instances/{id}/ answers {"instances": null} once it is destroyed (README §5)
 }
 
 

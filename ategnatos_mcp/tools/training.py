@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.errors import ConsentError, InvalidRequestError
+from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
 from ategnatos_mcp.training import (
@@ -117,9 +117,33 @@ async def train_plan(
     return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
 
 
-def _supports_elicitation(ctx: Context[AppContext]) -> bool:
-    capabilities = ctx.request_context.session.client_capabilities
-    return capabilities is not None and capabilities.elicitation is not None
+class _NoDialog(BaseModel):
+    """The resolver's answer when the client cannot show a form."""
+
+    no_dialog: bool = True
+
+
+def _has_dialog(ctx: Context[AppContext]) -> bool:
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    # An empty elicitation capability means form mode (older protocol versions); url-only clients cannot ask.
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[ConfirmAnswer] | _NoDialog:
+    """Ask the artist in the client's own form (before the tool body runs; a round trip on newer protocols)."""
+    if not _has_dialog(ctx):
+        return _NoDialog()
+    try:
+        planned = (await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))).planned_config_hash
+    except AtegnatosError:
+        return _NoDialog()  # the body repeats the check and reports it in plain words
+    if planned is None:
+        return _NoDialog()
+    return Elicit(
+        f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
+        ConfirmAnswer,
+    )
 
 
 def _status_summary(status: RunStatus) -> str:
@@ -138,6 +162,7 @@ async def train_confirm(
         str | None,
         Field(description="The config hash the artist said yes to (needed when the client cannot show a form)."),
     ] = None,
+    answer: Annotated[ElicitationResult[ConfirmAnswer], Resolve(_ask_to_confirm)] = None,  # type: ignore[assignment]
 ) -> Annotated[CallToolResult, RunStatus]:
     """Gate 2: record the artist's confirmation of one exact configuration.
 
@@ -157,12 +182,10 @@ async def train_confirm(
             f"The hash {config_hash!r} is not the current plan of '{name}' ({planned}).",
             hint="Show the current plan (train_gates or train_plan) and confirm the hash it shows now.",
         )
-    if _supports_elicitation(ctx):
-        answer = await ctx.elicit(
-            f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
-            ConfirmAnswer,
-        )
-        if answer.action != "accept" or not answer.data.confirm:
+    if _has_dialog(ctx):
+        # With a form only the artist's answer there counts, never a hash passed by the model.
+        accepted = isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmAnswer)
+        if not (accepted and answer.data.confirm):
             raise ConsentError(
                 f"The artist did not confirm the plan for '{name}'; nothing was recorded.",
                 hint="Ask what to change, revise it with train_plan, and confirm again.",

@@ -1,0 +1,156 @@
+"""The training tools through a real MCP client: plan, confirm (form or explicit hash), gates, the resource."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+from mcp.types import ElicitResult
+
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.dataset import dataset_fingerprint
+from ategnatos_mcp.server import build_server
+from ategnatos_mcp.settings import Settings
+from ategnatos_mcp.training import record_dataset_gate
+
+pytestmark = pytest.mark.anyio
+
+PLAN_ARGS: dict[str, Any] = {
+    "name": "ink",
+    "dataset_path": "workspace/datasets/ink",
+    "training_type": "style",
+    "family": "Pony",
+    "base_model": "/models/pony.safetensors",
+    "trigger_word": "ink_style",
+    "gpu_vram_gb": 12,
+    "intent": "a LoRA of my ink drawings",
+}
+
+
+def _dataset(home: Path) -> Path:
+    folder = home / "workspace" / "datasets" / "ink"
+    folder.mkdir(parents=True)
+    for i in range(15):
+        (folder / f"ink{i}.png").write_bytes(b"fake png")
+        (folder / f"ink{i}.txt").write_text("ink_style, a drawing", encoding="utf-8")
+    return folder
+
+
+async def _plan_with_go_dataset(client: Client, app: AppContext, folder: Path) -> str:
+    result = await client.call_tool("train_plan", PLAN_ARGS)
+    assert not result.is_error, result.content
+    await record_dataset_gate(
+        app.store,
+        "ink",
+        dataset_path=folder,
+        fingerprint=dataset_fingerprint(folder),
+        go=True,
+        reasons=[],
+        report_markdown="# GO\n",
+    )
+    return result.structured_content["config_hash"]  # type: ignore[index]
+
+
+def _text(result: Any) -> str:
+    return result.content[0].text
+
+
+async def test_train_plan_returns_the_explained_plan_and_writes_files(client: Client, home: Path) -> None:
+    _dataset(home)
+    result = await client.call_tool("train_plan", PLAN_ARGS)
+    assert not result.is_error, result.content
+    plan = result.structured_content
+    assert plan is not None
+    assert plan["config"]["family"] == "pony" and plan["backend"] == "kohya"
+    assert plan["steps"]["total_steps"] == plan["config"]["epochs"] * plan["steps"]["steps_per_epoch"]
+    assert plan["fit"] == "fits" and plan["vram"]["low_gb"] < plan["vram"]["gb"] < plan["vram"]["high_gb"]
+    assert plan["explanations"]["caption_extension"].startswith("Caption files are '.txt'")
+    assert (home / "workspace" / "configs" / "ink" / "ink.toml").is_file()
+    summary = _text(result)
+    assert plan["config_hash"] in summary and "train_confirm" in summary
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert tools["train_plan"].output_schema is not None
+
+
+async def test_confirm_without_a_form_needs_the_explicit_hash(client: Client, app: AppContext, home: Path) -> None:
+    config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
+    refused = await client.call_tool("train_confirm", {"name": "ink"})
+    assert refused.is_error and f"config_hash='{config_hash}'" in _text(refused)
+    wrong = await client.call_tool("train_confirm", {"name": "ink", "config_hash": "0000"})
+    assert wrong.is_error and config_hash in _text(wrong)
+    confirmed = await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})
+    assert not confirmed.is_error, confirmed.content
+    status = confirmed.structured_content
+    assert status is not None and status["confirmed_config_hash"] == config_hash
+    assert [g["status"] for g in status["gates"]] == ["passed", "passed", "open", "open"]
+    assert "explicit" in status["gates"][1]["detail"]
+
+
+def _form(action: str, confirm: bool, asked: list[str]) -> Any:
+    async def callback(context: Any, params: Any) -> ElicitResult:
+        asked.append(params.message)
+        return ElicitResult(action=action, content={"confirm": confirm} if action == "accept" else None)  # type: ignore[arg-type]
+
+    return callback
+
+
+async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
+    settings: Settings, app: AppContext, home: Path
+) -> None:
+    folder = _dataset(home)
+    asked: list[str] = []
+    async with Client(
+        build_server(settings, app=app), raise_exceptions=False, elicitation_callback=_form("accept", True, asked)
+    ) as client:
+        config_hash = await _plan_with_go_dataset(client, app, folder)
+        result = await client.call_tool("train_confirm", {"name": "ink"})
+    assert not result.is_error, result.content
+    assert len(asked) == 1 and config_hash in asked[0]
+    assert "elicitation" in result.structured_content["gates"][1]["detail"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("action", "confirm"), [("accept", False), ("decline", False), ("cancel", False)])
+async def test_a_form_answered_no_records_nothing(
+    settings: Settings, app: AppContext, home: Path, action: str, confirm: bool
+) -> None:
+    folder = _dataset(home)
+    asked: list[str] = []
+    server = build_server(settings, app=app)
+    async with Client(server, raise_exceptions=False, elicitation_callback=_form(action, confirm, asked)) as client:
+        config_hash = await _plan_with_go_dataset(client, app, folder)
+        result = await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})
+        gates = await client.call_tool("train_gates", {"name": "ink"})
+    assert result.is_error and "did not confirm" in _text(result)
+    assert gates.structured_content["gates"][1]["status"] == "open"  # type: ignore[index]
+
+
+async def test_gates_show_where_the_run_stands_and_the_resource_has_the_records(
+    client: Client, app: AppContext, home: Path
+) -> None:
+    config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
+    gates = await client.call_tool("train_gates", {"name": "ink"})
+    assert not gates.is_error
+    status = gates.structured_content
+    assert status is not None and status["planned_config_hash"] == config_hash
+    assert "train_confirm" in status["next_step"]
+    resource = await client.read_resource("ategnatos://training/ink")
+    text = resource.contents[0].text  # type: ignore[union-attr]
+    assert "Gate 1 (dataset)" in text and "a LoRA of my ink drawings" in text and config_hash in text
+    templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    assert "ategnatos://training/{name}" in templates
+
+
+async def test_bad_input_comes_back_as_plain_tool_errors(client: Client, home: Path, tmp_path: Path) -> None:
+    _dataset(home)
+    unknown = await client.call_tool("train_plan", {**PLAN_ARGS, "family": "dalle"})
+    assert unknown.is_error and "dalle" in _text(unknown)
+    rank = await client.call_tool("train_plan", {**PLAN_ARGS, "overrides": {"network_rank": 0}})
+    assert rank.is_error and "network_rank" in _text(rank)
+    outside = await client.call_tool("train_plan", {**PLAN_ARGS, "dataset_path": str(tmp_path)})
+    assert outside.is_error and "outside" in _text(outside)
+    trigger = await client.call_tool("train_plan", {**PLAN_ARGS, "trigger_word": "ink, style"})
+    assert trigger.is_error and "trigger word" in _text(trigger)
+    missing = await client.call_tool("train_gates", {"name": "nothing"})
+    assert missing.is_error and "train_plan" in _text(missing)

@@ -318,13 +318,16 @@ class ArtDirector:
         return answer
 
     def _answer(self, action: str, doc: ArtAsset) -> IterationsAnswer:
+        # Token-frugal: only 'history' lists every version.
+        shown = doc.iterations if action == "history" else doc.iterations[-3:]
         return IterationsAnswer(
             action=action,
             project=doc.project,
             asset=doc.asset,
             folder=str(self.log.folder(doc.project, doc.asset)),
             spec=doc.spec,
-            versions=[_summary(it, doc.approved_version) for it in doc.iterations],
+            version_count=len(doc.iterations),
+            versions=[_summary(it, doc.approved_version) for it in shown],
             approved_version=doc.approved_version,
         )
 

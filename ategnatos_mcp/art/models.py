@@ -337,7 +337,10 @@ class IterationsAnswer(_Data):
     asset: str
     folder: str
     spec: AssetSpec
-    versions: list[IterationSummary] = Field(default_factory=list)
+    version_count: int = 0
+    versions: list[IterationSummary] = Field(
+        default_factory=list, description="Every version for 'history'; the latest three otherwise."
+    )
     detail: Iteration | None = None
     approved_version: int | None = None
     draft: PromptDraft | None = Field(default=None, description="The new prompt after a revert (and adjustment).")

@@ -135,7 +135,7 @@ async def art_prompt(
 
 
 def _iterations_summary(answer: IterationsAnswer) -> str:
-    head = f"{answer.project}/{answer.asset}: {len(answer.versions)} version(s)"
+    head = f"{answer.project}/{answer.asset}: {answer.version_count} version(s)"
     if answer.approved_version is not None:
         head += f", approved: version {answer.approved_version}"
     lines = [head]
@@ -145,6 +145,8 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
             + (f" — feedback: {v.feedback}" if v.feedback else "")
             for v in answer.versions[-10:]
         ]
+        if answer.version_count > 10:
+            lines.append(f"(showing the last 10; all {answer.version_count} are in the structured result)")
     if answer.detail is not None:
         d = answer.detail
         lines += [f"Version {d.version}: {d.positive}", f"Negative: {d.negative or '(none)'}"]

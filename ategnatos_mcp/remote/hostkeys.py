@@ -6,7 +6,10 @@ identity (``RemoteHost.identity``, e.g. the provider's instance id), because clo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+from collections.abc import Generator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +71,17 @@ class HostKeyStore:
                 "contact), or restore it from a backup.",
             ) from exc
 
+    @contextlib.contextmanager
+    def _locked(self) -> Generator[None]:
+        # Two servers (Claude Code and Claude Desktop) may pin at once; neither may lose the other's pin.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.path.with_name(self.path.name + ".lock"), "a", encoding="utf-8") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
     def _save_sync(self, pins: dict[str, PinnedKey]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = {name: pin.model_dump(mode="json") for name, pin in sorted(pins.items())}
@@ -83,15 +97,19 @@ class HostKeyStore:
         """Record the key for ``identity`` (first contact). An existing different pin is never replaced here."""
 
         def update() -> PinnedKey:
-            pins = self._load_sync()
-            existing = pins.get(identity)
-            if existing is not None:
-                if existing.key != key:
-                    raise HostKeyChangedError(identity=identity, expected=existing.fingerprint, presented=fingerprint)
-                return existing
-            pins[identity] = PinnedKey(key=key, fingerprint=fingerprint, address=address, pinned_at=datetime.now(UTC))
-            self._save_sync(pins)
-            return pins[identity]
+            with self._locked():
+                pins = self._load_sync()
+                existing = pins.get(identity)
+                if existing is not None:
+                    if existing.key != key:
+                        raise HostKeyChangedError(
+                            identity=identity, expected=existing.fingerprint, presented=fingerprint
+                        )
+                    return existing
+                pinned = PinnedKey(key=key, fingerprint=fingerprint, address=address, pinned_at=datetime.now(UTC))
+                pins[identity] = pinned
+                self._save_sync(pins)
+                return pinned
 
         return await anyio.to_thread.run_sync(update)
 
@@ -99,10 +117,11 @@ class HostKeyStore:
         """Drop the pin (the instance was terminated or deliberately replaced). True if one was there."""
 
         def update() -> bool:
-            pins = self._load_sync()
-            if pins.pop(identity, None) is None:
-                return False
-            self._save_sync(pins)
-            return True
+            with self._locked():
+                pins = self._load_sync()
+                if pins.pop(identity, None) is None:
+                    return False
+                self._save_sync(pins)
+                return True
 
         return await anyio.to_thread.run_sync(update)

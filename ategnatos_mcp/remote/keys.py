@@ -38,7 +38,7 @@ def _ensure_key_sync(key_dir: Path) -> KeyInfo:
         if private_path.exists():
             key = asyncssh.read_private_key(private_path)
         else:
-            key = asyncssh.generate_private_key("ssh-ed25519", comment=_COMMENT)
+            key = asyncssh.generate_private_key("ssh-ed25519", comment=_COMMENT)  # pyright: ignore[reportUnknownMemberType]
             # Create with 0600 from the start: never a moment where the key is readable by others.
             fd = os.open(private_path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as fh:

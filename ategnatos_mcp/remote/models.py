@@ -111,7 +111,7 @@ class TransferReport(_Model):
     size: int
     sha256: str
     bytes_sent: int = Field(description="Bytes actually moved; less than size when resumed or already there.")
-    resumed_from: list[int] = Field(default_factory=list, description="Offsets we resumed from after a cut.")
+    resumed_from: list[int] = Field(default_factory=list[int], description="Offsets we resumed from after a cut.")
     skipped: bool = Field(default=False, description="The destination already held this exact file.")
 
 
@@ -120,9 +120,9 @@ class SyncReport(_Model):
 
     local_dir: Path
     remote_dir: str
-    sent: list[str] = Field(default_factory=list)
+    sent: list[str] = Field(default_factory=list[str])
     unchanged: int = 0
-    deleted: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list[str])
     bytes_sent: int = 0
 
 
@@ -155,7 +155,7 @@ class StepOutcome(_Model):
 class StepReport(_Model):
     """What ``run_steps`` did, step by step."""
 
-    steps: list[StepOutcome] = Field(default_factory=list)
+    steps: list[StepOutcome] = Field(default_factory=list[StepOutcome])
 
     @property
     def ok(self) -> bool:

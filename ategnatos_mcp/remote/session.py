@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,10 +56,17 @@ class SSHConnector:
         self.keepalive_interval = keepalive_interval
         self.keepalive_count_max = keepalive_count_max
         self.reconnect_delays = tuple(reconnect_delays)
+        self._loaded_key: asyncssh.SSHKey | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SSHConnector:
         return cls(default_key_dir(settings))
+
+    async def _client_key(self) -> asyncssh.SSHKey:
+        if self._loaded_key is None:
+            await ensure_key(self.key_dir)
+            self._loaded_key = await anyio.to_thread.run_sync(load_private_key, self.key_dir)
+        return self._loaded_key
 
     async def key(self) -> KeyInfo:
         """Our key (made on first use): ``public_key`` is the line to register with a provider."""
@@ -83,12 +91,18 @@ class SSHConnector:
 
         from ategnatos_mcp.remote._pinning import PinningClient, import_key
 
-        await ensure_key(self.key_dir)
-        client_key = await anyio.to_thread.run_sync(load_private_key, self.key_dir)
+        client_key = await self._client_key()
         pin = await self.host_keys.get(host.identity)
         pinned_key = import_key(pin.key) if pin else None
         client = PinningClient(pinned_key)
         trusted = [pinned_key] if pinned_key else []
+
+        def known_hosts(
+            _host: str, _addr: str, _port: int | None
+        ) -> tuple[list[asyncssh.SSHKey], list[str], list[str]]:
+            # Never the user's ~/.ssh/known_hosts: our pins only, and none yet means first contact.
+            return trusted, [], []
+
         try:
             with anyio.fail_after(self.connect_timeout + 5):
                 conn = await asyncssh.connect(
@@ -97,7 +111,7 @@ class SSHConnector:
                     username=host.username,
                     client_factory=lambda: client,
                     client_keys=[client_key],
-                    known_hosts=lambda _host, _addr, _port: (trusted, [], []),
+                    known_hosts=known_hosts,
                     config=None,
                     agent_path=None,
                     password_auth=False,
@@ -277,6 +291,9 @@ class SSHSession:
                 if not lost:
                     await process.wait_closed()
         except TimeoutError as exc:
+            with contextlib.suppress(OSError, asyncssh.Error):
+                # Servers that honour the "signal" request stop the command; others drop it with the channel.
+                process.send_signal("KILL")
             process.close()
             raise RemoteCommandError(
                 f"The command on the GPU host took longer than {limit:.0f} s and was stopped: {_short(command)}",

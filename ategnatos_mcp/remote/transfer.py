@@ -77,7 +77,9 @@ def _resumable(exc: BaseException) -> bool:
 
     if isinstance(exc, asyncssh.SFTPError):
         return isinstance(exc, asyncssh.SFTPConnectionLost | asyncssh.SFTPNoConnection)
-    return isinstance(exc, OSError | TimeoutError | asyncssh.DisconnectError | SSHConnectionError)
+    if isinstance(exc, SSHConnectionError):
+        return exc.retryable
+    return isinstance(exc, ConnectionError | TimeoutError | asyncssh.DisconnectError)
 
 
 class _Meter:
@@ -99,16 +101,23 @@ async def _with_resume(
     session: SSHSession, attempt: Callable[[], Awaitable[None]], describe: str, max_resumes: int
 ) -> None:
     """Run ``attempt`` until it completes; after a cut or stall, reconnect and call it again (it resumes)."""
+    import asyncssh
+
     cuts = 0
     while True:
         try:
             await attempt()
             return
-        except Exception as exc:
+        except (OSError, TimeoutError, asyncssh.Error, SSHConnectionError) as exc:
+            if isinstance(exc, SSHConnectionError) and not exc.retryable:
+                raise
             if not _resumable(exc):
+                local_side = isinstance(exc, OSError) and not isinstance(exc, asyncssh.Error)
                 raise TransferError(
                     f"{describe} failed: {exc}.",
-                    hint="Check the GPU host has free disk space (df -h) and the path is writable, then try again.",
+                    hint="Check the file on this computer still exists and is readable, then try again."
+                    if local_side
+                    else "Check the GPU host has free disk space (df -h) and the path is writable, then try again.",
                 ) from exc
             cuts += 1
             if cuts > max_resumes:

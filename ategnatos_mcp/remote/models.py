@@ -111,7 +111,9 @@ class TransferReport(_Model):
     size: int
     sha256: str
     bytes_sent: int = Field(description="Bytes actually moved; less than size when resumed or already there.")
-    resumed_from: list[int] = Field(default_factory=list[int], description="Offsets we resumed from after a cut.")
+    resumed_from: list[int] = Field(
+        default_factory=list[int], description="Offsets we resumed from: after a cut, or a partial file left earlier."
+    )
     skipped: bool = Field(default=False, description="The destination already held this exact file.")
 
 

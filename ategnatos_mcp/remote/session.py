@@ -309,8 +309,13 @@ class SSHSession:
         status = process.exit_status
         result = CommandResult(command=command, exit_status=status, stdout=out["stdout"], stderr=out["stderr"])
         if check and status != 0:
+            how = (
+                f"was stopped by signal {process.exit_signal[0]}"
+                if process.exit_signal
+                else f"failed with exit status {status}"
+            )
             raise RemoteCommandError(
-                f"A command on the GPU host failed with exit status {status}: {_short(command)}",
+                f"A command on the GPU host {how}: {_short(command)}",
                 command=command,
                 exit_status=status,
                 stderr_tail=out["stderr"] or out["stdout"],

@@ -152,7 +152,7 @@ async def _send(
             offset = 0
         if offset > size:
             offset = 0
-        if not first:
+        if not first or offset:
             resumed.append(offset)
         first = False
         meter.done = file_start + offset
@@ -191,8 +191,14 @@ async def upload(
         TransferError: too many cuts, a remote error (disk full, permission), or a checksum that never matches.
     """
     remote = _remote(remote)
-    stat = await anyio.to_thread.run_sync(local.stat)
-    digest = await anyio.to_thread.run_sync(_sha256_sync, local)
+    try:
+        stat = await anyio.to_thread.run_sync(local.stat)
+        digest = await anyio.to_thread.run_sync(_sha256_sync, local)
+    except OSError as exc:
+        raise TransferError(
+            f"{local} cannot be read on this computer ({exc.strerror or exc}).",
+            hint="Check the file exists and is readable, then try again.",
+        ) from exc
     report = TransferReport(local_path=local, remote_path=remote, size=stat.st_size, sha256=digest, bytes_sent=0)
     if (await remote_sha256(session, [remote])).get(remote) == digest:
         report.skipped = True

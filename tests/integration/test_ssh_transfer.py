@@ -52,6 +52,24 @@ async def test_upload_resumes_from_the_partial_file_after_the_server_cuts_the_co
         assert again.skipped and again.bytes_sent == 0
 
 
+async def test_upload_over_a_stale_partial_file_starts_over_and_verifies(tmp_path: Path) -> None:
+    local = tmp_path / "new.bin"
+    data = _payload(local, size=200_000, seed=2)
+    async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
+        # Left by an interrupted upload of an older version of the file.
+        (server.home / "new.bin.part").write_bytes(b"old" * 20_000)
+        report = await upload(ssh, local, "new.bin")
+        assert report.resumed_from == [60_000] and report.bytes_sent == (200_000 - 60_000) + 200_000
+        assert (server.home / "new.bin").read_bytes() == data
+
+
+async def test_missing_local_file_is_a_transfer_error(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (_server, connector, host), connector.session(host) as ssh:
+        with pytest.raises(TransferError) as caught:
+            await upload(ssh, tmp_path / "gone.bin", "gone.bin")
+        assert "gone.bin" in caught.value.message
+
+
 async def test_download_resumes_after_a_cut_and_after_an_earlier_partial_file(tmp_path: Path) -> None:
     async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
         data = _payload(server.home / "output" / "sample.png", size=SIZE)

@@ -184,8 +184,10 @@ async def train_confirm(
         )
     if _has_dialog(ctx):
         # With a form only the artist's answer there counts, never a hash passed by the model.
-        accepted = isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmAnswer)
-        if not (accepted and answer.data.confirm):
+        said_yes = (
+            isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmAnswer) and answer.data.confirm
+        )
+        if not said_yes:
             raise ConsentError(
                 f"The artist did not confirm the plan for '{name}'; nothing was recorded.",
                 hint="Ask what to change, revise it with train_plan, and confirm again.",

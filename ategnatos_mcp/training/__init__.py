@@ -14,6 +14,7 @@ from ategnatos_mcp.training.gates import (
     record_dry_run_gate,
     record_environment_gate,
     record_plan,
+    write_records,
 )
 from ategnatos_mcp.training.models import EnvironmentReport, GateState, PlanRequest, RenderedBackend, RunPaths
 from ategnatos_mcp.training.planner import StepSummary, TrainingPlan, build_plan
@@ -68,4 +69,5 @@ __all__ = [
     "resolve_family",
     "run_status",
     "savers_in_order",
+    "write_records",
 ]

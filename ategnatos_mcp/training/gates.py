@@ -96,9 +96,17 @@ async def write_records(store: GrimoireStore, name: str, texts: dict[str, str]) 
     return notices
 
 
+_STUBS = {
+    "progress.md": "# {name}: training progress\n\nNot started: training begins after all four gates pass.\n",
+    "eval.md": "# {name}: evaluation\n\nNothing to evaluate yet.\n",
+}
+
+
 def _write_all(grimoire: Path, name: str, texts: dict[str, str], hashes: dict[str, str]) -> list[str]:
     folder = records_dir(grimoire, name)
     notices = [write_record(folder, filename, text, hashes) for filename, text in texts.items()]
+    for filename, stub in _STUBS.items():
+        write_record(folder, filename, stub.format(name=name), hashes, only_if_missing=True)
     return [n for n in notices if n]
 
 

@@ -26,7 +26,9 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def write_record(folder: Path, filename: str, text: str, hashes: dict[str, str]) -> str | None:
+def write_record(
+    folder: Path, filename: str, text: str, hashes: dict[str, str], *, only_if_missing: bool = False
+) -> str | None:
     """Write one record atomically and remember its hash in ``hashes``; returns a notice if a hand edit was kept.
 
     Blocking: call it from a worker thread.
@@ -35,6 +37,8 @@ def write_record(folder: Path, filename: str, text: str, hashes: dict[str, str])
         raise ValueError(f"unknown training record {filename}")
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / filename
+    if only_if_missing and path.exists():
+        return None
     notice = None
     try:
         current = path.read_text(encoding="utf-8")

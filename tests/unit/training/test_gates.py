@@ -62,6 +62,14 @@ async def test_all_four_gates_for_the_same_dataset_config_and_host_make_the_run_
     records = store.root / "training" / "ink"
     assert (records / "dataset-report.md").read_text(encoding="utf-8") == "# ok\n"
     assert "| GPU | 4090 |" in (records / "environment.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in records.iterdir()) == [
+        "config.md",
+        "dataset-report.md",
+        "environment.md",
+        "eval.md",
+        "progress.md",
+    ]
+    assert (records / "progress.md").read_text(encoding="utf-8").startswith("# ink: training progress")
 
 
 async def test_launch_with_another_config_or_host_or_dataset_is_refused_with_reasons(store: GrimoireStore) -> None:

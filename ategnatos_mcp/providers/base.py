@@ -26,8 +26,15 @@ logger = logging.getLogger("ategnatos_mcp.providers")
 class GpuProvider(Protocol):
     """What every GPU cloud (and this machine) offers. Prices are USD per hour; ids are the provider's."""
 
-    name: ProviderName
-    label: str
+    @property
+    def name(self) -> ProviderName:
+        """``runpod``, ``vast``, ``lambda`` or ``local``."""
+        ...
+
+    @property
+    def label(self) -> str:
+        """The provider's name for people."""
+        ...
 
     async def offers(self, query: OfferQuery) -> list[GpuOffer]:
         """Rentable configurations matching the query (unsorted)."""

@@ -18,7 +18,15 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.gpus import KNOWN_VRAM_GB, gpu_matches, lambda_gpu
-from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, InstanceStatus, OfferQuery
+from ategnatos_mcp.providers.models import (
+    Balance,
+    CreateRequest,
+    GpuOffer,
+    Instance,
+    InstanceStatus,
+    OfferQuery,
+    ProviderName,
+)
 
 __all__ = ["LambdaProvider"]
 
@@ -81,7 +89,7 @@ class _Instance(_Loose):
 class LambdaProvider:
     """Lambda Cloud. ``http`` carries the Bearer key and the ``/api/v1`` base URL."""
 
-    name = "lambda"
+    name: ProviderName = "lambda"
     label = "Lambda"
 
     def __init__(self, http: httpx.AsyncClient) -> None:

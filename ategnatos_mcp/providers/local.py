@@ -9,7 +9,7 @@ import anyio
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
-from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery
+from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery, ProviderName
 
 __all__ = ["LocalProvider", "detect_local_gpus"]
 
@@ -37,7 +37,7 @@ async def detect_local_gpus() -> list[LocalGpu]:
 class LocalProvider:
     """The local GPU shows up as a free offer, so "use what I have" is always an option."""
 
-    name = "local"
+    name: ProviderName = "local"
     label = "this computer"
 
     def __init__(self, detect: Callable[[], Awaitable[list[LocalGpu]]] = detect_local_gpus) -> None:

@@ -12,7 +12,7 @@ from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus
 from ategnatos_mcp.providers.teardown import terminate_confirmed
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.providers.service import GpuService
+    from ategnatos_mcp.providers.lifecycle import Lifecycle
 
 __all__ = ["reconcile_provider"]
 
@@ -20,7 +20,7 @@ TAG_PREFIX = "ategnatos-"
 _PENDING_GIVE_UP = timedelta(hours=6)
 
 
-async def reconcile_provider(service: GpuService, provider: GpuProvider) -> list[str]:
+async def reconcile_provider(service: Lifecycle, provider: GpuProvider) -> list[str]:
     """Bring gpu.json in line with what the provider really runs. Returns plain notes for the answer."""
     try:
         listed = await provider.list()
@@ -114,7 +114,7 @@ def _close_missing(doc: GpuDocument, provider: GpuProvider, seen: set[str], now:
     return notes
 
 
-async def _enforce_boot_deadline(service: GpuService, provider: GpuProvider, rental: Rental) -> str:
+async def _enforce_boot_deadline(service: Lifecycle, provider: GpuProvider, rental: Rental) -> str:
     if rental.ssh_host and rental.ssh_port and rental.status is InstanceStatus.RUNNING:
         if await service.probe(rental.ssh_host, rental.ssh_port, rental.ssh_user, rental.key):
             async with service.store.update(GPU_DOCUMENT, GpuDocument) as upd:

@@ -16,7 +16,15 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
-from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, InstanceStatus, OfferQuery
+from ategnatos_mcp.providers.models import (
+    Balance,
+    CreateRequest,
+    GpuOffer,
+    Instance,
+    InstanceStatus,
+    OfferQuery,
+    ProviderName,
+)
 
 __all__ = ["RunPodProvider"]
 
@@ -122,7 +130,7 @@ class _Pod(_Loose):
 class RunPodProvider:
     """RunPod pods. ``http`` carries the Bearer key and the v2 base URL; ``graphql_url`` is absolute."""
 
-    name = "runpod"
+    name: ProviderName = "runpod"
     label = "RunPod"
 
     def __init__(self, http: httpx.AsyncClient, *, graphql_url: str) -> None:

@@ -17,7 +17,15 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
-from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, InstanceStatus, OfferQuery
+from ategnatos_mcp.providers.models import (
+    Balance,
+    CreateRequest,
+    GpuOffer,
+    Instance,
+    InstanceStatus,
+    OfferQuery,
+    ProviderName,
+)
 
 __all__ = ["VastProvider"]
 
@@ -114,7 +122,7 @@ class _Instance(_Loose):
 class VastProvider:
     """Vast.ai. ``http`` carries the Bearer key and the ``/api/v0`` base URL."""
 
-    name = "vast"
+    name: ProviderName = "vast"
     label = "Vast.ai"
 
     def __init__(self, http: httpx.AsyncClient, *, list_url: str) -> None:

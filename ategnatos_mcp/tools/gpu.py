@@ -76,8 +76,10 @@ def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmat
     if not _has_dialog(ctx):
         return Consent(confirmed=confirm)
     # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
-    accepted = isinstance(answer, AcceptedElicitation) and isinstance(answer.data, RentalConfirmation)
-    return Consent(dialog=True, approved=accepted and answer.data.rent is True)
+    approved = False
+    if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, RentalConfirmation):
+        approved = answer.data.rent is True
+    return Consent(dialog=True, approved=approved)
 
 
 @guard

@@ -1,0 +1,217 @@
+"""The life of a rental after it starts: boot watch (terminate if never usable), listing with reconcile, teardown."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
+from ategnatos_mcp.providers.base import GpuProvider
+from ategnatos_mcp.providers.budget import month_spend
+from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
+from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, Rental
+from ategnatos_mcp.providers.reconcile import reconcile_provider
+from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
+from ategnatos_mcp.providers.teardown import STILL_BILLING_WHEN_STOPPED, terminate_confirmed
+from ategnatos_mcp.settings import GpuSettings
+from ategnatos_mcp.state import GrimoireStore
+
+__all__ = ["Lifecycle", "Probe", "Progress"]
+
+logger = logging.getLogger("ategnatos_mcp.providers")
+
+# (host, port, user, identity) -> SSH answered (and its host key is pinned).
+Probe = Callable[[str, int, str, str], Awaitable[bool]]
+Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+
+
+class Lifecycle:
+    """Boot watch, instances and teardown; ``GpuService`` adds offers and spin-up on top."""
+
+    caps: GpuSettings
+    store: GrimoireStore
+    providers: dict[str, GpuProvider]
+    clock: Callable[[], datetime]
+    probe: Probe
+    sleep: Callable[[float], Awaitable[None]]
+    poll_seconds: float
+
+    # Boot watch ------------------------------------------------------------------------------------
+    async def wait_ready(self, key: str, wait_seconds: float, progress: Progress | None = None) -> Rental:
+        """Poll until SSH answers, the wait ends (still starting) or the boot deadline passes (terminated).
+
+        Raises:
+            UpstreamError: the instance failed or never became usable; it was terminated.
+        """
+        start = self.clock()
+        while True:
+            rental = await self._rental(key)
+            if rental.ready or rental.ended_at is not None:
+                return rental
+            provider = self._provider(rental.provider)
+            seen = await provider.get(rental.instance_id)
+            now = self.clock()
+            if seen is None or seen.status is InstanceStatus.TERMINATED:
+                await self._close(key, "gone", InstanceStatus.TERMINATED, "the provider no longer lists it")
+                raise UpstreamError(
+                    f"{provider.label} ended instance {rental.instance_id} while it was starting.",
+                    service=provider.name,
+                    hint="Ask for offers again.",
+                )
+            if seen.status is InstanceStatus.FAILED or (rental.boot_deadline and now >= rental.boot_deadline):
+                await self._boot_failed(rental, provider, seen)
+            if (
+                seen.status is InstanceStatus.RUNNING
+                and seen.ssh_host
+                and seen.ssh_port
+                and await self.probe(seen.ssh_host, seen.ssh_port, seen.ssh_user, key)
+            ):
+                return await self._mark_ready(key, seen)
+            await self._update(key, seen)
+            waited = (now - start).total_seconds()
+            if progress is not None:
+                await progress(waited, wait_seconds, f"{provider.label}: {seen.provider_status or seen.status.value}")
+            if waited >= wait_seconds:
+                return await self._rental(key)
+            await self.sleep(self.poll_seconds)
+
+    async def _boot_failed(self, rental: Rental, provider: GpuProvider, seen: Instance) -> None:
+        failed = seen.status is InstanceStatus.FAILED
+        gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)
+        why = (
+            f"failed to start ({seen.status_detail or seen.provider_status})"
+            if failed
+            else (f"was not usable within {self.caps.boot_timeout_seconds // 60} minutes")
+        )
+        final = await self._close(rental.key, "boot-timeout", InstanceStatus.TERMINATED, why)
+        raise UpstreamError(
+            f"The {rental.gpu} on {provider.label} {why}, so it was terminated"
+            + ("" if gone else " (the provider has not confirmed yet)")
+            + f". It cost about ${final.final_usd or 0:.2f}.",
+            service=provider.name,
+            hint="Ask for offers again; a different host or GPU usually works."
+            if gone
+            else "Check the provider's console to make sure it is gone, then ask for offers again.",
+        )
+
+    async def _mark_ready(self, key: str, seen: Instance) -> Rental:
+        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            upd.doc.rentals[key] = refresh_rental(upd.doc.rentals[key], seen).model_copy(update={"ready": True})
+            doc = upd.doc
+        await sync_studio(self.store, doc)
+        return doc.rentals[key]
+
+    async def _update(self, key: str, seen: Instance) -> None:
+        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            upd.doc.rentals[key] = refresh_rental(upd.doc.rentals[key], seen)
+
+    async def _close(self, key: str, event: str, status: InstanceStatus, note: str) -> Rental:
+        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            final = close_rental(upd.doc, key, now=self.clock(), event=event, status=status, note=note)
+            doc = upd.doc
+        await sync_studio(self.store, doc)
+        return final
+
+    async def _rental(self, key: str) -> Rental:
+        doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
+        return _lookup(doc, key)
+
+    def _provider(self, name: str) -> GpuProvider:
+        provider = self.providers.get(name)
+        if provider is None:
+            raise InvalidRequestError(
+                f"No {name} API key is set, so Ategnatos cannot manage that instance.",
+                hint=f"Set {name.upper()}_API_KEY in the environment the server starts with, then try again.",
+            )
+        return provider
+
+    # Instances and teardown ----------------------------------------------------------------------
+    async def instances(self, *, include_ended: bool = False, balances: bool = False) -> InstancesResult:
+        """Reconcile with every provider's own list, then show every instance with its running cost."""
+        notes: list[str] = []
+        for provider in self.providers.values():
+            if provider.name == "local":
+                continue
+            notes.extend(await reconcile_provider(self, provider))
+        doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
+        await sync_studio(self.store, doc)
+        now = self.clock()
+        shown = [
+            r for r in doc.rentals.values() if include_ended or r.ended_at is None or r.status is InstanceStatus.STOPPED
+        ]
+        views = [InstanceView.of(r, now) for r in sorted(shown, key=lambda r: r.started_at)]
+        found_balances = []
+        if balances:
+            for provider in self.providers.values():
+                try:
+                    found = await provider.balance()
+                except UpstreamError as exc:
+                    notes.append(f"{provider.label} balance unavailable: {exc.message}")
+                    continue
+                if found is not None and provider.name != "local":
+                    found_balances.append(found)
+        return InstancesResult(
+            instances=views,
+            burn_usd_per_hour=round(sum(v.usd_per_hour for v in views if v.status not in ("stopped", "terminated")), 4),
+            month_spent_usd=month_spend(doc.rentals.values(), now),
+            monthly_cap_usd=self.caps.monthly_usd_cap,
+            orphans=sum(1 for v in views if v.orphan),
+            balances=found_balances,
+            notes=notes,
+        )
+
+    async def teardown(self, keys: list[str], *, everything: bool = False, stop: bool = False) -> TeardownResult:
+        """Terminate (default) or stop instances; every terminate is retried until the provider confirms."""
+        doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
+        if everything:
+            targets = [r for r in doc.rentals.values() if r.ended_at is None or r.status is InstanceStatus.STOPPED]
+        elif keys:
+            targets = [_lookup(doc, key) for key in keys]
+        else:
+            raise InvalidRequestError(
+                "Say which instances to tear down.", hint="Pass instance keys from gpu_instances, or all=true."
+            )
+        items = [await self._teardown_one(rental, stop) for rental in targets]
+        return TeardownResult(items=items, total_final_usd=round(sum(i.final_usd or 0 for i in items), 2))
+
+    async def _teardown_one(self, rental: Rental, stop: bool) -> TeardownItem:
+        provider = self._provider(rental.provider)
+        if stop:
+            await provider.stop(rental.instance_id)
+            final = await self._close(rental.key, "stopped", InstanceStatus.STOPPED, "stopped by request")
+            return TeardownItem(
+                key=rental.key,
+                outcome="stopped",
+                final_usd=final.final_usd,
+                still_billing=STILL_BILLING_WHEN_STOPPED[rental.provider],
+            )
+        try:
+            gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)
+        except UpstreamError as exc:
+            return TeardownItem(
+                key=rental.key,
+                outcome="failed",
+                message=f"{exc.message} {exc.hint}".strip(),
+                still_billing="It may still be billing: check the provider's console.",
+            )
+        if not gone:
+            return TeardownItem(
+                key=rental.key,
+                outcome="failed",
+                still_billing="It may still be billing.",
+                message=f"{provider.label} accepted the request but still lists the instance; run gpu_teardown again shortly.",
+            )
+        final = await self._close(rental.key, "terminated", InstanceStatus.TERMINATED, "terminated by request")
+        return TeardownItem(key=rental.key, outcome="terminated", final_usd=final.final_usd)
+
+
+def _lookup(doc: GpuDocument, key: str) -> Rental:
+    if key in doc.rentals:
+        return doc.rentals[key]
+    matches = [r for r in doc.rentals.values() if r.instance_id == key or r.name == key]
+    if len(matches) == 1:
+        return matches[0]
+    raise NotFoundError(
+        f"No instance '{key}' is known.", kind="instance", name=key, hint="Call gpu_instances to see the keys."
+    )

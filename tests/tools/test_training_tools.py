@@ -154,3 +154,40 @@ async def test_bad_input_comes_back_as_plain_tool_errors(client: Client, home: P
     assert trigger.is_error and "trigger word" in _text(trigger)
     missing = await client.call_tool("train_gates", {"name": "nothing"})
     assert missing.is_error and "train_plan" in _text(missing)
+
+
+def _real_dataset(home: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = home / "workspace" / "datasets" / "real"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    for i in range(12):
+        blocks = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)  # distinct pictures that compress well
+        Image.fromarray(blocks).resize((1024, 1024), Image.Resampling.NEAREST).save(folder / f"art{i:02}.png")
+        (folder / f"art{i:02}.txt").write_text(f"ink_style, study number {i}", encoding="utf-8")
+    return folder
+
+
+async def test_audit_plan_confirm_then_a_touched_image_resets_the_gates(client: Client, home: Path) -> None:
+    folder = _real_dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/real", "training_name": "real", "trigger_word": "ink_style"}
+    )
+    assert not audit.is_error, audit.content
+    assert audit.structured_content["go"] is True, audit.structured_content  # type: ignore[index]
+    plan = await client.call_tool(
+        "train_plan", {**PLAN_ARGS, "name": "real", "dataset_path": "workspace/datasets/real"}
+    )
+    assert not plan.is_error, plan.content
+    config_hash = plan.structured_content["config_hash"]  # type: ignore[index]
+    confirmed = await client.call_tool("train_confirm", {"name": "real", "config_hash": config_hash})
+    assert not confirmed.is_error, confirmed.content
+    (folder / "art05.txt").write_text("ink_style, study number five, revised", encoding="utf-8")
+    gates = await client.call_tool("train_gates", {"name": "real"})
+    status = gates.structured_content
+    assert status is not None
+    assert [g["status"] for g in status["gates"]] == ["open", "open", "open", "open"]
+    assert status["plan_is_stale"] and "train_plan" in status["next_step"]
+    assert any("dataset changed" in n for n in status["notices"])

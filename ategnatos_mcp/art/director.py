@@ -100,13 +100,18 @@ class ArtDirector:
             raise InvalidRequestError("The request is empty.", hint="Describe what the image should show.")
         _check_pair(project, asset)
         inventory = await read_inventory(self.store)
+        earlier = await self.log.read(project, asset, must_exist=False) if project and asset else None
+        inherited = earlier is not None and bool(earlier.iterations) and not (family or checkpoint)
+        if inherited and earlier is not None:
+            family = earlier.iterations[-1].family
         chosen, how = choose_family(self.catalog, inventory, family, checkpoint)
+        if inherited:
+            how = f"Same model family as the asset's earlier versions ({chosen.name})."
         taste = await read_taste(self.store, chosen, subject=subject, request=intent)
         lora_choices, lora_warnings, fits = resolve_loras(inventory, loras, chosen, self.catalog)
         similar = await self.library.search(intent, family=chosen.id, limit=3)
-        if aspect is None and project and asset:
-            spec = (await self.log.read(project, asset, must_exist=False)).spec
-            aspect = f"{spec.width}x{spec.height}" if spec.width and spec.height else None
+        if aspect is None and earlier is not None and earlier.spec.width and earlier.spec.height:
+            aspect = f"{earlier.spec.width}x{earlier.spec.height}"
         draft = build_prompt(
             chosen,
             intent,

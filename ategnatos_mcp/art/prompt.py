@@ -146,6 +146,8 @@ def enforce_never(
                 if stripped != item.text:
                     removed.append(term)
                     item.text = stripped
+                if not stripped:
+                    positive.remove(item)
         negative[:] = [n for n in negative if n.text.casefold() != term.casefold()]
         negative.append(PromptTerm(text=term))
     return list(dict.fromkeys(removed))

@@ -51,6 +51,8 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
     extra += f", clip skip {s.clip_skip}" if s.clip_skip is not None else ""
     lines.append(f"Settings: {s.sampler}/{s.scheduler}, {s.steps} steps, CFG {s.cfg:g}{extra}, {s.width}x{s.height}")
     lines += [f"LoRA: {lora.name} at {lora.weight:g}" for lora in d.loras]
+    if d.available_loras:
+        lines.append(f"Other LoRAs in the studio that fit {d.family_name}: {', '.join(d.available_loras)}")
     lines += [f"Why {e.choice}: {e.why}" for e in d.explanations]
     lines += [f"CONFLICT: {c}" for c in d.conflicts]
     lines += [f"Note: {w}" for w in [*d.warnings, *notices]]

@@ -207,3 +207,5 @@ async def test_the_asset_spec_sets_the_size_when_no_aspect_is_given(client: Clie
     assert spec["spec"]["width"] == 1200
     built = await _ok(client, "art_prompt", {"intent": "fox mascot", "family": "sdxl", **where})
     assert (built["draft"]["settings"]["width"], built["draft"]["settings"]["height"]) == (1344, 768)
+    again = await _ok(client, "art_prompt", {"intent": "fox mascot, jumping", **where})
+    assert again["draft"]["family"] == "sdxl" and again["version"] == 2

@@ -110,3 +110,9 @@ def test_tag_text_round_trips_through_terms(catalog: FamilyCatalog) -> None:
 
 def test_nested_weight_syntax_is_stripped_completely() -> None:
     assert strip_weight_syntax("a ((fox:1.2):1.1) in (snow:0.9)") == "a fox in snow"
+
+
+def test_a_request_that_is_only_a_never_term_leaves_no_empty_prompt_piece(catalog: FamilyCatalog) -> None:
+    draft = build_prompt(catalog.get("flux1"), "neon", taste=TasteGuidance(never=["neon"]))
+    assert draft.positive_terms == [] and draft.positive == ""
+    assert draft.conflicts and draft.negative == "neon"

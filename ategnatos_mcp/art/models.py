@@ -62,6 +62,7 @@ class FamilySettings(_Data):
     cfg: float = Field(gt=0)
     guidance: float | None = Field(default=None, description="Flux's distilled guidance (FluxGuidance node).")
     clip_skip: int | None = Field(default=None, description="1 = last CLIP layer; None where it does not apply.")
+    note: str = Field(default="", description="Where these numbers come from.")
 
 
 class Family(_Data):

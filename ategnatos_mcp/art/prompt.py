@@ -184,7 +184,8 @@ def _settings_explanations(family: Family, settings: PromptSettings) -> list[Exp
     core = f"{settings.sampler} / {settings.scheduler}, {settings.steps} steps, CFG {settings.cfg:g}"
     out = [
         Explanation(
-            choice=core, why=f"The recommended starting point for {family.name} (sources in the model database)."
+            choice=core,
+            why=family.settings.note or f"The recommended starting point for {family.name} (see the model database).",
         )
     ]
     if settings.guidance is not None:

@@ -25,7 +25,7 @@ def test_database_covers_the_required_families_with_named_sources(catalog: Famil
     assert REQUIRED <= set(catalog.ids)
     for family in catalog.families:
         assert family.sources and all(s.url.startswith("https://") and s.title for s in family.sources)
-        assert family.settings.steps > 0 and family.settings.cfg > 0
+        assert family.settings.steps > 0 and family.settings.cfg > 0 and family.settings.note
         assert family.resolutions["1:1"] == family.native_resolution
 
 

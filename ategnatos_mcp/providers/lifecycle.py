@@ -59,7 +59,9 @@ class Lifecycle:
                     service=provider.name,
                     hint="Ask for offers again.",
                 )
-            if seen.status is InstanceStatus.FAILED or (rental.boot_deadline and now >= rental.boot_deadline):
+            # Stopped while we wait for it to start means outbid or stopped by the host: it will not come up.
+            broken = seen.status in (InstanceStatus.FAILED, InstanceStatus.STOPPED)
+            if broken or (rental.boot_deadline and now >= rental.boot_deadline):
                 await self._boot_failed(rental, provider, seen)
             if (
                 seen.status is InstanceStatus.RUNNING
@@ -77,7 +79,7 @@ class Lifecycle:
             await self.sleep(self.poll_seconds)
 
     async def _boot_failed(self, rental: Rental, provider: GpuProvider, seen: Instance) -> None:
-        failed = seen.status is InstanceStatus.FAILED
+        failed = seen.status in (InstanceStatus.FAILED, InstanceStatus.STOPPED)
         gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)
         why = (
             f"failed to start ({seen.status_detail or seen.provider_status})"

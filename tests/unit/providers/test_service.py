@@ -247,6 +247,16 @@ async def test_failed_instance_is_terminated_at_once(store: GrimoireStore, clock
     assert "failed to start" in failed.value.message and vast.instances == {}
 
 
+async def test_stopped_while_starting_is_terminated(store: GrimoireStore, clock: FakeClock) -> None:
+    vast = FakeVast()
+    vast.boot = ["loading", "stopped"]  # outbid / stopped by the host before it came up
+    service = make_service(store, [vast], clock)
+    result = await service.spinup(await _quote(service, gpu="4090"), YES)
+    with pytest.raises(UpstreamError):
+        await service.wait_ready(result.instance.key, 600)
+    assert vast.instances == {}
+
+
 async def test_still_starting_returns_after_the_wait(store: GrimoireStore, clock: FakeClock) -> None:
     lam = FakeLambda()
     lam.boot = ["booting", "booting", "booting", "active"]

@@ -36,6 +36,7 @@ class GpuOption(BaseModel):
     vram_gb: float
     fit: str
     largest_batch: int
+    block_swap: int = 0
     hours: float | None
     usd: float | None
     usd_per_hour: float | None
@@ -59,24 +60,30 @@ def vram_inputs(cfg: TrainingConfig) -> VramInputs:
     )
 
 
-def run_hours(cfg: TrainingConfig, relative_speed: float) -> float:
+def run_hours(cfg: TrainingConfig, relative_speed: float, *, swapping: bool | None = None) -> float:
     """Rough wall-clock hours of the whole run on a card of ``relative_speed`` (RTX 4090 = 1)."""
+    swapping = bool(cfg.blocks_to_swap) if swapping is None else swapping
     megapixels = (cfg.resolution / 1024) ** 2
     per_step = cfg.family_info.speed_s_per_it_1mp * megapixels * (1 + 0.85 * (cfg.batch_size - 1))
-    per_step *= cfg.gradient_accumulation * (1.25 if cfg.blocks_to_swap else 1.0)
+    per_step *= cfg.gradient_accumulation * (1.25 if swapping else 1.0)
     return round(cfg.total_steps * per_step / relative_speed / 3600 + _SETUP_HOURS, 2)
 
 
 def gpu_options(cfg: TrainingConfig, *, rented_only: bool = False) -> list[GpuOption]:
-    """Every catalogued GPU with its fit, largest batch, rough hours and cost (rented cards only have a price)."""
-    inputs = vram_inputs(cfg)
-    estimate = estimate_vram(inputs)
+    """Every catalogued GPU with its fit, largest batch, rough hours and cost (rented cards only have a price).
+
+    A card that fits the run without block swapping is judged without it (swapping only slows it down).
+    """
+    swapped = vram_inputs(cfg)
+    unswapped = replace(swapped, blocks_to_swap=0)
     options: list[GpuOption] = []
     for gpu in load_gpus():
         if rented_only and gpu["usd_per_hour"] is None:
             continue
-        fit = fit_to_card(estimate, gpu["vram_gb"])
-        hours = run_hours(cfg, gpu["relative_speed"]) if fit in ("fits", "tight") else None
+        inputs = unswapped if fit_to_card(estimate_vram(unswapped), gpu["vram_gb"]) == "fits" else swapped
+        fit = fit_to_card(estimate_vram(inputs), gpu["vram_gb"])
+        swapping = bool(inputs.blocks_to_swap)
+        hours = run_hours(cfg, gpu["relative_speed"], swapping=swapping) if fit in ("fits", "tight") else None
         price = gpu["usd_per_hour"]
         options.append(
             GpuOption(
@@ -84,6 +91,7 @@ def gpu_options(cfg: TrainingConfig, *, rented_only: bool = False) -> list[GpuOp
                 vram_gb=gpu["vram_gb"],
                 fit=fit,
                 largest_batch=largest_batch(replace(inputs, batch=1), gpu["vram_gb"]),
+                block_swap=inputs.blocks_to_swap,
                 hours=hours,
                 usd=round(hours * price, 2) if hours is not None and price is not None else None,
                 usd_per_hour=price,

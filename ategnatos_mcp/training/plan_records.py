@@ -72,10 +72,10 @@ def render_config_md(plan: TrainingPlan) -> str:
         "",
         "## Where it can run",
         "",
-        "| GPU | VRAM GB | fit | largest batch | hours | USD |",
-        "|---|---|---|---|---|---|",
+        "| GPU | VRAM GB | fit | largest batch | blocks swapped | hours | USD |",
+        "|---|---|---|---|---|---|---|",
         *(
-            f"| {g.gpu} | {g.vram_gb:g} | {g.fit} | {g.largest_batch} | {_gb(g.hours)} | {_gb(g.usd)} |"
+            f"| {g.gpu} | {g.vram_gb:g} | {g.fit} | {g.largest_batch} | {g.block_swap} | {_gb(g.hours)} | {_gb(g.usd)} |"
             for g in plan.gpus
         ),
         "",

@@ -135,6 +135,8 @@ def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = 
             "SimpleTuner's text-encoder learning rate is a whole number in its option list, so the text "
             "encoder is not trained here (the LoRA trains the image model only)."
         )
+    if cfg.base_precision == "fp8":
+        notes.append("SimpleTuner loads the base model in 8 bits as int8-quanto, its recommended 8-bit mode.")
     if cfg.caption_extension != ".txt":
         notes.append("SimpleTuner's textfile captions are .txt files; .caption files are not read.")
     if cfg.shuffle_captions or cfg.keep_tokens:

@@ -94,6 +94,19 @@ async def test_rented_gpus_have_time_and_cost_and_small_cards_get_savers(
     rented = {g.gpu: g for g in plan.gpus if g.usd_per_hour is not None}
     assert rented["RTX 4090"].usd == pytest.approx(rented["RTX 4090"].hours * 0.34, abs=0.01)
     assert all(g.hours and g.hours > 0 for g in rented.values() if g.fit == "fits")
+    assert rented["RTX 4090"].block_swap == 0 and rented["RTX 4090"].fit == "fits"  # no need to swap on 24 GB
+    local = {g.gpu: g for g in plan.gpus}
+    assert local["RTX 3060 12GB"].block_swap == plan.config.blocks_to_swap
+
+
+async def test_without_a_known_card_the_plan_uses_batch_one_and_lists_gpus(
+    settings: Settings, store: GrimoireStore, home: Path
+) -> None:
+    _dataset(home)
+    plan = await build_plan(settings, store, _request(gpu_vram_gb=None))
+    assert plan.target_gpu_gb is None and plan.fit is None and plan.config.batch_size == 1
+    assert plan.savers_applied == [] and plan.hours_on_target is None
+    assert any(g.fit == "fits" for g in plan.gpus)
 
 
 async def test_simpletuner_and_aitoolkit_plans_write_their_own_files(

@@ -87,6 +87,10 @@ def _encode_png(im: Image.Image, meta: Metadata, max_bytes: int | None) -> Encod
     data = _save(im, "png", meta)
     if max_bytes is None or len(data) <= max_bytes:
         return Encoded(data, None)
+    # Over budget: the slow exhaustive zlib search first, then fewer colours.
+    data = _save(im, "png", meta, optimize=True)
+    if len(data) <= max_bytes:
+        return Encoded(data, None)
     for colours in _PNG_COLOUR_STEPS:
         method = Image.Quantize.FASTOCTREE if im.mode == "RGBA" else Image.Quantize.MEDIANCUT
         reduced = im.quantize(colors=colours, method=method, dither=Image.Dither.FLOYDSTEINBERG)
@@ -104,7 +108,9 @@ def _over_budget(fmt: str, size: tuple[int, int], max_bytes: int, smallest: int)
     )
 
 
-def _save(im: Image.Image, fmt: ImageFormat, meta: Metadata, *, quality: int | None = None) -> bytes:
+def _save(
+    im: Image.Image, fmt: ImageFormat, meta: Metadata, *, quality: int | None = None, optimize: bool = False
+) -> bytes:
     options: dict[str, Any] = {}
     if meta.dpi:
         options["dpi"] = (meta.dpi, meta.dpi)
@@ -113,7 +119,7 @@ def _save(im: Image.Image, fmt: ImageFormat, meta: Metadata, *, quality: int | N
     if meta.exif:
         options["exif"] = meta.exif
     if fmt == "png":
-        options["optimize"] = True
+        options["optimize"] = optimize
         if meta.text:
             info = PngImagePlugin.PngInfo()
             for key, value in meta.text.items():

@@ -17,6 +17,8 @@ __all__ = ["attention_box", "normalise", "parse_colour", "render", "scale_needed
 
 _LANCZOS = Image.Resampling.LANCZOS
 _ANALYSIS_SIDE = 256
+# Large reductions first shrink by an integer factor, then Lanczos: much faster, visually the same at >= 3.
+_REDUCING_GAP = 3.0
 
 
 def normalise(im: Image.Image) -> tuple[Image.Image, str, list[str]]:
@@ -95,8 +97,8 @@ def render(
         left, top = _crop_origin(im, scaled, box, anchor)
         # Crop in source pixels first, then resample once: sharper and faster than resize-then-crop.
         src_box = (left / scale, top / scale, (left + width) / scale, (top + height) / scale)
-        return im.resize((width, height), _LANCZOS, box=src_box)
-    resized = im.resize(scaled, _LANCZOS)
+        return im.resize((width, height), _LANCZOS, box=src_box, reducing_gap=_REDUCING_GAP)
+    resized = im.resize(scaled, _LANCZOS, reducing_gap=_REDUCING_GAP)
     if crop == "fit":
         return resized
     if transparent_pad:

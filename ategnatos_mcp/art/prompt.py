@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 _WEIGHTED = re.compile(r"^\((?P<text>.+):(?P<weight>-?\d+(?:\.\d+)?)\)$")
+_PLAIN_EMPHASIS = re.compile(r"^\((?P<text>[^:]+)\)$")
+_UNESCAPED_PAREN = re.compile(r"(?<!\\)[()]")
 _WEIGHT_ANYWHERE = re.compile(r"\(([^():]+):\s*-?\d+(?:\.\d+)?\)")
 _STOPWORDS = {"a", "an", "the", "and", "or", "of", "with", "in", "on", "for", "to", "very", "is", "at"}
 
@@ -79,12 +81,23 @@ def parse_terms(text: str, family: Family, *, negative: bool = False) -> list[Pr
         return [PromptTerm(text=part) for part in _split_top_level(cleaned)]
     terms = []
     for part in _split_top_level(text):
-        match = _WEIGHTED.match(part)
-        if match and "(" not in match.group("text"):
-            terms.append(PromptTerm(text=match.group("text").strip(), weight=float(match.group("weight"))))
+        weighted, plain = _WEIGHTED.match(part), _PLAIN_EMPHASIS.match(part)
+        if weighted and not _UNESCAPED_PAREN.search(weighted.group("text")):
+            terms.append(PromptTerm(text=_unescape(weighted.group("text")), weight=float(weighted.group("weight"))))
+        elif plain and not _UNESCAPED_PAREN.search(plain.group("text")):
+            terms.append(PromptTerm(text=_unescape(plain.group("text")), weight=1.1))  # (word) is 1.1 in A1111/ComfyUI
         else:
-            terms.append(PromptTerm(text=part))
+            terms.append(PromptTerm(text=_unescape(part)))
     return terms
+
+
+def _unescape(text: str) -> str:
+    return text.replace("\\(", "(").replace("\\)", ")").strip()
+
+
+def _escape(text: str) -> str:
+    # Literal brackets (booru tags like "sonic (series)") would otherwise read as emphasis.
+    return text.replace("(", "\\(").replace(")", "\\)")
 
 
 def _format_weight(weight: float) -> str:
@@ -94,9 +107,10 @@ def _format_weight(weight: float) -> str:
 def render_terms(terms: Sequence[PromptTerm], family: Family, *, negative: bool = False) -> str:
     """Prompt text in the family's syntax; weights appear only where the family honours them."""
     if family.prompt_style == "tags" or negative:
+        if not family.weight_syntax:
+            return ", ".join(t.text for t in terms)
         return ", ".join(
-            f"({t.text}:{_format_weight(t.weight)})" if family.weight_syntax and t.weight != 1.0 else t.text
-            for t in terms
+            f"({_escape(t.text)}:{_format_weight(t.weight)})" if t.weight != 1.0 else _escape(t.text) for t in terms
         )
     if not terms:
         return ""

@@ -66,3 +66,14 @@ async def test_unknown_entries_name_what_exists(library: PromptLibrary) -> None:
 async def test_library_names_cannot_escape_the_folder(library: PromptLibrary) -> None:
     with pytest.raises(InvalidRequestError):
         await library.save(_entry("../../evil"))
+
+
+async def test_replacing_an_entry_keeps_a_hand_edited_page_aside(library: PromptLibrary) -> None:
+    await library.save(_entry("hero", positive="first"))
+    page = library.root / "sdxl" / "hero.md"
+    page.write_text("my notes about hero\n", encoding="utf-8")
+    _, notices = await library.save(_entry("hero", positive="second"), overwrite=True)
+    kept = [p for p in page.parent.iterdir() if p.name.startswith("hero.edited-")]
+    assert len(kept) == 1 and kept[0].read_text(encoding="utf-8") == "my notes about hero\n"
+    assert "second" in page.read_text(encoding="utf-8")
+    assert len(notices) == 1 and kept[0].name in notices[0]

@@ -116,3 +116,16 @@ def test_a_request_that_is_only_a_never_term_leaves_no_empty_prompt_piece(catalo
     draft = build_prompt(catalog.get("flux1"), "neon", taste=TasteGuidance(never=["neon"]))
     assert draft.positive_terms == [] and draft.positive == ""
     assert draft.conflicts and draft.negative == "neon"
+
+
+def test_literal_brackets_in_booru_tags_are_escaped_not_read_as_emphasis(catalog: FamilyCatalog) -> None:
+    family = catalog.get("pony")
+    terms = parse_terms("sonic (series), (smile), (red scarf:0.8), knuckles \\(character\\)", family)
+    assert [(t.text, t.weight) for t in terms] == [
+        ("sonic (series)", 1.0),
+        ("smile", 1.1),
+        ("red scarf", 0.8),
+        ("knuckles (character)", 1.0),
+    ]
+    assert render_terms(terms, family) == "sonic \\(series\\), (smile:1.1), (red scarf:0.8), knuckles \\(character\\)"
+    assert render_terms(parse_terms(render_terms(terms, family), family), family) == render_terms(terms, family)

@@ -34,6 +34,9 @@ from ategnatos_mcp.training.vram import (
 __all__ = ["StepSummary", "TrainingPlan", "build_plan"]
 
 _MAX_AUTO_BATCH = 4
+# Facts measured from the dataset, or settings that have their own argument, cannot be overridden.
+_MEASURED = {"dataset_fingerprint", "image_count", "image_folders"}
+_OWN_ARGUMENT = {"name", "family", "base_model", "dataset_path", "training_type", "trigger_word", "sample_prompts"}
 
 
 class StepSummary(BaseModel):
@@ -184,6 +187,27 @@ def _fit_batch(values: dict[str, Any], target_gb: float | None) -> tuple[dict[st
     return {**values, "batch_size": 1}, applied
 
 
+def _check_overrides(overrides: dict[str, object]) -> None:
+    unknown = sorted(set(overrides) - set(TrainingConfig.model_fields))
+    if unknown:
+        raise InvalidRequestError(
+            f"Unknown setting(s) in overrides: {', '.join(unknown)}.",
+            hint="Use the standard config's names, e.g. network_rank, learning_rate, epochs, batch_size.",
+        )
+    measured = sorted(set(overrides) & _MEASURED)
+    if measured:
+        raise InvalidRequestError(
+            f"{', '.join(measured)} is measured from the dataset and cannot be overridden.",
+            hint="Change the dataset folder instead; the plan counts it again.",
+        )
+    own = sorted(set(overrides) & _OWN_ARGUMENT)
+    if own:
+        raise InvalidRequestError(
+            f"{', '.join(own)} has its own argument in train_plan; it cannot go in overrides.",
+            hint=f"Pass {own[0]}=... directly.",
+        )
+
+
 async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequest) -> TrainingPlan:
     """Build or revise the plan called ``request.name`` and write its files and records.
 
@@ -217,12 +241,7 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
     _validated(values)  # bad trigger word or prompt: say so before anything else
     target_gb = request.gpu_vram_gb or await _local_vram(store)
     values, applied = _fit_batch(values, target_gb)
-    unknown = sorted(set(request.overrides) - set(TrainingConfig.model_fields) - {"name"})
-    if unknown or "name" in request.overrides:
-        raise InvalidRequestError(
-            f"Unknown setting(s) in overrides: {', '.join(unknown) or 'name'}.",
-            hint="Use the standard config's names, e.g. network_rank, learning_rate, epochs, batch_size.",
-        )
+    _check_overrides(request.overrides)
     cfg = _validated({**values, **request.overrides})
     return await _finish(settings, store, request, cfg, target_gb, applied)
 

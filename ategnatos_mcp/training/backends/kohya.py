@@ -8,6 +8,7 @@ explicitly: ``learning_rate`` (default 2e-6), ``caption_extension`` (default ``.
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import PurePosixPath
 from typing import Any
@@ -19,6 +20,7 @@ from ategnatos_mcp.training.models import RenderedBackend, RunPaths
 __all__ = ["DRY_RUN_STEPS", "render_kohya"]
 
 DRY_RUN_STEPS = 10
+_REPEAT_PREFIX = re.compile(r"^\d+_")
 _OPTIMIZER = {"adamw8bit": "AdamW8bit", "prodigy": "Prodigy", "lion": "Lion", "adafactor": "Adafactor"}
 _OPTIMIZER_ARGS = {
     # conventions.md §4 [community]/[doc]
@@ -150,6 +152,11 @@ def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False)
         "Captions are used as written; the trigger word is only used for images without a caption file, "
         "so make sure your captions contain it.",
     ]
+    if any(_REPEAT_PREFIX.match(folder.split("/")[0]) for folder in cfg.image_folders if folder):
+        notes.append(
+            f"The repeat numbers in the folder names are not used: with a dataset TOML every folder is repeated "
+            f"{cfg.repeats} times, as planned."
+        )
     if cfg.base_precision in ("int8", "nf4"):
         notes.append(f"sd-scripts cannot load the base model as {cfg.base_precision}; it uses fp8 (fp8_base) instead.")
     if cfg.cache_text_encoder and fam.architecture == "sd15":

@@ -210,6 +210,8 @@ def test_kohya_layout_folders_become_one_subset_each() -> None:
     cfg = _config("sdxl", image_folders=["10_ink", "5_sketch"])
     dataset = tomllib.loads(render_backend(cfg, "kohya", PATHS).files["ink-dataset.toml"])
     assert [s["image_dir"] for s in dataset["datasets"][0]["subsets"]] == ["/data/ink/10_ink", "/data/ink/5_sketch"]
+    assert all(s["num_repeats"] == cfg.repeats for s in dataset["datasets"][0]["subsets"])
+    assert any("folder names are not used" in n for n in render_backend(cfg, "kohya", PATHS).notes)
 
 
 def test_catalogue_checks_reject_unknown_keys_wrong_types_and_bad_choices() -> None:

@@ -132,6 +132,12 @@ async def test_overrides_change_the_config_and_bad_ones_are_clear_errors(
     with pytest.raises(InvalidRequestError) as typo:
         await build_plan(settings, store, _request(overrides={"netwrk_rank": 8}))
     assert "netwrk_rank" in typo.value.message
+    with pytest.raises(InvalidRequestError) as measured:
+        await build_plan(settings, store, _request(overrides={"image_count": 200}))
+    assert "measured from the dataset" in measured.value.message
+    with pytest.raises(InvalidRequestError) as own:
+        await build_plan(settings, store, _request(overrides={"family": "flux"}))
+    assert "own argument" in own.value.message
 
 
 async def test_bad_input_gets_plain_errors(

@@ -12,6 +12,7 @@ import anyio.to_thread
 
 from ategnatos_mcp.art.families import FamilyCatalog, load_family_database, load_feedback_map
 from ategnatos_mcp.art.feedback import apply_adjustments, match_feedback
+from ategnatos_mcp.art.handoff import suggest_submit
 from ategnatos_mcp.art.iterations import (
     IterationLog,
     add_version,
@@ -125,7 +126,14 @@ class ArtDirector:
         )
         draft.warnings.extend(lora_warnings)
         draft.available_loras = [name for name in fits if name not in {u.name for u, _, _ in lora_choices}]
-        answer = PromptAnswer(draft=draft, family_choice=how, project=project, asset=asset, next_step=_MANUAL)
+        answer = PromptAnswer(
+            draft=draft,
+            comfyui_submit=suggest_submit(chosen, draft, checkpoint),
+            family_choice=how,
+            project=project,
+            asset=asset,
+            next_step=_MANUAL,
+        )
         notices: list[str] = []
         if project and asset:
             async with self.log.update(project, asset, notices) as doc:
@@ -179,6 +187,7 @@ class ArtDirector:
             )
             draft = await self._adjusted(rerender(base, chosen), feedback, changes)
             answer = PromptAnswer(draft=draft)
+        answer.comfyui_submit = suggest_submit(self.catalog.get(answer.draft.family), answer.draft)
         answer.next_step = _MANUAL
         return answer, notices
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +14,7 @@ __all__ = [
     "AppliedFeedback",
     "ArtAsset",
     "AssetSpec",
+    "ComfyUIHandoff",
     "Explanation",
     "EyeSuggestion",
     "Family",
@@ -36,6 +37,7 @@ __all__ = [
     "IterationsAnswer",
     "LibraryAnswer",
     "PromptAnswer",
+    "SubmitSuggestion",
 ]
 
 PromptStyle = Literal["tags", "sentences"]
@@ -65,6 +67,15 @@ class FamilySettings(_Data):
     note: str = Field(default="", description="Where these numbers come from.")
 
 
+class ComfyUIHandoff(_Data):
+    """Which built-in ComfyUI template generates this family, and how our settings map onto its parameters."""
+
+    template: str
+    params: dict[str, str] = Field(description="Our field (positive, negative, width, steps...) -> template parameter.")
+    checkpoint_param: str | None = None
+    note: str = ""
+
+
 class Family(_Data):
     """One model family: how it wants to be prompted and what settings suit it."""
 
@@ -84,6 +95,7 @@ class Family(_Data):
     native_resolution: tuple[int, int]
     resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")
     lora_bases: list[str] = Field(default_factory=list, description="LoRA base-model names that fit this family.")
+    comfyui: ComfyUIHandoff | None = Field(default=None, description="None: no built-in template yet.")
     tips: list[str] = Field(default_factory=list)
     sources: list[Source] = Field(min_length=1)
 
@@ -305,10 +317,22 @@ class LibraryDocument(Document):
 
 
 # Answers ------------------------------------------------------------------------------------------
+class SubmitSuggestion(_Data):
+    """A ready-made ``comfyui_submit`` call for this prompt."""
+
+    template: str
+    params: dict[str, Any]
+    loras: list[dict[str, Any]] = Field(default_factory=list)
+    note: str = ""
+
+
 class PromptAnswer(_Data):
     """What ``art_prompt`` returns."""
 
     draft: PromptDraft
+    comfyui_submit: SubmitSuggestion | None = Field(
+        default=None, description="Arguments for comfyui_submit when ComfyUI is up; None when no template fits."
+    )
     family_choice: str = ""
     project: str | None = None
     asset: str | None = None

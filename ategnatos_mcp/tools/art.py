@@ -61,6 +61,12 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
             f"Not in the feedback mapping: {'; '.join(d.unrecognized_feedback)}. Interpret it and call art_prompt "
             "again in adjust mode with `changes`."
         )
+    if answer.comfyui_submit is not None:
+        lines.append(
+            f"Ready for comfyui_submit: template '{answer.comfyui_submit.template}' with the params and loras "
+            "in the structured result `comfyui_submit`."
+            + (f" {answer.comfyui_submit.note}" if answer.comfyui_submit.note else "")
+        )
     lines.append(answer.next_step)
     return "\n".join(lines)
 

@@ -70,6 +70,8 @@ async def test_flux_prompt_through_the_tool_has_no_weights(client: Client) -> No
     data = await _ok(client, "art_prompt", {"intent": "A (red:1.5) kite over the sea", "family": "flux1"})
     assert data["draft"]["positive"] == "A red kite over the sea"
     assert data["draft"]["settings"]["guidance"] == 3.5
+    assert data["comfyui_submit"]["template"] == "txt2img-flux"
+    assert data["comfyui_submit"]["params"]["prompt"] == "A red kite over the sea"
 
 
 async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: AppContext, home: Path) -> None:

@@ -130,6 +130,7 @@ def build_structure(
     result.linked, result.copied, result.unchanged = placer.linked, placer.copied, placer.unchanged
     if placer.moved_aside:
         notes.append(f"{len(placer.moved_aside)} outdated file(s) moved aside to {placer.aside.relative_to(output)}.")
+    result.notes = notes
     result.method = (
         "mixed"
         if placer.linked and placer.copied

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
+from ategnatos_mcp.dataset.captions import CaptionRefused, estimate_tokens, normalise_caption
+from ategnatos_mcp.dataset.models import CaptionWrite
+
+
+def test_crlf_and_extra_lines_become_one_clean_line() -> None:
+    assert normalise_caption("a castle ,  misty\r\nwatercolour\r\n\r\n") == "a castle, misty, watercolour"
+
+
+def test_odd_unicode_is_normalised_and_kept() -> None:
+    text = "\ufeffcafe\u0301 at night,\u200b neon\u00a0glow, 東京 , émigré\x00"
+    assert normalise_caption(text) == "café at night, neon glow, 東京, émigré"
+
+
+def test_trigger_word_goes_first_exactly_once() -> None:
+    assert normalise_caption("a fox, mystyle, snow", trigger_word="mystyle") == "mystyle, a fox, snow"
+    assert normalise_caption("MyStyle, a fox", trigger_word="mystyle") == "mystyle, a fox"
+    assert normalise_caption("a fox in snow", trigger_word="mystyle") == "mystyle, a fox in snow"
+
+
+def test_repeated_tags_are_dropped() -> None:
+    assert normalise_caption("fox, Fox, snow, fox") == "fox, snow"
+
+
+@pytest.mark.parametrize("bad", ["", " , ,\n", "mystyle", "x" * 2100, "broken \ud800 surrogate"])
+def test_captions_that_would_break_the_file_are_refused(bad: str) -> None:
+    with pytest.raises(CaptionRefused):
+        normalise_caption(bad, trigger_word="mystyle")
+
+
+def test_token_estimate_grows_with_words() -> None:
+    short = estimate_tokens("a fox in the snow")
+    assert short == 5
+    assert estimate_tokens(", ".join(["watercolour landscape"] * 40)) > 75
+
+
+def _image(path: Path, size: tuple[int, int] = (1600, 1200), mode: str = "RGB") -> None:
+    img = Image.new(mode, size)
+    img.paste((255, 128, 0) if mode == "RGB" else (255, 0, 0, 120), (0, 0, size[0] // 2, size[1] // 2))
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    path.write_bytes(buf.getvalue())
+
+
+def test_write_saves_atomically_next_to_the_image_and_keeps_caption_extension(tmp_path: Path) -> None:
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.png")
+    (tmp_path / "b.caption").write_text("old", encoding="utf-8")
+    result = write_captions(
+        tmp_path,
+        [
+            CaptionWrite(path="a.png", caption="a fox,\r\n snowy forest"),
+            CaptionWrite(path="./b.png", caption="a hare, ink wash"),
+            CaptionWrite(path="../escape.png", caption="nope"),
+            CaptionWrite(path="a.png", caption="twice"),
+        ],
+        trigger_word="mystyle",
+    )
+    assert (tmp_path / "a.txt").read_bytes() == b"mystyle, a fox, snowy forest\n"
+    assert (tmp_path / "b.caption").read_text(encoding="utf-8") == "mystyle, a hare, ink wash\n"
+    assert not (tmp_path / "b.txt").exists()
+    assert [p.path for p in result.refused] == ["../escape.png", "a.png"]
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_review_batch_returns_small_previews_and_the_guide(tmp_path: Path) -> None:
+    for i in range(10):
+        _image(tmp_path / f"img{i}.png", (2048, 1536) if i % 2 else (900, 1400), "RGBA" if i == 3 else "RGB")
+    (tmp_path / "img1.txt").write_text("has one", encoding="utf-8")
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    review, previews = review_batch(
+        tmp_path, start=0, count=8, only_missing=True, trigger_word=None, max_side=512, budget=60_000
+    )
+    assert review.total == 10  # 11 images, one already captioned
+    assert len(review.items) == 8
+    assert review.items[0].path == "broken.png" and review.items[0].note
+    assert len(previews) == 7
+    for data in previews:
+        with Image.open(io.BytesIO(data)) as im:
+            assert im.format == "JPEG" and max(im.size) <= 512
+        assert len(data) <= 60_000
+    assert "content" in review.guide.lower() and "style" in review.guide.lower()
+    assert review.next_start == 8
+
+
+def test_summary_counts_tags_and_finds_one_off_tags(tmp_path: Path) -> None:
+    for i in range(6):
+        _image(tmp_path / f"i{i}.png", (64, 64))
+        extra = ", typo-tag" if i == 0 else ""
+        (tmp_path / f"i{i}.txt").write_text(f"mystyle, fox, snow{extra}", encoding="utf-8")
+    summary = summarise_captions(tmp_path, trigger_word="mystyle")
+    assert summary.stats.captioned == 6
+    assert summary.stats.with_trigger == 6
+    assert summary.stats.top_tags[0].count == 6
+    assert summary.rare_tags == ["typo-tag"]

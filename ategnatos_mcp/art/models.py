@@ -151,13 +151,20 @@ class FeedbackMap(_Data):
 
 
 class EyeSuggestion(_Data):
-    """A taste entry Claude may propose to the artist; only ``eye_update`` writes it."""
+    """A taste entry Claude may propose to the artist; only ``eye_update`` writes it.
+
+    ``action`` is the eye_update action to propose: ``add`` a new entry, or ``confirm`` the existing
+    ``entry_id`` when the approval agrees with something the eye already holds. The fields are
+    eye_update's arguments (action, category, text, level, terms, entry_id).
+    """
 
     category: Literal["color", "texture", "composition", "style", "subject", "anti-preferences", "model-combos"]
     text: str
     level: Literal["prefer", "avoid", "never"] = "prefer"
     terms: list[str] = Field(default_factory=list)
     reason: str = ""
+    action: Literal["add", "confirm"] = "add"
+    entry_id: str | None = None
 
 
 # Prompts -------------------------------------------------------------------------------------------

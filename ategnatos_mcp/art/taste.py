@@ -124,15 +124,39 @@ def resolve_loras(
 
 
 def new_eye_suggestions(profile: EyeProfile, candidates: Sequence[EyeSuggestion]) -> list[EyeSuggestion]:
-    """The candidates the eye does not hold yet (by text or by all of their terms)."""
-    known_texts = {entry.text.casefold() for entry in profile.entries}
-    known_terms = {term.casefold() for entry in profile.entries for term in entry.prompt_terms}
-    fresh: list[EyeSuggestion] = []
-    for suggestion in candidates:
-        if suggestion.text.casefold() in known_texts:
+    """What to propose: ``add`` for taste the eye lacks, ``confirm`` for a preference it already holds.
+
+    A candidate matches an entry by its text or when all of its terms are among the entry's terms.
+    Entries marked AVOID or NEVER are never proposed for confirmation as preferences.
+    """
+    proposals: list[EyeSuggestion] = []
+    for candidate in candidates:
+        terms = {t.casefold() for t in candidate.terms}
+        entry = next(
+            (
+                e
+                for e in profile.entries
+                if e.text.casefold() == candidate.text.casefold()
+                or (terms and terms <= {t.casefold() for t in e.prompt_terms})
+            ),
+            None,
+        )
+        if entry is None:
+            proposal = candidate
+        elif entry.level != candidate.level:
             continue
-        if suggestion.terms and all(t.casefold() in known_terms for t in suggestion.terms):
-            continue
-        if all(s.text != suggestion.text for s in fresh):
-            fresh.append(suggestion)
-    return fresh
+        else:
+            proposal = candidate.model_copy(
+                update={
+                    "action": "confirm",
+                    "entry_id": entry.id,
+                    "text": entry.text,
+                    "category": entry.category,
+                    "reason": f"{candidate.reason} It matches '{entry.text}' already in the eye.".strip(),
+                }
+            )
+        if all(
+            (p.action, p.entry_id or p.text) != (proposal.action, proposal.entry_id or proposal.text) for p in proposals
+        ):
+            proposals.append(proposal)
+    return proposals

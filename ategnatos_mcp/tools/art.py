@@ -162,7 +162,10 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
             lines.append(f"Seed: {d.settings.seed}")
     if answer.eye_suggestions:
         lines.append("Possible taste updates (ask the artist, then use eye_update):")
-        lines += [f"- {s.category}: {s.text} ({s.reason})" for s in answer.eye_suggestions]
+        lines += [
+            f"- {s.action} {s.category}: {s.text}{f' [{s.entry_id}]' if s.entry_id else ''} ({s.reason})"
+            for s in answer.eye_suggestions
+        ]
     if answer.library_entry is not None:
         lines.append(f"Saved to the library as '{answer.library_entry.name}'.")
     lines += [f"Note: {n}" for n in answer.notices]
@@ -197,7 +200,7 @@ async def art_iterations(
     family: Annotated[str | None, Field(description="log of an outside prompt: its model family.")] = None,
     positive: Annotated[str | None, Field(description="log of an outside prompt: the prompt text.")] = None,
     negative: Annotated[str, Field(description="log of an outside prompt: the negative.")] = "",
-    notes: Annotated[str, Field(description="approve: what made it work.")] = "",
+    notes: Annotated[str, Field(description="approve: what made it work; spec: anything else it needs.")] = "",
     save_as: Annotated[
         str | None, Field(description="approve: also save to the prompt library under this name.")
     ] = None,

@@ -75,12 +75,19 @@ def test_loras_get_a_weight_in_their_range_and_warnings_when_they_do_not_fit(cat
     assert "inkwash" in caught.value.hint
 
 
-def test_eye_suggestions_skip_what_the_eye_already_holds() -> None:
+def test_eye_suggestions_add_new_taste_and_confirm_what_the_eye_holds() -> None:
     profile = EyeProfile()
-    apply_change(profile, "add", now=NOW, category="color", text="warm light", terms=["warm color palette"])
+    apply_change(profile, "add", now=NOW, category="color", text="warm light", terms=["warm color palette", "amber"])
+    apply_change(profile, "add", now=NOW, category="style", text="flat colors", level="avoid")
     candidates = [
-        EyeSuggestion(category="color", text="warm colour palette", terms=["warm color palette"]),
+        EyeSuggestion(category="color", text="warm colour palette", terms=["warm color palette"], reason="Warmer."),
         EyeSuggestion(category="composition", text="clean compositions", terms=["negative space"]),
         EyeSuggestion(category="composition", text="clean compositions", terms=["negative space"]),
+        EyeSuggestion(category="style", text="flat colors", terms=["flat colors"]),
     ]
-    assert [s.text for s in new_eye_suggestions(profile, candidates)] == ["clean compositions"]
+    proposals = new_eye_suggestions(profile, candidates)
+    assert [(p.action, p.entry_id, p.text) for p in proposals] == [
+        ("confirm", "color-warm-light", "warm light"),
+        ("add", None, "clean compositions"),
+    ]
+    assert "already in the eye" in proposals[0].reason

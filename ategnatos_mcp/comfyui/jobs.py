@@ -40,6 +40,7 @@ class JobWatch:
         self._listeners: list[ProgressCallback] = []
         self._on_finished = on_finished
         self._submitted = anyio.Event()
+        self._gap = False  # the socket dropped once: some events (outputs) may have been missed
 
     # --- listeners ------------------------------------------------------------------------------------
     def listen(self, callback: ProgressCallback) -> Callable[[], None]:
@@ -93,6 +94,8 @@ class JobWatch:
                     await self._submitted.wait()
                     if reconnecting:
                         await self._catch_up()
+                        if self.record.state.finished:
+                            return
                     async for event in events:
                         if await self._apply(event):
                             return
@@ -104,6 +107,7 @@ class JobWatch:
                     raise
                 await anyio.sleep(min(0.2 * 2**attempts, 3.0))
             reconnecting = True
+            self._gap = True
             if self.record.state.finished:
                 return
             # The socket closed mid-job: what did we miss?
@@ -155,8 +159,12 @@ class JobWatch:
                 r.nodes_done += len(r.cached_nodes)
             case "executing":
                 if data.get("node") is None:
-                    if event.prompt_id == r.prompt_id and not r.state.finished:
-                        await self._catch_up()
+                    if event.prompt_id == r.prompt_id and (self._gap or not r.state.finished):
+                        entry = await self.client.history(r.prompt_id)
+                        if entry is not None:
+                            self._apply_history(entry)
+                        else:
+                            await self._catch_up()
                     return event.prompt_id == r.prompt_id or r.state.finished
                 if r.state is JobState.QUEUED:
                     r.state = JobState.RUNNING

@@ -78,6 +78,7 @@ class _Server:
     object_info: dict[str, Any] | None = None
     object_info_at: float = 0.0
     in_flight: int = 0
+    assigned: int = 0
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
@@ -217,7 +218,9 @@ class ComfyUIPool:
                 server=server.client.url,
                 hint="Fix these (use the closest names listed), then submit again. Nothing was queued.",
             )
-        server, _ = min(fit, key=lambda p: (p[1][1], p[0].in_flight))  # type: ignore[index]
+        # Shortest queue first; on a tie, the server that was given the fewest jobs so far.
+        server, _ = min(fit, key=lambda p: (p[1][1], p[0].in_flight, p[0].assigned))  # type: ignore[index]
+        server.assigned += 1
         return server
 
     # --- jobs ----------------------------------------------------------------------------------------------

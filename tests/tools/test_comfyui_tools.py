@@ -163,7 +163,8 @@ async def test_upload_image_for_img2img_is_confined_to_the_project(home: Path) -
 
 
 async def test_two_fake_servers_share_eight_jobs(home: Path) -> None:
-    async with serve_fake(node_seconds=0.02) as a, serve_fake(node_seconds=0.02) as b, studio(home, a, b) as client:
+    async with serve_fake() as a, serve_fake() as b, studio(home, a, b) as client:
+        a.hold_class = b.hold_class = "SaveImage"  # jobs pile up until released, so queues decide the routing
         wf = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
         jobs = []
         for i in range(8):
@@ -171,6 +172,8 @@ async def test_two_fake_servers_share_eight_jobs(home: Path) -> None:
             result = await client.call_tool("comfyui_submit", {"workflow": wf, "wait_seconds": 0})
             assert not result.is_error, _text(result)
             jobs.append(result.structured_content["job_id"])
+        a.hold_release.set()
+        b.hold_release.set()
         with anyio.fail_after(10):
             done = [await client.call_tool("comfyui_job", {"job_id": j, "wait_seconds": 10}) for j in jobs]
     servers = [d.structured_content["server"] for d in done]

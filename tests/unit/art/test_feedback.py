@@ -124,3 +124,11 @@ def test_flux_warns_that_negatives_from_feedback_have_no_effect(
     matches, _ = match_feedback("too busy", feedback_map)
     after = apply_adjustments(build_prompt(family, "A fox"), family, matches)
     assert family.negative_note in after.warnings
+
+
+@pytest.mark.parametrize(
+    "remark", ["make the background blurry", "darker hair", "it looks cooler now", "closer to the reference"]
+)
+def test_remarks_about_one_part_are_not_read_as_whole_image_changes(feedback_map: FeedbackMap, remark: str) -> None:
+    matches, unknown = match_feedback(remark, feedback_map)
+    assert matches == [] and unknown == [remark]

@@ -13,6 +13,7 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.deploy import Deployer, DeployPlan, DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.providers.factory import build_providers, open_gpu_service, runpod_rest_url, vast_list_url
 from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
 from ategnatos_mcp.providers.lambdalabs import LambdaProvider
@@ -51,6 +52,10 @@ __all__ = [
     "Consent",
     "CreateOutcomeUnknownError",
     "CreateRequest",
+    "DeployPlan",
+    "DeployResult",
+    "DeployTarget",
+    "Deployer",
     "GpuDocument",
     "GpuOffer",
     "GpuProvider",
@@ -75,6 +80,7 @@ __all__ = [
     "TeardownResult",
     "VastProvider",
     "build_providers",
+    "deploy_plan",
     "enforce_budget",
     "gpu_matches",
     "install_command",

@@ -78,6 +78,30 @@ class Lifecycle:
                 return await self._rental(key)
             await self.sleep(self.poll_seconds)
 
+    async def refreshed(self, key: str) -> Rental:
+        """The rental with its SSH endpoint re-read from the provider (ports change after a restart).
+
+        Raises:
+            NotFoundError: unknown instance, or the provider no longer has it.
+            InvalidRequestError: it is not running with SSH yet.
+        """
+        rental = await self._rental(key)
+        provider = self._provider(rental.provider)
+        seen = None if rental.status is InstanceStatus.TERMINATED else await provider.get(rental.instance_id)
+        if seen is None or seen.status is InstanceStatus.TERMINATED:
+            if rental.ended_at is None:
+                await self._close(rental.key, "gone", InstanceStatus.TERMINATED, "the provider no longer lists it")
+            raise NotFoundError(
+                f"{rental.key} is no longer running.", kind="instance", name=key, hint="Rent a new one with gpu_offers."
+            )
+        await self._update(rental.key, seen)
+        if seen.status is not InstanceStatus.RUNNING or not seen.ssh_host or not seen.ssh_port:
+            raise InvalidRequestError(
+                f"{rental.key} is {seen.provider_status or seen.status.value}, not ready for SSH yet.",
+                hint="Check gpu_instances in a minute; it becomes ready once SSH answers.",
+            )
+        return await self._rental(rental.key)
+
     async def _boot_failed(self, rental: Rental, provider: GpuProvider, seen: Instance) -> None:
         failed = seen.status in (InstanceStatus.FAILED, InstanceStatus.STOPPED)
         gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)

@@ -1,4 +1,4 @@
-"""MCP adapter for GPU clouds: gpu_offers, gpu_spinup, gpu_instances, gpu_teardown."""
+"""MCP adapter for GPU clouds: gpu_offers, gpu_spinup, gpu_instances, gpu_teardown, remote_deploy."""
 
 from __future__ import annotations
 
@@ -9,18 +9,24 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.comfyui import get_pool
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.providers import (
     Consent,
+    Deployer,
+    DeployResult,
+    DeployTarget,
     GpuService,
     InstancesResult,
     OfferQuery,
     OffersResult,
     SpinupResult,
     TeardownResult,
+    deploy_plan,
     open_gpu_service,
 )
+from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
 
 __all__ = ["register", "startup"]
@@ -194,6 +200,47 @@ async def gpu_teardown(
     return respond(result, _teardown_summary(result))
 
 
+async def deployer(app: AppContext) -> Deployer:
+    """The server's Deployer (SSH sessions and port forwards stay open until the server stops)."""
+
+    async def connector(a: AppContext) -> SSHConnector:
+        return SSHConnector.from_settings(a.settings)
+
+    async def build(a: AppContext) -> Deployer:
+        return Deployer(await a.service("ssh", connector), a.exit_stack)
+
+    return await app.service("gpu-deploy", build)
+
+
+@guard
+async def remote_deploy(
+    ctx: Context[AppContext],
+    instance: Annotated[str, Field(description="Instance key from gpu_instances, e.g. 'runpod:abc123'.")],
+    target: Annotated[
+        DeployTarget,
+        Field(
+            description="comfyui (install, start, connect), kohya (training scripts), or watchdog (only the safety stop)."
+        ),
+    ] = "comfyui",
+    connect_comfyui: Annotated[
+        bool, Field(description="For comfyui: reach it from here through an SSH tunnel and add it to the ComfyUI pool.")
+    ] = True,
+) -> Annotated[CallToolResult, DeployResult]:
+    """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
+    sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
+    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
+    """
+    app = app_of(ctx)
+    rental = await (await gpu_service(app)).refreshed(instance)
+    plan = deploy_plan(
+        target, rental, idle_minutes=app.settings.gpu.idle_stop_minutes, now=app.clock(), forward=connect_comfyui
+    )
+    result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
+    if result.comfyui_url:
+        (await get_pool(app)).add_server(result.comfyui_url)
+    return respond(result, _deploy_summary(result))
+
+
 async def startup(app: AppContext) -> None:
     """Reconcile with the providers at start-up when keys are set, so orphans show up at once. Never fails."""
     if not any(app.settings.provider_keys_present().values()):
@@ -214,6 +261,7 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
     server.add_tool(gpu_spinup, name="gpu_spinup")
     server.add_tool(gpu_instances, name="gpu_instances")
     server.add_tool(gpu_teardown, name="gpu_teardown")
+    server.add_tool(remote_deploy, name="remote_deploy")
 
 
 # Summaries -------------------------------------------------------------------------------------------
@@ -269,3 +317,14 @@ def _teardown_summary(result: TeardownResult) -> str:
         for item in result.items
     ]
     return "\n".join([*lines, f"Final cost of these: ${result.total_final_usd:.2f}."])
+
+
+def _deploy_summary(result: DeployResult) -> str:
+    done = f"Ran: {', '.join(result.ran)}." if result.ran else "Everything was already set up."
+    skipped = f" Already done before: {', '.join(result.skipped)}." if result.skipped else ""
+    comfy = f" ComfyUI {result.comfyui}"
+    if result.comfyui_url:
+        comfy += f", tunnelled to {result.comfyui_url}" + (
+            " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
+        )
+    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''} {result.watchdog}"

@@ -1,0 +1,191 @@
+"""remote_deploy: idempotent setup of ComfyUI or a training backend on a rented instance, plus the watchdog.
+
+Every step leaves a done-marker on the host (``remote.run_steps``), so a rerun after a dropped connection
+continues where it stopped. ComfyUI listens on the host's 127.0.0.1 only and is reached through an SSH port
+forward (it has no authentication; never expose it publicly).
+"""
+
+from __future__ import annotations
+
+import shlex
+from contextlib import AsyncExitStack
+from datetime import datetime
+from typing import Literal
+
+import anyio
+import httpx
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.providers.models import Rental
+from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
+from ategnatos_mcp.remote import (
+    PortForward,
+    Progress,
+    RemoteHost,
+    SSHConnector,
+    SSHSession,
+    Step,
+    detached_status,
+    forward_port,
+    run_steps,
+    start_detached,
+)
+
+__all__ = ["DeployPlan", "DeployResult", "DeployTarget", "Deployer", "deploy_plan"]
+
+DeployTarget = Literal["comfyui", "kohya", "watchdog"]
+
+COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
+KOHYA_REPO = "https://github.com/kohya-ss/sd-scripts.git"
+
+
+class DeployPlan(BaseModel):
+    """What to set up. Repos and ports are fields so tests (and mirrors) can point elsewhere."""
+
+    target: DeployTarget
+    steps: list[Step]
+    start_comfyui: bool = False
+    comfyui_dir: str = Field(default="ComfyUI", description="Relative to the login home (cwd is quoted, so no ~).")
+    comfyui_port: int = 8188
+    forward: bool = True
+    ready_seconds: float = Field(default=120.0, ge=0, description="How long to wait for ComfyUI to answer.")
+    watchdog_note: str = ""
+
+
+class DeployResult(BaseModel):
+    """What remote_deploy did on the instance."""
+
+    instance: str
+    target: DeployTarget
+    ran: list[str] = Field(default_factory=list, description="Steps done now.")
+    skipped: list[str] = Field(default_factory=list, description="Steps already done earlier (idempotent rerun).")
+    comfyui: str | None = Field(default=None, description="'started' or 'already running'.")
+    comfyui_url: str | None = Field(default=None, description="Local URL of the SSH-forwarded ComfyUI.")
+    comfyui_answering: bool = Field(default=False, description="ComfyUI answered through the tunnel.")
+    watchdog: str
+
+
+def _clone(name: str, repo: str, folder: str) -> Step:
+    return Step(
+        name=f"{name}-clone",
+        description=f"download {name}",
+        command=f"git clone --depth 1 {shlex.quote(repo)} {folder}",
+        check=f"test -d {folder}/.git",
+    )
+
+
+def _requirements(name: str, folder: str) -> Step:
+    return Step(
+        name=f"{name}-requirements",
+        description=f"install {name}'s Python packages",
+        command=f"cd {folder} && python3 -m pip install -q --disable-pip-version-check -r requirements.txt",
+        check=f"! test -s {folder}/requirements.txt",  # nothing listed: nothing to install
+        timeout_seconds=3600,
+    )
+
+
+def deploy_plan(
+    target: DeployTarget,
+    rental: Rental,
+    *,
+    idle_minutes: int,
+    now: datetime,
+    repo: str | None = None,
+    comfyui_port: int = 8188,
+    stop_command: str | None = None,
+    forward: bool = True,
+) -> DeployPlan:
+    """The steps for ``target``; the watchdog always comes first (stop when idle or past the rental's hours)."""
+    deadline = 0
+    if rental.max_hours:
+        deadline = int(rental.started_at.timestamp() + rental.max_hours * 3600)
+    script = render_watchdog(
+        idle_minutes=idle_minutes,
+        deadline_epoch=max(deadline, 0),
+        stop_command=stop_command or stop_command_for(rental.provider),
+    )
+    steps = [Step(name="watchdog", description="install the idle/time-limit watchdog", command=install_command(script))]
+    if target == "comfyui":
+        steps += [_clone("comfyui", repo or COMFYUI_REPO, "~/ComfyUI"), _requirements("comfyui", "~/ComfyUI")]
+    elif target == "kohya":
+        steps += [_clone("kohya", repo or KOHYA_REPO, "~/sd-scripts"), _requirements("kohya", "~/sd-scripts")]
+    idle = f"after {idle_minutes} idle minutes" if idle_minutes else "never for idleness (it only warns)"
+    limit = f"at {datetime.fromtimestamp(deadline, now.tzinfo):%Y-%m-%d %H:%M %Z}" if deadline else "no time limit"
+    return DeployPlan(
+        target=target,
+        steps=steps,
+        start_comfyui=target == "comfyui",
+        comfyui_port=comfyui_port,
+        forward=forward and target == "comfyui",
+        watchdog_note=f"The instance stops itself {idle}; time limit: {limit}.",
+    )
+
+
+class Deployer:
+    """Runs plans over SSH; keeps one session + port forward per instance open for the server's lifetime."""
+
+    def __init__(self, connector: SSHConnector, stack: AsyncExitStack) -> None:
+        self.connector = connector
+        self.stack = stack
+        self.forwards: dict[str, PortForward] = {}
+        self._sessions: dict[str, SSHSession] = {}
+
+    async def _session(self, key: str, host: RemoteHost) -> SSHSession:
+        session = self._sessions.get(key)
+        if session is None:
+            session = await self.stack.enter_async_context(self.connector.session(host))
+            self._sessions[key] = session
+        return session
+
+    async def deploy(self, rental: Rental, plan: DeployPlan, progress: Progress | None = None) -> DeployResult:
+        """Run the plan's steps, start ComfyUI detached if asked, forward its port to this machine.
+
+        Raises:
+            InvalidRequestError: the instance has no SSH endpoint yet.
+            StepFailedError: a step failed; rerun after fixing it, finished steps are skipped.
+        """
+        if not rental.ssh_host or not rental.ssh_port:
+            raise InvalidRequestError(
+                f"{rental.key} has no SSH endpoint yet.", hint="Wait until gpu_instances shows it ready, then retry."
+            )
+        host = RemoteHost(host=rental.ssh_host, port=rental.ssh_port, username=rental.ssh_user, name=rental.key)
+        session = await self._session(rental.key, host)
+        report = await run_steps(session, plan.steps, progress)
+        await session.run(HEARTBEAT_COMMAND, timeout=30)
+        result = DeployResult(
+            instance=rental.key,
+            target=plan.target,
+            ran=report.ran,
+            skipped=report.skipped,
+            watchdog=("Watchdog installed. " if "watchdog" in report.ran else "Watchdog already installed. ")
+            + plan.watchdog_note,
+        )
+        if plan.start_comfyui:
+            status = await detached_status(session, "comfyui")
+            if not status.running:
+                command = f"python3 main.py --listen 127.0.0.1 --port {plan.comfyui_port}"
+                await start_detached(session, "comfyui", command, cwd=plan.comfyui_dir, replace=True)
+            result.comfyui = "already running" if status.running else "started"
+        if plan.forward:
+            forward = self.forwards.get(rental.key)
+            if forward is None or not forward.open:
+                forward = await forward_port(session, plan.comfyui_port)
+                self.forwards[rental.key] = forward
+            result.comfyui_url = forward.url
+            result.comfyui_answering = await _answers(forward.url, plan.ready_seconds)
+        return result
+
+
+async def _answers(url: str, within: float) -> bool:
+    """Poll ComfyUI's /system_stats through the tunnel; it takes a while to load its nodes after a start."""
+    async with httpx.AsyncClient(timeout=5.0) as http:
+        with anyio.move_on_after(within):
+            while True:
+                try:
+                    if (await http.get(f"{url}/system_stats")).status_code == 200:
+                        return True
+                except httpx.TransportError:
+                    pass
+                await anyio.sleep(0.5)
+    return False

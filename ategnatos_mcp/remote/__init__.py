@@ -2,21 +2,31 @@
 
 Importing this package is cheap: asyncssh is loaded only when a connection is opened.
 
-Typical use (``remote_deploy``)::
+Typical use (``remote_deploy``, the watchdog install)::
 
-    connector = SSHConnector.from_settings(settings)          # one per server (app.service("ssh", ...))
+    connector = SSHConnector.from_settings(settings)          # one per server (e.g. app.service("ssh", ...))
     key = await connector.key()                               # key.public_key -> register with the provider
-    host = RemoteHost(host=ip, port=port, username="root", name=f"runpod:{pod_id}")
-    async with connector.session(host) as ssh:                # host key pinned on first contact
-        await ssh.run("nvidia-smi", timeout=30)               # RemoteCommandError on failure
+    host = RemoteHost(host=ip, port=port, username="root", name=f"runpod:{pod_id}")   # name = stable identity
+    async with connector.session(host) as ssh:                # host key pinned on first contact, checked after
+        await ssh.run("nvidia-smi", timeout=30)               # RemoteCommandError(exit_status, stderr_tail)
         report = await run_steps(ssh, [Step(name="clone-comfyui", command="git clone ...")], progress)
-        await upload(ssh, local_file, "models/x.safetensors", progress)
-        status = await start_detached(ssh, "comfyui", "python main.py --listen 127.0.0.1")
-        forward = await forward_port(ssh, 8188)               # forward.url -> register with the ComfyUI pool
+        await upload(ssh, local_file, "models/x.safetensors", progress)   # resumable, sha256-verified
+        await sync_folder(ssh, dataset_dir, "datasets/mychar", progress)  # only new/changed files
+        await start_detached(ssh, "comfyui", "python main.py --listen 127.0.0.1 --port 8188")
+        forward = await forward_port(ssh, 8188)               # forward.url = http://127.0.0.1:<port>
+        app.task_group.start_soon(forward.keep_open)          # same URL again after a drop, until closed
 
-Errors: ``SSHConnectionError`` (unreachable, key refused, dropped; an ``UpstreamError``),
-``HostKeyChangedError`` (pinned key differs; an ``UpstreamError``), ``RemoteCommandError`` (exit status, stderr
-tail), ``StepFailedError`` (a ``RemoteCommandError`` carrying the ``StepReport``), ``TransferError``.
+Later, from any session: ``detached_status(ssh, "comfyui")`` (running / finished / failed / stopped / lost),
+``read_log(ssh, "comfyui", offset=n)`` (carry ``next_offset``), ``stop_detached(ssh, "comfyui")``.
+When an instance is terminated: ``await connector.forget_host_key(host)``.
+
+On the host everything lives under ``~/.ategnatos/``: ``runs/<name>/`` (pid, log, exit, stopped, command)
+and ``steps/<name>.done`` (fingerprint of the step's command).
+
+Errors (all ``AtegnatosError``): ``SSHConnectionError`` (unreachable, key refused, dropped; ``retryable``
+tells which), ``HostKeyChangedError`` (pinned key differs: never treat as "not ready yet"),
+``RemoteCommandError`` (exit status, stderr tail), ``StepFailedError`` (a ``RemoteCommandError`` carrying the
+``StepReport``), ``TransferError``.
 """
 
 from ategnatos_mcp.remote.detached import detached_status, read_log, start_detached, stop_detached

@@ -54,12 +54,14 @@ class PortForward:
         retry_seconds: float = 30.0,
         on_reopen: Callable[[PortForward], Awaitable[None]] | None = None,
     ) -> None:
-        """Reopen the forward whenever the SSH connection drops, until cancelled. Start it in a task group.
+        """Reopen the forward whenever the SSH connection drops, until cancelled or the session is closed.
+
+        Start it in a task group; ``on_reopen`` hears about each reopening (e.g. to tell the ComfyUI pool).
 
         Raises:
             SSHConnectionError: the host refused our key (retrying cannot help).
         """
-        while True:
+        while not self.session.closed:
             try:
                 if not self.open:
                     await self.reopen()
@@ -68,6 +70,8 @@ class PortForward:
                 assert self._conn is not None
                 await self._conn.wait_closed()
             except SSHConnectionError as exc:
+                if self.session.closed:
+                    return
                 if not exc.retryable:
                     raise
                 await anyio.sleep(retry_seconds)

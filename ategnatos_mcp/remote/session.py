@@ -175,6 +175,7 @@ class SSHSession:
         self._lock = anyio.Lock()
         self._home: str | None = None
         self._ever_connected = False
+        self._closed = False
 
     async def __aenter__(self) -> SSHSession:
         await self.connection()
@@ -186,12 +187,23 @@ class SSHSession:
         await self.close()
 
     @property
+    def closed(self) -> bool:
+        """True once ``close()`` ran: the session refuses further use."""
+        return self._closed
+
+    @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
     async def connection(self) -> asyncssh.SSHClientConnection:
         """The live connection, reconnecting (with the configured delays) if it dropped."""
         async with self._lock:
+            if self._closed:
+                raise SSHConnectionError(
+                    f"The SSH session to {self.host.identity} was closed.",
+                    hint="Open a new session (connector.session(host)).",
+                    retryable=False,
+                )
             if self._conn is not None and not self._conn.is_closed():
                 return self._conn
             had_connection = self._ever_connected
@@ -227,6 +239,7 @@ class SSHSession:
             conn.abort()
 
     async def close(self) -> None:
+        self._closed = True
         conn, self._conn, self._sftp = self._conn, None, None
         if conn is not None:
             conn.close()

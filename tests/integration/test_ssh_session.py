@@ -105,3 +105,14 @@ async def test_unreachable_host_gives_a_plain_connection_error(tmp_path: Path) -
             pass
     assert caught.value.retryable
     assert "127.0.0.1:9" in caught.value.message
+
+
+async def test_a_closed_session_refuses_further_use(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (server, connector, host):
+        async with connector.session(host) as ssh:
+            await ssh.run("true")
+        assert ssh.closed and not ssh.connected
+        with pytest.raises(SSHConnectionError) as caught:
+            await ssh.run("true")
+        assert not caught.value.retryable
+        assert server.connection_count == 1

@@ -31,11 +31,25 @@ _CFG_RANGE = (1.0, 15.0)
 _STEPS_RANGE = (1, 80)
 
 
+_EMPHASIS_STEP = 0.2
+
+
 @dataclass(frozen=True)
 class FeedbackMatch:
     rule: FeedbackRule
     phrase: str
     clause: str
+    intensity: float = 1.0
+
+
+def _intensity(clause: str, feedback_map: FeedbackMap) -> float:
+    lowered = clause.casefold()
+    found = [
+        (len(word), factor)
+        for word, factor in feedback_map.intensity.items()
+        if re.search(rf"\b{re.escape(word.casefold())}\b", lowered)
+    ]
+    return max(found)[1] if found else 1.0
 
 
 def match_feedback(text: str, feedback_map: FeedbackMap) -> tuple[list[FeedbackMatch], list[str]]:
@@ -53,9 +67,10 @@ def match_feedback(text: str, feedback_map: FeedbackMap) -> tuple[list[FeedbackM
         if found is None:
             unrecognised.append(clause)
             continue
+        scale = _intensity(clause, feedback_map)
         for rule, phrase in found:
             if all(m.rule.id != rule.id for m in matches):
-                matches.append(FeedbackMatch(rule=rule, phrase=phrase, clause=clause))
+                matches.append(FeedbackMatch(rule=rule, phrase=phrase, clause=clause, intensity=scale))
     return matches, unrecognised
 
 
@@ -85,8 +100,10 @@ def _index(terms: list[PromptTerm], text: str) -> int | None:
     return next((i for i, t in enumerate(terms) if t.text.casefold() == key), None)
 
 
-def _apply_one(draft: PromptDraft, family: Family, adj: Adjustment, protected: set[str]) -> list[str]:
-    """Apply one adjustment in place; returns notes about anything refused."""
+def _apply_one(
+    draft: PromptDraft, family: Family, adj: Adjustment, protected: set[str], scale: float = 1.0
+) -> list[str]:
+    """Apply one adjustment in place, its emphasis and setting deltas scaled; returns notes about refusals."""
     notes: list[str] = []
     positive, negative = draft.positive_terms, draft.negative_terms
     keep_first = family.prompt_style == "sentences"
@@ -105,7 +122,7 @@ def _apply_one(draft: PromptDraft, family: Family, adj: Adjustment, protected: s
         if i is not None:
             negative.pop(i)
     for text in adj.emphasize:
-        _emphasize(positive, family, text, protected)
+        _emphasize(positive, family, text, protected, round(max(0.1, _EMPHASIS_STEP * scale), 2))
     for text in adj.remove_negative:
         i = _index(negative, text)
         if i is not None and text.casefold() not in protected:
@@ -116,11 +133,11 @@ def _apply_one(draft: PromptDraft, family: Family, adj: Adjustment, protected: s
             positive.pop(i)
         if _index(negative, text) is None:
             negative.append(PromptTerm(text=text))
-    _adjust_settings(draft, adj)
+    _adjust_settings(draft, adj, scale)
     return notes
 
 
-def _emphasize(positive: list[PromptTerm], family: Family, text: str, protected: set[str]) -> None:
+def _emphasize(positive: list[PromptTerm], family: Family, text: str, protected: set[str], step: float) -> None:
     if text.casefold() in protected:
         return
     i = _index(positive, text)
@@ -129,20 +146,20 @@ def _emphasize(positive: list[PromptTerm], family: Family, text: str, protected:
         i = len(positive) - 1
     if family.weight_syntax:
         term = positive[i]
-        term.weight = min(_MAX_WEIGHT, round(max(term.weight, 1.0) + 0.2, 2))
+        term.weight = min(_MAX_WEIGHT, round(max(term.weight, 1.0) + step, 2))
     elif family.prompt_style == "sentences" and i > 1:
         # Without weights, earlier words carry more: move it right after the subject.
         positive.insert(1, positive.pop(i))
 
 
-def _adjust_settings(draft: PromptDraft, adj: Adjustment) -> None:
+def _adjust_settings(draft: PromptDraft, adj: Adjustment, scale: float) -> None:
     s = draft.settings
     if adj.cfg_delta and s.guidance is None:
-        s.cfg = round(min(_CFG_RANGE[1], max(_CFG_RANGE[0], s.cfg + adj.cfg_delta)), 2)
+        s.cfg = round(min(_CFG_RANGE[1], max(_CFG_RANGE[0], s.cfg + adj.cfg_delta * scale)), 2)
     if adj.guidance_delta and s.guidance is not None:
-        s.guidance = round(min(10.0, max(1.0, s.guidance + adj.guidance_delta)), 2)
+        s.guidance = round(min(10.0, max(1.0, s.guidance + adj.guidance_delta * scale)), 2)
     if adj.steps_delta:
-        s.steps = min(_STEPS_RANGE[1], max(_STEPS_RANGE[0], s.steps + adj.steps_delta))
+        s.steps = min(_STEPS_RANGE[1], max(_STEPS_RANGE[0], s.steps + round(adj.steps_delta * scale)))
 
 
 def apply_adjustments(
@@ -164,7 +181,7 @@ def apply_adjustments(
     protected = {t.casefold() for t in never}
     for match in matches:
         adj = match.rule.adjustment_for(family)
-        draft.warnings.extend(_apply_one(draft, family, adj, protected))
+        draft.warnings.extend(_apply_one(draft, family, adj, protected, match.intensity))
         draft.applied_feedback.append(AppliedFeedback(rule=match.rule.id, phrase=match.phrase, why=adj.why))
         draft.explanations.append(Explanation(choice=f"'{match.clause}'", why=adj.why))
     if explicit is not None:

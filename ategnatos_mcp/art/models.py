@@ -147,6 +147,10 @@ class FeedbackRule(_Data):
 
 class FeedbackMap(_Data):
     schema_version: int = 1
+    intensity: dict[str, float] = Field(
+        default_factory=dict,
+        description="Words that scale a change ('a bit' 0.5, 'much' 1.5): emphasis steps and setting deltas.",
+    )
     rules: list[FeedbackRule]
 
 

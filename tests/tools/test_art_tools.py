@@ -85,7 +85,7 @@ async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: App
     data = adjusted.structured_content
     assert data["version"] == 2 and data["based_on"] == 1
     assert "(simple background:1.2)" in data["draft"]["positive"]
-    assert "(warm color palette:1.2)" in data["draft"]["positive"]
+    assert "(warm color palette:1.1)" in data["draft"]["positive"]  # "a bit" halves the step
     assert "cluttered" in data["draft"]["negative"]
     assert data["draft"]["unrecognized_feedback"] == ["more sparkle"]
     assert "Not in the feedback mapping: more sparkle" in _text(adjusted)

@@ -132,3 +132,14 @@ def test_flux_warns_that_negatives_from_feedback_have_no_effect(
 def test_remarks_about_one_part_are_not_read_as_whole_image_changes(feedback_map: FeedbackMap, remark: str) -> None:
     matches, unknown = match_feedback(remark, feedback_map)
     assert matches == [] and unknown == [remark]
+
+
+def test_intensity_words_scale_emphasis_and_settings(catalog: FamilyCatalog, feedback_map: FeedbackMap) -> None:
+    family = catalog.get("sdxl")
+    base = build_prompt(family, "fox")
+    for remark, weight in [("a bit warmer", 1.1), ("warmer", 1.2), ("much warmer", 1.3)]:
+        matches, _ = match_feedback(remark, feedback_map)
+        assert f"(warm color palette:{weight:g})" in apply_adjustments(base, family, matches).positive, remark
+    for remark, cfg in [("slightly more contrast", 6.75), ("more contrast", 7.0), ("way more contrast", 7.25)]:
+        matches, _ = match_feedback(remark, feedback_map)
+        assert apply_adjustments(base, family, matches).settings.cfg == cfg, remark

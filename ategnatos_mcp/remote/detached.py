@@ -138,24 +138,30 @@ async def detached_status(session: SSHSession, name: str) -> DetachedStatus:
 
 
 async def read_log(session: SSHSession, name: str, *, offset: int = 0, max_bytes: int = 65536) -> LogChunk:
-    """Read the log from ``offset`` (negative: that many bytes from the end); re-attach with ``next_offset``."""
+    """Read the log from ``offset`` (negative: that many bytes from the end); re-attach with ``next_offset``.
+
+    The chunk ends at the log's size when it was read, so a log still being written is never read twice.
+    """
     log = f'"$HOME/{run_dir(name)}/log"'
-    if offset < 0:
-        command = f"size=$(wc -c < {log}) && echo $size && tail -c {-offset} {log} | head -c {max_bytes}"
-    else:
-        command = f"size=$(wc -c < {log}) && echo $size && tail -c +{offset + 1} {log} | head -c {max_bytes}"
+    first = f"start=$((size - {-offset})); [ $start -lt 0 ] && start=0" if offset < 0 else f"start={offset}"
+    command = f"""size=$(wc -c < {log}) || exit 1
+{first}
+[ $start -gt $size ] && start=$size
+n=$((size - start)); [ $n -gt {max(max_bytes, 1)} ] && n={max(max_bytes, 1)}
+echo "$start $n"
+tail -c +$((start + 1)) {log} | head -c $n
+"""
     result = await session.run(command, timeout=60, check=False)
-    if result.exit_status != 0:
+    header, _, text = result.stdout.partition("\n")
+    if result.exit_status != 0 or len(header.split()) != 2:
         raise NotFoundError(
             f"There is no log for '{name}' on the GPU host.",
             kind="remote process",
             name=name,
             hint="Check the name (detached_status) or start the process first.",
         )
-    size_line, _, text = result.stdout.partition("\n")
-    size = int(size_line.strip() or 0)
-    start = max(size + offset, 0) if offset < 0 else min(offset, size)
-    return LogChunk(text=text, offset=start, next_offset=start + len(text.encode("utf-8")))
+    start, count = (int(part) for part in header.split())
+    return LogChunk(text=text, offset=start, next_offset=start + count)
 
 
 async def stop_detached(session: SSHSession, name: str, *, grace_seconds: float = 10.0) -> DetachedStatus:

@@ -7,7 +7,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from ategnatos_mcp.errors import StateError
+from ategnatos_mcp.errors import NotFoundError, StateError
 from ategnatos_mcp.remote import SSHConnectionError, detached_status, read_log, start_detached, stop_detached
 from tests.integration.ssh_server import ssh_lab
 
@@ -100,3 +100,29 @@ async def test_status_of_an_unknown_process_is_missing(tmp_path: Path) -> None:
     async with ssh_lab(tmp_path) as (_server, connector, host), connector.session(host) as ssh:
         status = await detached_status(ssh, "never-started")
         assert status.state == "missing" and status.pid is None
+
+
+async def test_log_is_read_in_chunks_without_gaps_or_repeats_and_the_working_folder_is_used(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
+        (server.home / "work").mkdir()
+        await start_detached(ssh, "counter", "pwd; for i in 1 2 3 4 5 6 7 8 9; do echo line $i; done", cwd="work")
+        with anyio.fail_after(5):
+            while (await detached_status(ssh, "counter")).running:
+                await anyio.sleep(0.01)
+        pieces: list[str] = []
+        offset = 0
+        while True:
+            chunk = await read_log(ssh, "counter", offset=offset, max_bytes=10)
+            if chunk.next_offset == offset:
+                break
+            pieces.append(chunk.text)
+            offset = chunk.next_offset
+        expected = str(server.home / "work") + "\n" + "".join(f"line {i}\n" for i in range(1, 10))
+        assert "".join(pieces) == expected
+        assert all(len(piece) <= 10 for piece in pieces)
+
+
+async def test_reading_the_log_of_an_unknown_process_is_not_found(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (_server, connector, host), connector.session(host) as ssh:
+        with pytest.raises(NotFoundError):
+            await read_log(ssh, "nothing")

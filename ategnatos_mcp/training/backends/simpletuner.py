@@ -135,6 +135,11 @@ def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = 
             "SimpleTuner's text-encoder learning rate is a whole number in its option list, so the text "
             "encoder is not trained here (the LoRA trains the image model only)."
         )
+    if cfg.batch_size * cfg.gradient_accumulation > 1:
+        notes.append(
+            f"SimpleTuner skips any image-shape bucket holding fewer than {cfg.batch_size * cfg.gradient_accumulation} "
+            "images after repeats; if it reports 'No images were discovered', lower the batch size."
+        )
     if cfg.base_precision == "fp8":
         notes.append("SimpleTuner loads the base model in 8 bits as int8-quanto, its recommended 8-bit mode.")
     if cfg.caption_extension != ".txt":

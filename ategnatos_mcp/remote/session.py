@@ -281,16 +281,20 @@ class SSHSession:
         out: dict[str, str] = {"stdout": "", "stderr": ""}
 
         lost: list[BaseException] = []
+        failed: list[Exception] = []
 
-        async def pump(stream: asyncssh.SSHReader[str], name: str) -> None:
+        async def pump(stream: asyncssh.SSHReader[str], name: str, scope: anyio.CancelScope) -> None:
+            # Failures are kept, not raised: a task group would wrap them in an ExceptionGroup.
             try:
                 while chunk := await stream.read(65536):
                     out[name] = (out[name] + chunk)[-_OUTPUT_KEEP:]
                     if on_output is not None:
                         await on_output(name, chunk)
             except (OSError, asyncssh.Error) as exc:
-                # Kept, not raised: a task group would wrap it in an ExceptionGroup.
                 lost.append(exc)
+            except Exception as exc:  # the caller's on_output failed: stop reading, re-raise it as is below
+                failed.append(exc)
+                scope.cancel()
 
         try:
             process = await conn.create_process(command, input=input, encoding="utf-8", errors="replace")
@@ -299,8 +303,11 @@ class SSHSession:
         try:
             with anyio.fail_after(limit):
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(pump, process.stdout, "stdout")
-                    tg.start_soon(pump, process.stderr, "stderr")
+                    tg.start_soon(pump, process.stdout, "stdout", tg.cancel_scope)
+                    tg.start_soon(pump, process.stderr, "stderr", tg.cancel_scope)
+                if failed:
+                    process.close()
+                    raise failed[0]
                 if not lost:
                     await process.wait_closed()
         except TimeoutError as exc:

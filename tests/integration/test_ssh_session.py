@@ -116,3 +116,14 @@ async def test_a_closed_session_refuses_further_use(tmp_path: Path) -> None:
             await ssh.run("true")
         assert not caught.value.retryable
         assert server.connection_count == 1
+
+
+async def test_an_error_in_the_output_callback_reaches_the_caller_unwrapped(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (_server, connector, host), connector.session(host) as ssh:
+
+        async def on_output(stream: str, text: str) -> None:
+            raise LookupError("client went away")
+
+        with anyio.fail_after(5), pytest.raises(LookupError):
+            await ssh.run("echo one; sleep 30", on_output=on_output)
+        assert (await ssh.run("echo still usable")).stdout == "still usable\n"

@@ -67,6 +67,7 @@ class FakeComfyUI:
     def __init__(self, *, node_seconds: float = 0.0, image_bytes: bytes | None = None) -> None:
         self.node_seconds = node_seconds
         self.response_delay = 0.0
+        self.reply_delay = 0.0  # after queueing a prompt, before answering: a reply that gets lost
         self.fail_class: str | None = None
         self.drop_ws_on: str | None = None
         self.hold_class: str | None = None
@@ -304,6 +305,8 @@ class FakeComfyUI:
         self.queue.append((number, prompt_id, prompt, extra, outputs))
         self.wake.set()
         await self.status()
+        if self.reply_delay:
+            await anyio.sleep(self.reply_delay)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     def app(self) -> Starlette:

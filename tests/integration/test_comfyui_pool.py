@@ -26,7 +26,7 @@ def workflow(name: str) -> dict[str, Any]:
 
 @asynccontextmanager
 async def pool_for(urls: list[str], tmp_path: Path, **settings: Any) -> AsyncIterator[ComfyUIPool]:
-    cfg = ComfyUISettings(urls=urls, request_timeout_seconds=5, down_retry_seconds=30, **settings)
+    cfg = ComfyUISettings(**{"urls": urls, "request_timeout_seconds": 5, "down_retry_seconds": 30, **settings})
     async with open_pool(urls, settings=cfg, outputs_dir=tmp_path / "outputs") as pool:
         yield pool
 
@@ -189,3 +189,14 @@ async def test_two_servers_share_eight_jobs_and_skip_a_dead_one(tmp_path: Path) 
     assert all(d.state is JobState.SUCCEEDED for d in done)
     by_server = {url: sum(d.server == url for d in done) for url in (a.url, b.url)}
     assert by_server == {a.url: 4, b.url: 4}
+
+
+async def test_a_lost_submit_reply_is_looked_up_before_any_retry(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path, request_timeout_seconds=0.5) as pool:
+        await pool.object_info(pool.servers()[0])
+        fake.reply_delay = 2.0  # ComfyUI queues the job but its answer never arrives in time
+        record = await pool.submit(workflow("basic_empty_invert_save"))
+        fake.reply_delay = 0.0
+        done = await pool.wait(record.job_id, 5)
+    assert done.state is JobState.SUCCEEDED
+    assert len(fake.prompts) == 1

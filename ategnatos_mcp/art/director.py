@@ -95,6 +95,7 @@ class ArtDirector:
         seed: int | None = None,
         project: str | None = None,
         asset: str | None = None,
+        safe_for_work: bool = True,
     ) -> tuple[PromptAnswer, list[str]]:
         """A new prompt for ``intent``; logged as the next version when project and asset are given."""
         if not intent.strip():
@@ -123,6 +124,7 @@ class ArtDirector:
             taste=taste,
             loras=lora_choices,
             similar=similar,
+            safe_for_work=safe_for_work,
         )
         draft.warnings.extend(lora_warnings)
         draft.available_loras = [name for name in fits if name not in {u.name for u, _, _ in lora_choices}]

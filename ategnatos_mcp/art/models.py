@@ -91,6 +91,8 @@ class Family(_Data):
     score_tags: list[str] = Field(default_factory=list)
     quality_tags: list[str] = Field(default_factory=list)
     default_negative: list[str] = Field(default_factory=list)
+    safety_tags: list[str] = Field(default_factory=list, description="Tags that keep results safe for work.")
+    safety_negative: list[str] = Field(default_factory=list, description="Negatives that keep results safe for work.")
     settings: FamilySettings
     native_resolution: tuple[int, int]
     resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")

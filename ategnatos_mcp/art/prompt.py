@@ -236,6 +236,7 @@ def build_prompt(
     taste: TasteGuidance | None = None,
     loras: Sequence[tuple[LoraUse, float, float]] = (),
     similar: Sequence[LibraryMatch] = (),
+    safe_for_work: bool = True,
 ) -> PromptDraft:
     """Positive and negative prompt plus settings for ``intent`` on ``family``, each choice explained.
 
@@ -263,6 +264,7 @@ def build_prompt(
         explanations.append(
             Explanation(choice="quality tags", why=f"{family.name} was trained with {', '.join(family.quality_tags)}.")
         )
+    safety_negative = _safety(family, positive, explanations) if safe_for_work else []
     for term in _intent_terms(intent, family, warnings):
         if term.text.casefold() not in {t.text.casefold() for t in positive}:
             positive.append(term)
@@ -290,6 +292,7 @@ def build_prompt(
         )
     )
     negative = _negative(family, intent, negative_terms, taste, explanations)
+    _add_unique(negative, safety_negative)
     conflicts = _never(positive, negative, taste, family, explanations)
     settings, _, size_why = _settings(family, aspect, seed)
     explanations.append(size_why)
@@ -317,6 +320,20 @@ def build_prompt(
         tips=list(family.tips),
     )
     return rerender(draft, family)
+
+
+def _safety(family: Family, positive: list[PromptTerm], explanations: list[Explanation]) -> list[str]:
+    """Add the family's safe-for-work rating tags; returns the matching negatives to add."""
+    added = _add_unique(positive, family.safety_tags)
+    if added or family.safety_negative:
+        kept_out = f" and {', '.join(family.safety_negative)} in the negative" if family.safety_negative else ""
+        explanations.append(
+            Explanation(
+                choice="safe for work",
+                why=f"{family.name} was trained with rating tags, so {', '.join(added)}{kept_out} keep it safe for work.",
+            )
+        )
+    return list(family.safety_negative)
 
 
 def _negative(

@@ -93,6 +93,9 @@ async def art_prompt(
     ] = None,
     subject: Annotated[str | None, Field(description="build: the subject kind, for subject-specific taste.")] = None,
     seed: Annotated[int | None, Field(description="build: a fixed seed, if wanted.")] = None,
+    safe_for_work: Annotated[
+        bool, Field(description="build: add the family's safe-for-work rating tags (Pony, Illustrious/NoobAI).")
+    ] = True,
     project: Project = None,
     asset: Asset = None,
     from_version: Version = None,
@@ -127,6 +130,7 @@ async def art_prompt(
             seed=seed,
             project=project,
             asset=asset,
+            safe_for_work=safe_for_work,
         )
     else:
         answer, notices = await director.adjust(

@@ -56,7 +56,8 @@ async def test_build_reads_the_eye_and_studio_and_flags_a_never_request(client: 
     assert not result.is_error, _text(result)
     draft = result.structured_content["draft"]
     assert draft["positive"] == (
-        "score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, fox mascot, earth tones, inkwash style"
+        "score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, rating_safe, fox mascot, earth tones, "
+        "inkwash style"
     )
     assert "neon" in draft["negative"].split(", ")
     assert draft["conflicts"] and "neon" in draft["conflicts"][0]

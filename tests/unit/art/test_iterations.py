@@ -78,12 +78,12 @@ Intent: fox mascot
 
 Prompt:
 ```text
-score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, fox mascot, (big eyes:1.2)
+score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, rating_safe, fox mascot, (big eyes:1.2)
 ```
 
 Negative:
 ```text
-lowres, watermark, signature, text
+lowres, watermark, signature, text, rating_explicit, rating_questionable
 ```
 
 - Sampler: euler_ancestral / normal
@@ -105,12 +105,12 @@ Feedback: too dark
 
 Prompt:
 ```text
-score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, fox mascot, sitting
+score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, rating_safe, fox mascot, sitting
 ```
 
 Negative:
 ```text
-lowres, watermark, signature, text
+lowres, watermark, signature, text, rating_explicit, rating_questionable
 ```
 
 - Sampler: euler_ancestral / normal

@@ -129,3 +129,14 @@ def test_literal_brackets_in_booru_tags_are_escaped_not_read_as_emphasis(catalog
     ]
     assert render_terms(terms, family) == "sonic \\(series\\), (smile:1.1), (red scarf:0.8), knuckles \\(character\\)"
     assert render_terms(parse_terms(render_terms(terms, family), family), family) == render_terms(terms, family)
+
+
+def test_rating_tags_keep_pony_and_noobai_safe_for_work_unless_turned_off(catalog: FamilyCatalog) -> None:
+    pony = build_prompt(catalog.get("pony"), "fox mascot")
+    assert pony.positive.split(", ")[6] == "rating_safe"
+    assert pony.negative.endswith("rating_explicit, rating_questionable")
+    noob = build_prompt(catalog.get("illustrious"), "fox mascot")
+    assert "highres, safe, fox mascot" in noob.positive and "nsfw" in noob.negative
+    off = build_prompt(catalog.get("pony"), "fox mascot", safe_for_work=False)
+    assert "rating_" not in off.positive + off.negative
+    assert all(e.choice != "safe for work" for e in build_prompt(catalog.get("sdxl"), "fox").explanations)

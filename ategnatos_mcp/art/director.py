@@ -18,9 +18,11 @@ from ategnatos_mcp.art.iterations import (
     add_version,
     draft_from_iteration,
     get_version,
+    lineage,
     record_outcome,
     revert_to,
     set_spec,
+    summarise,
 )
 from ategnatos_mcp.art.library import PromptLibrary
 from ategnatos_mcp.art.models import (
@@ -32,7 +34,6 @@ from ategnatos_mcp.art.models import (
     FeedbackMap,
     Iteration,
     IterationsAnswer,
-    IterationSummary,
     LibraryAnswer,
     LibraryEntry,
     PromptAnswer,
@@ -285,7 +286,7 @@ class ArtDirector:
             doc.approved_version, doc.approval_notes = it.version, notes
             answer = self._answer("approve", doc)
             answer.detail = it
-            chain = _chain(doc, it)
+            chain = lineage(doc, it)
         answer.eye_suggestions = await self._suggestions(chain, it)
         if save_as:
             entry = LibraryEntry(
@@ -343,7 +344,7 @@ class ArtDirector:
             folder=str(self.log.folder(doc.project, doc.asset)),
             spec=doc.spec,
             version_count=len(doc.iterations),
-            versions=[_summary(it, doc.approved_version) for it in shown],
+            versions=[summarise(it, doc.approved_version) for it in shown],
             approved_version=doc.approved_version,
         )
 
@@ -396,28 +397,3 @@ def _check_pair(project: str | None, asset: str | None) -> None:
             "Give both a project and an asset to log this prompt, or neither.",
             hint="For example project 'launch page', asset 'mascot'.",
         )
-
-
-def _chain(doc: ArtAsset, it: Iteration) -> list[Iteration]:
-    """The version and its ancestors, following ``based_on``."""
-    chain, seen, current = [], set(), it
-    while current is not None and current.version not in seen:
-        chain.append(current)
-        seen.add(current.version)
-        current = doc.version(current.based_on) if current.based_on is not None else None
-    return chain
-
-
-def _summary(it: Iteration, approved: int | None) -> IterationSummary:
-    return IterationSummary(
-        version=it.version,
-        origin=it.origin,
-        based_on=it.based_on,
-        created_at=it.created_at,
-        family=it.family,
-        positive=it.positive if len(it.positive) <= 160 else it.positive[:157] + "...",
-        seed=it.settings.seed,
-        outputs=len(it.outputs),
-        feedback=it.feedback,
-        approved=it.version == approved,
-    )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ategnatos_mcp.art.models import ArtAsset, AssetSpec, Family, Iteration, PromptDraft
+from ategnatos_mcp.art.models import ArtAsset, AssetSpec, Family, Iteration, IterationSummary, PromptDraft
 from ategnatos_mcp.art.render import render_approved, render_iterations, render_spec
 from ategnatos_mcp.art.views import write_view
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
@@ -27,8 +27,11 @@ __all__ = [
     "add_version",
     "draft_from_iteration",
     "get_version",
+    "lineage",
     "record_outcome",
     "revert_to",
+    "set_spec",
+    "summarise",
 ]
 
 ASSET_DOCUMENT = "asset"
@@ -197,4 +200,30 @@ def draft_from_iteration(it: Iteration, family: Family) -> PromptDraft:
         negative_terms=[t.model_copy() for t in it.negative_terms],
         settings=it.settings.model_copy(),
         loras=[lora.model_copy() for lora in it.loras],
+    )
+
+
+def lineage(doc: ArtAsset, it: Iteration) -> list[Iteration]:
+    """The version and its ancestors, following ``based_on``."""
+    chain, seen, current = [], set(), it
+    while current is not None and current.version not in seen:
+        chain.append(current)
+        seen.add(current.version)
+        current = doc.version(current.based_on) if current.based_on is not None else None
+    return chain
+
+
+def summarise(it: Iteration, approved: int | None) -> IterationSummary:
+    """A short line's worth of one version (the prompt cut at 160 characters)."""
+    return IterationSummary(
+        version=it.version,
+        origin=it.origin,
+        based_on=it.based_on,
+        created_at=it.created_at,
+        family=it.family,
+        positive=it.positive if len(it.positive) <= 160 else it.positive[:157] + "...",
+        seed=it.settings.seed,
+        outputs=len(it.outputs),
+        feedback=it.feedback,
+        approved=it.version == approved,
     )

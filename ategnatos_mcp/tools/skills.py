@@ -50,7 +50,7 @@ def _listing(skills: list[Skill]) -> str:
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register the skill prompts, one resource per reference file, a template and a listing."""
+    """Register the skill prompts, a listing of skills and reference files, and a template to read each file."""
     try:
         root = find_skills_root()
         skills = list_skills(root)
@@ -63,10 +63,6 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
                 Prompt.from_function(
                     _prompt_body(skill.name), name=skill.name, title=f"/{skill.name}", description=skill.description
                 )
-            )
-        for ref in skill.references:
-            server.resource(ref.uri, name=f"{skill.name}/{ref.name}", title=ref.title, mime_type=ref.mime_type)(
-                _reader(skill.name, ref.name, root)
             )
 
     @server.resource(
@@ -97,11 +93,3 @@ def _read(skill: str, name: str, root: Path) -> str:
         raise ResourceNotFoundError(str(exc)) from exc
     except AtegnatosError as exc:
         raise ResourceError(str(exc)) from exc
-
-
-def _reader(skill: str, name: str, root: Path) -> Callable[[], str]:
-    def read() -> str:
-        return _read(skill, name, root)
-
-    read.__name__ = f"{skill}_{name.replace('-', '_').replace('.', '_')}"
-    return read

@@ -56,8 +56,10 @@ async def test_reference_files_are_listed_and_readable(client: Client) -> None:
 
     assert uri == "ategnatos://skills/art/weighting.md"
     assert read.contents[0].text.startswith("# Prompt Weights")  # type: ignore[union-attr]
-    resources = {str(r.uri) for r in (await client.list_resources()).resources}
-    assert "ategnatos://skills/studio/cuda-matrix.json" in resources
+    templates = {t.uri_template for t in (await client.list_resource_templates()).resource_templates}
+    assert "ategnatos://skills/{skill}/{file}" in templates
+    matrix = await client.read_resource("ategnatos://skills/studio/cuda-matrix.json")
+    assert json.loads(matrix.contents[0].text)["schema_version"] == 1  # type: ignore[union-attr]
 
 
 async def test_skill_md_is_readable_through_the_template(client: Client) -> None:

@@ -43,10 +43,31 @@ def read_size(path: Path) -> tuple[int, int]:
 def _open(path: Path) -> Image.Image:
     try:
         return Image.open(path)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InvalidRequestError(
-            f"'{path.name}' is not an image I can read.", hint="Export a PNG, JPEG or WebP file."
-        ) from exc
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _load(path: Path) -> Image.Image:
+    """Open and fully decode, so a truncated file fails here with a clear message."""
+    im = _open(path)
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        im.close()
+        raise _unreadable(path, exc) from exc
+    return im
+
+
+def _unreadable(path: Path, exc: Exception) -> InvalidRequestError:
+    if isinstance(exc, Image.DecompressionBombError):
+        return InvalidRequestError(
+            f"'{path.name}' is too large to open safely ({exc}).",
+            hint="Export from a smaller copy of the image (under about 178 megapixels).",
+        )
+    return InvalidRequestError(
+        f"'{path.name}' is not an image I can read ({exc}).",
+        hint="Check it opens in an image viewer and is a PNG, JPEG or WebP file; re-save it if it is truncated.",
+    )
 
 
 def render_targets(
@@ -63,8 +84,7 @@ def render_targets(
 ) -> RenderOutcome:
     """Produce the encoded bytes of every target from the source image."""
     bg = (255, 255, 255) if background == "transparent" else parse_colour(background)
-    with _open(path) as opened:
-        opened.load()
+    with _load(path) as opened:
         meta = _metadata(opened, keep_metadata, dpi)
         im, colour, warnings = normalise(opened)
     if keep_metadata and meta.icc is not None:

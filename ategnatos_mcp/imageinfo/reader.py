@@ -38,6 +38,11 @@ def read_image_info(path: Path, *, include_raw: bool = False) -> ImageInfo:
     try:
         with Image.open(path) as im:
             return _describe(im, path, include_raw=include_raw)
+    except Image.DecompressionBombError as exc:
+        raise InvalidRequestError(
+            f"'{path.name}' is too large to open safely ({exc}).",
+            hint="Inspect a smaller copy of the image (under about 178 megapixels).",
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InvalidRequestError(
             f"'{path.name}' is not an image I can read ({type(exc).__name__}).",

@@ -269,3 +269,15 @@ def test_spec_catalogue_validates_and_covers_the_required_specs() -> None:
     names = {spec.name for spec in load_specs().specs}
 
     assert {"og-image", "social-square", "hero", "avatar", "favicon", "app-icon", "print-a4"} <= names
+
+
+async def test_truncated_source_is_refused_with_a_plain_message(exporter: AssetExporter, tmp_path: Path) -> None:
+    whole = noisy_image(tmp_path / "whole.png", size=(300, 300))
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(whole.read_bytes()[:5000])
+
+    with pytest.raises(InvalidRequestError) as caught:
+        await exporter.export(ExportRequest(source=cut, spec="avatar"))
+
+    assert "cut.png" in caught.value.message
+    assert "truncated" in caught.value.hint

@@ -74,7 +74,7 @@ class ProbeCache:
 
     def store(self, items: Iterable[tuple[FileEntry, tuple[object, ...]]]) -> None:
         """Save fresh records (replacing older ones for the same path)."""
-        rows = [(str(e.path), e.size, e.mtime_ns, self.version, marshal.dumps(rec)) for e, rec in items]
+        rows = [(str(e.path), e.size, e.mtime_ns, self.version, _dump(rec)) for e, rec in items]
         if not rows:
             return
         conn = self._connect()
@@ -83,6 +83,10 @@ class ProbeCache:
                 conn.executemany("INSERT OR REPLACE INTO probe VALUES (?, ?, ?, ?, ?)", rows)
         finally:
             conn.close()
+
+
+def _dump(values: tuple[object, ...]) -> bytes:
+    return marshal.dumps(values)  # pyright: ignore[reportArgumentType]  # ints, str, bytes, bool, None only
 
 
 def _common_prefix(paths: Iterable[str]) -> str:

@@ -102,13 +102,16 @@ def _to_rgb_or_l(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def _min_alpha(im: Image.Image) -> int:
+    lo, _ = im.getchannel("A").getextrema()
+    return int(lo)  # pyright: ignore[reportArgumentType]  # one band: a (min, max) pair of numbers
+
+
 def _transparent(im: Image.Image) -> bool:
     if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        lo, _ = im.getchannel("A").getextrema()
-        return lo < 255
+        return _min_alpha(im) < 255
     if im.mode == "P" and "transparency" in im.info:
-        lo, _ = im.convert("RGBA").getchannel("A").getextrema()
-        return lo < 255
+        return _min_alpha(im.convert("RGBA")) < 255
     return False
 
 

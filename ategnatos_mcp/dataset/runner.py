@@ -10,9 +10,9 @@ import dataclasses
 import multiprocessing
 import os
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.from_thread
@@ -106,7 +106,7 @@ class ProbeRunner:
     def _drive_pool(
         self,
         chunks: list[list[FileEntry]],
-        on_chunk: Callable[[list[FileEntry], list[ProbeRecord]], Awaitable[None]],
+        on_chunk: Callable[[list[FileEntry], list[ProbeRecord]], Coroutine[Any, Any, None]],
     ) -> None:
         from ategnatos_mcp.dataset.probe import probe_files
 

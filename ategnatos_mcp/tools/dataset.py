@@ -122,7 +122,7 @@ async def dataset_dedupe(
         Field(ge=0, le=32, description="Hash distance for close copies (0-32; default 10). Lower is stricter."),
     ] = None,
     batch: Annotated[str | None, Field(description="For undo: the quarantine batch id (default: the latest).")] = None,
-    detail: Annotated[int, Field(ge=0, le=500, description="How many groups to list.")] = 20,
+    detail: Annotated[int, Field(ge=0, le=100_000, description="How many groups to list.")] = 20,
 ) -> Annotated[CallToolResult, DedupeResult]:
     """Find exact and near-duplicate images (re-saved, resized, cropped, colour-shifted, optionally mirrored).
 

@@ -1,0 +1,271 @@
+"""Where a run executes: this machine (``local``) or an SSH host, behind one small protocol.
+
+The rest of the execution code runs commands, writes and reads files, syncs the dataset and starts,
+watches and stops the detached supervisor through ``TrainingHost`` and never asks which kind it has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
+from ategnatos_mcp.remote import RemoteHost, SSHConnector, SSHSession
+from ategnatos_mcp.remote.models import Progress
+from ategnatos_mcp.state import GrimoireStore, write_text_atomic
+from ategnatos_mcp.training.execution.models import HostSpec
+
+__all__ = ["HostRegistry", "LocalHost", "Output", "SSHTrainingHost", "TrainingHost", "resolve_host"]
+
+
+@dataclass
+class Output:
+    """A finished command on the host."""
+
+    exit_status: int | None
+    stdout: str
+    stderr: str
+
+
+class TrainingHost(Protocol):
+    """What the execution code needs from the machine that trains."""
+
+    spec: HostSpec
+    python: str
+
+    @property
+    def supervisor_python(self) -> str:
+        """The Python that runs the (standard-library) supervisor."""
+        ...
+
+    async def base_dir(self, name: str) -> str:
+        """The folder of run ``name`` on the host (absolute)."""
+        ...
+
+    async def run(self, command: str, *, timeout: float = 120.0) -> Output: ...
+
+    async def write_text(self, path: str, text: str) -> None: ...
+
+    async def read_text(self, path: str, *, tail_bytes: int | None = None) -> str | None:
+        """The file's text (its last ``tail_bytes`` bytes), or None when it does not exist."""
+        ...
+
+    async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
+        """Make the dataset available on the host; returns the folder the trainer should read."""
+        ...
+
+    async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None: ...
+
+    async def alive(self, process: str, pid: int | None) -> bool: ...
+
+    async def stop(self, process: str, pid: int | None) -> None: ...
+
+
+def _tail(path: Path, tail_bytes: int | None) -> str | None:
+    try:
+        with path.open("rb") as fh:
+            if tail_bytes is not None:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - tail_bytes))
+            return fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited
+
+
+@dataclass
+class LocalHost:
+    """This machine: plain subprocesses. ``env`` is added to every command (e.g. the backend's venv on PATH)."""
+
+    runs_root: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    python: str = "python3"
+    spec: HostSpec = field(default_factory=HostSpec)
+
+    @property
+    def supervisor_python(self) -> str:
+        return sys.executable
+
+    def _env(self) -> dict[str, str]:
+        return {**os.environ, **self.env}
+
+    async def base_dir(self, name: str) -> str:
+        return str(self.runs_root / name)
+
+    async def run(self, command: str, *, timeout: float = 120.0) -> Output:
+        with anyio.fail_after(timeout):
+            done = await anyio.run_process(["/bin/sh", "-c", command], env=self._env(), check=False)
+        return Output(done.returncode, done.stdout.decode("utf-8", "replace"), done.stderr.decode("utf-8", "replace"))
+
+    async def write_text(self, path: str, text: str) -> None:
+        target = Path(path)
+        await anyio.to_thread.run_sync(lambda: target.parent.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(write_text_atomic, target, text)
+
+    async def read_text(self, path: str, *, tail_bytes: int | None = None) -> str | None:
+        return await anyio.to_thread.run_sync(_tail, Path(path), tail_bytes)
+
+    async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
+        return str(local)  # the trainer reads the project's folder itself
+
+    async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
+        # setsid + a shell that exits at once: the supervisor is re-parented to init and outlives this server.
+        command = f"cd {shlex.quote(cwd)} && setsid nohup {shlex.join(argv)} > {shlex.quote(log)} 2>&1 < /dev/null &"
+        result = await self.run(command, timeout=30)
+        if result.exit_status != 0:
+            raise StateError(f"Could not start {process} on this machine: {result.stderr.strip()[-300:]}")
+
+    async def alive(self, process: str, pid: int | None) -> bool:
+        return pid is not None and _pid_alive(pid)
+
+    async def stop(self, process: str, pid: int | None) -> None:
+        if pid is not None and _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)  # the supervisor stops the trainer's whole process group
+
+
+@dataclass
+class SSHTrainingHost:
+    """A GPU host over SSH; the supervisor runs under ``remote.start_detached`` and survives a dropped link."""
+
+    session: SSHSession
+    spec: HostSpec
+    python: str = "python3"
+
+    @property
+    def supervisor_python(self) -> str:
+        return self.python
+
+    async def base_dir(self, name: str) -> str:
+        return f"{await self.session.home()}/ategnatos/training/{name}"
+
+    async def run(self, command: str, *, timeout: float = 120.0) -> Output:
+        done = await self.session.run(command, timeout=timeout, check=False)
+        return Output(done.exit_status, done.stdout, done.stderr)
+
+    async def write_text(self, path: str, text: str) -> None:
+        quoted = shlex.quote(path)
+        folder = shlex.quote(str(Path(path).parent))
+        await self.session.run(
+            f"mkdir -p {folder} && cat > {quoted}.tmp && mv {quoted}.tmp {quoted}", timeout=60, input=text
+        )
+
+    async def read_text(self, path: str, *, tail_bytes: int | None = None) -> str | None:
+        reader = f"tail -c {int(tail_bytes)}" if tail_bytes is not None else "cat"
+        done = await self.session.run(
+            f"test -f {shlex.quote(path)} || exit 3; {reader} {shlex.quote(path)}", timeout=60, check=False
+        )
+        return done.stdout if done.exit_status == 0 else None
+
+    async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
+        from ategnatos_mcp.remote import sync_folder
+
+        await sync_folder(self.session, local, remote, progress)
+        return remote
+
+    async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
+        from ategnatos_mcp.remote import start_detached
+
+        await start_detached(self.session, process, shlex.join(argv), cwd=cwd)
+
+    async def alive(self, process: str, pid: int | None) -> bool:
+        from ategnatos_mcp.remote import detached_status
+
+        return (await detached_status(self.session, process)).running
+
+    async def stop(self, process: str, pid: int | None) -> None:
+        from ategnatos_mcp.remote import stop_detached
+
+        await stop_detached(self.session, process, grace_seconds=15)
+
+
+_ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?$")
+
+
+async def resolve_host(store: GrimoireStore, text: str) -> HostSpec:
+    """``local``, a studio instance (name or id, from gpu_spinup), or ``user@host:port``.
+
+    Raises:
+        NotFoundError: an instance name that is not in the studio, or one without an SSH address yet.
+    """
+    value = text.strip()
+    if value in ("", "local", "localhost", "this machine"):
+        return HostSpec()
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    for inst in inventory.instances:
+        if value in (inst.name, inst.instance_id, f"{inst.provider}:{inst.instance_id}"):
+            if not inst.ssh_host:
+                raise NotFoundError(
+                    f"The instance '{value}' has no SSH address yet.",
+                    kind="instance",
+                    name=value,
+                    hint="Wait until it is running (gpu_instances shows its address), then try again.",
+                )
+            return HostSpec(
+                kind="ssh",
+                host=inst.ssh_host,
+                port=inst.ssh_port or 22,
+                name=f"{inst.provider}:{inst.instance_id}",
+            )
+    match = _ADDRESS.match(value)
+    if match is None or "." not in value and ":" not in value and "@" not in value:
+        raise NotFoundError(
+            f"'{value}' is neither 'local', an instance in the studio, nor an address like root@1.2.3.4:22.",
+            kind="host",
+            name=value,
+            hint="Use 'local' for this machine, the name gpu_instances shows, or user@host:port.",
+        )
+    return HostSpec(
+        kind="ssh",
+        host=match.group("host").strip("[]"),
+        port=int(match.group("port") or 22),
+        username=match.group("user") or "root",
+    )
+
+
+@dataclass
+class HostRegistry:
+    """Opens hosts (AppContext service ``training-hosts``). ``local_env`` reaches the local backend's venv."""
+
+    runs_root: Path
+    connector: Callable[[], Awaitable[SSHConnector]]
+    local_env: Mapping[str, str] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def open(self, spec: HostSpec) -> AsyncIterator[TrainingHost]:
+        """A host ready for use; an SSH session is closed when the block ends (the run keeps going)."""
+        if spec.kind == "local":
+            yield LocalHost(self.runs_root, env=self.local_env)
+            return
+        if not spec.host:
+            raise InvalidRequestError("An SSH host needs an address.", hint="Pass user@host:port or an instance name.")
+        remote = RemoteHost(host=spec.host, port=spec.port, username=spec.username, name=spec.name)
+        connector = await self.connector()
+        async with connector.session(remote) as session:
+            yield SSHTrainingHost(session, spec)

@@ -1,0 +1,165 @@
+"""Models of training execution: hosts, supervisor status, parsed progress, run handles, evaluation grids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ategnatos_mcp.state import Document
+
+__all__ = [
+    "CheckpointInfo",
+    "Diagnosis",
+    "EvalGrid",
+    "EvalJob",
+    "ExecutionState",
+    "HostSpec",
+    "RunHandle",
+    "RunKind",
+    "SupervisorState",
+    "SupervisorStatus",
+    "TrainingProgress",
+]
+
+SupervisorState = Literal["starting", "running", "retrying", "succeeded", "failed", "stopped", "lost", "missing"]
+RunKind = Literal["dry_run", "training"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HostSpec(_Strict):
+    """Where a run executes: ``local`` (this machine) or an SSH host. ``identity`` is what the gates record."""
+
+    kind: Literal["local", "ssh"] = "local"
+    host: str | None = None
+    port: int = 22
+    username: str = "root"
+    name: str = Field(default="", description="Stable name, e.g. 'runpod:abc123'; default host:port.")
+
+    @property
+    def identity(self) -> str:
+        if self.kind == "local":
+            return "local"
+        return self.name or f"{self.host}:{self.port}"
+
+
+class SupervisorStatus(BaseModel):
+    """The supervisor's status.json, read back (unknown keys from newer supervisors are kept out)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: SupervisorState = "missing"
+    backend: str | None = None
+    attempt: int = 0
+    batch_size: int | None = None
+    gradient_accumulation: int | None = None
+    step: int = 0
+    total_steps: int | None = None
+    epoch: int | None = None
+    total_epochs: int | None = None
+    loss: str | None = None
+    last_checkpoint: str | None = None
+    checkpoints: list[dict[str, object]] = Field(default_factory=list)
+    pid: int | None = None
+    child_pid: int | None = None
+    exit_code: int | None = None
+    error_signature: str | None = None
+    message: str = ""
+    attempts: list[dict[str, object]] = Field(default_factory=list)
+    started_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("succeeded", "failed", "stopped", "lost")
+
+
+class Diagnosis(BaseModel):
+    """An error signature found in the log, in plain words."""
+
+    id: str
+    line: str
+    meaning: str
+    fix: str
+
+
+class CheckpointInfo(BaseModel):
+    """One saved LoRA file and what it is: which epoch and step it carries."""
+
+    file: str
+    kind: Literal["epoch", "step", "final"]
+    epoch: int | None = None
+    step: int | None = None
+
+
+class TrainingProgress(BaseModel):
+    """What the log says: where the run is, the loss, the saves, the errors."""
+
+    backend: str
+    step: int = 0
+    total_steps: int | None = None
+    epoch: int | None = None
+    total_epochs: int | None = None
+    loss: float | None = None
+    loss_is_nan: bool = False
+    checkpoints: list[CheckpointInfo] = Field(default_factory=list)
+    samples_at_steps: list[int] = Field(default_factory=list)
+    completed: bool = False
+    errors: list[Diagnosis] = Field(default_factory=list)
+    resume: str = Field(default="", description="Honest word on where a restart would begin.")
+
+
+class RunHandle(_Strict):
+    """A started dry run or training run: enough to re-attach from any later session."""
+
+    kind: RunKind
+    host: HostSpec
+    backend: str
+    config_hash: str
+    run_dir: str = Field(description="Supervisor folder on the host (status.json, train.log, spec.json).")
+    output_dir: str
+    process_name: str
+    started_at: datetime
+    finished: bool = False
+    final_state: SupervisorState | None = None
+
+
+class ExecutionState(Document):
+    """``grimoire/.state/training-exec-{name}.json``: the runs started for one training plan."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    name: str = ""
+    backend_dirs: dict[str, str] = Field(default_factory=dict, description="host identity -> backend folder.")
+    dry_run: RunHandle | None = None
+    training: RunHandle | None = None
+    history: list[RunHandle] = Field(default_factory=list)
+
+
+class EvalJob(BaseModel):
+    """One image of the weight grid: a ready comfyui_submit call."""
+
+    checkpoint: str
+    epoch: int | None
+    step: int | None
+    weight: float
+    prompt: str
+    seed: int
+    comfyui_submit: dict[str, object]
+
+
+class EvalGrid(BaseModel):
+    """LoRA file per saved epoch x weights x prompts, at one fixed seed."""
+
+    name: str
+    lora_files: list[CheckpointInfo]
+    weights: list[float]
+    prompts: list[str]
+    seed: int
+    jobs: list[EvalJob]
+    submitted: list[str] = Field(default_factory=list, description="ComfyUI job ids, when they were queued.")
+    notes: list[str] = Field(default_factory=list)

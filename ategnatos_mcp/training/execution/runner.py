@@ -1,0 +1,223 @@
+"""Start a run under the supervisor on a host, read its status back, wait for it, stop it.
+
+A run folder ``<host base>/runs/<kind>-<stamp>/`` holds ``spec.json`` (what the supervisor runs),
+``status.json`` (written by the supervisor), ``train.log`` and the run's own copy of the backend files
+(the supervisor edits the batch size there on an OOM retry; the planned files stay as confirmed).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from importlib import resources
+from pathlib import PurePosixPath
+
+import anyio
+from pydantic import ValidationError
+
+from ategnatos_mcp.errors import StateError
+from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus
+from ategnatos_mcp.training.execution.monitor import OOM_IDS, progress_regex, signatures
+
+__all__ = ["Reporter", "read_log_tail", "read_status", "render_for_host", "start_run", "stop_run", "wait_for_run"]
+
+Reporter = Callable[[float, float | None, str | None], Awaitable[None]]
+_LOG_TAIL_BYTES = 256 * 1024
+
+
+def supervisor_source() -> str:
+    """The supervisor script, shipped as package data."""
+    return resources.files("ategnatos_mcp.training.execution").joinpath("supervisor_script.py").read_text("utf-8")
+
+
+def render_for_host(
+    cfg: TrainingConfig, backend: str, *, dataset_dir: str, run_dir: str, output_dir: str, dry_run: bool
+) -> RenderedBackend:
+    """The backend's files and command with the host's own paths."""
+    paths = RunPaths(dataset_dir=dataset_dir, config_dir=f"{run_dir}/config", output_dir=output_dir)
+    return render_backend(cfg, backend, paths, dry_run=dry_run)  # type: ignore[arg-type]
+
+
+def _edits(rendered: RenderedBackend, config_dir: str) -> list[dict[str, object]]:
+    """Which files hold the batch size and gradient accumulation (error-signatures.md, recovery notes)."""
+    edits: list[dict[str, object]] = []
+    for filename in rendered.files:
+        path = f"{config_dir}/{filename}"
+        if filename.endswith("-dataset.toml"):
+            edits.append({"path": path, "format": "toml", "batch_keys": ["batch_size"], "accumulation_key": None})
+        elif filename.endswith(".toml"):
+            edits.append(
+                {
+                    "path": path,
+                    "format": "toml",
+                    "batch_keys": ["train_batch_size"],
+                    "accumulation_key": "gradient_accumulation_steps",
+                }
+            )
+        elif filename.endswith("config.json"):
+            edits.append(
+                {
+                    "path": path,
+                    "format": "json",
+                    "batch_keys": ["train_batch_size"],
+                    "accumulation_key": "gradient_accumulation_steps",
+                }
+            )
+        elif filename.endswith("multidatabackend.json"):
+            edits.append({"path": path, "format": "json", "batch_keys": ["train_batch_size"], "accumulation_key": None})
+        elif filename.endswith((".yaml", ".yml")):
+            edits.append(
+                {
+                    "path": path,
+                    "format": "yaml",
+                    "batch_keys": ["batch_size"],
+                    "accumulation_key": "gradient_accumulation_steps",
+                }
+            )
+    return edits
+
+
+def _job_name(rendered: RenderedBackend) -> str | None:
+    for filename, text in rendered.files.items():
+        if filename.endswith((".yaml", ".yml")):
+            for line in text.splitlines():
+                if line.startswith("  name: "):
+                    return line.split(":", 1)[1].strip().strip("'\"")
+    return None
+
+
+async def start_run(
+    host: TrainingHost,
+    *,
+    kind: RunKind,
+    cfg: TrainingConfig,
+    backend: str,
+    backend_dir: str,
+    dataset_dir: str,
+    now: datetime,
+    max_halvings: int = 3,
+    hang_seconds: float = 600.0,
+    env: dict[str, str] | None = None,
+) -> RunHandle:
+    """Write the run's files and start the supervisor detached; returns once it has written its status.
+
+    Raises:
+        StateError: the supervisor did not come up.
+    """
+    base = await host.base_dir(cfg.name)
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    run_dir = f"{base}/runs/{kind}-{stamp}"
+    output_dir = f"{base}/output" + ("/dryrun" if kind == "dry_run" else "")
+    rendered = render_for_host(
+        cfg, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output", dry_run=kind == "dry_run"
+    )
+    config_dir = f"{run_dir}/config"
+    for filename, text in rendered.files.items():
+        await host.write_text(f"{config_dir}/{filename}", text)
+    workdir = rendered.workdir if rendered.workdir.startswith("/") else backend_dir
+    progress, loss = progress_regex(backend, _job_name(rendered))
+    spec = {
+        "command": rendered.command,
+        "workdir": workdir,
+        "env": env or {},
+        "run_dir": run_dir,
+        "backend": backend,
+        "batch_size": cfg.batch_size,
+        "gradient_accumulation": cfg.gradient_accumulation,
+        "max_halvings": max_halvings,
+        "hang_seconds": hang_seconds,
+        "edits": _edits(rendered, config_dir),
+        "signatures": [{"id": s["id"], "regex": s["regex"]} for s in signatures()],
+        "oom_ids": list(OOM_IDS),
+        "progress_regex": progress,
+        "loss_regex": loss,
+    }
+    await host.write_text(f"{run_dir}/spec.json", json.dumps(spec, indent=1, ensure_ascii=False))
+    script = f"{base}/supervisor.py"
+    await host.write_text(script, supervisor_source())
+    process = f"{'dryrun' if kind == 'dry_run' else 'train'}-{cfg.name}"
+    await host.start(
+        process, [host.supervisor_python, script, f"{run_dir}/spec.json"], cwd=run_dir, log=f"{run_dir}/supervisor.out"
+    )
+    handle = RunHandle(
+        kind=kind,
+        host=host.spec,
+        backend=backend,
+        config_hash=cfg.config_hash,
+        run_dir=run_dir,
+        output_dir=output_dir,
+        process_name=process,
+        started_at=now,
+    )
+    with anyio.move_on_after(20):
+        while (await read_status(host, handle)).state == "missing":
+            await anyio.sleep(0.05)
+        return handle
+    out = await host.read_text(f"{run_dir}/supervisor.out", tail_bytes=2000)
+    raise StateError(
+        f"The training supervisor did not start on {host.spec.identity}.",
+        document=run_dir,
+        hint=f"Check that '{host.supervisor_python}' runs there. Its output: {(out or '(none)').strip()[-300:]}",
+    )
+
+
+async def read_status(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:
+    """The supervisor's status; ``lost`` when it died without saying how it ended."""
+    path = f"{handle.run_dir}/status.json"
+    for _ in range(2):
+        text = await host.read_text(path)
+        if not text:
+            return SupervisorStatus(state="missing")
+        try:
+            status = SupervisorStatus.model_validate(json.loads(text))
+        except (ValueError, ValidationError):
+            return SupervisorStatus(state="missing", message="status.json could not be read")
+        if status.finished or await host.alive(handle.process_name, status.pid):
+            return status
+        # It may have written its last status just before exiting: look once more before calling it lost.
+    return status.model_copy(
+        update={"state": "lost", "message": "The supervisor is gone without recording how the run ended."}
+    )
+
+
+async def read_log_tail(host: TrainingHost, handle: RunHandle, max_bytes: int = _LOG_TAIL_BYTES) -> str:
+    return await host.read_text(f"{handle.run_dir}/train.log", tail_bytes=max_bytes) or ""
+
+
+async def stop_run(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:
+    """Ask the supervisor to stop (stop file + signal) and wait for it to record ``stopped``."""
+    await host.write_text(f"{handle.run_dir}/stop", "stop requested\n")
+    status = await read_status(host, handle)
+    if not status.finished:
+        await host.stop(handle.process_name, status.pid)
+    with anyio.move_on_after(30):
+        while not (status := await read_status(host, handle)).finished:
+            await anyio.sleep(0.1)
+    return status
+
+
+async def wait_for_run(
+    host: TrainingHost, handle: RunHandle, seconds: float, report: Reporter | None = None
+) -> SupervisorStatus:
+    """Follow the run for at most ``seconds``, reporting progress; returns the last status seen."""
+    status = await read_status(host, handle)
+    with anyio.move_on_after(seconds):
+        while not status.finished:
+            if report is not None:
+                total = float(status.total_steps) if status.total_steps else None
+                await report(float(status.step), total, status.message or status.state)
+            await anyio.sleep(0.25)
+            status = await read_status(host, handle)
+    return status
+
+
+def host_label(spec: HostSpec) -> str:
+    return "this machine" if spec.kind == "local" else spec.identity
+
+
+def quoted(path: str) -> str:
+    return shlex.quote(str(PurePosixPath(path)))

@@ -1,0 +1,387 @@
+"""Training supervisor: runs one training command detached on the GPU host. STANDARD LIBRARY ONLY.
+
+Copied to the host and started as ``python3 supervisor.py <spec.json>``. It runs the backend's command,
+tees its output to ``<run_dir>/train.log``, keeps ``<run_dir>/status.json`` up to date (written atomically),
+and on a CUDA out-of-memory error halves the batch size in the rendered config files (keeping the effective
+batch through gradient accumulation) and tries again, at most ``max_halvings`` times. A job that goes silent
+after printing an OOM is killed after ``hang_seconds``. SIGTERM, SIGINT or a ``stop`` file in the run folder
+stop the job. It needs nothing from the MCP server once started, so a dropped SSH connection does not matter.
+
+The spec (JSON) holds: command (argv), workdir, env, run_dir, backend, batch_size, gradient_accumulation,
+max_halvings, hang_seconds, edits (config files to change on a retry), signatures ([{id, regex}]),
+oom_ids, progress_regex, loss_regex.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+STATUS_FILE = "status.json"
+LOG_FILE = "train.log"
+STOP_FILE = "stop"
+
+_EPOCH = re.compile(r"^(?:epoch (\d+)/(\d+)$|Epoch (\d+)/(\d+),? Steps:)")
+_CHECKPOINT = re.compile(
+    r"^(?:saving checkpoint: (?P<kohya>\S+)|Saved checkpoint to (?P<aitk>\S+)"
+    r"|.*\[INFO\] Saving checkpoint to (?P<st>\S+))\s*$"
+)
+_COMPLETE = re.compile(r"^(?:.*INFO\s+model saved\.|model saved\.|.*Training has completed\.| - 1 completed job)")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+# Config edits -----------------------------------------------------------------------------------------
+
+
+def _set_line_values(text: str, pattern: str, value: int) -> tuple[str, int]:
+    """Replace the integer of every ``key = N`` / ``key: N`` line the pattern matches."""
+    regex = re.compile(pattern, re.M)
+    return regex.subn(lambda m: m.group(1) + str(value) + m.group(3), text)
+
+
+def edit_toml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
+    for key in batch_keys:
+        text, _ = _set_line_values(text, r"^(\s*" + re.escape(key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", batch)
+    if accumulation_key:
+        text, count = _set_line_values(
+            text, r"^(\s*" + re.escape(accumulation_key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", accumulation
+        )
+        if count == 0:  # top-level keys must come before the first table
+            text = f"{accumulation_key} = {accumulation}\n" + text
+    return text
+
+
+def edit_yaml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
+    """A careful line edit of known keys (the host may have no PyYAML): ``  batch_size: 4`` lines only."""
+    for key in batch_keys:
+        text, _ = _set_line_values(text, r"^(\s*-?\s*" + re.escape(key) + r":\s*)(\d+)(\s*(?:#.*)?)$", batch)
+    if accumulation_key:
+        text, count = _set_line_values(
+            text, r"^(\s*" + re.escape(accumulation_key) + r":\s*)(\d+)(\s*(?:#.*)?)$", accumulation
+        )
+        if count == 0:
+            # Put it beside the train block's batch_size (same indentation = same mapping).
+            match = re.search(r"^(\s*)batch_size:\s*\d+\s*$", text, re.M)
+            if match:
+                line = f"{match.group(1)}{accumulation_key}: {accumulation}\n"
+                end = match.end() + 1
+                text = text[:end] + line + text[end:]
+    return text
+
+
+def _edit_json_value(data: object, batch_keys: list, batch: int) -> None:
+    if isinstance(data, dict):
+        for key in batch_keys:
+            if isinstance(data.get(key), int):
+                data[key] = batch
+    elif isinstance(data, list):
+        for item in data:
+            _edit_json_value(item, batch_keys, batch)
+
+
+def edit_json(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
+    data = json.loads(text)
+    _edit_json_value(data, batch_keys, batch)
+    if accumulation_key and isinstance(data, dict):
+        data[accumulation_key] = accumulation
+    return json.dumps(data, indent=2) + "\n"
+
+
+EDITORS = {"toml": edit_toml, "yaml": edit_yaml, "json": edit_json}
+
+
+def apply_edits(edits: list, batch: int, accumulation: int) -> None:
+    for edit in edits:
+        path = edit["path"]
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        new = EDITORS[edit["format"]](
+            text, edit.get("batch_keys", []), edit.get("accumulation_key"), batch, accumulation
+        )
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(new)
+        os.replace(tmp, path)
+
+
+def next_rung(batch: int, accumulation: int) -> tuple[int, int]:
+    """Half the batch, double the accumulation: the effective batch (batch x accumulation) stays the same."""
+    new_batch = max(1, batch // 2)
+    return new_batch, -(-batch * accumulation // new_batch)
+
+
+# The supervisor ---------------------------------------------------------------------------------------
+
+
+class Supervisor:
+    def __init__(self, spec: dict) -> None:
+        self.spec = spec
+        self.run_dir = spec["run_dir"]
+        self.log_path = os.path.join(self.run_dir, LOG_FILE)
+        self.status_path = os.path.join(self.run_dir, STATUS_FILE)
+        self.signatures = [(s["id"], re.compile(s["regex"])) for s in spec.get("signatures", [])]
+        self.oom_ids = set(spec.get("oom_ids", []))
+        self.progress = re.compile(spec["progress_regex"]) if spec.get("progress_regex") else None
+        self.loss = re.compile(spec["loss_regex"]) if spec.get("loss_regex") else None
+        self.hang_seconds = float(spec.get("hang_seconds", 600))
+        self.stop_requested = False
+        self.child: subprocess.Popen | None = None
+        self.status = {
+            "state": "starting",
+            "backend": spec.get("backend"),
+            "attempt": 0,
+            "batch_size": int(spec.get("batch_size", 1)),
+            "gradient_accumulation": int(spec.get("gradient_accumulation", 1)),
+            "step": 0,
+            "total_steps": None,
+            "epoch": None,
+            "total_epochs": None,
+            "loss": None,
+            "last_checkpoint": None,
+            "checkpoints": [],
+            "pid": os.getpid(),
+            "child_pid": None,
+            "exit_code": None,
+            "error_signature": None,
+            "message": "",
+            "attempts": [],
+            "started_at": _now(),
+            "updated_at": _now(),
+        }
+
+    # bookkeeping
+    def save(self) -> None:
+        self.status["updated_at"] = _now()
+        write_json_atomic(self.status_path, self.status)
+
+    def request_stop(self, *_args: object) -> None:
+        self.stop_requested = True
+
+    # one attempt
+    def _start_child(self) -> queue.Queue:
+        env = dict(os.environ)
+        env.update(self.spec.get("env") or {})
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        self.child = subprocess.Popen(
+            self.spec["command"],
+            cwd=self.spec.get("workdir") or None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: a hang kill takes accelerate's children too
+        )
+        lines: queue.Queue = queue.Queue()
+
+        def pump() -> None:
+            assert self.child is not None and self.child.stdout is not None
+            while True:
+                chunk = self.child.stdout.read1(65536) if hasattr(self.child.stdout, "read1") else b""
+                if not chunk:
+                    break
+                lines.put(chunk)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        return lines
+
+    def _kill_child(self, grace: float = 5.0) -> None:
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(child.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                return
+            try:
+                child.wait(timeout=wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue
+
+    def _line(self, line: str, seen: dict) -> None:
+        line = line.strip("\n")
+        if not line.strip():
+            return
+        match = self.progress.search(line) if self.progress else None
+        if match:
+            seen["progress"] = True
+            self.status["step"] = int(match.group("step"))
+            self.status["total_steps"] = int(match.group("total"))
+            if "epoch" in match.groupdict() and match.group("epoch"):
+                self.status["epoch"] = int(match.group("epoch"))
+                self.status["total_epochs"] = int(match.group("epochs"))
+            loss = self.loss.search(line) if self.loss else None
+            if loss:
+                self.status["loss"] = loss.group("loss")
+        epoch = _EPOCH.match(line.strip())
+        if epoch and not match:
+            self.status["epoch"] = int(epoch.group(1) or epoch.group(3))
+            self.status["total_epochs"] = int(epoch.group(2) or epoch.group(4))
+        checkpoint = _CHECKPOINT.match(line.strip())
+        if checkpoint:
+            path = checkpoint.group("kohya") or checkpoint.group("aitk") or checkpoint.group("st")
+            self.status["last_checkpoint"] = path
+            self.status["checkpoints"].append(
+                {"file": path, "step": self.status["step"], "epoch": self.status["epoch"]}
+            )
+            seen["dirty"] = True
+        if _COMPLETE.match(line):
+            seen["complete"] = True
+        for sig_id, regex in self.signatures:
+            if regex.search(line):
+                seen.setdefault("signatures", []).append(sig_id)
+                if sig_id in self.oom_ids and "oom_at" not in seen:
+                    seen["oom_at"] = time.monotonic()
+                    seen["oom_before_progress"] = not seen.get("progress")
+                    seen["dirty"] = True
+                break
+
+    def _attempt(self, log) -> dict:
+        lines = self._start_child()
+        assert self.child is not None
+        self.status.update(state="running", child_pid=self.child.pid, exit_code=None)
+        self.save()
+        seen: dict = {}
+        buffer = ""
+        last_output = time.monotonic()
+        last_save = 0.0
+        decoder_errors = "replace"
+        while True:
+            try:
+                chunk = lines.get(timeout=0.2)
+            except queue.Empty:
+                chunk = b""
+            if chunk is None:
+                break
+            now = time.monotonic()
+            if chunk:
+                last_output = now
+                log.write(chunk)
+                log.flush()
+                buffer += chunk.decode("utf-8", decoder_errors)
+                parts = re.split(r"[\r\n]", buffer)
+                buffer = parts.pop()
+                for part in parts:
+                    self._line(part, seen)
+            if self.stop_requested or os.path.exists(os.path.join(self.run_dir, STOP_FILE)):
+                self.stop_requested = True
+                self._kill_child()
+            elif "oom_at" in seen and now - last_output > self.hang_seconds:
+                seen["hung"] = True
+                self._kill_child(grace=2.0)
+            if seen.pop("dirty", False) or now - last_save > 1.0:
+                last_save = now
+                self.save()
+        if buffer:
+            self._line(buffer, seen)
+        seen["exit_code"] = self.child.wait()
+        return seen
+
+    def _signature(self, seen: dict) -> str | None:
+        found = seen.get("signatures", [])
+        ooms = [s for s in found if s in self.oom_ids]
+        if ooms:
+            return ooms[0]
+        real = [s for s in found if s not in ("accelerate_wrapper", "aitk_oom_skip", "st_bucket_removed")]
+        return real[-1] if real else None
+
+    def run(self) -> int:
+        os.makedirs(self.run_dir, exist_ok=True)
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        max_halvings = int(self.spec.get("max_halvings", 3))
+        halvings = 0
+        self.save()
+        with open(self.log_path, "ab") as log:
+            while True:
+                self.status["attempt"] += 1
+                seen = self._attempt(log)
+                code = seen["exit_code"]
+                signature = self._signature(seen)
+                oom = signature in self.oom_ids
+                self.status["attempts"].append(
+                    {
+                        "attempt": self.status["attempt"],
+                        "batch_size": self.status["batch_size"],
+                        "gradient_accumulation": self.status["gradient_accumulation"],
+                        "exit_code": code,
+                        "error_signature": signature,
+                        "hung": bool(seen.get("hung")),
+                    }
+                )
+                self.status.update(exit_code=code, error_signature=signature)
+                if self.stop_requested:
+                    self.status.update(state="stopped", message="Stopped on request.")
+                    break
+                if code == 0 and not seen.get("hung"):
+                    self.status.update(state="succeeded", message="Training finished.")
+                    break
+                if not oom:
+                    self.status.update(state="failed", message=f"The trainer stopped with exit status {code}.")
+                    break
+                if seen.get("oom_before_progress"):
+                    self.status.update(
+                        state="failed",
+                        message="Out of graphics memory while loading the model, before the first step: a smaller "
+                        "batch will not help.",
+                    )
+                    break
+                batch, accumulation = self.status["batch_size"], self.status["gradient_accumulation"]
+                if halvings >= max_halvings or batch <= 1:
+                    self.status.update(
+                        state="failed",
+                        message=f"Out of graphics memory even at batch size {batch} after {halvings} halvings.",
+                    )
+                    break
+                halvings += 1
+                batch, accumulation = next_rung(batch, accumulation)
+                apply_edits(self.spec.get("edits", []), batch, accumulation)
+                hung = " (it hung after the error and was stopped)" if seen.get("hung") else ""
+                self.status.update(
+                    state="retrying",
+                    batch_size=batch,
+                    gradient_accumulation=accumulation,
+                    step=0,
+                    message=f"Out of graphics memory{hung}; retrying with batch size {batch} and gradient "
+                    f"accumulation {accumulation} (same effective batch).",
+                )
+                self.save()
+        self.status["child_pid"] = None
+        self.save()
+        return 0 if self.status["state"] == "succeeded" else 1
+
+
+def main(argv: list) -> int:
+    if len(argv) != 2:
+        print("usage: supervisor.py SPEC.json", file=sys.stderr)
+        return 2
+    with open(argv[1], encoding="utf-8") as fh:
+        spec = json.load(fh)
+    return Supervisor(spec).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,172 @@
+"""The supervisor driven with the stand-in trainer: real detached processes, real files, real log formats."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ategnatos_mcp.training.execution.hosts import LocalHost
+from ategnatos_mcp.training.execution.runner import read_log_tail, read_status, start_run, stop_run, wait_for_run
+from ategnatos_mcp.training.execution.supervisor_script import edit_json, edit_toml, edit_yaml, next_rung
+from tests.fixtures.training_exec.install import FakeInstall
+from tests.unit.training_exec.conftest import make_config
+
+pytestmark = pytest.mark.anyio
+NOW = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
+
+
+async def _run(local: LocalHost, install: FakeInstall, dataset: Path, backend: str = "kohya", **kw: object):
+    env = {k: str(v) for k, v in kw.pop("env", {}).items()}  # type: ignore[union-attr]
+    cfg = make_config(dataset, **kw)  # type: ignore[arg-type]
+    handle = await start_run(
+        local,
+        kind="training",
+        cfg=cfg,
+        backend=backend,
+        backend_dir=install.backend_dirs.get(backend, ""),
+        dataset_dir=str(dataset),
+        now=NOW,
+        hang_seconds=1.0,
+        env=env,
+    )
+    return cfg, handle
+
+
+async def _finish(local: LocalHost, handle):  # type: ignore[no-untyped-def]
+    with anyio.fail_after(30):
+        status = await wait_for_run(local, handle, 30)
+    assert status.finished, status
+    return status
+
+
+@pytest.mark.parametrize("backend", ["kohya", "simpletuner", "ai-toolkit"])
+async def test_oom_ladder_halves_the_batch_and_keeps_the_effective_batch(
+    local: LocalHost, install: FakeInstall, dataset: Path, backend: str
+) -> None:
+    cfg, handle = await _run(local, install, dataset, backend, batch_size=8, env={"FAKE_OOM_ABOVE": 2})
+    status = await _finish(local, handle)
+    assert status.state == "succeeded", status.message
+    ladder = [(a["batch_size"], a["gradient_accumulation"], a["error_signature"]) for a in status.attempts]
+    assert ladder == [(8, 1, "oom_allocator"), (4, 2, "oom_allocator"), (2, 4, None)]
+    assert status.batch_size * status.gradient_accumulation == 8
+    assert status.last_checkpoint and Path(status.last_checkpoint).exists()
+    # the run's own copy of the config now holds the batch that fit; the planned files are untouched
+    config_dir = Path(handle.run_dir) / "config"
+    if backend == "kohya":
+        assert tomllib.loads((config_dir / "ink-dataset.toml").read_text())["datasets"][0]["batch_size"] == 2
+        assert tomllib.loads((config_dir / "ink.toml").read_text())["gradient_accumulation_steps"] == 4
+    elif backend == "simpletuner":
+        data = json.loads((config_dir / "simpletuner" / "config.json").read_text())
+        assert (data["train_batch_size"], data["gradient_accumulation_steps"]) == (2, 4)
+    else:
+        import yaml
+
+        train = yaml.safe_load((config_dir / "ink.yaml").read_text())["config"]["process"][0]["train"]
+        assert (train["batch_size"], train["gradient_accumulation_steps"]) == (2, 4)
+
+
+async def test_gives_up_after_three_halvings_with_a_plain_message(
+    local: LocalHost, install: FakeInstall, dataset: Path
+) -> None:
+    _cfg, handle = await _run(local, install, dataset, batch_size=8, env={"FAKE_OOM_ABOVE": 0})
+    status = await _finish(local, handle)
+    assert status.state == "failed"
+    assert [a["batch_size"] for a in status.attempts] == [8, 4, 2, 1]
+    assert "even at batch size 1 after 3 halvings" in status.message
+    assert status.error_signature == "oom_allocator"
+
+
+async def test_a_job_that_hangs_after_an_oom_is_killed_and_retried(
+    local: LocalHost, install: FakeInstall, dataset: Path
+) -> None:
+    _cfg, handle = await _run(
+        local, install, dataset, batch_size=2, env={"FAKE_OOM_ABOVE": 0, "FAKE_HANG_AFTER_OOM": 1}
+    )
+    status = await _finish(local, handle)
+    assert status.state == "failed"
+    assert [(a["batch_size"], a["hung"]) for a in status.attempts] == [(2, True), (1, True)]
+
+
+async def test_oom_while_loading_is_not_retried(local: LocalHost, install: FakeInstall, dataset: Path) -> None:
+    _cfg, handle = await _run(local, install, dataset, batch_size=4, env={"FAKE_OOM_AT_LOAD": 1})
+    status = await _finish(local, handle)
+    assert status.state == "failed" and len(status.attempts) == 1
+    assert "before the first step" in status.message
+
+
+async def test_stop_ends_the_trainer_and_records_stopped(
+    local: LocalHost, install: FakeInstall, dataset: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "never-created"
+    _cfg, handle = await _run(local, install, dataset, env={"FAKE_WAIT_FILE": go})
+    with anyio.fail_after(10):
+        while (status := await read_status(local, handle)).step < 1:
+            await anyio.sleep(0.02)
+    child = status.child_pid
+    assert child is not None
+    with anyio.fail_after(30):
+        stopped = await stop_run(local, handle)
+    assert stopped.state == "stopped"
+    assert not await local.alive("trainer", child)
+
+
+async def test_status_survives_the_parent_going_away(
+    local: LocalHost, install: FakeInstall, dataset: Path, tmp_path: Path
+) -> None:
+    """The process that starts the supervisor exits at once; the run goes on and finishes on its own."""
+    go = tmp_path / "go"
+    _cfg, handle = await _run(local, install, dataset, env={"FAKE_WAIT_FILE": go})
+    status = await read_status(local, handle)
+    # LocalHost.start runs `setsid nohup ... &` in a shell that has already exited: the supervisor's parent is gone.
+    parent = Path(f"/proc/{status.pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    assert int(parent) != subprocess.os.getpid()  # type: ignore[attr-defined]
+    go.touch()
+    final = await _finish(local, handle)
+    assert final.state == "succeeded" and final.step == final.total_steps
+    log = await read_log_tail(local, handle)
+    assert "model saved." in log
+
+
+def test_next_rung_keeps_the_effective_batch() -> None:
+    assert next_rung(8, 1) == (4, 2)
+    assert next_rung(3, 2) == (1, 6)
+    assert next_rung(1, 4) == (1, 4)
+
+
+def test_config_edits_touch_only_the_known_keys() -> None:
+    toml = 'output_name = "batch_size = 9"\ngradient_accumulation_steps = 1\n[x]\ntrain_batch_size = 8 # note\n'
+    assert edit_toml(toml, ["train_batch_size"], "gradient_accumulation_steps", 4, 2) == (
+        'output_name = "batch_size = 9"\ngradient_accumulation_steps = 2\n[x]\ntrain_batch_size = 4 # note\n'
+    )
+    assert edit_toml("[[datasets]]\nbatch_size = 8\n", ["batch_size"], "gradient_accumulation_steps", 4, 2) == (
+        "gradient_accumulation_steps = 2\n[[datasets]]\nbatch_size = 4\n"
+    )
+    yaml_text = "    train:\n      batch_size: 8\n      steps: 10\n    datasets:\n    - batch_size: 8\n"
+    assert edit_yaml(yaml_text, ["batch_size"], "gradient_accumulation_steps", 4, 2) == (
+        "    train:\n      batch_size: 4\n      gradient_accumulation_steps: 2\n      steps: 10\n"
+        "    datasets:\n    - batch_size: 4\n"
+    )
+    assert json.loads(
+        edit_json('[{"id": "a", "train_batch_size": 8}, {"id": "t"}]', ["train_batch_size"], None, 4, 2)
+    ) == [
+        {"id": "a", "train_batch_size": 4},
+        {"id": "t"},
+    ]
+
+
+def test_supervisor_script_uses_only_the_standard_library() -> None:
+    from ategnatos_mcp.training.execution.runner import supervisor_source
+
+    code = (
+        "import sys; sys.modules['pydantic'] = None; sys.modules['ategnatos_mcp'] = None\n"
+        "src = sys.stdin.read(); exec(compile(src, 'supervisor.py', 'exec'), {'__name__': 'check'})"
+    )
+    done = subprocess.run([sys.executable, "-I", "-c", code], input=supervisor_source(), text=True, capture_output=True)
+    assert done.returncode == 0, done.stderr

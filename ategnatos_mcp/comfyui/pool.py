@@ -166,7 +166,7 @@ class ComfyUIPool:
 
     # --- routing -----------------------------------------------------------------------------------------
     async def _assess(
-        self, server: _Server, workflow: dict[str, Any], skip: set[tuple[str, str]]
+        self, server: _Server, workflow: dict[str, Any], skip: set[tuple[str, str]], *, alone: bool = False
     ) -> tuple[list[ValidationProblem], int] | None:
         """(problems, queue size) for one server, or None when it does not answer."""
         try:
@@ -176,13 +176,14 @@ class ComfyUIPool:
                 # Models or custom nodes may have been added since we cached the catalogue.
                 info = await self.object_info(server, refresh=True)
                 problems = validate_workflow(workflow, info, skip=skip)
-            queue = await server.client.queue()
+            # With a single candidate there is nothing to compare: skip the queue round trip.
+            size = 0 if alone else (await server.client.queue()).size
         except UpstreamError as exc:
             logger.info("ComfyUI %s unavailable: %s", server.client.url, exc.message)
             self._mark_down(server)
             return None
         server.down_until = 0.0
-        return problems, max(queue.size, server.in_flight)
+        return problems, max(size, server.in_flight)
 
     async def _choose(self, workflow: dict[str, Any], skip: set[tuple[str, str]]) -> _Server:
         now = self._clock()
@@ -195,7 +196,7 @@ class ComfyUIPool:
         assessed: dict[str, tuple[list[ValidationProblem], int] | None] = {}
 
         async def one(server: _Server) -> None:
-            assessed[server.client.url] = await self._assess(server, workflow, skip)
+            assessed[server.client.url] = await self._assess(server, workflow, skip, alone=len(candidates) == 1)
 
         async with anyio.create_task_group() as tg:
             for server in candidates:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import mimetypes
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,7 @@ from typing import Any
 import anyio
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient
-from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput
-from ategnatos_mcp.state import write_bytes_atomic, write_text_atomic
+from ategnatos_mcp.comfyui.models import JobRecord, OutputFile, SavedOutput
 
 __all__ = ["make_previews", "save_outputs"]
 
@@ -44,53 +44,72 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 async def save_outputs(
     record: JobRecord, client: ComfyUIClient, outputs_dir: Path, *, workflow: dict[str, Any]
 ) -> list[SavedOutput]:
-    """Download every output file of a finished job and record where it came from."""
+    """Download every output file of a finished job (all at once) and record where each came from."""
     day = datetime.fromtimestamp(record.finished_at or record.submitted_at, UTC).strftime("%Y-%m-%d")
     folder = outputs_dir / day
-    saved: list[SavedOutput] = []
-    for node_id, files in record.outputs.items():
-        for file in files:
-            data, content_type = await client.view(file)
-            target = folder / f"{record.job_id}_{node_id}_{Path(file.filename).name}"
-            kind = _kind(file.filename)
-            size = await anyio.to_thread.run_sync(_image_size, data) if kind == "image" else None
-            provenance = {
-                "job_id": record.job_id,
-                "server": record.server,
-                "prompt_id": record.prompt_id,
-                "node_id": node_id,
-                "comfyui_file": file.model_dump(),
-                "content_type": content_type,
-                "template": record.template,
-                "params": record.params,
-                "seed": record.seed,
-                "timings": {
-                    "submitted_at": record.submitted_at,
-                    "started_at": record.started_at,
-                    "finished_at": record.finished_at,
-                },
-                "cached_nodes": record.cached_nodes,
-                "workflow": workflow,
-            }
-            sidecar = target.with_name(target.name + ".json")
-            await anyio.to_thread.run_sync(_write_pair, target, data, sidecar, json.dumps(provenance, indent=2))
-            saved.append(
-                SavedOutput(
-                    node_id=node_id,
-                    kind=kind,
-                    path=str(target),
-                    sidecar=str(sidecar),
-                    width=size[0] if size else None,
-                    height=size[1] if size else None,
-                )
+    wanted = [(node_id, file) for node_id, files in record.outputs.items() for file in files]
+    fetched: dict[int, tuple[bytes, str]] = {}
+
+    async def fetch(index: int, file: OutputFile) -> None:
+        fetched[index] = await client.view(file)
+
+    async with anyio.create_task_group() as tg:
+        for index, (_, file) in enumerate(wanted):
+            tg.start_soon(fetch, index, file)
+    items = []
+    for index, (node_id, file) in enumerate(wanted):
+        data, content_type = fetched[index]
+        target = folder / f"{record.job_id}_{node_id}_{Path(file.filename).name}"
+        provenance = {
+            "job_id": record.job_id,
+            "server": record.server,
+            "prompt_id": record.prompt_id,
+            "node_id": node_id,
+            "comfyui_file": file.model_dump(),
+            "content_type": content_type,
+            "template": record.template,
+            "params": record.params,
+            "seed": record.seed,
+            "timings": {
+                "submitted_at": record.submitted_at,
+                "started_at": record.started_at,
+                "finished_at": record.finished_at,
+            },
+            "cached_nodes": record.cached_nodes,
+            "workflow": workflow,
+        }
+        items.append((node_id, target, data, json.dumps(provenance, indent=2)))
+    return await anyio.to_thread.run_sync(_write_all, items)
+
+
+def _write_all(items: list[tuple[str, Path, bytes, str]]) -> list[SavedOutput]:
+    saved = []
+    for node_id, target, data, provenance in items:
+        kind = _kind(target.name)
+        size = _image_size(data) if kind == "image" else None
+        sidecar = target.with_name(target.name + ".json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _replace(target, data)
+        _replace(sidecar, provenance.encode("utf-8"))
+        saved.append(
+            SavedOutput(
+                node_id=node_id,
+                kind=kind,
+                path=str(target),
+                sidecar=str(sidecar),
+                width=size[0] if size else None,
+                height=size[1] if size else None,
             )
+        )
     return saved
 
 
-def _write_pair(target: Path, data: bytes, sidecar: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_bytes_atomic(target, data)
-    write_text_atomic(sidecar, text)
+def _replace(path: Path, data: bytes) -> None:
+    # Temp file + rename so no reader sees a half-written picture. No fsync: outputs can be fetched
+    # again from ComfyUI, and fsync per file doubled the cost of a fast job.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 async def make_previews(saved: list[SavedOutput], *, max_side: int, budget_bytes: int) -> list[tuple[bytes, str]]:

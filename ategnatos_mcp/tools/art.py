@@ -20,6 +20,7 @@ from ategnatos_mcp.art import (
 )
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import app_of, guard, respond
 
 __all__ = ["register"]
@@ -222,13 +223,16 @@ async def art_iterations(
     suggested taste updates — propose them to the artist and confirm through eye_update (this tool never
     writes the eye).
     """
-    director = await _director(app_of(ctx))
+    app = app_of(ctx)
+    director = await _director(app)
     p, a = _require(project, asset)
+    # Output files are only recorded, but they still must lie inside the project's folders.
+    kept = [str(confine(raw, home=app.settings.home, roots=app.settings.roots, kind="new")) for raw in outputs or []]
     if action == "history":
         answer = await director.history(p, a, version)
     elif action == "log":
         answer = await director.log_attempt(
-            p, a, version=version, seed=seed, outputs=outputs or [], feedback=feedback or None,
+            p, a, version=version, seed=seed, outputs=kept, feedback=feedback or None,
             family=family, positive=positive, negative=negative,
         )  # fmt: skip
     elif action == "revert":

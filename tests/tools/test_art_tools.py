@@ -91,7 +91,14 @@ async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: App
     assert data["draft"]["unrecognized_feedback"] == ["more sparkle"]
     assert "Not in the feedback mapping: more sparkle" in _text(adjusted)
 
-    await _ok(client, "art_iterations", {"action": "log", "version": 2, "outputs": ["outputs/v2.png"], **where})
+    logged = await _ok(
+        client, "art_iterations", {"action": "log", "version": 2, "outputs": ["workspace/outputs/v2.png"], **where}
+    )
+    assert logged["detail"]["outputs"] == [str((home / "workspace" / "outputs" / "v2.png").resolve())]
+    outside = await client.call_tool(
+        "art_iterations", {"action": "log", "version": 2, "outputs": ["/etc/passwd"], **where}
+    )
+    assert outside.is_error and "outside the folders" in _text(outside)
     reverted = await _ok(client, "art_iterations", {"action": "revert", "version": 1, **where})
     history = await _ok(client, "art_iterations", {"action": "history", "version": 1, **where})
     v1 = history["detail"]

@@ -1,5 +1,6 @@
 """Asset export: named specs (OG image, favicon set, print...) and custom sizes, in the formats the web needs."""
 
+from ategnatos_mcp.export.comfyui_upscale import UPSCALE_TEMPLATE, ComfyUIUpscaler
 from ategnatos_mcp.export.models import (
     Anchor,
     AssetSpec,
@@ -17,9 +18,11 @@ from ategnatos_mcp.export.specs import SPECS_FILE, find_spec, load_specs
 
 __all__ = [
     "SPECS_FILE",
+    "UPSCALE_TEMPLATE",
     "Anchor",
     "AssetExporter",
     "AssetSpec",
+    "ComfyUIUpscaler",
     "CropMode",
     "ExportRequest",
     "ExportResult",

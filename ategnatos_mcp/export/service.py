@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 
-from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.export.models import CropMode, ExportedFile, ExportRequest, ExportResult, ExportTarget
 from ategnatos_mcp.export.specs import find_spec, load_specs
 from ategnatos_mcp.export.writer import write_new_file
@@ -47,9 +47,13 @@ class AssetExporter:
             size = await anyio.to_thread.run_sync(pipeline.read_size, source)
             factor = max(_scale(size, target, crop) for target in targets)
             if factor > 1.0:
-                source = await self._upscaler(source, factor)
-                model_factor = round(factor, 2)
-                notes.append(f"Enlarged {model_factor}x with the upscaler before resizing.")
+                try:
+                    source = await self._upscaler(source, factor)
+                except AtegnatosError as exc:
+                    notes.append(f"The upscaler was not used ({exc.message}); enlarged with Lanczos instead.")
+                else:
+                    model_factor = round(factor, 2)
+                    notes.append(f"Enlarged with the upscale model before resizing (needed {model_factor}x).")
         outcome = await anyio.to_thread.run_sync(
             partial(
                 pipeline.render_targets,

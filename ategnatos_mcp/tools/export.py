@@ -3,26 +3,49 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
 from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.export import Anchor, AssetExporter, CropMode, ExportRequest, ExportResult, ImageFormat, load_specs
+from ategnatos_mcp.export import (
+    Anchor,
+    AssetExporter,
+    ComfyUIUpscaler,
+    CropMode,
+    ExportRequest,
+    ExportResult,
+    ImageFormat,
+    load_specs,
+)
 from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import app_of, guard, respond
 
+if TYPE_CHECKING:
+    from ategnatos_mcp.comfyui import ComfyUIService
+
 __all__ = ["register"]
 
-EXPORTER_SERVICE = "export.exporter"
+# Leave room for encoding within a client's ~60 s tool-call limit.
+_UPSCALE_WAIT_SECONDS = 35.0
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "ico": "image/x-icon"}
 
 
-async def _build_exporter(app: AppContext) -> AssetExporter:
-    return AssetExporter(app.settings.exports_dir)
+def _exporter(app: AppContext, upscale: str) -> AssetExporter:
+    upscaler = None
+    if upscale == "auto":
+
+        async def comfyui_service() -> ComfyUIService:
+            from ategnatos_mcp.comfyui import get_service  # only needed when a source must be enlarged
+
+            return await get_service(app)
+
+        wait = min(_UPSCALE_WAIT_SECONDS, app.settings.comfyui.max_wait_seconds)
+        upscaler = ComfyUIUpscaler(comfyui_service, wait_seconds=wait)
+    return AssetExporter(app.settings.exports_dir, upscaler=upscaler)
 
 
 @guard
@@ -59,6 +82,13 @@ async def asset_export(
     ] = "#ffffff",
     dpi: Annotated[int | None, Field(gt=0, le=2400, description="Dots per inch written into the file.")] = None,
     name: Annotated[str | None, Field(description="Base file name; default: the source file's name.")] = None,
+    upscale: Annotated[
+        Literal["auto", "lanczos"],
+        Field(
+            description="When the source is too small: auto = an upscale model on a reachable ComfyUI, "
+            "falling back to Lanczos; lanczos = never use ComfyUI."
+        ),
+    ] = "auto",
 ) -> Annotated[CallToolResult, ExportResult]:
     """Export an approved image at exact sizes and formats into workspace/exports (never overwriting).
 
@@ -83,8 +113,7 @@ async def asset_export(
         dpi=dpi,
         name=name,
     )
-    exporter = await app.service(EXPORTER_SERVICE, _build_exporter)
-    result = await exporter.export(request)
+    result = await _exporter(app, upscale).export(request)
     lines = [
         f"- {Path(f.path).name}: {f.width}x{f.height} {f.format.upper()}, {f.bytes / 1024:.0f} KB" for f in result.files
     ]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, PngImagePlugin
 
-from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 from ategnatos_mcp.export import AssetExporter, ExportRequest, load_specs
 from ategnatos_mcp.export.encode import format_available
 from tests.unit.export.images import noisy_image, profile_description, subject_at_right, swapped_primaries_profile
@@ -281,3 +281,18 @@ async def test_truncated_source_is_refused_with_a_plain_message(exporter: AssetE
 
     assert "cut.png" in caught.value.message
     assert "truncated" in caught.value.hint
+
+
+async def test_a_failing_upscaler_falls_back_to_lanczos_and_says_why(tmp_path: Path) -> None:
+    small = noisy_image(tmp_path / "small.png", size=(300, 200))
+
+    async def no_comfyui(path: Path, factor: float) -> Path:
+        raise UpstreamError("No reachable ComfyUI server has an upscale model.", service="comfyui")
+
+    exporter = AssetExporter(tmp_path / "exports", upscaler=no_comfyui)
+    result = await exporter.export(ExportRequest(source=small, spec="og-image"))
+
+    assert result.files[0].width == 1200
+    assert result.warnings[0].startswith("The upscaler was not used (No reachable ComfyUI")
+    assert result.upscaled_by == 4.0
+    assert any("Lanczos" in w for w in result.warnings[1:])

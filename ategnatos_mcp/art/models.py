@@ -98,6 +98,9 @@ class Family(_Data):
     resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")
     lora_bases: list[str] = Field(default_factory=list, description="LoRA base-model names that fit this family.")
     comfyui: ComfyUIHandoff | None = Field(default=None, description="None: no built-in template yet.")
+    token_window: int | None = Field(
+        default=None, description="CLIP reads prompts in chunks of this many tokens; None for T5-led families."
+    )
     tips: list[str] = Field(default_factory=list)
     sources: list[Source] = Field(min_length=1)
 

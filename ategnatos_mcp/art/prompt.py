@@ -20,6 +20,7 @@ from ategnatos_mcp.art.models import (
 __all__ = [
     "build_prompt",
     "enforce_never",
+    "estimate_tokens",
     "parse_terms",
     "render_terms",
     "rerender",
@@ -167,10 +168,22 @@ def enforce_never(
     return list(dict.fromkeys(removed))
 
 
+def estimate_tokens(text: str) -> int:
+    """A lower bound on CLIP tokens: one per word and per punctuation mark (long words split further)."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
 def rerender(draft: PromptDraft, family: Family) -> PromptDraft:
-    """Refresh the prompt texts from the terms."""
+    """Refresh the prompt texts from the terms, warning when a CLIP family's prompt outgrows one chunk."""
     draft.positive = render_terms(draft.positive_terms, family)
     draft.negative = render_terms(draft.negative_terms, family, negative=True)
+    tokens = estimate_tokens(draft.positive)
+    if family.token_window and tokens > family.token_window:
+        warning = (
+            f"The prompt is at least {tokens} tokens; {family.name} reads {family.token_window} at a time and the "
+            "later chunks pull less, so trim the tags that matter least."
+        )
+        draft.warnings = [w for w in draft.warnings if not w.startswith("The prompt is at least")] + [warning]
     return draft
 
 

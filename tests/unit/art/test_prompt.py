@@ -140,3 +140,10 @@ def test_rating_tags_keep_pony_and_noobai_safe_for_work_unless_turned_off(catalo
     off = build_prompt(catalog.get("pony"), "fox mascot", safe_for_work=False)
     assert "rating_" not in off.positive + off.negative
     assert all(e.choice != "safe for work" for e in build_prompt(catalog.get("sdxl"), "fox").explanations)
+
+
+def test_a_tag_prompt_longer_than_one_clip_chunk_is_warned_about(catalog: FamilyCatalog) -> None:
+    many = ", ".join(f"detail{i} thing" for i in range(30))
+    assert any("75 at a time" in w for w in build_prompt(catalog.get("sdxl"), many).warnings)
+    assert not any("75 at a time" in w for w in build_prompt(catalog.get("sdxl"), "fox mascot").warnings)
+    assert not any("at a time" in w for w in build_prompt(catalog.get("flux1"), many).warnings)

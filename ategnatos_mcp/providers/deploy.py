@@ -16,7 +16,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.providers.models import Rental
 from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
 from ategnatos_mcp.remote import (
@@ -137,6 +137,16 @@ class Deployer:
             session = await self.stack.enter_async_context(self.connector.session(host))
             self._sessions[key] = session
         return session
+
+    async def heartbeat(self) -> list[str]:
+        """Tell every instance we hold a session to that the server is still here (resets its idle clock)."""
+        failed: list[str] = []
+        for key, session in list(self._sessions.items()):
+            try:
+                await session.run(HEARTBEAT_COMMAND, timeout=20)
+            except AtegnatosError:
+                failed.append(key)
+        return failed
 
     async def deploy(self, rental: Rental, plan: DeployPlan, progress: Progress | None = None) -> DeployResult:
         """Run the plan's steps, start ComfyUI detached if asked, forward its port to this machine.

@@ -17,6 +17,7 @@ from ategnatos_mcp.providers.local import LocalProvider
 from ategnatos_mcp.providers.runpod import RunPodProvider
 from ategnatos_mcp.providers.service import GpuService
 from ategnatos_mcp.providers.vastai import VastProvider
+from ategnatos_mcp.remote import RemoteHost, SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
@@ -76,12 +77,15 @@ def build_providers(settings: Settings, stack: AsyncExitStack) -> tuple[dict[str
 
 
 async def open_gpu_service(
-    settings: Settings, store: GrimoireStore, stack: AsyncExitStack, *, clock: Callable[[], datetime]
+    settings: Settings,
+    store: GrimoireStore,
+    stack: AsyncExitStack,
+    *,
+    clock: Callable[[], datetime],
+    connector: SSHConnector | None = None,
 ) -> GpuService:
-    """The service the gpu tools use; clients close with ``stack``."""
-    from ategnatos_mcp.remote import RemoteHost, SSHConnector
-
-    connector = SSHConnector.from_settings(settings)
+    """The service the gpu tools use; clients close with ``stack``. ``connector`` is shared with remote_deploy."""
+    connector = connector or SSHConnector.from_settings(settings)
 
     async def public_key() -> str:
         return (await connector.key()).public_key

@@ -122,6 +122,7 @@ class SpinupResult(BaseModel):
     quote_id: str
     worst_case_usd: float
     tried: list[str] = Field(default_factory=list, description="Offers that vanished or were full before this one.")
+    watchdog: str = Field(default="", description="Whether the idle/time-limit watchdog is on the instance.")
 
 
 class InstancesResult(BaseModel):

@@ -19,8 +19,10 @@ from ategnatos_mcp.providers import (
     DeployTarget,
     GpuService,
     InstancesResult,
+    InstanceView,
     OfferQuery,
     OffersResult,
+    Rental,
     SpinupResult,
     TeardownResult,
     deploy_plan,
@@ -45,10 +47,23 @@ class RentalConfirmation(BaseModel):
 async def gpu_service(app: AppContext) -> GpuService:
     """The one GpuService of this server (tests may pre-load ``app.services['gpu']``)."""
 
+    if SERVICE_KEY in app.services:
+        return app.services[SERVICE_KEY]
+    connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
+
     async def build(a: AppContext) -> GpuService:
-        return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock)
+        return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock, connector=connector)
 
     return await app.service(SERVICE_KEY, build)
+
+
+async def ssh_connector(app: AppContext) -> SSHConnector:
+    """The server's one SSH connector (our key, pinned host keys), shared by readiness checks and deploys."""
+
+    async def build(a: AppContext) -> SSHConnector:
+        return SSHConnector.from_settings(a.settings)
+
+    return await app.service("ssh", build)
 
 
 class _NoDialog(BaseModel):
@@ -150,15 +165,30 @@ async def gpu_spinup(
     service = await gpu_service(app)
     result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name)
     rental = await service.wait_ready(result.instance.key, wait_seconds, progress_reporter(ctx))
-    if not rental.ready and rental.ended_at is None and app.task_group is not None:
-        app.task_group.start_soon(_watch_boot, service, rental.key)
-    result = result.model_copy(update={"instance": type(result.instance).of(rental, app.clock())})
+    watchdog = "The watchdog is installed once it is ready."
+    if rental.ready:
+        watchdog = await _install_watchdog(app, rental)
+    elif rental.ended_at is None and app.task_group is not None:
+        app.task_group.start_soon(_watch_boot, app, service, rental.key)
+    result = result.model_copy(update={"instance": InstanceView.of(rental, app.clock()), "watchdog": watchdog})
     return respond(result, _spinup_summary(result))
 
 
-async def _watch_boot(service: GpuService, key: str) -> None:
+async def _install_watchdog(app: AppContext, rental: Rental) -> str:
+    plan = deploy_plan("watchdog", rental, idle_minutes=app.settings.gpu.idle_stop_minutes, now=app.clock())
     try:
-        await service.wait_ready(key, float(service.caps.boot_timeout_seconds) + 60)
+        done = await (await deployer(app)).deploy(rental, plan)
+    except AtegnatosError as exc:
+        logger.warning("watchdog on %s: %s", rental.key, exc.message)
+        return f"The watchdog could not be installed ({exc.message}); run remote_deploy with target 'watchdog'."
+    return done.watchdog
+
+
+async def _watch_boot(app: AppContext, service: GpuService, key: str) -> None:
+    try:
+        rental = await service.wait_ready(key, float(service.caps.boot_timeout_seconds) + 60)
+        if rental.ready:
+            await _install_watchdog(app, rental)
     except AtegnatosError as exc:
         logger.warning("instance %s: %s", key, exc.message)
     except Exception:  # background task: never take the server down
@@ -176,7 +206,11 @@ async def gpu_instances(
     Checks each provider's own list first, so instances the records forgot (orphans) are shown too and offered
     for teardown. Suggest gpu_teardown when GPU work is done.
     """
-    result = await (await gpu_service(app_of(ctx))).instances(include_ended=include_ended, balances=balances)
+    app = app_of(ctx)
+    result = await (await gpu_service(app)).instances(include_ended=include_ended, balances=balances)
+    if "gpu-deploy" in app.services:  # only instances we already hold a session to: no new connections here
+        silent = await (await deployer(app)).heartbeat()
+        result.notes.extend(f"{key} did not answer the heartbeat over SSH." for key in silent)
     return respond(result, _instances_summary(result))
 
 
@@ -203,11 +237,12 @@ async def gpu_teardown(
 async def deployer(app: AppContext) -> Deployer:
     """The server's Deployer (SSH sessions and port forwards stay open until the server stops)."""
 
-    async def connector(a: AppContext) -> SSHConnector:
-        return SSHConnector.from_settings(a.settings)
+    if "gpu-deploy" in app.services:
+        return app.services["gpu-deploy"]
+    connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
 
     async def build(a: AppContext) -> Deployer:
-        return Deployer(await a.service("ssh", connector), a.exit_stack)
+        return Deployer(connector, a.exit_stack)
 
     return await app.service("gpu-deploy", build)
 
@@ -288,7 +323,8 @@ def _spinup_summary(result: SpinupResult) -> str:
     state = f"ready, SSH {inst.ssh}" if inst.ready else f"still starting ({inst.status}); check gpu_instances"
     return (
         f"Rented {inst.gpu} on {inst.provider} ({inst.key}) at ${inst.usd_per_hour:.2f}/h — {state}. "
-        f"It bills until torn down (gpu_teardown); worst case for the quote was ${result.worst_case_usd:.2f}."
+        f"It bills until torn down (gpu_teardown); worst case for the quote was ${result.worst_case_usd:.2f}. "
+        + result.watchdog
     )
 
 

@@ -23,6 +23,7 @@ from tests.unit.providers.fakes import (
     RUNPOD_KEY,
     VAST_KEY,
     FakeClock,
+    FakeDeployer,
     FakeLambda,
     FakeRunPod,
     FakeVast,
@@ -40,8 +41,14 @@ def runpod() -> FakeRunPod:
 
 
 @pytest.fixture
-def gpu_app(app: AppContext, runpod: FakeRunPod) -> AppContext:
+def deployer() -> FakeDeployer:
+    return FakeDeployer()
+
+
+@pytest.fixture
+def gpu_app(app: AppContext, runpod: FakeRunPod, deployer: FakeDeployer) -> AppContext:
     app.services["gpu"] = make_service(app.store, [runpod], FakeClock(), missing=["Vast.ai", "Lambda"])
+    app.services["gpu-deploy"] = deployer
     return app
 
 
@@ -76,7 +83,9 @@ MODES = ["auto", "legacy"]
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_elicitation_accept_rents(settings: Settings, gpu_app: AppContext, runpod: FakeRunPod, mode: str) -> None:
+async def test_elicitation_accept_rents(
+    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod, deployer: FakeDeployer, mode: str
+) -> None:
     asked: list[str] = []
     server = build_server(settings, app=gpu_app)
     callback = _elicitation("accept", asked)
@@ -88,6 +97,9 @@ async def test_elicitation_accept_rents(settings: Settings, gpu_app: AppContext,
     instance = result.structured_content["instance"]  # type: ignore[index]
     assert instance["ready"] is True and instance["ssh"] == "root@195.26.233.57:40145"
     assert len(runpod.calls("POST", "/v2/pods")) == 1
+    # Once SSH answers, the idle/time-limit watchdog goes on the instance.
+    assert deployer.deployed == [(instance["key"], "watchdog", ["watchdog"])]
+    assert "Watchdog installed" in result.structured_content["watchdog"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -106,7 +118,7 @@ async def test_elicitation_decline_rents_nothing_even_with_confirm(
 
 
 async def test_without_elicitation_only_quote_and_confirm_rent(
-    gpu_app: AppContext, client: Client, runpod: FakeRunPod
+    gpu_app: AppContext, client: Client, runpod: FakeRunPod, deployer: FakeDeployer
 ) -> None:
     quote_id = await _offer(client)
     refused = await client.call_tool("gpu_spinup", {"quote_id": quote_id})
@@ -117,6 +129,7 @@ async def test_without_elicitation_only_quote_and_confirm_rent(
     rented = await client.call_tool("gpu_spinup", {"quote_id": quote_id, "confirm": True, "name": "test"})
     assert not rented.is_error, rented.content
     listing = await client.call_tool("gpu_instances", {})
+    assert deployer.heartbeats == 1
     assert [i["key"] for i in listing.structured_content["instances"]] == [rented.structured_content["instance"]["key"]]  # type: ignore[index]
     torn = await client.call_tool("gpu_teardown", {"all_instances": True})
     assert not torn.is_error and torn.structured_content["items"][0]["outcome"] == "terminated"  # type: ignore[index]
@@ -168,6 +181,7 @@ async def keyed_client(keyed_settings: Settings) -> AsyncIterator[tuple[Client, 
         service.probe = Probe()
         service.sleep = FakeClock().sleep
         app.services["gpu"] = service
+        app.services["gpu-deploy"] = FakeDeployer()
         async with Client(build_server(keyed_settings, app=app), raise_exceptions=False) as client:
             yield client, clouds
 
@@ -235,10 +249,22 @@ async def test_every_body_exchanged_in_a_full_flow_matches_the_specs(
     assert checked > 20
 
 
-async def test_startup_reconciles_and_never_fails(keyed_settings: Settings) -> None:
+async def test_startup_finds_orphans_and_never_fails(
+    keyed_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    runpod = FakeRunPod()
+    forgotten = runpod.add_pod("ategnatos-0badf00d")
     app = build_app(keyed_settings)
     with respx.mock(assert_all_called=False) as mock:
-        mock.route().mock(return_value=httpx.Response(500, text="boom"))
-        await gpu_tools.startup(app)  # providers down: logged, not raised
-    assert "gpu" in app.services
+        mock.route(host="api.runpod.io").mock(side_effect=runpod.handle)
+        mock.route().mock(return_value=httpx.Response(500, text="boom"))  # Vast and Lambda are down
+        await gpu_tools.startup(app)
+    assert "1 instance(s) on your GPU accounts are not in the records" in caplog.text
+    doc = GpuDocument.model_validate_json((keyed_settings.state_dir / "gpu.json").read_text())
+    assert [r.instance_id for r in doc.rentals.values() if r.orphan] == [forgotten]
+    broken = build_app(keyed_settings)
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route().mock(side_effect=httpx.ConnectError("offline"))
+        await gpu_tools.startup(broken)  # every provider unreachable: logged, not raised
     await app.exit_stack.aclose()
+    await broken.exit_stack.aclose()

@@ -412,3 +412,24 @@ def make_service(
         sleep=clock.sleep,
         missing_keys=missing or [],
     )
+
+
+class FakeDeployer:
+    """Stands in for the SSH deployer in MCP tests (the real one is tested against a loopback SSH server)."""
+
+    def __init__(self) -> None:
+        self.deployed: list[tuple[str, str, list[str]]] = []
+        self.heartbeats = 0
+
+    async def deploy(self, rental: Any, plan: Any, progress: Any = None) -> Any:
+        from ategnatos_mcp.providers import DeployResult
+
+        self.deployed.append((rental.key, plan.target, [step.name for step in plan.steps]))
+        names = [step.name for step in plan.steps]
+        return DeployResult(
+            instance=rental.key, target=plan.target, ran=names, watchdog="Watchdog installed. " + plan.watchdog_note
+        )
+
+    async def heartbeat(self) -> list[str]:
+        self.heartbeats += 1
+        return []

@@ -13,7 +13,7 @@ from ategnatos_mcp.export.models import (
     SizeTarget,
     SpecCatalog,
 )
-from ategnatos_mcp.export.service import AssetExporter, Upscaler, plan_targets
+from ategnatos_mcp.export.service import AssetExporter, Upscaler, plan_targets, preview
 from ategnatos_mcp.export.specs import SPECS_FILE, find_spec, load_specs
 
 __all__ = [
@@ -35,4 +35,5 @@ __all__ = [
     "find_spec",
     "load_specs",
     "plan_targets",
+    "preview",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from ategnatos_mcp.export.encode import Encoded, Metadata, encode, encode_ico, f
 from ategnatos_mcp.export.geometry import normalise, parse_colour, render, scale_needed
 from ategnatos_mcp.export.models import Anchor, CropMode, ExportTarget
 
-__all__ = ["RenderOutcome", "Rendered", "read_size", "render_targets"]
+__all__ = ["RenderOutcome", "Rendered", "preview_jpeg", "read_size", "render_targets"]
 
 _TRANSPARENT_FORMATS = {"png", "webp", "avif"}
 
@@ -141,3 +142,15 @@ def _metadata(im: Image.Image, keep: bool, dpi: int | None) -> Metadata:
         text=dict(texts) if isinstance(texts, dict) else {},
         dpi=dpi,
     )
+
+
+def preview_jpeg(path: Path, max_side: int) -> bytes:
+    """A small JPEG of an exported file so the artist (and Claude) can check the crop at a glance."""
+    with _load(path) as im:
+        small = im.convert("RGBA")
+        small.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    flat = Image.new("RGB", small.size, (255, 255, 255))
+    flat.paste(small, mask=small.getchannel("A"))
+    buffer = io.BytesIO()
+    flat.save(buffer, format="JPEG", quality=80)
+    return buffer.getvalue()

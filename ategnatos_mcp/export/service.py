@@ -14,7 +14,7 @@ from ategnatos_mcp.export.specs import find_spec, load_specs
 from ategnatos_mcp.export.writer import write_new_file
 from ategnatos_mcp.paths import safe_name
 
-__all__ = ["AssetExporter", "Upscaler", "plan_targets"]
+__all__ = ["AssetExporter", "Upscaler", "plan_targets", "preview"]
 
 Upscaler = Callable[[Path, float], Awaitable[Path]]
 """Enlarge the image at a path by at least the factor and return the new file (e.g. a ComfyUI upscale model)."""
@@ -93,6 +93,15 @@ class AssetExporter:
             upscaled_by=model_factor or outcome.upscaled_by,
             warnings=[*notes, *outcome.warnings],
         )
+
+
+async def preview(file: ExportedFile, *, max_side: int = 384) -> bytes | None:
+    """A small JPEG preview of an exported file (None for .ico files)."""
+    if file.format == "ico":
+        return None
+    from ategnatos_mcp.export import pipeline
+
+    return await anyio.to_thread.run_sync(pipeline.preview_jpeg, Path(file.path), max_side)
 
 
 def plan_targets(request: ExportRequest) -> tuple[list[ExportTarget], CropMode, int | None]:

@@ -19,10 +19,11 @@ from ategnatos_mcp.export import (
     ExportResult,
     ImageFormat,
     load_specs,
+    preview,
 )
 from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
 from ategnatos_mcp.paths import confine
-from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.tools._common import ImagePart, app_of, guard, respond
 
 if TYPE_CHECKING:
     from ategnatos_mcp.comfyui import ComfyUIService
@@ -125,7 +126,11 @@ async def asset_export(
         + [f"Note: {w}" for w in result.warnings]
     )
     links = [(Path(f.path).as_uri(), Path(f.path).name, _MIME.get(f.format)) for f in result.files]
-    return respond(result, summary, links=links)
+    # One small look at the largest file is enough to check the crop; the rest are linked.
+    largest = max(result.files, key=lambda f: f.width * f.height)
+    shown = await preview(largest)
+    images = [ImagePart(data=shown, mime_type="image/jpeg")] if shown else []
+    return respond(result, summary, images=images, links=links)
 
 
 @guard

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import shutil
 from pathlib import Path
@@ -47,6 +49,10 @@ async def test_asset_export_favicon_set_lands_in_exports(client: Client, home: P
     assert "mascot-v3-apple-touch-icon.png" in _text(result)
     links = [block for block in result.content if block.type == "resource_link"]
     assert len(links) == 7
+    (preview,) = [block for block in result.content if block.type == "image"]
+    assert preview.mime_type == "image/jpeg"
+    with Image.open(io.BytesIO(base64.b64decode(preview.data))) as im:
+        assert im.size == (384, 384)  # the 512 px icon, shrunk to a glance
 
 
 async def test_asset_export_custom_size_with_budget(client: Client, approved: Path) -> None:

@@ -48,7 +48,8 @@ from ategnatos_mcp.remote.models import (
 )
 from ategnatos_mcp.remote.session import SSHConnectionError, SSHConnector, SSHSession
 from ategnatos_mcp.remote.steps import StepFailedError, forget_steps, run_steps
-from ategnatos_mcp.remote.transfer import TransferError, download, sync_folder, upload
+from ategnatos_mcp.remote.sync import sync_folder
+from ategnatos_mcp.remote.transfer import TransferError, download, upload
 
 __all__ = [
     # connecting

@@ -139,3 +139,25 @@ async def test_sync_folder_sends_only_new_or_changed_files(tmp_path: Path) -> No
         assert third.deleted == ["stale.txt"]
         assert (remote / "img_1.txt").read_text(encoding="utf-8") == "caption 1, red scarf"
         assert not (remote / "stale.txt").exists()
+
+
+async def test_sync_cut_midway_finishes_after_reconnecting_and_verifies_everything(tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    for index in range(40):
+        _payload(dataset / f"img_{index:02}.png", size=50_000, seed=index)
+    big = _payload(dataset / "model" / "base.safetensors", size=SIZE, seed=99)  # takes the resumable path
+
+    async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
+        server.cut_after_bytes = 1_000_000  # while the small files are going up, several at a time
+        report = await sync_folder(ssh, dataset, "datasets/cut")
+
+        assert server.cuts == 1 and ssh.reconnects == 1
+        assert len(report.sent) == 41
+        remote = server.home / "datasets" / "cut"
+        for index in range(40):
+            assert (remote / f"img_{index:02}.png").read_bytes() == (dataset / f"img_{index:02}.png").read_bytes()
+        assert (remote / "model" / "base.safetensors").read_bytes() == big
+        assert not list(remote.rglob("*.part"))
+
+        again = await sync_folder(ssh, dataset, "datasets/cut")
+        assert again.sent == [] and again.unchanged == 41

@@ -59,6 +59,7 @@ class OfferQuery(_Frozen):
     region: str | None = None
     hours: float = Field(default=1.0, gt=0)
     disk_gb: int = Field(default=60, ge=10, le=2000)
+    min_cuda: str = Field(default="12.4", pattern=r"^\d+\.\d+$", description="CUDA the image needs from the host.")
 
 
 class GpuOffer(_Frozen):
@@ -90,6 +91,7 @@ class CreateRequest(_Frozen):
     tag: str
     image: str
     disk_gb: int = 60
+    min_cuda: str = "12.4"
     ssh_public_key: str
 
 

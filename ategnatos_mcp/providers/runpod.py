@@ -167,7 +167,8 @@ class RunPodProvider:
         body: dict[str, Any] = {
             "name": request.name,
             "image": request.image,
-            "gpu": {"id": gpu_id, "count": request.offer.gpu_count},
+            # Pin the host's CUDA to what the image needs, or the pod may never start (README gotcha 5).
+            "gpu": {"id": gpu_id, "count": request.offer.gpu_count, "minCudaVersion": request.min_cuda},
             "cloud": cloud,
             "disk": request.disk_gb,
             "ports": ["22/tcp"],

@@ -244,6 +244,7 @@ class GpuService(Lifecycle):
                     tag=tag,
                     image=self.image,
                     disk_gb=quote.query.disk_gb,
+                    min_cuda=quote.query.min_cuda,
                     ssh_public_key=public_key,
                 )
                 try:

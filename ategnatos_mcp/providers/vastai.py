@@ -144,7 +144,14 @@ class VastProvider:
 
     async def offers(self, query: OfferQuery) -> list[GpuOffer]:
         """Marketplace offers; storage for ``disk_gb`` is folded into the hourly price."""
-        filters: dict[str, Any] = {"num_gpus": {"eq": query.gpu_count}, "disk_space": {"gte": query.disk_gb}}
+        # Direct SSH needs a mapped port; slow hosts take hours to pull a 10-20 GB image (README gotchas).
+        filters: dict[str, Any] = {
+            "num_gpus": {"eq": query.gpu_count},
+            "disk_space": {"gte": query.disk_gb},
+            "direct_port_count": {"gte": 1},
+            "inet_down": {"gte": 100},
+            "cuda_max_good": {"gte": float(query.min_cuda)},
+        }
         if query.min_vram_gb:
             filters["gpu_ram"] = {"gte": int(query.min_vram_gb * 1000)}
         if query.max_usd_per_hour:

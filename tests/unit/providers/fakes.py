@@ -174,6 +174,8 @@ class FakeRunPod(FakeCloud):
         self.pods[pod_id] = pod
         if outcome == "lost":
             return _json(case("runpod", "v2_errors", "upstream_5xx")["response"])
+        if outcome == "timeout":
+            raise httpx.ReadTimeout("the answer never came", request=request)
         return httpx.Response(201, json=self._public(pod))
 
     def _public(self, pod: dict[str, Any]) -> dict[str, Any]:

@@ -168,7 +168,9 @@ class ArtDirector:
                 draft = await self._adjusted(self._draft_of(source), feedback, changes)
                 if feedback and not source.feedback:
                     source.feedback = feedback
-                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=source.version)
+                new = add_version(
+                    doc, draft, now=self.clock(), origin="adjusted", based_on=source.version, intent=source.intent
+                )
             answer = PromptAnswer(
                 draft=draft, project=project, asset=asset, version=new.version, based_on=source.version
             )
@@ -259,7 +261,7 @@ class ArtDirector:
             if feedback.strip() or changes is not None:
                 draft = await self._adjusted(self._draft_of(copy), feedback, changes)
                 doc.iterations.pop()
-                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=version)
+                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=version, intent=copy.intent)
             else:
                 family = self.catalog.get(copy.family)
                 draft = draft_from_iteration(copy, family)
@@ -301,8 +303,12 @@ class ArtDirector:
                 source=f"{project}/{asset}/v{it.version}",
                 saved_at=self.clock(),
             )
-            answer.library_entry, more = await self.library.save(entry)
-            notices.extend(more)
+            try:
+                answer.library_entry, more = await self.library.save(entry)
+                notices.extend(more)
+            except InvalidRequestError as exc:
+                # The approval itself is recorded; only the library copy failed.
+                notices.append(f"Approved, but not saved to the library: {exc.message} {exc.hint}".strip())
         answer.notices = notices
         return answer
 

@@ -117,6 +117,8 @@ async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: App
         {"action": "approve", "version": 4, "save_as": "warm mascot", "tags": ["mascot"], **where},
     )
     assert approved["approved_version"] == 4
+    again = await _ok(client, "art_iterations", {"action": "approve", "version": 4, "save_as": "warm mascot", **where})
+    assert again["library_entry"] is None and "not saved to the library" in again["notices"][0]
     assert [s["text"] for s in approved["eye_suggestions"]] == ["warm colour palette"]
     assert approved["library_entry"]["source"] == "launch page/mascot/v4"
     folder = home / "grimoire" / "projects" / "launch page" / "assets" / "mascot"

@@ -180,11 +180,12 @@ async def test_offer_taken_during_create_tries_the_next(store: GrimoireStore, cl
     assert result.instance.provider == "vast" and "rented by someone else" in result.tried[0]
 
 
+@pytest.mark.parametrize("outcome", ["lost", "timeout"])
 async def test_lost_create_answer_is_found_by_tag_without_a_second_rental(
-    store: GrimoireStore, clock: FakeClock
+    store: GrimoireStore, clock: FakeClock, outcome: str
 ) -> None:
     runpod = FakeRunPod()
-    runpod.create_outcomes.append("lost")  # the pod is created, the answer is a 502
+    runpod.create_outcomes.append(outcome)  # the pod is created; the answer is a 502, or never comes
     service = make_service(store, [runpod], clock)
     result = await service.spinup(await _quote(service, gpu="4090"), YES)
     assert len(runpod.calls("POST", "/v2/pods")) == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -68,22 +69,20 @@ async def raw_job(http: httpx.AsyncClient, url: str, wf: dict[str, Any], out: Pa
 
 
 async def bench_overhead(jobs: int) -> tuple[float, float]:
+    """Alternate raw and MCP jobs against one fake, so both see the same machine load."""
     async with serve_fake(node_seconds=0.0) as fake:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
-            async with httpx.AsyncClient() as http:
-                await raw_job(http, fake.url, _variant(5000), out)  # warm up
+            settings = load_settings(env={"ATEGNATOS_HOME": str(out / "home"), "ATEGNATOS_COMFYUI_URL": fake.url})
+            async with httpx.AsyncClient() as http, Client(build_server(settings, app=build_app(settings))) as client:
+                await raw_job(http, fake.url, _variant(5000), out)  # warm up both paths
+                await client.call_tool("comfyui_submit", {"workflow": _variant(6000), "wait_seconds": 30})
                 raw: list[float] = []
+                mcp: list[float] = []
                 for i in range(jobs):
                     started = time.perf_counter()
                     await raw_job(http, fake.url, _variant(i), out)
                     raw.append(time.perf_counter() - started)
-            home = out / "home"
-            settings = load_settings(env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": fake.url})
-            async with Client(build_server(settings, app=build_app(settings))) as client:
-                await client.call_tool("comfyui_submit", {"workflow": _variant(6000), "wait_seconds": 30})
-                mcp: list[float] = []
-                for i in range(jobs):
                     started = time.perf_counter()
                     result = await client.call_tool(
                         "comfyui_submit", {"workflow": _variant(1000 + i), "wait_seconds": 30}
@@ -124,6 +123,8 @@ async def bench_throughput(jobs: int, servers: int, node_seconds: float) -> floa
 
 
 async def main() -> None:
+    # The server logs at INFO, and httpx logs every request at INFO; that is console cost, not ours.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
     raw, mcp = await bench_overhead(jobs)
     print(f"per-job, zero execution time (median of {jobs}):")

@@ -199,3 +199,20 @@ async def test_workflow_manage_saves_lists_gets_and_deletes(home: Path) -> None:
     assert json.loads(resource.contents[0].text) == wf
     assert json.loads(template.contents[0].text)["name"] == "upscale-esrgan"
     assert not deleted.is_error and missing.is_error and "no saved workflow" in _text(missing)
+
+
+async def test_workflow_manage_imports_an_editor_export_using_the_server_catalogue(home: Path) -> None:
+    ui = json.loads((FIXTURES / "ui_txt2img.json").read_text(encoding="utf-8"))
+    async with serve_fake() as fake, studio(home, fake) as client:
+        saved = await client.call_tool("workflow_manage", {"action": "save", "name": "fox", "workflow": ui})
+        run = await client.call_tool("comfyui_submit", {"workflow": "fox", "wait_seconds": 10})
+    assert not saved.is_error, _text(saved)
+    assert saved.structured_content["converted_from_ui"] is True
+    assert saved.structured_content["workflow"]["3"]["inputs"]["seed"] == 42
+    assert run.structured_content["state"] == "succeeded"
+
+
+async def test_unknown_job_id_is_a_plain_tool_error(home: Path) -> None:
+    async with studio(home, urls=["http://127.0.0.1:9"]) as client:
+        result = await client.call_tool("comfyui_job", {"job_id": "nope"})
+    assert result.is_error and "no job 'nope'" in _text(result) and "comfyui_submit" in _text(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -38,3 +39,27 @@ async def test_small_image_keeps_its_size(tmp_path: Path) -> None:
     [(data, _)] = await make_previews(saved, max_side=768, budget_bytes=1_000_000)
     with Image.open(io.BytesIO(data)) as img:
         assert img.size == (64, 64)
+
+
+async def test_non_image_outputs_are_saved_and_named_not_previewed(tmp_path: Path) -> None:
+    import httpx
+
+    from ategnatos_mcp.comfyui.client import ComfyUIClient
+    from ategnatos_mcp.comfyui.models import JobRecord, OutputFile
+    from ategnatos_mcp.comfyui.results import save_outputs
+
+    png = (Path(__file__).resolve().parents[2] / "fixtures" / "comfyui" / "view_basic_0.png").read_bytes()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.params["filename"]
+        return httpx.Response(200, content=png if name.endswith(".png") else b"\x00\x01", headers={"content-type": "x"})
+
+    record = JobRecord(job_id="j1", server="http://c", prompt_id="p", client_id="c", finished_at=1_800_000_000)
+    record.outputs = {"9": [OutputFile(filename="a_00001_.png")], "12": [OutputFile(filename="clip_00001_.mp4")]}
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        saved = await save_outputs(record, ComfyUIClient("http://c", http), tmp_path, workflow={"9": {}})
+    assert [(s.node_id, s.kind, s.width) for s in saved] == [("9", "image", 64), ("12", "video", None)]
+    assert Path(saved[1].path).read_bytes() == b"\x00\x01"
+    assert json.loads(Path(saved[0].sidecar).read_text(encoding="utf-8"))["workflow"] == {"9": {}}
+    previews = await make_previews(saved, max_side=256, budget_bytes=100_000)
+    assert len(previews) == 1 and [s.previewed for s in saved] == [True, False]

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ategnatos_mcp.errors import ConfigError
 
@@ -126,8 +126,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file is merged by load_settings (so its errors can name the file); env wins over it.
-        return (init_settings, env_settings)
+        # load_settings merges the file and the chosen environment variables itself (env wins over the file).
+        return (init_settings,)
 
     # Derived locations -------------------------------------------------------------------------
     @property
@@ -248,22 +248,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
 
 
 def _build(data: dict[str, Any], env: Mapping[str, str]) -> Settings:
-    # pydantic-settings reads os.environ; hand it exactly the variables we chose instead.
-    class _Scoped(Settings):
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            from pydantic_settings import EnvSettingsSource
-
-            scoped_env = EnvSettingsSource(settings_cls, env_prefix="ATEGNATOS_", env_nested_delimiter="__")
-            scoped_env.env_vars = {k.lower(): v for k, v in env.items()}
-            return (scoped_env, init_settings)
-
-    built = _Scoped(**data)
-    return Settings.model_construct(**{name: getattr(built, name) for name in Settings.model_fields})
+    # pydantic-settings would read os.environ; hand it exactly the variables we chose instead.
+    source = EnvSettingsSource(Settings, env_prefix="ATEGNATOS_", env_nested_delimiter="__")
+    source.env_vars = {key.lower(): value for key, value in env.items()}
+    return Settings(**_deep_merge(data, source()))

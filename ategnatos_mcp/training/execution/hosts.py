@@ -53,6 +53,10 @@ class TrainingHost(Protocol):
         """The folder of run ``name`` on the host (absolute)."""
         ...
 
+    async def expand(self, path: str) -> str:
+        """``path`` with a leading ``~`` replaced by the home folder on the host."""
+        ...
+
     async def run(self, command: str, *, timeout: float = 120.0) -> Output: ...
 
     async def write_text(self, path: str, text: str) -> None: ...
@@ -116,6 +120,9 @@ class LocalHost:
     async def base_dir(self, name: str) -> str:
         return str(self.runs_root / name)
 
+    async def expand(self, path: str) -> str:
+        return str(Path(path).expanduser())
+
     async def run(self, command: str, *, timeout: float = 120.0) -> Output:
         with anyio.fail_after(timeout):
             done = await anyio.run_process(["/bin/sh", "-c", command], env=self._env(), check=False)
@@ -162,6 +169,11 @@ class SSHTrainingHost:
 
     async def base_dir(self, name: str) -> str:
         return f"{await self.session.home()}/ategnatos/training/{name}"
+
+    async def expand(self, path: str) -> str:
+        if path == "~" or path.startswith("~/"):
+            return await self.session.home() + path[1:]
+        return path
 
     async def run(self, command: str, *, timeout: float = 120.0) -> Output:
         done = await self.session.run(command, timeout=timeout, check=False)

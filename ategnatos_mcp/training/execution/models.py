@@ -123,6 +123,7 @@ class RunHandle(_Strict):
     run_dir: str = Field(description="Supervisor folder on the host (status.json, train.log, spec.json).")
     output_dir: str
     process_name: str
+    job_name: str | None = Field(default=None, description="ai-toolkit's config.name (its progress bar's label).")
     started_at: datetime
     finished: bool = False
     final_state: SupervisorState | None = None

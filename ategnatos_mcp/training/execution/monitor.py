@@ -36,7 +36,7 @@ _LOG_KEYS = {"kohya": "kohya-sd-scripts", "ai-toolkit": "ai-toolkit", "simpletun
 _EPOCH = re.compile(r"^epoch (\d+)/(\d+)\s*$")
 _SAMPLE = re.compile(r"generating sample images at step / サンプル画像生成 ステップ: (\d+)")
 _CHECKPOINT = re.compile(r"(?:^saving checkpoint: |^Saved checkpoint to |\[INFO\] Saving checkpoint to )(\S+)\s*$")
-_COMPLETE = re.compile(r"model saved\.|Training has completed\.|^ - 1 completed job")
+_COMPLETE = re.compile(r"model saved\.|Training has completed\.|^- 1 completed job")
 
 
 def _data(name: str) -> Any:
@@ -92,12 +92,10 @@ def parse_log(backend: str, text: str, *, job_name: str | None = None) -> Traini
     result = TrainingProgress(backend=backend)
     seen_errors: set[str] = set()
     for line in _lines(text):
-        match = progress_re.search(line)
-        if match:
-            _apply_progress(result, match, loss_re.search(line))
-            continue
         stripped = line.strip()
-        if epoch := _EPOCH.match(stripped):
+        if match := progress_re.search(line):
+            _apply_progress(result, match, loss_re.search(line))
+        elif epoch := _EPOCH.match(stripped):
             result.epoch, result.total_epochs = int(epoch.group(1)), int(epoch.group(2))
         if sample := _SAMPLE.search(line):
             step = int(sample.group(1))

@@ -23,10 +23,26 @@ from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, progress_regex, signatures
 
-__all__ = ["Reporter", "read_log_tail", "read_status", "render_for_host", "start_run", "stop_run", "wait_for_run"]
+__all__ = [
+    "Reporter",
+    "host_dataset_dir",
+    "read_log_tail",
+    "read_status",
+    "render_for_host",
+    "start_run",
+    "stop_run",
+    "wait_for_run",
+]
 
 Reporter = Callable[[float, float | None, str | None], Awaitable[None]]
 _LOG_TAIL_BYTES = 256 * 1024
+
+
+async def host_dataset_dir(host: TrainingHost, cfg: TrainingConfig) -> str:
+    """Where the trainer reads the dataset: the project's folder locally, a synced copy on an SSH host."""
+    if host.spec.kind == "local":
+        return cfg.dataset_path
+    return f"{await host.base_dir(cfg.name)}/dataset"
 
 
 def supervisor_source() -> str:
@@ -151,6 +167,7 @@ async def start_run(
         run_dir=run_dir,
         output_dir=output_dir,
         process_name=process,
+        job_name=_job_name(rendered),
         started_at=now,
     )
     with anyio.move_on_after(20):

@@ -1,0 +1,136 @@
+"""Gate 4: the dry-run variant of the confirmed config (a few steps, no samples, one save) under the supervisor.
+
+It passes when the trainer reaches its steps and writes its one save with no error signature in the log,
+at the planned batch size (a run that only fit after halving the batch fails, with the batch that fit).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training import GateState, record_dry_run_gate
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
+from ategnatos_mcp.training.execution.monitor import WARNING_IDS, parse_log
+from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
+from ategnatos_mcp.training.execution.runner import (
+    Reporter,
+    host_dataset_dir,
+    read_log_tail,
+    start_run,
+    wait_for_run,
+)
+
+__all__ = ["DryRunResult", "judge_dry_run", "run_dry_run"]
+
+_DRY_RUN_HANG_SECONDS = 300.0
+
+
+class DryRunResult(BaseModel):
+    """Where the dry run stands; ``passed`` is None while it still runs."""
+
+    name: str
+    host: str
+    state: Literal["running", "passed", "failed"]
+    passed: bool | None
+    problems: list[str] = Field(default_factory=list)
+    status: SupervisorStatus
+    progress: TrainingProgress
+    log_tail: str = Field(default="", description="The last lines of the trainer's log.")
+    gates: GateState | None = None
+
+
+def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress) -> list[str]:
+    """Why a finished dry run does not pass (empty: it passed)."""
+    problems: list[str] = []
+    if len(status.attempts) > 1 and status.state == "succeeded":
+        first = status.attempts[0]
+        problems.append(
+            f"It ran out of graphics memory at batch size {first['batch_size']} and only fit at batch size "
+            f"{status.batch_size} with gradient accumulation {status.gradient_accumulation}. Re-plan with "
+            f"overrides {{'batch_size': {status.batch_size}, 'gradient_accumulation': {status.gradient_accumulation}}}"
+            " and confirm again."
+        )
+    elif status.state != "succeeded":
+        problems.append(status.message or f"The dry run ended as {status.state}.")
+    if status.state == "succeeded" and progress.total_steps and progress.step < progress.total_steps:
+        problems.append(f"It stopped at step {progress.step} of {progress.total_steps}.")
+    if status.state == "succeeded" and not progress.checkpoints:
+        problems.append("It wrote no LoRA file, so saving does not work with this configuration.")
+    problems += [f"{e.meaning} Fix: {e.fix}" for e in progress.errors if e.id not in WARNING_IDS]
+    return problems
+
+
+async def run_dry_run(
+    host: TrainingHost,
+    store: GrimoireStore,
+    plan: ConfirmedPlan,
+    *,
+    backend_dir: str,
+    wait_seconds: float,
+    now: datetime,
+    report: Reporter | None = None,
+    env: dict[str, str] | None = None,
+) -> DryRunResult:
+    """Start (or re-attach to) the dry run on ``host``, follow it for ``wait_seconds``, record gate 4 when done.
+
+    Raises:
+        InvalidRequestError: gate 3 has not passed on this host.
+    """
+    cfg, identity = plan.cfg, host.spec.identity
+    env_gate = plan.gates.environment
+    if env_gate.status != "passed" or env_gate.host != identity:
+        raise InvalidRequestError(
+            f"The environment on {identity} has not passed its check for '{cfg.name}' (gate 3).",
+            hint="Run train_validate_environment on that host first.",
+        )
+    state = await read_execution(store, cfg.name)
+    handle = state.dry_run
+    if handle is None or handle.finished or handle.config_hash != cfg.config_hash or handle.host != host.spec:
+        handle = await start_run(
+            host,
+            kind="dry_run",
+            cfg=cfg,
+            backend=plan.backend,
+            backend_dir=backend_dir,
+            dataset_dir=await host_dataset_dir(host, cfg),
+            now=now,
+            hang_seconds=_DRY_RUN_HANG_SECONDS,
+            env=env,
+        )
+        await _save(store, cfg.name, handle)
+    status = await wait_for_run(host, handle, wait_seconds, report)
+    log = await read_log_tail(host, handle)
+    progress = parse_log(plan.backend, log, job_name=handle.job_name)
+    tail = "\n".join(log.replace("\r", "\n").splitlines()[-20:])
+    if not status.finished:
+        return DryRunResult(
+            name=cfg.name, host=identity, state="running", passed=None, status=status, progress=progress, log_tail=tail
+        )
+    problems = judge_dry_run(status, progress)
+    gates = await record_dry_run_gate(
+        store, cfg.name, host=identity, config_hash=cfg.config_hash, passed=not problems, log_tail=log[-4000:]
+    )
+    await _save(store, cfg.name, handle.model_copy(update={"finished": True, "final_state": status.state}))
+    return DryRunResult(
+        name=cfg.name,
+        host=identity,
+        state="failed" if problems else "passed",
+        passed=not problems,
+        problems=problems,
+        status=status,
+        progress=progress,
+        log_tail=tail,
+        gates=gates,
+    )
+
+
+async def _save(store: GrimoireStore, name: str, handle: RunHandle) -> None:
+    async with update_execution(store, name) as upd:
+        upd.doc.name = name
+        upd.doc.dry_run = handle

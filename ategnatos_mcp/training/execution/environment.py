@@ -1,0 +1,232 @@
+"""Gate 3: is the training host ready for this exact plan? Python, torch + CUDA, GPU and free VRAM against the
+plan's estimate, free disk, the backend installed, and the dataset present. One probe script, one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training import EnvironmentReport, GateState, TrainingConfig, record_environment_gate
+from ategnatos_mcp.training.costs import vram_inputs
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import HostSpec
+from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir
+from ategnatos_mcp.training.vram import estimate_vram
+
+__all__ = ["EnvironmentCheck", "check_environment", "probe_script"]
+
+_MIN_PYTHON = (3, 10)
+_CACHE_HEADROOM_GB = 5.0  # latent / text-encoder caches, optimizer state, logs
+
+# Runs on the host with the backend's Python: standard library only, prints one JSON object.
+_PROBE = r"""
+import json, os, shutil, subprocess, sys, importlib.util
+args = json.loads(sys.argv[1])
+out = {"python": "%d.%d.%d" % sys.version_info[:3]}
+try:
+    import torch
+    out["torch"] = torch.__version__
+    out["cuda_available"] = bool(torch.cuda.is_available())
+    out["torch_cuda"] = getattr(torch.version, "cuda", None)
+except Exception as exc:
+    out["torch_error"] = "%s: %s" % (type(exc).__name__, exc)
+try:
+    smi = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,memory.total,memory.free,driver_version", "--format=csv,noheader,nounits"],
+        capture_output=True, text=True, timeout=30)
+    if smi.returncode == 0 and smi.stdout.strip():
+        out["gpus"] = [[p.strip() for p in line.split(",")] for line in smi.stdout.strip().splitlines()]
+    else:
+        out["nvidia_smi_error"] = (smi.stdout + smi.stderr).strip()[-300:] or "exit status %d" % smi.returncode
+except (OSError, subprocess.SubprocessError) as exc:
+    out["nvidia_smi_error"] = str(exc)
+probe = args["disk_path"]
+while probe and not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+out["disk_free_gb"] = round(shutil.disk_usage(probe or "/").free / 1e9, 1)
+backend, folder = args["backend"], os.path.expanduser(args["backend_dir"] or "")
+if backend == "simpletuner":
+    out["backend_found"] = bool(shutil.which("simpletuner") or importlib.util.find_spec("simpletuner"))
+else:
+    out["backend_found"] = os.path.isfile(os.path.join(folder, args["script"]))
+exts = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+count = 0
+for root, _dirs, files in os.walk(args["dataset_dir"]):
+    count += sum(1 for f in files if f.lower().endswith(exts))
+out["dataset_images"] = count
+out["dataset_found"] = os.path.isdir(args["dataset_dir"])
+print(json.dumps(out))
+"""
+
+
+def probe_script() -> str:
+    """The probe's source (standard library only)."""
+    return _PROBE
+
+
+class EnvironmentCheck(BaseModel):
+    """What gate 3 found, and whether it passed."""
+
+    name: str
+    host: str
+    passed: bool
+    problems: list[str]
+    facts: dict[str, str]
+    warnings: list[str] = Field(default_factory=list)
+    dataset_uploaded: bool = False
+    gates: GateState
+
+
+def _script(cfg: TrainingConfig, backend: str) -> str:
+    from ategnatos_mcp.training import render_backend
+    from ategnatos_mcp.training.models import RunPaths
+
+    command = render_backend(cfg, backend, RunPaths(dataset_dir="d", config_dir="c", output_dir="o")).command  # type: ignore[arg-type]
+    return next((part for part in command if part.endswith(".py")), "run.py")
+
+
+def needed_disk_gb(cfg: TrainingConfig, dataset_gb: float) -> float:
+    """A rough need: the dataset, every saved LoRA file (size grows with rank), caches."""
+    lora_gb = cfg.network_rank * 0.006 * (4 if cfg.family in ("flux1", "sd35") else 1)
+    saves = max(1, cfg.effective_epochs // max(cfg.save_every_epochs, 1))
+    return round(dataset_gb + saves * lora_gb + _CACHE_HEADROOM_GB, 1)
+
+
+def _judge(
+    cfg: TrainingConfig, probe: dict[str, object], need_disk: float
+) -> tuple[list[str], list[str], dict[str, str]]:
+    problems: list[str] = []
+    warnings: list[str] = []
+    facts = {"python": str(probe.get("python"))}
+    version = tuple(int(p) for p in str(probe.get("python", "0.0")).split(".")[:2])
+    if version < _MIN_PYTHON:
+        problems.append(f"Python {probe.get('python')} is too old for the trainer; it needs 3.10 or newer.")
+    if "torch_error" in probe:
+        problems.append(
+            f"PyTorch does not load there ({probe['torch_error']}): install the trainer's requirements in the "
+            "Python it uses."
+        )
+    else:
+        facts["torch"] = f"{probe.get('torch')} (CUDA {probe.get('torch_cuda')})"
+        if not probe.get("cuda_available"):
+            problems.append("PyTorch cannot see a CUDA GPU: it is a CPU-only build, or the GPU driver is not loaded.")
+    gpus = probe.get("gpus")
+    estimate = estimate_vram(vram_inputs(cfg))
+    facts["vram needed"] = f"about {estimate.gb:g} GB (range {estimate.low_gb:g}-{estimate.high_gb:g})"
+    if not isinstance(gpus, list) or not gpus:
+        problems.append(f"No NVIDIA GPU answered nvidia-smi ({probe.get('nvidia_smi_error', 'no output')}).")
+    else:
+        name, total, free = gpus[0][0], float(gpus[0][1]) / 1024, float(gpus[0][2]) / 1024
+        facts["gpu"] = f"{name}, {total:.1f} GB, {free:.1f} GB free"
+        if len(gpus[0]) > 3:
+            facts["driver"] = str(gpus[0][3])
+        if free < estimate.low_gb:
+            problems.append(
+                f"The GPU has {free:.1f} GB free but this plan needs about {estimate.gb:g} GB: close what uses the GPU, "
+                "or re-plan with memory savers / a smaller batch (train_plan with gpu_vram_gb)."
+            )
+        elif free < estimate.gb:
+            warnings.append(
+                f"Tight: {free:.1f} GB free for about {estimate.gb:g} GB needed. If it runs out of memory the "
+                "supervisor halves the batch (at most 3 times)."
+            )
+    disk = float(probe.get("disk_free_gb", 0) or 0)
+    facts["disk"] = f"{disk:g} GB free, about {need_disk:g} GB needed"
+    if disk < need_disk:
+        problems.append(f"Only {disk:g} GB of disk is free where the run writes; it needs about {need_disk:g} GB.")
+    return problems, warnings, facts
+
+
+async def check_environment(
+    host: TrainingHost,
+    store: GrimoireStore,
+    cfg: TrainingConfig,
+    *,
+    backend: str,
+    backend_dir: str,
+    upload_dataset: bool = False,
+    report: Reporter | None = None,
+) -> EnvironmentCheck:
+    """Probe the host for ``cfg`` and record gate 3 for it."""
+    local_dataset = Path(cfg.dataset_path)
+    base = await host.base_dir(cfg.name)
+    dataset_dir = await host_dataset_dir(host, cfg)
+    uploaded = False
+    if upload_dataset and host.spec.kind != "local":
+        if report:
+            await report(0, None, f"Sending the dataset to {host.spec.identity}")
+        await host.put_dataset(local_dataset, dataset_dir, report)  # type: ignore[arg-type]
+        uploaded = True
+    if report:
+        await report(0, None, f"Checking {host.spec.identity}")
+    args = {
+        "backend": backend,
+        "backend_dir": backend_dir,
+        "script": _script(cfg, backend),
+        "dataset_dir": dataset_dir,
+        "disk_path": base,
+    }
+    done = await host.run(f"{host.python} -c {shlex.quote(_PROBE)} {shlex.quote(json.dumps(args))}", timeout=120)
+    try:
+        probe = json.loads(done.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        probe = None
+    if not isinstance(probe, dict):
+        problems = [
+            f"'{host.python}' did not run on {host.spec.identity}: {(done.stderr or done.stdout).strip()[-300:]}"
+        ]
+        return await _record(store, cfg, host.spec, problems, [], {}, uploaded)
+    dataset_gb = await _dataset_gb(local_dataset)
+    problems, warnings, facts = _judge(cfg, probe, needed_disk_gb(cfg, dataset_gb))
+    facts["backend"] = f"{backend} in {backend_dir or '(on PATH)'}"
+    if not probe.get("backend_found"):
+        where = "on PATH or importable" if backend == "simpletuner" else f"{backend_dir}/{args['script']}"
+        problems.append(
+            f"The {backend} trainer is not installed where expected ({where}). Install it (remote_deploy) or pass "
+            "backend_dir."
+        )
+    images = int(probe.get("dataset_images", 0) or 0)
+    facts["dataset"] = f"{images} images in {dataset_dir}"
+    if images < cfg.image_count:
+        hint = " Call again with upload_dataset=true to send it." if host.spec.kind != "local" else ""
+        problems.append(
+            f"The dataset on the host has {images} of the plan's {cfg.image_count} images ({dataset_dir}).{hint}"
+        )
+    return await _record(store, cfg, host.spec, problems, warnings, facts, uploaded)
+
+
+async def _dataset_gb(folder: Path) -> float:
+    import anyio.to_thread
+
+    def size() -> float:
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e9 if folder.is_dir() else 0.0
+
+    return await anyio.to_thread.run_sync(size)
+
+
+async def _record(
+    store: GrimoireStore,
+    cfg: TrainingConfig,
+    spec: HostSpec,
+    problems: list[str],
+    warnings: list[str],
+    facts: dict[str, str],
+    uploaded: bool,
+) -> EnvironmentCheck:
+    report = EnvironmentReport(passed=not problems, problems=problems, facts=facts)
+    gates = await record_environment_gate(store, cfg.name, host=spec.identity, report=report)
+    return EnvironmentCheck(
+        name=cfg.name,
+        host=spec.identity,
+        passed=not problems,
+        problems=problems,
+        facts=facts,
+        warnings=warnings,
+        dataset_uploaded=uploaded,
+        gates=gates,
+    )

@@ -1,0 +1,122 @@
+"""Launch the real run: only when all four gates hold for this exact dataset, config and host."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import anyio.to_thread
+from pydantic import BaseModel
+
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training import check_launch_ready, write_records
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
+from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
+from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
+
+__all__ = ["LaunchResult", "ensure_launch_ready", "launch_run"]
+
+_MAX_HALVINGS = 3
+_HANG_SECONDS = 900.0  # no output for 15 minutes after an OOM: the job is stuck
+
+
+class LaunchResult(BaseModel):
+    """A started training run and the handle training_status uses to find it again."""
+
+    name: str
+    host: str
+    handle: RunHandle
+    status: SupervisorStatus
+    notices: list[str]
+
+
+def _fingerprint(path: Path) -> str | None:
+    from ategnatos_mcp.dataset import dataset_fingerprint
+
+    try:
+        return dataset_fingerprint(path)
+    except AtegnatosError:
+        return None
+
+
+async def ensure_launch_ready(store: GrimoireStore, plan: ConfirmedPlan, identity: str) -> None:
+    """Refuse unless gates 1-4 hold for this dataset (as it is now), this config and this host.
+
+    Raises:
+        InvalidRequestError: naming each missing or stale gate and why.
+    """
+    cfg = plan.cfg
+    fingerprint = await anyio.to_thread.run_sync(_fingerprint, Path(cfg.dataset_path))
+    blockers = await check_launch_ready(
+        store,
+        cfg.name,
+        dataset_fingerprint=fingerprint or "(dataset missing)",
+        config_hash=cfg.config_hash,
+        host=identity,
+    )
+    if blockers:
+        raise InvalidRequestError(
+            f"'{cfg.name}' cannot be launched on {identity} yet. " + " ".join(blockers),
+            hint="Pass the gates in order (dataset_audit, train_confirm, train_validate_environment, train_dry_run) "
+            "for this exact dataset, configuration and host, then launch again.",
+        )
+
+
+async def launch_run(
+    host: TrainingHost,
+    store: GrimoireStore,
+    plan: ConfirmedPlan,
+    *,
+    backend_dir: str,
+    now: datetime,
+    report: Reporter | None = None,
+    env: dict[str, str] | None = None,
+) -> LaunchResult:
+    """Check the gates, start the supervisor detached, record the run, write progress.md.
+
+    Raises:
+        InvalidRequestError: a gate is missing or stale (the message names each one and why).
+        StateError: a training run of this plan is still going.
+    """
+    cfg, identity = plan.cfg, host.spec.identity
+    await ensure_launch_ready(store, plan, identity)
+    state = await read_execution(store, cfg.name)
+    if state.training is not None and not state.training.finished:
+        current = await read_status(host, state.training) if state.training.host == host.spec else None
+        if current is None or not current.finished:
+            raise StateError(
+                f"A training run of '{cfg.name}' is still going on {state.training.host.identity}.",
+                document=state.training.run_dir,
+                hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
+            )
+    if host.spec.kind != "local":
+        # Only changed files travel; the fingerprint above proved the local copy is the audited one.
+        await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
+    handle = await start_run(
+        host,
+        kind="training",
+        cfg=cfg,
+        backend=plan.backend,
+        backend_dir=backend_dir,
+        dataset_dir=await host_dataset_dir(host, cfg),
+        now=now,
+        max_halvings=_MAX_HALVINGS,
+        hang_seconds=_HANG_SECONDS,
+        env=env,
+    )
+    async with update_execution(store, cfg.name) as upd:
+        upd.doc.name = cfg.name
+        if upd.doc.training is not None:
+            upd.doc.history.append(upd.doc.training)
+            del upd.doc.history[:-20]
+        upd.doc.training = handle
+    status = await read_status(host, handle)
+    text = (
+        f"# {cfg.name}: training progress\n\nStarted {now:%Y-%m-%d %H:%M} UTC on {identity} "
+        f"({plan.backend}, config {cfg.config_hash}, {cfg.total_steps} steps planned).\n\n"
+        f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
+    )
+    notices = await write_records(store, cfg.name, {"progress.md": text})
+    return LaunchResult(name=cfg.name, host=identity, handle=handle, status=status, notices=notices)

@@ -1,0 +1,70 @@
+"""The confirmed plan a run executes, and the execution state document (runs started per plan)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+
+from pydantic import ValidationError
+
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.paths import safe_name
+from ategnatos_mcp.state import GrimoireStore, Update
+from ategnatos_mcp.training import GateState, TrainingConfig, read_gates
+from ategnatos_mcp.training.execution.models import ExecutionState
+
+__all__ = ["ConfirmedPlan", "execution_document", "load_confirmed_plan", "read_execution", "update_execution"]
+
+
+class ConfirmedPlan:
+    """The run's gates, its standard config (the confirmed one) and backend."""
+
+    def __init__(self, gates: GateState, cfg: TrainingConfig, backend: str) -> None:
+        self.gates = gates
+        self.cfg = cfg
+        self.backend = backend
+
+
+def execution_document(name: str) -> str:
+    return f"training-exec-{safe_name(name, what='training run name')}"
+
+
+async def load_confirmed_plan(store: GrimoireStore, name: str, *, require_confirmed: bool = True) -> ConfirmedPlan:
+    """The plan of run ``name`` as the artist confirmed it (gate 2; the newest plan when not ``require_confirmed``).
+
+    Raises:
+        NotFoundError: no plan under that name.
+        InvalidRequestError: the plan is not confirmed (or changed since it was).
+    """
+    gates = await read_gates(store, safe_name(name, what="training run name"))
+    if gates.planned_config is None or gates.backend is None:
+        raise NotFoundError(
+            f"There is no training plan called '{name}'.",
+            kind="training run",
+            name=name,
+            hint="Make one with train_plan, then confirm it with train_confirm.",
+        )
+    confirmed = gates.confirmation.status == "passed" and gates.confirmation.config_hash == gates.planned_config_hash
+    if require_confirmed and not confirmed:
+        raise InvalidRequestError(
+            f"The plan of '{name}' is not confirmed yet (gate 2), so nothing can run on a GPU for it.",
+            hint=f"Show the plan to the artist and confirm config {gates.planned_config_hash} with train_confirm.",
+        )
+    try:
+        cfg = TrainingConfig(**gates.planned_config)
+    except ValidationError as exc:
+        raise InvalidRequestError(
+            f"The saved plan of '{name}' no longer validates ({exc.errors()[0]['msg']}).",
+            hint="Make the plan again with train_plan.",
+        ) from exc
+    return ConfirmedPlan(gates, cfg, gates.backend)
+
+
+async def read_execution(store: GrimoireStore, name: str) -> ExecutionState:
+    doc = await store.read(execution_document(name), ExecutionState)
+    doc.name = doc.name or name
+    return doc
+
+
+def update_execution(store: GrimoireStore, name: str) -> AbstractAsyncContextManager[Update[ExecutionState]]:
+    """``async with update_execution(store, name) as upd: upd.doc ...`` (an ``ExecutionState``)."""
+    return store.update(execution_document(name), ExecutionState)

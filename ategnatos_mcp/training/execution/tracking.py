@@ -1,0 +1,139 @@
+"""Re-attach to a started run: read the supervisor's status and the log, say where it is, write progress.md."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training import TrainingConfig, write_records
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import (
+    CheckpointInfo,
+    Diagnosis,
+    RunHandle,
+    SupervisorStatus,
+    TrainingProgress,
+)
+from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_info, parse_log, resume_note
+from ategnatos_mcp.training.execution.plans import update_execution
+from ategnatos_mcp.training.execution.runner import Reporter, read_log_tail, read_status, stop_run, wait_for_run
+
+__all__ = ["RunReport", "follow_run", "render_progress_md"]
+
+
+class RunReport(BaseModel):
+    """A run as it stands: supervisor status, what the log says, the saved LoRA files, and what to do."""
+
+    name: str
+    kind: str
+    host: str
+    state: str
+    status: SupervisorStatus
+    progress: TrainingProgress
+    checkpoints: list[CheckpointInfo] = Field(description="Saved LoRA files with the epoch/step each carries.")
+    problems: list[Diagnosis] = Field(default_factory=list)
+    resume: str
+    log_tail: str | None = None
+    notices: list[str] = Field(default_factory=list)
+    next_step: str
+
+
+def _checkpoints(
+    handle: RunHandle, status: SupervisorStatus, progress: TrainingProgress, cfg: TrainingConfig
+) -> list[CheckpointInfo]:
+    per_epoch = cfg.steps_per_epoch
+    if status.total_steps and status.total_epochs:
+        per_epoch = max(1, status.total_steps // status.total_epochs)
+    files = [c.file for c in progress.checkpoints] or [str(c.get("file")) for c in status.checkpoints]
+    return [checkpoint_info(handle.backend, f, steps_per_epoch=per_epoch) for f in files]
+
+
+def _next_step(kind: str, status: SupervisorStatus) -> str:
+    if status.state in ("starting", "running", "retrying"):
+        return "Still training: check again later with training_status (it keeps running if this conversation ends)."
+    if status.state == "succeeded":
+        return (
+            "Finished. Compare the saved epochs with train_evaluate, and tear the GPU instance down when you are "
+            "done (gpu_teardown)."
+            if kind == "training"
+            else "The dry run passed: launch_training can start the real run."
+        )
+    if status.state == "stopped":
+        return "Stopped on request. Launch again when ready."
+    return "Read the problems above, fix them, and run again (the dry run first after a config change)."
+
+
+def render_progress_md(name: str, report: RunReport) -> str:
+    status, progress = report.status, report.progress
+    lines = [
+        f"# {name}: training progress",
+        "",
+        f"- Host: {report.host}",
+        f"- State: {report.state}" + (f" ({status.message})" if status.message else ""),
+        f"- Step: {status.step} of {status.total_steps or '?'}"
+        + (f", epoch {status.epoch} of {status.total_epochs}" if status.epoch else ""),
+        f"- Batch size {status.batch_size}, gradient accumulation {status.gradient_accumulation}"
+        f" (attempt {status.attempt})",
+    ]
+    if progress.loss is not None or progress.loss_is_nan:
+        lines.append(f"- Loss: {'NaN (the run is broken)' if progress.loss_is_nan else f'{progress.loss:g}'}")
+    lines += ["", "## Saved LoRA files", ""]
+    if report.checkpoints:
+        lines += ["| file | kind | epoch | step |", "|---|---|---|---|"]
+        lines += [f"| {c.file} | {c.kind} | {c.epoch or '-'} | {c.step or '-'} |" for c in report.checkpoints]
+    else:
+        lines.append("None yet.")
+    lines += ["", f"Resume: {report.resume}"]
+    if report.problems:
+        lines += ["", "## Problems", "", *(f"- {p.meaning} Fix: {p.fix}" for p in report.problems)]
+    lines += ["", f"Next: {report.next_step}"]
+    return "\n".join(lines) + "\n"
+
+
+async def follow_run(
+    host: TrainingHost,
+    store: GrimoireStore,
+    handle: RunHandle,
+    cfg: TrainingConfig,
+    *,
+    wait_seconds: float = 0.0,
+    log_lines: int = 0,
+    stop: bool = False,
+    report: Reporter | None = None,
+) -> RunReport:
+    """Status, progress and files of ``handle``; optionally stop it or wait for it; progress.md is rewritten."""
+    if stop:
+        status = await stop_run(host, handle)
+    elif wait_seconds > 0:
+        status = await wait_for_run(host, handle, wait_seconds, report)
+    else:
+        status = await read_status(host, handle)
+    log = await read_log_tail(host, handle)
+    progress = parse_log(handle.backend, log, job_name=handle.job_name)
+    progress.resume = resume_note(handle.backend, progress, status)
+    kept = [line for line in log.replace("\r", "\n").splitlines() if line.strip()]
+    result = RunReport(
+        name=cfg.name,
+        kind=handle.kind,
+        host=handle.host.identity,
+        state=status.state,
+        status=status,
+        progress=progress,
+        checkpoints=_checkpoints(handle, status, progress, cfg),
+        problems=[e for e in progress.errors if e.id not in WARNING_IDS],
+        resume=progress.resume,
+        log_tail="\n".join(kept[-log_lines:]) if log_lines else None,
+        next_step=_next_step(handle.kind, status),
+    )
+    if handle.kind == "training":
+        result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})
+    if status.finished and not handle.finished:
+        async with update_execution(store, cfg.name) as upd:
+            current = upd.doc.training if handle.kind == "training" else upd.doc.dry_run
+            if current is not None and current.run_dir == handle.run_dir:
+                done = current.model_copy(update={"finished": True, "final_state": status.state})
+                if handle.kind == "training":
+                    upd.doc.training = done
+                else:
+                    upd.doc.dry_run = done
+    return result

@@ -1,0 +1,166 @@
+"""The training-run tools through a real MCP client: gates 1-4 with the real tools, launch, status, evaluation.
+
+Only the GPU is faked (tests/fixtures/training_exec/install.py): the supervisor and the stand-in trainer run
+as real detached processes on this machine, printing the real kohya log format.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.training.execution import HostRegistry
+from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
+
+pytestmark = pytest.mark.anyio
+
+PLAN = {
+    "name": "ink",
+    "dataset_path": "workspace/datasets/ink",
+    "training_type": "style",
+    "family": "SDXL",
+    "base_model": "/models/sdxl.safetensors",
+    "trigger_word": "ink_style",
+    "gpu_vram_gb": 24,
+    "preset": "quick",
+}
+
+
+def _text(result: Any) -> str:
+    return result.content[0].text
+
+
+def _dataset(home: Path) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = home / "workspace" / "datasets" / "ink"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(11)
+    for i in range(10):
+        blocks = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
+        Image.fromarray(blocks).resize((1024, 1024), Image.Resampling.NEAREST).save(folder / f"ink{i:02}.png")
+        (folder / f"ink{i:02}.txt").write_text(f"ink_style, study {i}", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def install(app: AppContext, tmp_path: Path) -> FakeInstall:
+    fake = make_fake_install(tmp_path / "install")
+
+    async def no_ssh():  # type: ignore[no-untyped-def]
+        raise AssertionError("these tests run on the local host only")
+
+    app.services["training-hosts"] = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=fake.env)
+    return fake
+
+
+async def _gates_1_and_2(client: Client, home: Path) -> tuple[Path, str]:
+    folder = _dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert not audit.is_error and audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    plan = await client.call_tool("train_plan", PLAN)
+    assert not plan.is_error, plan.content
+    config_hash = plan.structured_content["config_hash"]  # type: ignore[index]
+    confirmed = await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})
+    assert not confirmed.is_error, confirmed.content
+    return folder, config_hash
+
+
+async def test_full_path_gates_then_launch_status_and_evaluation(
+    client: Client, home: Path, install: FakeInstall
+) -> None:
+    folder, config_hash = await _gates_1_and_2(client, home)
+
+    early = await client.call_tool("launch_training", {"name": "ink"})
+    assert early.is_error
+    assert "Gate 3 (environment)" in _text(early) and "Gate 4 (dry run)" in _text(early)
+    assert "Gate 1" not in _text(early) and "Gate 2" not in _text(early)
+
+    env = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": install.backend_dirs["kohya"]}
+    )
+    assert not env.is_error, env.content
+    check = env.structured_content
+    assert check is not None and check["passed"] is True, check
+    assert check["facts"]["gpu"].startswith("NVIDIA GeForce RTX 4090")
+    assert (home / "grimoire" / "training" / "ink" / "environment.md").is_file()
+
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert not dry.is_error, dry.content
+    result = dry.structured_content
+    assert result is not None and result["passed"] is True, result
+    assert result["progress"]["step"] == result["progress"]["total_steps"] == 10
+    assert [c["kind"] for c in result["progress"]["checkpoints"]] == ["final"]
+    assert result["gates"]["dry_run"]["status"] == "passed"
+    assert result["gates"]["dry_run"]["config_hash"] == config_hash
+
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    assert "training_status" in _text(launched)
+
+    status = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 5})
+    assert not status.is_error, status.content
+    report = status.structured_content
+    assert report is not None and report["state"] == "succeeded", report
+    epochs = report["status"]["total_epochs"]
+    assert [c["epoch"] for c in report["checkpoints"] if c["kind"] == "epoch"] == list(range(1, epochs))
+    assert report["checkpoints"][-1]["kind"] == "final"
+    assert all(Path(c["file"]).is_file() for c in report["checkpoints"])
+    assert "model saved." in report["log_tail"]
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "State: succeeded" in progress_md and "ink-000001.safetensors" in progress_md
+
+    grid = await client.call_tool(
+        "train_evaluate", {"name": "ink", "weights": [0.6, 1.0], "prompts": ["ink_style, a cat"]}
+    )
+    assert not grid.is_error, grid.content
+    answer = grid.structured_content["grid"]  # type: ignore[index]
+    assert len(answer["jobs"]) == epochs * 2  # every saved epoch + the final file, two weights, one prompt
+    job = answer["jobs"][0]["comfyui_submit"]
+    assert job["template"] == "lora-test" and job["loras"] == [{"name": "ink-000001.safetensors", "weight": 0.6}]
+    assert len({j["seed"] for j in answer["jobs"]}) == 1
+    assert "weight 0.6" in (home / "grimoire" / "training" / "ink" / "eval.md").read_text(encoding="utf-8")
+
+    (folder / "ink03.txt").write_text("ink_style, study three, revised", encoding="utf-8")
+    stale = await client.call_tool("launch_training", {"name": "ink"})
+    assert stale.is_error and "Gate 1 (dataset): the dataset changed" in _text(stale)
+
+
+async def test_launch_is_refused_on_another_host_than_the_gates_checked(
+    client: Client, home: Path, install: FakeInstall
+) -> None:
+    await _gates_1_and_2(client, home)
+    refused = await client.call_tool("launch_training", {"name": "ink", "host": "root@10.0.0.9:2222"})
+    assert refused.is_error
+    assert "Gate 3 (environment): the environment on 10.0.0.9:2222 has not passed" in _text(refused)
+
+
+async def test_environment_problems_come_back_in_plain_words(client: Client, home: Path, tmp_path: Path) -> None:
+    await _gates_1_and_2(client, home)
+    result = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": str(tmp_path / "nowhere")}
+    )
+    assert not result.is_error, result.content
+    check = result.structured_content
+    assert check is not None and check["passed"] is False
+    problems = " ".join(check["problems"])
+    assert "trainer is not installed" in problems
+    assert check["gates"]["environment"]["status"] == "failed"
+    dry = await client.call_tool("train_dry_run", {"name": "ink"})
+    assert dry.is_error and "gate 3" in _text(dry)
+
+
+async def test_status_of_a_run_never_started_says_how_to_start_it(client: Client, home: Path) -> None:
+    await _gates_1_and_2(client, home)
+    result = await client.call_tool("training_status", {"name": "ink"})
+    assert result.is_error and "launch_training" in _text(result)
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    for name in ("train_validate_environment", "train_dry_run", "launch_training", "training_status", "train_evaluate"):
+        assert tools[name].output_schema is not None

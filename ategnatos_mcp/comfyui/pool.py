@@ -26,9 +26,7 @@ from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
 from ategnatos_mcp.comfyui.models import (
     JobRecord,
     JobState,
-    NodeErrorDetail,
     PromptAccepted,
-    PromptRejection,
     ServerStatus,
     UploadedImage,
     ValidationProblem,
@@ -36,7 +34,9 @@ from ategnatos_mcp.comfyui.models import (
 from ategnatos_mcp.comfyui.probe import probe_client
 from ategnatos_mcp.comfyui.results import save_outputs
 from ategnatos_mcp.comfyui.validate import (
+    WorkflowInvalid,
     describe_problems,
+    dropped_output_problems,
     flagged_nodes,
     problems_from_rejection,
     validate_workflow,
@@ -49,15 +49,6 @@ __all__ = ["ComfyUIPool", "ImageUpload", "WorkflowInvalid", "open_pool"]
 logger = logging.getLogger(__name__)
 
 _OBJECT_INFO_TTL = 300.0
-
-
-class WorkflowInvalid(InvalidRequestError):
-    """The workflow cannot run on any configured server; ``problems`` lists every reason."""
-
-    def __init__(self, message: str, *, problems: list[ValidationProblem], server: str, hint: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.problems = problems
-        self.server = server
 
 
 @dataclass
@@ -298,7 +289,7 @@ class ComfyUIPool:
         except BaseException:
             watch.scope.cancel()
             raise
-        record.warnings.extend(p.message for p in problems_from_rejection_dropped(accepted.node_errors))
+        record.warnings.extend(p.message for p in dropped_output_problems(accepted.node_errors))
         self._jobs[job_id] = watch
         self._workflows[job_id] = workflow
         watch.mark_submitted()
@@ -393,17 +384,6 @@ class ComfyUIPool:
         with anyio.move_on_after(self._settings.request_timeout_seconds):
             await watch.done.wait()
         return record
-
-
-def problems_from_rejection_dropped(node_errors: dict[str, Any]) -> list[ValidationProblem]:
-    """A 200 answer may still drop outputs whose branch is invalid; report them as warnings."""
-    if not node_errors:
-        return []
-    rejection = PromptRejection(error=NodeErrorDetail(type="partial"), node_errors=node_errors)
-    return [
-        p.model_copy(update={"message": p.message + " (that output was skipped)"})
-        for p in problems_from_rejection(rejection)
-    ]
 
 
 @asynccontextmanager

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import mimetypes
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,7 +158,3 @@ def _fit(img: Any, max_side: int, limit: int) -> bytes | None:
         else:
             side = int(side * 0.7)
     return None
-
-
-def guess_mime(path: str) -> str | None:
-    return mimetypes.guess_type(path)[0]

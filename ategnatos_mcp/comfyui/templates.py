@@ -8,7 +8,6 @@ that chained ``LoraLoader`` nodes are inserted after).
 from __future__ import annotations
 
 import copy
-import json
 import secrets
 from functools import cache
 from pathlib import Path
@@ -274,7 +273,3 @@ def _add_trigger_words(template: Template, rendered: RenderedWorkflow) -> None:
     rendered.params[param.name] = prompt
     for node_id, input_name in param.targets:
         rendered.workflow[node_id]["inputs"][input_name] = prompt
-
-
-def template_json(template: Template) -> str:
-    return json.dumps(template.model_dump(mode="json"), indent=2)

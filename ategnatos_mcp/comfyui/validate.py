@@ -11,9 +11,17 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from ategnatos_mcp.comfyui.models import PromptRejection, ValidationProblem
+from ategnatos_mcp.comfyui.models import NodeErrorDetail, PromptRejection, ValidationProblem
+from ategnatos_mcp.errors import InvalidRequestError
 
-__all__ = ["describe_problems", "flagged_nodes", "problems_from_rejection", "validate_workflow"]
+__all__ = [
+    "WorkflowInvalid",
+    "describe_problems",
+    "dropped_output_problems",
+    "flagged_nodes",
+    "problems_from_rejection",
+    "validate_workflow",
+]
 
 # Custom nodes that run arbitrary code; matched against the words of class names and python modules.
 _CODE_WORDS = {"exec", "execute", "eval", "python", "script", "code", "shell", "command", "subprocess", "jupyter"}
@@ -261,3 +269,23 @@ def describe_problems(problems: list[ValidationProblem]) -> str:
             line += " Closest available: " + ", ".join(p.suggestions) + "."
         lines.append(line)
     return "\n".join(lines)
+
+
+class WorkflowInvalid(InvalidRequestError):
+    """The workflow cannot run on any configured server; ``problems`` lists every reason."""
+
+    def __init__(self, message: str, *, problems: list[ValidationProblem], server: str, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems
+        self.server = server
+
+
+def dropped_output_problems(node_errors: dict[str, Any]) -> list[ValidationProblem]:
+    """A 200 answer may still drop outputs whose branch is invalid; report them as warnings."""
+    if not node_errors:
+        return []
+    rejection = PromptRejection(error=NodeErrorDetail(type="partial"), node_errors=node_errors)
+    return [
+        p.model_copy(update={"message": p.message + " (that output was skipped)"})
+        for p in problems_from_rejection(rejection)
+    ]

@@ -200,3 +200,27 @@ async def test_a_lost_submit_reply_is_looked_up_before_any_retry(tmp_path: Path)
         done = await pool.wait(record.job_id, 5)
     assert done.state is JobState.SUCCEEDED
     assert len(fake.prompts) == 1
+
+
+async def test_a_failing_server_is_marked_down_then_retried_after_the_delay(tmp_path: Path) -> None:
+    import httpx
+
+    now = [1000.0]
+    cfg = ComfyUISettings(urls=[], request_timeout_seconds=5, down_retry_seconds=30)
+    async with serve_fake() as fake, httpx.AsyncClient() as http, anyio.create_task_group() as tg:
+        dead = "http://127.0.0.1:9"
+        pool = ComfyUIPool(
+            [dead, fake.url], http, settings=cfg, task_group=tg, outputs_dir=tmp_path, clock=lambda: now[0]
+        )
+        first = await pool.submit(workflow("basic_empty_invert_save"))
+        marked = {s.url: s.marked_down for s in await pool.status()}
+        await pool.wait(first.job_id, 5)
+        second = await pool.submit(workflow("basic_changed_prefix"))  # within the delay: dead one skipped
+        skipped_until = {s.client.url: s.down_until for s in pool.servers()}[dead]
+        now[0] += 31
+        third = await pool.submit(workflow("basic_empty_invert_save"))  # after it: tried (and failing) again
+        retried_until = {s.client.url: s.down_until for s in pool.servers()}[dead]
+        tg.cancel_scope.cancel()
+    assert first.server == second.server == third.server == fake.url
+    assert marked == {dead: True, fake.url: False}
+    assert skipped_until == 1030.0 and retried_until == 1061.0

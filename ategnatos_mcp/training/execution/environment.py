@@ -69,6 +69,22 @@ def probe_script() -> str:
     return _PROBE
 
 
+class _Probe(BaseModel):
+    """What the probe printed."""
+
+    python: str = "0.0.0"
+    torch: str | None = None
+    torch_error: str | None = None
+    cuda_available: bool = False
+    torch_cuda: str | None = None
+    gpus: list[list[str]] = Field(default_factory=list)
+    nvidia_smi_error: str | None = None
+    disk_free_gb: float = 0.0
+    backend_found: bool = False
+    dataset_images: int = 0
+    dataset_found: bool = False
+
+
 class EnvironmentCheck(BaseModel):
     """What gate 3 found, and whether it passed."""
 
@@ -97,34 +113,32 @@ def needed_disk_gb(cfg: TrainingConfig, dataset_gb: float) -> float:
     return round(dataset_gb + saves * lora_gb + _CACHE_HEADROOM_GB, 1)
 
 
-def _judge(
-    cfg: TrainingConfig, probe: dict[str, object], need_disk: float
-) -> tuple[list[str], list[str], dict[str, str]]:
+def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[str], list[str], dict[str, str]]:
     problems: list[str] = []
     warnings: list[str] = []
-    facts = {"python": str(probe.get("python"))}
-    version = tuple(int(p) for p in str(probe.get("python", "0.0")).split(".")[:2])
+    facts = {"python": probe.python}
+    version = tuple(int(p) for p in probe.python.split(".")[:2] if p.isdigit())
     if version < _MIN_PYTHON:
-        problems.append(f"Python {probe.get('python')} is too old for the trainer; it needs 3.10 or newer.")
-    if "torch_error" in probe:
+        problems.append(f"Python {probe.python} is too old for the trainer; it needs 3.10 or newer.")
+    if probe.torch_error is not None:
         problems.append(
-            f"PyTorch does not load there ({probe['torch_error']}): install the trainer's requirements in the "
+            f"PyTorch does not load there ({probe.torch_error}): install the trainer's requirements in the "
             "Python it uses."
         )
     else:
-        facts["torch"] = f"{probe.get('torch')} (CUDA {probe.get('torch_cuda')})"
-        if not probe.get("cuda_available"):
+        facts["torch"] = f"{probe.torch} (CUDA {probe.torch_cuda})"
+        if not probe.cuda_available:
             problems.append("PyTorch cannot see a CUDA GPU: it is a CPU-only build, or the GPU driver is not loaded.")
-    gpus = probe.get("gpus")
     estimate = estimate_vram(vram_inputs(cfg))
     facts["vram needed"] = f"about {estimate.gb:g} GB (range {estimate.low_gb:g}-{estimate.high_gb:g})"
-    if not isinstance(gpus, list) or not gpus:
-        problems.append(f"No NVIDIA GPU answered nvidia-smi ({probe.get('nvidia_smi_error', 'no output')}).")
+    gpu = probe.gpus[0] if probe.gpus and len(probe.gpus[0]) >= 3 else None
+    if gpu is None:
+        problems.append(f"No NVIDIA GPU answered nvidia-smi ({probe.nvidia_smi_error or 'no output'}).")
     else:
-        name, total, free = gpus[0][0], float(gpus[0][1]) / 1024, float(gpus[0][2]) / 1024
+        name, total, free = gpu[0], float(gpu[1]) / 1024, float(gpu[2]) / 1024
         facts["gpu"] = f"{name}, {total:.1f} GB, {free:.1f} GB free"
-        if len(gpus[0]) > 3:
-            facts["driver"] = str(gpus[0][3])
+        if len(gpu) > 3:
+            facts["driver"] = gpu[3]
         if free < estimate.low_gb:
             problems.append(
                 f"The GPU has {free:.1f} GB free but this plan needs about {estimate.gb:g} GB: close what uses the GPU, "
@@ -135,10 +149,11 @@ def _judge(
                 f"Tight: {free:.1f} GB free for about {estimate.gb:g} GB needed. If it runs out of memory the "
                 "supervisor halves the batch (at most 3 times)."
             )
-    disk = float(probe.get("disk_free_gb", 0) or 0)
-    facts["disk"] = f"{disk:g} GB free, about {need_disk:g} GB needed"
-    if disk < need_disk:
-        problems.append(f"Only {disk:g} GB of disk is free where the run writes; it needs about {need_disk:g} GB.")
+    facts["disk"] = f"{probe.disk_free_gb:g} GB free, about {need_disk:g} GB needed"
+    if probe.disk_free_gb < need_disk:
+        problems.append(
+            f"Only {probe.disk_free_gb:g} GB of disk is free where the run writes; it needs about {need_disk:g} GB."
+        )
     return problems, warnings, facts
 
 
@@ -173,10 +188,10 @@ async def check_environment(
     }
     done = await host.run(f"{host.python} -c {shlex.quote(_PROBE)} {shlex.quote(json.dumps(args))}", timeout=120)
     try:
-        probe = json.loads(done.stdout.strip().splitlines()[-1])
+        probe = _Probe.model_validate_json(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         probe = None
-    if not isinstance(probe, dict):
+    if probe is None:
         problems = [
             f"'{host.python}' did not run on {host.spec.identity}: {(done.stderr or done.stdout).strip()[-300:]}"
         ]
@@ -184,13 +199,13 @@ async def check_environment(
     dataset_gb = await _dataset_gb(local_dataset)
     problems, warnings, facts = _judge(cfg, probe, needed_disk_gb(cfg, dataset_gb))
     facts["backend"] = f"{backend} in {backend_dir or '(on PATH)'}"
-    if not probe.get("backend_found"):
+    if not probe.backend_found:
         where = "on PATH or importable" if backend == "simpletuner" else f"{backend_dir}/{args['script']}"
         problems.append(
             f"The {backend} trainer is not installed where expected ({where}). Install it (remote_deploy) or pass "
             "backend_dir."
         )
-    images = int(probe.get("dataset_images", 0) or 0)
+    images = probe.dataset_images
     facts["dataset"] = f"{images} images in {dataset_dir}"
     if images < cfg.image_count:
         hint = " Call again with upload_dataset=true to send it." if host.spec.kind != "local" else ""

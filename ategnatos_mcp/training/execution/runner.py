@@ -185,6 +185,7 @@ async def start_run(
 async def read_status(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:
     """The supervisor's status; ``lost`` when it died without saying how it ended."""
     path = f"{handle.run_dir}/status.json"
+    status = SupervisorStatus(state="missing")
     for _ in range(2):
         text = await host.read_text(path)
         if not text:

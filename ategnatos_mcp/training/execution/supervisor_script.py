@@ -194,8 +194,9 @@ class Supervisor:
 
         def pump() -> None:
             assert self.child is not None and self.child.stdout is not None
+            fd = self.child.stdout.fileno()
             while True:
-                chunk = self.child.stdout.read1(65536) if hasattr(self.child.stdout, "read1") else b""
+                chunk = os.read(fd, 65536)
                 if not chunk:
                     break
                 lines.put(chunk)

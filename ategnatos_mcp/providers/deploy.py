@@ -90,16 +90,16 @@ def deploy_plan(
     rental: Rental,
     *,
     idle_minutes: int,
+    max_hours: float,
     now: datetime,
     repo: str | None = None,
     comfyui_port: int = 8188,
     stop_command: str | None = None,
     forward: bool = True,
 ) -> DeployPlan:
-    """The steps for ``target``; the watchdog always comes first (stop when idle or past the rental's hours)."""
-    deadline = 0
-    if rental.max_hours:
-        deadline = int(rental.started_at.timestamp() + rental.max_hours * 3600)
+    """The steps for ``target``; the watchdog always comes first (stop when idle or past ``max_hours``, the
+    settings' hard cap per instance, which the server's reconcile enforces too)."""
+    deadline = int(rental.started_at.timestamp() + max_hours * 3600) if max_hours > 0 else 0
     script = render_watchdog(
         idle_minutes=idle_minutes,
         deadline_epoch=max(deadline, 0),

@@ -42,8 +42,43 @@ async def reconcile_provider(service: Lifecycle, provider: GpuProvider) -> list[
                 continue
             overdue.extend(_update_known(doc, rental, instance, now, notes))
         notes.extend(_close_missing(doc, provider, seen, now))
+        booting = {rental.key for rental in overdue}  # these are handled by the boot deadline instead
+        capped = [
+            r for r in _past_cap(doc, provider.name, service.caps.max_hours_per_instance, now) if r.key not in booting
+        ]
     notes.extend([await _enforce_boot_deadline(service, provider, rental) for rental in overdue])
+    notes.extend([await _enforce_hour_cap(service, provider, rental) for rental in capped])
     return notes
+
+
+def _past_cap(doc: GpuDocument, provider: str, max_hours: float, now: datetime) -> list[Rental]:
+    """Our running rentals older than the settings' hard cap on hours per instance (orphans are only shown)."""
+    cap = timedelta(hours=max_hours)
+    return [
+        rental
+        for rental in doc.rentals.values()
+        if rental.provider == provider
+        and not rental.orphan
+        and rental.ended_at is None
+        and rental.status not in (InstanceStatus.STOPPED, InstanceStatus.TERMINATED)
+        and now - rental.started_at > cap
+    ]
+
+
+async def _enforce_hour_cap(service: Lifecycle, provider: GpuProvider, rental: Rental) -> str:
+    hours = service.caps.max_hours_per_instance
+    if provider.name in ("runpod", "vast"):
+        await provider.stop(rental.instance_id)  # keeps the disk, so work can be copied off before terminating
+        event, status, done = "stopped", InstanceStatus.STOPPED, "stopped (its disk is kept, and still bills)"
+    else:
+        await terminate_confirmed(provider, rental.instance_id, sleep=service.sleep)
+        event, status, done = "terminated", InstanceStatus.TERMINATED, "terminated (Lambda cannot stop)"
+    async with service.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+        final = close_rental(upd.doc, rental.key, now=service.clock(), event=event, status=status, note="hour cap")
+    return (
+        f"{rental.key} ran past your cap of {hours:g} hours per instance, so it was {done}; "
+        f"its compute cost ${final.final_usd or 0:.2f}."
+    )
 
 
 def _adopt(doc: GpuDocument, instance: Instance, now: datetime, boot_timeout: int) -> str:

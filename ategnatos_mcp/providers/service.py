@@ -182,7 +182,8 @@ class GpuService(Lifecycle):
         offer = quote.offer
         question = (
             f"{note}Rent {offer.gpu_count}× {offer.gpu_label} on {provider.label} for ${ceiling:.2f} per hour? "
-            f"Over {quote.hours:g} hour(s) it costs at most ${worst:.2f}. It keeps billing until it is torn down."
+            f"Over {quote.hours:g} hour(s) it costs at most ${worst:.2f}. It keeps billing until it is torn down "
+            f"(at the latest after {self.caps.max_hours_per_instance:g} hours, your cap)."
         )
         return _Plan(quote, provider, current, ceiling, worst, question)
 

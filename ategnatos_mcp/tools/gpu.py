@@ -175,7 +175,10 @@ async def gpu_spinup(
 
 
 async def _install_watchdog(app: AppContext, rental: Rental) -> str:
-    plan = deploy_plan("watchdog", rental, idle_minutes=app.settings.gpu.idle_stop_minutes, now=app.clock())
+    caps = app.settings.gpu
+    plan = deploy_plan(
+        "watchdog", rental, idle_minutes=caps.idle_stop_minutes, max_hours=caps.max_hours_per_instance, now=app.clock()
+    )
     try:
         done = await (await deployer(app)).deploy(rental, plan)
     except AtegnatosError as exc:
@@ -267,8 +270,14 @@ async def remote_deploy(
     """
     app = app_of(ctx)
     rental = await (await gpu_service(app)).refreshed(instance)
+    caps = app.settings.gpu
     plan = deploy_plan(
-        target, rental, idle_minutes=app.settings.gpu.idle_stop_minutes, now=app.clock(), forward=connect_comfyui
+        target,
+        rental,
+        idle_minutes=caps.idle_stop_minutes,
+        max_hours=caps.max_hours_per_instance,
+        now=app.clock(),
+        forward=connect_comfyui,
     )
     result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
     if result.comfyui_url:

@@ -57,13 +57,19 @@ async def test_deploy_comfyui_is_idempotent_and_forwarded(tmp_path: Path) -> Non
             instance_id="pod1",
             status=InstanceStatus.RUNNING,
             started_at=now - timedelta(hours=2),
-            max_hours=1,  # already past: the watchdog stops right after its first check (stop = "true" here)
             ssh_host=host.host,
             ssh_port=host.port,
             ssh_user=host.username,
         )
         plan = deploy_plan(
-            "comfyui", rental, idle_minutes=30, now=now, repo=str(repo), comfyui_port=port, stop_command="true"
+            "comfyui",
+            rental,
+            idle_minutes=30,
+            max_hours=1,  # already past: the watchdog stops right after its first check (stop = "true" here)
+            now=now,
+            repo=str(repo),
+            comfyui_port=port,
+            stop_command="true",
         ).model_copy(update={"ready_seconds": 10.0})
         deployer = Deployer(connector, stack)
         first = await deployer.deploy(rental, plan)
@@ -86,7 +92,7 @@ async def test_deploy_comfyui_is_idempotent_and_forwarded(tmp_path: Path) -> Non
 
 async def test_deploy_needs_an_ssh_endpoint(tmp_path: Path) -> None:
     rental = Rental(provider="vast", instance_id="1", started_at=datetime.now(UTC))
-    plan = deploy_plan("watchdog", rental, idle_minutes=0, now=datetime.now(UTC), stop_command="true")
+    plan = deploy_plan("watchdog", rental, idle_minutes=0, max_hours=0, now=datetime.now(UTC), stop_command="true")
     assert [s.name for s in plan.steps] == ["watchdog"] and not plan.forward
     async with ssh_lab(tmp_path) as (_server, connector, _host), AsyncExitStack() as stack:
         with pytest.raises(InvalidRequestError):

@@ -326,6 +326,25 @@ async def test_orphans_are_found_and_offered_for_teardown(store: GrimoireStore, 
     assert torn.items[0].outcome == "terminated" and set(runpod.pods) == {foreign}
 
 
+async def test_hour_cap_is_enforced_at_reconcile(store: GrimoireStore, clock: FakeClock) -> None:
+    runpod, lam = FakeRunPod(), FakeLambda()
+    service = make_service(store, [runpod, lam], clock, caps=GpuSettings(max_hours_per_instance=4))
+    pod = await service.spinup(await _quote(service, gpu="4090", hours=2), YES)
+    vm = await service.spinup(await _quote(service, gpu="A10", hours=2), YES)
+    for started in (pod, vm):
+        assert (await service.wait_ready(started.instance.key, 60)).ready
+    clock.advance(3 * 3600)
+    listing = await service.instances()
+    assert all(v.over_time_limit for v in listing.instances)  # past the planned 2 hours: flagged only
+    assert len(runpod.calls("POST", "/action")) == 0 and lam.instances
+    clock.advance(3600 + 60)
+    listing = await service.instances(include_ended=True)
+    status = {v.key: v.status for v in listing.instances}
+    assert status == {pod.instance.key: "stopped", vm.instance.key: "terminated"}  # RunPod keeps its disk
+    assert sum("cap of 4 hours" in note for note in listing.notes) == 2
+    assert runpod.pods[pod.instance.instance_id]["status"] == "EXITED" and lam.instances == {}
+
+
 async def test_instance_gone_at_the_provider_is_closed(store: GrimoireStore, clock: FakeClock) -> None:
     runpod = FakeRunPod()
     service = make_service(store, [runpod], clock)

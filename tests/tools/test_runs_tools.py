@@ -164,3 +164,73 @@ async def test_status_of_a_run_never_started_says_how_to_start_it(client: Client
     tools = {t.name: t for t in (await client.list_tools()).tools}
     for name in ("train_validate_environment", "train_dry_run", "launch_training", "training_status", "train_evaluate"):
         assert tools[name].output_schema is not None
+
+
+def _fake_env(app: AppContext, tmp_path: Path, **knobs: str) -> FakeInstall:
+    fake = make_fake_install(tmp_path / "install")
+
+    async def no_ssh():  # type: ignore[no-untyped-def]
+        raise AssertionError("these tests run on the local host only")
+
+    env = {**fake.env, **knobs}
+    app.services["training-hosts"] = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=env)
+    return fake
+
+
+async def _through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None:
+    await _gates_1_and_2(client, home)
+    env = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
+    )
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+
+
+async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_that_fit(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path, FAKE_OOM_ABOVE="1")
+    await _through_gate_3(client, home, fake)
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert not dry.is_error, dry.content
+    result = dry.structured_content
+    assert result is not None and result["passed"] is False and result["state"] == "failed"
+    assert "only fit at batch size 1" in result["problems"][0]
+    assert "'batch_size': 1" in result["problems"][0]
+    assert result["gates"]["dry_run"]["status"] == "failed"
+    refused = await client.call_tool("launch_training", {"name": "ink"})
+    assert refused.is_error and "Gate 4 (dry run): no passing dry run yet." in _text(refused)
+
+
+async def test_a_running_dry_run_is_reattached_not_started_twice(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(go))
+    await _through_gate_3(client, home, fake)
+    first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
+    assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
+    assert "Call train_dry_run again" in _text(first)
+    go.touch()
+    second = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    result = second.structured_content
+    assert result is not None and result["passed"] is True, result
+    runs = list((home / "workspace" / "training" / "ink" / "runs").iterdir())
+    assert [r.name.split("-")[0] for r in runs] == ["dry_run"]  # one run folder: the second call re-attached
+
+
+async def test_stop_through_training_status(client: Client, app: AppContext, home: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_3(client, home, fake)
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    again = await client.call_tool("launch_training", {"name": "ink"})
+    assert again.is_error and "still going" in _text(again)
+    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
+    assert not stopped.is_error, stopped.content
+    assert stopped.structured_content["state"] == "stopped"  # type: ignore[index]
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "State: stopped" in progress_md

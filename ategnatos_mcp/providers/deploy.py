@@ -138,10 +138,12 @@ class Deployer:
             self._sessions[key] = session
         return session
 
-    async def heartbeat(self) -> list[str]:
-        """Tell every instance we hold a session to that the server is still here (resets its idle clock)."""
+    async def heartbeat(self, live: set[str]) -> list[str]:
+        """Tell the ``live`` instances we hold a session to that the server is still here (resets the idle clock)."""
         failed: list[str] = []
         for key, session in list(self._sessions.items()):
+            if key not in live:
+                continue
             try:
                 await session.run(HEARTBEAT_COMMAND, timeout=20)
             except AtegnatosError:

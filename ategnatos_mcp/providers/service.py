@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from ategnatos_mcp.errors import ConsentError, UpstreamError
+from ategnatos_mcp.errors import ConsentError, InvalidRequestError, UpstreamError
 from ategnatos_mcp.providers.base import (
     CreateOutcomeUnknownError,
     GpuProvider,
@@ -155,6 +155,11 @@ class GpuService(Lifecycle):
         now = self.clock()
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         quote = find_quote(doc, quote_id, now)
+        if quote.offer.provider == "local":
+            raise InvalidRequestError(
+                "That offer is this computer's own GPU: there is nothing to rent.",
+                hint="Use it directly (ComfyUI and training run here), or pick a cloud offer to rent.",
+            )
         provider = self._provider(quote.offer.provider)
         current = await provider.quote(quote.offer)
         ceiling, worst, note = quote.offer.usd_per_hour, quote.worst_case_usd, ""

@@ -212,7 +212,8 @@ async def gpu_instances(
     app = app_of(ctx)
     result = await (await gpu_service(app)).instances(include_ended=include_ended, balances=balances)
     if "gpu-deploy" in app.services:  # only instances we already hold a session to: no new connections here
-        silent = await (await deployer(app)).heartbeat()
+        live = {view.key for view in result.instances if view.status == "running"}
+        silent = await (await deployer(app)).heartbeat(live)
         result.notes.extend(f"{key} did not answer the heartbeat over SSH." for key in silent)
     return respond(result, _instances_summary(result))
 

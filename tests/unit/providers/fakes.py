@@ -432,6 +432,6 @@ class FakeDeployer:
             instance=rental.key, target=plan.target, ran=names, watchdog="Watchdog installed. " + plan.watchdog_note
         )
 
-    async def heartbeat(self) -> list[str]:
+    async def heartbeat(self, live: set[str]) -> list[str]:
         self.heartbeats += 1
         return []

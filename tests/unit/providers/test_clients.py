@@ -222,3 +222,20 @@ def test_unified_gpu_names_and_urls() -> None:
     assert runpod_rest_url("https://rest.runpod.io/v1") == "https://api.runpod.io/v2"
     assert runpod_rest_url("http://127.0.0.1:9/v2/") == "http://127.0.0.1:9/v2"
     assert vast_list_url("https://console.vast.ai/api/v0") == "https://console.vast.ai/api/v1/instances/"
+
+
+async def test_local_gpu_is_a_free_offer_that_is_never_rented(tmp_path: Any) -> None:
+    from ategnatos_mcp.providers import Consent, LocalProvider
+    from ategnatos_mcp.state import GrimoireStore
+    from tests.unit.providers.fakes import FakeClock, make_service
+
+    async def one_4090() -> list[tuple[str, float]]:
+        return [("NVIDIA GeForce RTX 4090", 24.0)]
+
+    service = make_service(GrimoireStore(tmp_path), [], FakeClock())
+    service.providers["local"] = LocalProvider(detect=one_4090)
+    offers = await service.find_offers(OfferQuery(gpu="4090"))
+    assert [(o.provider, o.usd_per_hour, o.worst_case_usd) for o in offers.offers] == [("local", 0.0, 0.0)]
+    assert await service.find_offers(OfferQuery(gpu="H100")) == offers.model_copy(update={"offers": []})
+    with pytest.raises(InvalidRequestError):
+        await service.spinup(offers.offers[0].quote_id, Consent(confirmed=True))

@@ -80,6 +80,9 @@ class DatasetSettings(_Section):
 
     workers: int = Field(default=0, ge=0, description="Processes for decoding and hashing; 0 = one per core.")
     near_duplicate_threshold: int = Field(default=10, ge=0, le=64)
+    max_wait_seconds: float = Field(
+        default=50.0, gt=0, description="Longest a dataset tool waits; reading goes on in the background after."
+    )
 
 
 class TrainingSettings(_Section):

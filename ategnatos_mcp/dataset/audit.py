@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["AuditOptions", "LoadedDataset", "load_dataset", "run_audit"]
+__all__ = ["AuditOptions", "LoadedDataset", "audit_loaded", "load_dataset", "run_audit"]
 
 MIN_IMAGES = 10
 SPARSE_BUCKET = 2  # a bucket with this many images or fewer is nearly empty
@@ -163,9 +163,14 @@ async def run_audit(
     progress: Progress | None = None,
 ) -> AuditResult:
     """Audit the dataset at ``root`` (already confined by the caller)."""
+    loaded = await load_dataset(root, cache=cache, runner=runner, progress=progress)
+    return await audit_loaded(root, loaded, options)
+
+
+async def audit_loaded(root: Path, loaded: LoadedDataset, options: AuditOptions) -> AuditResult:
+    """The audit of a dataset already read."""
     from ategnatos_mcp.dataset.dedupe import find_duplicates
 
-    loaded = await load_dataset(root, cache=cache, runner=runner, progress=progress)
     readable_rels = [e.rel for e in loaded.scan.images if loaded.records[e.rel].ok]
     readable = [loaded.records[rel] for rel in readable_rels]
     findings = await anyio.to_thread.run_sync(_findings, loaded, options)

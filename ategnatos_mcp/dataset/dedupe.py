@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DuplicateCluster", "Member", "find_duplicates"]
 
-_BLOCK = 1024
+_BLOCK = 256  # rows of the distance matrix at a time: 256 x n x 8 bytes stays small at n = 10,000
 SEARCH_MARGIN = 8  # candidates reach this far past the threshold: crops move the hash, the second check decides
 MAX_GAIN = 0.25  # |log| of the per-channel brightness ratio: a colour-corrected copy stays within ~28 %
 MAX_LAYOUT_DIFF = 0.12  # mean difference of the gain-normalised 4x4 colour layout (relative units)

@@ -119,14 +119,16 @@ class QuarantineResult(BaseModel):
 
 class DedupeResult(BaseModel):
     dataset: str
-    images_checked: int
-    threshold: int
-    mirror_aware: bool
-    exact_groups: int
-    near_groups: int
-    extra_files: int = Field(description="Files beyond the one kept per group.")
-    groups: list[DuplicateGroup]
-    groups_shown: int
+    complete: bool = Field(default=True, description="False: still reading images in the background; call again.")
+    images_read: int = 0
+    images_checked: int = 0
+    threshold: int = 10
+    mirror_aware: bool = False
+    exact_groups: int = 0
+    near_groups: int = 0
+    extra_files: int = Field(default=0, description="Files beyond the one kept per group.")
+    groups: list[DuplicateGroup] = Field(default_factory=list)
+    groups_shown: int = 0
     quarantine: QuarantineResult | None = None
 
 
@@ -134,27 +136,29 @@ class AuditResult(BaseModel):
     """The gate-1 audit: what is wrong, what to do, and GO or NO-GO."""
 
     dataset: str
-    layout: Literal["flat", "kohya", "mixed"]
+    complete: bool = Field(default=True, description="False: still reading images in the background; call again.")
+    images_read: int = Field(default=0, description="While incomplete: images read so far.")
+    layout: Literal["flat", "kohya", "mixed"] = "flat"
     concepts: dict[str, int] = Field(default_factory=dict, description="Kohya folder -> repeats.")
-    fingerprint: str
-    go: bool
-    reasons: list[str] = Field(description="Why NO-GO (blocking problems); empty for GO.")
-    recommendations: list[str]
-    images: int
-    readable: int
-    formats: dict[str, int]
-    target_resolution: int
-    resolution: ResolutionSummary
-    problem_counts: dict[str, int]
-    problems: list[FileProblem]
-    problems_shown: int
-    buckets: list[BucketCount]
-    sparse_buckets: list[BucketCount]
-    captions: CaptionStats
-    duplicate_groups: int
-    duplicate_extras: int
+    fingerprint: str = ""
+    go: bool = False
+    reasons: list[str] = Field(default_factory=list, description="Why NO-GO (blocking problems); empty for GO.")
+    recommendations: list[str] = Field(default_factory=list)
+    images: int = 0
+    readable: int = 0
+    formats: dict[str, int] = Field(default_factory=dict)
+    target_resolution: int = 1024
+    resolution: ResolutionSummary = Field(default_factory=ResolutionSummary)
+    problem_counts: dict[str, int] = Field(default_factory=dict)
+    problems: list[FileProblem] = Field(default_factory=list)
+    problems_shown: int = 0
+    buckets: list[BucketCount] = Field(default_factory=list)
+    sparse_buckets: list[BucketCount] = Field(default_factory=list)
+    captions: CaptionStats = Field(default_factory=CaptionStats)
+    duplicate_groups: int = 0
+    duplicate_extras: int = 0
     report_path: str | None = None
-    decoded: int = Field(description="Images decoded this run (the rest came from the cache).")
+    decoded: int = Field(default=0, description="Images decoded this run (the rest came from the cache).")
 
 
 class CaptionItem(BaseModel):

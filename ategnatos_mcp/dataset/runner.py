@@ -100,13 +100,20 @@ class ProbeRunner:
                 results = await anyio.to_thread.run_sync(probe_files, [str(e.path) for e in chunk])
                 await on_chunk(chunk, results)
         else:
-            await anyio.to_thread.run_sync(self._drive_pool, chunks, on_chunk)
+            stop = threading.Event()
+            try:
+                # Abandoned on cancel so a dropped call or a server shutdown doesn't wait for every chunk.
+                await anyio.to_thread.run_sync(self._drive_pool, chunks, on_chunk, stop, abandon_on_cancel=True)
+            except anyio.get_cancelled_exc_class():
+                stop.set()
+                raise
         await anyio.to_thread.run_sync(cache.store, pending)
 
     def _drive_pool(
         self,
         chunks: list[list[FileEntry]],
         on_chunk: Callable[[list[FileEntry], list[ProbeRecord]], Coroutine[Any, Any, None]],
+        stop: threading.Event,
     ) -> None:
         from ategnatos_mcp.dataset.probe import probe_files
 
@@ -116,6 +123,8 @@ class ProbeRunner:
         }
         try:
             for future in as_completed(futures):
+                if stop.is_set():
+                    break
                 anyio.from_thread.run(on_chunk, futures[future], future.result())
         finally:
             for future in futures:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ategnatos_mcp.dataset.audit import AuditOptions, load_dataset, run_audit
+from ategnatos_mcp.dataset.audit import AuditOptions, audit_loaded
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
+from ategnatos_mcp.dataset.jobs import ProbeJobs, Spawner, StillReading
 from ategnatos_mcp.dataset.models import (
     AuditResult,
     CaptionReview,
@@ -34,20 +35,40 @@ CACHE_FILE = "dataset-probe.sqlite"
 class DatasetService:
     """Dataset preparation. Paths given here are already confined by the caller."""
 
-    def __init__(self, *, cache_dir: Path, workers: int, threshold: int, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        *,
+        cache_dir: Path,
+        workers: int,
+        threshold: int,
+        clock: Callable[[], datetime],
+        spawn: Spawner | None = None,
+        wait_seconds: float | None = None,
+    ) -> None:
+        """``spawn`` starts a background task that outlives the call; without it, calls wait until done."""
         from ategnatos_mcp.dataset.probe import PROBE_VERSION
 
         self.cache = ProbeCache(cache_dir / CACHE_FILE, version=PROBE_VERSION)
         self.runner = ProbeRunner(workers)
+        self.jobs = ProbeJobs(self.cache, self.runner, spawn)
         self.threshold = threshold
         self.clock = clock
+        self.wait_seconds = wait_seconds
 
     def close(self) -> None:
         self.runner.close()
 
-    async def audit(self, root: Path, options: AuditOptions, progress: Progress | None = None) -> AuditResult:
-        """Gate 1: the full audit with a GO/NO-GO."""
-        return await run_audit(root, cache=self.cache, runner=self.runner, options=options, progress=progress)
+    async def audit(
+        self, root: Path, options: AuditOptions, progress: Progress | None = None, *, wait_seconds: float | None = None
+    ) -> AuditResult:
+        """Gate 1: the full audit with a GO/NO-GO (or ``complete=False`` while images are still being read)."""
+        try:
+            loaded = await self.jobs.load(
+                root, wait_seconds=self.wait_seconds if wait_seconds is None else wait_seconds, progress=progress
+            )
+        except StillReading as busy:
+            return AuditResult(dataset=str(root), complete=False, images_read=busy.done, images=busy.total)
+        return await audit_loaded(root, loaded, options)
 
     async def dedupe(
         self,
@@ -58,12 +79,18 @@ class DatasetService:
         quarantine: bool,
         groups_shown: int,
         progress: Progress | None = None,
+        wait_seconds: float | None = None,
     ) -> DedupeResult:
         """Duplicate groups; with ``quarantine`` the extras (and their captions) move to ``quarantine/``."""
         from ategnatos_mcp.dataset.dedupe import find_duplicates
 
         limit = self.threshold if threshold is None else threshold
-        loaded = await load_dataset(root, cache=self.cache, runner=self.runner, progress=progress)
+        try:
+            loaded = await self.jobs.load(
+                root, wait_seconds=self.wait_seconds if wait_seconds is None else wait_seconds, progress=progress
+            )
+        except StillReading as busy:
+            return DedupeResult(dataset=str(root), complete=False, images_read=busy.done, images_checked=0)
         records = loaded.records
         clusters = await anyio.to_thread.run_sync(lambda: find_duplicates(records, threshold=limit, mirror=mirror))
         groups = [
@@ -112,18 +139,7 @@ class DatasetService:
     async def undo(self, root: Path, batch: str | None) -> DedupeResult:
         """Put a quarantine batch back."""
         moved = await anyio.to_thread.run_sync(lambda: undo_quarantine(root, batch=batch))
-        return DedupeResult(
-            dataset=str(root),
-            images_checked=0,
-            threshold=self.threshold,
-            mirror_aware=False,
-            exact_groups=0,
-            near_groups=0,
-            extra_files=0,
-            groups=[],
-            groups_shown=0,
-            quarantine=moved,
-        )
+        return DedupeResult(dataset=str(root), threshold=self.threshold, quarantine=moved)
 
     async def review(
         self, root: Path, *, start: int, count: int, only_missing: bool, trigger_word: str | None, budget: int

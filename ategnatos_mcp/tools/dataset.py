@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -32,17 +33,39 @@ from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_repor
 __all__ = ["register"]
 
 PathArg = Annotated[str, Field(description="The dataset folder, inside the project (e.g. workspace/datasets/mystyle).")]
+WaitArg = Annotated[
+    float | None,
+    Field(ge=0, le=600, description="Longest to wait in seconds (default 50); reading goes on in the background."),
+]
+
+
+def _still_reading(done: int, total: int) -> str:
+    return (
+        f"Still reading the images: {done} of {total} done. Nothing is lost: reading goes on in the background and "
+        "unchanged images are never read twice. Call the same tool again in a minute to continue."
+    )
+
+
 PREVIEW_BUDGET = 60_000
 
 
 async def _service(app: AppContext) -> DatasetService:
     async def build(app: AppContext) -> DatasetService:
         s = app.settings
+
+        def spawn(job: Callable[[], Awaitable[None]]) -> None:
+            # Reading goes on in the server's task group when a call stops waiting.
+            if app.task_group is None:
+                raise RuntimeError("the server is not running")
+            app.task_group.start_soon(job)
+
         service = DatasetService(
             cache_dir=s.cache_dir,
             workers=s.dataset.workers,
             threshold=s.dataset.near_duplicate_threshold,
             clock=app.clock,
+            spawn=spawn,
+            wait_seconds=s.dataset.max_wait_seconds,
         )
         app.exit_stack.callback(service.close)
         return service
@@ -69,6 +92,7 @@ async def dataset_audit(
     ] = 1024,
     trigger_word: Annotated[str | None, Field(description="The trigger word captions should start with.")] = None,
     detail: Annotated[int, Field(ge=0, le=500, description="How many file problems to list (all are counted).")] = 25,
+    wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, AuditResult]:
     """Check a training dataset (gate 1) and say GO or NO-GO, in plain language.
 
@@ -84,7 +108,9 @@ async def dataset_audit(
     options = AuditOptions(
         resolution=resolution, trigger_word=trigger_word, threshold=service.threshold, problems_shown=detail
     )
-    result = await service.audit(root, options, progress_reporter(ctx))
+    result = await service.audit(root, options, progress_reporter(ctx), wait_seconds=wait_seconds)
+    if not result.complete:
+        return respond(result, _still_reading(result.images_read, result.images))
     if name:
         from ategnatos_mcp.training.gates import record_dataset_gate
 
@@ -123,6 +149,7 @@ async def dataset_dedupe(
     ] = None,
     batch: Annotated[str | None, Field(description="For undo: the quarantine batch id (default: the latest).")] = None,
     detail: Annotated[int, Field(ge=0, le=100_000, description="How many groups to list.")] = 20,
+    wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, DedupeResult]:
     """Find exact and near-duplicate images (re-saved, resized, cropped, colour-shifted, optionally mirrored).
 
@@ -146,7 +173,10 @@ async def dataset_dedupe(
         quarantine=action == "quarantine",
         groups_shown=detail,
         progress=progress_reporter(ctx),
+        wait_seconds=wait_seconds,
     )
+    if not result.complete:
+        return respond(result, _still_reading(result.images_read, result.images_checked))
     lines = [
         f"{result.images_checked} images checked: {result.exact_groups} group(s) of identical files, "
         f"{result.near_groups} group(s) of near-duplicates, {result.extra_files} extra copies."

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -181,3 +182,22 @@ async def test_structure_builds_kohya_folders_once(client: Client, home: Path, g
     again = await client.call_tool("dataset_structure", args)
     assert again.structured_content["unchanged"] == images  # type: ignore[index]
     assert again.structured_content["linked"] == 0  # type: ignore[index]
+
+
+async def test_a_long_read_answers_in_bounded_time_and_the_next_call_continues(
+    client: Client, app: AppContext, generated: Path
+) -> None:
+    args: dict[str, Any] = {"path": str(generated / "dataset"), "detail": 0}
+    first = await client.call_tool("dataset_audit", {**args, "wait_seconds": 0.01})
+    assert not first.is_error, first.content
+    assert first.structured_content["complete"] is False  # type: ignore[index]
+    assert "Still reading" in first.content[0].text
+    # The call returned, the reading goes on in the background: wait for it, then nothing is left to decode.
+    job = app.services["dataset"].jobs.running(generated / "dataset")
+    assert job is not None
+    with anyio.fail_after(120):
+        await job.finished.wait()
+    second = await client.call_tool("dataset_audit", args)
+    data = second.structured_content
+    assert data is not None and data["complete"] is True
+    assert data["images"] > 0 and data["decoded"] == 0

@@ -16,11 +16,12 @@ from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
-from ategnatos_mcp.training.execution.monitor import WARNING_IDS, parse_log
+from ategnatos_mcp.training.execution.monitor import WARNING_IDS
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import (
     Reporter,
     host_dataset_dir,
+    parse_run_log,
     read_log_tail,
     start_run,
     wait_for_run,
@@ -106,7 +107,7 @@ async def run_dry_run(
         await _save(store, cfg.name, handle)
     status = await wait_for_run(host, handle, wait_seconds, report)
     log = await read_log_tail(host, handle)
-    progress = parse_log(plan.backend, log, job_name=handle.job_name)
+    progress = await parse_run_log(handle, log)
     tail = "\n".join(log.replace("\r", "\n").splitlines()[-20:])
     if not status.finished:
         return DryRunResult(

@@ -93,8 +93,12 @@ def parse_log(backend: str, text: str, *, job_name: str | None = None) -> Traini
     seen_errors: set[str] = set()
     for line in _lines(text):
         stripped = line.strip()
+        rest = line
         if match := progress_re.search(line):
             _apply_progress(result, match, loss_re.search(line))
+            rest = line[match.end() :]  # progress frames are most lines: only what follows the bar can hold errors
+            if result.loss_is_nan:
+                _note(result, seen_errors, _diagnosis_by_id("progress_nan", line))
         elif epoch := _EPOCH.match(stripped):
             result.epoch, result.total_epochs = int(epoch.group(1)), int(epoch.group(2))
         if sample := _SAMPLE.search(line):
@@ -107,11 +111,20 @@ def parse_log(backend: str, text: str, *, job_name: str | None = None) -> Traini
                 result.checkpoints.append(info)
         if _COMPLETE.search(stripped):
             result.completed = True
-        found = diagnose(line)
-        if found and found.id not in seen_errors:
-            seen_errors.add(found.id)
-            result.errors.append(found)
+        if rest.strip():
+            _note(result, seen_errors, diagnose(rest))
     return result
+
+
+def _note(result: TrainingProgress, seen: set[str], found: Diagnosis | None) -> None:
+    if found is not None and found.id not in seen:
+        seen.add(found.id)
+        result.errors.append(found)
+
+
+def _diagnosis_by_id(sig_id: str, line: str) -> Diagnosis:
+    sig = next(s for s in signatures() if s["id"] == sig_id)
+    return Diagnosis(id=sig_id, line=line.strip()[:300], meaning=sig["meaning"], fix=sig["fix"])
 
 
 def _apply_progress(result: TrainingProgress, match: re.Match[str], loss: re.Match[str] | None) -> None:

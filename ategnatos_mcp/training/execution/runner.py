@@ -7,6 +7,7 @@ A run folder ``<host base>/runs/<kind>-<stamp>/`` holds ``spec.json`` (what the 
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Awaitable, Callable
@@ -15,17 +16,19 @@ from importlib import resources
 from pathlib import PurePosixPath
 
 import anyio
+import anyio.to_thread
 from pydantic import ValidationError
 
 from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
 from ategnatos_mcp.training.execution.hosts import TrainingHost
-from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus
-from ategnatos_mcp.training.execution.monitor import OOM_IDS, progress_regex, signatures
+from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
+from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
 
 __all__ = [
     "Reporter",
     "host_dataset_dir",
+    "parse_run_log",
     "read_log_tail",
     "read_status",
     "render_for_host",
@@ -204,6 +207,11 @@ async def read_status(host: TrainingHost, handle: RunHandle) -> SupervisorStatus
 
 async def read_log_tail(host: TrainingHost, handle: RunHandle, max_bytes: int = _LOG_TAIL_BYTES) -> str:
     return await host.read_text(f"{handle.run_dir}/train.log", tail_bytes=max_bytes) or ""
+
+
+async def parse_run_log(handle: RunHandle, log: str) -> TrainingProgress:
+    """``parse_log`` in a worker thread (a 256 KB tail takes tens of milliseconds)."""
+    return await anyio.to_thread.run_sync(functools.partial(parse_log, handle.backend, log, job_name=handle.job_name))
 
 
 async def stop_run(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:

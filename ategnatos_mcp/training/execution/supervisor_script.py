@@ -249,8 +249,9 @@ class Supervisor:
             seen["dirty"] = True
         if _COMPLETE.match(line):
             seen["complete"] = True
-        for sig_id, regex in self.signatures:
-            if regex.search(line):
+        rest = line[match.end() :] if match else line  # progress frames are most lines: scan only what follows
+        for sig_id, regex in self.signatures if rest.strip() else ():
+            if regex.search(rest):
                 seen.setdefault("signatures", []).append(sig_id)
                 if sig_id in self.oom_ids and "oom_at" not in seen:
                     seen["oom_at"] = time.monotonic()

@@ -14,9 +14,16 @@ from ategnatos_mcp.training.execution.models import (
     SupervisorStatus,
     TrainingProgress,
 )
-from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_info, parse_log, resume_note
+from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_info, resume_note
 from ategnatos_mcp.training.execution.plans import update_execution
-from ategnatos_mcp.training.execution.runner import Reporter, read_log_tail, read_status, stop_run, wait_for_run
+from ategnatos_mcp.training.execution.runner import (
+    Reporter,
+    parse_run_log,
+    read_log_tail,
+    read_status,
+    stop_run,
+    wait_for_run,
+)
 
 __all__ = ["RunReport", "follow_run", "render_progress_md"]
 
@@ -109,7 +116,7 @@ async def follow_run(
     else:
         status = await read_status(host, handle)
     log = await read_log_tail(host, handle)
-    progress = parse_log(handle.backend, log, job_name=handle.job_name)
+    progress = await parse_run_log(handle, log)
     progress.resume = resume_note(handle.backend, progress, status)
     kept = [line for line in log.replace("\r", "\n").splitlines() if line.strip()]
     result = RunReport(

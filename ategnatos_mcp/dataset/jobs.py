@@ -8,10 +8,10 @@ server's task group, filling the cache. The next call joins the same job (or fin
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ProbeJob", "ProbeJobs", "Spawner", "StillReading"]
 
-Spawner = Callable[[Callable[[], Awaitable[None]]], None]
+Spawner = Callable[[Callable[[], Coroutine[Any, Any, None]]], None]
 
 
 class StillReading(Exception):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
@@ -53,7 +53,7 @@ async def _service(app: AppContext) -> DatasetService:
     async def build(app: AppContext) -> DatasetService:
         s = app.settings
 
-        def spawn(job: Callable[[], Awaitable[None]]) -> None:
+        def spawn(job: Callable[[], Coroutine[Any, Any, None]]) -> None:
             # Reading goes on in the server's task group when a call stops waiting.
             if app.task_group is None:
                 raise RuntimeError("the server is not running")

@@ -325,7 +325,7 @@ class GpuService(Lifecycle):
         )
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
             upd.doc.pending.pop(tag, None)
-            open_rental(upd.doc, rental, note=f"quote {quote.quote_id}")
+            open_rental(upd.doc, rental, note="confirmed by the user")
             doc = upd.doc
         await sync_studio(self.store, doc)
         return rental

@@ -13,6 +13,8 @@ from ategnatos_mcp.comfyui import get_pool
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.providers import (
+    GPU_DOCUMENT,
+    GPU_VIEW,
     Consent,
     Deployer,
     DeployResult,
@@ -301,7 +303,8 @@ async def startup(app: AppContext) -> None:
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
-    """Register the gpu tools."""
+    """Register the gpu tools and the grimoire/gpu.md view of the spend ledger."""
+    app.store.register_view(GPU_DOCUMENT, GPU_VIEW)
     server.add_tool(gpu_offers, name="gpu_offers")
     server.add_tool(gpu_spinup, name="gpu_spinup")
     server.add_tool(gpu_instances, name="gpu_instances")

@@ -211,6 +211,9 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
     assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
     assert "Call train_dry_run again" in _text(first)
     go.touch()
+    watched = await client.call_tool("training_status", {"name": "ink", "run": "dry_run", "wait_seconds": 60})
+    assert watched.structured_content["state"] == "succeeded", watched.content  # type: ignore[index]
+    assert "train_dry_run" in watched.structured_content["next_step"]  # type: ignore[index]
     second = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     result = second.structured_content
     assert result is not None and result["passed"] is True, result

@@ -24,6 +24,7 @@ from ategnatos_mcp.training.execution.runner import (
     parse_run_log,
     read_log_tail,
     start_run,
+    stop_run,
     wait_for_run,
 )
 
@@ -93,6 +94,8 @@ async def run_dry_run(
     state = await read_execution(store, cfg.name)
     handle = state.dry_run
     if handle is None or handle.finished or handle.config_hash != cfg.config_hash or handle.host != host.spec:
+        if handle is not None and not handle.finished and handle.host == host.spec:
+            await stop_run(host, handle)  # a dry run of an older config: it no longer proves anything
         handle = await start_run(
             host,
             kind="dry_run",

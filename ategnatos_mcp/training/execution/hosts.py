@@ -239,11 +239,13 @@ async def resolve_host(store: GrimoireStore, text: str) -> HostSpec:
                     name=value,
                     hint="Wait until it is running (gpu_instances shows its address), then try again.",
                 )
+            key = f"{inst.provider}:{inst.instance_id}"
             return HostSpec(
                 kind="ssh",
                 host=inst.ssh_host,
                 port=inst.ssh_port or 22,
-                name=f"{inst.provider}:{inst.instance_id}",
+                username=await _ssh_user(store, key),
+                name=key,
             )
     match = _ADDRESS.match(value)
     if match is None or "." not in value and ":" not in value and "@" not in value:
@@ -259,6 +261,14 @@ async def resolve_host(store: GrimoireStore, text: str) -> HostSpec:
         port=int(match.group("port") or 22),
         username=match.group("user") or "root",
     )
+
+
+async def _ssh_user(store: GrimoireStore, key: str) -> str:
+    """The login the provider gave the rental (Lambda uses 'ubuntu'), from the GPU ledger."""
+    from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument
+
+    rental = (await store.read(GPU_DOCUMENT, GpuDocument)).rentals.get(key)
+    return rental.ssh_user if rental is not None else "root"
 
 
 @dataclass

@@ -57,13 +57,13 @@ def _checkpoints(
 
 def _next_step(kind: str, status: SupervisorStatus) -> str:
     if status.state in ("starting", "running", "retrying"):
-        return "Still training: check again later with training_status (it keeps running if this conversation ends)."
+        return "Still running: check again later with training_status (it keeps running if this conversation ends)."
+    if kind == "dry_run":
+        return "The dry run has ended: call train_dry_run on the same host to judge it and record gate 4."
     if status.state == "succeeded":
         return (
             "Finished. Compare the saved epochs with train_evaluate, and tear the GPU instance down when you are "
             "done (gpu_teardown)."
-            if kind == "training"
-            else "The dry run passed: launch_training can start the real run."
         )
     if status.state == "stopped":
         return "Stopped on request. Launch again when ready."
@@ -134,13 +134,10 @@ async def follow_run(
     )
     if handle.kind == "training":
         result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})
-    if status.finished and not handle.finished:
+    if handle.kind == "training" and status.finished and not handle.finished:
+        # Dry runs are closed by train_dry_run only, after it records gate 4.
         async with update_execution(store, cfg.name) as upd:
-            current = upd.doc.training if handle.kind == "training" else upd.doc.dry_run
+            current = upd.doc.training
             if current is not None and current.run_dir == handle.run_dir:
-                done = current.model_copy(update={"finished": True, "final_state": status.state})
-                if handle.kind == "training":
-                    upd.doc.training = done
-                else:
-                    upd.doc.dry_run = done
+                upd.doc.training = current.model_copy(update={"finished": True, "final_state": status.state})
     return result

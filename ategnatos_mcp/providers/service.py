@@ -31,7 +31,14 @@ from ategnatos_mcp.providers.models import (
     Quote,
     Rental,
 )
-from ategnatos_mcp.providers.quotes import find_quote, make_quote, new_tag, price_rose, worst_case_usd
+from ategnatos_mcp.providers.quotes import (
+    PRICE_TOLERANCE_USD,
+    find_quote,
+    make_quote,
+    new_tag,
+    price_rose,
+    worst_case_usd,
+)
 from ategnatos_mcp.providers.reconcile import TAG_PREFIX
 from ategnatos_mcp.providers.results import (
     InstanceView,
@@ -99,6 +106,7 @@ class GpuService(Lifecycle):
         self.image = image
         self.poll_seconds = poll_seconds
         self._registered: set[str] = set()
+        self._shown: dict[str, float] = {}  # quote id -> the hourly price the last dialog question showed
 
     # Offers --------------------------------------------------------------------------------------
     async def find_offers(self, query: OfferQuery, limit: int = 8) -> OffersResult:
@@ -137,7 +145,9 @@ class GpuService(Lifecycle):
         Raises:
             ConsentError, NotFoundError, BudgetExceededError: as ``spinup`` would, before anyone is asked.
         """
-        return (await self._plan(quote_id, dialog=True)).question
+        plan = await self._plan(quote_id, dialog=True)
+        self._shown[plan.quote.quote_id] = plan.ceiling
+        return plan.question
 
     async def spinup(self, quote_id: str, consent: Consent, label: str = "") -> SpinupResult:
         """Rent from a quote after an explicit yes; never rents twice for one quote.
@@ -200,6 +210,13 @@ class GpuService(Lifecycle):
                 logger.exception("asking the user to confirm the rental failed")
                 approved = False
         elif consent.dialog:
+            # The user answered a question asked earlier (maybe minutes ago): it must have shown this price.
+            shown = self._shown.pop(plan.quote.quote_id, None)
+            if consent.approved and (shown is None or plan.ceiling > shown + PRICE_TOLERANCE_USD):
+                raise ConsentError(
+                    "The price changed while the user was deciding, so nothing was rented.",
+                    hint="Call gpu_spinup again with the same quote id to ask with the current price.",
+                )
             approved = consent.approved
         else:
             if not consent.confirmed:

@@ -137,6 +137,23 @@ async def test_price_rise_needs_a_new_yes(store: GrimoireStore, clock: FakeClock
     assert "$0.79 per hour" in asked[0]
 
 
+async def test_a_dialog_yes_only_covers_the_price_it_showed(store: GrimoireStore, clock: FakeClock) -> None:
+    runpod = FakeRunPod()
+    service = make_service(store, [runpod], clock)
+    quote_id = await _quote(service, gpu="4090")
+    with pytest.raises(ConsentError):
+        await service.spinup(quote_id, Consent(dialog=True, approved=True))  # nothing was ever shown
+    assert "$0.34 per hour" in await service.consent_question(quote_id)
+    runpod.set_price("NVIDIA GeForce RTX 4090", community=0.36)  # rises while the user reads the dialog
+    with pytest.raises(ConsentError) as refused:
+        await service.spinup(quote_id, Consent(dialog=True, approved=True))
+    assert "changed while the user was deciding" in refused.value.message
+    assert runpod.calls("POST", "/v2/pods") == []
+    assert "$0.36 per hour" in await service.consent_question(quote_id)
+    rented = await service.spinup(quote_id, Consent(dialog=True, approved=True))
+    assert rented.instance.usd_per_hour == pytest.approx(0.36)
+
+
 async def test_budget_caps_refuse(store: GrimoireStore, clock: FakeClock) -> None:
     runpod = FakeRunPod()
     service = make_service(store, [runpod], clock, caps=GpuSettings(max_usd_per_hour=0.3))

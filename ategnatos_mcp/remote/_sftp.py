@@ -20,6 +20,7 @@ __all__ = [
     "Meter",
     "TransferError",
     "after_failure",
+    "recover",
     "remote_path",
     "remote_sha256",
     "resumable",
@@ -120,6 +121,15 @@ def after_failure(exc: BaseException, describe: str, cuts: int, max_resumes: int
         ) from exc
 
 
+async def recover(exc: BaseException, session: SSHSession) -> None:
+    """Get a working connection after ``exc``: a stall needs a fresh one; after a cut, whichever is live now."""
+    if isinstance(exc, TimeoutError):
+        await session.reconnect()
+    else:
+        # Another transfer on this session may already have reconnected: don't drop its new connection.
+        await session.connection()
+
+
 async def with_resume(
     session: SSHSession, attempt: Callable[[], Awaitable[None]], describe: str, max_resumes: int
 ) -> None:
@@ -134,7 +144,7 @@ async def with_resume(
         except (OSError, TimeoutError, asyncssh.Error, SSHConnectionError) as exc:
             cuts += 1
             after_failure(exc, describe, cuts, max_resumes)
-            await session.reconnect()
+            await recover(exc, session)
 
 
 async def send_file(

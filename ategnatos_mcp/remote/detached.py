@@ -39,16 +39,18 @@ def _checked(name: str) -> str:
 
 
 def _status_script(folder: str) -> str:
-    # One round trip; prints key=value lines. `kill -0` tells a live pid from a dead one.
+    # One round trip; prints key=value lines. Liveness is read before the exit file: the wrapper writes the
+    # exit file and then ends, so "dead and no exit file" can only mean it died unrecorded.
     return (
         _ALIVE
         + f"""cd {folder} 2>/dev/null || {{ echo state=missing; exit 0; }}
 pid=$(cat pid 2>/dev/null)
 echo pid=$pid
-if [ -f exit ]; then echo exit=$(cat exit); fi
-if [ -f exit ]; then :
+was_alive=no
+[ -n "$pid" ] && alive "$pid" && was_alive=yes
+if [ -f exit ]; then echo exit=$(cat exit)
 elif [ -f stopped ]; then echo state=stopped
-elif [ -n "$pid" ] && alive "$pid"; then echo state=running
+elif [ $was_alive = yes ]; then echo state=running
 else echo state=lost; fi
 echo log_size=$(wc -c < log 2>/dev/null || echo 0)
 """

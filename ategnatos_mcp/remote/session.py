@@ -145,12 +145,17 @@ class SSHConnector:
         if pin is None:
             server_key = conn.get_server_host_key()
             if server_key is not None:
-                await self.host_keys.pin(
-                    host.identity,
-                    key=server_key.export_public_key("openssh").decode("ascii").strip(),
-                    fingerprint=server_key.get_fingerprint(),
-                    address=f"{host.host}:{host.port}",
-                )
+                try:
+                    await self.host_keys.pin(
+                        host.identity,
+                        key=server_key.export_public_key("openssh").decode("ascii").strip(),
+                        fingerprint=server_key.get_fingerprint(),
+                        address=f"{host.host}:{host.port}",
+                    )
+                except BaseException:
+                    # Another connection pinned a different key meanwhile (or we were cancelled): drop this one.
+                    conn.abort()
+                    raise
         return conn
 
 

@@ -20,6 +20,7 @@ from ategnatos_mcp.remote._sftp import (
     Meter,
     TransferError,
     after_failure,
+    recover,
     remote_path,
     remote_sha256,
     send_file,
@@ -105,7 +106,7 @@ async def _run_bounded(
         if failures:
             cuts += 1
             after_failure(failures[0], describe, cuts, max_resumes)
-            await session.reconnect()
+            await recover(failures[0], session)
 
 
 async def sync_folder(

@@ -4,7 +4,8 @@
    routing, websocket, download, sidecar, previews) from call to images saved, next to a minimal raw
    httpx + websockets script doing the same work (POST, wait on the socket, GET /view, write files).
    Target: at most 1.2x.
-2. Throughput: 32 jobs with a fixed execution time through the pool, over 1 vs 2 fake servers.
+2. Throughput: 32 jobs queued one after the other (each submit returns once queued), then all awaited,
+   with a fixed execution time, through the pool, over 1 vs 2 fake servers.
    Target: at least 1.8x.
 
 Run: .venv/bin/python benchmarks/bench_comfyui.py [jobs]
@@ -113,12 +114,14 @@ async def bench_throughput(jobs: int, servers: int, node_seconds: float) -> floa
             settings = ComfyUISettings(urls=urls)
             async with open_pool(urls, settings=settings, outputs_dir=Path(tmp)) as pool:
                 started = time.perf_counter()
-                records = [await pool.submit(_variant(i)) for i in range(jobs)]
+                records = [await pool.submit(_variant(i)) for i in range(jobs)]  # each returns once queued
                 for record in records:
                     done = await pool.wait(record.job_id, 120)
                     assert done.state.value == "succeeded", done
                 elapsed = time.perf_counter() - started
+                spread = {url: sum(r.server == url for r in records) for url in urls}
         stop.set()
+    print(f"  {servers} server(s): jobs per server {sorted(spread.values())}")
     return jobs / elapsed
 
 

@@ -224,7 +224,13 @@ class ComfyUIClient:
         target = f"{str(ws_url).rstrip('/')}/ws?clientId={client_id}"
         try:
             socket = await connect(
-                target, open_timeout=open_timeout or self._timeout, max_size=None, ping_interval=20, ping_timeout=20
+                target,
+                open_timeout=open_timeout or self._timeout,
+                max_size=None,
+                ping_interval=20,
+                ping_timeout=20,
+                # Frames are small JSON; deflating each one cost more CPU than it saved on the wire.
+                compression=None,
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise UpstreamError(
@@ -239,12 +245,16 @@ class ComfyUIClient:
             await socket.close()
 
 
+# Broadcast to every socket on each queue change, and very chatty: a job's own events carry what we need.
+_SKIPPED = ('{"type": "status"', '{"type": "progress_state"', '{"type": "crystools.monitor"')
+
+
 async def _iterate(socket: Any) -> AsyncIterator[WsEvent]:
     from websockets.exceptions import ConnectionClosed
 
     try:
         async for frame in socket:
-            if isinstance(frame, bytes):
+            if isinstance(frame, bytes) or frame.startswith(_SKIPPED):
                 continue
             try:
                 message = json.loads(frame)

@@ -40,6 +40,7 @@ class JobWatch:
         self._listeners: list[ProgressCallback] = []
         self._on_finished = on_finished
         self._submitted = anyio.Event()
+        self.previews: list[tuple[bytes, str]] = []  # made with the saved files; dropped for old jobs
         self._gap = False  # the socket dropped once: some events (outputs) may have been missed
 
     # --- listeners ------------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ __all__ = ["ComfyUIPool", "ImageUpload", "WorkflowInvalid", "open_pool"]
 logger = logging.getLogger(__name__)
 
 _OBJECT_INFO_TTL = 300.0
+_KEEP_JOBS = 500
+_KEEP_PREVIEWS = 32
 
 
 @dataclass
@@ -174,7 +176,7 @@ class ComfyUIPool:
             self._mark_down(server)
             return None
         server.down_until = 0.0
-        return problems, max(size, server.in_flight)
+        return problems, size
 
     async def _choose(self, workflow: dict[str, Any], skip: set[tuple[str, str]]) -> _Server:
         now = self._clock()
@@ -210,9 +212,11 @@ class ComfyUIPool:
                 server=server.client.url,
                 hint="Fix these (use the closest names listed), then submit again. Nothing was queued.",
             )
-        # Shortest queue first; on a tie, the server that was given the fewest jobs so far.
-        server, _ = min(fit, key=lambda p: (p[1][1], p[0].in_flight, p[0].assigned))  # type: ignore[index]
+        # Shortest queue first (ours may be ahead of what the server reported); on a tie, the server given
+        # the fewest jobs so far. Counted before any await, so concurrent submits spread out too.
+        server, _ = min(fit, key=lambda p: (max(p[1][1], p[0].in_flight), p[0].in_flight, p[0].assigned))  # type: ignore[index]
         server.assigned += 1
+        server.in_flight += 1
         return server
 
     # --- jobs ----------------------------------------------------------------------------------------------
@@ -237,7 +241,6 @@ class ComfyUIPool:
         uploads = uploads or []
         skip = {(u.node_id, u.input_name) for u in uploads}
         server = await self._choose(workflow, skip)
-        server.in_flight += 1
         try:
             flags = flagged_nodes(workflow, await self.object_info(server))
             if flags and not allow_flagged:
@@ -325,14 +328,34 @@ class ComfyUIPool:
         server = self._servers.get(watch.record.server)
         if server is not None:
             server.in_flight = max(0, server.in_flight - 1)
+        self._prune()
         if not watch.record.outputs:
             return
         try:
-            watch.record.saved = await save_outputs(
-                watch.record, watch.client, self._outputs_dir, workflow=self._workflows.get(watch.record.job_id, {})
+            watch.record.saved, watch.previews = await save_outputs(
+                watch.record,
+                watch.client,
+                self._outputs_dir,
+                workflow=self._workflows.get(watch.record.job_id, {}),
+                preview_max_side=self._settings.preview_max_side,
+                preview_budget_bytes=self._settings.preview_budget_bytes,
             )
         except (UpstreamError, NotFoundError, OSError) as exc:
             watch.record.warnings.append(f"Could not download the results: {exc}")
+
+    def _prune(self) -> None:
+        """Forget the oldest finished jobs beyond a few hundred; keep previews of the newest few only."""
+        finished = [job_id for job_id, w in self._jobs.items() if w.done.is_set()]
+        for job_id in finished[: max(0, len(finished) - _KEEP_JOBS)]:
+            self._jobs.pop(job_id, None)
+            self._workflows.pop(job_id, None)
+        for job_id in finished[: max(0, len(finished) - _KEEP_PREVIEWS)]:
+            if job_id in self._jobs:
+                self._jobs[job_id].previews = []
+
+    def previews(self, job_id: str) -> list[tuple[bytes, str]]:
+        """The job's downscaled previews (within the byte budget), when still kept."""
+        return self._watch(job_id).previews
 
     def _watch(self, job_id: str) -> JobWatch:
         watch = self._jobs.get(job_id)

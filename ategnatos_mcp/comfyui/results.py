@@ -41,9 +41,16 @@ def _image_size(data: bytes) -> tuple[int, int] | None:
 
 
 async def save_outputs(
-    record: JobRecord, client: ComfyUIClient, outputs_dir: Path, *, workflow: dict[str, Any]
-) -> list[SavedOutput]:
-    """Download every output file of a finished job (all at once) and record where each came from."""
+    record: JobRecord,
+    client: ComfyUIClient,
+    outputs_dir: Path,
+    *,
+    workflow: dict[str, Any],
+    preview_max_side: int = 768,
+    preview_budget_bytes: int = 1_000_000,
+) -> tuple[list[SavedOutput], list[tuple[bytes, str]]]:
+    """Download every output file of a finished job (all at once), record where each came from, and make
+    its previews from the bytes in hand (one worker-thread trip for all of it)."""
     day = datetime.fromtimestamp(record.finished_at or record.submitted_at, UTC).strftime("%Y-%m-%d")
     folder = outputs_dir / day
     wanted = [(node_id, file) for node_id, files in record.outputs.items() for file in files]
@@ -78,10 +85,12 @@ async def save_outputs(
             "workflow": workflow,
         }
         items.append((node_id, target, data, json.dumps(provenance, indent=2)))
-    return await anyio.to_thread.run_sync(_write_all, items)
+    return await anyio.to_thread.run_sync(_write_all, items, preview_max_side, preview_budget_bytes)
 
 
-def _write_all(items: list[tuple[str, Path, bytes, str]]) -> list[SavedOutput]:
+def _write_all(
+    items: list[tuple[str, Path, bytes, str]], max_side: int, budget: int
+) -> tuple[list[SavedOutput], list[tuple[bytes, str]]]:
     saved = []
     for node_id, target, data, provenance in items:
         kind = _kind(target.name)
@@ -100,7 +109,8 @@ def _write_all(items: list[tuple[str, Path, bytes, str]]) -> list[SavedOutput]:
                 height=size[1] if size else None,
             )
         )
-    return saved
+    sources = {str(target): data for _, target, data, _ in items}
+    return saved, _previews(saved, max_side, budget, sources)
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -119,8 +129,12 @@ async def make_previews(saved: list[SavedOutput], *, max_side: int, budget_bytes
     return await anyio.to_thread.run_sync(_previews, saved, max_side, budget_bytes)
 
 
-def _previews(saved: list[SavedOutput], max_side: int, budget: int) -> list[tuple[bytes, str]]:
+def _previews(
+    saved: list[SavedOutput], max_side: int, budget: int, sources: dict[str, bytes] | None = None
+) -> list[tuple[bytes, str]]:
     from PIL import Image, UnidentifiedImageError
+
+    sources = sources or {}
 
     images = [s for s in saved if s.kind == "image"]
     out: list[tuple[bytes, str]] = []
@@ -128,7 +142,8 @@ def _previews(saved: list[SavedOutput], max_side: int, budget: int) -> list[tupl
     for index, item in enumerate(images):
         share = remaining // (len(images) - index)
         try:
-            with Image.open(item.path) as img:
+            source = io.BytesIO(sources[item.path]) if item.path in sources else item.path
+            with Image.open(source) as img:
                 img.load()
                 data = _fit(img, max_side, share)
         except (UnidentifiedImageError, OSError):

@@ -254,6 +254,9 @@ class ComfyUIService:
 
     async def previews(self, view: JobView) -> list[tuple[bytes, str]]:
         """Downscaled previews of the job's images within the byte budget (marks ``previewed`` on files)."""
+        cached = self.pool.previews(view.job_id)
+        if cached or not view.files:
+            return cached
         cfg = self.settings.comfyui
         return await make_previews(view.files, max_side=cfg.preview_max_side, budget_bytes=cfg.preview_budget_bytes)
 

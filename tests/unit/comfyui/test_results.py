@@ -57,9 +57,12 @@ async def test_non_image_outputs_are_saved_and_named_not_previewed(tmp_path: Pat
     record = JobRecord(job_id="j1", server="http://c", prompt_id="p", client_id="c", finished_at=1_800_000_000)
     record.outputs = {"9": [OutputFile(filename="a_00001_.png")], "12": [OutputFile(filename="clip_00001_.mp4")]}
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
-        saved = await save_outputs(record, ComfyUIClient("http://c", http), tmp_path, workflow={"9": {}})
+        saved, made = await save_outputs(
+            record, ComfyUIClient("http://c", http), tmp_path, workflow={"9": {}}, preview_budget_bytes=100_000
+        )
     assert [(s.node_id, s.kind, s.width) for s in saved] == [("9", "image", 64), ("12", "video", None)]
     assert Path(saved[1].path).read_bytes() == b"\x00\x01"
     assert json.loads(Path(saved[0].sidecar).read_text(encoding="utf-8"))["workflow"] == {"9": {}}
-    previews = await make_previews(saved, max_side=256, budget_bytes=100_000)
-    assert len(previews) == 1 and [s.previewed for s in saved] == [True, False]
+    assert len(made) == 1 and [s.previewed for s in saved] == [True, False]
+    again = await make_previews(saved, max_side=256, budget_bytes=100_000)
+    assert len(again) == 1

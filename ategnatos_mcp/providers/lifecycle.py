@@ -196,13 +196,24 @@ class Lifecycle:
             targets = [_lookup(doc, key) for key in keys]
         else:
             raise InvalidRequestError(
-                "Say which instances to tear down.", hint="Pass instance keys from gpu_instances, or all=true."
+                "Say which instances to tear down.",
+                hint="Pass instance keys from gpu_instances, or all_instances=true.",
             )
         items = [await self._teardown_one(rental, stop) for rental in targets]
         return TeardownResult(items=items, total_final_usd=round(sum(i.final_usd or 0 for i in items), 2))
 
     async def _teardown_one(self, rental: Rental, stop: bool) -> TeardownItem:
-        provider = self._provider(rental.provider)
+        if rental.status is InstanceStatus.TERMINATED:
+            return TeardownItem(key=rental.key, outcome="already gone", final_usd=rental.final_usd)
+        try:
+            provider = self._provider(rental.provider)
+        except InvalidRequestError as exc:
+            return TeardownItem(
+                key=rental.key,
+                outcome="failed",
+                message=f"{exc.message} {exc.hint}",
+                still_billing="It may still be billing.",
+            )
         if stop:
             await provider.stop(rental.instance_id)
             final = await self._close(rental.key, "stopped", InstanceStatus.STOPPED, "stopped by request")

@@ -301,6 +301,9 @@ async def test_teardown_retries_429_until_confirmed(store: GrimoireStore, clock:
     assert torn.items[0].final_usd == pytest.approx(0.3325 / 2, abs=0.01)
     doc = await store.read(GPU_DOCUMENT, GpuDocument)
     assert doc.ledger[-1].event == "terminated"
+    again = await service.teardown([result.instance.key])
+    assert again.items[0].outcome == "already gone" and len(vast.calls("DELETE", "/instances/")) == 3
+    assert len((await store.read(GPU_DOCUMENT, GpuDocument)).ledger) == len(doc.ledger)
 
 
 async def test_runpod_429_waits_for_retry_after(store: GrimoireStore, clock: FakeClock) -> None:

@@ -13,8 +13,9 @@ from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respon
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.training.execution.dryrun import DryRunResult
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck
+from ategnatos_mcp.training.execution.evaluate import Submitter
 from ategnatos_mcp.training.execution.launch import LaunchResult
-from ategnatos_mcp.training.execution.models import EvalGrid
+from ategnatos_mcp.training.execution.models import EvalGrid, EvalJob
 from ategnatos_mcp.training.execution.service import TrainingRuns
 from ategnatos_mcp.training.execution.tracking import RunReport
 
@@ -191,6 +192,27 @@ class EvalAnswer(BaseModel):
     notices: list[str] = Field(default_factory=list)
 
 
+def _comfyui_submitter(app: AppContext) -> Submitter:
+    async def submit(job: EvalJob) -> str:
+        from ategnatos_mcp.comfyui import LoraChoice, get_service
+
+        args = job.comfyui_submit
+        service = await get_service(app)
+        view = await service.submit(
+            template=str(args["template"]),
+            params=dict(args["params"]),  # type: ignore[arg-type]
+            workflow=None,
+            loras=[LoraChoice.model_validate(lora) for lora in args["loras"]],  # type: ignore[union-attr]
+            images={},
+            wait_seconds=0,
+            allow_flagged=False,
+            progress=None,
+        )
+        return view.job_id
+
+    return submit
+
+
 @guard
 async def train_evaluate(
     ctx: Context[AppContext],
@@ -202,14 +224,21 @@ async def train_evaluate(
         list[str] | None, Field(description="3-4 test prompts (default: the plan's sample prompts).")
     ] = None,
     seed: Annotated[int | None, Field(ge=0, description="Fixed seed for every image (default: the plan's).")] = None,
+    submit: Annotated[
+        bool, Field(description="Also queue the images on the configured ComfyUI (the LoRA files must be there).")
+    ] = False,
 ) -> Annotated[CallToolResult, EvalAnswer]:
     """Plan the evaluation grid: each saved LoRA (one per epoch) x weights x prompts at one fixed seed.
 
     Returns ready comfyui_submit arguments (template lora-test) per image and writes eval.md with the grid for
-    the artist's verdicts. Copy the LoRA files into ComfyUI's models/loras first.
+    the artist's verdicts. Copy the LoRA files into ComfyUI's models/loras first; with submit=true the images
+    are queued at once (follow them with comfyui_job).
     """
-    runs = await training_runs(app_of(ctx))
-    grid, notices = await runs.evaluate(name, weights=weights, prompts=prompts, seed=seed)
+    app = app_of(ctx)
+    runs = await training_runs(app)
+    grid, notices = await runs.evaluate(
+        name, weights=weights, prompts=prompts, seed=seed, submit=_comfyui_submitter(app) if submit else None
+    )
     summary = (
         f"Evaluation grid for '{grid.name}': {len(grid.lora_files)} LoRA files x {len(grid.weights)} weights x "
         f"{len(grid.prompts)} prompts = {len(grid.jobs)} images at seed {grid.seed}. Queue each job's "

@@ -127,6 +127,10 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert job["template"] == "lora-test" and job["loras"] == [{"name": "ink-000001.safetensors", "weight": 0.6}]
     assert len({j["seed"] for j in answer["jobs"]}) == 1
     assert "weight 0.6" in (home / "grimoire" / "training" / "ink" / "eval.md").read_text(encoding="utf-8")
+    queued = await client.call_tool("train_evaluate", {"name": "ink", "submit": True})  # no ComfyUI in tests
+    assert not queued.is_error, queued.content
+    refused = queued.structured_content["grid"]  # type: ignore[index]
+    assert refused["submitted"] == [] and refused["notes"][0].startswith("ComfyUI did not take the grid")
 
     (folder / "ink03.txt").write_text("ink_style, study three, revised", encoding="utf-8")
     stale = await client.call_tool("launch_training", {"name": "ink"})

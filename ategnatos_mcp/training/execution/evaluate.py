@@ -7,14 +7,18 @@ training host), so the jobs are handed back for Claude to queue rather than queu
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 
-from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import TrainingConfig, write_records
 from ategnatos_mcp.training.execution.models import CheckpointInfo, EvalGrid, EvalJob
 
-__all__ = ["DEFAULT_WEIGHTS", "build_eval_grid", "pick_lora_files", "render_eval_md"]
+__all__ = ["DEFAULT_WEIGHTS", "Submitter", "build_eval_grid", "pick_lora_files", "render_eval_md", "submit_grid"]
+
+Submitter = Callable[[EvalJob], Awaitable[str]]
+"""Queues one job (its ``comfyui_submit`` arguments) and returns the ComfyUI job id."""
 
 DEFAULT_WEIGHTS = (0.4, 0.6, 0.8, 1.0)
 _MAX_PROMPTS = 4
@@ -136,6 +140,21 @@ def render_eval_md(grid: EvalGrid) -> str:
         lines.append(f"| {name} | {info.epoch or '-'} | {info.step or '-'} | " + " | " * (len(grid.weights) - 1) + " |")
     lines += ["", "## Notes", "", *(f"- {n}" for n in grid.notes)]
     return "\n".join(lines) + "\n"
+
+
+async def submit_grid(grid: EvalGrid, submit: Submitter) -> None:
+    """Queue every job; stop at the first refusal (a LoRA ComfyUI does not have yet refuses them all alike)."""
+    for job in grid.jobs:
+        try:
+            grid.submitted.append(await submit(job))
+        except AtegnatosError as exc:
+            grid.notes.insert(
+                0,
+                f"ComfyUI did not take the grid ({exc.message}) after {len(grid.submitted)} of {len(grid.jobs)} "
+                "images; queue the remaining jobs by hand with comfyui_submit once the LoRA files are in "
+                "models/loras.",
+            )
+            return
 
 
 async def write_eval_md(store: GrimoireStore, grid: EvalGrid) -> list[str]:

@@ -9,7 +9,7 @@ from ategnatos_mcp.errors import NotFoundError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
-from ategnatos_mcp.training.execution.evaluate import build_eval_grid, write_eval_md
+from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
 from ategnatos_mcp.training.execution.launch import LaunchResult, ensure_launch_ready, launch_run
 from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunKind
@@ -98,13 +98,21 @@ class TrainingRuns:
             )  # fmt: skip
 
     async def evaluate(
-        self, name: str, *, weights: list[float] | None, prompts: list[str] | None, seed: int | None
+        self,
+        name: str,
+        *,
+        weights: list[float] | None,
+        prompts: list[str] | None,
+        seed: int | None,
+        submit: Submitter | None = None,
     ) -> tuple[EvalGrid, list[str]]:
         report = await self.status(name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None)
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         grid = build_eval_grid(plan.cfg, report.checkpoints, weights=weights, prompts=prompts, seed=seed)
         if report.state not in ("succeeded",):
             grid.notes.insert(0, f"The run is {report.state}: this grid covers the files saved so far.")
+        if submit is not None:
+            await submit_grid(grid, submit)
         notices = await write_eval_md(self.store, grid)
         return grid, notices
 

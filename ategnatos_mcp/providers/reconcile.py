@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["reconcile_provider"]
 
+logger = logging.getLogger("ategnatos_mcp.providers")
+
 TAG_PREFIX = "ategnatos-"
 _PENDING_GIVE_UP = timedelta(hours=6)
 
@@ -26,6 +29,9 @@ async def reconcile_provider(service: Lifecycle, provider: GpuProvider) -> list[
         listed = await provider.list()
     except UpstreamError as exc:
         return [f"{provider.label} could not be checked just now ({exc.message}); its instances may be out of date."]
+    except (ValueError, KeyError, TypeError):
+        logger.exception("instance list from %s could not be read", provider.name)
+        return [f"{provider.label} answered in a form Ategnatos does not understand; its instances may be out of date."]
     now = service.clock()
     notes: list[str] = []
     overdue: list[Rental] = []

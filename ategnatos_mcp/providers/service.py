@@ -119,6 +119,9 @@ class GpuService(Lifecycle):
             except UpstreamError as exc:
                 logger.info("offers from %s failed: %s", name, exc.message)
                 not_searched.append(f"{provider.label} ({exc.message})")
+            except (ValueError, KeyError, TypeError):  # an answer in a shape we do not know: skip, don't fail all
+                logger.exception("offers from %s could not be read", name)
+                not_searched.append(f"{provider.label} (answered in a form Ategnatos does not understand)")
         fitting = sorted((o for o in found if _fits(o, query)), key=lambda o: (o.usd_per_hour, -(o.reliability or 0)))
         now = self.clock()
         quotes = [

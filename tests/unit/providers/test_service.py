@@ -53,6 +53,20 @@ async def test_offers_are_sorted_by_price_across_providers_with_worst_case(
     assert set(doc.quotes) == {o.quote_id for o in result.offers}
 
 
+async def test_a_provider_answering_garbage_is_skipped_not_fatal(store: GrimoireStore, clock: FakeClock) -> None:
+    runpod, vast = FakeRunPod(), FakeVast()
+    vast.offers = [{"id": "not-a-number"}]
+    runpod.pods["weird"] = {"unexpected": True, "_boot": ["RUNNING"]}
+    service = make_service(store, [runpod, vast], clock)
+    result = await service.find_offers(OfferQuery(gpu="4090"))
+    assert {o.provider for o in result.offers} == {"runpod"}
+    assert result.not_searched == ["Vast.ai (answered in a form Ategnatos does not understand)"]
+    listing = await service.instances()
+    assert listing.notes == [
+        "RunPod answered in a form Ategnatos does not understand; its instances may be out of date."
+    ]
+
+
 async def test_gpu_filter_and_sold_out_regions(store: GrimoireStore, clock: FakeClock) -> None:
     service = make_service(store, [FakeRunPod(), FakeLambda()], clock)
     result = await service.find_offers(OfferQuery(gpu="A6000"))

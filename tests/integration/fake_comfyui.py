@@ -44,6 +44,7 @@ MODEL_INPUTS: dict[tuple[str, str], str] = {
     ("LoadImage", "image"): "input",
 }
 ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
+PREVIEW_JPEG = bytes.fromhex("ffd8ffe000104a464946000101") + b"\x00" * 32 + bytes.fromhex("ffd9")
 
 
 def load_object_info() -> dict[str, Any]:
@@ -71,6 +72,8 @@ class FakeComfyUI:
         self.fail_class: str | None = None
         self.drop_ws_on: str | None = None
         self.hold_class: str | None = None
+        self.preview_frames = False  # like --preview-method latent2rgb: a binary JPEG frame per sampler step
+        self.binary_sent = 0
         self.hold_reached = anyio.Event()
         self.hold_release = anyio.Event()
         self.image_bytes = image_bytes or (FIXTURES / "view_txt2img.png").read_bytes()
@@ -138,6 +141,15 @@ class FakeComfyUI:
             for ws in self.sockets.pop(client_id, []):
                 await ws.close(code=1011)
 
+    async def send_binary(self, emit: Any, frame: bytes) -> None:
+        cid = getattr(emit, "client_id", None)
+        for ws in self.sockets.get(cid, []) if cid else []:
+            try:
+                await ws.send_bytes(frame)
+                self.binary_sent += 1
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass
+
     async def status(self) -> None:
         remaining = len(self.queue) + (1 if self.running else 0)
         await self.send(None, "status", {"status": {"exec_info": {"queue_remaining": remaining}}})
@@ -178,6 +190,8 @@ class FakeComfyUI:
                 messages.append([kind, data])
             await self.send(cid, kind, data)
 
+        emit.client_id = cid  # type: ignore[attr-defined]
+
         order = _topological(prompt, outputs)
         memo: dict[str, str] = {}
         cached = [n for n in order if self._signature(prompt, n, memo) in self.cache]
@@ -193,6 +207,8 @@ class FakeComfyUI:
                     results[node_id] = self.cache[sig]
                     await emit("executed", _executed(node_id, self.cache[sig], prompt_id))
                 continue
+            state = {"value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": prompt_id}
+            await self.send(None, "progress_state", {"prompt_id": prompt_id, "nodes": {node_id: state}})
             await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
             error = await self._run_node(node_id, node, prompt_id, emit)
             if error == "interrupted":
@@ -239,6 +255,8 @@ class FakeComfyUI:
                 return "interrupted"
             if steps > 1:
                 await emit("progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id, "node": node_id})
+                if self.preview_frames:  # type 1 PREVIEW_IMAGE, format 1 = JPEG, right after its progress
+                    await self.send_binary(emit, b"\x00\x00\x00\x01\x00\x00\x00\x01" + PREVIEW_JPEG)
         if node["class_type"] == self.fail_class:
             return f"{node['class_type']} failed: simulated out of memory"
         prefix = str(node["inputs"].get("filename_prefix", ""))
@@ -305,6 +323,7 @@ class FakeComfyUI:
         self.queue.append((number, prompt_id, prompt, extra, outputs))
         self.wake.set()
         await self.status()
+        await self.status()  # ComfyUI often sends it twice per POST (ws_basic_three_runs)
         if self.reply_delay:
             await anyio.sleep(self.reply_delay)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})

@@ -224,3 +224,18 @@ async def test_a_failing_server_is_marked_down_then_retried_after_the_delay(tmp_
     assert first.server == second.server == third.server == fake.url
     assert marked == {dead: True, fake.url: False}
     assert skipped_until == 1030.0 and retried_until == 1061.0
+
+
+async def test_binary_preview_frames_and_broadcasts_are_ignored(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.preview_frames = True
+        seen: list[float] = []
+
+        async def progress(value: float, total: float | None, message: str | None) -> None:
+            seen.append(value)
+
+        record = await pool.submit(workflow("txt2img_sd15"))
+        done = await pool.wait(record.job_id, 5, progress)
+    assert fake.binary_sent == 3  # one per sampler step of txt2img_sd15
+    assert done.state is JobState.SUCCEEDED and len(done.saved) == 1
+    assert seen[-1] == 100.0

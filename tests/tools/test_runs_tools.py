@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
@@ -236,6 +237,19 @@ async def test_stop_through_training_status(client: Client, app: AppContext, hom
     assert not launched.is_error, launched.content
     again = await client.call_tool("launch_training", {"name": "ink"})
     assert again.is_error and "still going" in _text(again)
+    with anyio.fail_after(10):  # until the trainer is held at its last step
+        while (await client.call_tool("training_status", {"name": "ink"})).structured_content["status"]["step"] < 1:  # type: ignore[index]
+            await anyio.sleep(0.05)
+    seen: list[tuple[float, float | None]] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append((value, total))
+
+    held = await client.call_tool(
+        "training_status", {"name": "ink", "wait_seconds": 0.5}, progress_callback=on_progress
+    )
+    assert held.structured_content["state"] == "running", held.content  # type: ignore[index]
+    assert seen and seen[-1][1] == held.structured_content["status"]["total_steps"]  # type: ignore[index]
     stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
     assert not stopped.is_error, stopped.content
     assert stopped.structured_content["state"] == "stopped"  # type: ignore[index]

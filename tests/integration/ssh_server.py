@@ -115,6 +115,15 @@ class SSHTestServer:
         if self._listener is not None:
             self._listener.close()
             await self._listener.wait_closed()
+        self.kill_detached()
+
+    def kill_detached(self) -> None:
+        """End every detached process the tests started here, so a failing test leaves nothing running."""
+        for pid_file in self.home.glob(".ategnatos/runs/*/pid"):
+            text = pid_file.read_text(encoding="utf-8").strip()
+            if text.isdigit():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(int(text), signal.SIGKILL)
 
     def cut(self) -> None:
         """Drop every client connection abruptly, as a flaky network would."""

@@ -282,11 +282,17 @@ class ComfyUIPool:
         )
         watch = JobWatch(record, server.client, on_finished=self._finished)
         self._tg.start_soon(watch.run)
-        with anyio.fail_after(self._settings.request_timeout_seconds):
+        with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
             await watch.connected.wait()
-        if watch.connect_error is not None:
+        if watch.connect_error is not None or not watch.connected.is_set():
+            watch.scope.cancel()
             self._mark_down(server)
-            raise watch.connect_error
+            raise watch.connect_error or UpstreamError(
+                f"ComfyUI at {server.client.url} did not open its live connection in time.",
+                service="comfyui",
+                hint=start_hint(server.client.url),
+                retryable=True,
+            )
         try:
             accepted = await self._post(server, workflow, record)
         except BaseException:

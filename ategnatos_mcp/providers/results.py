@@ -36,9 +36,11 @@ class OfferView(BaseModel):
     reliability: float | None = None
     extra_costs: list[str] = Field(default_factory=list, description="Storage and bandwidth, where they bill.")
     expires_at: datetime
+    within_budget: bool = True
+    budget_note: str = Field(default="", description="Which budget cap this offer would break, if any.")
 
     @classmethod
-    def of(cls, quote: Quote) -> OfferView:
+    def of(cls, quote: Quote, budget_note: str = "") -> OfferView:
         offer = quote.offer
         extra: list[str] = []
         if offer.bandwidth_usd_per_gb:
@@ -60,6 +62,8 @@ class OfferView(BaseModel):
             reliability=offer.reliability,
             extra_costs=extra,
             expires_at=quote.expires_at,
+            within_budget=not budget_note,
+            budget_note=budget_note,
         )
 
 

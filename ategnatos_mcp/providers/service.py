@@ -16,7 +16,7 @@ from ategnatos_mcp.providers.base import (
     OfferUnavailableError,
     ProviderHttpError,
 )
-from ategnatos_mcp.providers.budget import enforce_budget, month_spend
+from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
 from ategnatos_mcp.providers.gpus import gpu_matches
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
 from ategnatos_mcp.providers.lifecycle import Lifecycle, Probe
@@ -132,14 +132,29 @@ class GpuService(Lifecycle):
             upd.doc.quotes = {k: q for k, q in upd.doc.quotes.items() if q.expires_at > now and not q.used}
             upd.doc.quotes.update({q.quote_id: q for q in quotes})
             spent = month_spend(upd.doc.rentals.values(), now)
+            rentals = list(upd.doc.rentals.values())
         return OffersResult(
-            offers=[OfferView.of(q) for q in quotes],
+            offers=[OfferView.of(q, self._budget_note(q, rentals, now)) for q in quotes],
             hours=query.hours,
             not_searched=not_searched,
             max_usd_per_hour=self.caps.max_usd_per_hour,
             month_spent_usd=spent,
             monthly_cap_usd=self.caps.monthly_usd_cap,
         )
+
+    def _budget_note(self, quote: Quote, rentals: list[Rental], now: datetime) -> str:
+        try:
+            enforce_budget(
+                self.caps,
+                usd_per_hour=quote.offer.usd_per_hour,
+                hours=quote.hours,
+                worst_case_usd=quote.worst_case_usd,
+                rentals=rentals,
+                now=now,
+            )
+        except BudgetExceededError as exc:
+            return exc.message
+        return ""
 
     # Spin-up ---------------------------------------------------------------------------------------
     async def consent_question(self, quote_id: str) -> str:

@@ -323,6 +323,7 @@ def _offers_summary(result: OffersResult) -> str:
     lines.extend(
         f"- {offer.gpu_label} ×{offer.gpu_count} ({offer.vram_gb:g} GB) on {offer.provider}: "
         f"${offer.usd_per_hour:.2f}/h, worst case ${offer.worst_case_usd:.2f} — quote {offer.quote_id}"
+        + ("" if offer.within_budget else f" (over budget: {offer.budget_note})")
         for offer in result.offers
     )
     if result.not_searched:

@@ -41,6 +41,7 @@ async def test_offers_are_sorted_by_price_across_providers_with_worst_case(
 ) -> None:
     service = make_service(store, [FakeRunPod(), FakeVast(), FakeLambda()], clock)
     result = await service.find_offers(OfferQuery(min_vram_gb=24, hours=2))
+    assert [o.within_budget for o in result.offers] == [o.usd_per_hour <= 3.0 for o in result.offers]
     prices = [o.usd_per_hour for o in result.offers]
     assert prices == sorted(prices)
     cheapest = result.offers[0]
@@ -171,7 +172,9 @@ async def test_a_dialog_yes_only_covers_the_price_it_showed(store: GrimoireStore
 async def test_budget_caps_refuse(store: GrimoireStore, clock: FakeClock) -> None:
     runpod = FakeRunPod()
     service = make_service(store, [runpod], clock, caps=GpuSettings(max_usd_per_hour=0.3))
-    quote_id = await _quote(service, gpu="4090")
+    offers = await service.find_offers(OfferQuery(gpu="4090"))
+    assert not any(o.within_budget for o in offers.offers) and "above your cap" in offers.offers[0].budget_note
+    quote_id = offers.offers[0].quote_id
     with pytest.raises(BudgetExceededError) as refused:
         await service.spinup(quote_id, YES)
     assert refused.value.cap == "max_usd_per_hour"

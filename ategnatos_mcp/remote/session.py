@@ -178,6 +178,8 @@ class SSHSession:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._sftp: asyncssh.SFTPClient | None = None
         self._lock = anyio.Lock()
+        self._sftp_lock = anyio.Lock()
+        self._sftp_conn: asyncssh.SSHClientConnection | None = None
         self._home: str | None = None
         self._ever_connected = False
         self._closed = False
@@ -254,9 +256,12 @@ class SSHSession:
     async def sftp(self) -> asyncssh.SFTPClient:
         """An SFTP client on the live connection (reopened with it)."""
         conn = await self.connection()
-        if self._sftp is None or self._conn is not conn:
-            self._sftp = await conn.start_sftp_client()
-        return self._sftp
+        async with self._sftp_lock:
+            # One SFTP channel per connection, even when several transfers ask at once.
+            if self._sftp is None or self._sftp_conn is not conn:
+                self._sftp = await conn.start_sftp_client()
+                self._sftp_conn = conn
+            return self._sftp
 
     async def home(self) -> str:
         """The remote user's home folder (absolute)."""
@@ -339,13 +344,16 @@ class SSHSession:
                 if process.exit_signal
                 else f"failed with exit status {status}"
             )
+            tail = out["stderr"] or out["stdout"]
+            last_line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+            said = f' It said: "{_short(last_line, 200)}"' if last_line else ""
             raise RemoteCommandError(
-                f"A command on the GPU host {how}: {_short(command)}",
+                f"A command on the GPU host {how}: {_short(command)}.{said}",
                 command=command,
                 exit_status=status,
-                stderr_tail=out["stderr"] or out["stdout"],
-                hint="Read the error output above; fix the cause (missing file, full disk, wrong path) and run the "
-                "step again. Steps that already finished are not repeated.",
+                stderr_tail=tail,
+                hint="Fix the cause the error output names (missing file, full disk, wrong path, no network), then "
+                "run it again; setup steps that already finished are not repeated.",
             )
         return result
 

@@ -36,6 +36,7 @@ async def test_failing_command_raises_with_exit_status_and_stderr_tail(tmp_path:
             await ssh.run("echo starting; echo 'disk full' >&2; exit 7")
         assert caught.value.exit_status == 7
         assert caught.value.stderr_tail == "disk full\n"
+        assert 'It said: "disk full"' in caught.value.message
         assert caught.value.hint
 
         unchecked = await ssh.run("exit 3", check=False)

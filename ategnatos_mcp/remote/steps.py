@@ -27,12 +27,15 @@ class StepFailedError(RemoteCommandError):
     def __init__(self, *, step: Step, cause: RemoteCommandError | SSHConnectionError, report: StepReport) -> None:
         done = ", ".join(report.ran + report.skipped) or "none"
         exit_status = cause.exit_status if isinstance(cause, RemoteCommandError) else None
+        tail = cause.stderr_tail if isinstance(cause, RemoteCommandError) else cause.message
+        last_line = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
         super().__init__(
             f"Setup step '{step.name}'{f' ({step.description})' if step.description else ''} failed"
-            f"{f' with exit status {exit_status}' if exit_status is not None else ''}. Steps complete: {done}.",
+            f"{f' with exit status {exit_status}' if exit_status is not None else ''}"
+            f"{f': {last_line[:200]}' if last_line else ''}. Steps complete: {done}.",
             command=step.command,
             exit_status=exit_status,
-            stderr_tail=cause.stderr_tail if isinstance(cause, RemoteCommandError) else cause.message,
+            stderr_tail=tail,
             hint="Fix what the error output names, then run the setup again: finished steps are skipped.",
         )
         self.step = step

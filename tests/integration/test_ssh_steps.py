@@ -28,6 +28,10 @@ async def test_rerun_after_a_failure_skips_what_is_done_and_continues(tmp_path: 
         failure = caught.value
         assert failure.step.name == "deps" and failure.exit_status == 2
         assert "no matching distribution" in failure.stderr_tail
+        assert failure.message == (
+            "Setup step 'deps' (install) failed with exit status 2: pip: no matching distribution. "
+            "Steps complete: clone."
+        )
         assert [(s.name, s.result) for s in failure.report.steps] == [
             ("clone", "done"),
             ("deps", "failed"),

@@ -128,3 +128,17 @@ async def test_an_error_in_the_output_callback_reaches_the_caller_unwrapped(tmp_
         with anyio.fail_after(5), pytest.raises(LookupError):
             await ssh.run("echo one; sleep 30", on_output=on_output)
         assert (await ssh.run("echo still usable")).stdout == "still usable\n"
+
+
+async def test_a_host_that_now_offers_another_kind_of_key_is_refused_too(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path, name="vast:7") as (_server, connector, host):
+        async with connector.session(host) as ssh:
+            await ssh.run("true")
+        key = await connector.key()
+        ecdsa = asyncssh.generate_private_key("ecdsa-sha2-nistp256")
+        async with SSHTestServer(tmp_path / "replaced", ecdsa, key.public_key) as replaced:
+            with pytest.raises(HostKeyChangedError) as caught:
+                async with connector.session(host.model_copy(update={"port": replaced.port})):
+                    pass
+        assert caught.value.identity == "vast:7"
+        assert caught.value.presented == "a different kind of key"  # the pinned kind is no longer offered

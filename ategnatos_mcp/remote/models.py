@@ -17,6 +17,7 @@ __all__ = [
     "OutputCallback",
     "Progress",
     "RemoteHost",
+    "STEP_NAME_PATTERN",
     "Step",
     "StepOutcome",
     "StepReport",
@@ -128,6 +129,10 @@ class SyncReport(_Model):
     bytes_sent: int = 0
 
 
+STEP_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
+"""Step names become file names on the host: letters, digits, '_', '.', '-'."""
+
+
 class Step(_Model):
     """One idempotent setup step: a shell command run once per host, remembered by a done-marker.
 
@@ -135,7 +140,7 @@ class Step(_Model):
     step is marked done without running. Changing ``command`` makes the step run again.
     """
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+    name: str = Field(pattern=STEP_NAME_PATTERN)
     command: str
     description: str = ""
     check: str | None = None

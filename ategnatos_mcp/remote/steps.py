@@ -6,18 +6,20 @@ command: a changed command runs again.
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 import time
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ategnatos_mcp.errors import RemoteCommandError
-from ategnatos_mcp.remote.models import Progress, Step, StepOutcome, StepReport
+from ategnatos_mcp.errors import InvalidRequestError, RemoteCommandError
+from ategnatos_mcp.remote.models import STEP_NAME_PATTERN, Progress, Step, StepOutcome, StepReport
 from ategnatos_mcp.remote.session import SSHConnectionError, SSHSession
 
 __all__ = ["STEPS_DIR", "StepFailedError", "forget_steps", "run_steps", "step_fingerprint"]
 
 STEPS_DIR = ".ategnatos/steps"
+_STEP_NAME = re.compile(STEP_NAME_PATTERN)
 _TAIL = 2000
 
 
@@ -81,7 +83,10 @@ async def run_steps(
     """
     names = [step.name for step in steps]
     if len(set(names)) != len(names):
-        raise ValueError(f"Step names must be unique: {names}")
+        raise InvalidRequestError(
+            f"Setup steps need unique names; these repeat: {sorted({n for n in names if names.count(n) > 1})}.",
+            hint="Give every step its own name: the name is how a rerun knows the step is done.",
+        )
     done = await _is_done(session, steps)
     report = StepReport()
     total = float(len(steps))
@@ -158,6 +163,7 @@ async def forget_steps(session: SSHSession, names: Sequence[str] | None = None) 
         await session.run(f'rm -rf "$HOME/{STEPS_DIR}"', timeout=60)
         return
     for name in names:
-        Step(name=name, command="true")  # validates the name before it reaches a shell
+        if not _STEP_NAME.fullmatch(name):  # checked before it reaches a shell
+            raise InvalidRequestError(f"'{name}' is not a setup step name.", hint="Use the names run_steps reported.")
     quoted = " ".join(f'"$HOME/{STEPS_DIR}/{name}.done"' for name in names)
     await session.run(f"rm -f {quoted}", timeout=60)

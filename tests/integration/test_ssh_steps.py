@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.remote import Step, StepFailedError, forget_steps, run_steps
 from tests.integration.ssh_server import ssh_lab
 
@@ -85,3 +86,13 @@ async def test_step_interrupted_by_a_dropped_connection_is_retried_after_reconne
         assert report.ran == ["flaky"]
         assert server.cuts == 1 and ssh.reconnects == 1
         assert report.steps[0].output_tail == "ok\n"
+
+
+async def test_repeated_or_unsafe_step_names_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
+        twice = [Step(name="a", command="touch ran"), Step(name="a", command="touch ran")]
+        with pytest.raises(InvalidRequestError):
+            await run_steps(ssh, twice)
+        with pytest.raises(InvalidRequestError):
+            await forget_steps(ssh, ["../../etc"])
+        assert not (server.home / "ran").exists()

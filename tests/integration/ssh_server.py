@@ -15,6 +15,7 @@ import signal
 import subprocess
 from pathlib import Path
 from types import TracebackType
+from typing import cast
 
 import asyncssh
 
@@ -52,7 +53,7 @@ class _SFTP(asyncssh.SFTPServer):
         return path
 
     def read(self, file_obj: object, offset: int, size: int) -> bytes:
-        data = super().read(file_obj, offset, size)
+        data = cast(bytes, super().read(file_obj, offset, size))  # the base class answers synchronously
         if self.owner.cut_after_read_bytes is not None:
             self.owner.cut_after_read_bytes -= len(data)
             if self.owner.cut_after_read_bytes <= 0:
@@ -62,7 +63,7 @@ class _SFTP(asyncssh.SFTPServer):
         return data
 
     def write(self, file_obj: object, offset: int, data: bytes) -> int:
-        written = super().write(file_obj, offset, data)
+        written = cast(int, super().write(file_obj, offset, data))
         if self.owner.cut_after_bytes is not None:
             self.owner.cut_after_bytes -= len(data)
             if self.owner.cut_after_bytes <= 0:
@@ -146,14 +147,15 @@ class SSHTestServer:
         )
         self.process_groups.setdefault(conn, set()).add(proc.pid)
         assert proc.stdin and proc.stdout and proc.stderr
+        child_stdin = proc.stdin
 
         async def feed() -> None:
             with contextlib.suppress(Exception):
                 while data := await process.stdin.read(65536):
-                    proc.stdin.write(data)
-                    await proc.stdin.drain()
+                    child_stdin.write(data)
+                    await child_stdin.drain()
             with contextlib.suppress(Exception):
-                proc.stdin.close()
+                child_stdin.close()
 
         async def pump(source: asyncio.StreamReader, sink: asyncssh.SSHWriter[bytes]) -> None:
             with contextlib.suppress(Exception):

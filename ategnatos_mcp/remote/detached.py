@@ -103,6 +103,7 @@ if command -v setsid >/dev/null 2>&1; then LAUNCH="setsid nohup"; else LAUNCH="n
 $LAUNCH /bin/sh -c {shlex.quote(inner)} > /dev/null 2>&1 < /dev/null &
 i=0
 while [ ! -s "$RUN/pid" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+[ -s "$RUN/pid" ] || {{ echo "the process did not start within 5 seconds" >&2; exit 1; }}
 cat "$RUN/pid"
 """
     await session.run(script, timeout=60)

@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     runpod_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("RUNPOD_API_KEY"))
     vast_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("VAST_API_KEY"))
     lambda_api_key: SecretStr | None = Field(default=None, validation_alias=AliasChoices("LAMBDA_API_KEY"))
-    runpod_api_url: str = "https://rest.runpod.io/v1"
+    runpod_api_url: str = "https://api.runpod.io/v2"
     runpod_graphql_url: str = "https://api.runpod.io/graphql"
     vast_api_url: str = "https://console.vast.ai/api/v0"
     lambda_api_url: str = "https://cloud.lambda.ai/api/v1"

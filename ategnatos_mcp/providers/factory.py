@@ -17,7 +17,7 @@ from ategnatos_mcp.providers.local import LocalProvider
 from ategnatos_mcp.providers.runpod import RunPodProvider
 from ategnatos_mcp.providers.service import GpuService
 from ategnatos_mcp.providers.vastai import VastProvider
-from ategnatos_mcp.remote import RemoteHost, SSHConnector
+from ategnatos_mcp.remote import HostKeyChangedError, RemoteHost, SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
@@ -95,6 +95,8 @@ async def open_gpu_service(
         try:
             async with connector.session(RemoteHost(host=host, port=port, username=user, name=identity)) as ssh:
                 await ssh.run("true", timeout=20)
+        except HostKeyChangedError:
+            raise  # a different host answering is a security problem to report, never "not ready yet"
         except AtegnatosError as exc:
             logger.info("ssh to %s not ready: %s", identity, exc.message)
             return False

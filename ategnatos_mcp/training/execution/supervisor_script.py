@@ -382,7 +382,12 @@ def main(argv: list) -> int:
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         spec = json.load(fh)
-    return Supervisor(spec).run()
+    supervisor = Supervisor(spec)
+    try:
+        return supervisor.run()
+    finally:
+        # Whatever happened to us (disk full, run folder deleted), never leave the trainer running unwatched.
+        supervisor._kill_child(grace=5.0)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["AuditOptions", "LoadedDataset", "audit_loaded", "load_dataset", "run_audit"]
+__all__ = ["AuditOptions", "LoadedDataset", "audit_loaded", "load_dataset", "run_audit", "unreadable_files"]
 
 MIN_IMAGES = 10
 SPARSE_BUCKET = 2  # a bucket with this many images or fewer is nearly empty
@@ -34,6 +34,7 @@ class AuditOptions:
     trigger_word: str | None = None
     threshold: int = 10
     problems_shown: int = 25
+    quarantine_unreadable: bool = False
 
 
 @dataclass
@@ -44,6 +45,15 @@ class LoadedDataset:
     records: dict[str, ProbeRecord]
     decoded: int
     captions: CaptionIndex = field(default_factory=CaptionIndex)
+
+
+def unreadable_files(loaded: LoadedDataset) -> dict[str, str]:
+    """Image files that cannot be opened, with the reason (what ``quarantine_unreadable`` moves)."""
+    found = {rel: f"cannot be opened ({r.error})" for rel, r in loaded.records.items() if r.error is not None}
+    for rel, reason in loaded.scan.unreadable:
+        if Path(rel).suffix.lower() in IMAGE_EXTENSIONS:
+            found[rel] = f"cannot be read ({reason})"
+    return found
 
 
 async def load_dataset(

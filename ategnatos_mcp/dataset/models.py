@@ -159,6 +159,7 @@ class AuditResult(BaseModel):
     duplicate_extras: int = 0
     report_path: str | None = None
     decoded: int = Field(default=0, description="Images decoded this run (the rest came from the cache).")
+    quarantine: QuarantineResult | None = Field(default=None, description="Unreadable files moved aside, if asked.")
 
 
 class CaptionItem(BaseModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ategnatos_mcp.dataset.audit import AuditOptions, audit_loaded
+from ategnatos_mcp.dataset.audit import AuditOptions, audit_loaded, unreadable_files
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
 from ategnatos_mcp.dataset.jobs import ProbeJobs, Spawner, StillReading
@@ -68,7 +68,16 @@ class DatasetService:
             )
         except StillReading as busy:
             return AuditResult(dataset=str(root), complete=False, images_read=busy.done, images=busy.total)
-        return await audit_loaded(root, loaded, options)
+        broken = unreadable_files(loaded) if options.quarantine_unreadable else {}
+        if not broken:
+            return await audit_loaded(root, loaded, options)
+        when = self.clock()
+        moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, broken, when=when))
+        # The verdict must describe the folder as it is now: read it again (every image is cached).
+        loaded = await self.jobs.load(root, wait_seconds=None, progress=None)
+        result = await audit_loaded(root, loaded, options)
+        result.quarantine = moved
+        return result
 
     async def dedupe(
         self,

@@ -92,6 +92,13 @@ async def dataset_audit(
     ] = 1024,
     trigger_word: Annotated[str | None, Field(description="The trigger word captions should start with.")] = None,
     detail: Annotated[int, Field(ge=0, le=500, description="How many file problems to list (all are counted).")] = 25,
+    quarantine_unreadable: Annotated[
+        bool,
+        Field(
+            description="Move files that cannot be opened (and their captions) into quarantine/ first; "
+            "dataset_dedupe action='undo' puts them back."
+        ),
+    ] = False,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, AuditResult]:
     """Check a training dataset (gate 1) and say GO or NO-GO, in plain language.
@@ -99,14 +106,18 @@ async def dataset_audit(
     Reads every image once (real format, colour mode, size after rotation, animation, damage), counts
     captions, trigger-word use and duplicates, shows the training buckets, and recommends fixes. Works on
     flat folders and kohya `{repeats}_{name}` folders. Unchanged files are not decoded again, so a re-audit is
-    quick. Nothing is changed in the dataset.
+    quick. Nothing is changed in the dataset unless quarantine_unreadable is set.
     """
     app = app_of(ctx)
     root = _folder(app, path)
     name = safe_name(training_name, what="LoRA name") if training_name else None
     service = await _service(app)
     options = AuditOptions(
-        resolution=resolution, trigger_word=trigger_word, threshold=service.threshold, problems_shown=detail
+        resolution=resolution,
+        trigger_word=trigger_word,
+        threshold=service.threshold,
+        problems_shown=detail,
+        quarantine_unreadable=quarantine_unreadable,
     )
     result = await service.audit(root, options, progress_reporter(ctx), wait_seconds=wait_seconds)
     if not result.complete:
@@ -126,6 +137,11 @@ async def dataset_audit(
         )
         result.report_path = str(app.settings.grimoire_dir / "training" / name / "dataset-report.md")
     summary = audit_summary(result)
+    if result.quarantine is not None and result.quarantine.moved:
+        summary = (
+            f"Moved {len(result.quarantine.moved)} unreadable file(s) and their captions to quarantine batch "
+            f"{result.quarantine.batch} (undo: dataset_dedupe action='undo').\n" + summary
+        )
     if result.report_path:
         summary += f"\nReport: {result.report_path}"
     return respond(result, summary)

@@ -201,3 +201,27 @@ async def test_a_long_read_answers_in_bounded_time_and_the_next_call_continues(
     data = second.structured_content
     assert data is not None and data["complete"] is True
     assert data["images"] > 0 and data["decoded"] == 0
+
+
+async def test_audit_can_quarantine_unreadable_files_and_undo_puts_them_back(
+    client: Client, home: Path, generated: Path
+) -> None:
+    folder = home / "workspace" / "datasets" / "broken"
+    _small_set(generated, folder)
+    gt = _helper().ground_truth(generated)
+    for kind in ("truncated_jpeg", "zero_byte", "text_as_png"):
+        rel = gt["bad_files"][kind][0]
+        shutil.copy(generated / "dataset" / rel, folder / f"bad-{kind}{Path(rel).suffix}")
+    (folder / "bad-zero_byte.txt").write_text("a caption for a broken file", encoding="utf-8")
+    before = _sha(folder)
+    result = await client.call_tool("dataset_audit", {"path": str(folder), "quarantine_unreadable": True})
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data is not None
+    moved = {e["original"] for e in data["quarantine"]["moved"]}
+    assert moved == {"bad-truncated_jpeg.jpg", "bad-zero_byte.jpg", "bad-zero_byte.txt", "bad-text_as_png.png"}
+    assert data["problem_counts"].get("truncated") is None  # the verdict describes the folder as it is now
+    assert "Moved 4 unreadable file(s)" in result.content[0].text
+    undone = await client.call_tool("dataset_dedupe", {"path": str(folder), "action": "undo"})
+    assert not undone.is_error
+    assert _sha(folder) == before

@@ -16,7 +16,16 @@ from pydantic import BaseModel
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 
-__all__ = ["ImagePart", "app_of", "guard", "guard_resource", "progress_reporter", "respond"]
+__all__ = [
+    "ImagePart",
+    "NoDialog",
+    "app_of",
+    "client_has_dialog",
+    "guard",
+    "guard_resource",
+    "progress_reporter",
+    "respond",
+]
 
 logger = logging.getLogger("ategnatos_mcp.tools")
 
@@ -55,6 +64,20 @@ def guard_resource(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise ResourceError(str(exc)) from exc
 
     return wrapper
+
+
+def client_has_dialog(ctx: Context[Any, Any]) -> bool:
+    """Whether the client can show the user a form (MCP elicitation) to confirm spending or training."""
+    caps = ctx.client_capabilities
+    elicitation = caps.elicitation if caps is not None else None
+    # An empty elicitation capability means form mode (older protocol versions); url-only clients cannot ask.
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+class NoDialog(BaseModel):
+    """A resolver's answer when the client cannot show a form: the tool then needs an explicit confirmation."""
+
+    no_dialog: bool = True
 
 
 class ImagePart(BaseModel):

@@ -31,7 +31,7 @@ from ategnatos_mcp.providers import (
     open_gpu_service,
 )
 from ategnatos_mcp.remote import SSHConnector
-from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, progress_reporter, respond
 
 __all__ = ["register", "startup"]
 
@@ -68,35 +68,22 @@ async def ssh_connector(app: AppContext) -> SSHConnector:
     return await app.service("ssh", build)
 
 
-class _NoDialog(BaseModel):
-    """The resolver's answer when the client cannot show a confirmation dialog."""
-
-    no_dialog: bool = True
-
-
-def _has_dialog(ctx: Context[AppContext]) -> bool:
-    caps = ctx.client_capabilities
-    elicitation = caps.elicitation if caps is not None else None
-    # An empty elicitation capability means form mode (older protocol versions); url-only clients cannot ask.
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-
-
-async def _ask_to_rent(ctx: Context[AppContext], quote_id: str) -> Elicit[RentalConfirmation] | _NoDialog:
+async def _ask_to_rent(ctx: Context[AppContext], quote_id: str) -> Elicit[RentalConfirmation] | NoDialog:
     """Ask in the client's own dialog, with the worst-case cost in plain words (before the tool body runs).
 
     The SDK sends this mid-call on older protocols and as an input-required round trip on 2026-07-28+.
     """
-    if not _has_dialog(ctx):
-        return _NoDialog()
+    if not client_has_dialog(ctx):
+        return NoDialog()
     try:
         question = await (await gpu_service(app_of(ctx))).consent_question(quote_id)
     except AtegnatosError:
-        return _NoDialog()  # the body repeats the same check and reports the refusal in plain words
+        return NoDialog()  # the body repeats the same check and reports the refusal in plain words
     return Elicit(question, RentalConfirmation)
 
 
 def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmation], confirm: bool) -> Consent:
-    if not _has_dialog(ctx):
+    if not client_has_dialog(ctx):
         return Consent(confirmed=confirm)
     # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
     approved = False

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError
 from ategnatos_mcp.paths import safe_name
-from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, guard_resource, respond
 from ategnatos_mcp.training import (
     PlanRequest,
     RunStatus,
@@ -117,29 +117,16 @@ async def train_plan(
     return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
 
 
-class _NoDialog(BaseModel):
-    """The resolver's answer when the client cannot show a form."""
-
-    no_dialog: bool = True
-
-
-def _has_dialog(ctx: Context[AppContext]) -> bool:
-    caps = ctx.client_capabilities
-    elicitation = caps.elicitation if caps is not None else None
-    # An empty elicitation capability means form mode (older protocol versions); url-only clients cannot ask.
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-
-
-async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[ConfirmAnswer] | _NoDialog:
+async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[ConfirmAnswer] | NoDialog:
     """Ask the artist in the client's own form (before the tool body runs; a round trip on newer protocols)."""
-    if not _has_dialog(ctx):
-        return _NoDialog()
+    if not client_has_dialog(ctx):
+        return NoDialog()
     try:
         planned = (await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))).planned_config_hash
     except AtegnatosError:
-        return _NoDialog()  # the body repeats the check and reports it in plain words
+        return NoDialog()  # the body repeats the check and reports it in plain words
     if planned is None:
-        return _NoDialog()
+        return NoDialog()
     return Elicit(
         f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
         ConfirmAnswer,
@@ -182,7 +169,7 @@ async def train_confirm(
             f"The hash {config_hash!r} is not the current plan of '{name}' ({planned}).",
             hint="Show the current plan (train_gates or train_plan) and confirm the hash it shows now.",
         )
-    if _has_dialog(ctx):
+    if client_has_dialog(ctx):
         # With a form only the artist's answer there counts, never a hash passed by the model.
         said_yes = (
             isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmAnswer) and answer.data.confirm

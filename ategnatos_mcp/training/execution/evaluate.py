@@ -15,7 +15,15 @@ from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import TrainingConfig, write_records
 from ategnatos_mcp.training.execution.models import CheckpointInfo, EvalGrid, EvalJob
 
-__all__ = ["DEFAULT_WEIGHTS", "Submitter", "build_eval_grid", "pick_lora_files", "render_eval_md", "submit_grid"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "Submitter",
+    "build_eval_grid",
+    "lora_name",
+    "pick_lora_files",
+    "render_eval_md",
+    "submit_grid",
+]
 
 Submitter = Callable[[EvalJob], Awaitable[str]]
 """Queues one job (its ``comfyui_submit`` arguments) and returns the ComfyUI job id."""
@@ -31,6 +39,17 @@ def pick_lora_files(checkpoints: list[CheckpointInfo]) -> list[CheckpointInfo]:
     steps = [c for c in checkpoints if c.kind == "step"]
     final = [c for c in checkpoints if c.kind == "final"]
     return (epochs or steps) + final
+
+
+_ST_WEIGHTS = "pytorch_lora_weights.safetensors"
+
+
+def lora_name(run: str, info: CheckpointInfo) -> str:
+    """The file's name in ComfyUI: its own name, except SimpleTuner's, which are all called the same."""
+    name = PurePosixPath(info.file).name
+    if name != _ST_WEIGHTS:
+        return name
+    return f"{run}-step{info.step:08d}.safetensors" if info.step is not None else f"{run}.safetensors"
 
 
 def _prompts(cfg: TrainingConfig, prompts: list[str]) -> list[str]:
@@ -76,7 +95,7 @@ def build_eval_grid(
     checkpoint_param = PurePosixPath(cfg.base_model).name if cfg.base_model.endswith(".safetensors") else None
     jobs: list[EvalJob] = []
     for info in files:
-        lora = PurePosixPath(info.file).name
+        lora = lora_name(cfg.name, info)
         for weight in chosen_weights:
             for prompt in chosen_prompts:
                 params: dict[str, object] = {"prompt": prompt, "seed": fixed_seed}
@@ -86,6 +105,7 @@ def build_eval_grid(
                 jobs.append(
                     EvalJob(
                         checkpoint=info.file,
+                        lora_name=lora,
                         epoch=info.epoch,
                         step=info.step,
                         weight=weight,
@@ -100,7 +120,7 @@ def build_eval_grid(
                 )
     notes = [
         "Copy the LoRA files into ComfyUI's models/loras folder first (they are in the run's output folder on the "
-        "training host).",
+        "training host), under each job's lora_name.",
         f"Every image uses seed {fixed_seed}, so differences come from the epoch and the weight only.",
     ]
     if cfg.family not in _TEMPLATE_FAMILIES:
@@ -136,7 +156,7 @@ def render_eval_md(grid: EvalGrid) -> str:
         "|---|---|---|" + "---|" * len(grid.weights),
     ]
     for info in grid.lora_files:
-        name = PurePosixPath(info.file).name
+        name = lora_name(grid.name, info)
         lines.append(f"| {name} | {info.epoch or '-'} | {info.step or '-'} | " + " | " * (len(grid.weights) - 1) + " |")
     lines += ["", "## Notes", "", *(f"- {n}" for n in grid.notes)]
     return "\n".join(lines) + "\n"

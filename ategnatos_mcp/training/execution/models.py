@@ -144,7 +144,8 @@ class ExecutionState(Document):
 class EvalJob(BaseModel):
     """One image of the weight grid: a ready comfyui_submit call."""
 
-    checkpoint: str
+    checkpoint: str = Field(description="The saved file on the training host.")
+    lora_name: str = Field(description="The name to give it in ComfyUI's models/loras.")
     epoch: int | None
     step: int | None
     weight: float

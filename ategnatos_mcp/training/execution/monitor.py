@@ -146,7 +146,7 @@ def _apply_progress(result: TrainingProgress, match: re.Match[str], loss: re.Mat
 _KOHYA_EPOCH = re.compile(r"-(\d{6})\.safetensors$")
 _KOHYA_STEP = re.compile(r"-step(\d{8})\.safetensors$")
 _AITK_STEP = re.compile(r"_(\d{9})\.safetensors$")
-_ST_STEP = re.compile(r"checkpoint-(\d+)/?$")
+_ST_STEP = re.compile(r"checkpoint-(\d+)(?:/pytorch_lora_weights\.safetensors)?/?$")
 
 
 def checkpoint_info(backend: str, file: str, *, steps_per_epoch: int | None = None) -> CheckpointInfo:

@@ -27,6 +27,8 @@ from ategnatos_mcp.training.execution.runner import (
 
 __all__ = ["RunReport", "follow_run", "render_progress_md"]
 
+_ST_WEIGHTS = "pytorch_lora_weights.safetensors"
+
 
 class RunReport(BaseModel):
     """A run as it stands: supervisor status, what the log says, the saved LoRA files, and what to do."""
@@ -52,7 +54,13 @@ def _checkpoints(
     if status.total_steps and status.total_epochs:
         per_epoch = max(1, status.total_steps // status.total_epochs)
     files = [c.file for c in progress.checkpoints] or [str(c.get("file")) for c in status.checkpoints]
-    return [checkpoint_info(handle.backend, f, steps_per_epoch=per_epoch) for f in files]
+    if handle.backend == "simpletuner":
+        # Its checkpoints are folders holding the LoRA; the final weights land in output_dir unannounced.
+        files = [f"{f.rstrip('/')}/{_ST_WEIGHTS}" for f in files]
+        if status.state == "succeeded":
+            files.append(f"{handle.output_dir}/{_ST_WEIGHTS}")
+    infos = [checkpoint_info(handle.backend, f, steps_per_epoch=per_epoch) for f in files]
+    return infos
 
 
 def _next_step(kind: str, status: SupervisorStatus) -> str:

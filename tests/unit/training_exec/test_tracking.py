@@ -1,0 +1,67 @@
+"""Following a finished run: which saved file is which epoch, progress.md, and the evaluation grid built on it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import anyio
+import pytest
+
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training.execution.evaluate import build_eval_grid, render_eval_md
+from ategnatos_mcp.training.execution.hosts import LocalHost
+from ategnatos_mcp.training.execution.runner import start_run
+from ategnatos_mcp.training.execution.tracking import follow_run
+from tests.fixtures.training_exec.install import FakeInstall
+from tests.unit.training_exec.conftest import make_config
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_names(
+    local: LocalHost, install: FakeInstall, dataset: Path, tmp_path: Path
+) -> None:
+    cfg = make_config(dataset, images=8, epochs=3)
+    handle = await start_run(
+        local, kind="training", cfg=cfg, backend="simpletuner", backend_dir="", dataset_dir=str(dataset),
+        now=datetime(2026, 11, 29, tzinfo=UTC),
+    )  # fmt: skip
+    store = GrimoireStore(tmp_path / "grimoire")
+    with anyio.fail_after(30):
+        report = await follow_run(local, store, handle, cfg, wait_seconds=30)
+    assert report.state == "succeeded", report.status
+    assert [(c.kind, c.step, c.epoch) for c in report.checkpoints] == [
+        ("step", 8, 1),
+        ("step", 16, 2),
+        ("step", 24, 3),
+        ("final", None, None),
+    ]
+    assert all(c.file.endswith("pytorch_lora_weights.safetensors") for c in report.checkpoints)
+    assert Path(report.checkpoints[-1].file).is_file()
+    grid = build_eval_grid(cfg, report.checkpoints, weights=[1.0], prompts=["ink_style, a cat"])
+    assert [j.lora_name for j in grid.jobs] == [
+        "ink-step00000008.safetensors",
+        "ink-step00000016.safetensors",
+        "ink-step00000024.safetensors",
+        "ink.safetensors",
+    ]
+    assert "| ink-step00000016.safetensors | 2 | 16 |" in render_eval_md(grid)
+
+
+async def test_progress_md_lists_each_epoch_file_and_the_honest_resume(
+    local: LocalHost, install: FakeInstall, dataset: Path, tmp_path: Path
+) -> None:
+    cfg = make_config(dataset, images=8, epochs=3)
+    handle = await start_run(
+        local, kind="training", cfg=cfg, backend="kohya", backend_dir=install.backend_dirs["kohya"],
+        dataset_dir=str(dataset), now=datetime(2026, 11, 29, tzinfo=UTC),
+    )  # fmt: skip
+    store = GrimoireStore(tmp_path / "grimoire")
+    with anyio.fail_after(30):
+        report = await follow_run(local, store, handle, cfg, wait_seconds=30, log_lines=3)
+    assert [(c.kind, c.epoch) for c in report.checkpoints] == [("epoch", 1), ("epoch", 2), ("final", None)]
+    assert report.log_tail is not None and report.log_tail.splitlines()[-1].strip().startswith("INFO     model saved.")
+    text = (tmp_path / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "| " + str(Path(handle.output_dir) / "ink-000002.safetensors") + " | epoch | 2 | - |" in text
+    assert "begins at step 0" in text and "State: succeeded" in text

@@ -162,6 +162,10 @@ class SSHTrainingHost:
     session: SSHSession
     spec: HostSpec
     python: str = "python3"
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def _exports(self) -> str:
+        return "".join(f"export {key}={shlex.quote(value)}; " for key, value in self.env.items())
 
     @property
     def supervisor_python(self) -> str:
@@ -176,7 +180,7 @@ class SSHTrainingHost:
         return path
 
     async def run(self, command: str, *, timeout: float = 120.0) -> Output:
-        done = await self.session.run(command, timeout=timeout, check=False)
+        done = await self.session.run(self._exports() + command, timeout=timeout, check=False)
         return Output(done.exit_status, done.stdout, done.stderr)
 
     async def write_text(self, path: str, text: str) -> None:
@@ -202,7 +206,7 @@ class SSHTrainingHost:
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
         from ategnatos_mcp.remote import start_detached
 
-        await start_detached(self.session, process, shlex.join(argv), cwd=cwd)
+        await start_detached(self.session, process, shlex.join(argv), cwd=cwd, env=dict(self.env))
 
     async def alive(self, process: str, pid: int | None) -> bool:
         from ategnatos_mcp.remote import detached_status
@@ -273,11 +277,15 @@ async def _ssh_user(store: GrimoireStore, key: str) -> str:
 
 @dataclass
 class HostRegistry:
-    """Opens hosts (AppContext service ``training-hosts``). ``local_env`` reaches the local backend's venv."""
+    """Opens hosts (AppContext service ``training-hosts``).
+
+    ``local_env`` / ``remote_env`` are added to every command (e.g. PATH to the backend's venv).
+    """
 
     runs_root: Path
     connector: Callable[[], Awaitable[SSHConnector]]
     local_env: Mapping[str, str] = field(default_factory=dict)
+    remote_env: Mapping[str, str] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def open(self, spec: HostSpec) -> AsyncIterator[TrainingHost]:
@@ -290,4 +298,4 @@ class HostRegistry:
         remote = RemoteHost(host=spec.host, port=spec.port, username=spec.username, name=spec.name)
         connector = await self.connector()
         async with connector.session(remote) as session:
-            yield SSHTrainingHost(session, spec)
+            yield SSHTrainingHost(session, spec, env=self.remote_env)

@@ -50,6 +50,9 @@ class ComfyUISettings(_Section):
         default=1_000_000, ge=50_000, description="All inline previews of one answer together."
     )
     down_retry_seconds: float = Field(default=30.0, gt=0)
+    job_check_seconds: float = Field(
+        default=30.0, gt=0, description="How often a quiet job is checked against the server's queue and history."
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -30,9 +30,17 @@ _RECONNECT_ATTEMPTS = 5
 class JobWatch:
     """The live state of one job; ``done`` is set once it finished and its results were handled."""
 
-    def __init__(self, record: JobRecord, client: ComfyUIClient, *, on_finished: Callable[[JobWatch], Awaitable[None]]):
+    def __init__(
+        self,
+        record: JobRecord,
+        client: ComfyUIClient,
+        *,
+        on_finished: Callable[[JobWatch], Awaitable[None]],
+        check_every: float = 30.0,
+    ):
         self.record = record
         self.client = client
+        self.check_every = check_every
         self.done = anyio.Event()
         self.connected = anyio.Event()
         self.connect_error: UpstreamError | None = None
@@ -97,9 +105,8 @@ class JobWatch:
                         await self._catch_up()
                         if self.record.state.finished:
                             return
-                    async for event in events:
-                        if await self._apply(event):
-                            return
+                    if await self._read(events):
+                        return
             except UpstreamError:
                 if not self._submitted.is_set():
                     raise
@@ -117,6 +124,29 @@ class JobWatch:
             except UpstreamError:
                 logger.info("ComfyUI at %s not answering after the socket dropped; retrying", self.client.url)
 
+    async def _read(self, events: AsyncIterator[WsEvent]) -> bool:
+        """Apply events until the job's last one (True) or the socket closes (False), checking now and then
+        that ComfyUI still knows the job: someone may clear the queue, and no event would ever say so."""
+        async with anyio.create_task_group() as tg:
+
+            async def check() -> None:
+                while True:
+                    await anyio.sleep(self.check_every)
+                    try:
+                        await self._catch_up()
+                    except UpstreamError:
+                        continue
+                    if self.record.state.finished:
+                        tg.cancel_scope.cancel()
+
+            tg.start_soon(check)
+            async for event in events:
+                if await self._apply(event):
+                    tg.cancel_scope.cancel()
+                    return True
+            tg.cancel_scope.cancel()
+        return self.record.state.finished
+
     async def _catch_up(self) -> None:
         if self.record.state.finished:
             return
@@ -133,7 +163,8 @@ class JobWatch:
             else:
                 self._finish(
                     JobState.LOST,
-                    f"ComfyUI at {self.client.url} no longer knows this job (it probably restarted).",
+                    f"ComfyUI at {self.client.url} no longer knows this job (it restarted, or the job was "
+                    "removed from its queue).",
                 )
 
     async def _settle_from_history(self) -> None:

@@ -280,7 +280,9 @@ class ComfyUIPool:
             nodes_total=len(workflow),
             submitted_at=time.time(),
         )
-        watch = JobWatch(record, server.client, on_finished=self._finished)
+        watch = JobWatch(
+            record, server.client, on_finished=self._finished, check_every=self._settings.job_check_seconds
+        )
         self._tg.start_soon(watch.run)
         with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
             await watch.connected.wait()

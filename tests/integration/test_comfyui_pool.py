@@ -239,3 +239,21 @@ async def test_binary_preview_frames_and_broadcasts_are_ignored(tmp_path: Path) 
     assert fake.binary_sent == 3  # one per sampler step of txt2img_sd15
     assert done.state is JobState.SUCCEEDED and len(done.saved) == 1
     assert seen[-1] == 100.0
+
+
+async def test_a_job_removed_from_the_queue_by_someone_else_is_reported_lost(tmp_path: Path) -> None:
+    import httpx
+
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path, job_check_seconds=0.1) as pool:
+        fake.hold_class = "KSampler"
+        await pool.submit(workflow("txt2img_sd15"))
+        second = workflow("txt2img_sd15")
+        second["3"]["inputs"]["seed"] = 5
+        queued = await pool.submit(second)
+        async with httpx.AsyncClient() as http:
+            await http.post(f"{fake.url}/queue", json={"clear": True})  # e.g. from the ComfyUI web page
+        with anyio.fail_after(5):
+            done = await pool.wait(queued.job_id, 5)
+        fake.hold_release.set()
+    assert done.state is JobState.LOST
+    assert done.error is not None and "removed from its queue" in done.error

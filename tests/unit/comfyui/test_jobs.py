@@ -1,0 +1,70 @@
+"""JobWatch's state machine fed with recorded websocket transcripts of a real ComfyUI 0.3.64."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.jobs import JobWatch
+from ategnatos_mcp.comfyui.models import JobRecord, JobState, WsEvent
+
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
+pytestmark = pytest.mark.anyio
+
+
+def _no_http(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"the transcript alone should be enough, but {request.url} was asked")
+
+
+async def _replay(transcript: str, prompt_id: str, nodes_total: int) -> JobRecord:
+    frames = json.loads((FIX / f"{transcript}.json").read_text(encoding="utf-8"))["frames"]
+    record = JobRecord(job_id="j", server="http://c", prompt_id=prompt_id, client_id="c", nodes_total=nodes_total)
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    seen: list[float] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append(value)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_no_http)) as http:
+        watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished)
+        watch.listen(progress)
+        for frame in frames:
+            if frame["dir"] != "server->client" or frame["kind"] != "text":
+                continue
+            data = frame["data"]  # every job's frames: the watch must pick its own
+            if await watch._apply(WsEvent(type=data["type"], data=data["data"])):
+                break
+    assert seen == sorted(seen)
+    return record
+
+
+async def test_recorded_txt2img_run_succeeds_with_its_image() -> None:
+    record = await _replay("ws_txt2img", "5a1e6bd3-58f6-40dd-b2c0-f4d019733289", nodes_total=7)
+    assert record.state is JobState.SUCCEEDED
+    assert [f.filename for f in record.outputs["9"]] == ["mcp_txt2img_00001_.png"]
+
+
+async def test_recorded_interrupt_during_sampling_is_interrupted() -> None:
+    record = await _replay("ws_txt2img", "39cee4f2-8c37-4f00-8372-8d74b685efb8", nodes_total=7)
+    assert record.state is JobState.INTERRUPTED and record.outputs == {}
+
+
+async def test_recorded_runtime_error_names_the_node_and_the_reason() -> None:
+    record = await _replay("ws_runtime_errors", "e0fc049b-5845-451b-b872-158f005dff8a", nodes_total=3)
+    assert record.state is JobState.FAILED
+    assert record.error is not None and record.error.startswith("SaveImage (node 3) failed:")
+    assert "outside the output folder" in record.error
+
+
+async def test_recorded_cached_rerun_reuses_the_previous_files() -> None:
+    record = await _replay("ws_basic_three_runs", "8719b227-f38e-4b4c-ae8f-29c8275215b0", nodes_total=3)
+    assert record.state is JobState.SUCCEEDED
+    assert record.cached_nodes == ["1", "2", "3"]
+    assert [f.filename for f in record.outputs["3"]] == ["mcp_basic_00001_.png", "mcp_basic_00002_.png"]

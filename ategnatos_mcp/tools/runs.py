@@ -10,14 +10,17 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
-from ategnatos_mcp.training.execution import HostRegistry
-from ategnatos_mcp.training.execution.dryrun import DryRunResult
-from ategnatos_mcp.training.execution.environment import EnvironmentCheck
-from ategnatos_mcp.training.execution.evaluate import Submitter
-from ategnatos_mcp.training.execution.launch import LaunchResult
-from ategnatos_mcp.training.execution.models import EvalGrid, EvalJob
-from ategnatos_mcp.training.execution.service import TrainingRuns
-from ategnatos_mcp.training.execution.tracking import RunReport
+from ategnatos_mcp.training.execution import (
+    DryRunResult,
+    EnvironmentCheck,
+    EvalGrid,
+    EvalJob,
+    HostRegistry,
+    LaunchResult,
+    RunReport,
+    Submitter,
+    TrainingRuns,
+)
 
 __all__ = ["register", "training_runs"]
 

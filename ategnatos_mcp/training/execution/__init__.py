@@ -1,11 +1,21 @@
 """Training execution: gate 3 (environment), gate 4 (dry run), launch under the OOM-recovering supervisor,
-monitoring from the log and status file, and the evaluation grid."""
+monitoring from the host's status file and log, and the evaluation grid.
 
+``TrainingRuns`` (service.py) is the entry point the MCP tools use; one method per step. Runs execute on a
+``TrainingHost``: ``local`` (subprocesses) or SSH (``remote`` package), opened by a ``HostRegistry``.
+``supervisor_script.py`` is standard-library only and is copied to the host, where it runs detached.
+"""
+
+from ategnatos_mcp.training.execution.dryrun import DryRunResult, judge_dry_run
+from ategnatos_mcp.training.execution.environment import EnvironmentCheck
+from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid
 from ategnatos_mcp.training.execution.hosts import HostRegistry, LocalHost, SSHTrainingHost, TrainingHost, resolve_host
+from ategnatos_mcp.training.execution.launch import LaunchResult
 from ategnatos_mcp.training.execution.models import (
     CheckpointInfo,
     Diagnosis,
     EvalGrid,
+    EvalJob,
     ExecutionState,
     HostSpec,
     RunHandle,
@@ -13,23 +23,34 @@ from ategnatos_mcp.training.execution.models import (
     TrainingProgress,
 )
 from ategnatos_mcp.training.execution.monitor import checkpoint_info, diagnose, parse_log, resume_note
+from ategnatos_mcp.training.execution.service import TrainingRuns
+from ategnatos_mcp.training.execution.tracking import RunReport
 
 __all__ = [
     "CheckpointInfo",
     "Diagnosis",
+    "DryRunResult",
+    "EnvironmentCheck",
     "EvalGrid",
+    "EvalJob",
     "ExecutionState",
     "HostRegistry",
     "HostSpec",
+    "LaunchResult",
     "LocalHost",
     "RunHandle",
+    "RunReport",
     "SSHTrainingHost",
+    "Submitter",
     "SupervisorStatus",
     "TrainingHost",
     "TrainingProgress",
+    "TrainingRuns",
+    "build_eval_grid",
     "checkpoint_info",
     "diagnose",
+    "judge_dry_run",
     "parse_log",
-    "resume_note",
     "resolve_host",
+    "resume_note",
 ]

@@ -12,7 +12,7 @@ from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
 from ategnatos_mcp.training.execution.launch import LaunchResult, ensure_launch_ready, launch_run
-from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunKind
+from ategnatos_mcp.training.execution.models import EvalGrid, RunKind
 from ategnatos_mcp.training.execution.plans import load_confirmed_plan, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import Reporter
 from ategnatos_mcp.training.execution.tracking import RunReport, follow_run
@@ -115,7 +115,3 @@ class TrainingRuns:
             await submit_grid(grid, submit)
         notices = await write_eval_md(self.store, grid)
         return grid, notices
-
-
-def host_identity(spec: HostSpec) -> str:
-    return spec.identity

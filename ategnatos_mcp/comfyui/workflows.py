@@ -79,6 +79,15 @@ class _Converter:
             return None
         return [str(link[1]), int(link[2])]
 
+    def primitive_value(self, link_id: int) -> tuple[Any] | None:
+        """A PrimitiveNode only holds a widget value for the node it feeds (it is not sent to the API)."""
+        link = self.links.get(link_id)
+        origin = self.nodes.get(str(link[1])) if link else None
+        if origin is None or origin.get("type") != "PrimitiveNode":
+            return None
+        values = origin.get("widgets_values") or [None]
+        return (values[0],)
+
     def convert(self) -> dict[str, Any]:
         api: dict[str, Any] = {}
         for node_id, node in self.nodes.items():
@@ -111,6 +120,10 @@ class _Converter:
                 position += 2 if has_control else 1
         for inp in node.get("inputs") or []:
             if inp.get("link") is None:
+                continue
+            primitive = self.primitive_value(int(inp["link"]))
+            if primitive is not None:
+                inputs[str(inp.get("name"))] = primitive[0]
                 continue
             src = self.source(int(inp["link"]))
             if src is None:

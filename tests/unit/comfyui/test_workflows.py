@@ -32,6 +32,17 @@ def test_ui_export_converts_to_the_api_workflow_comfyui_ran(object_info: dict[st
     assert _strip_meta(ui_to_api(ui, object_info)) == _strip_meta(expected)
 
 
+def test_a_primitive_node_feeding_a_widget_gives_its_value(object_info: dict[str, Any]) -> None:
+    ui = json.loads((FIX / "ui_txt2img.json").read_text(encoding="utf-8"))
+    ui["nodes"].append(
+        {"id": 30, "type": "PrimitiveNode", "mode": 0, "inputs": [], "widgets_values": [1234, "fixed"], "outputs": []}
+    )
+    ui["links"].append([30, 30, 0, 3, 4, "INT"])
+    [sampler] = [n for n in ui["nodes"] if n["id"] == 3]
+    sampler["inputs"].append({"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 30})
+    assert ui_to_api(ui, object_info)["3"]["inputs"]["seed"] == 1234
+
+
 def test_ui_export_with_missing_custom_nodes_says_which_and_why(object_info: dict[str, Any]) -> None:
     ui = json.loads((FIX / "ui_txt2img.json").read_text(encoding="utf-8"))
     ui["nodes"][0]["type"] = "CheckpointLoader|pysssss"

@@ -163,19 +163,17 @@ class ComfyUIService:
         seed: int | None = None
         warnings: list[str] = []
         if template is not None:
-            rendered = render_template(
-                get_template(template), {**params}, loras=loras, lora_facts=await self._lora_facts()
-            )
+            chosen = get_template(template)
+            image_params = {p.name for p in chosen.parameters if p.type == "image"}
+            wrong = sorted(set(images) - image_params)
+            if wrong:
+                raise InvalidRequestError(
+                    f"Template '{template}' has no image input {', '.join(map(repr, wrong))}.",
+                    hint="Its image inputs: " + (", ".join(sorted(image_params)) or "none") + ".",
+                )
+            rendered = render_template(chosen, {**params, **images}, loras=loras, lora_facts=await self._lora_facts())
             graph, seed, warnings, used = rendered.workflow, rendered.seed, rendered.warnings, rendered.params
-            targets = {k: (node, inp, path) for k, (node, inp, path) in rendered.images.items()}
-            for key, path in images.items():
-                if key not in targets:
-                    raise InvalidRequestError(
-                        f"Template '{template}' has no image input '{key}'.",
-                        hint="Image inputs: " + (", ".join(rendered.images) or "none"),
-                    )
-                node, inp, _ = targets[key]
-                targets[key] = (node, inp, path)
+            targets = dict(rendered.images)
         else:
             graph = await self._resolve_workflow(workflow)
             used = {}

@@ -162,6 +162,19 @@ async def test_upload_image_for_img2img_is_confined_to_the_project(home: Path) -
     assert outside.is_error and "outside the folders" in _text(outside)
 
 
+async def test_template_images_can_come_through_the_images_argument(home: Path) -> None:
+    picture = home / "workspace" / "up.png"
+    picture.write_bytes((FIXTURES / "upload_source_rgba.png").read_bytes())
+    async with serve_fake() as fake, studio(home, fake) as client:
+        args = {"template": "upscale-esrgan", "params": {"upscale_model": "mcp_tiny_compact_x2.safetensors"}}
+        ok = await client.call_tool("comfyui_submit", {**args, "images": {"image": str(picture)}})
+        wrong = await client.call_tool("comfyui_submit", {**args, "images": {"picture": str(picture)}})
+        sent = fake.prompts[-1]
+    assert not ok.is_error, _text(ok)
+    assert sent["1"]["inputs"]["image"] == "ategnatos/up.png"
+    assert wrong.is_error and "no image input 'picture'" in _text(wrong) and "image" in _text(wrong)
+
+
 async def test_two_fake_servers_share_eight_jobs(home: Path) -> None:
     async with serve_fake() as a, serve_fake() as b, studio(home, a, b) as client:
         a.hold_class = b.hold_class = "SaveImage"  # jobs pile up until released, so queues decide the routing

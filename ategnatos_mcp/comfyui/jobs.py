@@ -71,6 +71,11 @@ class JobWatch:
     def mark_submitted(self) -> None:
         self._submitted.set()
 
+    def mark_removed(self) -> None:
+        """The job was taken out of the queue before it started: stop following it."""
+        self._finish(JobState.INTERRUPTED, "Removed from the queue before it started.")
+        self.scope.cancel()
+
     async def run(self) -> None:
         """Background task: follow the job to its end, then hand it to ``on_finished``."""
         with self.scope:

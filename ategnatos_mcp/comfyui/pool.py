@@ -25,7 +25,6 @@ from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected, start_hi
 from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
 from ategnatos_mcp.comfyui.models import (
     JobRecord,
-    JobState,
     PromptAccepted,
     ServerStatus,
     UploadedImage,
@@ -408,8 +407,7 @@ class ComfyUIPool:
         queue = await client.queue()
         if record.prompt_id in queue.pending:
             await client.delete_from_queue([record.prompt_id])
-            watch._finish(JobState.INTERRUPTED, "Removed from the queue before it started.")
-            watch.scope.cancel()
+            watch.mark_removed()
         else:
             await client.interrupt(record.prompt_id)
         with anyio.move_on_after(self._settings.request_timeout_seconds):

@@ -108,7 +108,13 @@ class ComfyUIClient:
         return await self._json("GET", "/object_info", "describe its nodes")
 
     async def model_folders(self) -> list[str]:
-        return [str(name) for name in await self._json("GET", "/models", "list model folders")]
+        """Model folder names; empty on ComfyUI versions older than the /models route."""
+        response = await self._request("GET", "/models")
+        if response.status_code == 404:
+            return []
+        if response.status_code != 200:
+            raise self._fail(response, "list model folders")
+        return [str(name) for name in response.json()]
 
     async def models(self, folder: str) -> list[str]:
         response = await self._request("GET", f"/models/{folder}")

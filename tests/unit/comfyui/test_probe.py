@@ -52,3 +52,22 @@ async def test_probe_of_a_closed_port_says_how_to_start_comfyui() -> None:
     [probe] = await probe_servers(["http://127.0.0.1:9"], timeout=2)
     assert not probe.reachable
     assert probe.error is not None and "Start ComfyUI" in probe.error and "--port 9" in probe.error
+
+
+@pytest.mark.anyio
+async def test_an_older_comfyui_without_the_models_route_is_still_reachable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/models"):
+            return httpx.Response(404)
+        return _handler(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
+    assert probe.reachable and probe.models == {}
+
+
+@pytest.mark.anyio
+async def test_something_else_on_the_port_is_reported_as_not_comfyui() -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as http:
+        probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
+    assert not probe.reachable and probe.error is not None and "may not be ComfyUI" in probe.error

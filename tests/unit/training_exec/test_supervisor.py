@@ -175,13 +175,12 @@ def test_supervisor_script_uses_only_the_standard_library() -> None:
 async def test_a_supervisor_that_breaks_takes_the_trainer_down_with_it(
     local: LocalHost, install: FakeInstall, dataset: Path, tmp_path: Path
 ) -> None:
-    import shutil
-
     _cfg, handle = await _run(local, install, dataset, env={"FAKE_WAIT_FILE": tmp_path / "never"})
     with anyio.fail_after(10):
         while (status := await read_status(local, handle)).step < 1:
             await anyio.sleep(0.02)
-    shutil.rmtree(handle.run_dir)  # its status file can no longer be written
+    assert status.child_pid is not None and await local.alive("trainer", status.child_pid)
+    Path(handle.run_dir).rename(f"{handle.run_dir}.moved")  # its status file can no longer be written
     with anyio.fail_after(15):
         while await local.alive("trainer", status.child_pid) or await local.alive("supervisor", status.pid):
             await anyio.sleep(0.05)

@@ -170,6 +170,8 @@ def checkpoint_info(backend: str, file: str, *, steps_per_epoch: int | None = No
 
 def resume_note(backend: str, progress: TrainingProgress, status: SupervisorStatus | None = None) -> str:
     """Where a restart would really begin, per backend (no promise the backend does not keep)."""
+    if status is not None and status.state == "succeeded":
+        return "The run finished: nothing to resume."
     saves = [c for c in progress.checkpoints if c.kind != "final"]
     if not saves:
         return "No checkpoint saved yet: a restart begins at step 0."

@@ -64,4 +64,4 @@ async def test_progress_md_lists_each_epoch_file_and_the_honest_resume(
     assert report.log_tail is not None and report.log_tail.splitlines()[-1].strip().startswith("INFO     model saved.")
     text = (tmp_path / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "| " + str(Path(handle.output_dir) / "ink-000002.safetensors") + " | epoch | 2 | - |" in text
-    assert "begins at step 0" in text and "State: succeeded" in text
+    assert "Resume: The run finished: nothing to resume." in text and "State: succeeded" in text

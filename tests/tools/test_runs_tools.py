@@ -145,6 +145,10 @@ async def test_launch_is_refused_on_another_host_than_the_gates_checked(
     refused = await client.call_tool("launch_training", {"name": "ink", "host": "root@10.0.0.9:2222"})
     assert refused.is_error
     assert "Gate 3 (environment): the environment on 10.0.0.9:2222 has not passed" in _text(refused)
+    replanned = await client.call_tool("train_plan", {**PLAN, "overrides": {"network_rank": 8, "network_alpha": 8}})
+    assert not replanned.is_error, replanned.content
+    stale = await client.call_tool("launch_training", {"name": "ink"})
+    assert stale.is_error and "Gate 2 (confirmation): the user has not confirmed" in _text(stale)
 
 
 async def test_environment_problems_come_back_in_plain_words(client: Client, home: Path, tmp_path: Path) -> None:

@@ -141,7 +141,8 @@ class LocalHost:
 
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
         # setsid + a shell that exits at once: the supervisor is re-parented to init and outlives this server.
-        command = f"cd {shlex.quote(cwd)} && setsid nohup {shlex.join(argv)} > {shlex.quote(log)} 2>&1 < /dev/null &"
+        launch = 'if command -v setsid >/dev/null 2>&1; then L="setsid nohup"; else L=nohup; fi; '
+        command = f"{launch}cd {shlex.quote(cwd)} && $L {shlex.join(argv)} > {shlex.quote(log)} 2>&1 < /dev/null &"
         result = await self.run(command, timeout=30)
         if result.exit_status != 0:
             raise StateError(f"Could not start {process} on this machine: {result.stderr.strip()[-300:]}")

@@ -190,9 +190,12 @@ class ComfyUIPool:
         async def one(server: _Server) -> None:
             assessed[server.client.url] = await self._assess(server, workflow, skip, alone=len(candidates) == 1)
 
-        async with anyio.create_task_group() as tg:
-            for server in candidates:
-                tg.start_soon(one, server)
+        if len(candidates) == 1:
+            await one(candidates[0])
+        else:
+            async with anyio.create_task_group() as tg:
+                for server in candidates:
+                    tg.start_soon(one, server)
         answering = [(s, assessed[s.client.url]) for s in candidates if assessed[s.client.url] is not None]
         if not answering:
             urls = ", ".join(s.client.url for s in candidates)

@@ -84,7 +84,7 @@ async def save_outputs(
             "cached_nodes": record.cached_nodes,
             "workflow": workflow,
         }
-        items.append((node_id, target, data, json.dumps(provenance, indent=2)))
+        items.append((node_id, target, data, json.dumps(provenance, indent=1)))
     return await anyio.to_thread.run_sync(_write_all, items, preview_max_side, preview_budget_bytes)
 
 

@@ -63,6 +63,7 @@ async def test_run_survives_a_cut_connection_and_a_new_session_reattaches(tmp_pa
                     await anyio.sleep(0.05)
             assert final.state == "succeeded"
             assert [a["batch_size"] for a in final.attempts] == [4, 2]
+            assert (server.home / ".ategnatos" / "watchdog" / "heartbeat").is_file()  # the idle watchdog saw work
             log = await read_log_tail(host, handle)
         progress = parse_log("kohya", log)
         assert progress.completed and progress.errors[0].id == "oom_allocator"

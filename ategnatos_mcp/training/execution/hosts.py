@@ -43,6 +43,8 @@ class TrainingHost(Protocol):
 
     spec: HostSpec
     python: str
+    heartbeat_command: str | None
+    """Run by the supervisor while the trainer prints (keeps a rented instance's idle watchdog at bay)."""
 
     @property
     def supervisor_python(self) -> str:
@@ -109,6 +111,7 @@ class LocalHost:
     env: Mapping[str, str] = field(default_factory=dict)
     python: str = "python3"
     spec: HostSpec = field(default_factory=HostSpec)
+    heartbeat_command: str | None = None
 
     @property
     def supervisor_python(self) -> str:
@@ -156,6 +159,12 @@ class LocalHost:
                 os.kill(pid, signal.SIGTERM)  # the supervisor stops the trainer's whole process group
 
 
+def _watchdog_heartbeat() -> str:
+    from ategnatos_mcp.providers import HEARTBEAT_COMMAND
+
+    return HEARTBEAT_COMMAND
+
+
 @dataclass
 class SSHTrainingHost:
     """A GPU host over SSH; the supervisor runs under ``remote.start_detached`` and survives a dropped link."""
@@ -164,6 +173,7 @@ class SSHTrainingHost:
     spec: HostSpec
     python: str = "python3"
     env: Mapping[str, str] = field(default_factory=dict)
+    heartbeat_command: str | None = field(default_factory=_watchdog_heartbeat)
 
     def _exports(self) -> str:
         return "".join(f"export {key}={shlex.quote(value)}; " for key, value in self.env.items())

@@ -154,6 +154,7 @@ async def start_run(
         "oom_ids": list(OOM_IDS),
         "progress_regex": progress,
         "loss_regex": loss,
+        "heartbeat_command": host.heartbeat_command,
     }
     await host.write_text(f"{run_dir}/spec.json", json.dumps(spec, indent=1, ensure_ascii=False))
     script = f"{base}/supervisor.py"

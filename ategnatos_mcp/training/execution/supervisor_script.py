@@ -9,11 +9,12 @@ stop the job. It needs nothing from the MCP server once started, so a dropped SS
 
 The spec (JSON) holds: command (argv), workdir, env, run_dir, backend, batch_size, gradient_accumulation,
 max_halvings, hang_seconds, edits (config files to change on a retry), signatures ([{id, regex}]),
-oom_ids, progress_regex, loss_regex.
+oom_ids, progress_regex, loss_regex, heartbeat_command (touches the instance watchdog's heartbeat).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import queue
@@ -144,6 +145,7 @@ class Supervisor:
         self.loss = re.compile(spec["loss_regex"]) if spec.get("loss_regex") else None
         self.hang_seconds = float(spec.get("hang_seconds", 600))
         self.stop_requested = False
+        self.last_beat = -1e9
         self.child: subprocess.Popen | None = None
         self.status = {
             "state": "starting",
@@ -175,6 +177,23 @@ class Supervisor:
 
     def request_stop(self, *_args: object) -> None:
         self.stop_requested = True
+
+    def _heartbeat(self, now: float) -> None:
+        """Tell the instance's idle watchdog the machine is busy (CPU phases too), at most once a minute."""
+        command = self.spec.get("heartbeat_command")
+        if not command or now - self.last_beat < 60:
+            return
+        self.last_beat = now
+        try:
+            subprocess.run(
+                ["/bin/sh", "-c", command],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+            )
+        except (OSError, subprocess.SubprocessError):
+            pass  # the watchdog still sees GPU work; a missed beat is not worth stopping training for
 
     # one attempt
     def _start_child(self) -> queue.Queue:
@@ -268,7 +287,7 @@ class Supervisor:
         buffer = ""
         last_output = time.monotonic()
         last_save = 0.0
-        decoder_errors = "replace"
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")  # a chunk may end inside a character
         while True:
             try:
                 chunk = lines.get(timeout=0.2)
@@ -281,7 +300,8 @@ class Supervisor:
                 last_output = now
                 log.write(chunk)
                 log.flush()
-                buffer += chunk.decode("utf-8", decoder_errors)
+                self._heartbeat(now)
+                buffer += decoder.decode(chunk)
                 parts = re.split(r"[\r\n]", buffer)
                 buffer = parts.pop()
                 for part in parts:

@@ -187,3 +187,13 @@ async def test_a_supervisor_that_breaks_takes_the_trainer_down_with_it(
     with anyio.fail_after(15):
         while await local.alive("trainer", status.child_pid) or await local.alive("supervisor", status.pid):
             await anyio.sleep(0.05)
+
+
+async def test_the_supervisor_beats_the_instance_watchdog_while_the_trainer_prints(
+    install: FakeInstall, dataset: Path, tmp_path: Path
+) -> None:
+    beat = tmp_path / "watchdog" / "heartbeat"
+    host = LocalHost(tmp_path / "runs", env=install.env, heartbeat_command=f"mkdir -p {beat.parent} && touch {beat}")
+    _cfg, handle = await _run(host, install, dataset)
+    status = await _finish(host, handle)
+    assert status.state == "succeeded" and beat.is_file()

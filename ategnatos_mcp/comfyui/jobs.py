@@ -77,7 +77,8 @@ class JobWatch:
         self.scope.cancel()
 
     async def run(self) -> None:
-        """Background task: follow the job to its end, then hand it to ``on_finished``."""
+        """Background task: follow the job to its end, then hand it to ``on_finished``. Never raises: it runs
+        in the server's task group, where an exception would stop every other background task."""
         with self.scope:
             try:
                 await self._follow()
@@ -87,15 +88,40 @@ class JobWatch:
                     self.connected.set()
                 else:
                     await self._settle_from_history()
+            except Exception:
+                logger.exception("following ComfyUI job %s failed", self.record.job_id)
+                self._unexpected()
         if not self._submitted.is_set():
+            self.connected.set()
             self.done.set()
             return
         if not self.record.state.finished:
             self._finish(JobState.LOST, "We stopped following the job (the server was shutting down).")
         with anyio.CancelScope(shield=True):
-            await self._on_finished(self)
+            try:
+                await self._on_finished(self)
+            except Exception:
+                logger.exception("saving the results of ComfyUI job %s failed", self.record.job_id)
+                self.record.warnings.append(
+                    "The results could not be saved; they are still in ComfyUI's output folder."
+                )
             await self._notify()
         self.done.set()
+
+    def _unexpected(self) -> None:
+        if not self._submitted.is_set():
+            self.connect_error = UpstreamError(
+                f"Following jobs on ComfyUI at {self.client.url} failed unexpectedly.",
+                service="comfyui",
+                hint="Try again; if it keeps happening, look at the Ategnatos log.",
+            )
+            self.connected.set()
+        else:
+            self._finish(
+                JobState.LOST,
+                "Ategnatos lost track of the job after an unexpected error; ComfyUI may still finish it "
+                "(look in its output folder or history).",
+            )
 
     async def _follow(self) -> None:
         attempts = 0
@@ -132,6 +158,8 @@ class JobWatch:
     async def _read(self, events: AsyncIterator[WsEvent]) -> bool:
         """Apply events until the job's last one (True) or the socket closes (False), checking now and then
         that ComfyUI still knows the job: someone may clear the queue, and no event would ever say so."""
+        failure: UpstreamError | None = None
+        last = False
         async with anyio.create_task_group() as tg:
 
             async def check() -> None:
@@ -145,12 +173,19 @@ class JobWatch:
                         tg.cancel_scope.cancel()
 
             tg.start_soon(check)
-            async for event in events:
-                if await self._apply(event):
-                    tg.cancel_scope.cancel()
-                    return True
-            tg.cancel_scope.cancel()
-        return self.record.state.finished
+            # Nothing may escape this body: a task group would wrap it in an ExceptionGroup.
+            try:
+                async for event in events:
+                    if await self._apply(event):
+                        last = True
+                        break
+            except UpstreamError as exc:
+                failure = exc
+            finally:
+                tg.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return last or self.record.state.finished
 
     async def _catch_up(self) -> None:
         if self.record.state.finished:

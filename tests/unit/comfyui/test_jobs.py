@@ -68,3 +68,24 @@ async def test_recorded_cached_rerun_reuses_the_previous_files() -> None:
     assert record.state is JobState.SUCCEEDED
     assert record.cached_nodes == ["1", "2", "3"]
     assert [f.filename for f in record.outputs["3"]] == ["mcp_basic_00001_.png", "mcp_basic_00002_.png"]
+
+
+async def test_a_history_failure_while_reading_events_surfaces_as_an_upstream_error() -> None:
+    from collections.abc import AsyncIterator
+
+    from ategnatos_mcp.errors import UpstreamError
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async def events() -> AsyncIterator[WsEvent]:
+        yield WsEvent(type="executing", data={"node": None, "prompt_id": "p"})
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    record = JobRecord(job_id="j", server="http://c", prompt_id="p", client_id="c")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(refuse)) as http:
+        watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished)
+        with pytest.raises(UpstreamError):  # not an ExceptionGroup that would stop the server's task group
+            await watch._read(events())

@@ -113,6 +113,14 @@ def needed_disk_gb(cfg: TrainingConfig, dataset_gb: float) -> float:
     return round(dataset_gb + saves * lora_gb + _CACHE_HEADROOM_GB, 1)
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[str], list[str], dict[str, str]]:
     problems: list[str] = []
     warnings: list[str] = []
@@ -131,7 +139,8 @@ def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[s
             problems.append("PyTorch cannot see a CUDA GPU: it is a CPU-only build, or the GPU driver is not loaded.")
     estimate = estimate_vram(vram_inputs(cfg))
     facts["vram needed"] = f"about {estimate.gb:g} GB (range {estimate.low_gb:g}-{estimate.high_gb:g})"
-    gpu = probe.gpus[0] if probe.gpus and len(probe.gpus[0]) >= 3 else None
+    usable = [g for g in probe.gpus if len(g) >= 3 and _number(g[1]) and _number(g[2])]
+    gpu = usable[0] if usable else None  # trainers use GPU 0 unless told otherwise
     if gpu is None:
         problems.append(f"No NVIDIA GPU answered nvidia-smi ({probe.nvidia_smi_error or 'no output'}).")
     else:

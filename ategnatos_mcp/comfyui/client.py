@@ -94,7 +94,19 @@ class ComfyUIClient:
         response = await self._request(method, path, **kwargs)
         if response.status_code != 200:
             raise self._fail(response, what)
-        return response.json()
+        return self._decode(response, what)
+
+    def _decode(self, response: httpx.Response, what: str) -> Any:
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise UpstreamError(
+                f"Something answers at {self.url}, but not like ComfyUI (asked to {what}, got no JSON).",
+                service="comfyui",
+                status=response.status_code,
+                body=response.text,
+                hint="Check the address and port in ATEGNATOS_COMFYUI_URL; ComfyUI's default is port 8188.",
+            ) from exc
 
     # --- reading ---------------------------------------------------------------------------------
     async def system_stats(self) -> SystemStats:
@@ -114,7 +126,7 @@ class ComfyUIClient:
             return []
         if response.status_code != 200:
             raise self._fail(response, "list model folders")
-        return [str(name) for name in response.json()]
+        return [str(name) for name in self._decode(response, "list model folders")]
 
     async def models(self, folder: str) -> list[str]:
         response = await self._request("GET", f"/models/{folder}")
@@ -122,7 +134,7 @@ class ComfyUIClient:
             return []
         if response.status_code != 200:
             raise self._fail(response, f"list {folder}")
-        return [str(name) for name in response.json()]
+        return [str(name) for name in self._decode(response, f"list {folder}")]
 
     async def history(self, prompt_id: str) -> HistoryEntry | None:
         """The finished job, or None while it is queued, running, unknown or cleared."""
@@ -166,7 +178,7 @@ class ComfyUIClient:
             body["extra_data"] = {"extra_pnginfo": extra_pnginfo}
         response = await self._request("POST", "/prompt", json=body)
         if response.status_code == 400:
-            rejection = PromptRejection.model_validate(response.json())
+            rejection = PromptRejection.model_validate(self._decode(response, "accept the workflow"))
             raise PromptRejected(
                 f"ComfyUI refused the workflow: {rejection.error.message}.",
                 rejection=rejection,
@@ -174,7 +186,7 @@ class ComfyUIClient:
             )
         if response.status_code != 200:
             raise self._fail(response, "accept the workflow")
-        return PromptAccepted.model_validate(response.json())
+        return PromptAccepted.model_validate(self._decode(response, "accept the workflow"))
 
     async def upload_image(
         self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = False, kind: str = "input"
@@ -195,7 +207,7 @@ class ComfyUIClient:
             )
         if response.status_code != 200:
             raise self._fail(response, f"store {filename}")
-        return UploadedImage.model_validate(response.json())
+        return UploadedImage.model_validate(self._decode(response, f"store {filename}"))
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running job (only if it is ``prompt_id`` when given)."""

@@ -54,7 +54,7 @@ async def probe_client(client: ComfyUIClient) -> ComfyUIProbe:
                 if folder in folders:
                     tg.start_soon(listing, folder)
     except UpstreamError as exc:
-        reason = exc.message if exc.status is None else f"{exc.message} It may not be ComfyUI, or it is broken."
+        reason = exc.message if exc.status in (None, 200) else f"{exc.message} It may not be ComfyUI, or it is broken."
         return ComfyUIProbe(url=client.url, reachable=False, error=f"{reason} {start_hint(client.url)}")
     return ComfyUIProbe(
         url=client.url,

@@ -17,6 +17,7 @@ import anyio
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient
 from ategnatos_mcp.comfyui.models import JobRecord, OutputFile, SavedOutput
+from ategnatos_mcp.errors import AtegnatosError
 
 __all__ = ["make_previews", "save_outputs"]
 
@@ -55,13 +56,19 @@ async def save_outputs(
     folder = outputs_dir / day
     wanted = [(node_id, file) for node_id, files in record.outputs.items() for file in files]
     fetched: dict[int, tuple[bytes, str]] = {}
+    failures: list[AtegnatosError] = []
 
     async def fetch(index: int, file: OutputFile) -> None:
-        fetched[index] = await client.view(file)
+        try:
+            fetched[index] = await client.view(file)
+        except AtegnatosError as exc:  # kept, so the caller gets the error itself, not an ExceptionGroup
+            failures.append(exc)
 
     async with anyio.create_task_group() as tg:
         for index, (_, file) in enumerate(wanted):
             tg.start_soon(fetch, index, file)
+    if failures:
+        raise failures[0]
     items = []
     for index, (node_id, file) in enumerate(wanted):
         data, content_type = fetched[index]

@@ -71,3 +71,13 @@ async def test_something_else_on_the_port_is_reported_as_not_comfyui() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as http:
         probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
     assert not probe.reachable and probe.error is not None and "may not be ComfyUI" in probe.error
+
+
+@pytest.mark.anyio
+async def test_a_web_page_on_the_port_is_not_mistaken_for_comfyui() -> None:
+    def page(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>router login</html>")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(page)) as http:
+        probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
+    assert not probe.reachable and probe.error is not None and "not like ComfyUI" in probe.error

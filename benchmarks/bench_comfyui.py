@@ -2,8 +2,8 @@
 
 1. Per-job overhead, zero execution time: ``comfyui_submit`` through an in-memory MCP client (validation,
    routing, websocket, download, sidecar, previews) from call to images saved, next to a minimal raw
-   httpx + websockets script doing the same work (POST, wait on the socket, GET /view, write files).
-   Target: at most 1.2x.
+   httpx + websockets script doing the same work (POST, wait on the socket, GET /view, write files),
+   and the pool API without MCP in between. Target: at most 1.2x.
 2. Throughput: 32 jobs queued one after the other (each submit returns once queued), then all awaited,
    with a fixed execution time, through the pool, over 1 vs 2 fake servers.
    Target: at least 1.8x.
@@ -69,28 +69,38 @@ async def raw_job(http: httpx.AsyncClient, url: str, wf: dict[str, Any], out: Pa
         (out / f"{prompt_id}_{image['filename']}").write_bytes(response.content)
 
 
-async def bench_overhead(jobs: int) -> tuple[float, float]:
-    """Alternate raw and MCP jobs against one fake, so both see the same machine load."""
+async def bench_overhead(jobs: int) -> tuple[float, float, float]:
+    """Alternate raw, pool and MCP jobs against one fake, so all three see the same machine load."""
     async with serve_fake(node_seconds=0.0) as fake:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             settings = load_settings(env={"ATEGNATOS_HOME": str(out / "home"), "ATEGNATOS_COMFYUI_URL": fake.url})
-            async with httpx.AsyncClient() as http, Client(build_server(settings, app=build_app(settings))) as client:
-                await raw_job(http, fake.url, _variant(5000), out)  # warm up both paths
+            async with (
+                httpx.AsyncClient() as http,
+                Client(build_server(settings, app=build_app(settings))) as client,
+                open_pool([fake.url], settings=settings.comfyui, outputs_dir=out / "pool") as pool,
+            ):
+                await raw_job(http, fake.url, _variant(5000), out)  # warm up every path
+                await pool.wait((await pool.submit(_variant(5001))).job_id, 30)
                 await client.call_tool("comfyui_submit", {"workflow": _variant(6000), "wait_seconds": 30})
                 raw: list[float] = []
+                direct: list[float] = []
                 mcp: list[float] = []
                 for i in range(jobs):
                     started = time.perf_counter()
                     await raw_job(http, fake.url, _variant(i), out)
                     raw.append(time.perf_counter() - started)
                     started = time.perf_counter()
+                    record = await pool.wait((await pool.submit(_variant(2000 + i))).job_id, 30)
+                    direct.append(time.perf_counter() - started)
+                    assert len(record.saved) == 2, record
+                    started = time.perf_counter()
                     result = await client.call_tool(
                         "comfyui_submit", {"workflow": _variant(1000 + i), "wait_seconds": 30}
                     )
                     mcp.append(time.perf_counter() - started)
                     assert result.structured_content and len(result.structured_content["files"]) == 2, result
-    return statistics.median(raw), statistics.median(mcp)
+    return statistics.median(raw), statistics.median(direct), statistics.median(mcp)
 
 
 async def bench_throughput(jobs: int, servers: int, node_seconds: float) -> float:
@@ -129,9 +139,10 @@ async def main() -> None:
     # The server logs at INFO, and httpx logs every request at INFO; that is console cost, not ours.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     jobs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    raw, mcp = await bench_overhead(jobs)
+    raw, direct, mcp = await bench_overhead(jobs)
     print(f"per-job, zero execution time (median of {jobs}):")
     print(f"  raw httpx + websockets script : {raw * 1000:7.1f} ms")
+    print(f"  pool API (no MCP)             : {direct * 1000:7.1f} ms  ({direct / raw:.2f}x)")
     print(f"  comfyui_submit via MCP        : {mcp * 1000:7.1f} ms")
     print(f"  ratio                         : {mcp / raw:7.2f}x  (target <= 1.2x)")
     node_seconds = 0.05  # 3 nodes -> 0.15 s per job

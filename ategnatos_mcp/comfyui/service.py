@@ -171,7 +171,8 @@ class ComfyUIService:
                     f"Template '{template}' has no image input {', '.join(map(repr, wrong))}.",
                     hint="Its image inputs: " + (", ".join(sorted(image_params)) or "none") + ".",
                 )
-            rendered = render_template(chosen, {**params, **images}, loras=loras, lora_facts=await self._lora_facts())
+            facts = await self._lora_facts() if loras else {}
+            rendered = render_template(chosen, {**params, **images}, loras=loras, lora_facts=facts)
             graph, seed, warnings, used = rendered.workflow, rendered.seed, rendered.warnings, rendered.params
             targets = dict(rendered.images)
         else:

@@ -46,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         logging.getLogger().setLevel(settings.log_level)
+        # Every ComfyUI/cloud request would otherwise be an INFO line (and cost time on the hot path).
+        logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
         if args.command == "doctor":
             return _doctor(settings)
         if args.command == "install-skills":

@@ -135,12 +135,15 @@ async def _ours(dataset: Path, home: Path) -> dict[str, Any]:
     settings = load_settings(env={"ATEGNATOS_HOME": str(home)}, extra_roots=[str(dataset.parent)])
     async with Client(build_server(settings), raise_exceptions=True) as client:
         t = time.perf_counter()
-        audit = await client.call_tool("dataset_audit", {"path": str(dataset), "detail": 0})
+        audit = await client.call_tool("dataset_audit", {"path": str(dataset), "detail": 0, "wait_seconds": 600})
         t_audit = time.perf_counter() - t
         t = time.perf_counter()
-        dedupe = await client.call_tool("dataset_dedupe", {"path": str(dataset), "mirror": True, "detail": 100_000})
+        dedupe = await client.call_tool(
+            "dataset_dedupe", {"path": str(dataset), "mirror": True, "detail": 100_000, "wait_seconds": 600}
+        )
         t_dedupe = time.perf_counter() - t
     assert not audit.is_error and not dedupe.is_error, (audit.content, dedupe.content)
+    assert audit.structured_content["complete"] and dedupe.structured_content["complete"]  # type: ignore[index]
     groups = [[f["path"] for f in g["files"]] for g in dedupe.structured_content["groups"]]  # type: ignore[index]
     decoded = audit.structured_content["decoded"]  # type: ignore[index]
     return {"audit": t_audit, "dedupe": t_dedupe, "groups": groups, "decoded": decoded}

@@ -29,6 +29,7 @@ MAX_LAYOUT_DIFF = 0.12  # mean difference of the gain-normalised 4x4 colour layo
 MAX_ASPECT_CHANGE = 0.1  # |log(aspect a / aspect b)|: a copy keeps its shape within ~10 %
 MIN_STRUCTURE = 0.5  # normalised correlation of the 32x32 structure, best over small shifts
 _SHIFT = 2
+_CONFIRM_CHUNK = 8192
 _LOSSLESS = {"PNG", "TIFF", "BMP"}
 
 
@@ -98,28 +99,36 @@ class _Features:
     log_aspect: np.ndarray
 
 
-def _confirm(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs that pass the second check, with their structure similarity."""
-    if len(pairs) == 0:
-        return pairs, np.empty(0, dtype=np.float32)
+def _confirm_chunk(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
     a, b = pairs[:, 0], pairs[:, 1]
-    a_col, a_thumb = f.colours[a], f.thumbs[a]
+    same_shape = np.abs(f.log_aspect[a] - f.log_aspect[b]) <= MAX_ASPECT_CHANGE
+    pairs, a, b = pairs[same_shape], a[same_shape], b[same_shape]
+    a_col, b_col = f.colours[a], f.colours[b]
     if mirrored:
-        a_col, a_thumb = a_col[:, :, ::-1, :], a_thumb[:, :, ::-1]
-    b_col = f.colours[b]
+        a_col = a_col[:, :, ::-1, :]
     a_mean, b_mean = a_col.mean(axis=(1, 2)) + 1.0, b_col.mean(axis=(1, 2)) + 1.0
     gain = np.abs(np.log(b_mean / a_mean)).max(axis=1)
     layout = np.abs(a_col / a_mean[:, None, None, :] - b_col / b_mean[:, None, None, :]).mean(axis=(1, 2, 3))
-    same_shape = np.abs(f.log_aspect[a] - f.log_aspect[b]) <= MAX_ASPECT_CHANGE
-    close = (gain <= MAX_GAIN) & (layout <= MAX_LAYOUT_DIFF) & same_shape
-    thumbs = f.thumbs
-    pairs, a_thumb = pairs[close], a_thumb[close]
-    sims = np.empty(0, dtype=np.float32)
-    for start in range(0, len(pairs), 4096):
-        chunk = slice(start, start + 4096)
-        sims = np.concatenate([sims, _structure(a_thumb[chunk], thumbs[pairs[chunk, 1]])])
+    pairs = pairs[(gain <= MAX_GAIN) & (layout <= MAX_LAYOUT_DIFF)]
+    a_thumb = f.thumbs[pairs[:, 0]]
+    if mirrored:
+        a_thumb = a_thumb[:, :, ::-1]
+    sims = _structure(a_thumb, f.thumbs[pairs[:, 1]])
     ok = sims >= MIN_STRUCTURE
     return pairs[ok], sims[ok]
+
+
+def _confirm(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that pass the second check, with their structure similarity.
+
+    Look-alike art gives hundreds of thousands of candidates at n = 10,000: checked in chunks so memory stays flat.
+    """
+    kept, sims = [np.empty((0, 2), dtype=np.int64)], [np.empty(0, dtype=np.float32)]
+    for start in range(0, len(pairs), _CONFIRM_CHUNK):
+        ok, sim = _confirm_chunk(pairs[start : start + _CONFIRM_CHUNK], mirrored, f)
+        kept.append(ok)
+        sims.append(sim)
+    return np.concatenate(kept), np.concatenate(sims)
 
 
 class _Components:

@@ -46,8 +46,7 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except AtegnatosError as exc:
-            logger.info("%s refused: %s", fn.__name__, exc.message)
-            raise ToolError(str(exc)) from exc
+            raise ToolError(str(exc)) from exc  # the SDK logs it (INFO, no traceback)
 
     return wrapper
 

@@ -85,7 +85,8 @@ class ProbeRunner:
         async def on_chunk(chunk: list[FileEntry], results: list[ProbeRecord]) -> None:
             for entry, record in zip(chunk, results, strict=True):
                 records[entry.rel] = record
-                pending.append((entry, dataclasses.astuple(record)))
+                if record.error != "unreadable":  # a permission fix leaves size and mtime alone: ask again next time
+                    pending.append((entry, dataclasses.astuple(record)))
             if len(pending) >= _FLUSH_EVERY:
                 batch = pending[:]
                 pending.clear()

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
+import functools
 import io
+import json
 import os
 import shutil
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import pytest
 from PIL import Image
 
 from ategnatos_mcp.dataset import AuditOptions, run_audit
 from ategnatos_mcp.dataset.cache import ProbeCache
+from ategnatos_mcp.dataset.models import AuditResult
 from ategnatos_mcp.dataset.report import render_report
 from ategnatos_mcp.dataset.runner import ProbeRunner
 
@@ -98,16 +106,97 @@ async def test_a_dangling_link_is_skipped_not_fatal(tmp_path: Path) -> None:
     assert result.readable == 12  # the dangling link is skipped, not fatal
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file; permissions cannot be denied")
-async def test_permission_denied_on_one_file_is_a_blocking_problem(tmp_path: Path) -> None:
-    root = _clean_set(tmp_path / "ds")
+# Run in a child process started as root without the two capabilities that let root read any file
+# (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH are dropped from the bounding set before exec): the child stays
+# uid 0, so the interpreter and the project under /root still load, but a root-owned file with mode 000
+# is refused by the kernel exactly as it would be for an artist's own account.
+_DENIED_CHILD = """
+import json, sys
+from pathlib import Path
+import anyio
+from ategnatos_mcp.dataset import AuditOptions, run_audit
+from ategnatos_mcp.dataset.cache import ProbeCache
+from ategnatos_mcp.dataset.runner import ProbeRunner
+
+root, cache = Path(sys.argv[1]), Path(sys.argv[2])
+try:
+    (root / "img00.png").read_bytes()
+    denied = False
+except PermissionError:
+    denied = True
+
+async def main():
+    runner = ProbeRunner(workers=1)
+    try:
+        return await run_audit(root, cache=ProbeCache(cache, version=1), runner=runner, options=AuditOptions())
+    finally:
+        runner.close()
+
+print(json.dumps({"denied": denied, "result": anyio.run(main).model_dump(mode="json")}))
+"""
+
+
+def _drop_read_any_file() -> Callable[[], None]:
+    """A ``preexec_fn`` removing root's read-anything capabilities from the child (Linux), or skip the test."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
+
+    def drop() -> None:
+        for cap in (cap_dac_override, cap_dac_read_search):
+            if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
+
+    return drop
+
+
+async def _audit_with_img00_denied(root: Path, cache_dir: Path) -> tuple[AuditResult, bool]:
     (root / "img00.png").chmod(0)
     try:
-        result = await _audit(root, tmp_path)
+        if os.geteuid() != 0:
+            return await _audit(root, cache_dir), not os.access(root / "img00.png", os.R_OK)
+        if not sys.platform.startswith("linux"):
+            pytest.skip("root reads any file and this platform cannot drop that capability for one process")
+        run = functools.partial(
+            subprocess.run,
+            [sys.executable, "-c", _DENIED_CHILD, str(root), str(cache_dir / "c.sqlite")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=_drop_read_any_file(),  # noqa: PLW1509  # only prctl, no Python state touched
+        )
+        try:
+            proc = await anyio.to_thread.run_sync(run)
+        except subprocess.SubprocessError as exc:  # prctl refused (no CAP_SETPCAP): root keeps reading everything
+            pytest.skip(f"cannot drop root's read-anything capability here: {exc}")
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        return AuditResult.model_validate(out["result"]), out["denied"]
     finally:
         (root / "img00.png").chmod(0o644)
+
+
+async def test_permission_denied_on_one_file_is_a_blocking_problem(tmp_path: Path) -> None:
+    root = _clean_set(tmp_path / "ds")
+    result, denied = await _audit_with_img00_denied(root, tmp_path)
+    assert denied, "the test could not make img00.png unreadable"
     assert not result.go
-    assert [p.problem for p in result.problems if p.severity == "blocking"] == ["cannot_read"]
+    assert result.images == 12
+    assert result.readable == 11  # every other file is still read and classified
+    assert result.decoded == 11  # the walk already finds it unreadable; it is not handed to a decoder
+    blocking = [p for p in result.problems if p.severity == "blocking"]
+    assert [(p.path, p.problem) for p in blocking] == [("img00.png", "cannot_read")]
+    assert "cannot read this file" in blocking[0].message
+    assert "permission denied" in blocking[0].message
+    assert "permissions" in blocking[0].fix
+    assert [p.path for p in result.problems] == ["img00.png"]  # the 11 readable ones are clean
+    assert any("cannot be opened" in r for r in result.reasons)
+    # Once the artist fixes the permissions (chmod leaves size and mtime alone) a re-audit reads the file.
+    again = await _audit(root, tmp_path)
+    assert again.go, again.reasons
+    assert again.readable == 12
+    assert again.decoded == 1
 
 
 async def test_unreadable_copy_of_a_file_blocks(tmp_path: Path, generated: Path, ground: dict[str, Any]) -> None:

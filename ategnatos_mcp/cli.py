@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hmac
 import logging
 import secrets
@@ -59,9 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, http: str | None) -> int:
-    from ategnatos_mcp.server import build_server
+    # Start-up allocates thousands of long-lived objects (schemas, models); collecting garbage while they are
+    # built only costs time, and freezing them afterwards keeps later collections short.
+    gc.disable()
+    try:
+        from ategnatos_mcp.server import build_server
 
-    server = build_server(settings)
+        server = build_server(settings)
+    finally:
+        gc.freeze()
+        gc.enable()
     if http is None:
         server.run("stdio")
         return 0

@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-serve: $(STAMP)
-	$(BIN)/ategnatos-mcp serve
+# stdout belongs to the MCP stdio transport: installation output goes to stderr.
+serve:
+	@$(MAKE) --no-print-directory -s install >&2
+	@exec $(BIN)/ategnatos-mcp serve
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

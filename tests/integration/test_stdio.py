@@ -80,3 +80,15 @@ def test_install_skills_copies_the_skills_and_keeps_user_edits(tmp_path: Path, c
     assert main(["install-skills", str(project)]) == 0
     assert skill.read_text(encoding="utf-8") == "my own notes\n"
     assert "kept your edited" in capsys.readouterr().out
+
+
+async def test_make_serve_keeps_stdout_for_the_protocol(home: Path) -> None:
+    params = StdioServerParameters(
+        command="make",
+        args=["--no-print-directory", "serve"],
+        env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": "http://127.0.0.1:9"},
+        cwd=str(ROOT),
+    )
+    async with Client(params) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+    assert "eye_update" in tools

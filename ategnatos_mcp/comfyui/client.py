@@ -62,6 +62,11 @@ class ComfyUIClient:
         self._timeout = timeout
         self._upload_timeout = upload_timeout
 
+    @property
+    def timeout(self) -> float:
+        """Seconds allowed for one ordinary request (not uploads or downloads)."""
+        return self._timeout
+
     # --- plumbing -------------------------------------------------------------------------------
     async def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -50,6 +51,7 @@ class JobWatch:
         self._submitted = anyio.Event()
         self.previews: list[tuple[bytes, str]] = []  # made with the saved files; dropped for old jobs
         self._gap = False  # the socket dropped once: some events (outputs) may have been missed
+        self._socket: AsyncExitStack | None = None  # the finished job's socket, closed once ``done`` is set
 
     # --- listeners ------------------------------------------------------------------------------------
     def listen(self, callback: ProgressCallback) -> Callable[[], None]:
@@ -107,6 +109,11 @@ class JobWatch:
                 )
             await self._notify()
         self.done.set()
+        if self._socket is not None:
+            # Closed after the waiters are released: the close handshake is not on the job's critical path.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(self.client.timeout):
+                await self._socket.aclose()
+            self._socket = None
 
     def _unexpected(self) -> None:
         if not self._submitted.is_set():
@@ -128,7 +135,8 @@ class JobWatch:
         reconnecting = False
         while not self.record.state.finished:
             try:
-                async with self.client.events(self.record.client_id) as events:
+                async with AsyncExitStack() as stack:
+                    events = await stack.enter_async_context(self.client.events(self.record.client_id))
                     self.connected.set()
                     attempts = 0
                     await self._submitted.wait()
@@ -137,6 +145,7 @@ class JobWatch:
                         if self.record.state.finished:
                             return
                     if await self._read(events):
+                        self._socket = stack.pop_all()  # ``run`` closes it once the results are handed over
                         return
             except UpstreamError:
                 if not self._submitted.is_set():

@@ -99,6 +99,8 @@ class ComfyUIPool:
         self._servers: dict[str, _Server] = {}
         self._jobs: dict[str, JobWatch] = {}
         self._workflows: dict[str, dict[str, Any]] = {}
+        self._finished_order: dict[str, None] = {}  # insertion-ordered sets of job ids, oldest first
+        self._with_previews: dict[str, None] = {}
         for url in urls:
             self.add_server(url)
 
@@ -338,7 +340,7 @@ class ComfyUIPool:
         server = self._servers.get(watch.record.server)
         if server is not None:
             server.in_flight = max(0, server.in_flight - 1)
-        self._prune()
+        self._prune(watch.record.job_id)
         if not watch.record.outputs:
             return
         try:
@@ -353,15 +355,24 @@ class ComfyUIPool:
         except (UpstreamError, NotFoundError, OSError) as exc:
             watch.record.warnings.append(f"Could not download the results: {exc}")
 
-    def _prune(self) -> None:
-        """Forget the oldest finished jobs beyond a few hundred; keep previews of the newest few only."""
-        finished = [job_id for job_id, w in self._jobs.items() if w.done.is_set()]
-        for job_id in finished[: max(0, len(finished) - _KEEP_JOBS)]:
-            self._jobs.pop(job_id, None)
-            self._workflows.pop(job_id, None)
-        for job_id in finished[: max(0, len(finished) - _KEEP_PREVIEWS)]:
-            if job_id in self._jobs:
-                self._jobs[job_id].previews = []
+    def _prune(self, job_id: str) -> None:
+        """Forget the oldest finished jobs beyond a few hundred; keep previews of the newest few only.
+
+        ``_finished_order`` lists finished jobs oldest first, so this costs O(1) per job, not a scan of all.
+        """
+        self._finished_order[job_id] = None
+        while len(self._finished_order) > _KEEP_JOBS:
+            old = next(iter(self._finished_order))
+            del self._finished_order[old]
+            self._jobs.pop(old, None)
+            self._workflows.pop(old, None)
+            self._with_previews.pop(old, None)
+        self._with_previews[job_id] = None
+        while len(self._with_previews) > _KEEP_PREVIEWS:
+            old = next(iter(self._with_previews))
+            del self._with_previews[old]
+            if old in self._jobs:
+                self._jobs[old].previews = []
 
     def previews(self, job_id: str) -> list[tuple[bytes, str]]:
         """The job's downscaled previews (within the byte budget), when still kept."""

@@ -59,7 +59,8 @@ async def test_submit_template_streams_progress_and_returns_previews_and_files(h
     sidecar = json.loads(Path(saved["sidecar"]).read_text(encoding="utf-8"))
     assert sidecar["template"] == "txt2img-sdxl" and sidecar["seed"] == data["seed"]
     [image] = [c for c in result.content if c.type == "image"]
-    assert image.mime_type == "image/jpeg" and base64.b64decode(image.data)[:2] == b"\xff\xd8"
+    # The fake's picture is 64 px: small enough to be its own preview (larger ones become JPEGs, see test_results).
+    assert image.mime_type == "image/png" and base64.b64decode(image.data) == Path(saved["path"]).read_bytes()
     assert any(c.type == "resource_link" for c in result.content)
     assert progress and progress[-1] == 100.0
 

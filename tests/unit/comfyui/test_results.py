@@ -34,11 +34,19 @@ async def test_previews_of_many_large_images_fit_the_budget_and_are_downscaled(t
     assert [s.previewed for s in saved] == [True, True, True, True, False]
 
 
-async def test_small_image_keeps_its_size(tmp_path: Path) -> None:
+async def test_small_image_is_its_own_preview(tmp_path: Path) -> None:
     saved = [_noise_png(tmp_path / "small.png", 64)]
-    [(data, _)] = await make_previews(saved, max_side=768, budget_bytes=1_000_000)
+    [(data, mime)] = await make_previews(saved, max_side=768, budget_bytes=1_000_000)
+    assert mime == "image/png" and data == (tmp_path / "small.png").read_bytes()
+    assert (saved[0].width, saved[0].height) == (64, 64)
+
+
+async def test_small_image_over_the_budget_is_recompressed(tmp_path: Path) -> None:
+    saved = [_noise_png(tmp_path / "noise.png", 96)]  # a noise PNG of ~28 KB
+    [(data, mime)] = await make_previews(saved, max_side=768, budget_bytes=20_000)
+    assert mime == "image/jpeg" and len(data) <= 20_000
     with Image.open(io.BytesIO(data)) as img:
-        assert img.size == (64, 64)
+        assert img.size == (96, 96)
 
 
 async def test_non_image_outputs_are_saved_and_named_not_previewed(tmp_path: Path) -> None:

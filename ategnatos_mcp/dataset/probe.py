@@ -18,7 +18,7 @@ from PIL import Image
 
 __all__ = ["PROBE_VERSION", "ProbeRecord", "dct_hash", "probe_bytes", "probe_file", "probe_files"]
 
-PROBE_VERSION = 3
+PROBE_VERSION = 4
 HASH_SIDE = 32
 MAX_PIXELS = 2 * 89_478_485  # twice Pillow's own warning limit: beyond this, decoding is refused
 
@@ -116,10 +116,11 @@ def _transparent(im: Image.Image) -> bool:
 
 
 def _hashes(im: Image.Image, record: ProbeRecord) -> None:
-    base = _to_rgb_or_l(im)
-    for method in _TRANSPOSE.get(record.orientation, []):
-        base = base.transpose(method)
-    small = base.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
+    # reducing_gap: a fast integer box reduce to >= 4x the hash side first (what JPEG draft mode gives JPEGs),
+    # then the exact box resize; a full-size resize of a large PNG or WebP cost about as much again as a hash.
+    small = _to_rgb_or_l(im).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX, reducing_gap=4.0)
+    for method in _TRANSPOSE.get(record.orientation, []):  # on the square thumbnail, not the full image
+        small = small.transpose(method)
     gray = np.asarray(small.convert("L"), dtype=np.float32)
     record.phash = dct_hash(gray)
     record.phash_mirror = dct_hash(gray[:, ::-1])

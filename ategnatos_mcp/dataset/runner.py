@@ -10,6 +10,7 @@ import dataclasses
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 _CHUNK = 8
 _IN_PROCESS_BELOW = 24  # fewer files than this are probed in a thread: starting workers costs more
 _FLUSH_EVERY = 400
+_PROGRESS_EVERY = 0.25  # seconds between progress notifications (one per chunk flooded the client)
 
 
 class ProbeRunner:
@@ -81,17 +83,20 @@ class ProbeRunner:
     ) -> None:
         chunks = [missing[i : i + _CHUNK] for i in range(0, len(missing), _CHUNK)]
         pending: list[tuple[FileEntry, tuple[object, ...]]] = []
+        last_progress = [0.0]
 
         async def on_chunk(chunk: list[FileEntry], results: list[ProbeRecord]) -> None:
             for entry, record in zip(chunk, results, strict=True):
                 records[entry.rel] = record
                 if record.error != "unreadable":  # a permission fix leaves size and mtime alone: ask again next time
-                    pending.append((entry, dataclasses.astuple(record)))
+                    pending.append((entry, _as_tuple(record)))
             if len(pending) >= _FLUSH_EVERY:
                 batch = pending[:]
                 pending.clear()
                 await anyio.to_thread.run_sync(cache.store, batch)
-            if progress is not None:
+            now = time.monotonic()
+            if progress is not None and (now - last_progress[0] >= _PROGRESS_EVERY or len(records) == total):
+                last_progress[0] = now
                 await progress(len(records), total, f"read {len(records)} of {total} images")
 
         if len(missing) < _IN_PROCESS_BELOW or self.workers == 1:
@@ -130,3 +135,8 @@ class ProbeRunner:
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _as_tuple(record: ProbeRecord) -> tuple[object, ...]:
+    # The fields are flat values: a shallow tuple (dataclasses.astuple deep-copies every one of them).
+    return tuple(getattr(record, f.name) for f in dataclasses.fields(record))

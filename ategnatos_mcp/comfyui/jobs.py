@@ -1,8 +1,9 @@
 """JobWatch: one queued job followed over the websocket, with ``/history`` as the fallback.
 
-The websocket opens (with the job's own client id) before POST /prompt so no event is missed. When the
-socket drops, the watch reconnects with the same client id and asks ``/history`` what it missed; a job
-that is neither queued nor in the history after a restart is reported lost.
+The job's event stream (the pool's shared socket for that server, see ``hub``, or a socket of its own)
+opens before POST /prompt so no event is missed. When the socket drops, the watch subscribes again and
+asks ``/history`` what it missed; a job that is neither queued nor in the history after a restart is
+reported lost.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any
 
 import anyio
@@ -38,9 +39,12 @@ class JobWatch:
         *,
         on_finished: Callable[[JobWatch], Awaitable[None]],
         check_every: float = 30.0,
+        subscribe: Callable[[str], AbstractAsyncContextManager[AsyncIterator[WsEvent]]] | None = None,
     ):
         self.record = record
         self.client = client
+        # The job's events: by default its own socket (client id = the record's); a pool shares one per server.
+        self._subscribe = subscribe or (lambda _prompt_id: client.events(record.client_id))
         self.check_every = check_every
         self.done = anyio.Event()
         self.connected = anyio.Event()
@@ -136,7 +140,7 @@ class JobWatch:
         while not self.record.state.finished:
             try:
                 async with AsyncExitStack() as stack:
-                    events = await stack.enter_async_context(self.client.events(self.record.client_id))
+                    events = await stack.enter_async_context(self._subscribe(self.record.prompt_id))
                     self.connected.set()
                     attempts = 0
                     await self._submitted.wait()

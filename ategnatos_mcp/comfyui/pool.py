@@ -22,6 +22,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected, start_hint
+from ategnatos_mcp.comfyui.hub import EventHub
 from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
 from ategnatos_mcp.comfyui.models import (
     JobRecord,
@@ -66,6 +67,7 @@ class ImageUpload:
 @dataclass
 class _Server:
     client: ComfyUIClient
+    hub: EventHub
     down_until: float = 0.0
     object_info: dict[str, Any] | None = None
     object_info_at: float = 0.0
@@ -115,7 +117,7 @@ class ComfyUIPool:
                 timeout=self._settings.request_timeout_seconds,
                 upload_timeout=self._settings.upload_timeout_seconds,
             )
-            self._servers[key] = _Server(client)
+            self._servers[key] = _Server(client, EventHub(client, self._tg))
 
     @property
     def urls(self) -> list[str]:
@@ -277,7 +279,7 @@ class ComfyUIPool:
             job_id=job_id,
             server=server.client.url,
             prompt_id=str(uuid.uuid4()),
-            client_id=f"ategnatos-{job_id}",
+            client_id=server.hub.client_id,  # one socket per server carries all our jobs' events
             template=template,
             params=params,
             seed=seed,
@@ -285,7 +287,11 @@ class ComfyUIPool:
             submitted_at=time.time(),
         )
         watch = JobWatch(
-            record, server.client, on_finished=self._finished, check_every=self._settings.job_check_seconds
+            record,
+            server.client,
+            on_finished=self._finished,
+            check_every=self._settings.job_check_seconds,
+            subscribe=server.hub.subscribe,
         )
         self._tg.start_soon(watch.run)
         with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
@@ -331,8 +337,9 @@ class ComfyUIPool:
             return await server.client.submit(workflow, client_id=record.client_id, prompt_id=record.prompt_id)
 
     async def _already_queued(self, server: _Server, record: JobRecord) -> bool:
+        # By prompt id (ours, chosen before the POST): the client id is shared by all our jobs on the server.
         queue = await server.client.queue()
-        if record.prompt_id in queue.running + queue.pending or record.client_id in queue.client_ids.values():
+        if record.prompt_id in queue.running + queue.pending:
             return True
         return await server.client.history(record.prompt_id) is not None
 

@@ -102,6 +102,24 @@ async def test_job_survives_a_websocket_drop_mid_job(tmp_path: Path) -> None:
     assert len(done.saved) == 1, done.model_dump()
 
 
+async def test_jobs_on_one_server_share_one_socket_and_all_survive_its_drop(tmp_path: Path) -> None:
+    async with serve_fake(node_seconds=0.01) as fake, pool_for([fake.url], tmp_path) as pool:
+        variants = []
+        for seed in (1, 2, 3):
+            wf = workflow("txt2img_sd15")
+            wf["3"]["inputs"]["seed"] = seed
+            variants.append(wf)
+        records = [await pool.submit(wf) for wf in variants]
+        assert len({r.client_id for r in records}) == 1
+        assert [len(socks) for socks in fake.sockets.values()] == [1]  # one socket carries all three jobs
+        fake.drop_ws_on = "executing"  # closes that socket while the first job runs
+        done = [await pool.wait(r.job_id, 10) for r in records]
+        assert [len(socks) for socks in fake.sockets.values()] == [1]  # reopened once, not once per job
+    assert [d.state for d in done] == [JobState.SUCCEEDED] * 3
+    assert all(len(d.saved) == 1 for d in done), [d.model_dump() for d in done]
+    assert len({d.saved[0].path for d in done}) == 3
+
+
 async def test_server_restart_mid_job_reports_the_job_lost(tmp_path: Path) -> None:
     async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
         fake.hold_class = "KSampler"

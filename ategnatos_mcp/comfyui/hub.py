@@ -5,7 +5,8 @@ a pool the server's one client id means one socket per server instead of one per
 and no close per job, and ComfyUI broadcasts each queue change to one socket of ours, not to one per
 job. Our prompt ids are chosen before POST /prompt, so a job subscribes before it is queued and misses
 nothing. When the socket closes, every subscription ends; each job then asks ``/history`` what it missed
-and subscribes again, which opens a new socket (one, whoever asks first).
+and subscribes again, which opens a new socket (one, whoever asks first). Events without a prompt id
+(ComfyUI's greeting on reconnect that names the running node) are dropped: that catch-up covers them.
 """
 
 from __future__ import annotations

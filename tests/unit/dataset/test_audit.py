@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,19 +135,17 @@ print(json.dumps({"denied": denied, "result": anyio.run(main).model_dump(mode="j
 """
 
 
-def _drop_read_any_file() -> Callable[[], None]:
-    """A ``preexec_fn`` removing root's read-anything capabilities from the child (Linux), or skip the test."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_capbset_drop, cap_dac_override, cap_dac_read_search = 24, 1, 2
-
-    def drop() -> None:
-        for cap in (cap_dac_override, cap_dac_read_search):
-            if libc.prctl(pr_capbset_drop, cap, 0, 0, 0) != 0:
-                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) refused")
-
-    return drop
+# The launcher: drop the two capabilities from the bounding set, then exec the audit child (the exec is what
+# takes them out of its permitted set). No preexec_fn: nothing runs between fork and exec in the test process.
+_DROP_THEN_EXEC = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+        print("cannot drop capability", cap, os.strerror(ctypes.get_errno()), file=sys.stderr)
+        sys.exit(77)
+os.execv(sys.executable, [sys.executable, "-c", *sys.argv[1:]])
+"""
 
 
 async def _audit_with_img00_denied(root: Path, cache_dir: Path) -> tuple[AuditResult, bool]:
@@ -158,18 +155,11 @@ async def _audit_with_img00_denied(root: Path, cache_dir: Path) -> tuple[AuditRe
             return await _audit(root, cache_dir), not os.access(root / "img00.png", os.R_OK)
         if not sys.platform.startswith("linux"):
             pytest.skip("root reads any file and this platform cannot drop that capability for one process")
-        run = functools.partial(
-            subprocess.run,
-            [sys.executable, "-c", _DENIED_CHILD, str(root), str(cache_dir / "c.sqlite")],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            preexec_fn=_drop_read_any_file(),  # noqa: PLW1509  # only prctl, no Python state touched
-        )
-        try:
-            proc = await anyio.to_thread.run_sync(run)
-        except subprocess.SubprocessError as exc:  # prctl refused (no CAP_SETPCAP): root keeps reading everything
-            pytest.skip(f"cannot drop root's read-anything capability here: {exc}")
+        args = [sys.executable, "-c", _DROP_THEN_EXEC, _DENIED_CHILD, str(root), str(cache_dir / "c.sqlite")]
+        run = functools.partial(subprocess.run, args, capture_output=True, text=True, timeout=60)
+        proc = await anyio.to_thread.run_sync(run)
+        if proc.returncode == 77:  # no CAP_SETPCAP here: root keeps reading everything
+            pytest.skip(f"cannot drop root's read-anything capability here: {proc.stderr.strip()}")
         assert proc.returncode == 0, proc.stderr
         out = json.loads(proc.stdout)
         return AuditResult.model_validate(out["result"]), out["denied"]

@@ -12,7 +12,6 @@ from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 

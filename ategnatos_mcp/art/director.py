@@ -291,18 +291,7 @@ class ArtDirector:
             chain = lineage(doc, it)
         answer.eye_suggestions = await self._suggestions(chain, it)
         if save_as:
-            entry = LibraryEntry(
-                name=save_as,
-                family=it.family,
-                positive=it.positive,
-                negative=it.negative,
-                settings=it.settings,
-                loras=it.loras,
-                tags=list(tags),
-                notes=notes,
-                source=f"{project}/{asset}/v{it.version}",
-                saved_at=self.clock(),
-            )
+            entry = self._library_entry(save_as, it, project, asset, tags, notes)
             try:
                 answer.library_entry, more = await self.library.save(entry)
                 notices.extend(more)
@@ -374,7 +363,14 @@ class ArtDirector:
         """File a logged version (the approved one when no version is given, else the latest)."""
         doc = await self.log.read(project, asset)
         it = get_version(doc, version if version is not None else doc.approved_version)
-        entry = LibraryEntry(
+        entry = self._library_entry(name, it, project, asset, tags, notes)
+        return await self.library_save(entry, overwrite=overwrite)
+
+    def _library_entry(
+        self, name: str, it: Iteration, project: str, asset: str, tags: Sequence[str], notes: str
+    ) -> LibraryEntry:
+        """A library entry copied from a logged version, naming where it came from."""
+        return LibraryEntry(
             name=name,
             family=it.family,
             positive=it.positive,
@@ -386,7 +382,6 @@ class ArtDirector:
             source=f"{project}/{asset}/v{it.version}",
             saved_at=self.clock(),
         )
-        return await self.library_save(entry, overwrite=overwrite)
 
     async def library_get(self, family: str, name: str) -> LibraryAnswer:
         entry = await self.library.get(self.catalog.get(family).id, name)

@@ -124,17 +124,28 @@ async def launch_training(
     ctx: Context[AppContext],
     name: NameArg,
     host: HostArg = "local",
+    resume: Annotated[
+        bool,
+        Field(
+            description="Continue an earlier run of this same confirmed configuration on this same host that did "
+            "not finish, from its last saved state (refused when nothing was saved or the configuration changed)."
+        ),
+    ] = False,
 ) -> Annotated[CallToolResult, LaunchResult]:
     """Start the real training run, detached under the supervisor (it survives a dropped connection).
+
+    With resume=true it continues an interrupted run from the step its last saved state holds (kohya via
+    --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest checkpoint).
 
     Refuses unless all four gates passed for this exact dataset, configuration and host, naming each gate
     that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size
     (at most 3 times, same effective batch). Follow it with training_status.
     """
     runs = await training_runs(app_of(ctx))
-    result = await runs.launch(name, host, report=progress_reporter(ctx))
+    result = await runs.launch(name, host, report=progress_reporter(ctx), resume=resume)
+    how = "started" if result.resumed_from_step is None else f"resumed from step {result.resumed_from_step}"
     summary = (
-        f"Training of '{result.name}' started on {result.host} (supervisor pid {result.status.pid}). "
+        f"Training of '{result.name}' {how} on {result.host} (supervisor pid {result.status.pid}). "
         "It keeps running if this conversation ends; follow it with training_status."
     )
     return respond(result, "\n".join([summary, *result.notices]))

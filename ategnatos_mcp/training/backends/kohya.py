@@ -17,7 +17,7 @@ from ategnatos_mcp.training.backends.catalogue import check_kohya_args, check_ko
 from ategnatos_mcp.training.config import TrainingConfig
 from ategnatos_mcp.training.models import RenderedBackend, RunPaths
 
-__all__ = ["DRY_RUN_STEPS", "render_kohya"]
+__all__ = ["DRY_RUN_STEPS", "render_kohya", "state_folder_name"]
 
 DRY_RUN_STEPS = 10
 _REPEAT_PREFIX = re.compile(r"^\d+_")
@@ -91,11 +91,19 @@ def _args(
         else:
             args["max_train_epochs"] = cfg.epochs
         args["save_every_n_epochs"] = cfg.save_every_epochs
+        # Honest resume: a "-state" folder (optimizer, step counter) beside each saved epoch; keep the newest only.
+        args["save_state"] = True
+        args["save_last_n_epochs_state"] = 1
         if prompts_file and cfg.sample_every_epochs:
             args["sample_prompts"] = f"{paths.config_dir}/{prompts_file}"
             args["sample_every_n_epochs"] = cfg.sample_every_epochs
             args["sample_sampler"] = "euler_a" if fam.architecture in ("sd15", "sdxl") else "euler"
     return args
+
+
+def state_folder_name(output_name: str, epoch: int) -> str:
+    """sd-scripts' name for the state saved at the end of ``epoch`` (``EPOCH_STATE_NAME``)."""
+    return f"{output_name}-{epoch:06d}-state"
 
 
 def _dataset(cfg: TrainingConfig, paths: RunPaths) -> dict[str, Any]:

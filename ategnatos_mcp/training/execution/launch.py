@@ -14,6 +14,7 @@ from ategnatos_mcp.training import check_launch_ready, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
+from ategnatos_mcp.training.execution.resume import ResumePoint, find_resume_point
 from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
 
 __all__ = ["LaunchResult", "ensure_launch_ready", "launch_run"]
@@ -29,6 +30,7 @@ class LaunchResult(BaseModel):
     host: str
     handle: RunHandle
     status: SupervisorStatus
+    resumed_from_step: int | None = None
     notices: list[str]
 
 
@@ -73,12 +75,14 @@ async def launch_run(
     now: datetime,
     report: Reporter | None = None,
     env: dict[str, str] | None = None,
+    resume: bool = False,
 ) -> LaunchResult:
     """Check the gates, start the supervisor detached, record the run, write progress.md.
 
     Raises:
         InvalidRequestError: a gate is missing or stale (the message names each one and why).
         StateError: a training run of this plan is still going.
+        InvalidRequestError: also when a resume cannot be done honestly (no state, other config or host).
     """
     cfg, identity = plan.cfg, host.spec.identity
     await ensure_launch_ready(store, plan, identity)
@@ -91,6 +95,7 @@ async def launch_run(
                 document=state.training.run_dir,
                 hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
             )
+    point = await _resume_point(host, plan, state.training) if resume else None
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
         await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
@@ -105,7 +110,10 @@ async def launch_run(
         max_halvings=_MAX_HALVINGS,
         hang_seconds=_HANG_SECONDS,
         env=env,
+        extra_args=point.args if point else None,
     )
+    if point is not None:
+        handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
     async with update_execution(store, cfg.name) as upd:
         upd.doc.name = cfg.name
         if upd.doc.training is not None:
@@ -116,7 +124,56 @@ async def launch_run(
     text = (
         f"# {cfg.name}: training progress\n\nStarted {now:%Y-%m-%d %H:%M} UTC on {identity} "
         f"({plan.backend}, config {cfg.config_hash}, {cfg.total_steps} steps planned).\n\n"
-        f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
+        + (f"Resumed from step {point.step} ({point.source}).\n\n" if point else "")
+        + f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
     )
     notices = await write_records(store, cfg.name, {"progress.md": text})
-    return LaunchResult(name=cfg.name, host=identity, handle=handle, status=status, notices=notices)
+    return LaunchResult(
+        name=cfg.name,
+        host=identity,
+        handle=handle,
+        status=status,
+        resumed_from_step=point.step if point else None,
+        notices=notices,
+    )
+
+
+async def _resume_point(host: TrainingHost, plan: ConfirmedPlan, previous: RunHandle | None) -> ResumePoint:
+    """The saved state an unfinished earlier run of this exact config on this host left, or a plain refusal."""
+    cfg, identity = plan.cfg, host.spec.identity
+    if previous is None:
+        raise InvalidRequestError(
+            f"There is no earlier training run of '{cfg.name}' to resume.",
+            hint="Launch it without resume to start from the beginning.",
+        )
+    if previous.host != host.spec:
+        raise InvalidRequestError(
+            f"The earlier run of '{cfg.name}' ran on {previous.host.identity}, not {identity}: "
+            "its saved state is not on this machine.",
+            hint=f"Resume it on {previous.host.identity}, or launch here without resume to start from the beginning.",
+        )
+    if previous.config_hash != cfg.config_hash or previous.backend != plan.backend:
+        raise InvalidRequestError(
+            f"The configuration of '{cfg.name}' changed since the earlier run (it used config "
+            f"{previous.config_hash}, now {cfg.config_hash}); a saved state only continues the exact same settings.",
+            hint="Launch without resume to train the new configuration from the beginning.",
+        )
+    ended = previous.final_state or (await read_status(host, previous)).state
+    if ended == "succeeded":
+        raise InvalidRequestError(
+            f"The earlier run of '{cfg.name}' finished: there is nothing to resume.",
+            hint="Evaluate its LoRA files with train_evaluate, or launch without resume to train again.",
+        )
+    point = await find_resume_point(host, previous, cfg)
+    if point is None:
+        saves = {
+            "kohya": "a training state (saved with each kept epoch)",
+            "simpletuner": "a checkpoint folder",
+            "ai-toolkit": "a saved step",
+        }
+        raise InvalidRequestError(
+            f"The earlier run of '{cfg.name}' stopped before it saved {saves.get(plan.backend, 'a checkpoint')}, "
+            "so there is nothing to continue from: it would start again at step 0.",
+            hint="Launch without resume to start from the beginning.",
+        )
+    return point

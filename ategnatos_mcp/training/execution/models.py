@@ -127,6 +127,8 @@ class RunHandle(_Strict):
     started_at: datetime
     finished: bool = False
     final_state: SupervisorState | None = None
+    resumed_from_step: int | None = Field(default=None, description="Set when this run continued an earlier one.")
+    resumed_from: str | None = Field(default=None, description="The saved state or checkpoint it continued from.")
 
 
 class ExecutionState(Document):

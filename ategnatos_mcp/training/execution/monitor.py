@@ -12,9 +12,12 @@ import math
 import re
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ategnatos_mcp.training.execution.models import CheckpointInfo, Diagnosis, SupervisorStatus, TrainingProgress
+
+if TYPE_CHECKING:
+    from ategnatos_mcp.training.execution.resume import ResumePoint
 
 __all__ = [
     "OOM_IDS",
@@ -168,23 +171,38 @@ def checkpoint_info(backend: str, file: str, *, steps_per_epoch: int | None = No
     return CheckpointInfo(file=file, kind=kind, epoch=epoch, step=step)  # type: ignore[arg-type]
 
 
-def resume_note(backend: str, progress: TrainingProgress, status: SupervisorStatus | None = None) -> str:
-    """Where a restart would really begin, per backend (no promise the backend does not keep)."""
+def resume_note(
+    backend: str,
+    progress: TrainingProgress,
+    status: SupervisorStatus | None = None,
+    point: ResumePoint | None = None,
+) -> str:
+    """Where a restart would really begin, per backend (no promise the backend does not keep).
+
+    ``point`` is the saved state found on the host (``resume.find_resume_point``); without one, nothing the
+    backend can continue from was found.
+    """
     if status is not None and status.state == "succeeded":
         return "The run finished: nothing to resume."
+    if point is not None:
+        how = {
+            "kohya": f"sd-scripts continues from the saved state {point.source} (--resume)",
+            "simpletuner": f"SimpleTuner continues from {point.source} (resume_from_checkpoint=latest)",
+            "ai-toolkit": f"ai-toolkit continues from its newest save {point.source}",
+        }.get(backend, f"it continues from {point.source}")
+        return f"Resumable from step {point.step}: {how} with launch_training resume=true."
     saves = [c for c in progress.checkpoints if c.kind != "final"]
     if not saves:
         return "No checkpoint saved yet: a restart begins at step 0."
     last = saves[-1]
     where = f"epoch {last.epoch}" if last.kind == "epoch" else f"step {last.step}"
-    if backend == "ai-toolkit":
-        return f"The newest save is at {where} ({last.file}); ai-toolkit resumes from it when started again."
-    if backend == "simpletuner":
+    if backend == "kohya":
         return (
-            f"The newest checkpoint is at {where} ({last.file}); SimpleTuner resumes from it "
-            "(resume_from_checkpoint=latest)."
+            f"The newest LoRA file is at {where} ({last.file}), but no saved training state was found beside it "
+            "(sd-scripts resumes only from a -state folder): started again, this run begins at step 0. "
+            "That file can still be used or evaluated."
         )
     return (
-        f"The newest LoRA file is at {where} ({last.file}), but sd-scripts only resumes from a saved state "
-        "(--save_state): started again, this run begins at step 0. That file can still be used or evaluated."
+        f"The newest save is at {where} ({last.file}), but it is no longer on the training machine: "
+        "started again, this run begins at step 0."
     )

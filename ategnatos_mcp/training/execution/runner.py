@@ -121,6 +121,7 @@ async def start_run(
     max_halvings: int = 3,
     hang_seconds: float = 600.0,
     env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
 
@@ -140,7 +141,7 @@ async def start_run(
     workdir = rendered.workdir if rendered.workdir.startswith("/") else backend_dir
     progress, loss = progress_regex(backend, _job_name(rendered))
     spec = {
-        "command": rendered.command,
+        "command": [*rendered.command, *(extra_args or [])],
         "workdir": workdir,
         "env": env or {},
         "run_dir": run_dir,

@@ -62,13 +62,15 @@ class TrainingRuns:
                 host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report
             )
 
-    async def launch(self, name: str, host_text: str, *, report: Reporter | None) -> LaunchResult:
+    async def launch(self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False) -> LaunchResult:
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         spec = await resolve_host(self.store, host_text)
         await ensure_launch_ready(self.store, plan, spec.identity)  # refuse before reaching for the GPU host
         async with self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
-            return await launch_run(host, self.store, plan, backend_dir=folder, now=self.clock(), report=report)
+            return await launch_run(
+                host, self.store, plan, backend_dir=folder, now=self.clock(), report=report, resume=resume
+            )
 
     async def status(
         self,

@@ -16,6 +16,7 @@ from ategnatos_mcp.training.execution.models import (
 )
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_info, resume_note
 from ategnatos_mcp.training.execution.plans import update_execution
+from ategnatos_mcp.training.execution.resume import find_resume_point
 from ategnatos_mcp.training.execution.runner import (
     Reporter,
     parse_run_log,
@@ -42,6 +43,10 @@ class RunReport(BaseModel):
     checkpoints: list[CheckpointInfo] = Field(description="Saved LoRA files with the epoch/step each carries.")
     problems: list[Diagnosis] = Field(default_factory=list)
     resume: str
+    resume_from_step: int | None = Field(
+        default=None, description="The step launch_training(resume=true) would continue from (last saved state)."
+    )
+    resumed_from_step: int | None = Field(default=None, description="This run continued an earlier one from here.")
     log_tail: str | None = None
     notices: list[str] = Field(default_factory=list)
     next_step: str
@@ -74,7 +79,7 @@ def _next_step(kind: str, status: SupervisorStatus) -> str:
             "done (gpu_teardown)."
         )
     if status.state == "stopped":
-        return "Stopped on request. Launch again when ready."
+        return "Stopped on request. Launch again when ready (resume=true continues from the last saved state)."
     return "Read the problems above, fix them, and run again (the dry run first after a config change)."
 
 
@@ -90,6 +95,8 @@ def render_progress_md(name: str, report: RunReport) -> str:
         f"- Batch size {status.batch_size}, gradient accumulation {status.gradient_accumulation}"
         f" (attempt {status.attempt})",
     ]
+    if report.resumed_from_step is not None:
+        lines.append(f"- Resumed from step {report.resumed_from_step} of an earlier run")
     if progress.loss is not None or progress.loss_is_nan:
         lines.append(f"- Loss: {'NaN (the run is broken)' if progress.loss_is_nan else f'{progress.loss:g}'}")
     lines += ["", "## Saved LoRA files", ""]
@@ -125,7 +132,8 @@ async def follow_run(
         status = await read_status(host, handle)
     log = await read_log_tail(host, handle)
     progress = await parse_run_log(handle, log)
-    progress.resume = resume_note(handle.backend, progress, status)
+    point = None if status.state == "succeeded" else await find_resume_point(host, handle, cfg)
+    progress.resume = resume_note(handle.backend, progress, status, point)
     kept = [line for line in log.replace("\r", "\n").splitlines() if line.strip()]
     result = RunReport(
         name=cfg.name,
@@ -137,6 +145,8 @@ async def follow_run(
         checkpoints=_checkpoints(handle, status, progress, cfg),
         problems=[e for e in progress.errors if e.id not in WARNING_IDS],
         resume=progress.resume,
+        resume_from_step=point.step if point else None,
+        resumed_from_step=handle.resumed_from_step,
         log_tail="\n".join(kept[-log_lines:]) if log_lines else None,
         next_step=_next_step(handle.kind, status),
     )

@@ -67,6 +67,8 @@ def test_kohya_files_parse_pass_the_catalogue_and_keep_repeats_and_epochs(family
     assert dataset["general"]["caption_extension"] == ".txt"
     assert args["learning_rate"] == cfg.learning_rate and args["network_dim"] == cfg.network_rank
     assert args["mixed_precision"] == "bf16"
+    # a real run saves its state beside each saved epoch, so an interrupted run can --resume (not restart at 0)
+    assert args["save_state"] is True and args["save_last_n_epochs_state"] == 1
     assert rendered.command == [
         "accelerate",
         "launch",
@@ -128,7 +130,7 @@ def test_dry_run_variants_run_a_few_steps_without_sampling_and_save_once(backend
     if backend == "kohya":
         args = tomllib.loads(rendered.files["dryrun-ink.toml"])
         assert args["max_train_steps"] == 10 and "max_train_epochs" not in args
-        assert "sample_prompts" not in args and "save_every_n_epochs" not in args
+        assert "sample_prompts" not in args and "save_every_n_epochs" not in args and "save_state" not in args
         assert args["output_name"] == "ink-dryrun"
         assert rendered.command[-1] == "--config_file=/cfg/ink/dryrun-ink.toml"
     elif backend == "simpletuner":
@@ -172,6 +174,8 @@ cache_text_encoder_outputs_to_disk = true
 no_half_vae = true
 max_train_epochs = 10
 save_every_n_epochs = 1
+save_state = true
+save_last_n_epochs_state = 1
 sample_prompts = "/cfg/ink/sample-prompts.txt"
 sample_every_n_epochs = 1
 sample_sampler = "euler_a"

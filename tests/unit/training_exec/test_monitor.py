@@ -8,6 +8,7 @@ import pytest
 
 from ategnatos_mcp.training.execution.models import CheckpointInfo, SupervisorStatus
 from ategnatos_mcp.training.execution.monitor import checkpoint_info, diagnose, parse_log, resume_note, signatures
+from ategnatos_mcp.training.execution.resume import ResumePoint
 
 SAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "training_exec"
 
@@ -86,9 +87,16 @@ def test_checkpoint_names_tell_epoch_and_step() -> None:
 def test_resume_is_honest_per_backend() -> None:
     kohya = parse_log("kohya", "saving checkpoint: out/ink-000002.safetensors\n")
     assert "begins at step 0" in resume_note("kohya", kohya, SupervisorStatus())
+    state = ResumePoint(backend="kohya", step=40, source="out/ink-000002-state", args=["--resume=out/ink-000002-state"])
+    assert "Resumable from step 40" in resume_note("kohya", kohya, SupervisorStatus(state="stopped"), state)
+    assert "(--resume)" in resume_note("kohya", kohya, SupervisorStatus(state="stopped"), state)
     aitk = parse_log("ai-toolkit", "Saved checkpoint to out/ink/ink_000000250.safetensors\n", job_name="ink")
-    assert "resumes from it" in resume_note("ai-toolkit", aitk)
+    assert "begins at step 0" in resume_note("ai-toolkit", aitk)  # the file is gone from the host
+    saved = ResumePoint(backend="ai-toolkit", step=250, source="out/ink/ink_000000250.safetensors")
+    assert "Resumable from step 250" in resume_note("ai-toolkit", aitk, None, saved)
     assert "begins at step 0" in resume_note("simpletuner", parse_log("simpletuner", ""))
+    done = SupervisorStatus(state="succeeded")
+    assert resume_note("kohya", kohya, done, state) == "The run finished: nothing to resume."
 
 
 def test_every_signature_matches_its_own_test_strings() -> None:

@@ -1,0 +1,113 @@
+"""Honest resume: find what the backend really saved to continue from, and the command form that uses it.
+
+- kohya sd-scripts: ``save_state`` writes ``<output_name>-<epoch:06d>-state/`` (``-step<step:08d>-state``,
+  ``-state`` at the end) holding ``train_state.json`` (``current_epoch``, ``current_step``); a restart continues
+  only with ``--resume <state folder>``. A LoRA file alone is not enough.
+- SimpleTuner: ``<output_dir>/checkpoint-<step>/``; ``resume_from_checkpoint`` defaults to ``latest``, so the
+  same command continues from the newest one.
+- ai-toolkit: ``<training_folder>/<name>/<name>_<step:09d>.safetensors`` (+ ``optimizer.pt``); starting the same
+  config again continues from the newest save.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import BaseModel, Field
+
+from ategnatos_mcp.training import TrainingConfig
+from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.models import RunHandle
+
+__all__ = ["ResumePoint", "find_resume_point", "resume_command"]
+
+_ST_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class ResumePoint(BaseModel):
+    """Where a restart of a run really continues from."""
+
+    backend: str
+    step: int = Field(description="The optimizer step the resumed run starts counting from.")
+    epoch: int | None = None
+    source: str = Field(description="The saved state folder or checkpoint on the host.")
+    args: list[str] = Field(default_factory=list, description="Extra launch arguments the resume needs.")
+
+
+async def _listing(host: TrainingHost, folder: str) -> list[str]:
+    from ategnatos_mcp.training.execution.runner import quoted
+
+    out = await host.run(f"ls -1 {quoted(folder)} 2>/dev/null", timeout=30)
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.exit_status == 0 else []
+
+
+def _steps_per_epoch(cfg: TrainingConfig) -> int | None:
+    return cfg.steps_per_epoch or None
+
+
+async def _kohya(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig) -> ResumePoint | None:
+    name = re.escape(cfg.name)
+    pattern = re.compile(rf"^{name}(?:-(\d{{6}})|-step(\d{{8}}))?-state$")
+    found: list[tuple[int, str]] = []
+    for entry in await _listing(host, handle.output_dir):
+        if not (match := pattern.match(entry)):
+            continue
+        folder = f"{handle.output_dir}/{entry}"
+        text = await host.read_text(f"{folder}/train_state.json")
+        step: int | None = None
+        epoch = int(match.group(1)) if match.group(1) else None
+        if text:
+            try:
+                data = json.loads(text)
+                step, epoch = int(data["current_step"]), int(data.get("current_epoch", epoch or 0)) or epoch
+            except (ValueError, KeyError, TypeError):
+                step = None
+        if step is None and match.group(2):
+            step = int(match.group(2))
+        if step is None and epoch is not None and (per_epoch := _steps_per_epoch(cfg)):
+            step = epoch * per_epoch
+        if step is not None:
+            found.append((step, folder))
+    if not found:
+        return None
+    step, folder = max(found)
+    per_epoch = _steps_per_epoch(cfg)
+    epoch = step // per_epoch if per_epoch else None
+    return ResumePoint(backend="kohya", step=step, epoch=epoch, source=folder, args=[f"--resume={folder}"])
+
+
+async def _simpletuner(host: TrainingHost, handle: RunHandle) -> ResumePoint | None:
+    steps = [int(m.group(1)) for e in await _listing(host, handle.output_dir) if (m := _ST_CHECKPOINT.match(e))]
+    if not steps:
+        return None
+    step = max(steps)
+    return ResumePoint(backend="simpletuner", step=step, source=f"{handle.output_dir}/checkpoint-{step}")
+
+
+async def _aitoolkit(host: TrainingHost, handle: RunHandle) -> ResumePoint | None:
+    if not handle.job_name:
+        return None
+    folder = f"{handle.output_dir}/{handle.job_name}"
+    pattern = re.compile(rf"^{re.escape(handle.job_name)}_(\d{{9}})\.safetensors$")
+    steps = [int(m.group(1)) for e in await _listing(host, folder) if (m := pattern.match(e))]
+    if not steps:
+        return None
+    step = max(steps)
+    return ResumePoint(backend="ai-toolkit", step=step, source=f"{folder}/{handle.job_name}_{step:09d}.safetensors")
+
+
+async def find_resume_point(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig) -> ResumePoint | None:
+    """The newest state ``handle``'s backend can really continue from, or None (a restart begins at step 0)."""
+    if handle.kind != "training":
+        return None
+    if handle.backend == "kohya":
+        return await _kohya(host, handle, cfg)
+    if handle.backend == "simpletuner":
+        return await _simpletuner(host, handle)
+    return await _aitoolkit(host, handle)
+
+
+def resume_command(command: list[str], point: ResumePoint) -> list[str]:
+    """The launch command in its resume form (sd-scripts needs ``--resume``; the others resume by themselves)."""
+    return [*command, *point.args]

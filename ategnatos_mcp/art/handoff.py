@@ -1,7 +1,8 @@
 """Handing a prompt to generation: the ``comfyui_submit`` arguments for a family's built-in template.
 
 Only names and data cross over (template and parameter names from the model database); the art domain
-never imports the ComfyUI package.
+never imports the ComfyUI package. Clip skip goes to the template parameter ``clip_skip`` (the SD1.5/SDXL
+templates have one) whenever the family names a clip skip, unless the database maps it elsewhere.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ def suggest_submit(family: Family, draft: PromptDraft, checkpoint: str | None = 
         "sampler": s.sampler,
         "scheduler": s.scheduler,
         "seed": s.seed,
+        "clip_skip": s.clip_skip,
     }
-    params = {target: ours[field] for field, target in handoff.params.items() if ours.get(field) is not None}
+    mapping = {"clip_skip": "clip_skip", **handoff.params}
+    params = {target: ours[field] for field, target in mapping.items() if ours.get(field) is not None}
     if checkpoint and handoff.checkpoint_param:
         params[handoff.checkpoint_param] = checkpoint
     return SubmitSuggestion(

@@ -2,7 +2,9 @@
 
 A template is a JSON file in ``templates/``: the workflow, plus parameters that each name the node
 inputs they set (no string replacement), plus where a LoRA stack plugs in (the model and clip outputs
-that chained ``LoraLoader`` nodes are inserted after).
+that chained ``LoraLoader`` nodes are inserted after). SD1.5/SDXL templates route the clip output
+through a ``CLIPSetLastLayer`` node (parameter ``clip_skip``) before the text encoders, so a LoRA
+stack lands between the checkpoint and the clip skip.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class TemplateParameter(BaseModel):
     type: Literal["string", "int", "float", "bool", "seed", "image"]
     description: str
     targets: list[tuple[str, str]] = Field(description="(node id, input name) pairs this value is written to.")
+    negate: bool = Field(
+        default=False,
+        description="Write minus the value: clip_skip 2 is CLIPSetLastLayer's stop_at_clip_layer -2.",
+    )
     default: Any = None
     required: bool = False
     min: float | None = None
@@ -232,7 +238,7 @@ def render_template(
         if param.type == "seed":
             rendered.seed = value
         for node_id, input_name in param.targets:
-            workflow[node_id]["inputs"][input_name] = value
+            workflow[node_id]["inputs"][input_name] = -value if param.negate else value
     if loras and template.lora is not None:
         stack = _lora_stack(loras, lora_facts, rendered)
         _insert_loras(workflow, template.lora, stack)

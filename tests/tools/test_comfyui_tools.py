@@ -38,10 +38,10 @@ def _text(result: Any) -> str:
 
 
 async def test_submit_template_streams_progress_and_returns_previews_and_files(home: Path) -> None:
-    progress: list[float] = []
+    seen: list[float] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append(value)
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
 
     async with serve_fake(node_seconds=0.01) as fake, studio(home, fake) as client:
         params = {"prompt": "a red fox mascot", "checkpoint": SD15, "width": 512, "height": 512, "steps": 4}
@@ -62,7 +62,7 @@ async def test_submit_template_streams_progress_and_returns_previews_and_files(h
     # The fake's picture is 64 px: small enough to be its own preview (larger ones become JPEGs, see test_results).
     assert image.mime_type == "image/png" and base64.b64decode(image.data) == Path(saved["path"]).read_bytes()
     assert any(c.type == "resource_link" for c in result.content)
-    assert progress and progress[-1] == 100.0
+    assert seen and seen[-1] == 100.0
 
 
 async def test_lora_stack_is_chained_and_trigger_words_come_from_the_studio(home: Path) -> None:
@@ -87,9 +87,31 @@ async def test_lora_stack_is_chained_and_trigger_words_come_from_the_studio(home
     ]
     first, second = loaders
     assert loaders[first]["inputs"]["model"] == ["4", 0] and loaders[second]["inputs"]["model"] == [first, 0]
-    assert sent["3"]["inputs"]["model"] == [second, 0] and sent["6"]["inputs"]["clip"] == [second, 1]
+    assert loaders[first]["inputs"]["clip"] == ["4", 1] and loaders[second]["inputs"]["clip"] == [first, 1]
+    # checkpoint -> LoRAs -> clip skip -> both text encoders
+    [skip] = [k for k, v in sent.items() if v["class_type"] == "CLIPSetLastLayer"]
+    assert sent[skip]["inputs"] == {"stop_at_clip_layer": -1, "clip": [second, 1]}
+    assert sent["3"]["inputs"]["model"] == [second, 0]
+    assert sent["6"]["inputs"]["clip"] == sent["7"]["inputs"]["clip"] == [skip, 0]
     assert sent["6"]["inputs"]["text"] == "mscfox, waving"
     assert result.structured_content["seed"] == 42
+
+
+async def test_a_pony_prompt_from_art_prompt_runs_with_clip_skip_2(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        built = await client.call_tool("art_prompt", {"intent": "fox mascot, waving", "family": "pony", "seed": 5})
+        assert not built.is_error, _text(built)
+        suggestion = built.structured_content["comfyui_submit"]
+        assert suggestion["template"] == "txt2img-sdxl" and suggestion["params"]["clip_skip"] == 2
+        args = {**suggestion, "params": {**suggestion["params"], "checkpoint": SD15}}  # the fake's checkpoint
+        args.pop("note", None)
+        result = await client.call_tool("comfyui_submit", args)
+        assert not result.is_error, _text(result)
+        sent = fake.prompts[-1]
+    [skip] = [v for v in sent.values() if v["class_type"] == "CLIPSetLastLayer"]
+    assert skip["inputs"]["stop_at_clip_layer"] == -2
+    assert sent["3"]["inputs"]["seed"] == 5 and sent["3"]["inputs"]["sampler_name"] == "euler_ancestral"
+    assert result.structured_content["state"] == "succeeded"
 
 
 async def test_validation_errors_name_every_problem_before_queueing(home: Path) -> None:
@@ -210,8 +232,8 @@ async def test_workflow_manage_saves_lists_gets_and_deletes(home: Path) -> None:
     names = [t["name"] for t in listed.structured_content["templates"]]
     assert len(names) == 8 and "upscale-esrgan" in names
     assert [w["name"] for w in listed.structured_content["workflows"]] == ["invert"]
-    assert json.loads(resource.contents[0].text) == wf
-    assert json.loads(template.contents[0].text)["name"] == "upscale-esrgan"
+    assert json.loads(getattr(resource.contents[0], "text", "")) == wf
+    assert json.loads(getattr(template.contents[0], "text", ""))["name"] == "upscale-esrgan"
     assert not deleted.is_error and missing.is_error and "no saved workflow" in _text(missing)
 
 

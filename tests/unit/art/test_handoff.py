@@ -22,6 +22,8 @@ def test_every_handoff_names_a_real_template_and_its_parameters(catalog: FamilyC
         template = json.loads((TEMPLATES / f"{family.comfyui.template}.json").read_text(encoding="utf-8"))
         names = {p["name"] for p in template["parameters"]}
         targets = set(family.comfyui.params.values()) | {family.comfyui.checkpoint_param}
+        if family.settings.clip_skip is not None:  # handed over as 'clip_skip' unless mapped elsewhere
+            targets.add(family.comfyui.params.get("clip_skip", "clip_skip"))
         assert targets <= names, (family.id, targets - names)
 
 
@@ -41,6 +43,7 @@ def test_pony_prompt_becomes_sdxl_template_arguments(catalog: FamilyCatalog) -> 
         "sampler": "euler_ancestral",
         "scheduler": "normal",
         "seed": 11,
+        "clip_skip": 2,
         "checkpoint": "ponyDiffusionV6XL.safetensors",
     }
     assert suggestion.loras == [{"name": "inkwash", "weight": 0.8}]
@@ -61,3 +64,4 @@ def test_tag_families_share_the_sdxl_graph(catalog: FamilyCatalog, family_id: st
     family = catalog.get(family_id)
     suggestion = suggest_submit(family, build_prompt(family, "fox"))
     assert suggestion is not None and suggestion.params["prompt"].endswith("fox")
+    assert suggestion.params["clip_skip"] == family.settings.clip_skip == 1

@@ -110,3 +110,38 @@ def test_lora_test_needs_a_lora_and_upscale_takes_none() -> None:
         render_template(get_template("lora-test"), {"prompt": "x"})
     with pytest.raises(InvalidRequestError):
         render_template(get_template("upscale-esrgan"), {"image": "a.png"}, loras=[LoraChoice(name="a")])
+
+
+SDXL_GRAPHS = ["batch-variations", "controlnet-sdxl", "img2img-sdxl", "lora-test", "txt2img-sdxl"]
+
+
+@pytest.mark.parametrize("name", SDXL_GRAPHS)
+def test_clip_skip_sits_between_the_lora_stack_and_both_text_encoders(name: str, object_info: dict[str, Any]) -> None:
+    template = get_template(name)
+    params: dict[str, Any] = {p.name: "x.png" for p in template.parameters if p.type == "image"}
+    params |= {"prompt": "fox", "clip_skip": 2}
+    loras = [LoraChoice(name="a.safetensors", weight=0.7), LoraChoice(name="b.safetensors", weight=0.5)]
+    rendered = render_template(template, params, loras=loras)
+    wf = rendered.workflow
+    [skip] = [k for k, v in wf.items() if v["class_type"] == "CLIPSetLastLayer"]
+    first, second = [k for k, v in wf.items() if v["class_type"] == "LoraLoader"]
+    assert wf[first]["inputs"]["clip"] == ["4", 1] and wf[second]["inputs"]["clip"] == [first, 1]
+    assert wf[skip]["inputs"] == {"stop_at_clip_layer": -2, "clip": [second, 1]}
+    encoders = [v for v in wf.values() if v["class_type"] == "CLIPTextEncode"]
+    assert len(encoders) == 2 and all(v["inputs"]["clip"] == [skip, 0] for v in encoders)
+    assert rendered.params["clip_skip"] == 2  # recorded as the artist said it, not as ComfyUI counts
+    skip_files = {(node, inp) for node, inp, _ in rendered.images.values()}
+    problems = validate_workflow(wf, object_info, skip=skip_files)
+    assert all(p.kind == "not_in_list" for p in problems), [p.message for p in problems]
+
+
+def test_clip_skip_defaults_to_the_last_layer_and_is_range_checked(object_info: dict[str, Any]) -> None:
+    template = get_template("txt2img-sdxl")
+    wf = render_template(template, {"prompt": "fox"}).workflow
+    assert wf["20"]["inputs"]["stop_at_clip_layer"] == -1
+    spec = object_info["CLIPSetLastLayer"]["input"]["required"]["stop_at_clip_layer"][1]
+    param = template.parameter("clip_skip")
+    assert param is not None and (-(param.max or 0), -(param.min or 0)) == (spec["min"], spec["max"])
+    with pytest.raises(InvalidRequestError) as caught:
+        render_template(template, {"prompt": "fox", "clip_skip": 0})
+    assert "clip_skip" in caught.value.message

@@ -259,3 +259,91 @@ async def test_stop_through_training_status(client: Client, app: AppContext, hom
     assert stopped.structured_content["state"] == "stopped"  # type: ignore[index]
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "State: stopped" in progress_md
+
+
+async def _held_then_stopped(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
+    """Launch, wait until the trainer is held before its last step (every kept epoch saved), stop it."""
+    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(10):
+        while True:
+            status = (await client.call_tool("training_status", {"name": "ink"})).structured_content["status"]  # type: ignore[index]
+            if status["total_steps"] and status["step"] == status["total_steps"] - 1:
+                break
+            await anyio.sleep(0.05)
+    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
+    assert stopped.structured_content["state"] == "stopped", stopped.content  # type: ignore[index]
+    return stopped.structured_content  # type: ignore[return-value]
+
+
+async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishes(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_3(client, home, fake)
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+    nothing = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert nothing.is_error and "no earlier training run of 'ink' to resume" in _text(nothing)
+
+    report = await _held_then_stopped(client, app, fake, go)
+    total, epochs = report["status"]["total_steps"], report["status"]["total_epochs"]
+    saved_step = total // epochs * (epochs - 1)  # the state saved with the last kept epoch
+    assert report["resume_from_step"] == saved_step, report
+    assert f"Resumable from step {saved_step}" in report["resume"] and "--resume" in report["resume"]
+    output = home / "workspace" / "training" / "ink" / "output"
+    state = output / f"ink-{epochs - 1:06d}-state"
+    assert [p.name for p in output.glob("*-state")] == [state.name]  # save_last_n_epochs_state = 1
+
+    state.rename(tmp_path / "moved-state")  # without the state, sd-scripts could only start again at step 0
+    lost = await client.call_tool("training_status", {"name": "ink"})
+    assert lost.structured_content["resume_from_step"] is None  # type: ignore[index]
+    assert "begins at step 0" in lost.structured_content["resume"]  # type: ignore[index]
+    refused = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert refused.is_error and "nothing to continue from" in _text(refused) and "without resume" in _text(refused)
+    (tmp_path / "moved-state").rename(state)
+
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    assert f"resumed from step {saved_step}" in _text(resumed)
+    assert resumed.structured_content["resumed_from_step"] == saved_step  # type: ignore[index]
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 200})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    assert result["status"]["step"] == total and result["resumed_from_step"] == saved_step
+    frames = [line for line in result["log_tail"].splitlines() if line.startswith("steps:") and "avr_loss" in line]
+    assert frames and frames[0].split("|")[2].split()[0] == f"{saved_step + 1}/{total}"  # no step 1 again
+    assert f"epoch {epochs}/{epochs}" in result["log_tail"] and "epoch 1/" not in result["log_tail"]
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert f"Resumed from step {saved_step}" in progress_md
+    again = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert again.is_error and "finished: there is nothing to resume" in _text(again)
+
+
+async def test_a_resume_after_the_configuration_changed_is_refused(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_3(client, home, fake)
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+    await _held_then_stopped(client, app, fake, tmp_path / "go")
+    app.services["training-hosts"].local_env = fake.env  # the next runs are not held
+    replanned = await client.call_tool("train_plan", {**PLAN, "overrides": {"network_rank": 8, "network_alpha": 8}})
+    assert not replanned.is_error, replanned.content
+    refused = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert refused.is_error and "Gate 2 (confirmation)" in _text(refused)
+    new_hash = replanned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": new_hash})).is_error
+    env = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
+    )
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+    changed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert changed.is_error and "configuration of 'ink' changed since the earlier run" in _text(changed)
+    assert "without resume" in _text(changed)

@@ -9,14 +9,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from ategnatos_mcp.art.models import Family, PromptDraft, SubmitSuggestion
+from ategnatos_mcp.art.models import ComfyUIHandoff, Family, PromptDraft, SubmitSuggestion
 
-__all__ = ["suggest_submit"]
+__all__ = ["handoff_for", "suggest_submit"]
+
+_STANDARD_PARAMS = {
+    "positive": "prompt",
+    "negative": "negative",
+    "width": "width",
+    "height": "height",
+    "steps": "steps",
+    "cfg": "cfg",
+    "sampler": "sampler",
+    "scheduler": "scheduler",
+    "seed": "seed",
+}
+# Families the model database has no hand-off for yet, but a built-in template serves.
+_BUILT_IN: dict[str, ComfyUIHandoff] = {
+    "sd35": ComfyUIHandoff(
+        template="txt2img-sd35",
+        params=_STANDARD_PARAMS,
+        checkpoint_param="checkpoint",
+        note="The txt2img-sd35 template loads one checkpoint that includes SD3.5's three text encoders "
+        "(e.g. sd3.5_large_fp8_scaled.safetensors); the bare sd3.5_large.safetensors has none and needs a "
+        "workflow with TripleCLIPLoader. For Medium use about 40 steps at CFG 4.5.",
+    ),
+}
+
+
+def handoff_for(family: Family) -> ComfyUIHandoff | None:
+    """How ``family`` maps onto a built-in template: the model database's entry, else a built-in one."""
+    return family.comfyui or _BUILT_IN.get(family.id)
 
 
 def suggest_submit(family: Family, draft: PromptDraft, checkpoint: str | None = None) -> SubmitSuggestion | None:
     """The template and parameters that generate ``draft``; None when no built-in template fits the family."""
-    handoff = family.comfyui
+    handoff = handoff_for(family)
     if handoff is None:
         return None
     s = draft.settings

@@ -39,8 +39,9 @@ async def comfyui_submit(
     template: Annotated[
         str | None,
         Field(
-            description="Built-in template: txt2img-sdxl, txt2img-flux, img2img-sdxl, img2img-flux, controlnet-sdxl, "
-            "upscale-esrgan, lora-test, batch-variations (workflow_manage action=list describes them)."
+            description="Built-in template: txt2img-sdxl, txt2img-flux, txt2img-sd35, img2img-sdxl, img2img-flux, "
+            "controlnet-sdxl, upscale-esrgan, lora-test, batch-variations (workflow_manage action=list describes "
+            "them). The SD1.5/SDXL ones take clip_skip (2 for Pony)."
         ),
     ] = None,
     params: Annotated[

@@ -114,6 +114,23 @@ async def test_a_pony_prompt_from_art_prompt_runs_with_clip_skip_2(home: Path) -
     assert result.structured_content["state"] == "succeeded"
 
 
+async def test_an_sd35_prompt_from_art_prompt_runs_on_the_sd35_template(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        built = await client.call_tool("art_prompt", {"intent": "A fox reading a map", "family": "sd35"})
+        assert not built.is_error, _text(built)
+        suggestion = built.structured_content["comfyui_submit"]
+        assert suggestion["template"] == "txt2img-sd35"
+        args = {k: v for k, v in suggestion.items() if k != "note"}
+        args["params"] = {**suggestion["params"], "checkpoint": SD15, "steps": 2}
+        result = await client.call_tool("comfyui_submit", args)
+        assert not result.is_error, _text(result)
+        sent = fake.prompts[-1]
+    classes = {v["class_type"] for v in sent.values()}
+    assert {"EmptySD3LatentImage", "ModelSamplingSD3"} <= classes and "CLIPSetLastLayer" not in classes
+    assert sent["6"]["inputs"]["text"] == "A fox reading a map" and sent["3"]["inputs"]["cfg"] == 3.5
+    assert result.structured_content["state"] == "succeeded"
+
+
 async def test_validation_errors_name_every_problem_before_queueing(home: Path) -> None:
     async with serve_fake() as fake, studio(home, fake) as client:
         params = {"prompt": "x", "checkpoint": "mcp_random_sd15.ckpt", "sampler": "eulr", "steps": 1}
@@ -230,7 +247,7 @@ async def test_workflow_manage_saves_lists_gets_and_deletes(home: Path) -> None:
     assert saved.structured_content["path"] == str(home / "grimoire" / "workflows" / "invert.json")
     assert not (home / "grimoire" / "workflows" / "invert.json").exists()
     names = [t["name"] for t in listed.structured_content["templates"]]
-    assert len(names) == 8 and "upscale-esrgan" in names
+    assert len(names) == 9 and {"upscale-esrgan", "txt2img-sd35"} <= set(names)
     assert [w["name"] for w in listed.structured_content["workflows"]] == ["invert"]
     assert json.loads(getattr(resource.contents[0], "text", "")) == wf
     assert json.loads(getattr(template.contents[0], "text", ""))["name"] == "upscale-esrgan"

@@ -9,22 +9,26 @@ import pytest
 
 import ategnatos_mcp
 from ategnatos_mcp.art import FamilyCatalog, LoraUse, build_prompt
-from ategnatos_mcp.art.handoff import suggest_submit
+from ategnatos_mcp.art.handoff import handoff_for, suggest_submit
 
 TEMPLATES = Path(ategnatos_mcp.__file__).resolve().parent / "comfyui" / "templates"
 
 
 def test_every_handoff_names_a_real_template_and_its_parameters(catalog: FamilyCatalog) -> None:
     # A contract with the ComfyUI templates: renaming a parameter there must fail here.
+    offered = []
     for family in catalog.families:
-        if family.comfyui is None:
+        handoff = handoff_for(family)
+        if handoff is None:
             continue
-        template = json.loads((TEMPLATES / f"{family.comfyui.template}.json").read_text(encoding="utf-8"))
+        offered.append(family.id)
+        template = json.loads((TEMPLATES / f"{handoff.template}.json").read_text(encoding="utf-8"))
         names = {p["name"] for p in template["parameters"]}
-        targets = set(family.comfyui.params.values()) | {family.comfyui.checkpoint_param}
+        targets = set(handoff.params.values()) | {handoff.checkpoint_param}
         if family.settings.clip_skip is not None:  # handed over as 'clip_skip' unless mapped elsewhere
-            targets.add(family.comfyui.params.get("clip_skip", "clip_skip"))
+            targets.add(handoff.params.get("clip_skip", "clip_skip"))
         assert targets <= names, (family.id, targets - names)
+    assert "sd35" in offered
 
 
 def test_pony_prompt_becomes_sdxl_template_arguments(catalog: FamilyCatalog) -> None:
@@ -50,13 +54,32 @@ def test_pony_prompt_becomes_sdxl_template_arguments(catalog: FamilyCatalog) -> 
     assert "clip skip 2" in suggestion.note
 
 
-def test_flux_gets_guidance_and_no_negative_and_sd35_has_no_template(catalog: FamilyCatalog) -> None:
+def test_flux_gets_guidance_and_no_negative(catalog: FamilyCatalog) -> None:
     flux = catalog.get("flux1")
     suggestion = suggest_submit(flux, build_prompt(flux, "A fox"))
     assert suggestion is not None and suggestion.template == "txt2img-flux"
     assert suggestion.params == {"prompt": "A fox", "width": 1024, "height": 1024, "steps": 20, "guidance": 3.5}
+
+
+def test_sd35_gets_its_own_template_with_real_cfg_and_a_negative(catalog: FamilyCatalog) -> None:
     sd35 = catalog.get("sd35")
-    assert suggest_submit(sd35, build_prompt(sd35, "A fox")) is None
+    draft = build_prompt(sd35, "A fox reading a map", aspect="3:2", seed=9)
+    suggestion = suggest_submit(sd35, draft, checkpoint="sd3.5_large_fp8_scaled.safetensors")
+    assert suggestion is not None and suggestion.template == "txt2img-sd35"
+    assert suggestion.params == {
+        "prompt": "A fox reading a map",
+        "negative": draft.negative,
+        "width": 1216,
+        "height": 832,
+        "steps": 28,
+        "cfg": 3.5,
+        "sampler": "euler",
+        "scheduler": "sgm_uniform",
+        "seed": 9,
+        "checkpoint": "sd3.5_large_fp8_scaled.safetensors",
+    }
+    assert draft.negative and "clip_skip" not in suggestion.params
+    assert "text encoders" in suggestion.note
 
 
 @pytest.mark.parametrize("family_id", ["sd15", "sdxl", "illustrious"])

@@ -21,6 +21,7 @@ NAMES = [
     "img2img-sdxl",
     "lora-test",
     "txt2img-flux",
+    "txt2img-sd35",
     "txt2img-sdxl",
     "upscale-esrgan",
 ]
@@ -32,7 +33,7 @@ def object_info() -> dict[str, Any]:
         return json.load(fh)["response"]["body"]
 
 
-def test_the_eight_templates_exist() -> None:
+def test_the_nine_templates_exist() -> None:
     assert sorted(t.name for t in list_templates()) == NAMES
 
 
@@ -145,3 +146,23 @@ def test_clip_skip_defaults_to_the_last_layer_and_is_range_checked(object_info: 
     with pytest.raises(InvalidRequestError) as caught:
         render_template(template, {"prompt": "fox", "clip_skip": 0})
     assert "clip_skip" in caught.value.message
+
+
+def test_sd35_samples_through_model_sampling_sd3_after_the_lora_stack(object_info: dict[str, Any]) -> None:
+    template = get_template("txt2img-sd35")
+    params = {"prompt": "a fox reading a map", "shift": 4.5, "width": 1216, "height": 832, "seed": 3}
+    rendered = render_template(template, params, loras=[LoraChoice(name="sd35_ink.safetensors", weight=0.6)])
+    wf = rendered.workflow
+    [lora] = [k for k, v in wf.items() if v["class_type"] == "LoraLoader"]
+    [sampling] = [k for k, v in wf.items() if v["class_type"] == "ModelSamplingSD3"]
+    assert wf[lora]["inputs"]["model"] == ["4", 0] and wf[sampling]["inputs"]["model"] == [lora, 0]
+    assert wf[sampling]["inputs"]["shift"] == 4.5 and wf["3"]["inputs"]["model"] == [sampling, 0]
+    assert wf["6"]["inputs"]["clip"] == wf["7"]["inputs"]["clip"] == [lora, 1]
+    [latent] = [v for v in wf.values() if v["class_type"] == "EmptySD3LatentImage"]
+    assert (latent["inputs"]["width"], latent["inputs"]["height"]) == (1216, 832)
+    assert (wf["3"]["inputs"]["sampler_name"], wf["3"]["inputs"]["scheduler"]) == ("euler", "sgm_uniform")
+    assert template.parameter("clip_skip") is None  # no clip skip on SD3.5: its T5 encoder has no such setting
+    problems = validate_workflow(wf, object_info)
+    assert {(p.kind, p.node_id) for p in problems} <= {("not_in_list", "4"), ("not_in_list", lora)}, [
+        p.message for p in problems
+    ]

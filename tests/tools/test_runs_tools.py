@@ -6,6 +6,7 @@ as real detached processes on this machine, printing the real kohya log format.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -246,8 +247,8 @@ async def test_stop_through_training_status(client: Client, app: AppContext, hom
             await anyio.sleep(0.05)
     seen: list[tuple[float, float | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        seen.append((value, total))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total))
 
     held = await client.call_tool(
         "training_status", {"name": "ink", "wait_seconds": 0.5}, progress_callback=on_progress
@@ -310,6 +311,9 @@ async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishe
     assert not resumed.is_error, resumed.content
     assert f"resumed from step {saved_step}" in _text(resumed)
     assert resumed.structured_content["resumed_from_step"] == saved_step  # type: ignore[index]
+    run_dir = Path(resumed.structured_content["handle"]["run_dir"])  # type: ignore[index]
+    command = json.loads((run_dir / "spec.json").read_text())["command"]
+    assert command[-2:] == [f"--config_file={run_dir}/config/ink.toml", f"--resume={state}"]  # the resume form
     finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 200})
     result = finished.structured_content
     assert result is not None and result["state"] == "succeeded", result
@@ -347,3 +351,47 @@ async def test_a_resume_after_the_configuration_changed_is_refused(
     changed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
     assert changed.is_error and "configuration of 'ink' changed since the earlier run" in _text(changed)
     assert "without resume" in _text(changed)
+
+
+@pytest.mark.parametrize(("backend", "resume"), [("simpletuner", True), ("ai-toolkit", True), ("simpletuner", False)])
+async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
+    client: Client, app: AppContext, home: Path, tmp_path: Path, backend: str, resume: bool
+) -> None:
+    """They continue from their newest save by themselves: a plain relaunch says so instead of claiming step 0."""
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    _dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    plan = await client.call_tool("train_plan", {**PLAN, "backend": backend})
+    assert not plan.is_error, plan.content
+    config_hash = plan.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})).is_error
+    env_args = {"name": "ink"} | ({"backend_dir": fake.backend_dirs[backend]} if backend in fake.backend_dirs else {})
+    env = await client.call_tool("train_validate_environment", env_args)
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+
+    report = await _held_then_stopped(client, app, fake, go)
+    saved_step = report["resume_from_step"]
+    assert saved_step and 0 < saved_step < report["status"]["total_steps"], report
+    assert f"Resumable from step {saved_step}" in report["resume"]
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": resume})
+    assert not resumed.is_error, resumed.content
+    assert resumed.structured_content["handle"]["resumed_from_step"] == saved_step  # type: ignore[index]
+    assert f"resumed from step {saved_step}" in _text(resumed)
+    assert ("continues from it by itself" in _text(resumed)) is not resume
+    run_dir = Path(resumed.structured_content["handle"]["run_dir"])  # type: ignore[index]
+    assert not any(a.startswith("--resume") for a in json.loads((run_dir / "spec.json").read_text())["command"])
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 200})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    assert result["status"]["step"] == result["status"]["total_steps"]
+    if backend == "simpletuner":  # its real resume lines
+        assert f"Resuming from global_step {saved_step}." in result["log_tail"]
+    first = next(line for line in result["log_tail"].splitlines() if "%|" in line and "loss" in line)
+    assert first.split("|")[2].split()[0] == f"{saved_step + 1}/{result['status']['total_steps']}"

@@ -96,6 +96,16 @@ async def launch_run(
                 hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
             )
     point = await _resume_point(host, plan, state.training) if resume else None
+    notes: list[str] = []
+    if not resume and plan.backend != "kohya" and state.training is not None and state.training.host == host.spec:
+        # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
+        # by themselves: say so and record it rather than claim a fresh start.
+        point = await find_resume_point(host, state.training, cfg)
+        if point is not None:
+            notes.append(
+                f"{plan.backend} found the earlier run's save at step {point.step} ({point.source}) and continues "
+                "from it by itself. To start from step 0 instead, move that save out of the output folder first."
+            )
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
         await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
@@ -127,7 +137,7 @@ async def launch_run(
         + (f"Resumed from step {point.step} ({point.source}).\n\n" if point else "")
         + f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
     )
-    notices = await write_records(store, cfg.name, {"progress.md": text})
+    notices = notes + await write_records(store, cfg.name, {"progress.md": text})
     return LaunchResult(
         name=cfg.name,
         host=identity,

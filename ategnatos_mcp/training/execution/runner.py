@@ -131,6 +131,10 @@ async def start_run(
     base = await host.base_dir(cfg.name)
     stamp = now.strftime("%Y%m%d-%H%M%S")
     run_dir = f"{base}/runs/{kind}-{stamp}"
+    for n in range(2, 100):  # a relaunch within the same second (a resume right after a stop) gets its own folder
+        if await host.read_text(f"{run_dir}/spec.json") is None:
+            break
+        run_dir = f"{base}/runs/{kind}-{stamp}-{n}"
     output_dir = f"{base}/output" + ("/dryrun" if kind == "dry_run" else "")
     rendered = render_for_host(
         cfg, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output", dry_run=kind == "dry_run"

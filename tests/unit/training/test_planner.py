@@ -92,7 +92,8 @@ async def test_rented_gpus_have_time_and_cost_and_small_cards_get_savers(
     assert plan.fit == "fits" and plan.savers_applied and plan.savers_applied[-1].startswith("block swap")
     assert plan.config.blocks_to_swap > 0 and plan.config.batch_size == 1
     rented = {g.gpu: g for g in plan.gpus if g.usd_per_hour is not None}
-    assert rented["RTX 4090"].usd == pytest.approx(rented["RTX 4090"].hours * 0.34, abs=0.01)
+    hours = rented["RTX 4090"].hours
+    assert hours is not None and rented["RTX 4090"].usd == pytest.approx(hours * 0.34, abs=0.01)
     assert all(g.hours and g.hours > 0 for g in rented.values() if g.fit == "fits")
     assert rented["RTX 4090"].block_swap == 0 and rented["RTX 4090"].fit == "fits"  # no need to swap on 24 GB
     local = {g.gpu: g for g in plan.gpus}

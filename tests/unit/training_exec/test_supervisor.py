@@ -55,6 +55,7 @@ async def test_oom_ladder_halves_the_batch_and_keeps_the_effective_batch(
     assert status.state == "succeeded", status.message
     ladder = [(a["batch_size"], a["gradient_accumulation"], a["error_signature"]) for a in status.attempts]
     assert ladder == [(8, 1, "oom_allocator"), (4, 2, "oom_allocator"), (2, 4, None)]
+    assert status.batch_size is not None and status.gradient_accumulation is not None
     assert status.batch_size * status.gradient_accumulation == 8
     assert status.last_checkpoint and Path(status.last_checkpoint).exists()
     # the run's own copy of the config now holds the batch that fit; the planned files are untouched

@@ -1,0 +1,71 @@
+"""Finding what a backend really saved to continue from, on a real (local) host folder."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ategnatos_mcp.training.execution.hosts import LocalHost
+from ategnatos_mcp.training.execution.models import HostSpec, RunHandle
+from ategnatos_mcp.training.execution.resume import find_resume_point, resume_command
+from tests.unit.training_exec.conftest import make_config
+
+pytestmark = pytest.mark.anyio
+
+
+def _handle(output: Path, backend: str, kind: str = "training") -> RunHandle:
+    return RunHandle(
+        kind=kind,  # type: ignore[arg-type]
+        host=HostSpec(),
+        backend=backend,
+        config_hash="abc",
+        run_dir=str(output.parent / "runs" / "training-1"),
+        output_dir=str(output),
+        process_name="train-ink",
+        job_name="ink",
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+async def test_kohya_resumes_only_from_a_state_folder_and_reads_its_step(
+    tmp_path: Path, dataset: Path, local: LocalHost
+) -> None:
+    cfg = make_config(dataset)
+    output = tmp_path / "output"
+    output.mkdir()
+    (output / "ink-000002.safetensors").write_bytes(b"lora")  # a LoRA file alone cannot be resumed
+    handle = _handle(output, "kohya")
+    assert await find_resume_point(local, handle, cfg) is None
+    for epoch, step in ((1, 8), (2, 16)):
+        state = output / f"ink-{epoch:06d}-state"
+        state.mkdir()
+        (state / "train_state.json").write_text(json.dumps({"current_epoch": epoch, "current_step": step}))
+    (output / "other-000009-state").mkdir()  # another run's state is not ours
+    point = await find_resume_point(local, handle, cfg)
+    assert point is not None and point.step == 16 and point.source == f"{output}/ink-000002-state"
+    assert resume_command(["accelerate", "launch", "x.py"], point)[-1] == f"--resume={output}/ink-000002-state"
+    (output / "ink-step00000020-state").mkdir()  # no train_state.json: the step in the name counts
+    point = await find_resume_point(local, handle, cfg)
+    assert point is not None and point.step == 20
+    assert await find_resume_point(local, _handle(output, "kohya", kind="dry_run"), cfg) is None
+
+
+async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
+    tmp_path: Path, dataset: Path, local: LocalHost
+) -> None:
+    cfg = make_config(dataset)
+    output = tmp_path / "output"
+    assert await find_resume_point(local, _handle(output, "simpletuner"), cfg) is None  # no folder at all
+    for step in (5, 10, 100):
+        (output / f"checkpoint-{step}").mkdir(parents=True)
+    point = await find_resume_point(local, _handle(output, "simpletuner"), cfg)
+    assert point is not None and point.step == 100 and point.args == []
+    (output / "ink").mkdir()
+    for step in (250, 500):
+        (output / "ink" / f"ink_{step:09d}.safetensors").write_bytes(b"lora")
+    (output / "ink" / "ink.safetensors").write_bytes(b"final")
+    point = await find_resume_point(local, _handle(output, "ai-toolkit"), cfg)
+    assert point is not None and point.step == 500 and point.source.endswith("ink_000000500.safetensors")

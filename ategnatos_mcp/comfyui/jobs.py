@@ -3,7 +3,9 @@
 The job's event stream (the pool's shared socket for that server, see ``hub``, or a socket of its own)
 opens before POST /prompt so no event is missed. When the socket drops, the watch subscribes again and
 asks ``/history`` what it missed; a job that is neither queued nor in the history after a restart is
-reported lost.
+reported lost. When no socket can be opened at all (a proxy that refuses websocket upgrades), a watch made
+with ``live=False`` follows the job by polling ``/history/{prompt_id}`` and ``/queue`` instead: the same
+end states and results, but no per-node progress.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 _RECONNECT_ATTEMPTS = 5
+_POLL_FIRST = 0.2  # seconds; polling backs off from here to at most ``poll_max`` (short jobs finish fast)
 
 
 class JobWatch:
@@ -40,8 +43,12 @@ class JobWatch:
         on_finished: Callable[[JobWatch], Awaitable[None]],
         check_every: float = 30.0,
         subscribe: Callable[[str], AbstractAsyncContextManager[AsyncIterator[WsEvent]]] | None = None,
+        live: bool = True,
+        poll_max: float = 2.0,
     ):
         self.record = record
+        self.live = live  # False: no websocket, follow the job by polling /history and /queue
+        self.poll_max = poll_max
         self.client = client
         # The job's events: by default its own socket (client id = the record's); a pool shares one per server.
         self._subscribe = subscribe or (lambda _prompt_id: client.events(record.client_id))
@@ -87,7 +94,7 @@ class JobWatch:
         in the server's task group, where an exception would stop every other background task."""
         with self.scope:
             try:
-                await self._follow()
+                await (self._follow() if self.live else self._poll())
             except UpstreamError as exc:
                 if not self._submitted.is_set():
                     self.connect_error = exc
@@ -167,6 +174,47 @@ class JobWatch:
                 await self._catch_up()
             except UpstreamError:
                 logger.info("ComfyUI at %s not answering after the socket dropped; retrying", self.client.url)
+
+    async def _poll(self) -> None:
+        """Follow the job without a socket: ask ``/history`` (then ``/queue``) at a backing-off interval."""
+        self.connected.set()
+        await self._submitted.wait()
+        delay, failures = _POLL_FIRST, 0
+        while not self.record.state.finished:
+            await anyio.sleep(delay)
+            delay = min(delay * 2, self.poll_max)
+            try:
+                await self._poll_once()
+            except UpstreamError:
+                failures += 1
+                if failures > _RECONNECT_ATTEMPTS:
+                    raise  # ``run`` settles the job from /history one last time
+                continue
+            failures = 0
+
+    async def _poll_once(self) -> None:
+        r = self.record
+        entry = await self.client.history(r.prompt_id)
+        if entry is None:
+            queue = await self.client.queue()
+            if r.prompt_id in queue.running:
+                if r.state is JobState.QUEUED:
+                    r.state, r.started_at = JobState.RUNNING, time.time()
+                    await self._notify()
+                return
+            if r.prompt_id in queue.pending:
+                return
+            entry = await self.client.history(r.prompt_id)  # it may have finished between the two questions
+        if entry is None:
+            self._finish(
+                JobState.LOST,
+                f"ComfyUI at {self.client.url} no longer knows this job (it restarted, or the job was "
+                "removed from its queue).",
+            )
+            return
+        self._apply_history(entry)
+        if not r.state.finished:  # in the history, so over, but with no end message we know
+            self._finish(JobState.FAILED, f"ComfyUI ended the job with status '{entry.status_str or 'unknown'}'.")
 
     async def _read(self, events: AsyncIterator[WsEvent]) -> bool:
         """Apply events until the job's last one (True) or the socket closes (False), checking now and then

@@ -253,6 +253,7 @@ class JobRecord(BaseModel):
     nodes_done: int = 0
     nodes_total: int = 0
     cached_nodes: list[str] = Field(default_factory=list)
+    live_progress: bool = Field(default=True, description="False: no websocket, followed by polling its history.")
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
     outputs: dict[str, list[OutputFile]] = Field(default_factory=dict)

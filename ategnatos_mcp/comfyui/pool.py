@@ -3,6 +3,8 @@
 Routing: each job goes to the healthy server with the shortest queue that passes validation (has the
 nodes and models the workflow needs). Uploaded inputs go to that same server. A server that fails to
 answer is marked down and skipped for ``down_retry_seconds`` (tried anyway when every server is down).
+A server whose HTTP API answers but whose websocket cannot be opened still gets the job: it is followed
+by polling (no live progress), and the socket is not tried again for ``down_retry_seconds``.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class _Server:
     object_info_at: float = 0.0
     in_flight: int = 0
     assigned: int = 0
+    live_down_until: float = 0.0  # the websocket would not open: poll until then instead of trying again
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
@@ -286,25 +289,16 @@ class ComfyUIPool:
             nodes_total=len(workflow),
             submitted_at=time.time(),
         )
-        watch = JobWatch(
-            record,
-            server.client,
-            on_finished=self._finished,
-            check_every=self._settings.job_check_seconds,
-            subscribe=server.hub.subscribe,
-        )
-        self._tg.start_soon(watch.run)
-        with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
-            await watch.connected.wait()
-        if watch.connect_error is not None or not watch.connected.is_set():
-            watch.scope.cancel()
-            self._mark_down(server)
-            raise watch.connect_error or UpstreamError(
-                f"ComfyUI at {server.client.url} did not open its live connection in time.",
-                service="comfyui",
-                hint=start_hint(server.client.url),
-                retryable=True,
+        watch = await self._live_watch(server, record) if server.live_down_until <= self._clock() else None
+        if watch is None:
+            watch = self._watch_new(server, record, live=False)
+            record.live_progress = False
+            record.warnings.append(
+                f"ComfyUI at {server.client.url} would not open its live connection (websocket), so there is no "
+                "live progress for this job; Ategnatos checks its queue and history every few seconds instead. "
+                "If ComfyUI sits behind a proxy, let it pass websocket upgrades for /ws."
             )
+            self._tg.start_soon(watch.run)
         try:
             accepted = await self._post(server, workflow, record)
         except BaseException:
@@ -315,6 +309,32 @@ class ComfyUIPool:
         self._workflows[job_id] = workflow
         watch.mark_submitted()
         return watch
+
+    def _watch_new(self, server: _Server, record: JobRecord, *, live: bool) -> JobWatch:
+        return JobWatch(
+            record,
+            server.client,
+            on_finished=self._finished,
+            check_every=self._settings.job_check_seconds,
+            subscribe=server.hub.subscribe,
+            live=live,
+            poll_max=min(2.0, self._settings.job_check_seconds),
+        )
+
+    async def _live_watch(self, server: _Server, record: JobRecord) -> JobWatch | None:
+        """A watch on the server's websocket, subscribed before the POST; None when the socket will not open."""
+        watch = self._watch_new(server, record, live=True)
+        self._tg.start_soon(watch.run)
+        with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
+            await watch.connected.wait()
+        if watch.connect_error is None and watch.connected.is_set():
+            return watch
+        watch.scope.cancel()
+        # The HTTP API answered a moment ago (routing asked it), so only the socket is out: poll instead.
+        server.live_down_until = self._clock() + self._settings.down_retry_seconds
+        reason = watch.connect_error.message if watch.connect_error else "it did not open in time"
+        logger.info("ComfyUI %s websocket unavailable (%s); following jobs by polling", server.client.url, reason)
+        return None
 
     async def _post(self, server: _Server, workflow: dict[str, Any], record: JobRecord) -> Any:
         try:

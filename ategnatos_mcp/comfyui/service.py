@@ -51,6 +51,9 @@ class JobView(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     percent: float = 0.0
     current_node: str | None = None
+    live_progress: bool = Field(
+        default=True, description="False when ComfyUI's websocket could not be opened: states only, no percentages."
+    )
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
     files: list[SavedOutput] = Field(default_factory=list)
@@ -72,6 +75,7 @@ class JobView(BaseModel):
             params=record.params,
             percent=round(100.0 * min(1.0, done / max(record.nodes_total, 1)), 1),
             current_node=record.current_node,
+            live_progress=record.live_progress,
             error=record.error,
             warnings=record.warnings,
             files=record.saved,
@@ -81,7 +85,7 @@ class JobView(BaseModel):
 
     def summary(self) -> str:
         head = f"Job {self.job_id} on {self.server}: {self.state}"
-        if self.state == "running":
+        if self.state == "running" and self.live_progress:
             head += f" ({self.percent:.0f}%)"
         if self.seed is not None:
             head += f", seed {self.seed}"

@@ -3,8 +3,9 @@
 Built from the recordings in ``tests/fixtures/comfyui`` (copied from ``../shared/comfyui``): the same
 routes (also under ``/api``), bodies, status codes, websocket message order and cache behaviour.
 Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` (answer slowly),
-``fail_class`` (raise at execution), ``drop_ws_on`` (close sockets at an event), ``hold`` (pause before a
-node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``.
+``fail_class`` (raise at execution), ``drop_ws_on`` (close sockets at an event), ``refuse_ws`` (turn every
+websocket handshake away with HTTP 403, as a proxy without upgrade support does; counted in ``ws_refused``),
+``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,8 @@ class FakeComfyUI:
         self.reply_delay = 0.0  # after queueing a prompt, before answering: a reply that gets lost
         self.fail_class: str | None = None
         self.drop_ws_on: str | None = None
+        self.refuse_ws = False
+        self.ws_refused = 0
         self.hold_class: str | None = None
         self.preview_frames = False  # like --preview-method latent2rgb: a binary JPEG frame per sampler step
         self.binary_sent = 0
@@ -203,9 +206,9 @@ class FakeComfyUI:
             node = prompt[node_id]
             sig = self._signature(prompt, node_id, memo)
             if node_id in cached:
-                if self.cache[sig] is not None:
-                    results[node_id] = self.cache[sig]
-                    await emit("executed", _executed(node_id, self.cache[sig], prompt_id))
+                if (hit := self.cache[sig]) is not None:
+                    results[node_id] = hit
+                    await emit("executed", _executed(node_id, hit, prompt_id))
                 continue
             state = {"value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": prompt_id}
             await self.send(None, "progress_state", {"prompt_id": prompt_id, "nodes": {node_id: state}})

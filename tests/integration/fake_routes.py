@@ -150,6 +150,10 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
         return JSONResponse({"name": name, "subfolder": sub, "type": kind})
 
     async def websocket(ws: WebSocket) -> None:
+        if fake.refuse_ws:  # like a proxy that does not pass websocket upgrades: the handshake gets HTTP 403
+            fake.ws_refused += 1
+            await ws.close(code=1008)
+            return
         await ws.accept()
         cid = ws.query_params.get("clientId") or "generated-sid"
         fake.sockets.setdefault(cid, []).append(ws)

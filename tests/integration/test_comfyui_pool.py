@@ -238,10 +238,10 @@ async def test_a_failing_server_is_marked_down_then_retried_after_the_delay(tmp_
         now[0] += 31
         third = await pool.submit(workflow("basic_empty_invert_save"))  # after it: tried (and failing) again
         retried_until = {s.client.url: s.down_until for s in pool.servers()}[dead]
+        assert first.server == second.server == third.server == fake.url
+        assert marked == {dead: True, fake.url: False}
+        assert skipped_until == 1030.0 and retried_until == 1061.0
         tg.cancel_scope.cancel()
-    assert first.server == second.server == third.server == fake.url
-    assert marked == {dead: True, fake.url: False}
-    assert skipped_until == 1030.0 and retried_until == 1061.0
 
 
 async def test_binary_preview_frames_and_broadcasts_are_ignored(tmp_path: Path) -> None:
@@ -275,3 +275,49 @@ async def test_a_job_removed_from_the_queue_by_someone_else_is_reported_lost(tmp
         fake.hold_release.set()
     assert done.state is JobState.LOST
     assert done.error is not None and "removed from its queue" in done.error
+
+
+async def test_without_a_websocket_the_job_is_queued_anyway_and_followed_by_polling(tmp_path: Path) -> None:
+    running = anyio.Event()
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        if message and message.startswith("running"):
+            running.set()
+
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.refuse_ws = True
+        fake.hold_class = "KSampler"
+        record = await pool.submit(workflow("txt2img_sd15"), seed=42)
+        assert not record.live_progress and "no live progress" in record.warnings[0]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.wait, record.job_id, 5, progress)
+            with anyio.fail_after(5):
+                await running.wait()  # seen in /queue's running list, not from an event
+            fake.hold_release.set()
+        done = await pool.wait(record.job_id, 5)
+        second = workflow("txt2img_sd15")
+        second["3"]["inputs"]["seed"] = 7
+        again = await pool.wait((await pool.submit(second)).job_id, 5)
+    assert done.state is again.state is JobState.SUCCEEDED
+    assert [Path(s.path).read_bytes() for s in done.saved] == [fake.image_bytes]
+    assert len(again.saved) == 1 and again.saved[0].path != done.saved[0].path
+    assert fake.sockets == {} and fake.ws_refused == 1  # the socket is not tried again for every job
+    assert ("GET", f"/history/{record.prompt_id}") in fake.requests
+
+
+async def test_without_a_websocket_failures_and_cancels_still_come_through(tmp_path: Path) -> None:
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.refuse_ws = True
+        fake.fail_class = "KSampler"
+        failed = await pool.wait((await pool.submit(workflow("txt2img_sd15"))).job_id, 5)
+        fake.fail_class = None
+        fake.hold_class = "KSampler"
+        second = workflow("txt2img_sd15")
+        second["3"]["inputs"]["seed"] = 7
+        record = await pool.submit(second)
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        stopped = await pool.cancel(record.job_id)
+    assert failed.state is JobState.FAILED and failed.error is not None
+    assert "KSampler (node 3) failed" in failed.error and "out of memory" in failed.error
+    assert stopped.state is JobState.INTERRUPTED

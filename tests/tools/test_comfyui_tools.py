@@ -131,6 +131,18 @@ async def test_an_sd35_prompt_from_art_prompt_runs_on_the_sd35_template(home: Pa
     assert result.structured_content["state"] == "succeeded"
 
 
+async def test_submit_without_a_websocket_still_returns_the_pictures_and_says_progress_is_off(home: Path) -> None:
+    async with serve_fake() as fake, studio(home, fake) as client:
+        fake.refuse_ws = True
+        params = {"prompt": "a fox", "checkpoint": SD15, "width": 64, "height": 64, "steps": 2}
+        result = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": params})
+    assert not result.is_error, _text(result)
+    data = result.structured_content
+    assert data["state"] == "succeeded" and data["live_progress"] is False and len(data["files"]) == 1
+    assert Path(data["files"][0]["path"]).read_bytes() == fake.image_bytes
+    assert "no live progress" in _text(result) and fake.ws_refused == 1
+
+
 async def test_validation_errors_name_every_problem_before_queueing(home: Path) -> None:
     async with serve_fake() as fake, studio(home, fake) as client:
         params = {"prompt": "x", "checkpoint": "mcp_random_sd15.ckpt", "sampler": "eulr", "steps": 1}

@@ -89,3 +89,43 @@ async def test_a_history_failure_while_reading_events_surfaces_as_an_upstream_er
         watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished)
         with pytest.raises(UpstreamError):  # not an ExceptionGroup that would stop the server's task group
             await watch._read(events())
+
+
+def _recorded(name: str) -> httpx.Response:
+    return httpx.Response(200, json=json.loads((FIX / f"{name}.json").read_text(encoding="utf-8"))["response"]["body"])
+
+
+async def _poll(prompt_id: str, routes: dict[str, str]) -> JobRecord:
+    """One polling step (no websocket) against recorded /history and /queue answers."""
+    record = JobRecord(job_id="j", server="http://c", prompt_id=prompt_id, client_id="c", nodes_total=3)
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        name = routes.get(request.url.path)
+        return _recorded(name) if name else httpx.Response(200, json={})  # /history/{id} of an unfinished job
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished, live=False)
+        await watch._poll_once()
+    return record
+
+
+async def test_polling_reads_the_end_from_the_recorded_history() -> None:
+    ok = "c6b631c2-34c4-48bc-adfb-5b6236671ac7"
+    record = await _poll(ok, {f"/history/{ok}": "get_history_by_id_basic"})
+    assert record.state is JobState.SUCCEEDED and record.outputs
+    bad = "e0fc049b-5845-451b-b872-158f005dff8a"
+    record = await _poll(bad, {f"/history/{bad}": "get_history_by_id_runtime_error_save_outside"})
+    assert record.state is JobState.FAILED and record.error and "Saving image outside" in record.error
+
+
+async def test_polling_sees_running_waiting_and_forgotten_jobs_in_the_recorded_queue() -> None:
+    running = "8a73d622-2456-44c5-827d-4cf98d927a4b"
+    record = await _poll(running, {"/queue": "get_queue_running_and_pending"})
+    assert record.state is JobState.RUNNING and record.started_at is not None
+    record = await _poll("86ee0155-c638-4c22-9790-e39c179ed487", {"/queue": "get_queue_running_and_pending"})
+    assert record.state is JobState.QUEUED and record.error is None
+    record = await _poll(running, {"/queue": "get_queue_empty"})
+    assert record.state is JobState.LOST and record.error and "no longer knows this job" in record.error

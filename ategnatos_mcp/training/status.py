@@ -38,53 +38,40 @@ class RunStatus(BaseModel):
     notices: list[str]
 
 
+def _detail(status: str, passed: str, failed: str, missing: str) -> str:
+    return {"passed": passed, "failed": failed}.get(status, missing)
+
+
 def _views(doc: GateState) -> list[GateView]:
     d, c, e, r = doc.dataset, doc.confirmation, doc.environment, doc.dry_run
+    details = [
+        (
+            "dataset",
+            d.status,
+            _detail(
+                d.status,
+                f"GO report for {d.dataset_path}",
+                f"NO-GO: {'; '.join(d.reasons) or 'see dataset-report.md'}",
+                "no dataset report yet",
+            ),
+        ),
+        (
+            "confirmation",
+            c.status,
+            _detail(
+                c.status, f"you confirmed config {c.config_hash} ({c.method})", "not confirmed yet", "not confirmed yet"
+            ),
+        ),
+        (
+            "environment",
+            e.status,
+            _detail(e.status, f"{e.host} checked", f"{e.host}: {'; '.join(e.problems)}", "not checked yet"),
+        ),
+        ("dry run", r.status, _detail(r.status, f"passed on {r.host}", f"failed on {r.host}", "not run yet")),
+    ]
     return [
-        GateView(
-            number=1,
-            name="dataset",
-            status=d.status,
-            detail=(
-                f"GO report for {d.dataset_path}"
-                if d.status == "passed"
-                else f"NO-GO: {'; '.join(d.reasons) or 'see dataset-report.md'}"
-                if d.status == "failed"
-                else "no dataset report yet"
-            ),
-        ),
-        GateView(
-            number=2,
-            name="confirmation",
-            status=c.status,
-            detail=(
-                f"you confirmed config {c.config_hash} ({c.method})" if c.status == "passed" else "not confirmed yet"
-            ),
-        ),
-        GateView(
-            number=3,
-            name="environment",
-            status=e.status,
-            detail=(
-                f"{e.host} checked"
-                if e.status == "passed"
-                else f"{e.host}: {'; '.join(e.problems)}"
-                if e.status == "failed"
-                else "not checked yet"
-            ),
-        ),
-        GateView(
-            number=4,
-            name="dry run",
-            status=r.status,
-            detail=(
-                f"passed on {r.host}"
-                if r.status == "passed"
-                else f"failed on {r.host}"
-                if r.status == "failed"
-                else "not run yet"
-            ),
-        ),
+        GateView(number=n, name=name, status=status, detail=detail)
+        for n, (name, status, detail) in enumerate(details, start=1)
     ]
 
 

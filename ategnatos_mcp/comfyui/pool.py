@@ -122,6 +122,13 @@ class ComfyUIPool:
             )
             self._servers[key] = _Server(client, EventHub(client, self._tg))
 
+    def remove_server(self, url: str) -> bool:
+        """Stop routing jobs to an endpoint (e.g. a torn-down cloud instance). True when it was in the pool.
+
+        Jobs already sent there keep their records and client: following them reports what the server says.
+        """
+        return self._servers.pop(url.rstrip("/"), None) is not None
+
     @property
     def urls(self) -> list[str]:
         return list(self._servers)

@@ -1,10 +1,9 @@
-"""ComfyUIPool: several ComfyUI servers behind one submit, with routing, validation and job tracking.
+"""ComfyUIPool: several ComfyUI servers behind one submit; queues jobs and follows them to their results.
 
-Routing: each job goes to the healthy server with the shortest queue that passes validation (has the
-nodes and models the workflow needs). Uploaded inputs go to that same server. A server that fails to
-answer is marked down and skipped for ``down_retry_seconds`` (tried anyway when every server is down).
-A server whose HTTP API answers but whose websocket cannot be opened still gets the job: it is followed
-by polling (no live progress), and the socket is not tried again for ``down_retry_seconds``.
+Which server gets a job (health, validation, queue length) is ``servers.ServerSet``'s business; this
+module uploads the inputs to that server, queues the job (looking up a submit whose reply was lost before
+any retry), follows it (live over the server's websocket, or by polling when the socket will not open
+within ``ws_open_timeout_seconds``), and saves its results.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +22,25 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected, start_hint
-from ategnatos_mcp.comfyui.hub import EventHub
+from ategnatos_mcp.comfyui.client import PromptRejected
 from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
-from ategnatos_mcp.comfyui.models import (
-    JobRecord,
-    PromptAccepted,
-    ServerStatus,
-    UploadedImage,
-    ValidationProblem,
-)
-from ategnatos_mcp.comfyui.probe import probe_client
+from ategnatos_mcp.comfyui.models import JobRecord, PromptAccepted, ServerStatus, UploadedImage
 from ategnatos_mcp.comfyui.results import save_outputs
+from ategnatos_mcp.comfyui.servers import PoolServer, ServerSet
 from ategnatos_mcp.comfyui.validate import (
     WorkflowInvalid,
     describe_problems,
     dropped_output_problems,
     flagged_nodes,
     problems_from_rejection,
-    validate_workflow,
 )
-from ategnatos_mcp.errors import ConsentError, InvalidRequestError, NotFoundError, UpstreamError
+from ategnatos_mcp.errors import ConsentError, NotFoundError, UpstreamError
 from ategnatos_mcp.settings import ComfyUISettings
 
 __all__ = ["ComfyUIPool", "ImageUpload", "WorkflowInvalid", "open_pool"]
 
 logger = logging.getLogger(__name__)
 
-_OBJECT_INFO_TTL = 300.0
 _KEEP_JOBS = 500
 _KEEP_PREVIEWS = 32
 
@@ -64,19 +54,6 @@ class ImageUpload:
     filename: str
     data: bytes
     subfolder: str = "ategnatos"
-
-
-@dataclass
-class _Server:
-    client: ComfyUIClient
-    hub: EventHub
-    down_until: float = 0.0
-    object_info: dict[str, Any] | None = None
-    object_info_at: float = 0.0
-    in_flight: int = 0
-    assigned: int = 0
-    live_down_until: float = 0.0  # the websocket would not open: poll until then instead of trying again
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class ComfyUIPool:
@@ -96,12 +73,11 @@ class ComfyUIPool:
         outputs_dir: Path,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._http = http
         self._settings = settings
         self._tg = task_group
         self._outputs_dir = outputs_dir
         self._clock = clock
-        self._servers: dict[str, _Server] = {}
+        self._servers = ServerSet(http, settings=settings, task_group=task_group, clock=clock)
         self._jobs: dict[str, JobWatch] = {}
         self._workflows: dict[str, dict[str, Any]] = {}
         self._finished_order: dict[str, None] = {}  # insertion-ordered sets of job ids, oldest first
@@ -109,131 +85,26 @@ class ComfyUIPool:
         for url in urls:
             self.add_server(url)
 
-    # --- servers -----------------------------------------------------------------------------------------
+    # --- servers (health and routing live in ``servers.ServerSet``) --------------------------------------
     def add_server(self, url: str) -> None:
         """Add a ComfyUI endpoint (no-op when it is already in the pool)."""
-        key = url.rstrip("/")
-        if key not in self._servers:
-            client = ComfyUIClient(
-                key,
-                self._http,
-                timeout=self._settings.request_timeout_seconds,
-                upload_timeout=self._settings.upload_timeout_seconds,
-            )
-            self._servers[key] = _Server(client, EventHub(client, self._tg))
-
-    def remove_server(self, url: str) -> bool:
-        """Stop routing jobs to an endpoint (e.g. a torn-down cloud instance). True when it was in the pool.
-
-        Jobs already sent there keep their records and client: following them reports what the server says.
-        """
-        return self._servers.pop(url.rstrip("/"), None) is not None
+        self._servers.add(url)
 
     @property
     def urls(self) -> list[str]:
-        return list(self._servers)
+        return self._servers.urls
 
-    def servers(self) -> list[_Server]:
+    def servers(self) -> list[PoolServer]:
         """Servers not marked down first."""
-        now = self._clock()
-        return sorted(self._servers.values(), key=lambda s: s.down_until > now)
-
-    def _mark_down(self, server: _Server) -> None:
-        server.down_until = self._clock() + self._settings.down_retry_seconds
-        server.object_info = None
+        return self._servers.ordered()
 
     async def status(self) -> list[ServerStatus]:
         """Every server's reachability, version, queue and models."""
-        results: dict[str, ServerStatus] = {}
+        return await self._servers.status()
 
-        async def one(url: str, server: _Server) -> None:
-            probe = await probe_client(server.client)
-            if probe.reachable:
-                server.down_until = 0.0
-            else:
-                self._mark_down(server)
-            results[url] = ServerStatus(
-                **probe.model_dump(), marked_down=server.down_until > self._clock(), jobs_in_flight=server.in_flight
-            )
-
-        async with anyio.create_task_group() as tg:
-            for url, server in self._servers.items():
-                tg.start_soon(one, url, server)
-        return [results[url] for url in self._servers]
-
-    async def object_info(self, server: _Server, *, refresh: bool = False) -> dict[str, Any]:
+    async def object_info(self, server: PoolServer, *, refresh: bool = False) -> dict[str, Any]:
         """The server's node catalogue, cached for a few minutes (refreshed when a check fails)."""
-        async with server.lock:
-            stale = self._clock() - server.object_info_at > _OBJECT_INFO_TTL
-            if server.object_info is None or refresh or stale:
-                server.object_info = await server.client.object_info()
-                server.object_info_at = self._clock()
-            return server.object_info
-
-    # --- routing -----------------------------------------------------------------------------------------
-    async def _assess(
-        self, server: _Server, workflow: dict[str, Any], skip: set[tuple[str, str]], *, alone: bool = False
-    ) -> tuple[list[ValidationProblem], int] | None:
-        """(problems, queue size) for one server, or None when it does not answer."""
-        try:
-            info = await self.object_info(server)
-            problems = validate_workflow(workflow, info, skip=skip)
-            if problems and any(p.kind in ("not_in_list", "unknown_node") for p in problems):
-                # Models or custom nodes may have been added since we cached the catalogue.
-                info = await self.object_info(server, refresh=True)
-                problems = validate_workflow(workflow, info, skip=skip)
-            # With a single candidate there is nothing to compare: skip the queue round trip.
-            size = 0 if alone else (await server.client.queue()).size
-        except UpstreamError as exc:
-            logger.info("ComfyUI %s unavailable: %s", server.client.url, exc.message)
-            self._mark_down(server)
-            return None
-        server.down_until = 0.0
-        return problems, size
-
-    async def _choose(self, workflow: dict[str, Any], skip: set[tuple[str, str]]) -> _Server:
-        now = self._clock()
-        candidates = [s for s in self._servers.values() if s.down_until <= now] or list(self._servers.values())
-        if not candidates:
-            raise InvalidRequestError(
-                "No ComfyUI server is configured.",
-                hint="Set ATEGNATOS_COMFYUI_URL or [comfyui] urls in ategnatos.toml.",
-            )
-        assessed: dict[str, tuple[list[ValidationProblem], int] | None] = {}
-
-        async def one(server: _Server) -> None:
-            assessed[server.client.url] = await self._assess(server, workflow, skip, alone=len(candidates) == 1)
-
-        if len(candidates) == 1:
-            await one(candidates[0])
-        else:
-            async with anyio.create_task_group() as tg:
-                for server in candidates:
-                    tg.start_soon(one, server)
-        answering = [(s, assessed[s.client.url]) for s in candidates if assessed[s.client.url] is not None]
-        if not answering:
-            urls = ", ".join(s.client.url for s in candidates)
-            raise UpstreamError(
-                f"No ComfyUI is answering ({urls}).",
-                service="comfyui",
-                hint=start_hint(candidates[0].client.url),
-                retryable=True,
-            )
-        fit = [(s, a) for s, a in answering if a is not None and not a[0]]
-        if not fit:
-            server, (problems, _) = min(((s, a) for s, a in answering if a is not None), key=lambda p: len(p[1][0]))
-            raise WorkflowInvalid(
-                f"The workflow cannot run on ComfyUI at {server.client.url}:\n{describe_problems(problems)}",
-                problems=problems,
-                server=server.client.url,
-                hint="Fix these (use the closest names listed), then submit again. Nothing was queued.",
-            )
-        # Shortest queue first (ours may be ahead of what the server reported); on a tie, the server given
-        # the fewest jobs so far. Counted before any await, so concurrent submits spread out too.
-        server, _ = min(fit, key=lambda p: (max(p[1][1], p[0].in_flight), p[0].in_flight, p[0].assigned))  # type: ignore[index]
-        server.assigned += 1
-        server.in_flight += 1
-        return server
+        return await self._servers.object_info(server, refresh=refresh)
 
     # --- jobs ----------------------------------------------------------------------------------------------
     async def submit(
@@ -256,7 +127,7 @@ class ComfyUIPool:
         workflow = copy.deepcopy(workflow)
         uploads = uploads or []
         skip = {(u.node_id, u.input_name) for u in uploads}
-        server = await self._choose(workflow, skip)
+        server = await self._servers.choose(workflow, skip)
         try:
             flags = flagged_nodes(workflow, await self.object_info(server))
             if flags and not allow_flagged:
@@ -277,7 +148,7 @@ class ComfyUIPool:
 
     async def _queue(
         self,
-        server: _Server,
+        server: PoolServer,
         workflow: dict[str, Any],
         *,
         template: str | None,
@@ -296,7 +167,7 @@ class ComfyUIPool:
             nodes_total=len(workflow),
             submitted_at=time.time(),
         )
-        watch = await self._live_watch(server, record) if server.live_down_until <= self._clock() else None
+        watch = await self._live_watch(server, record) if self._servers.live_allowed(server) else None
         if watch is None:
             watch = self._watch_new(server, record, live=False)
             record.live_progress = False
@@ -317,7 +188,7 @@ class ComfyUIPool:
         watch.mark_submitted()
         return watch
 
-    def _watch_new(self, server: _Server, record: JobRecord, *, live: bool) -> JobWatch:
+    def _watch_new(self, server: PoolServer, record: JobRecord, *, live: bool) -> JobWatch:
         return JobWatch(
             record,
             server.client,
@@ -328,22 +199,24 @@ class ComfyUIPool:
             poll_max=min(2.0, self._settings.job_check_seconds),
         )
 
-    async def _live_watch(self, server: _Server, record: JobRecord) -> JobWatch | None:
+    async def _live_watch(self, server: PoolServer, record: JobRecord) -> JobWatch | None:
         """A watch on the server's websocket, subscribed before the POST; None when the socket will not open."""
         watch = self._watch_new(server, record, live=True)
         self._tg.start_soon(watch.run)
-        with anyio.move_on_after(self._settings.request_timeout_seconds + 1):
+        # The open has its own short timeout (a socket that accepts and never answers must not hold up the
+        # job for a whole request timeout); this is only a backstop around it.
+        with anyio.move_on_after(self._settings.ws_open_timeout_seconds + 1):
             await watch.connected.wait()
         if watch.connect_error is None and watch.connected.is_set():
             return watch
         watch.scope.cancel()
         # The HTTP API answered a moment ago (routing asked it), so only the socket is out: poll instead.
-        server.live_down_until = self._clock() + self._settings.down_retry_seconds
+        self._servers.mark_live_down(server)
         reason = watch.connect_error.message if watch.connect_error else "it did not open in time"
         logger.info("ComfyUI %s websocket unavailable (%s); following jobs by polling", server.client.url, reason)
         return None
 
-    async def _post(self, server: _Server, workflow: dict[str, Any], record: JobRecord) -> Any:
+    async def _post(self, server: PoolServer, workflow: dict[str, Any], record: JobRecord) -> Any:
         try:
             return await server.client.submit(workflow, client_id=record.client_id, prompt_id=record.prompt_id)
         except PromptRejected as exc:
@@ -363,7 +236,7 @@ class ComfyUIPool:
                 return PromptAccepted(prompt_id=record.prompt_id)
             return await server.client.submit(workflow, client_id=record.client_id, prompt_id=record.prompt_id)
 
-    async def _already_queued(self, server: _Server, record: JobRecord) -> bool:
+    async def _already_queued(self, server: PoolServer, record: JobRecord) -> bool:
         # By prompt id (ours, chosen before the POST): the client id is shared by all our jobs on the server.
         queue = await server.client.queue()
         if record.prompt_id in queue.running + queue.pending:

@@ -53,6 +53,11 @@ class ComfyUISettings(_Section):
     job_check_seconds: float = Field(
         default=30.0, gt=0, description="How often a quiet job is checked against the server's queue and history."
     )
+    ws_open_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait for ComfyUI's websocket to open before following the job by polling instead.",
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

@@ -56,11 +56,15 @@ class ComfyUIClient:
         *,
         timeout: float = 30.0,
         upload_timeout: float = 120.0,
+        ws_open_timeout: float = 5.0,
     ) -> None:
         self.url = url.rstrip("/")
         self._http = http
         self._timeout = timeout
         self._upload_timeout = upload_timeout
+        # Own, short bound on the websocket handshake: a socket that is accepted and never answered (some
+        # proxies) must not delay the first job by a whole request timeout before it is followed by polling.
+        self._ws_open_timeout = ws_open_timeout
 
     @property
     def timeout(self) -> float:
@@ -248,7 +252,7 @@ class ComfyUIClient:
         try:
             socket = await connect(
                 target,
-                open_timeout=open_timeout or self._timeout,
+                open_timeout=open_timeout or self._ws_open_timeout,
                 max_size=None,
                 ping_interval=20,
                 ping_timeout=20,

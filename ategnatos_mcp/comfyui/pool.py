@@ -90,6 +90,13 @@ class ComfyUIPool:
         """Add a ComfyUI endpoint (no-op when it is already in the pool)."""
         self._servers.add(url)
 
+    def remove_server(self, url: str) -> bool:
+        """Stop routing jobs to an endpoint (e.g. a torn-down cloud instance). True when it was in the pool.
+
+        Jobs already sent there keep their records and client: following them reports what the server says.
+        """
+        return self._servers.remove(url)
+
     @property
     def urls(self) -> list[str]:
         return self._servers.urls

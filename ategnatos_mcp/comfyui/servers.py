@@ -78,6 +78,10 @@ class ServerSet:
             )
             self._servers[key] = PoolServer(client, EventHub(client, self._tg))
 
+    def remove(self, url: str) -> bool:
+        """Stop routing to an endpoint; True when it was there."""
+        return self._servers.pop(url.rstrip("/"), None) is not None
+
     @property
     def urls(self) -> list[str]:
         return list(self._servers)

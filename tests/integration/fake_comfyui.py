@@ -5,6 +5,7 @@ routes (also under ``/api``), bodies, status codes, websocket message order and 
 Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` (answer slowly),
 ``fail_class`` (raise at execution), ``drop_ws_on`` (close sockets at an event), ``refuse_ws`` (turn every
 websocket handshake away with HTTP 403, as a proxy without upgrade support does; counted in ``ws_refused``),
+``hang_ws`` (accept the connection, never answer the handshake; counted in ``ws_hung``),
 ``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``.
 """
 
@@ -74,6 +75,9 @@ class FakeComfyUI:
         self.drop_ws_on: str | None = None
         self.refuse_ws = False
         self.ws_refused = 0
+        self.hang_ws = False
+        self.ws_hung = 0
+        self.ws_hang_release = anyio.Event()  # set when the server stops, so no handler outlives it
         self.hold_class: str | None = None
         self.preview_frames = False  # like --preview-method latent2rgb: a binary JPEG frame per sampler step
         self.binary_sent = 0
@@ -409,6 +413,7 @@ class _Running:
                 await anyio.sleep(0.005)
 
     async def stop(self) -> None:
+        self.fake.ws_hang_release.set()
         if self.server is not None:
             for socks in list(self.fake.sockets.values()):
                 for ws in socks:

@@ -150,6 +150,10 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
         return JSONResponse({"name": name, "subfolder": sub, "type": kind})
 
     async def websocket(ws: WebSocket) -> None:
+        if fake.hang_ws:  # TCP accepted, upgrade request read, never an answer (a stuck proxy)
+            fake.ws_hung += 1
+            await fake.ws_hang_release.wait()
+            return
         if fake.refuse_ws:  # like a proxy that does not pass websocket upgrades: the handshake gets HTTP 403
             fake.ws_refused += 1
             await ws.close(code=1008)

@@ -105,3 +105,16 @@ async def test_queue_delete_and_interrupt_reach_the_server() -> None:
     assert (queue.running, queue.pending) == ([running.prompt_id], [pending.prompt_id])
     assert after_delete.pending == []
     assert entry.message("execution_interrupted") is not None and entry.status_str == "error"
+
+
+async def test_a_websocket_handshake_that_never_comes_fails_after_the_open_timeout_not_the_request_timeout() -> None:
+    async with serve_fake() as fake, httpx.AsyncClient() as http:
+        fake.hang_ws = True
+        client = ComfyUIClient(fake.url, http, timeout=30, ws_open_timeout=0.2)
+        with anyio.fail_after(5), pytest.raises(UpstreamError) as caught:
+            async with client.events("cid-hang"):
+                pass
+        assert await client.system_stats()  # the HTTP side answers all along
+    assert fake.ws_hung == 1
+    assert caught.value.retryable and "live connection" in caught.value.message
+    assert isinstance(caught.value.__cause__, TimeoutError)

@@ -321,3 +321,31 @@ async def test_without_a_websocket_failures_and_cancels_still_come_through(tmp_p
     assert failed.state is JobState.FAILED and failed.error is not None
     assert "KSampler (node 3) failed" in failed.error and "out of memory" in failed.error
     assert stopped.state is JobState.INTERRUPTED
+
+
+async def test_a_websocket_that_never_answers_delays_the_job_only_by_its_open_timeout(tmp_path: Path) -> None:
+    settings = {"request_timeout_seconds": 30, "ws_open_timeout_seconds": 0.3}
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path, **settings) as pool:
+        fake.hang_ws = True
+        with anyio.fail_after(5):  # bounded by the request timeout instead, this would take 30 s
+            record = await pool.submit(workflow("txt2img_sd15"))
+            done = await pool.wait(record.job_id, 5)
+            again = await pool.wait((await pool.submit(workflow("basic_empty_invert_save"))).job_id, 5)
+    assert fake.ws_hung == 1  # the stuck socket is not tried again for the next job
+    assert not record.live_progress and "no live progress" in record.warnings[0]
+    assert done.state is again.state is JobState.SUCCEEDED
+    assert len(done.saved) == 1 and len(again.saved) == 2
+
+
+async def test_a_removed_server_gets_no_more_jobs(tmp_path: Path) -> None:
+    async with serve_fake() as a, serve_fake() as b, pool_for([a.url, b.url], tmp_path) as pool:
+        assert pool.remove_server(b.url + "/") is True
+        assert pool.remove_server(b.url) is False
+        records = []
+        for color in (1, 2):
+            wf = workflow("basic_empty_invert_save")
+            wf["1"]["inputs"]["color"] = color
+            records.append(await pool.submit(wf))
+        done = [await pool.wait(r.job_id, 5) for r in records]
+    assert pool.urls == [a.url]
+    assert [d.server for d in done] == [a.url, a.url] and not b.prompts

@@ -17,12 +17,13 @@ import httpx
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
-from ategnatos_mcp.providers.models import Rental
+from ategnatos_mcp.providers.models import InstanceStatus, Rental
 from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
 from ategnatos_mcp.remote import (
     PortForward,
     Progress,
     RemoteHost,
+    SSHConnectionError,
     SSHConnector,
     SSHSession,
     Step,
@@ -123,20 +124,54 @@ def deploy_plan(
 
 
 class Deployer:
-    """Runs plans over SSH; keeps one session + port forward per instance open for the server's lifetime."""
+    """Runs plans over SSH; keeps one session + port forward per instance until that instance ends
+    (``release``) or the server stops (``stack`` closes them all)."""
 
     def __init__(self, connector: SSHConnector, stack: AsyncExitStack) -> None:
         self.connector = connector
-        self.stack = stack
         self.forwards: dict[str, PortForward] = {}
         self._sessions: dict[str, SSHSession] = {}
+        stack.push_async_callback(self.aclose)
 
     async def _session(self, key: str, host: RemoteHost) -> SSHSession:
         session = self._sessions.get(key)
-        if session is None:
-            session = await self.stack.enter_async_context(self.connector.session(host))
-            self._sessions[key] = session
+        if session is not None and not session.closed and _same_endpoint(session.host, host):
+            return session
+        # First contact, or the endpoint moved (ports change after a restart): start over on the new one.
+        await self._drop(key)
+        session = self.connector.session(host)
+        await session.connection()
+        self._sessions[key] = session
         return session
+
+    async def release(self, rental: Rental) -> str | None:
+        """The instance ended: close its tunnel and SSH session; forget its host key once it is terminated.
+
+        Returns the URL of the closed tunnel (to take out of the ComfyUI pool), or None when there was none.
+        """
+        url = await self._drop(rental.key)
+        if rental.status is InstanceStatus.TERMINATED:
+            await self.connector.forget_host_key(rental.key)
+        return url
+
+    async def _drop(self, key: str) -> str | None:
+        forward = self.forwards.pop(key, None)
+        session = self._sessions.pop(key, None)
+        if forward is not None:
+            await forward.close()
+        if session is not None:
+            await session.close()
+        return forward.url if forward is not None else None
+
+    async def aclose(self) -> None:
+        """Close every tunnel and session (the server is stopping)."""
+        for key in [*self.forwards, *self._sessions]:
+            await self._drop(key)
+
+    @property
+    def held(self) -> list[str]:
+        """Instance keys this deployer holds an SSH session to."""
+        return list(self._sessions)
 
     async def heartbeat(self, live: set[str]) -> list[str]:
         """Tell the ``live`` instances we hold a session to that the server is still here (resets the idle clock)."""
@@ -180,13 +215,29 @@ class Deployer:
                 await start_detached(session, "comfyui", command, cwd=plan.comfyui_dir, replace=True)
             result.comfyui = "already running" if status.running else "started"
         if plan.forward:
-            forward = self.forwards.get(rental.key)
-            if forward is None or not forward.open:
-                forward = await forward_port(session, plan.comfyui_port)
-                self.forwards[rental.key] = forward
+            forward = await self._forward(rental.key, session, plan.comfyui_port)
             result.comfyui_url = forward.url
             result.comfyui_answering = await _answers(forward.url, plan.ready_seconds)
         return result
+
+    async def _forward(self, key: str, session: SSHSession, port: int) -> PortForward:
+        forward = self.forwards.get(key)
+        if forward is not None and forward.open:
+            return forward
+        if forward is not None:
+            # Same local port again when it is free, so the URL the ComfyUI pool knows stays valid.
+            try:
+                await forward.reopen()
+                return forward
+            except SSHConnectionError:
+                await forward.close()
+        forward = await forward_port(session, port)
+        self.forwards[key] = forward
+        return forward
+
+
+def _same_endpoint(a: RemoteHost, b: RemoteHost) -> bool:
+    return (a.host, a.port, a.username) == (b.host, b.port, b.username)
 
 
 async def _answers(url: str, within: float) -> bool:

@@ -17,13 +17,15 @@ from ategnatos_mcp.providers.teardown import STILL_BILLING_WHEN_STOPPED, termina
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 
-__all__ = ["Lifecycle", "Probe", "Progress"]
+__all__ = ["EndListener", "Lifecycle", "Probe", "Progress"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
 
 # (host, port, user, identity) -> SSH answered (and its host key is pinned).
 Probe = Callable[[str, int, str, str], Awaitable[bool]]
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+# Hears about each rental that ended (terminated, stopped, gone, boot timeout, hour cap), once, after it is recorded.
+EndListener = Callable[[Rental], Awaitable[None]]
 
 
 class Lifecycle:
@@ -36,6 +38,7 @@ class Lifecycle:
     probe: Probe
     sleep: Callable[[float], Awaitable[None]]
     poll_seconds: float
+    end_listeners: dict[str, EndListener]
 
     # Boot watch ------------------------------------------------------------------------------------
     async def wait_ready(self, key: str, wait_seconds: float, progress: Progress | None = None) -> Rental:
@@ -137,7 +140,17 @@ class Lifecycle:
             final = close_rental(upd.doc, key, now=self.clock(), event=event, status=status, note=note)
             doc = upd.doc
         await sync_studio(self.store, doc)
+        await self._ended([final])
         return final
+
+    async def _ended(self, rentals: list[Rental]) -> None:
+        """Tell the listeners (e.g. the deployer holding SSH sessions and tunnels) which rentals ended."""
+        for rental in rentals:
+            for name, listener in list(self.end_listeners.items()):
+                try:
+                    await listener(rental)
+                except Exception:  # cleanup after an ended rental must never undo the recorded teardown
+                    logger.exception("%s could not clean up after %s", name, rental.key)
 
     async def _rental(self, key: str) -> Rental:
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
@@ -156,12 +169,16 @@ class Lifecycle:
     async def instances(self, *, include_ended: bool = False, balances: bool = False) -> InstancesResult:
         """Reconcile with every provider's own list, then show every instance with its running cost."""
         notes: list[str] = []
+        before = await self.store.read(GPU_DOCUMENT, GpuDocument)
+        still_open = {key for key, rental in before.rentals.items() if rental.ended_at is None}
         for provider in self.providers.values():
             if provider.name == "local":
                 continue
             notes.extend(await reconcile_provider(self, provider))
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         await sync_studio(self.store, doc)
+        # Reconcile may have found some gone, past their hour cap or past their boot deadline.
+        await self._ended([r for key, r in doc.rentals.items() if key in still_open and r.ended_at is not None])
         now = self.clock()
         shown = [
             r for r in doc.rentals.values() if include_ended or r.ended_at is None or r.status is InstanceStatus.STOPPED

@@ -19,7 +19,7 @@ from ategnatos_mcp.providers.base import (
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
 from ategnatos_mcp.providers.gpus import gpu_matches
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
-from ategnatos_mcp.providers.lifecycle import Lifecycle, Probe
+from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
 from ategnatos_mcp.providers.models import (
     CreateRequest,
     GpuDocument,
@@ -105,6 +105,7 @@ class GpuService(Lifecycle):
         self.missing_keys = missing_keys or []
         self.image = image
         self.poll_seconds = poll_seconds
+        self.end_listeners: dict[str, EndListener] = {}  # by name, so registering twice replaces
         self._registered: set[str] = set()
         self._shown: dict[str, float] = {}  # quote id -> the hourly price the last dialog question showed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -50,13 +51,26 @@ async def gpu_service(app: AppContext) -> GpuService:
     """The one GpuService of this server (tests may pre-load ``app.services['gpu']``)."""
 
     if SERVICE_KEY in app.services:
-        return app.services[SERVICE_KEY]
-    connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
+        service: GpuService = app.services[SERVICE_KEY]
+    else:
+        connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
 
-    async def build(a: AppContext) -> GpuService:
-        return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock, connector=connector)
+        async def build(a: AppContext) -> GpuService:
+            return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock, connector=connector)
 
-    return await app.service(SERVICE_KEY, build)
+        service = await app.service(SERVICE_KEY, build)
+    service.end_listeners["deploy"] = partial(_release, app)
+    return service
+
+
+async def _release(app: AppContext, rental: Rental) -> None:
+    """An instance ended: close the SSH session and tunnel held for it, and stop sending ComfyUI jobs there."""
+    held: Deployer | None = app.services.get("gpu-deploy")
+    if held is None:
+        return  # nothing was deployed in this server's life: no session, no tunnel
+    url = await held.release(rental)
+    if url is not None:
+        (await get_pool(app)).remove_server(url)
 
 
 async def ssh_connector(app: AppContext) -> SSHConnector:
@@ -228,7 +242,7 @@ async def gpu_teardown(
 
 
 async def deployer(app: AppContext) -> Deployer:
-    """The server's Deployer (SSH sessions and port forwards stay open until the server stops)."""
+    """The server's Deployer (an instance's SSH session and port forward stay open until it ends)."""
 
     if "gpu-deploy" in app.services:
         return app.services["gpu-deploy"]

@@ -131,9 +131,12 @@ async def test_without_elicitation_only_quote_and_confirm_rent(
     listing = await client.call_tool("gpu_instances", {})
     assert deployer.heartbeats == 1
     assert [i["key"] for i in listing.structured_content["instances"]] == [rented.structured_content["instance"]["key"]]  # type: ignore[index]
+    assert deployer.released == []
     torn = await client.call_tool("gpu_teardown", {"all_instances": True})
     assert not torn.is_error and torn.structured_content["items"][0]["outcome"] == "terminated"  # type: ignore[index]
     assert runpod.pods == {}
+    # The teardown told the deployer, which closes the instance's SSH session and tunnel.
+    assert deployer.released == [(rented.structured_content["instance"]["key"], "terminated")]  # type: ignore[index]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -422,6 +422,7 @@ class FakeDeployer:
     def __init__(self) -> None:
         self.deployed: list[tuple[str, str, list[str]]] = []
         self.heartbeats = 0
+        self.released: list[tuple[str, str]] = []  # (instance key, its status when released)
 
     async def deploy(self, rental: Any, plan: Any, progress: Any = None) -> Any:
         from ategnatos_mcp.providers import DeployResult
@@ -435,3 +436,7 @@ class FakeDeployer:
     async def heartbeat(self, live: set[str]) -> list[str]:
         self.heartbeats += 1
         return []
+
+    async def release(self, rental: Any) -> str | None:
+        self.released.append((rental.key, rental.status.value))
+        return None

@@ -1,0 +1,123 @@
+"""When an instance ends, its SSH session and ComfyUI tunnel close and the pool stops using it.
+
+A real SSH server on 127.0.0.1 stands in for the GPU host (a tiny HTTP server behind it for ComfyUI); RunPod is
+the recorded fake. The rental goes through the MCP tools; the tunnel is opened by the real Deployer and added to
+the real ComfyUI pool as remote_deploy does. Then teardown, or a reconcile that finds the pod gone or past its
+hour cap, must close the forwarded port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from mcp import Client
+
+from ategnatos_mcp.comfyui import get_pool
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.providers import Deployer, DeployPlan, GpuService
+from ategnatos_mcp.remote import SSHConnector
+from ategnatos_mcp.server import build_server
+from ategnatos_mcp.settings import GpuSettings, Settings
+from tests.integration.ssh_server import SSHTestServer, ssh_lab
+from tests.integration.test_ssh_forward import tiny_http_server
+from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
+
+pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+
+
+@dataclass
+class Rig:
+    client: Client
+    app: AppContext
+    runpod: FakeRunPod
+    clock: FakeClock
+    service: GpuService
+    deployer: Deployer
+    connector: SSHConnector
+    server: SSHTestServer
+    key: str
+    pod_id: str
+    url: str
+
+
+async def _answers(url: str) -> bool:
+    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+        try:
+            return (await http.get(f"{url}/system_stats")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
+@asynccontextmanager
+async def rented_and_tunnelled(
+    tmp_path: Path, settings: Settings, app: AppContext, caps: GpuSettings | None = None
+) -> AsyncIterator[Rig]:
+    runpod, clock = FakeRunPod(), FakeClock()
+    async with tiny_http_server() as comfy_port, ssh_lab(tmp_path) as (server, connector, _host):
+        service = make_service(app.store, [runpod], clock, caps=caps)
+        # The spin-up installs the watchdog through a stand-in: the real one would stop "the instance" (this box).
+        app.services.update({"gpu": service, "ssh": connector, "gpu-deploy": FakeDeployer()})
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            offers = await client.call_tool("gpu_offers", {"gpu": "4090", "hours": 1})
+            quote_id = offers.structured_content["offers"][0]["quote_id"]  # type: ignore[index]
+            rented = await client.call_tool("gpu_spinup", {"quote_id": quote_id, "confirm": True})
+            assert not rented.is_error, rented.content
+            key = rented.structured_content["instance"]["key"]  # type: ignore[index]
+            pod_id = key.split(":", 1)[1]
+            # The pod's SSH endpoint is the loopback server (RunPod reports host/port under ssh.direct).
+            runpod.pods[pod_id]["ssh"]["direct"].update(host="127.0.0.1", port=server.port, username="artist")
+            deployer = Deployer(connector, app.exit_stack)
+            app.services["gpu-deploy"] = deployer
+            rental = await service.refreshed(key)
+            plan = DeployPlan(target="comfyui", steps=[], comfyui_port=comfy_port, forward=True, ready_seconds=5)
+            deployed = await deployer.deploy(rental, plan)
+            assert deployed.comfyui_answering and deployed.comfyui_url is not None
+            pool = await get_pool(app)
+            pool.add_server(deployed.comfyui_url)  # what remote_deploy does with the tunnel
+            assert await _answers(deployed.comfyui_url)
+            assert deployer.held == [key] and await connector.host_keys.get(key) is not None
+            yield Rig(
+                client, app, runpod, clock, service, deployer, connector, server, key, pod_id, deployed.comfyui_url
+            )
+
+
+async def _assert_released(rig: Rig) -> None:
+    assert not await _answers(rig.url), "the forwarded port still answers"
+    assert rig.deployer.held == [] and rig.deployer.forwards == {}
+    assert rig.url not in (await get_pool(rig.app)).urls
+
+
+async def test_teardown_closes_the_tunnel_and_the_session(tmp_path: Path, settings: Settings, app: AppContext) -> None:
+    async with rented_and_tunnelled(tmp_path, settings, app) as rig:
+        torn = await rig.client.call_tool("gpu_teardown", {"keys": [rig.key]})
+        assert not torn.is_error and torn.structured_content["items"][0]["outcome"] == "terminated"  # type: ignore[index]
+        await _assert_released(rig)
+        # Terminated for good: its pinned host key is forgotten too.
+        assert await rig.connector.host_keys.get(rig.key) is None
+
+
+async def test_a_pod_gone_at_the_provider_is_released_by_the_next_listing(
+    tmp_path: Path, settings: Settings, app: AppContext
+) -> None:
+    async with rented_and_tunnelled(tmp_path, settings, app) as rig:
+        del rig.runpod.pods[rig.pod_id]  # ended outside Ategnatos (console, zero balance)
+        listing = await rig.client.call_tool("gpu_instances", {})
+        assert not listing.is_error and "no longer listed" in str(listing.structured_content)
+        await _assert_released(rig)
+
+
+async def test_a_pod_stopped_at_the_hour_cap_is_released_but_its_host_key_kept(
+    tmp_path: Path, settings: Settings, app: AppContext
+) -> None:
+    async with rented_and_tunnelled(tmp_path, settings, app, caps=GpuSettings(max_hours_per_instance=1)) as rig:
+        rig.clock.advance(2 * 3600)
+        listing = await rig.client.call_tool("gpu_instances", {})
+        assert "past your cap" in str(listing.structured_content)
+        await _assert_released(rig)
+        # Stopped keeps the disk (and the host): the pin stays so a changed host would still be noticed.
+        assert await rig.connector.host_keys.get(rig.key) is not None

@@ -9,7 +9,7 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 from ategnatos_mcp.training.execution import (
     DryRunResult,
     EnvironmentCheck,
@@ -131,18 +131,28 @@ async def launch_training(
             "not finish, from its last saved state (refused when nothing was saved or the configuration changed)."
         ),
     ] = False,
+    fresh: Annotated[
+        bool,
+        Field(
+            description="Start from step 0 even though an earlier run left saves (SimpleTuner and ai-toolkit would "
+            "otherwise continue from them by themselves): the earlier saves are moved, never deleted, into a dated "
+            "folder the answer names."
+        ),
+    ] = False,
 ) -> Annotated[CallToolResult, LaunchResult]:
     """Start the real training run, detached under the supervisor (it survives a dropped connection).
 
     With resume=true it continues an interrupted run from the step its last saved state holds (kohya via
-    --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest checkpoint).
+    --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest checkpoint), at the batch
+    size the earlier run's out-of-memory ladder reached. With fresh=true it starts from step 0, moving earlier
+    saves aside into a dated folder first (nothing is deleted).
 
     Refuses unless all four gates passed for this exact dataset, configuration and host, naming each gate
     that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size
     (at most 3 times, same effective batch). Follow it with training_status.
     """
     runs = await training_runs(app_of(ctx))
-    result = await runs.launch(name, host, report=progress_reporter(ctx), resume=resume)
+    result = await runs.launch(name, host, report=progress_reporter(ctx), resume=resume, fresh=fresh)
     how = "started" if result.resumed_from_step is None else f"resumed from step {result.resumed_from_step}"
     summary = (
         f"Training of '{result.name}' {how} on {result.host} (supervisor pid {result.status.pid}). "
@@ -170,6 +180,16 @@ def _report_summary(report: RunReport) -> str:
                 for c in report.checkpoints
             )
         )
+    samples = report.samples
+    if samples.total:
+        newest = samples.samples[0]
+        lines.append(
+            f"Sample images: {samples.total} ({samples.new} new"
+            + (f", {samples.waiting} still to fetch from the host" if samples.waiting else "")
+            + f"); newest at step {newest.step}"
+            + (f", prompt: {newest.prompt!r}" if newest.prompt is not None else "")
+            + "."
+        )
     lines += [f"Problem: {p.meaning} Fix: {p.fix}" for p in report.problems[:3]]
     lines += [f"Resume: {report.resume}", f"Next: {report.next_step}", *report.notices]
     if report.log_tail:
@@ -187,16 +207,32 @@ async def training_status(
     ] = 0.0,
     log_lines: Annotated[int, Field(ge=0, le=200, description="Also return the last N lines of the log.")] = 0,
     stop: Annotated[bool, Field(description="Stop the run (the trainer and its supervisor).")] = False,
+    previews: Annotated[
+        int,
+        Field(
+            ge=0, le=8, description="Show up to this many of the new sample images as small previews (newest first)."
+        ),
+    ] = 4,
 ) -> Annotated[CallToolResult, RunReport]:
     """Where a started run stands: step, epoch, loss, retries after out-of-memory, saved LoRA files with the epoch
     each carries, errors with plain fixes, and where a restart would begin. Re-attaches from the host's status
     file, so it works after a dropped connection or a new conversation. stop=true ends the run.
+
+    Also lists the sample images the trainer made (step, epoch, prompt), copies new ones from an SSH host into the
+    workspace, and shows the newest new ones as small previews; each image counts as new once.
     """
     runs = await training_runs(app_of(ctx))
-    report = await runs.status(
-        name, kind=run, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop, report=progress_reporter(ctx)
+    report, shown = await runs.status_with_previews(
+        name,
+        kind=run,
+        wait_seconds=wait_seconds,
+        log_lines=log_lines,
+        stop=stop,
+        previews=previews,
+        report=progress_reporter(ctx),
     )
-    return respond(report, _report_summary(report))
+    images = [ImagePart(data=p.data, mime_type=p.mime_type) for p in shown]
+    return respond(report, _report_summary(report), images=images)
 
 
 class EvalAnswer(BaseModel):

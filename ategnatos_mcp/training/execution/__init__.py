@@ -1,5 +1,5 @@
 """Training execution: gate 3 (environment), gate 4 (dry run), launch under the OOM-recovering supervisor,
-monitoring from the host's status file and log, and the evaluation grid.
+monitoring from the host's status file and log (sample images included), and the evaluation grid.
 
 ``TrainingRuns`` (service.py) is the entry point the MCP tools use; one method per step. Runs execute on a
 ``TrainingHost``: ``local`` (subprocesses) or SSH (``remote`` package), opened by a ``HostRegistry``.
@@ -23,6 +23,13 @@ from ategnatos_mcp.training.execution.models import (
     TrainingProgress,
 )
 from ategnatos_mcp.training.execution.monitor import checkpoint_info, diagnose, parse_log, resume_note
+from ategnatos_mcp.training.execution.samples import (
+    SampleImage,
+    SamplePreview,
+    SampleSet,
+    parse_sample_name,
+    sample_folder,
+)
 from ategnatos_mcp.training.execution.service import TrainingRuns
 from ategnatos_mcp.training.execution.tracking import RunReport
 
@@ -41,6 +48,9 @@ __all__ = [
     "RunHandle",
     "RunReport",
     "SSHTrainingHost",
+    "SampleImage",
+    "SamplePreview",
+    "SampleSet",
     "Submitter",
     "SupervisorStatus",
     "TrainingHost",
@@ -51,6 +61,8 @@ __all__ = [
     "diagnose",
     "judge_dry_run",
     "parse_log",
+    "parse_sample_name",
     "resolve_host",
     "resume_note",
+    "sample_folder",
 ]

@@ -71,6 +71,10 @@ class TrainingHost(Protocol):
         """Make the dataset available on the host; returns the folder the trainer should read."""
         ...
 
+    async def fetch(self, remote: str, local: Path) -> Path:
+        """A file of the host on this machine: ``remote`` itself locally, else copied to ``local`` (resumable)."""
+        ...
+
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None: ...
 
     async def alive(self, process: str, pid: int | None) -> bool: ...
@@ -141,6 +145,9 @@ class LocalHost:
 
     async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
         return str(local)  # the trainer reads the project's folder itself
+
+    async def fetch(self, remote: str, local: Path) -> Path:
+        return Path(remote)
 
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
         # setsid + a shell that exits at once: the supervisor is re-parented to init and outlives this server.
@@ -213,6 +220,12 @@ class SSHTrainingHost:
 
         await sync_folder(self.session, local, remote, progress)
         return remote
+
+    async def fetch(self, remote: str, local: Path) -> Path:
+        from ategnatos_mcp.remote import download
+
+        await download(self.session, remote, local)  # sha256-verified; an identical local copy is kept as is
+        return local
 
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
         from ategnatos_mcp.remote import start_detached

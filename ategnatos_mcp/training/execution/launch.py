@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio.to_thread
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
 from ategnatos_mcp.state import GrimoireStore
@@ -14,7 +14,7 @@ from ategnatos_mcp.training import check_launch_ready, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
-from ategnatos_mcp.training.execution.resume import ResumePoint, find_resume_point
+from ategnatos_mcp.training.execution.resume import ResumePoint, find_resume_point, set_aside_saves
 from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
 
 __all__ = ["LaunchResult", "ensure_launch_ready", "launch_run"]
@@ -31,6 +31,8 @@ class LaunchResult(BaseModel):
     handle: RunHandle
     status: SupervisorStatus
     resumed_from_step: int | None = None
+    batch_size: int | None = Field(default=None, description="The batch size it starts at.")
+    gradient_accumulation: int | None = Field(default=None, description="The gradient accumulation it starts at.")
     notices: list[str]
 
 
@@ -76,15 +78,22 @@ async def launch_run(
     report: Reporter | None = None,
     env: dict[str, str] | None = None,
     resume: bool = False,
+    fresh: bool = False,
 ) -> LaunchResult:
     """Check the gates, start the supervisor detached, record the run, write progress.md.
 
     Raises:
         InvalidRequestError: a gate is missing or stale (the message names each one and why).
         StateError: a training run of this plan is still going.
-        InvalidRequestError: also when a resume cannot be done honestly (no state, other config or host).
+        InvalidRequestError: also when a resume cannot be done honestly (no state, other config or host),
+            or when both ``resume`` and ``fresh`` are asked for.
     """
     cfg, identity = plan.cfg, host.spec.identity
+    if resume and fresh:
+        raise InvalidRequestError(
+            "resume=true continues the earlier run and fresh=true starts from step 0: choose one.",
+            hint="Call launch_training again with only one of them.",
+        )
     await ensure_launch_ready(store, plan, identity)
     state = await read_execution(store, cfg.name)
     if state.training is not None and not state.training.finished:
@@ -95,17 +104,35 @@ async def launch_run(
                 document=state.training.run_dir,
                 hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
             )
-    point = await _resume_point(host, plan, state.training) if resume else None
     notes: list[str] = []
-    if not resume and plan.backend != "kohya" and state.training is not None and state.training.host == host.spec:
-        # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
-        # by themselves: say so and record it rather than claim a fresh start.
-        point = await find_resume_point(host, state.training, cfg)
+    if fresh:
+        moved = await set_aside_saves(host, await host.base_dir(cfg.name), now)
+        notes.append(
+            f"Fresh start: the earlier saves were moved (not deleted) to {moved}."
+            if moved
+            else "Fresh start: there were no earlier saves to move aside."
+        )
+    point = await _resume_point(host, plan, state.training) if resume else None
+    if not resume and not fresh and plan.backend != "kohya" and state.training is not None:
+        if state.training.host == host.spec:
+            # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
+            # by themselves: say so and record it rather than claim a fresh start.
+            point = await find_resume_point(host, state.training, cfg)
         if point is not None:
             notes.append(
                 f"{plan.backend} found the earlier run's save at step {point.step} ({point.source}) and continues "
-                "from it by itself. To start from step 0 instead, move that save out of the output folder first."
+                "from it by itself. To start from step 0 instead, launch with fresh=true (earlier saves are moved "
+                "aside, not deleted)."
             )
+    batch = await _fitted_batch(host, state.training) if point is not None and state.training else None
+    if batch is not None and batch != (cfg.batch_size, cfg.gradient_accumulation):
+        notes.append(
+            f"The earlier run only fit at batch size {batch[0]} with gradient accumulation {batch[1]} (the "
+            f"out-of-memory ladder reduced it from {cfg.batch_size}); this run continues at that batch (same "
+            "effective batch) instead of running out of memory again."
+        )
+    else:
+        batch = None
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
         await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
@@ -121,9 +148,16 @@ async def launch_run(
         hang_seconds=_HANG_SECONDS,
         env=env,
         extra_args=point.args if point else None,
+        batch=batch,
     )
-    if point is not None:
-        handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
+    if point is not None and state.training is not None:
+        handle = handle.model_copy(
+            update={
+                "resumed_from_step": point.step,
+                "resumed_from": point.source,
+                "samples_seen": state.training.samples_seen,  # the earlier run's samples are not new
+            }
+        )
     async with update_execution(store, cfg.name) as upd:
         upd.doc.name = cfg.name
         if upd.doc.training is not None:
@@ -135,6 +169,7 @@ async def launch_run(
         f"# {cfg.name}: training progress\n\nStarted {now:%Y-%m-%d %H:%M} UTC on {identity} "
         f"({plan.backend}, config {cfg.config_hash}, {cfg.total_steps} steps planned).\n\n"
         + (f"Resumed from step {point.step} ({point.source}).\n\n" if point else "")
+        + (f"Batch size {batch[0]}, gradient accumulation {batch[1]} (what fit before).\n\n" if batch else "")
         + f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
     )
     notices = notes + await write_records(store, cfg.name, {"progress.md": text})
@@ -144,8 +179,21 @@ async def launch_run(
         handle=handle,
         status=status,
         resumed_from_step=point.step if point else None,
+        batch_size=handle.batch_size,
+        gradient_accumulation=handle.gradient_accumulation,
         notices=notices,
     )
+
+
+async def _fitted_batch(host: TrainingHost, previous: RunHandle) -> tuple[int, int] | None:
+    """The batch / accumulation the earlier run really ran at (its OOM ladder may have reduced the plan's)."""
+    if previous.host == host.spec:
+        status = await read_status(host, previous)
+        if status.state != "missing" and status.batch_size and status.gradient_accumulation:
+            return status.batch_size, status.gradient_accumulation
+    if previous.batch_size and previous.gradient_accumulation:
+        return previous.batch_size, previous.gradient_accumulation
+    return None
 
 
 async def _resume_point(host: TrainingHost, plan: ConfirmedPlan, previous: RunHandle | None) -> ResumePoint:

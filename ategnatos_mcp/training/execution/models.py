@@ -129,6 +129,9 @@ class RunHandle(_Strict):
     final_state: SupervisorState | None = None
     resumed_from_step: int | None = Field(default=None, description="Set when this run continued an earlier one.")
     resumed_from: str | None = Field(default=None, description="The saved state or checkpoint it continued from.")
+    batch_size: int | None = Field(default=None, description="The batch size it runs at (after any OOM halving).")
+    gradient_accumulation: int | None = Field(default=None, description="Its gradient accumulation (same).")
+    samples_seen: list[str] = Field(default_factory=list, description="Sample images already reported (file names).")
 
 
 class ExecutionState(Document):

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import TrainingConfig
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle
 
-__all__ = ["ResumePoint", "find_resume_point", "resume_command"]
+__all__ = ["ResumePoint", "find_resume_point", "resume_command", "set_aside_saves"]
 
 _ST_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -111,3 +113,32 @@ async def find_resume_point(host: TrainingHost, handle: RunHandle, cfg: Training
 def resume_command(command: list[str], point: ResumePoint) -> list[str]:
     """The launch command in its resume form (sd-scripts needs ``--resume``; the others resume by themselves)."""
     return [*command, *point.args]
+
+
+async def set_aside_saves(host: TrainingHost, base: str, now: datetime) -> str | None:
+    """Move everything earlier training runs left in ``<base>/output`` (checkpoints, states, samples, LoRA files)
+    into ``<base>/earlier-saves/<stamp>/``, so no backend finds a save to continue from. Nothing is deleted; the
+    dry run's folder stays. Returns the folder the saves went to, or None when there was nothing to move.
+
+    Raises:
+        StateError: the move failed on the host (the message carries its error).
+    """
+    from ategnatos_mcp.training.execution.runner import quoted
+
+    output = f"{base}/output"
+    entries = [e for e in await _listing(host, output) if e != "dryrun"]
+    if not entries:
+        return None
+    target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}"
+    for n in range(2, 100):  # two fresh starts in one second keep separate folders
+        if not await _listing(host, target):
+            break
+        target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}-{n}"
+    sources = " ".join(quoted(f"{output}/{entry}") for entry in entries)
+    done = await host.run(f"mkdir -p {quoted(target)} && mv -- {sources} {quoted(target)}/", timeout=120)
+    if done.exit_status != 0:
+        raise StateError(
+            f"Could not move the earlier saves aside on {host.spec.identity}: {done.stderr.strip()[-300:]}",
+            hint="Check the disk there is writable, or move the output folder's contents yourself, then launch again.",
+        )
+    return target

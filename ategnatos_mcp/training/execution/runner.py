@@ -122,8 +122,12 @@ async def start_run(
     hang_seconds: float = 600.0,
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
+    batch: tuple[int, int] | None = None,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
+
+    ``batch`` (batch size, gradient accumulation) starts at another rung than the plan's: the one an earlier
+    run's OOM ladder reached (the supervisor edits its copy of the files before the first attempt).
 
     Raises:
         StateError: the supervisor did not come up.
@@ -144,14 +148,16 @@ async def start_run(
         await host.write_text(f"{config_dir}/{filename}", text)
     workdir = rendered.workdir if rendered.workdir.startswith("/") else backend_dir
     progress, loss = progress_regex(backend, _job_name(rendered))
+    start_batch, start_accumulation = batch or (cfg.batch_size, cfg.gradient_accumulation)
     spec = {
         "command": [*rendered.command, *(extra_args or [])],
         "workdir": workdir,
         "env": env or {},
         "run_dir": run_dir,
         "backend": backend,
-        "batch_size": cfg.batch_size,
-        "gradient_accumulation": cfg.gradient_accumulation,
+        "batch_size": start_batch,
+        "gradient_accumulation": start_accumulation,
+        "edit_before_start": (start_batch, start_accumulation) != (cfg.batch_size, cfg.gradient_accumulation),
         "max_halvings": max_halvings,
         "hang_seconds": hang_seconds,
         "edits": _edits(rendered, config_dir),
@@ -178,6 +184,8 @@ async def start_run(
         process_name=process,
         job_name=_job_name(rendered),
         started_at=now,
+        batch_size=start_batch,
+        gradient_accumulation=start_accumulation,
     )
     with anyio.move_on_after(20):
         while (await read_status(host, handle)).state == "missing":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import PurePosixPath
 
 from ategnatos_mcp.errors import NotFoundError
 from ategnatos_mcp.state import GrimoireStore
@@ -15,6 +16,7 @@ from ategnatos_mcp.training.execution.launch import LaunchResult, ensure_launch_
 from ategnatos_mcp.training.execution.models import EvalGrid, RunKind
 from ategnatos_mcp.training.execution.plans import load_confirmed_plan, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import Reporter
+from ategnatos_mcp.training.execution.samples import SamplePreview, sample_previews
 from ategnatos_mcp.training.execution.tracking import RunReport, follow_run
 
 __all__ = ["DEFAULT_BACKEND_DIRS", "TrainingRuns"]
@@ -62,14 +64,16 @@ class TrainingRuns:
                 host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report
             )
 
-    async def launch(self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False) -> LaunchResult:
+    async def launch(
+        self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False, fresh: bool = False
+    ) -> LaunchResult:
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         spec = await resolve_host(self.store, host_text)
         await ensure_launch_ready(self.store, plan, spec.identity)  # refuse before reaching for the GPU host
         async with self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
             return await launch_run(
-                host, self.store, plan, backend_dir=folder, now=self.clock(), report=report, resume=resume
+                host, self.store, plan, backend_dir=folder, now=self.clock(), report=report, resume=resume, fresh=fresh
             )
 
     async def status(
@@ -81,7 +85,9 @@ class TrainingRuns:
         log_lines: int,
         stop: bool,
         report: Reporter | None,
+        samples: bool = True,
     ) -> RunReport:
+        """Where the run stands; ``samples``: also list its sample images (new ones count as shown after this)."""
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         state = await read_execution(self.store, plan.cfg.name)
         handle = state.training if kind == "training" else state.dry_run
@@ -93,11 +99,29 @@ class TrainingRuns:
                 name=name,
                 hint="Start it with launch_training" if kind == "training" else "Start it with train_dry_run.",
             )
+        folder = self.hosts.runs_root / plan.cfg.name / "samples" / PurePosixPath(handle.run_dir).name
         async with self.hosts.open(handle.host) as host:
             return await follow_run(
                 host, self.store, handle, plan.cfg, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop,
-                report=report,
+                report=report, samples_dir=folder if samples else None,
             )  # fmt: skip
+
+    async def status_with_previews(
+        self,
+        name: str,
+        *,
+        kind: RunKind,
+        wait_seconds: float,
+        log_lines: int,
+        stop: bool,
+        previews: int,
+        report: Reporter | None,
+    ) -> tuple[RunReport, list[SamplePreview]]:
+        """``status`` plus small previews of the newest new sample images (newest first, at most ``previews``)."""
+        result = await self.status(
+            name, kind=kind, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop, report=report
+        )
+        return result, await sample_previews(result.samples, count=previews) if previews else []
 
     async def evaluate(
         self,
@@ -108,7 +132,9 @@ class TrainingRuns:
         seed: int | None,
         submit: Submitter | None = None,
     ) -> tuple[EvalGrid, list[str]]:
-        report = await self.status(name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None)
+        report = await self.status(
+            name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None, samples=False
+        )
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         grid = build_eval_grid(plan.cfg, report.checkpoints, weights=weights, prompts=prompts, seed=seed)
         if report.state not in ("succeeded",):

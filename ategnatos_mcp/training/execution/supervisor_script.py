@@ -9,7 +9,9 @@ stop the job. It needs nothing from the MCP server once started, so a dropped SS
 
 The spec (JSON) holds: command (argv), workdir, env, run_dir, backend, batch_size, gradient_accumulation,
 max_halvings, hang_seconds, edits (config files to change on a retry), signatures ([{id, regex}]),
-oom_ids, progress_regex, loss_regex, heartbeat_command (touches the instance watchdog's heartbeat).
+oom_ids, progress_regex, loss_regex, heartbeat_command (touches the instance watchdog's heartbeat), and
+edit_before_start (true when batch_size / gradient_accumulation differ from the rendered files: a resume at the
+batch an earlier OOM ladder reached; the same edits as a retry are made before the first attempt).
 """
 
 from __future__ import annotations
@@ -336,6 +338,8 @@ class Supervisor:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
         max_halvings = int(self.spec.get("max_halvings", 3))
         halvings = 0
+        if self.spec.get("edit_before_start"):
+            apply_edits(self.spec.get("edits", []), self.status["batch_size"], self.status["gradient_accumulation"])
         self.save()
         with open(self.log_path, "ab") as log:
             while True:

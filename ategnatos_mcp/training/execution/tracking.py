@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.state import GrimoireStore
@@ -25,6 +27,7 @@ from ategnatos_mcp.training.execution.runner import (
     stop_run,
     wait_for_run,
 )
+from ategnatos_mcp.training.execution.samples import SampleSet, collect_samples
 
 __all__ = ["RunReport", "follow_run", "render_progress_md"]
 
@@ -47,17 +50,24 @@ class RunReport(BaseModel):
         default=None, description="The step launch_training(resume=true) would continue from (last saved state)."
     )
     resumed_from_step: int | None = Field(default=None, description="This run continued an earlier one from here.")
+    samples: SampleSet = Field(
+        default_factory=SampleSet, description="Sample images made during training (path, step/epoch, prompt)."
+    )
     log_tail: str | None = None
     notices: list[str] = Field(default_factory=list)
     next_step: str
 
 
+def _steps_per_epoch(status: SupervisorStatus, cfg: TrainingConfig) -> int:
+    if status.total_steps and status.total_epochs:
+        return max(1, status.total_steps // status.total_epochs)
+    return cfg.steps_per_epoch
+
+
 def _checkpoints(
     handle: RunHandle, status: SupervisorStatus, progress: TrainingProgress, cfg: TrainingConfig
 ) -> list[CheckpointInfo]:
-    per_epoch = cfg.steps_per_epoch
-    if status.total_steps and status.total_epochs:
-        per_epoch = max(1, status.total_steps // status.total_epochs)
+    per_epoch = _steps_per_epoch(status, cfg)
     files = [c.file for c in progress.checkpoints] or [str(c.get("file")) for c in status.checkpoints]
     if handle.backend == "simpletuner":
         # Its checkpoints are folders holding the LoRA; the final weights land in output_dir unannounced.
@@ -105,6 +115,15 @@ def render_progress_md(name: str, report: RunReport) -> str:
         lines += [f"| {c.file} | {c.kind} | {c.epoch or '-'} | {c.step or '-'} |" for c in report.checkpoints]
     else:
         lines.append("None yet.")
+    if report.samples.total:
+        lines += ["", "## Sample images", "", "| image | step | epoch | prompt |", "|---|---|---|---|"]
+        lines += [
+            f"| {s.local_path or s.file} | {s.step if s.step is not None else '-'} | {s.epoch or '-'} | "
+            f"{'(none)' if s.prompt == '' else (s.prompt or '?').replace('|', '/')} |"
+            for s in report.samples.samples
+        ]
+        if report.samples.total > len(report.samples.samples):
+            lines.append(f"(the newest {len(report.samples.samples)} of {report.samples.total})")
     lines += ["", f"Resume: {report.resume}"]
     if report.problems:
         lines += ["", "## Problems", "", *(f"- {p.meaning} Fix: {p.fix}" for p in report.problems)]
@@ -122,8 +141,13 @@ async def follow_run(
     log_lines: int = 0,
     stop: bool = False,
     report: Reporter | None = None,
+    samples_dir: Path | None = None,
 ) -> RunReport:
-    """Status, progress and files of ``handle``; optionally stop it or wait for it; progress.md is rewritten."""
+    """Status, progress and files of ``handle``; optionally stop it or wait for it; progress.md is rewritten.
+
+    Sample images of a training run are listed (new ones fetched into ``samples_dir`` from an SSH host first);
+    the batch the run really runs at (after any OOM halving) is recorded for a later resume.
+    """
     if stop:
         status = await stop_run(host, handle)
     elif wait_seconds > 0:
@@ -135,6 +159,16 @@ async def follow_run(
     point = None if status.state == "succeeded" else await find_resume_point(host, handle, cfg)
     progress.resume = resume_note(handle.backend, progress, status, point)
     kept = [line for line in log.replace("\r", "\n").splitlines() if line.strip()]
+    samples, newly_seen = SampleSet(), []
+    if handle.kind == "training" and samples_dir is not None:
+        samples, newly_seen = await collect_samples(
+            host,
+            handle,
+            output_name=cfg.name,
+            prompts=list(cfg.sample_prompts),
+            steps_per_epoch=_steps_per_epoch(status, cfg),
+            local_dir=samples_dir,
+        )
     result = RunReport(
         name=cfg.name,
         kind=handle.kind,
@@ -147,15 +181,32 @@ async def follow_run(
         resume=progress.resume,
         resume_from_step=point.step if point else None,
         resumed_from_step=handle.resumed_from_step,
+        samples=samples,
         log_tail="\n".join(kept[-log_lines:]) if log_lines else None,
         next_step=_next_step(handle.kind, status),
     )
     if handle.kind == "training":
         result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})
-    if handle.kind == "training" and status.finished and not handle.finished:
-        # Dry runs are closed by train_dry_run only, after it records gate 4.
-        async with update_execution(store, cfg.name) as upd:
-            current = upd.doc.training
-            if current is not None and current.run_dir == handle.run_dir:
-                upd.doc.training = current.model_copy(update={"finished": True, "final_state": status.state})
+        await _remember(store, cfg.name, handle, status, newly_seen)
     return result
+
+
+async def _remember(
+    store: GrimoireStore, name: str, handle: RunHandle, status: SupervisorStatus, newly_seen: list[str]
+) -> None:
+    """Keep in the run's record how it ended, the batch it really ran at, and which samples were shown."""
+    changes: dict[str, object] = {}
+    if status.finished and not handle.finished:
+        changes.update(finished=True, final_state=status.state)  # dry runs are closed by train_dry_run only
+    if status.batch_size and (status.batch_size, status.gradient_accumulation) != (
+        handle.batch_size,
+        handle.gradient_accumulation,
+    ):
+        changes.update(batch_size=status.batch_size, gradient_accumulation=status.gradient_accumulation)
+    if not changes and not newly_seen:
+        return
+    async with update_execution(store, name) as upd:
+        current = upd.doc.training
+        if current is not None and current.run_dir == handle.run_dir:
+            seen = current.samples_seen + [n for n in newly_seen if n not in current.samples_seen]
+            upd.doc.training = current.model_copy(update={**changes, "samples_seen": seen})

@@ -127,6 +127,7 @@ class SpinupResult(BaseModel):
     worst_case_usd: float
     tried: list[str] = Field(default_factory=list, description="Offers that vanished or were full before this one.")
     watchdog: str = Field(default="", description="Whether the idle/time-limit watchdog is on the instance.")
+    image: str | None = Field(default=None, description="The container image started (RunPod, Vast.ai).")
 
 
 class InstancesResult(BaseModel):

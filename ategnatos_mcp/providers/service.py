@@ -18,6 +18,7 @@ from ategnatos_mcp.providers.base import (
 )
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
 from ategnatos_mcp.providers.gpus import gpu_matches
+from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, image_cuda, image_for
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
 from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
 from ategnatos_mcp.providers.models import (
@@ -53,8 +54,6 @@ __all__ = ["Consent", "GpuService", "TAG_PREFIX"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
 
-DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
-
 
 @dataclass(frozen=True)
 class _Plan:
@@ -64,6 +63,7 @@ class _Plan:
     ceiling: float
     worst: float
     question: str
+    image: str
 
 
 @dataclass(frozen=True)
@@ -158,29 +158,34 @@ class GpuService(Lifecycle):
         return ""
 
     # Spin-up ---------------------------------------------------------------------------------------
-    async def consent_question(self, quote_id: str) -> str:
+    async def consent_question(self, quote_id: str, image: str | None = None) -> str:
         """The plain-language question a confirmation dialog shows for this quote (runs every check first).
 
         Raises:
-            ConsentError, NotFoundError, BudgetExceededError: as ``spinup`` would, before anyone is asked.
+            ConsentError, NotFoundError, BudgetExceededError, InvalidRequestError: as ``spinup`` would, before
+                anyone is asked.
         """
-        plan = await self._plan(quote_id, dialog=True)
+        plan = await self._plan(quote_id, dialog=True, image=image)
         self._shown[plan.quote.quote_id] = plan.ceiling
         return plan.question
 
-    async def spinup(self, quote_id: str, consent: Consent, label: str = "") -> SpinupResult:
-        """Rent from a quote after an explicit yes; never rents twice for one quote.
+    async def spinup(
+        self, quote_id: str, consent: Consent, label: str = "", image: str | None = None
+    ) -> SpinupResult:
+        """Rent from a quote after an explicit yes; never rents twice for one quote. ``image``: the container
+        image to start (RunPod and Vast.ai; default: the service's image).
 
         Raises:
+            InvalidRequestError: not a plausible image name, or an image for a provider that starts none.
             ConsentError: no yes, an expired or used quote, or a price rise without a new yes.
             BudgetExceededError: a cap from the settings would be broken.
             UpstreamError: the provider failed; the message says whether anything may have been rented.
         """
-        plan = await self._plan(quote_id, dialog=consent.dialog or consent.ask is not None)
+        plan = await self._plan(quote_id, dialog=consent.dialog or consent.ask is not None, image=image)
         await self._get_consent(plan, consent)
         return await self._rent(plan, label)
 
-    async def _plan(self, quote_id: str, *, dialog: bool) -> _Plan:
+    async def _plan(self, quote_id: str, *, dialog: bool, image: str | None = None) -> _Plan:
         now = self.clock()
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         quote = find_quote(doc, quote_id, now)
@@ -190,6 +195,7 @@ class GpuService(Lifecycle):
                 hint="Use it directly (ComfyUI and training run here), or pick a cloud offer to rent.",
             )
         provider = self._provider(quote.offer.provider)
+        chosen = image_for(provider.name, provider.label, image, default=self.image)
         current = await provider.quote(quote.offer)
         ceiling, worst, note = quote.offer.usd_per_hour, quote.worst_case_usd, ""
         if current is not None and price_rose(quote.offer, current):
@@ -218,8 +224,9 @@ class GpuService(Lifecycle):
             f"{note}Rent {offer.gpu_count}× {offer.gpu_label} on {provider.label} for ${ceiling:.2f} per hour? "
             f"Over {quote.hours:g} hour(s) it costs at most ${worst:.2f}. It keeps billing until it is torn down "
             f"(at the latest after {self.caps.max_hours_per_instance:g} hours, your cap)."
+            + (f" It starts the image {chosen}." if image and image.strip() else "")
         )
-        return _Plan(quote, provider, current, ceiling, worst, question)
+        return _Plan(quote, provider, current, ceiling, worst, question, chosen)
 
     async def _get_consent(self, plan: _Plan, consent: Consent) -> None:
         if consent.ask is not None:
@@ -284,9 +291,9 @@ class GpuService(Lifecycle):
                     offer=fresh,
                     name=name,
                     tag=tag,
-                    image=self.image,
+                    image=plan.image,
                     disk_gb=quote.query.disk_gb,
-                    min_cuda=quote.query.min_cuda,
+                    min_cuda=_min_cuda(quote.query.min_cuda, plan.image),
                     ssh_public_key=public_key,
                 )
                 try:
@@ -312,6 +319,7 @@ class GpuService(Lifecycle):
             quote_id=quote.quote_id,
             worst_case_usd=plan.worst,
             tried=tried,
+            image=plan.image if provider.name in IMAGE_PROVIDERS else None,
         )
 
     async def _create(self, provider: GpuProvider, request: CreateRequest) -> Instance:
@@ -395,6 +403,14 @@ def _fits(offer: GpuOffer, query: OfferQuery) -> bool:
 def _alternatives(offer: GpuOffer, fitting: list[GpuOffer]) -> list[GpuOffer]:
     same = [o for o in fitting if o is not offer and o.provider == offer.provider and o.gpu == offer.gpu]
     return same[:3]
+
+
+def _min_cuda(asked: str, image: str) -> str:
+    """The host must offer at least the CUDA the quote asked for and the CUDA the image's tag names."""
+    named = image_cuda(image)
+    if named is None:
+        return asked
+    return max(asked, named, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
 def _slug(label: str) -> str:

@@ -82,7 +82,9 @@ async def ssh_connector(app: AppContext) -> SSHConnector:
     return await app.service("ssh", build)
 
 
-async def _ask_to_rent(ctx: Context[AppContext], quote_id: str) -> Elicit[RentalConfirmation] | NoDialog:
+async def _ask_to_rent(
+    ctx: Context[AppContext], quote_id: str, image: str = ""
+) -> Elicit[RentalConfirmation] | NoDialog:
     """Ask in the client's own dialog, with the worst-case cost in plain words (before the tool body runs).
 
     The SDK sends this mid-call on older protocols and as an input-required round trip on 2026-07-28+.
@@ -90,7 +92,7 @@ async def _ask_to_rent(ctx: Context[AppContext], quote_id: str) -> Elicit[Rental
     if not client_has_dialog(ctx):
         return NoDialog()
     try:
-        question = await (await gpu_service(app_of(ctx))).consent_question(quote_id)
+        question = await (await gpu_service(app_of(ctx))).consent_question(quote_id, image=image or None)
     except AtegnatosError:
         return NoDialog()  # the body repeats the same check and reports the refusal in plain words
     return Elicit(question, RentalConfirmation)
@@ -158,6 +160,15 @@ async def gpu_spinup(
         str, Field(description="A short label for the instance, e.g. 'lora-training'.", max_length=40)
     ] = "",
     wait_seconds: Annotated[float, Field(description="How long to wait here for SSH to answer.", ge=0, le=600)] = 60,
+    image: Annotated[
+        str,
+        Field(
+            description="RunPod and Vast.ai only: the container image to start, as name[:tag], e.g. "
+            "'runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04' (the default when empty). It needs "
+            "Python 3 and git; a CUDA version in its tag is required of the host.",
+            max_length=255,
+        ),
+    ] = "",
     answer: Annotated[ElicitationResult[RentalConfirmation], Resolve(_ask_to_rent)] = None,  # type: ignore[assignment]
 ) -> Annotated[CallToolResult, SpinupResult]:
     """Rent the GPU of a quote. The user confirms in the client's dialog where it has one; otherwise this needs
@@ -166,7 +177,7 @@ async def gpu_spinup(
     """
     app = app_of(ctx)
     service = await gpu_service(app)
-    result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name)
+    result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name, image=image or None)
     rental = await service.wait_ready(result.instance.key, wait_seconds, progress_reporter(ctx))
     watchdog = "The watchdog is installed once it is ready."
     if rental.ready:

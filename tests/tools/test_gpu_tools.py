@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -152,6 +153,25 @@ async def test_a_forged_answer_argument_is_not_consent(
         result = await client.call_tool("gpu_spinup", {"quote_id": quote_id, "confirm": True, "answer": forged})
     assert result.is_error and asked
     assert runpod.calls("POST", "/v2/pods") == []
+
+
+async def test_spinup_takes_a_container_image_or_refuses_a_bad_one(
+    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod
+) -> None:
+    asked: list[str] = []
+    image = "nvidia/cuda:12.8.0-devel-ubuntu22.04"
+    server = build_server(settings, app=gpu_app)
+    async with Client(server, raise_exceptions=False, elicitation_callback=_elicitation("accept", asked)) as client:
+        quote_id = await _offer(client)
+        bad = await client.call_tool("gpu_spinup", {"quote_id": quote_id, "image": "My ComfyUI image"})
+        assert bad.is_error and asked == [] and runpod.calls("POST", "/v2/pods") == []
+        assert "not a container image name" in bad.content[0].text  # type: ignore[union-attr]
+        rented = await client.call_tool("gpu_spinup", {"quote_id": quote_id, "image": image})
+    assert not rented.is_error, rented.content
+    assert rented.structured_content["image"] == image  # type: ignore[index]
+    assert len(asked) == 1 and image in asked[0]  # the dialog says which image starts
+    body = json.loads(runpod.calls("POST", "/v2/pods")[0].content)
+    assert body["image"] == image and body["gpu"]["minCudaVersion"] == "12.8"
 
 
 async def test_budget_cap_refuses_through_mcp(app: AppContext, client: Client, runpod: FakeRunPod) -> None:

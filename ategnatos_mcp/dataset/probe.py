@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ategnatos_mcp.dataset.fastdecode import PngScan, png_pixels, scan_png, webp_pixels
+
 __all__ = ["PROBE_VERSION", "ProbeRecord", "dct_hash", "probe_bytes", "probe_file", "probe_files"]
 
 PROBE_VERSION = 4
@@ -139,6 +141,10 @@ def _open_checked(data: bytes, record: ProbeRecord) -> Image.Image | None:
     except Image.UnidentifiedImageError:
         record.error, record.error_detail = "not_image", "not a picture format we can read"
         return None
+    # A damaged file can fail while its header is parsed (e.g. a cut WebP: "could not create decoder object").
+    except Exception as exc:  # noqa: BLE001
+        record.error, record.error_detail = "corrupt", f"{type(exc).__name__}: {exc}"
+        return None
     record.format = im.format or ""
     record.width, record.height = im.size
     record.mode = im.mode
@@ -149,17 +155,40 @@ def _open_checked(data: bytes, record: ProbeRecord) -> Image.Image | None:
     return im
 
 
-def _describe(im: Image.Image, data: bytes, record: ProbeRecord) -> None:
+def _exif(im: Image.Image, png: PngScan | None) -> Image.Exif:
+    if png is None:
+        return im.getexif()
+    # Pillow's PNG getexif decodes the whole image to look for eXIf after the pixels; the chunk walk found it.
+    if png.exif and "exif" not in im.info:
+        im.info["exif"] = png.exif
+    return Image.Image.getexif(im)
+
+
+def _describe(im: Image.Image, data: bytes, record: ProbeRecord, png: PngScan | None) -> None:
     record.frames = int(getattr(im, "n_frames", 1) or 1)
     record.bit_depth = _png_bit_depth(data) if record.format == "PNG" else (16 if "16" in im.mode else 8)
     try:
-        record.orientation = int(im.getexif().get(0x0112, 1) or 1)
+        record.orientation = int(_exif(im, png).get(0x0112, 1) or 1)
     except (OSError, ValueError, SyntaxError, struct.error):
         record.orientation = 1
     if record.orientation not in _TRANSPOSE:
         record.orientation = 1
     w, h = record.width, record.height
     record.display_width, record.display_height = (h, w) if record.orientation >= 5 else (w, h)
+
+
+def _fast_image(data: bytes, record: ProbeRecord, png: PngScan | None) -> Image.Image | None:
+    """The decoded image from a faster decoder (plain 8-bit still PNG or WebP), or None to let Pillow decode it."""
+    if record.frames != 1:
+        return None
+    pixels = None
+    if png is not None and png.intact and record.bit_depth == 8 and record.mode in ("L", "RGB", "RGBA"):
+        pixels = png_pixels(data, record.mode)
+    elif record.format == "WEBP" and record.mode in ("RGB", "RGBA"):
+        pixels = webp_pixels(data, record.mode)
+    if pixels is None or pixels.shape[:2] != (record.height, record.width):
+        return None
+    return Image.fromarray(pixels)
 
 
 def probe_bytes(data: bytes) -> ProbeRecord:
@@ -172,12 +201,16 @@ def probe_bytes(data: bytes) -> ProbeRecord:
     if im is None:
         return record
     try:
-        _describe(im, data, record)
-        if record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
-            im.draft(im.mode, (HASH_SIDE * 4, HASH_SIDE * 4))
-        im.load()
-        record.transparent = _transparent(im)
-        _hashes(im, record)
+        png = scan_png(data) if record.format == "PNG" else None
+        _describe(im, data, record, png)
+        fast = _fast_image(data, record, png)
+        if fast is None:
+            if record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
+                im.draft(im.mode, (HASH_SIDE * 4, HASH_SIDE * 4))
+            im.load()
+            fast = im
+        record.transparent = _transparent(fast)
+        _hashes(fast, record)
     except OSError as exc:
         text = str(exc)
         truncated = "truncated" in text or "broken data stream" in text or "unrecognized data stream" in text

@@ -29,6 +29,7 @@ PLAN = {
     "trigger_word": "ink_style",
     "gpu_vram_gb": 24,
     "preset": "quick",
+    "sample_prompts": ["ink_style, a cat", "ink_style, a harbour at dawn"],
 }
 
 
@@ -107,11 +108,24 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert not launched.is_error, launched.content
     assert "training_status" in _text(launched)
 
-    status = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 5})
+    status = await client.call_tool(
+        "training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 5, "previews": 3}
+    )
     assert not status.is_error, status.content
     report = status.structured_content
     assert report is not None and report["state"] == "succeeded", report
     epochs = report["status"]["total_epochs"]
+    samples = report["samples"]
+    assert samples["total"] == samples["new"] == epochs * 2  # two prompts after every epoch
+    newest = samples["samples"][0]
+    assert newest["epoch"] == epochs and newest["step"] == report["status"]["total_steps"]
+    assert newest["prompt"] == "ink_style, a cat" and Path(newest["local_path"]).is_file()
+    images = [c for c in status.content if c.type == "image"]
+    assert len(images) == 3 and all(c.mime_type == "image/jpeg" for c in images)  # type: ignore[union-attr]
+    assert f"Sample images: {epochs * 2} ({epochs * 2} new)" in _text(status)
+    seen = await client.call_tool("training_status", {"name": "ink"})
+    assert seen.structured_content["samples"]["new"] == 0  # type: ignore[index]
+    assert not [c for c in seen.content if c.type == "image"]
     assert [c["epoch"] for c in report["checkpoints"] if c["kind"] == "epoch"] == list(range(1, epochs))
     assert report["checkpoints"][-1]["kind"] == "final"
     assert all(Path(c["file"]).is_file() for c in report["checkpoints"])
@@ -395,3 +409,86 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
         assert f"Resuming from global_step {saved_step}." in result["log_tail"]
     first = next(line for line in result["log_tail"].splitlines() if "%|" in line and "loss" in line)
     assert first.split("|")[2].split()[0] == f"{saved_step + 1}/{result['status']['total_steps']}"
+
+
+async def _through_gate_4(client: Client, home: Path, fake: FakeInstall, backend: str, **plan: Any) -> None:
+    _dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    planned = await client.call_tool("train_plan", {**PLAN, "backend": backend, **plan})
+    assert not planned.is_error, planned.content
+    config_hash = planned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})).is_error
+    env_args = {"name": "ink"} | ({"backend_dir": fake.backend_dirs[backend]} if backend in fake.backend_dirs else {})
+    env = await client.call_tool("train_validate_environment", env_args)
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+
+
+async def test_a_resume_continues_at_the_batch_the_out_of_memory_ladder_reached(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    fake.env["FAKE_OOM_ABOVE"] = "1"  # the long run needs more memory than the dry run did
+    report = await _held_then_stopped(client, app, fake, go)
+    planned = report["status"]["attempts"][0]["batch_size"]
+    effective = planned * report["status"]["attempts"][0]["gradient_accumulation"]
+    assert planned > 1 and report["status"]["batch_size"] == 1, report["status"]
+    assert report["status"]["gradient_accumulation"] == effective
+    saved_step = report["resume_from_step"]
+    assert saved_step, report
+
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    answer = resumed.structured_content
+    assert answer is not None and answer["resumed_from_step"] == saved_step
+    assert (answer["batch_size"], answer["gradient_accumulation"]) == (1, effective)
+    assert f"only fit at batch size 1 with gradient accumulation {effective}" in _text(resumed)
+    run_dir = Path(answer["handle"]["run_dir"])
+    assert f"gradient_accumulation_steps = {effective}" in (run_dir / "config" / "ink.toml").read_text()
+    assert "batch_size = 1" in (run_dir / "config" / "ink-dataset.toml").read_text()  # the run's own copy
+    planned_toml = home / "workspace" / "configs" / "ink"
+    assert all(f"batch_size = {planned}" in p.read_text() for p in planned_toml.rglob("ink-dataset.toml"))
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    assert [a["batch_size"] for a in result["status"]["attempts"]] == [1]  # no second trip down the ladder
+    assert result["status"]["step"] == result["status"]["total_steps"]
+
+
+@pytest.mark.parametrize("backend", ["simpletuner", "ai-toolkit"])
+async def test_fresh_moves_earlier_saves_aside_and_starts_at_step_zero(
+    client: Client, app: AppContext, home: Path, tmp_path: Path, backend: str
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, backend)
+    report = await _held_then_stopped(client, app, fake, go)
+    assert report["resume_from_step"], report
+    output = home / "workspace" / "training" / "ink" / "output"
+    before = sorted(p.relative_to(output) for p in output.rglob("*") if "dryrun" not in p.parts)
+    assert before
+
+    both = await client.call_tool("launch_training", {"name": "ink", "resume": True, "fresh": True})
+    assert both.is_error and "choose one" in _text(both)
+    go.touch()
+    fresh = await client.call_tool("launch_training", {"name": "ink", "fresh": True})
+    assert not fresh.is_error, fresh.content
+    assert fresh.structured_content["resumed_from_step"] is None  # type: ignore[index]
+    aside = Path(_text(fresh).split("moved (not deleted) to ")[1].split(".\n")[0].rstrip("."))
+    assert aside.parent == output.parent / "earlier-saves"
+    assert sorted(p.relative_to(aside) for p in aside.rglob("*")) == before  # every earlier file, untouched
+    assert (output / "dryrun").is_dir()
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    log = (Path(fresh.structured_content["handle"]["run_dir"]) / "train.log").read_text()  # type: ignore[index]
+    first = next(line for line in log.replace("\r", "\n").splitlines() if "%|" in line and "loss" in line)
+    assert first.split("|")[2].split()[0] == f"1/{result['status']['total_steps']}"  # from the beginning
+    assert "Resuming from" not in log

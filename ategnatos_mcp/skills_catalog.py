@@ -1,4 +1,4 @@
-"""The Agent Skills shipped in the repository's top-level ``skills/`` folder: list, read, install.
+"""The Agent Skills shipped inside the package (``ategnatos_mcp/skills/``, package data): list, read, install.
 
 A skill is ``skills/<name>/SKILL.md`` (front matter ``name`` and ``description``, then the body) plus
 reference files in ``skills/<name>/reference/``. ``install_skills`` copies them into a project's
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -31,6 +32,7 @@ __all__ = [
     "tool_names_in",
 ]
 
+SKILLS_DIR = "skills"
 SKILL_FILE = "SKILL.md"
 REFERENCE_DIR = "reference"
 MANIFEST_NAME = ".ategnatos-skills.json"
@@ -75,18 +77,21 @@ class InstallReport(BaseModel):
 
 
 def find_skills_root() -> Path:
-    """The repository's ``skills/`` folder (beside the package).
+    """The package's ``skills/`` folder, found through ``importlib.resources`` (a clone, an editable install and
+    an installed wheel alike).
 
     Raises:
-        NotFoundError: the folder is missing (an install without the skills).
+        NotFoundError: the folder is missing (a build that left the package data out).
     """
-    root = Path(__file__).resolve().parent.parent / "skills"
-    if not root.is_dir():
+    found = resources.files("ategnatos_mcp") / SKILLS_DIR
+    root = Path(str(found))
+    if not isinstance(found, Path) or not root.is_dir():
         raise NotFoundError(
             f"The skills folder was not found at {root}.",
             kind="skills folder",
             name=str(root),
-            hint="Install Ategnatos from a clone of its repository (the skills live in its top-level skills/ folder).",
+            hint="Reinstall Ategnatos (pip install ategnatos-mcp, or pip install -e . in a clone): the skills are "
+            "package data in ategnatos_mcp/skills/.",
         )
     return root
 
@@ -110,7 +115,7 @@ def parse_front_matter(text: str) -> tuple[dict[str, str], str]:
 
 
 def list_skills(root: Path | None = None) -> list[Skill]:
-    """Every skill under ``root`` (default: the repository's skills folder), sorted by name."""
+    """Every skill under ``root`` (default: the package's skills folder), sorted by name."""
     root = root or find_skills_root()
     return [load_skill(path.parent.name, root) for path in sorted(root.glob(f"*/{SKILL_FILE}"))]
 

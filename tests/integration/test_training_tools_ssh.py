@@ -61,3 +61,10 @@ async def test_gates_launch_and_status_over_ssh(
             assert report is not None and report["state"] == "succeeded", status.content
             finals = [c["file"] for c in report["checkpoints"] if c["kind"] == "final"]
             assert finals and finals[0].startswith(str(server.home)) and Path(finals[0]).is_file()
+            samples = report["samples"]
+            assert samples["total"] == samples["new"] == 2 * report["status"]["total_epochs"] > 0
+            for sample in samples["samples"]:  # copied into the workspace before they are shown
+                assert sample["file"].startswith(str(server.home))
+                assert sample["local_path"].startswith(str(settings.workspace_dir / "training" / "ink" / "samples"))
+                assert Path(sample["local_path"]).read_bytes() == Path(sample["file"]).read_bytes()
+            assert len([c for c in status.content if c.type == "image"]) == 4

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from ategnatos_mcp.comfyui.frames import FEATURE_FLAGS, decode_binary_frame
 from ategnatos_mcp.comfyui.models import (
     HistoryEntry,
     OutputFile,
@@ -240,12 +241,14 @@ class ComfyUIClient:
     async def events(
         self, client_id: str, *, open_timeout: float | None = None
     ) -> AsyncIterator[AsyncIterator[WsEvent]]:
-        """Open ``/ws?clientId=...`` and yield an iterator of text events (binary previews are skipped).
+        """Open ``/ws?clientId=...`` and yield an iterator of its events: JSON messages, and ``type="image"``
+        events for binary picture frames (previews and ``SaveImageWebsocket`` results; telling them apart is
+        the job watch's business, it knows which node is which).
 
         The iterator ends when the socket closes; callers fall back to ``/history`` then.
         """
         from websockets.asyncio.client import connect
-        from websockets.exceptions import InvalidHandshake, InvalidURI
+        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
         ws_url = httpx.URL(self.url).copy_with(scheme="wss" if self.url.startswith("https") else "ws")
         target = f"{str(ws_url).rstrip('/')}/ws?clientId={client_id}"
@@ -267,13 +270,25 @@ class ComfyUIClient:
                 retryable=True,
             ) from exc
         try:
+            try:
+                # First message: ask for picture frames that name their node and prompt (type 4). Servers
+                # older than feature flags ignore it and keep sending type 1 frames, which we also read.
+                await socket.send(FEATURE_FLAGS)
+            except ConnectionClosed:
+                pass  # the iterator ends at once and the caller falls back to /history
             yield _iterate(socket)
         finally:
             await socket.close()
 
 
 # Broadcast to every socket on each queue change, and very chatty: a job's own events carry what we need.
-_SKIPPED = ('{"type": "status"', '{"type": "progress_state"', '{"type": "crystools.monitor"')
+# (feature_flags is the server's one-off answer to ours.)
+_SKIPPED = (
+    '{"type": "status"',
+    '{"type": "progress_state"',
+    '{"type": "crystools.monitor"',
+    '{"type": "feature_flags"',
+)
 
 
 async def _iterate(socket: Any) -> AsyncIterator[WsEvent]:
@@ -281,7 +296,12 @@ async def _iterate(socket: Any) -> AsyncIterator[WsEvent]:
 
     try:
         async for frame in socket:
-            if isinstance(frame, bytes) or frame.startswith(_SKIPPED):
+            if isinstance(frame, bytes):
+                image = decode_binary_frame(frame)
+                if image is not None:
+                    yield WsEvent(type="image", image=image)
+                continue
+            if frame.startswith(_SKIPPED):
                 continue
             try:
                 message = json.loads(frame)

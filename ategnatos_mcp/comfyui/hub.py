@@ -7,6 +7,10 @@ job. Our prompt ids are chosen before POST /prompt, so a job subscribes before i
 nothing. When the socket closes, every subscription ends; each job then asks ``/history`` what it missed
 and subscribes again, which opens a new socket (one, whoever asks first). Events without a prompt id
 (ComfyUI's greeting on reconnect that names the running node) are dropped: that catch-up covers them.
+
+Picture frames of the older kind (type 1) name no prompt. ComfyUI runs one prompt at a time and sends
+its frames only to the socket of the client that queued it, so such a frame belongs to the prompt whose
+``executing`` we saw last on this socket; it is routed there (and dropped when no prompt of ours runs).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class EventHub:
         self._lock = anyio.Lock()
         self._open = False
         self._subscribers: dict[str, MemoryObjectSendStream[WsEvent]] = {}
+        self._running: str | None = None  # our prompt whose node runs now, for frames that name no prompt
 
     @asynccontextmanager
     async def subscribe(self, prompt_id: str) -> AsyncIterator[AsyncIterator[WsEvent]]:
@@ -67,7 +72,10 @@ class EventHub:
         """Background task: route each event to its job; on close, end every subscription."""
         try:
             async for event in events:
-                target = self._subscribers.get(event.prompt_id or "")
+                prompt_id = self._route(event)
+                if prompt_id is None:
+                    continue
+                target = self._subscribers.get(prompt_id)
                 if target is not None:
                     try:
                         target.send_nowait(event)
@@ -77,8 +85,17 @@ class EventHub:
             logger.exception("reading ComfyUI events from %s failed", self.client.url)
         finally:
             self._open = False
+            self._running = None
             for send in list(self._subscribers.values()):
                 send.close()
             self._subscribers.clear()
             with anyio.CancelScope(shield=True), anyio.move_on_after(self.client.timeout):
                 await stack.aclose()
+
+    def _route(self, event: WsEvent) -> str | None:
+        """The prompt an event belongs to, keeping track of which of our prompts is running."""
+        if event.type == "executing" and event.prompt_id:
+            self._running = event.prompt_id if event.data.get("node") is not None else None
+        elif event.image is not None and event.image.prompt_id is None:
+            return self._running  # a type 1 frame: the running prompt's (see the module docstring)
+        return event.prompt_id

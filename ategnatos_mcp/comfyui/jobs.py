@@ -6,6 +6,12 @@ asks ``/history`` what it missed; a job that is neither queued nor in the histor
 reported lost. When no socket can be opened at all (a proxy that refuses websocket upgrades), a watch made
 with ``live=False`` follows the job by polling ``/history/{prompt_id}`` and ``/queue`` instead: the same
 end states and results, but no per-node progress.
+
+Pictures sent as binary frames are results only when they come from a node that sends its images over the
+socket instead of saving them (``stream_nodes``: the workflow's ``SaveImageWebsocket`` nodes); they are
+kept in ``streamed`` until the results are saved. Frames of any other node (latent previews while a
+sampler runs) are not results and are dropped. ComfyUI keeps no copy of streamed pictures, so any sent
+while the socket was down are gone (``missed_events`` tells).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 import anyio
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient
-from ategnatos_mcp.comfyui.models import HistoryEntry, JobRecord, JobState, OutputFile, WsEvent
+from ategnatos_mcp.comfyui.models import HistoryEntry, JobRecord, JobState, OutputFile, WsEvent, WsImage
 from ategnatos_mcp.errors import UpstreamError
 
 __all__ = ["JobWatch", "ProgressCallback"]
@@ -45,6 +51,7 @@ class JobWatch:
         subscribe: Callable[[str], AbstractAsyncContextManager[AsyncIterator[WsEvent]]] | None = None,
         live: bool = True,
         poll_max: float = 2.0,
+        stream_nodes: frozenset[str] = frozenset(),
     ):
         self.record = record
         self.live = live  # False: no websocket, follow the job by polling /history and /queue
@@ -61,8 +68,15 @@ class JobWatch:
         self._on_finished = on_finished
         self._submitted = anyio.Event()
         self.previews: list[tuple[bytes, str]] = []  # made with the saved files; dropped for old jobs
+        self.stream_nodes = stream_nodes
+        self.streamed: list[tuple[str, WsImage]] = []  # (node id, picture) received over the socket
         self._gap = False  # the socket dropped once: some events (outputs) may have been missed
         self._socket: AsyncExitStack | None = None  # the finished job's socket, closed once ``done`` is set
+
+    @property
+    def missed_events(self) -> bool:
+        """The socket dropped while the job ran: events, and any pictures streamed meanwhile, were missed."""
+        return self._gap
 
     # --- listeners ------------------------------------------------------------------------------------
     def listen(self, callback: ProgressCallback) -> Callable[[], None]:
@@ -285,6 +299,9 @@ class JobWatch:
             return False
         data = event.data
         match event.type:
+            case "image" if event.image is not None:
+                self._capture(event.image)
+                return False
             case "execution_start":
                 r.state, r.started_at = JobState.RUNNING, time.time()
             case "execution_cached":
@@ -320,6 +337,14 @@ class JobWatch:
                 return False
         await self._notify()
         return False
+
+    def _capture(self, image: WsImage) -> None:
+        # Type 4 frames name their node; type 1 frames come from the node now running.
+        node = image.node_id or self.record.current_node
+        if node not in self.stream_nodes and image.display_node_id in self.stream_nodes:
+            node = image.display_node_id
+        if node in self.stream_nodes:
+            self.streamed.append((node, image))
 
     def _add_output(self, node_id: str, output: dict[str, Any]) -> None:
         files = [

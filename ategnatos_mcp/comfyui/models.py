@@ -27,6 +27,7 @@ __all__ = [
     "UploadedImage",
     "ValidationProblem",
     "WsEvent",
+    "WsImage",
 ]
 
 
@@ -166,14 +167,31 @@ class SystemStats(_Wire):
         )
 
 
+class WsImage(_Wire):
+    """A picture ComfyUI sent as a binary websocket frame: a latent preview during sampling, or a result of a
+    node that sends its images over the socket instead of saving them (``SaveImageWebsocket``).
+
+    Type 4 frames name their node and prompt; type 1 frames name neither (the running node is meant).
+    """
+
+    data: bytes
+    mime_type: str
+    node_id: str | None = None
+    display_node_id: str | None = None
+    prompt_id: str | None = None
+
+
 class WsEvent(_Wire):
-    """One websocket text message (binary preview frames are dropped before this)."""
+    """One websocket message: a JSON text message, or ``type="image"`` with ``image`` for a binary picture frame."""
 
     type: str
     data: dict[str, Any] = Field(default_factory=dict)
+    image: WsImage | None = None
 
     @property
     def prompt_id(self) -> str | None:
+        if self.image is not None:
+            return self.image.prompt_id
         return self.data.get("prompt_id")
 
 

@@ -23,6 +23,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.comfyui.client import PromptRejected
+from ategnatos_mcp.comfyui.frames import streaming_nodes
 from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
 from ategnatos_mcp.comfyui.models import JobRecord, PromptAccepted, ServerStatus, UploadedImage
 from ategnatos_mcp.comfyui.results import save_outputs
@@ -174,15 +175,21 @@ class ComfyUIPool:
             nodes_total=len(workflow),
             submitted_at=time.time(),
         )
-        watch = await self._live_watch(server, record) if self._servers.live_allowed(server) else None
+        watch = await self._live_watch(server, record, workflow) if self._servers.live_allowed(server) else None
         if watch is None:
-            watch = self._watch_new(server, record, live=False)
+            watch = self._watch_new(server, record, workflow, live=False)
             record.live_progress = False
             record.warnings.append(
                 f"ComfyUI at {server.client.url} would not open its live connection (websocket), so there is no "
                 "live progress for this job; Ategnatos checks its queue and history every few seconds instead. "
                 "If ComfyUI sits behind a proxy, let it pass websocket upgrades for /ws."
             )
+            if watch.stream_nodes:
+                record.warnings.append(
+                    f"Node(s) {', '.join(sorted(watch.stream_nodes))} (SaveImageWebsocket) send their pictures only "
+                    "over that live connection, so this job's pictures from them cannot be saved. Use a SaveImage "
+                    "node instead, or fix the connection, and run it again."
+                )
             self._tg.start_soon(watch.run)
         try:
             accepted = await self._post(server, workflow, record)
@@ -195,7 +202,7 @@ class ComfyUIPool:
         watch.mark_submitted()
         return watch
 
-    def _watch_new(self, server: PoolServer, record: JobRecord, *, live: bool) -> JobWatch:
+    def _watch_new(self, server: PoolServer, record: JobRecord, workflow: dict[str, Any], *, live: bool) -> JobWatch:
         return JobWatch(
             record,
             server.client,
@@ -204,11 +211,12 @@ class ComfyUIPool:
             subscribe=server.hub.subscribe,
             live=live,
             poll_max=min(2.0, self._settings.job_check_seconds),
+            stream_nodes=streaming_nodes(workflow),
         )
 
-    async def _live_watch(self, server: PoolServer, record: JobRecord) -> JobWatch | None:
+    async def _live_watch(self, server: PoolServer, record: JobRecord, workflow: dict[str, Any]) -> JobWatch | None:
         """A watch on the server's websocket, subscribed before the POST; None when the socket will not open."""
-        watch = self._watch_new(server, record, live=True)
+        watch = self._watch_new(server, record, workflow, live=True)
         self._tg.start_soon(watch.run)
         # The open has its own short timeout (a socket that accepts and never answers must not hold up the
         # job for a whole request timeout); this is only a backstop around it.
@@ -255,7 +263,14 @@ class ComfyUIPool:
         if server is not None:
             server.in_flight = max(0, server.in_flight - 1)
         self._prune(watch.record.job_id)
-        if not watch.record.outputs:
+        if watch.stream_nodes and watch.live and watch.missed_events:
+            watch.record.warnings.append(
+                "The live connection to ComfyUI dropped while this job ran; pictures its SaveImageWebsocket "
+                "node(s) sent meanwhile were missed (ComfyUI keeps no copy of them). Run the job again if some "
+                "are missing, or use a SaveImage node to have ComfyUI keep the files."
+            )
+        streamed, watch.streamed = watch.streamed, []  # frames are held only until they are saved
+        if not watch.record.outputs and not streamed:
             return
         try:
             watch.record.saved, watch.previews = await save_outputs(
@@ -265,6 +280,7 @@ class ComfyUIPool:
                 workflow=self._workflows.get(watch.record.job_id, {}),
                 preview_max_side=self._settings.preview_max_side,
                 preview_budget_bytes=self._settings.preview_budget_bytes,
+                streamed=streamed,
             )
         except (UpstreamError, NotFoundError, OSError) as exc:
             watch.record.warnings.append(f"Could not download the results: {exc}")

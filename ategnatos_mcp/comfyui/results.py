@@ -1,5 +1,8 @@
 """Save a job's outputs full-size under ``workspace/outputs/`` with a provenance sidecar, and make previews.
 
+Outputs are the files ComfyUI saved (fetched through ``/view``) and the pictures a node streamed over the
+websocket (``SaveImageWebsocket``), which exist nowhere else.
+
 Previews are downscaled JPEGs (or the file itself when it is already small) that together stay within a
 byte budget, so an answer with many images still fits an MCP client's limits. Pillow is imported lazily
 and runs in a worker thread, in the same trip as the file writes.
@@ -10,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ from typing import Any
 import anyio
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient
-from ategnatos_mcp.comfyui.models import JobRecord, OutputFile, SavedOutput
+from ategnatos_mcp.comfyui.models import JobRecord, OutputFile, SavedOutput, WsImage
 from ategnatos_mcp.errors import AtegnatosError
 
 __all__ = ["make_previews", "save_outputs"]
@@ -26,6 +30,7 @@ _IMAGE_EXT = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 _KIND_BY_EXT = {".gif": "gif", ".mp4": "video", ".webm": "video", ".mov": "video", ".wav": "audio", ".mp3": "audio"}
 _KIND_BY_EXT.update({".flac": "audio", ".ogg": "audio"})
 _PASS_THROUGH = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_EXT_BY_MIME = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 def _kind(filename: str) -> str:
@@ -41,9 +46,11 @@ async def save_outputs(
     workflow: dict[str, Any],
     preview_max_side: int = 768,
     preview_budget_bytes: int = 1_000_000,
+    streamed: Sequence[tuple[str, WsImage]] = (),
 ) -> tuple[list[SavedOutput], list[tuple[bytes, str]]]:
-    """Download every output file of a finished job (all at once), record where each came from, and make
-    its previews from the bytes in hand (one worker-thread trip for all of it)."""
+    """Download every output file of a finished job (all at once), add the pictures ``streamed`` over the
+    socket as (node id, picture), record where each came from, and make the previews from the bytes in hand
+    (one worker-thread trip for all of it)."""
     day = datetime.fromtimestamp(record.finished_at or record.submitted_at, UTC).strftime("%Y-%m-%d")
     folder = outputs_dir / day
     wanted = [(node_id, file) for node_id, files in record.outputs.items() for file in files]
@@ -82,6 +89,13 @@ async def save_outputs(
         target = folder / f"{record.job_id}_{node_id}_{Path(file.filename).name}"
         own = {"node_id": node_id, "comfyui_file": file.model_dump(), "content_type": content_type}
         items.append((node_id, target, data, own))
+    counts: dict[str, int] = {}
+    for node_id, image in streamed:
+        counts[node_id] = number = counts.get(node_id, 0) + 1
+        ext = _EXT_BY_MIME.get(image.mime_type, ".bin")
+        target = folder / f"{record.job_id}_{node_id}_socket_{number:05d}{ext}"
+        own = {"node_id": node_id, "comfyui_file": None, "received_over": "websocket", "content_type": image.mime_type}
+        items.append((node_id, target, image.data, own))
     return await anyio.to_thread.run_sync(_write_all, items, job, preview_max_side, preview_budget_bytes)
 
 

@@ -6,7 +6,12 @@ Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` 
 ``fail_class`` (raise at execution), ``drop_ws_on`` (close sockets at an event), ``refuse_ws`` (turn every
 websocket handshake away with HTTP 403, as a proxy without upgrade support does; counted in ``ws_refused``),
 ``hang_ws`` (accept the connection, never answer the handshake; counted in ``ws_hung``),
-``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``.
+``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``,
+``preview_frames`` (latent previews per sampler step, as with ``--preview-method latent2rgb``),
+``feature_flags_supported`` (False: an older server that ignores the client's ``feature_flags`` and only ever
+sends type 1 picture frames). Picture frames follow the recordings: type 1 right after its ``progress``, type 4
+(to sockets that sent ``feature_flags`` first) right before it; ``SaveImageWebsocket`` streams one PNG per
+image and is never cached; GetImageSize sends a type 3 TEXT frame; PreviewAny shows its value as text.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tests.integration.fake_routes import picture_frames, text_frame
 from tests.integration.fake_validation import validate_prompt
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui"
@@ -80,6 +86,7 @@ class FakeComfyUI:
         self.ws_hang_release = anyio.Event()  # set when the server stops, so no handler outlives it
         self.hold_class: str | None = None
         self.preview_frames = False  # like --preview-method latent2rgb: a binary JPEG frame per sampler step
+        self.feature_flags_supported = True
         self.binary_sent = 0
         self.hold_reached = anyio.Event()
         self.hold_release = anyio.Event()
@@ -105,6 +112,7 @@ class FakeComfyUI:
         self.running: tuple[float, str, dict[str, Any], dict[str, Any], list[str]] | None = None
         self.history: dict[str, Any] = {}
         self.sockets: dict[str, list[WebSocket]] = {}
+        self.metadata_sockets: set[WebSocket] = set()  # sent feature_flags first: picture frames of type 4
         self.cache: dict[str, dict[str, Any] | None] = {}
         self.interrupted = False
         self.wake = anyio.Event()
@@ -148,11 +156,28 @@ class FakeComfyUI:
             for ws in self.sockets.pop(client_id, []):
                 await ws.close(code=1011)
 
-    async def send_binary(self, emit: Any, frame: bytes) -> None:
+    async def send_picture(
+        self, emit: Any, node_id: str, prompt_id: str, image: bytes, mime: str, progress: tuple[int, int]
+    ) -> None:
+        """One picture frame plus its ``progress`` message to the job's sockets, each in its own recorded order."""
         cid = getattr(emit, "client_id", None)
-        for ws in self.sockets.get(cid, []) if cid else []:
+        for ws in list(self.sockets.get(cid, [])) if cid else []:
+            with_metadata = ws in self.metadata_sockets
             try:
-                await ws.send_bytes(frame)
+                for frame in picture_frames(with_metadata, node_id, prompt_id, image, mime, progress):
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                        self.binary_sent += 1
+                    else:
+                        await ws.send_text(frame)
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                pass
+
+    async def send_text_frame(self, emit: Any, node_id: str, text: str) -> None:
+        cid = getattr(emit, "client_id", None)
+        for ws in list(self.sockets.get(cid, [])) if cid else []:
+            try:
+                await ws.send_bytes(text_frame(node_id, text))
                 self.binary_sent += 1
             except (RuntimeError, WebSocketDisconnect, OSError):
                 pass
@@ -201,12 +226,19 @@ class FakeComfyUI:
 
         order = _topological(prompt, outputs)
         memo: dict[str, str] = {}
-        cached = [n for n in order if self._signature(prompt, n, memo) in self.cache]
+        # SaveImageWebsocket's IS_CHANGED is the time: it runs every time, even in an identical graph.
+        cached = [
+            n
+            for n in order
+            if self._signature(prompt, n, memo) in self.cache and prompt[n]["class_type"] != "SaveImageWebsocket"
+        ]
         await emit("execution_start", {"prompt_id": prompt_id, "timestamp": _ms()}, record=True)
         await emit("execution_cached", {"nodes": cached, "prompt_id": prompt_id, "timestamp": _ms()}, record=True)
         results: dict[str, Any] = {}
         executed: list[str] = []
-        for node_id in order:
+        # Cached nodes first: their whole ancestry is cached, so ComfyUI finds them ready at once and picks
+        # output nodes first (ws_binary_frames_feature_flags: the cached PreviewAny's executed comes first).
+        for node_id in [n for n in order if n in cached] + [n for n in order if n not in cached]:
             node = prompt[node_id]
             sig = self._signature(prompt, node_id, memo)
             if node_id in cached:
@@ -217,7 +249,7 @@ class FakeComfyUI:
             state = {"value": 0.0, "max": 1.0, "state": "running", "node_id": node_id, "prompt_id": prompt_id}
             await self.send(None, "progress_state", {"prompt_id": prompt_id, "nodes": {node_id: state}})
             await emit("executing", {"node": node_id, "display_node": node_id, "prompt_id": prompt_id})
-            error = await self._run_node(node_id, node, prompt_id, emit)
+            error = await self._run_node(node_id, prompt, prompt_id, emit)
             if error == "interrupted":
                 data = {"prompt_id": prompt_id, "node_id": node_id, "node_type": node["class_type"]}
                 await emit("execution_interrupted", {**data, "executed": executed, "timestamp": _ms()}, record=True)
@@ -237,7 +269,7 @@ class FakeComfyUI:
                 }
                 await emit("execution_error", data, record=True)
                 return await self._finish(prompt_id, number, prompt, extra, outputs, results, messages, "error")
-            output = self._outputs_of(node)
+            output = self._outputs_of(node, prompt)
             self.cache[sig] = output
             executed.append(node_id)
             if output is not None:
@@ -246,7 +278,8 @@ class FakeComfyUI:
         await emit("execution_success", {"prompt_id": prompt_id, "timestamp": _ms()}, record=True)
         await self._finish(prompt_id, number, prompt, extra, outputs, results, messages, "success")
 
-    async def _run_node(self, node_id: str, node: dict[str, Any], prompt_id: str, emit: Any) -> str | None:
+    async def _run_node(self, node_id: str, prompt: dict[str, Any], prompt_id: str, emit: Any) -> str | None:
+        node = prompt[node_id]
         if self.interrupted:
             return "interrupted"
         if node["class_type"] == self.hold_class:
@@ -260,10 +293,17 @@ class FakeComfyUI:
                 await anyio.sleep(self.node_seconds / steps)
             if self.interrupted:
                 return "interrupted"
-            if steps > 1:
+            if steps > 1 and self.preview_frames:
+                await self.send_picture(emit, node_id, prompt_id, PREVIEW_JPEG, "image/jpeg", (step + 1, steps))
+            elif steps > 1:
                 await emit("progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id, "node": node_id})
-                if self.preview_frames:  # type 1 PREVIEW_IMAGE, format 1 = JPEG, right after its progress
-                    await self.send_binary(emit, b"\x00\x00\x00\x01\x00\x00\x00\x01" + PREVIEW_JPEG)
+        if node["class_type"] == "SaveImageWebsocket":  # one PNG per image, progress 0..n-1 of n
+            count = _batch(prompt)
+            for step in range(count):
+                await self.send_picture(emit, node_id, prompt_id, self.image_bytes, "image/png", (step, count))
+        if node["class_type"] == "GetImageSize":
+            width, height, batch = _image_size(prompt, node_id)
+            await self.send_text_frame(emit, node_id, f"width: {width}, height: {height}\n batch size: {batch}")
         if node["class_type"] == self.fail_class:
             return f"{node['class_type']} failed: simulated out of memory"
         prefix = str(node["inputs"].get("filename_prefix", ""))
@@ -271,13 +311,13 @@ class FakeComfyUI:
             return "**** ERROR: Saving image outside the output folder is not allowed."
         return None
 
-    def _outputs_of(self, node: dict[str, Any]) -> dict[str, Any] | None:
+    def _outputs_of(self, node: dict[str, Any], prompt: dict[str, Any]) -> dict[str, Any] | None:
         cls = node["class_type"]
+        if cls == "PreviewAny":
+            return {"text": [_value_text(prompt, node["inputs"].get("source"))]}
         if cls not in ("SaveImage", "PreviewImage"):
             return None
-        batch = max(
-            [int(v) for n in self.prompts[-1].values() for k, v in n["inputs"].items() if k == "batch_size"] or [1]
-        )
+        batch = _batch(prompt)
         if cls == "SaveImage":
             prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
             subfolder, _, base = prefix.rpartition("/")
@@ -357,6 +397,23 @@ def _topological(prompt: dict[str, Any], outputs: list[str]) -> list[str]:
     for out in outputs:
         visit(out)
     return order
+
+
+def _batch(prompt: dict[str, Any]) -> int:
+    return max([int(v) for n in prompt.values() for k, v in n["inputs"].items() if k == "batch_size"] or [1])
+
+
+def _image_size(prompt: dict[str, Any], node_id: str) -> tuple[int, int, int]:
+    """GetImageSize's (width, height, batch) when its image comes straight from a node that sets them."""
+    link = prompt[node_id]["inputs"].get("image")
+    source = prompt[link[0]]["inputs"] if _is_link(link) else {}
+    return int(source.get("width", 64)), int(source.get("height", 64)), int(source.get("batch_size", 1))
+
+
+def _value_text(prompt: dict[str, Any], value: Any) -> str:
+    if _is_link(value) and prompt[value[0]]["class_type"] == "GetImageSize":
+        return str(_image_size(prompt, value[0])[value[1]])
+    return str(value)
 
 
 def _executed(node_id: str, output: dict[str, Any], prompt_id: str) -> dict[str, Any]:

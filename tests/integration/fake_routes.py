@@ -15,6 +15,36 @@ if TYPE_CHECKING:
     from tests.integration.fake_comfyui import FakeComfyUI
 
 ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
+FEATURE_FLAGS_REPLY = {"supports_preview_metadata": True, "max_upload_size": 104857600}
+_FORMAT_CODES = {"image/jpeg": 1, "image/png": 2}
+
+
+def picture_frames(
+    with_metadata: bool, node_id: str, prompt_id: str, image: bytes, mime: str, progress: tuple[int, int]
+) -> list[str | bytes]:
+    """A picture and its ``progress`` message as ComfyUI 0.3.64 sends them (numbers 4-byte big-endian).
+
+    Type 4 (the socket sent feature_flags): ``[4][N][N bytes JSON metadata][image]``, before its progress.
+    Type 1: ``[1][format 1=JPEG, 2=PNG][image]``, after its progress (ws_binary_frames_*.json).
+    """
+    value, maximum = progress
+    text = json.dumps(
+        {"type": "progress", "data": {"value": value, "max": maximum, "prompt_id": prompt_id, "node": node_id}}
+    )
+    if with_metadata:
+        meta = {"node_id": node_id, "prompt_id": prompt_id, "display_node_id": node_id, "parent_node_id": None}
+        encoded = json.dumps({**meta, "real_node_id": node_id, "image_type": mime}).encode()
+        return [_word(4) + _word(len(encoded)) + encoded + image, text]
+    return [text, _word(1) + _word(_FORMAT_CODES[mime]) + image]
+
+
+def text_frame(node_id: str, text: str) -> bytes:
+    """Type 3 TEXT: ``[3][L][L bytes node id][utf-8 text]`` (GetImageSize)."""
+    return _word(3) + _word(len(node_id)) + node_id.encode() + text.encode()
+
+
+def _word(value: int) -> bytes:
+    return value.to_bytes(4, "big")
 
 
 def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure per route
@@ -170,11 +200,17 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
         if fake.running and fake.running[3].get("client_id") == cid:
             await ws.send_text(json.dumps({"type": "executing", "data": {"node": "2"}}))
         try:
+            first = True
             while True:
-                await ws.receive_text()
+                message = await ws.receive_text()
+                if first and fake.feature_flags_supported and _is_feature_flags(message):
+                    fake.metadata_sockets.add(ws)  # only as the first message, as in ComfyUI
+                    await ws.send_text(json.dumps({"type": "feature_flags", "data": FEATURE_FLAGS_REPLY}))
+                first = False
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            fake.metadata_sockets.discard(ws)
             if ws in fake.sockets.get(cid, []):
                 fake.sockets[cid].remove(ws)
 
@@ -198,3 +234,11 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
     ]
     prefixed = [Route("/api" + r.path, r.endpoint, methods=list(r.methods or [])) for r in plain]
     return [*plain, *prefixed, WebSocketRoute("/ws", websocket), WebSocketRoute("/api/ws", websocket)]
+
+
+def _is_feature_flags(message: str) -> bool:
+    try:
+        body = json.loads(message)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(body, dict) and body.get("type") == "feature_flags"

@@ -69,7 +69,7 @@ async def test_resume_points_and_fresh_start_on_an_ssh_host(tmp_path: Path) -> N
             (output / "dryrun").mkdir()
             before = sorted(p.name for p in output.iterdir() if p.name != "dryrun")
             moved = await set_aside_saves(host, str(output.parent), datetime(2026, 11, 29, 18, 0, tzinfo=UTC))
-            assert moved == f"{output.parent}/earlier-saves/20261129-180000"
+            assert moved is not None and moved == f"{output.parent}/earlier-saves/20261129-180000"
             assert sorted(p.name for p in Path(moved).iterdir()) == before
             assert [p.name for p in output.iterdir()] == ["dryrun"]
             for backend in ("kohya", "simpletuner", "ai-toolkit"):

@@ -73,8 +73,9 @@ async def comfyui_submit(
     """Generate with ComfyUI. Checks the workflow against the server first (missing models or nodes are named
     with the closest existing ones, nothing is queued), routes it to the least busy server that has what it
     needs, streams progress, and returns the job with downscaled previews of finished pictures (full-size files
-    saved under workspace/outputs with a provenance sidecar). If it is still running, call comfyui_job. When
-    ComfyUI's websocket cannot be opened the job still runs, followed by polling (live_progress=false)."""
+    saved under workspace/outputs with a provenance sidecar; pictures a SaveImageWebsocket node sends over the
+    live connection are saved the same way). If it is still running, call comfyui_job. When ComfyUI's
+    websocket cannot be opened the job still runs, followed by polling (live_progress=false)."""
     service = await get_service(app_of(ctx))
     view = await service.submit(
         template=template,

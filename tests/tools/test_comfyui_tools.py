@@ -281,3 +281,25 @@ async def test_unknown_job_id_is_a_plain_tool_error(home: Path) -> None:
     async with studio(home, urls=["http://127.0.0.1:9"]) as client:
         result = await client.call_tool("comfyui_job", {"job_id": "nope"})
     assert result.is_error and "no job 'nope'" in _text(result) and "comfyui_submit" in _text(result)
+
+
+async def test_pictures_streamed_over_the_websocket_come_back_as_files_and_previews(home: Path) -> None:
+    wf = json.loads((FIXTURES / "workflows" / "websocket_images.json").read_text(encoding="utf-8"))
+    async with serve_fake() as fake, studio(home, fake) as client:
+        result = await client.call_tool("comfyui_submit", {"workflow": wf, "wait_seconds": 10})
+        assert not result.is_error, _text(result)
+        job_id = result.structured_content["job_id"]
+        later = await client.call_tool("comfyui_job", {"job_id": job_id, "action": "results"})
+    data = result.structured_content
+    assert data["state"] == "succeeded" and data["texts"] == {"4": ["2"]}
+    files = data["files"]
+    assert [(f["node_id"], f["kind"], f["previewed"]) for f in files] == [("3", "image", True)] * 2
+    assert all(f["path"].startswith(str(home / "workspace" / "outputs")) for f in files)
+    assert all(Path(f["path"]).read_bytes() == fake.image_bytes for f in files)
+    assert json.loads(Path(files[0]["sidecar"]).read_text(encoding="utf-8"))["received_over"] == "websocket"
+    images = [c for c in result.content if c.type == "image"]
+    assert [base64.b64decode(i.data) for i in images] == [fake.image_bytes] * 2
+    links = [c.uri for c in result.content if c.type == "resource_link"]
+    assert links == [Path(f["path"]).as_uri() for f in files]
+    assert "2 file(s) saved" in _text(result)
+    assert [c for c in later.content if c.type == "image"] == images

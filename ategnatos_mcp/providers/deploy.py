@@ -18,7 +18,13 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
-from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
+from ategnatos_mcp.providers.watchdog import (
+    HEARTBEAT_COMMAND,
+    VAST_API_URL,
+    install_command,
+    render_watchdog,
+    stop_command_for,
+)
 from ategnatos_mcp.remote import (
     PortForward,
     Progress,
@@ -97,6 +103,7 @@ def deploy_plan(
     comfyui_port: int = 8188,
     stop_command: str | None = None,
     forward: bool = True,
+    vast_api_url: str = VAST_API_URL,
 ) -> DeployPlan:
     """The steps for ``target``; the watchdog always comes first (stop when idle or past ``max_hours``, the
     settings' hard cap per instance, which the server's reconcile enforces too)."""
@@ -104,7 +111,7 @@ def deploy_plan(
     script = render_watchdog(
         idle_minutes=idle_minutes,
         deadline_epoch=max(deadline, 0),
-        stop_command=stop_command or stop_command_for(rental.provider),
+        stop_command=stop_command or stop_command_for(rental.provider, rental.instance_id, vast_api_url=vast_api_url),
     )
     steps = [Step(name="watchdog", description="install the idle/time-limit watchdog", command=install_command(script))]
     if target == "comfyui":

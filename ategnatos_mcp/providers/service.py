@@ -169,9 +169,7 @@ class GpuService(Lifecycle):
         self._shown[plan.quote.quote_id] = plan.ceiling
         return plan.question
 
-    async def spinup(
-        self, quote_id: str, consent: Consent, label: str = "", image: str | None = None
-    ) -> SpinupResult:
+    async def spinup(self, quote_id: str, consent: Consent, label: str = "", image: str | None = None) -> SpinupResult:
         """Rent from a quote after an explicit yes; never rents twice for one quote. ``image``: the container
         image to start (RunPod and Vast.ai; default: the service's image).
 

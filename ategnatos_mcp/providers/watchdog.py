@@ -17,14 +17,33 @@ __all__ = ["HEARTBEAT_COMMAND", "WATCHDOG_DIR", "install_command", "render_watch
 WATCHDOG_DIR = "$HOME/.ategnatos/watchdog"
 HEARTBEAT_COMMAND = f'mkdir -p "{WATCHDOG_DIR}" && touch "{WATCHDOG_DIR}/heartbeat"'
 
-# Containers (RunPod, Vast) stop when PID 1 exits, which ends the GPU bill; Lambda VMs can only be shut down
-# (Lambda keeps billing a shut-down VM until it is terminated, so there the server's reconcile must finish the job).
-_STOP = {
-    "runpod": "kill -TERM 1",
-    "vast": "kill -TERM 1",
-    "lambda": "sudo shutdown -h now",
-    "local": "true",
-}
+VAST_API_URL = "https://console.vast.ai/api/v0"
+
+# Containers (RunPod, Vast) are stopped through the provider's own API from inside, with the credentials the
+# provider puts into every container for exactly that (RunPod: runpodctl + RUNPOD_POD_ID and its pod-scoped key;
+# Vast: CONTAINER_API_KEY, which can only start/stop/destroy its own instance). If that is unavailable or did not
+# take effect within the grace period, PID 1 is ended as the last resort (a container whose main process exits
+# stops, unless the provider restarts it; the server's hour cap backs this up). Lambda VMs can only be shut down,
+# and Lambda keeps billing a shut-down VM until it is terminated, so there the server's reconcile finishes the job.
+_RUNPOD_STOP = """pod=$$(cenv RUNPOD_POD_ID)
+if [ -n "$$pod" ] && command -v runpodctl >/dev/null 2>&1; then
+    RUNPOD_API_KEY="$$(cenv RUNPOD_API_KEY)" runpodctl stop pod "$$pod" >> "$$DIR/watchdog.log" 2>&1 && log "asked RunPod to stop pod $$pod"
+fi
+sleep "$$STOP_GRACE"; log "still running: ending PID 1"; kill -TERM 1"""
+
+_VAST_STOP = """id=$instance_id; [ -n "$$id" ] || id=$$(cenv CONTAINER_ID)
+key=$$(cenv CONTAINER_API_KEY); url=$api_url"/instances/$$id/"
+if [ -n "$$id" ] && [ -n "$$key" ]; then
+    if command -v curl >/dev/null 2>&1; then
+        curl -fsS -m 30 -X PUT -H "Authorization: Bearer $$key" -H "Content-Type: application/json" -d '{"state":"stopped"}' "$$url" >> "$$DIR/watchdog.log" 2>&1
+    else
+        KEY="$$key" python3 -c 'import os, sys, urllib.request as u; u.urlopen(u.Request(sys.argv[1], data=b"{\\"state\\":\\"stopped\\"}", method="PUT", headers={"Authorization": "Bearer " + os.environ["KEY"], "Content-Type": "application/json"}), timeout=30)' "$$url" >> "$$DIR/watchdog.log" 2>&1
+    fi && log "asked Vast.ai to stop instance $$id"
+fi
+sleep "$$STOP_GRACE"; log "still running: ending PID 1"; kill -TERM 1"""
+
+_STOP: dict[ProviderName, str] = {"lambda": "sudo shutdown -h now", "local": "true"}
+
 
 _SCRIPT = Template(r"""#!/bin/sh
 # Ategnatos watchdog: stops this machine when idle or past its time limit. Log: $$DIR/watchdog.log
@@ -32,9 +51,16 @@ DIR="$${ATEGNATOS_WATCHDOG_DIR:-$$HOME/.ategnatos/watchdog}"
 IDLE_SECONDS=$idle_seconds
 DEADLINE_EPOCH=$deadline_epoch
 INTERVAL=$${ATEGNATOS_WATCHDOG_INTERVAL:-60}
+STOP_GRACE=$${ATEGNATOS_WATCHDOG_STOP_GRACE:-90}
 mkdir -p "$$DIR"
 [ -f "$$DIR/heartbeat" ] || touch "$$DIR/heartbeat"
 log() { echo "$$(date -u +%Y-%m-%dT%H:%M:%SZ) $$*" >> "$$DIR/watchdog.log"; }
+# A variable from this shell, else from the container's own environment (an SSH login may not carry it).
+cenv() {
+  eval "v=\$${$$1:-}"
+  [ -n "$$v" ] || v=$$(tr '\000' '\n' < /proc/1/environ 2>/dev/null | sed -n "s/^$$1=//p" | head -n 1)
+  printf %s "$$v"
+}
 gpu_busy() {
   command -v nvidia-smi >/dev/null 2>&1 || return 1
   util=$$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits 2>/dev/null | sort -n | tail -1)
@@ -67,8 +93,14 @@ while check; do sleep "$$INTERVAL"; done
 """)
 
 
-def stop_command_for(provider: ProviderName) -> str:
-    """The shell command that stops billing from inside an instance of this provider."""
+def stop_command_for(provider: ProviderName, instance_id: str = "", *, vast_api_url: str = VAST_API_URL) -> str:
+    """The shell commands that stop billing from inside an instance of this provider (run by the watchdog)."""
+    if provider == "runpod":
+        return Template(_RUNPOD_STOP).substitute()
+    if provider == "vast":
+        return Template(_VAST_STOP).substitute(
+            instance_id=shlex.quote(instance_id) if instance_id else '""', api_url=shlex.quote(vast_api_url.rstrip("/"))
+        )
     return _STOP[provider]
 
 

@@ -165,7 +165,9 @@ async def gpu_spinup(
         Field(
             description="RunPod and Vast.ai only: the container image to start, as name[:tag], e.g. "
             "'runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04' (the default when empty). It needs "
-            "Python 3 and git; a CUDA version in its tag is required of the host.",
+            "Python 3 and git; on RunPod it must also start SSH from the PUBLIC_KEY variable (runpod/* images do, "
+            "most others don't: the rental then never becomes ready and is ended at the boot timeout). A CUDA "
+            "version in its tag is required of the host.",
             max_length=255,
         ),
     ] = "",
@@ -191,7 +193,12 @@ async def gpu_spinup(
 async def _install_watchdog(app: AppContext, rental: Rental) -> str:
     caps = app.settings.gpu
     plan = deploy_plan(
-        "watchdog", rental, idle_minutes=caps.idle_stop_minutes, max_hours=caps.max_hours_per_instance, now=app.clock()
+        "watchdog",
+        rental,
+        idle_minutes=caps.idle_stop_minutes,
+        max_hours=caps.max_hours_per_instance,
+        now=app.clock(),
+        vast_api_url=app.settings.vast_api_url,
     )
     try:
         done = await (await deployer(app)).deploy(rental, plan)
@@ -293,6 +300,7 @@ async def remote_deploy(
         max_hours=caps.max_hours_per_instance,
         now=app.clock(),
         forward=connect_comfyui,
+        vast_api_url=app.settings.vast_api_url,
     )
     result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
     if result.comfyui_url:

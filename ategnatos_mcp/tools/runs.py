@@ -53,7 +53,7 @@ async def training_runs(app: AppContext) -> TrainingRuns:
     hosts = await app.service(HOSTS_SERVICE, build_hosts)  # not inside the other factory: the lock is not reentrant
 
     async def build(a: AppContext) -> TrainingRuns:
-        return TrainingRuns(a.store, hosts, a.clock)
+        return TrainingRuns(a.store, hosts, a.clock, a.task_group)
 
     return await app.service(RUNS_SERVICE, build)
 
@@ -70,17 +70,42 @@ async def train_validate_environment(
     upload_dataset: Annotated[
         bool, Field(description="Send the dataset to the SSH host first (only new or changed files travel).")
     ] = False,
+    wait_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=240,
+            description="How long to wait for a dataset upload before answering with its progress (it goes on "
+            "in the background).",
+        ),
+    ] = 45.0,
 ) -> Annotated[CallToolResult, EnvironmentCheck]:
     """Gate 3: check the training host for the confirmed plan and record the result.
 
     Checks Python, PyTorch with CUDA, the GPU and its free memory against the plan's estimate, free disk,
     that the trainer is installed, and that the dataset is on the host. Every problem comes back in plain words
     with what to do. Needs gate 2 (train_confirm). Then run train_dry_run on the same host.
+
+    With upload_dataset=true a long upload goes on in the background after wait_seconds: the answer gives the
+    progress so far, and a repeat call (or train_gates) shows it; the check runs by itself once the files are
+    there. Nothing is sent twice.
     """
     runs = await training_runs(app_of(ctx))
     check = await runs.validate_environment(
-        name, host, backend_dir=backend_dir, upload_dataset=upload_dataset, report=progress_reporter(ctx)
+        name,
+        host,
+        backend_dir=backend_dir,
+        upload_dataset=upload_dataset,
+        wait_seconds=wait_seconds,
+        report=progress_reporter(ctx),
     )
+    if check.upload is not None and check.upload.state in ("sending", "checking"):
+        summary = (
+            f"Sending the dataset of '{check.name}' to {check.host}: {check.upload.describe()} so far. It goes on "
+            "in the background; the environment check (gate 3) runs by itself once it has arrived. Call "
+            "train_validate_environment again (or train_gates) to see where it is."
+        )
+        return respond(check, summary)
     head = f"Environment on {check.host} is {'ready' if check.passed else 'NOT ready'} for '{check.name}' (gate 3)."
     lines = [head, *(f"- {k}: {v}" for k, v in check.facts.items())]
     lines += [f"Problem: {p}" for p in check.problems] + [f"Note: {w}" for w in check.warnings]

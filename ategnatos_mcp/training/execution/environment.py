@@ -14,7 +14,7 @@ from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import EnvironmentReport, GateState, TrainingConfig, record_environment_gate
 from ategnatos_mcp.training.costs import vram_inputs
 from ategnatos_mcp.training.execution.hosts import TrainingHost
-from ategnatos_mcp.training.execution.models import HostSpec
+from ategnatos_mcp.training.execution.models import HostSpec, UploadProgress
 from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir
 from ategnatos_mcp.training.vram import estimate_vram
 
@@ -95,6 +95,9 @@ class EnvironmentCheck(BaseModel):
     facts: dict[str, str]
     warnings: list[str] = Field(default_factory=list)
     dataset_uploaded: bool = False
+    upload: UploadProgress | None = Field(
+        default=None, description="Set while the dataset is still being sent in the background (not checked yet)."
+    )
     gates: GateState
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "SupervisorState",
     "SupervisorStatus",
     "TrainingProgress",
+    "UploadProgress",
 ]
 
 SupervisorState = Literal["starting", "running", "retrying", "succeeded", "failed", "stopped", "lost", "missing"]
@@ -170,3 +171,23 @@ class EvalGrid(BaseModel):
     jobs: list[EvalJob]
     submitted: list[str] = Field(default_factory=list, description="ComfyUI job ids, when they were queued.")
     notes: list[str] = Field(default_factory=list)
+
+
+class UploadProgress(BaseModel):
+    """How far a background dataset upload (gate 3) has got."""
+
+    host: str
+    state: Literal["sending", "checking", "done", "failed"] = "sending"
+    sent_bytes: int = 0
+    total_bytes: int | None = Field(default=None, description="Bytes to send (only new or changed files travel).")
+    started_at: datetime
+    message: str = ""
+
+    def describe(self) -> str:
+        """The progress in plain words, e.g. '12.5 of 40.0 MB (31%)'."""
+        if self.state == "checking":
+            return "all files arrived; checking the environment now"
+        if not self.total_bytes:
+            return "comparing the files already there"
+        share = 100 * self.sent_bytes / self.total_bytes
+        return f"{self.sent_bytes / 1e6:.1f} of {self.total_bytes / 1e6:.1f} MB sent ({share:.0f}%)"

@@ -34,8 +34,8 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.integration.fake_routes import picture_frames, text_frame
-from tests.integration.fake_validation import validate_prompt
+from tests.integration.fake_routes import ERROR_500, build_routes, picture_frames, text_frame
+from tests.integration.fake_validation import batch_size, image_size, is_link, topological, validate_prompt, value_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "comfyui"
 
@@ -51,7 +51,6 @@ MODEL_INPUTS: dict[tuple[str, str], str] = {
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
     ("LoadImage", "image"): "input",
 }
-ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
 PREVIEW_JPEG = bytes.fromhex("ffd8ffe000104a464946000101") + b"\x00" * 32 + bytes.fromhex("ffd9")
 
 
@@ -160,25 +159,18 @@ class FakeComfyUI:
         self, emit: Any, node_id: str, prompt_id: str, image: bytes, mime: str, progress: tuple[int, int]
     ) -> None:
         """One picture frame plus its ``progress`` message to the job's sockets, each in its own recorded order."""
+        await self._send_frames(emit, lambda meta: picture_frames(meta, node_id, prompt_id, image, mime, progress))
+
+    async def _send_frames(self, emit: Any, frames_for: Any) -> None:
         cid = getattr(emit, "client_id", None)
         for ws in list(self.sockets.get(cid, [])) if cid else []:
-            with_metadata = ws in self.metadata_sockets
             try:
-                for frame in picture_frames(with_metadata, node_id, prompt_id, image, mime, progress):
+                for frame in frames_for(ws in self.metadata_sockets):
                     if isinstance(frame, bytes):
                         await ws.send_bytes(frame)
                         self.binary_sent += 1
                     else:
                         await ws.send_text(frame)
-            except (RuntimeError, WebSocketDisconnect, OSError):
-                pass
-
-    async def send_text_frame(self, emit: Any, node_id: str, text: str) -> None:
-        cid = getattr(emit, "client_id", None)
-        for ws in list(self.sockets.get(cid, [])) if cid else []:
-            try:
-                await ws.send_bytes(text_frame(node_id, text))
-                self.binary_sent += 1
             except (RuntimeError, WebSocketDisconnect, OSError):
                 pass
 
@@ -205,7 +197,7 @@ class FakeComfyUI:
         if node_id not in memo:
             node = prompt[node_id]
             parts = {
-                k: (["link", self._signature(prompt, v[0], memo), v[1]] if _is_link(v) else v)
+                k: (["link", self._signature(prompt, v[0], memo), v[1]] if is_link(v) else v)
                 for k, v in sorted(node["inputs"].items())
             }
             memo[node_id] = hashlib.sha1(json.dumps([node["class_type"], parts]).encode()).hexdigest()
@@ -224,7 +216,7 @@ class FakeComfyUI:
 
         emit.client_id = cid  # type: ignore[attr-defined]
 
-        order = _topological(prompt, outputs)
+        order = topological(prompt, outputs)
         memo: dict[str, str] = {}
         # SaveImageWebsocket's IS_CHANGED is the time: it runs every time, even in an identical graph.
         cached = [
@@ -298,12 +290,13 @@ class FakeComfyUI:
             elif steps > 1:
                 await emit("progress", {"value": step + 1, "max": steps, "prompt_id": prompt_id, "node": node_id})
         if node["class_type"] == "SaveImageWebsocket":  # one PNG per image, progress 0..n-1 of n
-            count = _batch(prompt)
+            count = batch_size(prompt)
             for step in range(count):
                 await self.send_picture(emit, node_id, prompt_id, self.image_bytes, "image/png", (step, count))
         if node["class_type"] == "GetImageSize":
-            width, height, batch = _image_size(prompt, node_id)
-            await self.send_text_frame(emit, node_id, f"width: {width}, height: {height}\n batch size: {batch}")
+            width, height, batch = image_size(prompt, node_id)
+            text = f"width: {width}, height: {height}\n batch size: {batch}"
+            await self._send_frames(emit, lambda _meta: [text_frame(node_id, text)])
         if node["class_type"] == self.fail_class:
             return f"{node['class_type']} failed: simulated out of memory"
         prefix = str(node["inputs"].get("filename_prefix", ""))
@@ -314,10 +307,10 @@ class FakeComfyUI:
     def _outputs_of(self, node: dict[str, Any], prompt: dict[str, Any]) -> dict[str, Any] | None:
         cls = node["class_type"]
         if cls == "PreviewAny":
-            return {"text": [_value_text(prompt, node["inputs"].get("source"))]}
+            return {"text": [value_text(prompt, node["inputs"].get("source"))]}
         if cls not in ("SaveImage", "PreviewImage"):
             return None
-        batch = _batch(prompt)
+        batch = batch_size(prompt)
         if cls == "SaveImage":
             prefix = str(node["inputs"].get("filename_prefix", "ComfyUI"))
             subfolder, _, base = prefix.rpartition("/")
@@ -376,44 +369,7 @@ class FakeComfyUI:
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
 
     def app(self) -> Starlette:
-        return Starlette(routes=_routes(self))
-
-
-def _is_link(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
-
-
-def _topological(prompt: dict[str, Any], outputs: list[str]) -> list[str]:
-    order: list[str] = []
-
-    def visit(node_id: str) -> None:
-        if node_id in order:
-            return
-        for value in prompt[node_id]["inputs"].values():
-            if _is_link(value):
-                visit(value[0])
-        order.append(node_id)
-
-    for out in outputs:
-        visit(out)
-    return order
-
-
-def _batch(prompt: dict[str, Any]) -> int:
-    return max([int(v) for n in prompt.values() for k, v in n["inputs"].items() if k == "batch_size"] or [1])
-
-
-def _image_size(prompt: dict[str, Any], node_id: str) -> tuple[int, int, int]:
-    """GetImageSize's (width, height, batch) when its image comes straight from a node that sets them."""
-    link = prompt[node_id]["inputs"].get("image")
-    source = prompt[link[0]]["inputs"] if _is_link(link) else {}
-    return int(source.get("width", 64)), int(source.get("height", 64)), int(source.get("batch_size", 1))
-
-
-def _value_text(prompt: dict[str, Any], value: Any) -> str:
-    if _is_link(value) and prompt[value[0]]["class_type"] == "GetImageSize":
-        return str(_image_size(prompt, value[0])[value[1]])
-    return str(value)
+        return Starlette(routes=build_routes(self))
 
 
 def _executed(node_id: str, output: dict[str, Any], prompt_id: str) -> dict[str, Any]:
@@ -422,12 +378,6 @@ def _executed(node_id: str, output: dict[str, Any], prompt_id: str) -> dict[str,
 
 def _ms() -> int:
     return int(time.time() * 1000)
-
-
-def _routes(fake: FakeComfyUI) -> list[Any]:
-    from tests.integration.fake_routes import build_routes
-
-    return build_routes(fake)
 
 
 def _bind(port: int = 0) -> socket.socket:

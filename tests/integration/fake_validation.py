@@ -9,7 +9,7 @@ def _err(kind: str, message: str, details: str = "", **extra: Any) -> dict[str, 
     return {"type": kind, "message": message, "details": details, "extra_info": extra}
 
 
-def _is_link(value: Any) -> bool:
+def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], str) and isinstance(value[1], int)
 
 
@@ -23,7 +23,7 @@ def _options(spec: list[Any]) -> list[Any] | None:
 
 def _check_input(name: str, spec: list[Any], value: Any, prompt: dict[str, Any], info: dict[str, Any]) -> list[Any]:
     cfg = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    if _is_link(value):
+    if is_link(value):
         source = prompt.get(value[0])
         if source is None:
             return [
@@ -156,7 +156,7 @@ def validate_prompt(  # noqa: C901 - mirrors ComfyUI's own nested checks
                     if name in node.get("inputs", {}):
                         value = node["inputs"][name]
                         errors.extend(_check_input(name, input_spec, value, prompt, info))
-                        if _is_link(value) and value[0] in prompt:
+                        if is_link(value) and value[0] in prompt:
                             stack.append(value[0])
             if errors:
                 failed = True
@@ -169,3 +169,37 @@ def validate_prompt(  # noqa: C901 - mirrors ComfyUI's own nested checks
     if not good:
         return _err("prompt_outputs_failed_validation", "Prompt outputs failed validation"), node_errors, []
     return None, node_errors, good
+
+
+# --- graph helpers the fake's executor uses ---------------------------------------------------------------
+def topological(prompt: dict[str, Any], outputs: list[str]) -> list[str]:
+    order: list[str] = []
+
+    def visit(node_id: str) -> None:
+        if node_id in order:
+            return
+        for value in prompt[node_id]["inputs"].values():
+            if is_link(value):
+                visit(value[0])
+        order.append(node_id)
+
+    for out in outputs:
+        visit(out)
+    return order
+
+
+def batch_size(prompt: dict[str, Any]) -> int:
+    return max([int(v) for n in prompt.values() for k, v in n["inputs"].items() if k == "batch_size"] or [1])
+
+
+def image_size(prompt: dict[str, Any], node_id: str) -> tuple[int, int, int]:
+    """GetImageSize's (width, height, batch) when its image comes straight from a node that sets them."""
+    link = prompt[node_id]["inputs"].get("image")
+    source = prompt[link[0]]["inputs"] if is_link(link) else {}
+    return int(source.get("width", 64)), int(source.get("height", 64)), int(source.get("batch_size", 1))
+
+
+def value_text(prompt: dict[str, Any], value: Any) -> str:
+    if is_link(value) and prompt[value[0]]["class_type"] == "GetImageSize":
+        return str(image_size(prompt, value[0])[value[1]])
+    return str(value)

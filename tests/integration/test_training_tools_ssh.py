@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.remote import Progress, SSHConnector
+from ategnatos_mcp.remote import Progress, SSHConnector, TransferError
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTrainingHost, TrainingHost
@@ -81,6 +81,7 @@ class HeldUploads(HostRegistry):
     release: anyio.Event = field(default_factory=anyio.Event)
     started: anyio.Event = field(default_factory=anyio.Event)
     uploads: list[str] = field(default_factory=list)
+    fail: bool = False
 
     @contextlib.asynccontextmanager
     async def open(self, spec: HostSpec) -> AsyncIterator[TrainingHost]:
@@ -92,6 +93,8 @@ class HeldUploads(HostRegistry):
                 self.uploads.append(remote)
                 self.started.set()
                 await self.release.wait()
+                if self.fail:
+                    raise TransferError("The connection dropped 6 times.", hint="Try again later.")
                 return await send(local, remote, progress)
 
             host.put_dataset = held  # type: ignore[method-assign]
@@ -143,3 +146,38 @@ async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
             assert len(list((server.home / "ategnatos" / "training" / "ink" / "dataset").glob("*.png"))) == 10
             gates = await client.call_tool("train_gates", {"name": "ink"})
             assert gates.structured_content["gates"][2]["status"] == "passed"  # type: ignore[index]
+
+
+async def test_a_failed_background_upload_says_so_and_the_next_call_sends_again(
+    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    install = make_fake_install(tmp_path / "install")
+    async with ssh_lab(tmp_path) as (server, connector, _remote):
+
+        async def the_connector() -> SSHConnector:
+            return connector
+
+        registry = HeldUploads(settings.workspace_dir / "training", the_connector, remote_env=install.env, fail=True)
+        registry.release.set()
+        app.services["training-hosts"] = registry
+        args = {
+            "name": "ink",
+            "host": f"artist@127.0.0.1:{server.port}",
+            "backend_dir": install.backend_dirs["kohya"],
+            "upload_dataset": True,
+            "wait_seconds": 60,
+        }
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            await _gates_1_and_2(client, home)
+            failed = await client.call_tool("train_validate_environment", args)
+            check = failed.structured_content
+            assert check is not None and check["passed"] is False and check["upload"]["state"] == "failed"
+            problem = check["problems"][0]
+            assert "failed: The connection dropped 6 times. Try again later." in problem
+            assert "what arrived is kept" in problem
+            assert check["gates"]["environment"]["status"] == "failed"
+
+            registry.fail = False
+            sent = await client.call_tool("train_validate_environment", args)
+            assert sent.structured_content["passed"] is True, sent.content  # type: ignore[index]
+            assert len(registry.uploads) == 2  # the failed one, then a new one

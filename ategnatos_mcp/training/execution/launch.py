@@ -124,7 +124,9 @@ async def launch_run(
                 "from it by itself. To start from step 0 instead, launch with fresh=true (earlier saves are moved "
                 "aside, not deleted)."
             )
-    batch = await _fitted_batch(host, state.training) if point is not None and state.training else None
+    previous = state.training
+    same_config = previous is not None and previous.config_hash == cfg.config_hash
+    batch = await _fitted_batch(host, previous) if point is not None and previous and same_config else None
     if batch is not None and batch != (cfg.batch_size, cfg.gradient_accumulation):
         notes.append(
             f"The earlier run only fit at batch size {batch[0]} with gradient accumulation {batch[1]} (the "

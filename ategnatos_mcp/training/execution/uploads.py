@@ -70,7 +70,7 @@ class DatasetUploads:
                 job.result = await work(job, on_bytes)
                 job.progress.state = "done"
             except AtegnatosError as exc:
-                job.error, job.progress.state, job.progress.message = exc, "failed", str(exc)
+                job.error, job.progress.state, job.progress.message = exc, "failed", exc.message
             except Exception:  # top of a background task: one failed upload must not take the server down
                 logger.exception("Dataset upload to %s failed", progress.host)
                 job.progress.state = "failed"

@@ -198,3 +198,37 @@ async def test_the_supervisor_beats_the_instance_watchdog_while_the_trainer_prin
     _cfg, handle = await _run(host, install, dataset)
     status = await _finish(host, handle)
     assert status.state == "succeeded" and beat.is_file()
+
+
+@pytest.mark.parametrize(
+    ("backend", "logged"),
+    [
+        ("kohya", "batch size per device / バッチサイズ: 2"),
+        ("simpletuner", "Instantaneous batch size per device = 2"),
+        ("ai-toolkit", None),  # its log does not print the batch: the edited YAML shows it
+    ],
+)
+async def test_a_run_can_start_at_the_rung_an_earlier_ladder_reached(
+    local: LocalHost, install: FakeInstall, dataset: Path, backend: str, logged: str | None
+) -> None:
+    cfg = make_config(dataset, batch_size=8)
+    handle = await start_run(
+        local,
+        kind="training",
+        cfg=cfg,
+        backend=backend,
+        backend_dir=install.backend_dirs.get(backend, ""),
+        dataset_dir=str(dataset),
+        now=NOW,
+        env={"FAKE_OOM_ABOVE": "2"},
+        batch=(2, 4),
+    )
+    assert (handle.batch_size, handle.gradient_accumulation) == (2, 4)
+    status = await _finish(local, handle)
+    assert status.state == "succeeded", status.message
+    assert [(a["batch_size"], a["gradient_accumulation"]) for a in status.attempts] == [(2, 4)]  # no OOM first
+    config = "\n".join(p.read_text() for p in Path(handle.run_dir, "config").rglob("*") if p.is_file())
+    if logged is not None:
+        assert logged in await read_log_tail(local, handle)
+    else:
+        assert "batch_size: 2" in config and "gradient_accumulation_steps: 4" in config

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -46,9 +47,7 @@ class ProbeRunner:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                # spawn, not fork: the server process has threads and an event loop a fork would copy mid-flight.
-                ctx = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_worker_context())
             return self._pool
 
     def close(self) -> None:
@@ -135,6 +134,18 @@ class ProbeRunner:
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _worker_context() -> BaseContext:
+    """How worker processes start. Never a plain fork: the server has threads and an event loop a fork would copy
+    mid-flight. A fork server is a clean process that imports the decoder once, so each worker starts ready
+    (a spawned one would import numpy, Pillow and the server's own entry point again); spawn where there is none.
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["__main__", "ategnatos_mcp.dataset.probe"])
+    return ctx
 
 
 def _as_tuple(record: ProbeRecord) -> tuple[object, ...]:

@@ -70,6 +70,7 @@ class JobWatch:
         self.previews: list[tuple[bytes, str]] = []  # made with the saved files; dropped for old jobs
         self.stream_nodes = stream_nodes
         self.streamed: list[tuple[str, WsImage]] = []  # (node id, picture) received over the socket
+        self._node: str | None = None  # the node the socket last said runs (kept after the end, for late frames)
         self._gap = False  # the socket dropped once: some events (outputs) may have been missed
         self._socket: AsyncExitStack | None = None  # the finished job's socket, closed once ``done`` is set
 
@@ -238,6 +239,7 @@ class JobWatch:
         async with anyio.create_task_group() as tg:
 
             async def check() -> None:
+                waited = False
                 while True:
                     await anyio.sleep(self.check_every)
                     try:
@@ -245,6 +247,11 @@ class JobWatch:
                     except UpstreamError:
                         continue
                     if self.record.state.finished:
+                        if self.stream_nodes and not waited:
+                            # ComfyUI writes the history before its socket has sent everything: keep reading
+                            # a round longer for streamed pictures still on their way (the final event ends it).
+                            waited = True
+                            continue
                         tg.cancel_scope.cancel()
 
             tg.start_soon(check)
@@ -321,6 +328,7 @@ class JobWatch:
                 if r.current_node is not None:
                     r.nodes_done += 1
                 r.current_node, r.progress = str(data["node"]), None
+                self._node = r.current_node
             case "progress":
                 if data.get("max"):
                     r.progress = float(data["value"]) / float(data["max"])
@@ -340,7 +348,7 @@ class JobWatch:
 
     def _capture(self, image: WsImage) -> None:
         # Type 4 frames name their node; type 1 frames come from the node now running.
-        node = image.node_id or self.record.current_node
+        node = image.node_id or self._node
         if node not in self.stream_nodes and image.display_node_id in self.stream_nodes:
             node = image.display_node_id
         if node in self.stream_nodes:

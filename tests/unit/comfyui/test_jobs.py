@@ -129,3 +129,96 @@ async def test_polling_sees_running_waiting_and_forgotten_jobs_in_the_recorded_q
     assert record.state is JobState.QUEUED and record.error is None
     record = await _poll(running, {"/queue": "get_queue_empty"})
     assert record.state is JobState.LOST and record.error and "no longer knows this job" in record.error
+
+
+def _frame_events(transcript: str, frame_file: str) -> list[WsEvent]:
+    """The transcript's events, its picture frames rebuilt from a recorded whole frame of the same kind."""
+    from ategnatos_mcp.comfyui.frames import decode_binary_frame
+
+    picture = decode_binary_frame((FIX / frame_file).read_bytes())
+    events = []
+    for frame in json.loads((FIX / f"{transcript}.json").read_text(encoding="utf-8"))["frames"]:
+        if frame["dir"] != "server->client":
+            continue
+        if frame["kind"] == "text":
+            events.append(WsEvent(type=frame["data"]["type"], data=frame["data"]["data"]))
+        elif frame["summary"]["event_type"] in (1, 4) and picture is not None:
+            events.append(WsEvent(type="image", image=picture))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("transcript", "frame_file", "prompt_id"),
+    [
+        ("ws_binary_frames_legacy", "ws_legacy_frame_0.bin", "6403966a-fbb3-4980-b127-6dc72efd1493"),
+        ("ws_binary_frames_feature_flags", "ws_meta_frame_0.bin", "28dced7b-d367-4287-a246-aae86b80a856"),
+    ],
+)
+async def test_recorded_save_image_websocket_frames_are_kept_for_their_node(
+    transcript: str, frame_file: str, prompt_id: str
+) -> None:
+    record = JobRecord(job_id="j", server="http://c", prompt_id=prompt_id, client_id="c", nodes_total=4)
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_no_http)) as http:
+        watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished, stream_nodes=frozenset({"3"}))
+        for event in _frame_events(transcript, frame_file):
+            if await watch._apply(event):
+                break
+    assert record.state is JobState.SUCCEEDED
+    assert [(node, image.mime_type) for node, image in watch.streamed] == [("3", "image/png")] * 2
+
+
+async def test_recorded_sampler_previews_are_not_kept() -> None:
+    record = JobRecord(job_id="j", server="http://c", prompt_id="8e375640-37c3-405d-9a27-74113c3be5ca", client_id="c")
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_no_http)) as http:
+        # A workflow with a SaveImageWebsocket elsewhere: the sampler's (node 3) previews are still not results.
+        watch = JobWatch(record, ComfyUIClient("http://c", http), on_finished=finished, stream_nodes=frozenset({"10"}))
+        events = _frame_events("ws_binary_frames_legacy", "ws_txt2img_preview_legacy_frame.bin")
+        previews = [e for e in events if e.type == "image"]
+        await watch._apply(WsEvent(type="executing", data={"node": "3", "prompt_id": record.prompt_id}))
+        for event in previews:
+            await watch._apply(event)
+    assert len(previews) == 2 and previews[0].image is not None and previews[0].image.mime_type == "image/jpeg"
+    assert watch.streamed == []
+
+
+async def test_streamed_pictures_still_in_flight_when_the_history_says_done_are_kept() -> None:
+    import anyio
+    import anyio.lowlevel
+
+    prompt_id = "6403966a-fbb3-4980-b127-6dc72efd1493"
+    history_asked = anyio.Event()
+
+    def history(request: httpx.Request) -> httpx.Response:
+        history_asked.set()  # ComfyUI has written the history; its socket has not sent everything yet
+        return _recorded("get_history_by_id_ws_images")
+
+    events = _frame_events("ws_binary_frames_legacy", "ws_legacy_frame_0.bin")
+    split = next(i for i, e in enumerate(events) if e.type == "image")
+
+    async def stream():  # noqa: ANN202
+        for event in events[:split]:
+            yield event
+        await history_asked.wait()
+        for event in events[split:]:
+            await anyio.lowlevel.checkpoint()  # each frame arrives on its own, as over a real socket
+            yield event
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    record = JobRecord(job_id="j", server="http://c", prompt_id=prompt_id, client_id="c", nodes_total=4)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(history)) as http:
+        client = ComfyUIClient("http://c", http)
+        watch = JobWatch(record, client, on_finished=finished, check_every=0.01, stream_nodes=frozenset({"3"}))
+        with anyio.fail_after(5):
+            assert await watch._read(stream())
+    assert record.state is JobState.SUCCEEDED
+    assert len(watch.streamed) == 2

@@ -104,37 +104,7 @@ async def launch_run(
                 document=state.training.run_dir,
                 hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
             )
-    notes: list[str] = []
-    if fresh:
-        moved = await set_aside_saves(host, await host.base_dir(cfg.name), now)
-        notes.append(
-            f"Fresh start: the earlier saves were moved (not deleted) to {moved}."
-            if moved
-            else "Fresh start: there were no earlier saves to move aside."
-        )
-    point = await _resume_point(host, plan, state.training) if resume else None
-    if not resume and not fresh and plan.backend != "kohya" and state.training is not None:
-        if state.training.host == host.spec:
-            # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
-            # by themselves: say so and record it rather than claim a fresh start.
-            point = await find_resume_point(host, state.training, cfg)
-        if point is not None:
-            notes.append(
-                f"{plan.backend} found the earlier run's save at step {point.step} ({point.source}) and continues "
-                "from it by itself. To start from step 0 instead, launch with fresh=true (earlier saves are moved "
-                "aside, not deleted)."
-            )
-    previous = state.training
-    same_config = previous is not None and previous.config_hash == cfg.config_hash
-    batch = await _fitted_batch(host, previous) if point is not None and previous and same_config else None
-    if batch is not None and batch != (cfg.batch_size, cfg.gradient_accumulation):
-        notes.append(
-            f"The earlier run only fit at batch size {batch[0]} with gradient accumulation {batch[1]} (the "
-            f"out-of-memory ladder reduced it from {cfg.batch_size}); this run continues at that batch (same "
-            "effective batch) instead of running out of memory again."
-        )
-    else:
-        batch = None
+    point, batch, notes = await _starting_point(host, plan, state.training, resume=resume, fresh=fresh, now=now)
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
         await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
@@ -152,14 +122,11 @@ async def launch_run(
         extra_args=point.args if point else None,
         batch=batch,
     )
-    if point is not None and state.training is not None:
-        handle = handle.model_copy(
-            update={
-                "resumed_from_step": point.step,
-                "resumed_from": point.source,
-                "samples_seen": state.training.samples_seen,  # the earlier run's samples are not new
-            }
-        )
+    if point is not None:
+        handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
+    previous = state.training
+    if not fresh and previous is not None and (previous.host, previous.output_dir) == (host.spec, handle.output_dir):
+        handle.samples_seen = list(previous.samples_seen)  # the earlier run's sample images are not new
     async with update_execution(store, cfg.name) as upd:
         upd.doc.name = cfg.name
         if upd.doc.training is not None:
@@ -185,6 +152,43 @@ async def launch_run(
         gradient_accumulation=handle.gradient_accumulation,
         notices=notices,
     )
+
+
+async def _starting_point(
+    host: TrainingHost, plan: ConfirmedPlan, previous: RunHandle | None, *, resume: bool, fresh: bool, now: datetime
+) -> tuple[ResumePoint | None, tuple[int, int] | None, list[str]]:
+    """Where the new run starts: the save it continues from, the batch to run at (None: the plan's), and notes."""
+    cfg = plan.cfg
+    notes: list[str] = []
+    if fresh:
+        moved = await set_aside_saves(host, await host.base_dir(cfg.name), now)
+        notes.append(
+            f"Fresh start: the earlier saves were moved (not deleted) to {moved}."
+            if moved
+            else "Fresh start: there were no earlier saves to move aside."
+        )
+    point = await _resume_point(host, plan, previous) if resume else None
+    if not resume and not fresh and plan.backend != "kohya" and previous is not None and previous.host == host.spec:
+        # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
+        # by themselves: say so and record it rather than claim a fresh start.
+        point = await find_resume_point(host, previous, cfg)
+        if point is not None:
+            notes.append(
+                f"{plan.backend} found the earlier run's save at step {point.step} ({point.source}) and continues "
+                "from it by itself. To start from step 0 instead, launch with fresh=true (earlier saves are moved "
+                "aside, not deleted)."
+            )
+    if point is None or previous is None or previous.config_hash != cfg.config_hash:
+        return point, None, notes
+    batch = await _fitted_batch(host, previous)
+    if batch is None or batch == (cfg.batch_size, cfg.gradient_accumulation):
+        return point, None, notes
+    notes.append(
+        f"The earlier run only fit at batch size {batch[0]} with gradient accumulation {batch[1]} (the "
+        f"out-of-memory ladder reduced it from {cfg.batch_size}); this run continues at that batch (same "
+        "effective batch) instead of running out of memory again."
+    )
+    return point, batch, notes
 
 
 async def _fitted_batch(host: TrainingHost, previous: RunHandle) -> tuple[int, int] | None:

@@ -89,7 +89,10 @@ def _next_step(kind: str, status: SupervisorStatus) -> str:
             "done (gpu_teardown)."
         )
     if status.state == "stopped":
-        return "Stopped on request. Launch again when ready (resume=true continues from the last saved state)."
+        return (
+            "Stopped on request. Launch again when ready (resume=true continues from the last saved state; "
+            "fresh=true starts over, moving earlier saves aside)."
+        )
     return "Read the problems above, fix them, and run again (the dry run first after a config change)."
 
 

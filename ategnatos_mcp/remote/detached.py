@@ -43,7 +43,7 @@ def _status_script(folder: str) -> str:
     # exit file and then ends, so "dead and no exit file" can only mean it died unrecorded.
     return (
         _ALIVE
-        + f"""cd {folder} 2>/dev/null || {{ echo state=missing; exit 0; }}
+        + f"""cd "$HOME/{folder}" 2>/dev/null || {{ echo state=missing; exit 0; }}
 pid=$(cat pid 2>/dev/null)
 echo pid=$pid
 was_alive=no

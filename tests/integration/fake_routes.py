@@ -1,11 +1,16 @@
-"""HTTP + websocket routes of the fake ComfyUI (shapes and status codes as in the recordings)."""
+"""The fake ComfyUI's network side: HTTP + websocket routes (shapes and status codes as in the recordings), its
+binary frames, and the uvicorn server on a loopback port (``serve_fake``)."""
 
 from __future__ import annotations
 
 import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -242,3 +247,87 @@ def _is_feature_flags(message: str) -> bool:
     except json.JSONDecodeError:
         return False
     return isinstance(body, dict) and body.get("type") == "feature_flags"
+
+
+# --- the server ----------------------------------------------------------------------------------------
+def _bind(port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit this; without it small JSON answers wait ~40 ms for a delayed ACK.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class _Running:
+    """The uvicorn server of one fake; ``restart`` stops it, forgets queue and history, starts again."""
+
+    def __init__(self, fake: FakeComfyUI, tg: anyio.abc.TaskGroup) -> None:
+        self.fake = fake
+        self.tg = tg
+        self.server: uvicorn.Server | None = None
+        self.stopped = anyio.Event()
+
+    async def start(self) -> None:
+        sock = _bind(self.fake.port)
+        self.fake.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.fake.app(), log_level="error", ws="websockets-sansio", lifespan="off", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(config)
+        self.stopped = anyio.Event()
+        server, stopped = self.server, self.stopped
+
+        async def run() -> None:
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                stopped.set()
+
+        self.tg.start_soon(run)
+        with anyio.fail_after(5):
+            while not server.started:
+                await anyio.sleep(0.005)
+
+    async def stop(self) -> None:
+        self.fake.ws_hang_release.set()
+        if self.server is not None:
+            for socks in list(self.fake.sockets.values()):
+                for ws in socks:
+                    await ws.close(code=1012)
+            self.fake.sockets.clear()
+            self.server.should_exit = True
+            with anyio.fail_after(5):
+                await self.stopped.wait()
+
+
+@asynccontextmanager
+async def serve_fake(**kwargs: Any) -> AsyncIterator[FakeComfyUI]:
+    """Run a fake ComfyUI on a free loopback port for the duration of the block."""
+    from tests.integration.fake_comfyui import FakeComfyUI
+
+    fake = FakeComfyUI(**kwargs)
+    async with anyio.create_task_group() as tg:
+        running = _Running(fake, tg)
+        await running.start()
+        worker_scope = anyio.CancelScope()
+
+        async def work() -> None:
+            with worker_scope:
+                await fake.worker()
+
+        tg.start_soon(work)
+
+        async def restart() -> None:
+            worker_scope.cancel()
+            await running.stop()
+            fake._reset()
+            tg.start_soon(fake.worker)
+            await running.start()
+
+        fake.restart = restart  # type: ignore[attr-defined]
+        try:
+            yield fake
+        finally:
+            await running.stop()
+            tg.cancel_scope.cancel()

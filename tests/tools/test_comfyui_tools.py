@@ -24,8 +24,11 @@ SD15 = "mcp_random_sd15_layout.safetensors"
 
 
 @asynccontextmanager
-async def studio(home: Path, *fakes: FakeComfyUI, urls: list[str] | None = None) -> AsyncIterator[Client]:
+async def studio(
+    home: Path, *fakes: FakeComfyUI, urls: list[str] | None = None, **env_extra: str
+) -> AsyncIterator[Client]:
     env = {"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": ",".join(urls or [f.url for f in fakes])}
+    env |= env_extra
     settings = load_settings(env=env)
     app = build_app(settings)
     async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
@@ -303,3 +306,18 @@ async def test_pictures_streamed_over_the_websocket_come_back_as_files_and_previ
     assert links == [Path(f["path"]).as_uri() for f in files]
     assert "2 file(s) saved" in _text(result)
     assert [c for c in later.content if c.type == "image"] == images
+
+
+async def test_a_websocket_that_never_answers_costs_only_its_short_open_timeout(home: Path) -> None:
+    async with (
+        serve_fake() as fake,
+        studio(home, fake, ATEGNATOS_COMFYUI__WS_OPEN_TIMEOUT_SECONDS="0.3") as client,
+    ):
+        fake.hang_ws = True  # the connection is accepted, the handshake never answered
+        params = {"prompt": "a fox", "checkpoint": SD15, "width": 64, "height": 64, "steps": 2}
+        with anyio.fail_after(10):  # the request timeout (30 s) would blow this
+            result = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": params})
+    assert not result.is_error, _text(result)
+    data = result.structured_content
+    assert data["state"] == "succeeded" and data["live_progress"] is False and len(data["files"]) == 1
+    assert "no live progress" in _text(result) and fake.ws_hung == 1

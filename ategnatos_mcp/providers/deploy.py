@@ -138,37 +138,38 @@ class Deployer:
         self.connector = connector
         self.forwards: dict[str, PortForward] = {}
         self._sessions: dict[str, SSHSession] = {}
+        self._urls: dict[str, set[str]] = {}  # every tunnel URL an instance had (normally one)
         stack.push_async_callback(self.aclose)
 
     async def _session(self, key: str, host: RemoteHost) -> SSHSession:
         session = self._sessions.get(key)
         if session is not None and not session.closed and _same_endpoint(session.host, host):
             return session
-        # First contact, or the endpoint moved (ports change after a restart): start over on the new one.
+        # First contact, or the endpoint moved (ports change after a restart): start over on the new one
+        # (its tunnel comes back on the same local port when it is free, so the pool's URL stays valid).
         await self._drop(key)
         session = self.connector.session(host)
         await session.connection()
         self._sessions[key] = session
         return session
 
-    async def release(self, rental: Rental) -> str | None:
+    async def release(self, rental: Rental) -> list[str]:
         """The instance ended: close its tunnel and SSH session; forget its host key once it is terminated.
 
-        Returns the URL of the closed tunnel (to take out of the ComfyUI pool), or None when there was none.
+        Returns the URLs its tunnels had (to take out of the ComfyUI pool); empty when there was none.
         """
-        url = await self._drop(rental.key)
+        await self._drop(rental.key)
         if rental.status is InstanceStatus.TERMINATED:
             await self.connector.forget_host_key(rental.key)
-        return url
+        return sorted(self._urls.pop(rental.key, set()))
 
-    async def _drop(self, key: str) -> str | None:
+    async def _drop(self, key: str) -> None:
         forward = self.forwards.pop(key, None)
         session = self._sessions.pop(key, None)
         if forward is not None:
             await forward.close()
         if session is not None:
             await session.close()
-        return forward.url if forward is not None else None
 
     async def aclose(self) -> None:
         """Close every tunnel and session (the server is stopping)."""
@@ -238,8 +239,16 @@ class Deployer:
                 return forward
             except SSHConnectionError:
                 await forward.close()
-        forward = await forward_port(session, port)
+        known = self._urls.setdefault(key, set())
+        wanted = min((int(url.rsplit(":", 1)[1]) for url in known), default=0)
+        try:
+            forward = await forward_port(session, port, local_port=wanted)
+        except SSHConnectionError:
+            if not wanted:
+                raise
+            forward = await forward_port(session, port)  # taken meanwhile: any free port
         self.forwards[key] = forward
+        known.add(forward.url)
         return forward
 
 

@@ -68,9 +68,11 @@ async def _release(app: AppContext, rental: Rental) -> None:
     held: Deployer | None = app.services.get("gpu-deploy")
     if held is None:
         return  # nothing was deployed in this server's life: no session, no tunnel
-    url = await held.release(rental)
-    if url is not None:
-        (await get_pool(app)).remove_server(url)
+    urls = await held.release(rental)
+    if urls:
+        pool = await get_pool(app)
+        for url in urls:
+            pool.remove_server(url)
 
 
 async def ssh_connector(app: AppContext) -> SSHConnector:

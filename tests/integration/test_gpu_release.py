@@ -43,6 +43,7 @@ class Rig:
     key: str
     pod_id: str
     url: str
+    comfy_port: int
 
 
 async def _answers(url: str) -> bool:
@@ -70,7 +71,7 @@ async def rented_and_tunnelled(
             key = rented.structured_content["instance"]["key"]  # type: ignore[index]
             pod_id = key.split(":", 1)[1]
             # The pod's SSH endpoint is the loopback server (RunPod reports host/port under ssh.direct).
-            runpod.pods[pod_id]["ssh"]["direct"].update(host="127.0.0.1", port=server.port, username="artist")
+            runpod.pods[pod_id]["ssh"]["direct"].update(host="127.0.0.1", port=server.port)
             deployer = Deployer(connector, app.exit_stack)
             app.services["gpu-deploy"] = deployer
             rental = await service.refreshed(key)
@@ -82,7 +83,18 @@ async def rented_and_tunnelled(
             assert await _answers(deployed.comfyui_url)
             assert deployer.held == [key] and await connector.host_keys.get(key) is not None
             yield Rig(
-                client, app, runpod, clock, service, deployer, connector, server, key, pod_id, deployed.comfyui_url
+                client,
+                app,
+                runpod,
+                clock,
+                service,
+                deployer,
+                connector,
+                server,
+                key,
+                pod_id,
+                deployed.comfyui_url,
+                comfy_port,
             )
 
 
@@ -121,3 +133,23 @@ async def test_a_pod_stopped_at_the_hour_cap_is_released_but_its_host_key_kept(
         await _assert_released(rig)
         # Stopped keeps the disk (and the host): the pin stays so a changed host would still be noticed.
         assert await rig.connector.host_keys.get(rig.key) is not None
+
+
+async def test_the_tunnel_keeps_its_url_after_a_drop_or_a_moved_endpoint(
+    tmp_path: Path, settings: Settings, app: AppContext
+) -> None:
+    async with rented_and_tunnelled(tmp_path, settings, app) as rig:
+        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=rig.comfy_port, forward=True, ready_seconds=5)
+        # The SSH connection drops: a rerun reopens the tunnel on the same local port.
+        rig.server.cut()
+        again = await rig.deployer.deploy(await rig.service.refreshed(rig.key), plan)
+        assert again.comfyui_url == rig.url and again.comfyui_answering
+        # The endpoint moved (here: the same server under another host name): a new session, same tunnel URL.
+        logins = rig.server.connection_count
+        rig.runpod.pods[rig.pod_id]["ssh"]["direct"]["host"] = "localhost"
+        moved = await rig.deployer.deploy(await rig.service.refreshed(rig.key), plan)
+        assert moved.comfyui_url == rig.url and moved.comfyui_answering
+        assert rig.server.connection_count == logins + 1 and rig.deployer.held == [rig.key]
+        torn = await rig.client.call_tool("gpu_teardown", {"keys": [rig.key]})
+        assert not torn.is_error
+        await _assert_released(rig)

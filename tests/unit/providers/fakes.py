@@ -437,6 +437,6 @@ class FakeDeployer:
         self.heartbeats += 1
         return []
 
-    async def release(self, rental: Any) -> str | None:
+    async def release(self, rental: Any) -> list[str]:
         self.released.append((rental.key, rental.status.value))
-        return None
+        return []

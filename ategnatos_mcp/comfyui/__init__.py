@@ -4,9 +4,11 @@ Public API (small on purpose; other domains use only these names):
 
 - ``probe_servers(urls, timeout=3.0) -> list[ComfyUIProbe]``: reachability, version, queue, models per URL.
 - ``await get_pool(app) -> ComfyUIPool``: the server-wide pool (AppContext service ``"comfyui"``).
-  - ``pool.add_server(url)``: add an endpoint at run time (e.g. a port-forwarded cloud instance).
+  - ``pool.add_server(url)`` / ``pool.remove_server(url)``: add or drop an endpoint at run time (e.g. a
+    port-forwarded cloud instance).
   - ``await pool.submit(workflow, uploads=[ImageUpload(...)], template=..., params=..., seed=...) -> JobRecord``
-  - ``await pool.wait(job_id, seconds, on_progress) -> JobRecord`` (``record.saved`` lists the files)
+  - ``await pool.wait(job_id, seconds, on_progress) -> JobRecord`` (``record.saved`` lists the files, also
+    the pictures a ``SaveImageWebsocket`` node sent over the websocket)
   - ``await pool.cancel(job_id)``, ``pool.job(job_id)``, ``await pool.status()``
 - ``render_template(get_template("upscale-esrgan"), {"image": path})`` -> ``RenderedWorkflow``; or use
   ``await get_service(app)`` and ``service.submit(template=..., params=..., ...)`` which does it all.

@@ -8,7 +8,7 @@ import re
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.providers.models import ProviderName
 
-__all__ = ["DEFAULT_IMAGE", "IMAGE_PROVIDERS", "check_image", "image_cuda", "image_for"]
+__all__ = ["DEFAULT_IMAGE", "IMAGE_PROVIDERS", "check_image", "cuda_too_new", "image_cuda", "image_for", "min_cuda_for"]
 
 DEFAULT_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
 # RunPod pods and Vast.ai instances are containers started from an image; Lambda rents whole VMs.
@@ -101,3 +101,21 @@ def image_for(provider: ProviderName, label: str, wanted: str | None, default: s
             "or pick a RunPod or Vast.ai offer to choose the image.",
         )
     return image
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def cuda_too_new(image: str, host_max_cuda: float | None) -> str | None:
+    """The CUDA version ``image`` names when the host's driver is too old for it (None: fine or unknown)."""
+    needed = image_cuda(image)
+    if needed is None or host_max_cuda is None:
+        return None
+    return needed if _version(needed) > _version(f"{host_max_cuda:g}") else None
+
+
+def min_cuda_for(asked: str, image: str) -> str:
+    """The CUDA to require of the host: what the quote asked for, or the image's own when that is newer."""
+    named = image_cuda(image)
+    return named if named is not None and _version(named) > _version(asked) else asked

@@ -80,6 +80,7 @@ class GpuOffer(_Frozen):
     reliability: float | None = None
     region: str | None = None
     availability: str | None = None
+    max_cuda: float | None = Field(default=None, description="Newest CUDA the host's driver runs, where listed.")
     notes: list[str] = Field(default_factory=list)
 
 

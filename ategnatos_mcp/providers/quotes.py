@@ -7,9 +7,19 @@ import secrets
 from datetime import datetime, timedelta
 
 from ategnatos_mcp.errors import ConsentError, NotFoundError
+from ategnatos_mcp.providers.gpus import gpu_matches
 from ategnatos_mcp.providers.models import GpuDocument, GpuOffer, OfferQuery, Quote
 
-__all__ = ["PRICE_TOLERANCE_USD", "find_quote", "make_quote", "new_tag", "price_rose", "worst_case_usd"]
+__all__ = [
+    "PRICE_TOLERANCE_USD",
+    "alternatives",
+    "find_quote",
+    "fits",
+    "make_quote",
+    "new_tag",
+    "price_rose",
+    "worst_case_usd",
+]
 
 # Prices are compared to a tenth of a cent per hour; anything above that is a rise that needs a new yes.
 PRICE_TOLERANCE_USD = 0.001
@@ -78,3 +88,24 @@ def find_quote(doc: GpuDocument, quote_id: str, now: datetime) -> Quote:
 def price_rose(quoted: GpuOffer, current: GpuOffer) -> bool:
     """Whether today's price is above the one the user saw."""
     return current.usd_per_hour > quoted.usd_per_hour + PRICE_TOLERANCE_USD
+
+
+def fits(offer: GpuOffer, query: OfferQuery) -> bool:
+    """The offer meets every wish in the query."""
+    if query.gpu and not gpu_matches(offer.gpu, query.gpu):
+        return False
+    if query.min_vram_gb and offer.vram_gb + 0.5 < query.min_vram_gb:
+        return False
+    if query.max_usd_per_hour is not None and offer.usd_per_hour > query.max_usd_per_hour:
+        return False
+    if query.min_reliability and offer.reliability is not None and offer.reliability < query.min_reliability:
+        return False
+    if query.region and offer.region and query.region.lower() not in offer.region.lower():
+        return False
+    return offer.gpu_count == query.gpu_count
+
+
+def alternatives(offer: GpuOffer, fitting: list[GpuOffer]) -> list[GpuOffer]:
+    """Up to three equivalent offers (same provider and GPU) to fall back on if this one is taken."""
+    same = [o for o in fitting if o is not offer and o.provider == offer.provider and o.gpu == offer.gpu]
+    return same[:3]

@@ -17,8 +17,7 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
-from ategnatos_mcp.providers.gpus import gpu_matches
-from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, image_cuda, image_for
+from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
 from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
 from ategnatos_mcp.providers.models import (
@@ -34,7 +33,9 @@ from ategnatos_mcp.providers.models import (
 )
 from ategnatos_mcp.providers.quotes import (
     PRICE_TOLERANCE_USD,
+    alternatives,
     find_quote,
+    fits,
     make_quote,
     new_tag,
     price_rose,
@@ -123,10 +124,10 @@ class GpuService(Lifecycle):
             except (ValueError, KeyError, TypeError):  # an answer in a shape we do not know: skip, don't fail all
                 logger.exception("offers from %s could not be read", name)
                 not_searched.append(f"{provider.label} (answered in a form Ategnatos does not understand)")
-        fitting = sorted((o for o in found if _fits(o, query)), key=lambda o: (o.usd_per_hour, -(o.reliability or 0)))
+        fitting = sorted((o for o in found if fits(o, query)), key=lambda o: (o.usd_per_hour, -(o.reliability or 0)))
         now = self.clock()
         quotes = [
-            make_quote(query, offer, _alternatives(offer, fitting), now=now, ttl_seconds=self.caps.quote_ttl_seconds)
+            make_quote(query, offer, alternatives(offer, fitting), now=now, ttl_seconds=self.caps.quote_ttl_seconds)
             for offer in fitting[:limit]
         ]
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
@@ -194,6 +195,13 @@ class GpuService(Lifecycle):
             )
         provider = self._provider(quote.offer.provider)
         chosen = image_for(provider.name, provider.label, image, default=self.image)
+        needed = cuda_too_new(chosen, quote.offer.max_cuda)
+        if needed is not None:
+            raise InvalidRequestError(
+                f"The image {chosen} needs CUDA {needed}, but this {quote.offer.gpu_label} host's driver runs CUDA "
+                f"{quote.offer.max_cuda:g} at most, so it would never start. Nothing was rented.",
+                hint="Pick another offer, or an image built for an older CUDA (its tag usually names it).",
+            )
         current = await provider.quote(quote.offer)
         ceiling, worst, note = quote.offer.usd_per_hour, quote.worst_case_usd, ""
         if current is not None and price_rose(quote.offer, current):
@@ -285,13 +293,16 @@ class GpuService(Lifecycle):
                 if fresh is None or fresh.usd_per_hour > ceiling + 1e-9:
                     tried.append(f"{candidate.offer_ref}: gone or dearer")
                     continue
+                if cuda_too_new(plan.image, fresh.max_cuda) is not None:
+                    tried.append(f"{candidate.offer_ref}: its driver is too old for the image's CUDA")
+                    continue
                 request = CreateRequest(
                     offer=fresh,
                     name=name,
                     tag=tag,
                     image=plan.image,
                     disk_gb=quote.query.disk_gb,
-                    min_cuda=_min_cuda(quote.query.min_cuda, plan.image),
+                    min_cuda=min_cuda_for(quote.query.min_cuda, plan.image),
                     ssh_public_key=public_key,
                 )
                 try:
@@ -382,33 +393,6 @@ class GpuService(Lifecycle):
             await provider.register_ssh_key(key)
             self._registered.add(provider.name)
         return key
-
-
-def _fits(offer: GpuOffer, query: OfferQuery) -> bool:
-    if query.gpu and not gpu_matches(offer.gpu, query.gpu):
-        return False
-    if query.min_vram_gb and offer.vram_gb + 0.5 < query.min_vram_gb:
-        return False
-    if query.max_usd_per_hour is not None and offer.usd_per_hour > query.max_usd_per_hour:
-        return False
-    if query.min_reliability and offer.reliability is not None and offer.reliability < query.min_reliability:
-        return False
-    if query.region and offer.region and query.region.lower() not in offer.region.lower():
-        return False
-    return offer.gpu_count == query.gpu_count
-
-
-def _alternatives(offer: GpuOffer, fitting: list[GpuOffer]) -> list[GpuOffer]:
-    same = [o for o in fitting if o is not offer and o.provider == offer.provider and o.gpu == offer.gpu]
-    return same[:3]
-
-
-def _min_cuda(asked: str, image: str) -> str:
-    """The host must offer at least the CUDA the quote asked for and the CUDA the image's tag names."""
-    named = image_cuda(image)
-    if named is None:
-        return asked
-    return max(asked, named, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
 def _slug(label: str) -> str:

@@ -265,6 +265,7 @@ def _offer(item: _Offer, disk_gb: int) -> GpuOffer:
         bandwidth_usd_per_gb=item.inet_down_cost,
         reliability=reliability,
         region=item.geolocation,
+        max_cuda=item.cuda_max_good,
         notes=["Marketplace host: downloads and uploads are billed per GB; storage bills until destroyed."],
     )
 

@@ -10,7 +10,7 @@ import pytest
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.providers import GpuService, OfferQuery
-from ategnatos_mcp.providers.images import DEFAULT_IMAGE, check_image, image_cuda, image_for
+from ategnatos_mcp.providers.images import DEFAULT_IMAGE, check_image, cuda_too_new, image_cuda, image_for, min_cuda_for
 from ategnatos_mcp.providers.service import Consent
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service
@@ -134,3 +134,19 @@ async def test_lambda_refuses_an_image_and_rents_nothing(store: GrimoireStore) -
     assert "Lambda does not start a container image" in refused.value.message
     assert lam.calls("POST", "launch") == []
     assert await _rent(service, "lambda", None) == ""  # without an image it rents as before (no image reported)
+
+
+def test_cuda_the_host_cannot_run_and_the_pin_to_ask_for() -> None:
+    assert cuda_too_new("nvidia/cuda:12.9.1-devel-ubuntu22.04", 12.8) == "12.9"
+    assert cuda_too_new("nvidia/cuda:12.8.0-devel-ubuntu22.04", 12.8) is None
+    assert cuda_too_new("ubuntu", 11.8) is None and cuda_too_new(DEFAULT_IMAGE, None) is None
+    assert min_cuda_for("12.4", "nvidia/cuda:12.8.0-base") == "12.8" and min_cuda_for("12.4", CUSTOM) == "12.4"
+
+
+async def test_a_vast_host_too_old_for_the_image_is_refused_before_renting(store: GrimoireStore) -> None:
+    vast = FakeVast()  # the recorded RTX 4090 host runs CUDA 12.8 at most
+    with pytest.raises(InvalidRequestError) as refused:
+        await _rent(make_service(store, [vast], FakeClock()), "vast", "nvidia/cuda:12.9.1-devel-ubuntu22.04")
+    assert "needs CUDA 12.9" in refused.value.message and "12.8 at most" in refused.value.message
+    assert vast.instances == {} and not any("/asks/" in e.url for e in vast.exchanges)
+    assert await _rent(make_service(store, [vast], FakeClock()), "vast", "nvidia/cuda:12.8.0-devel-ubuntu22.04")

@@ -5,7 +5,8 @@ opens before POST /prompt so no event is missed. When the socket drops, the watc
 asks ``/history`` what it missed; a job that is neither queued nor in the history after a restart is
 reported lost. When no socket can be opened at all (a proxy that refuses websocket upgrades), a watch made
 with ``live=False`` follows the job by polling ``/history/{prompt_id}`` and ``/queue`` instead: the same
-end states and results, but no per-node progress.
+end states and results, but no per-node progress. A watch whose socket drops mid-job and will not reopen
+(while the HTTP API may still answer) switches to polling the same way.
 
 Pictures sent as binary frames are results only when they come from a node that sends its images over the
 socket instead of saving them (``stream_nodes``: the workflow's ``SaveImageWebsocket`` nodes); they are
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 _RECONNECT_ATTEMPTS = 5
+_REOPEN_ATTEMPTS = 3  # a socket that will not reopen mid-job: then the job is followed by polling
 _POLL_FIRST = 0.2  # seconds; polling backs off from here to at most ``poll_max`` (short jobs finish fast)
 
 
@@ -89,6 +91,8 @@ class JobWatch:
         total = max(r.nodes_total, 1)
         fraction = min(1.0, (r.nodes_done + (r.progress or 0.0)) / total)
         message = f"{r.state.value}" + (f", node {r.current_node}" if r.current_node else "")
+        if not self.live and not r.state.finished:
+            message += " (no live progress)"
         for callback in list(self._listeners):
             try:
                 await callback(round(fraction * 100, 1), 100.0, message)
@@ -177,8 +181,9 @@ class JobWatch:
                 if not self._submitted.is_set():
                     raise
                 attempts += 1
-                if attempts > _RECONNECT_ATTEMPTS:
-                    raise
+                if attempts > _REOPEN_ATTEMPTS:
+                    await self._fall_back_to_polling()
+                    return
                 await anyio.sleep(min(0.2 * 2**attempts, 3.0))
             reconnecting = True
             self._gap = True
@@ -189,6 +194,20 @@ class JobWatch:
                 await self._catch_up()
             except UpstreamError:
                 logger.info("ComfyUI at %s not answering after the socket dropped; retrying", self.client.url)
+
+    async def _fall_back_to_polling(self) -> None:
+        self.live = False
+        self.record.live_progress = False
+        self.record.warnings.append(
+            f"The live connection (websocket) to ComfyUI at {self.client.url} dropped during this job and would not "
+            "reopen, so from then on Ategnatos followed it by checking ComfyUI's queue and history (no live "
+            "progress). If ComfyUI sits behind a proxy, let it pass websocket upgrades for /ws."
+        )
+        logger.info(
+            "ComfyUI %s websocket would not reopen; following job %s by polling", self.client.url, self.record.job_id
+        )
+        await self._notify()
+        await self._poll()
 
     async def _poll(self) -> None:
         """Follow the job without a socket: ask ``/history`` (then ``/queue``) at a backing-off interval."""
@@ -221,11 +240,7 @@ class JobWatch:
                 return
             entry = await self.client.history(r.prompt_id)  # it may have finished between the two questions
         if entry is None:
-            self._finish(
-                JobState.LOST,
-                f"ComfyUI at {self.client.url} no longer knows this job (it restarted, or the job was "
-                "removed from its queue).",
-            )
+            self._forgotten()
             return
         self._apply_history(entry)
         if not r.state.finished:  # in the history, so over, but with no end message we know
@@ -283,11 +298,7 @@ class JobWatch:
             if entry is not None:
                 self._apply_history(entry)
             else:
-                self._finish(
-                    JobState.LOST,
-                    f"ComfyUI at {self.client.url} no longer knows this job (it restarted, or the job was "
-                    "removed from its queue).",
-                )
+                self._forgotten()
 
     async def _settle_from_history(self) -> None:
         try:
@@ -373,6 +384,13 @@ class JobWatch:
             self._finish(JobState.FAILED, f"{where} failed: {str(err.get('exception_message', '')).strip()}")
         elif entry.status_str == "success":
             self._finish(JobState.SUCCEEDED)
+
+    def _forgotten(self) -> None:
+        self._finish(
+            JobState.LOST,
+            f"ComfyUI at {self.client.url} no longer knows this job (it restarted, or the job was removed from "
+            "its queue).",
+        )
 
     def _finish(self, state: JobState, error: str | None = None) -> None:
         if self.record.state.finished:

@@ -263,7 +263,7 @@ class ComfyUIPool:
         if server is not None:
             server.in_flight = max(0, server.in_flight - 1)
         self._prune(watch.record.job_id)
-        if watch.stream_nodes and watch.live and watch.missed_events:
+        if watch.stream_nodes and watch.missed_events:
             watch.record.warnings.append(
                 "The live connection to ComfyUI dropped while this job ran; pictures its SaveImageWebsocket "
                 "node(s) sent meanwhile were missed (ComfyUI keeps no copy of them). Run the job again if some "

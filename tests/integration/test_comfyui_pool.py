@@ -349,3 +349,29 @@ async def test_a_removed_server_gets_no_more_jobs(tmp_path: Path) -> None:
         done = [await pool.wait(r.job_id, 5) for r in records]
     assert pool.urls == [a.url]
     assert [d.server for d in done] == [a.url, a.url] and not b.prompts
+
+
+async def test_a_socket_that_will_not_reopen_mid_job_hands_the_job_to_polling(tmp_path: Path) -> None:
+    polling = anyio.Event()
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        if message and message.endswith("(no live progress)"):
+            polling.set()
+
+    async with serve_fake() as fake, pool_for([fake.url], tmp_path) as pool:
+        fake.hold_class = "KSampler"
+        record = await pool.submit(workflow("txt2img_sd15"))
+        with anyio.fail_after(5):
+            await fake.hold_reached.wait()
+        fake.refuse_ws = True  # e.g. a proxy in front of ComfyUI restarted without websocket support
+        for ws in [ws for socks in fake.sockets.values() for ws in socks]:
+            await ws.close(code=1011)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pool.wait, record.job_id, 10, progress)
+            with anyio.fail_after(10):
+                await polling.wait()  # the job still runs (held): it must not have been given up as lost
+            fake.hold_release.set()
+        done = await pool.wait(record.job_id, 5)
+    assert done.state is JobState.SUCCEEDED and len(done.saved) == 1
+    assert not done.live_progress and any("would not reopen" in w for w in done.warnings)
+    assert fake.ws_refused == 4  # the first try plus three more, then no more

@@ -74,12 +74,13 @@ class JobWatch:
         self.streamed: list[tuple[str, WsImage]] = []  # (node id, picture) received over the socket
         self._node: str | None = None  # the node the socket last said runs (kept after the end, for late frames)
         self._gap = False  # the socket dropped once: some events (outputs) may have been missed
+        self._missed = False  # ... and the job was not just waiting in the queue all that time
         self._socket: AsyncExitStack | None = None  # the finished job's socket, closed once ``done`` is set
 
     @property
     def missed_events(self) -> bool:
-        """The socket dropped while the job ran: events, and any pictures streamed meanwhile, were missed."""
-        return self._gap
+        """The job ran (at least partly) while its socket was down: pictures streamed meanwhile were missed."""
+        return self._missed
 
     # --- listeners ------------------------------------------------------------------------------------
     def listen(self, callback: ProgressCallback) -> Callable[[], None]:
@@ -171,7 +172,8 @@ class JobWatch:
                     attempts = 0
                     await self._submitted.wait()
                     if reconnecting:
-                        await self._catch_up()
+                        if not await self._catch_up():
+                            self._missed = True  # it started, or even finished, while the socket was down
                         if self.record.state.finished:
                             return
                     if await self._read(events):
@@ -187,6 +189,7 @@ class JobWatch:
                 await anyio.sleep(min(0.2 * 2**attempts, 3.0))
             reconnecting = True
             self._gap = True
+            self._missed = self._missed or self.record.state is not JobState.QUEUED
             if self.record.state.finished:
                 return
             # The socket closed mid-job: what did we miss?
@@ -197,6 +200,7 @@ class JobWatch:
 
     async def _fall_back_to_polling(self) -> None:
         self.live = False
+        self._missed = True  # no socket from here on: nothing streamed can arrive any more
         self.record.live_progress = False
         self.record.warnings.append(
             f"The live connection (websocket) to ComfyUI at {self.client.url} dropped during this job and would not "
@@ -284,21 +288,25 @@ class JobWatch:
             raise failure
         return last or self.record.state.finished
 
-    async def _catch_up(self) -> None:
+    async def _catch_up(self) -> bool:
+        """Apply what ``/history`` (else ``/queue``) says about the job; True when it is still waiting to start."""
         if self.record.state.finished:
-            return
+            return False
         entry = await self.client.history(self.record.prompt_id)
         if entry is not None:
             self._apply_history(entry)
-            return
+            return False
         queue = await self.client.queue()
-        if self.record.prompt_id not in queue.running and self.record.prompt_id not in queue.pending:
+        if self.record.prompt_id in queue.pending:
+            return True
+        if self.record.prompt_id not in queue.running:
             # Neither finished nor waiting: ComfyUI restarted (its queue and history are in memory only).
             entry = await self.client.history(self.record.prompt_id)
             if entry is not None:
                 self._apply_history(entry)
             else:
                 self._forgotten()
+        return False
 
     async def _settle_from_history(self) -> None:
         try:
@@ -348,8 +356,7 @@ class JobWatch:
             case "execution_success":
                 self._finish(JobState.SUCCEEDED)
             case "execution_error":
-                where = f"{data.get('node_type')} (node {data.get('node_id')})"
-                self._finish(JobState.FAILED, f"{where} failed: {str(data.get('exception_message', '')).strip()}")
+                self._failed(data)
             case "execution_interrupted":
                 self._finish(JobState.INTERRUPTED, "The job was stopped before it finished.")
             case _:
@@ -380,10 +387,14 @@ class JobWatch:
         if entry.message("execution_interrupted") is not None:
             self._finish(JobState.INTERRUPTED, "The job was stopped before it finished.")
         elif (err := entry.message("execution_error")) is not None:
-            where = f"{err.get('node_type')} (node {err.get('node_id')})"
-            self._finish(JobState.FAILED, f"{where} failed: {str(err.get('exception_message', '')).strip()}")
+            self._failed(err)
         elif entry.status_str == "success":
             self._finish(JobState.SUCCEEDED)
+
+    def _failed(self, error: dict[str, Any]) -> None:
+        """ComfyUI's ``execution_error`` (from the socket or the history) in one line."""
+        where = f"{error.get('node_type')} (node {error.get('node_id')})"
+        self._finish(JobState.FAILED, f"{where} failed: {str(error.get('exception_message', '')).strip()}")
 
     def _forgotten(self) -> None:
         self._finish(

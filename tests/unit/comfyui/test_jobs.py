@@ -222,3 +222,63 @@ async def test_streamed_pictures_still_in_flight_when_the_history_says_done_are_
             assert await watch._read(stream())
     assert record.state is JobState.SUCCEEDED
     assert len(watch.streamed) == 2
+
+
+async def _follow_over_two_sockets(split: int, *, queue_key: str) -> JobWatch:
+    """The recorded SaveImageWebsocket run, its socket closing after ``split`` events; /queue meanwhile lists the
+    job under ``queue_key`` (queue_pending: it had not started, queue_running: it ran while we were away)."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    import anyio
+
+    prompt_id = "6403966a-fbb3-4980-b127-6dc72efd1493"
+    events = _frame_events("ws_binary_frames_legacy", "ws_legacy_frame_0.bin")
+    sockets = [events[:split], events[split:]]
+    done = anyio.Event()
+
+    @asynccontextmanager
+    async def subscribe(_: str) -> AsyncIterator[AsyncIterator[WsEvent]]:
+        batch = sockets.pop(0)
+
+        async def stream() -> AsyncIterator[WsEvent]:
+            for index, event in enumerate(batch):
+                if not sockets and index == len(batch) - 1:
+                    done.set()  # ComfyUI has written the history before its last message
+                yield event
+
+        yield stream()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/queue":
+            item = [[0, prompt_id, {}, {"client_id": "c"}, ["3", "4"]]]
+            return httpx.Response(200, json={"queue_running": [], "queue_pending": [], queue_key: item})
+        return _recorded("get_history_by_id_ws_images") if done.is_set() else httpx.Response(200, json={})
+
+    async def finished(_: JobWatch) -> None:
+        return None
+
+    record = JobRecord(job_id="j", server="http://c", prompt_id=prompt_id, client_id="c", nodes_total=4)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        watch = JobWatch(
+            record,
+            ComfyUIClient("http://c", http),
+            on_finished=finished,
+            subscribe=subscribe,
+            stream_nodes=frozenset({"3"}),
+        )
+        watch.mark_submitted()
+        with anyio.fail_after(5):
+            await watch._follow()
+    assert record.state is JobState.SUCCEEDED
+    return watch
+
+
+async def test_a_socket_drop_while_the_job_still_waits_misses_no_pictures() -> None:
+    watch = await _follow_over_two_sockets(0, queue_key="queue_pending")
+    assert not watch.missed_events and len(watch.streamed) == 2
+
+
+async def test_a_socket_drop_while_the_job_runs_is_known_to_miss_pictures() -> None:
+    watch = await _follow_over_two_sockets(6, queue_key="queue_running")
+    assert watch.missed_events

@@ -19,7 +19,7 @@ import anyio.to_thread
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import index_captions
 from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
-from ategnatos_mcp.dataset.scan import scan_dataset
+from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
 
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.audit import LoadedDataset
@@ -68,15 +68,25 @@ class ProbeJobs:
         self.runner = runner
         self.spawn = spawn
         self._jobs: dict[Path, ProbeJob] = {}
+        self._last: dict[Path, LoadedDataset] = {}
 
     async def _run(self, job: ProbeJob) -> None:
         from ategnatos_mcp.dataset.audit import LoadedDataset
 
         try:
             scan = await anyio.to_thread.run_sync(scan_dataset, job.root)
+            last = self._last.get(job.root)
+            if last is not None and _same_files(last, scan):
+                # Nothing changed since the last read (typically dedupe right after audit): no cache query, no
+                # caption re-read.
+                total = len(scan.images)
+                await job.report(total, total, f"{total} of {total} images already known")
+                job.result = LoadedDataset(scan=scan, records=dict(last.records), decoded=0, captions=last.captions)
+                return
             records, decoded = await self.runner.probe(scan.images, self.cache, job.report)
             captions = await anyio.to_thread.run_sync(index_captions, scan)
             job.result = LoadedDataset(scan=scan, records=records, decoded=decoded, captions=captions)
+            self._last = {job.root: job.result}  # one dataset kept: it is what the next call most likely reads
         except Exception as exc:  # handed to the caller that waits for this job
             job.error = exc
         finally:
@@ -125,3 +135,14 @@ class ProbeJobs:
             raise job.error
         assert job.result is not None
         return job.result
+
+
+def _same_files(last: LoadedDataset, scan: DatasetScan) -> bool:
+    """The folder holds exactly the files (same sizes and times) it held at ``last``, and none was unreadable then."""
+    old = last.scan
+    return (
+        old.images == scan.images
+        and old.captions == scan.captions
+        and old.unreadable == scan.unreadable == []
+        and all(r.error != "unreadable" for r in last.records.values())
+    )

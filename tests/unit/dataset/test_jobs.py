@@ -67,3 +67,33 @@ async def test_without_a_task_group_the_call_reads_everything_itself(tmp_path: P
         assert seen[-1] == 3
     finally:
         runner.close()
+
+
+async def test_an_unchanged_folder_is_served_from_the_last_read_and_any_change_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _folder(tmp_path)
+    (root / "0.txt").write_text("a red square", encoding="utf-8")
+    runner = ProbeRunner(workers=1)
+    cache = ProbeCache(tmp_path / "c.sqlite", version=1)
+    lookups: list[int] = []
+    real_lookup = cache.lookup
+    monkeypatch.setattr(cache, "lookup", lambda entries: lookups.append(len(entries)) or real_lookup(entries))
+    try:
+        jobs = ProbeJobs(cache, runner, spawn=None)
+        first = await jobs.load(root, wait_seconds=None, progress=None)
+        again = await jobs.load(root, wait_seconds=None, progress=None)
+        assert lookups == [3], "the second read of an unchanged folder must not query the cache"
+        assert again.records.keys() == first.records.keys() and again.decoded == 0
+        assert again.captions.texts == first.captions.texts
+
+        (root / "0.txt").write_text("a red square, oil paint", encoding="utf-8")  # a caption edited
+        edited = await jobs.load(root, wait_seconds=None, progress=None)
+        assert lookups == [3, 3]
+        assert "oil paint" in edited.captions.texts["0.png"]
+
+        (root / "2.png").unlink()  # an image removed
+        removed = await jobs.load(root, wait_seconds=None, progress=None)
+        assert sorted(removed.records) == ["0.png", "1.png"] and lookups == [3, 3, 2]
+    finally:
+        runner.close()

@@ -134,7 +134,7 @@ async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[Confirm
 
 
 def _status_summary(status: RunStatus) -> str:
-    marks = {"passed": "✓", "failed": "✗", "open": "·"}
+    marks = {"passed": "✓", "failed": "✗", "pending": "…", "open": "·"}
     lines = [f"Training run '{status.name}':"]
     lines += [f"{marks[g.status]} Gate {g.number} ({g.name}): {g.detail}" for g in status.gates]
     lines += [*status.notices, f"Next: {status.next_step}"]

@@ -250,10 +250,12 @@ async def record_environment_gate(
             )
         if doc.environment.host is not None and doc.environment.host != host:
             _reset_after(doc, 3, f"the host changed ({doc.environment.host} → {host})")
+        elif report.pending:
+            _reset_after(doc, 3, f"the environment on {host} is being checked again")
         elif not report.passed:
             _reset_after(doc, 3, f"the environment check on {host} failed")
         doc.environment = EnvironmentGate(
-            status="passed" if report.passed else "failed",
+            status="pending" if report.pending else "passed" if report.passed else "failed",
             host=host,
             problems=list(report.problems),
             recorded_at=clock(),
@@ -269,7 +271,7 @@ def _environment_markdown(name: str, host: str, report: EnvironmentReport) -> st
         "",
         f"Host: {host}",
         "",
-        f"Result: {'ready' if report.passed else 'NOT ready'}",
+        f"Result: {'not checked yet' if report.pending else 'ready' if report.passed else 'NOT ready'}",
     ]
     if report.facts:
         lines += ["", "| check | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in report.facts.items())]

@@ -23,7 +23,7 @@ __all__ = [
     "PlanRequest",
 ]
 
-GateStatus = Literal["open", "passed", "failed"]
+GateStatus = Literal["open", "pending", "passed", "failed"]  # pending: being checked in the background
 
 
 class _Strict(BaseModel):
@@ -72,6 +72,7 @@ class EnvironmentReport(_Strict):
     """What the environment check (gate 3) found on a host; ``markdown`` becomes environment.md."""
 
     passed: bool
+    pending: bool = Field(default=False, description="Not checked yet: the dataset is still being sent.")
     problems: list[str] = Field(default_factory=list, description="Plain-language reasons it is not ready.")
     facts: dict[str, str] = Field(default_factory=dict, description="GPU, VRAM, driver, CUDA, backend version...")
     markdown: str = ""

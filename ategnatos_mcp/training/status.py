@@ -39,7 +39,7 @@ class RunStatus(BaseModel):
 
 
 def _detail(status: str, passed: str, failed: str, missing: str) -> str:
-    return {"passed": passed, "failed": failed}.get(status, missing)
+    return {"passed": passed, "failed": failed, "pending": failed}.get(status, missing)
 
 
 def _views(doc: GateState) -> list[GateView]:
@@ -82,6 +82,8 @@ def _next_step(doc: GateState, stale: bool) -> str:
         return "Run dataset_audit on the dataset and fix what it reports (gate 1)."
     if doc.confirmation.status != "passed":
         return f"Show the plan to the artist and confirm config {doc.planned_config_hash} with train_confirm (gate 2)."
+    if doc.environment.status == "pending":
+        return "The dataset is still being sent to the GPU host; call train_validate_environment again to follow it (gate 3)."
     if doc.environment.status != "passed":
         return "Validate the training environment on the GPU host (gate 3)."
     if doc.dry_run.status != "passed":

@@ -129,6 +129,9 @@ async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
             gates = await client.call_tool("train_gates", {"name": "ink"})
             environment = gates.structured_content["gates"][2]  # type: ignore[index]
             assert "being sent to 127.0.0.1" in environment["detail"], environment
+            assert environment["status"] == "pending"  # not "failed": nothing was found wrong
+            assert "… Gate 3 (environment)" in gates.content[0].text  # type: ignore[union-attr]
+            assert "still being sent" in gates.structured_content["next_step"]  # type: ignore[index]
 
             with anyio.fail_after(5):
                 await registry.started.wait()  # the upload reached the sending stage

@@ -81,7 +81,7 @@ class TrainingRuns:
             # Recorded first, so the check the upload ends with is never overwritten by this note.
             await record_environment_gate(
                 self.store, plan.cfg.name, host=spec.identity,
-                report=EnvironmentReport(passed=False, problems=[f"The dataset is being sent to {spec.identity} "
+                report=EnvironmentReport(passed=False, pending=True, problems=[f"The dataset is being sent to {spec.identity} "
                     "in the background; the check runs by itself once it has arrived (train_validate_environment "
                     "shows how far it got)."]),
             )  # fmt: skip

@@ -179,39 +179,21 @@ async def collect_samples(
     return result, newly_seen
 
 
-def _preview(path: str, max_side: int, budget: int) -> bytes | None:
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.draft("RGB", (max_side, max_side))
-            rgb = im.convert("RGB")
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
-        return None
-    side = max_side
-    while True:
-        small = rgb.copy()
-        small.thumbnail((side, side), Image.Resampling.LANCZOS)
-        buf = io.BytesIO()
-        small.save(buf, "JPEG", quality=75, optimize=True)
-        if buf.tell() <= budget or side <= 96:
-            return buf.getvalue() if buf.tell() <= budget else None
-        side = int(side * 0.7)
-
-
 async def sample_previews(
     samples: SampleSet, *, count: int, max_side: int = PREVIEW_SIDE, budget_bytes: int = PREVIEW_BUDGET
 ) -> list[SamplePreview]:
     """Small JPEGs of the newest new samples on this machine: at most ``count``, together within ``budget_bytes``."""
+    from ategnatos_mcp.dataset.previews import make_preview  # Pillow: only when previews are asked for
+
     chosen = [s for s in samples.samples if s.new and s.local_path][:count]
     previews: list[SamplePreview] = []
     left = budget_bytes
     for index, sample in enumerate(chosen):
         share = left // (len(chosen) - index)
         assert sample.local_path is not None
-        data = await anyio.to_thread.run_sync(functools.partial(_preview, sample.local_path, max_side, share))
+        data = await anyio.to_thread.run_sync(
+            functools.partial(make_preview, Path(sample.local_path), max_side=max_side, budget=share)
+        )
         if data is not None:
             previews.append(SamplePreview(file=sample.file, data=data))
             left -= len(data)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
 
@@ -22,16 +23,19 @@ import anyio.to_thread
 
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.scan import FileEntry
+from ategnatos_mcp.errors import UpstreamError
 
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["Progress", "ProbeRunner"]
+__all__ = ["CRASHED_DETAIL", "Progress", "ProbeRunner"]
 
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
+_OnChunk = Callable[[list[FileEntry], list["ProbeRecord"]], Coroutine[Any, Any, None]]
 
 _CHUNK = 8
-_IN_PROCESS_BELOW = 24  # fewer files than this are probed in a thread: starting workers costs more
+_MAX_BREAKS = 3  # pool breaks no single file explains, tolerated in one read before giving up
+CRASHED_DETAIL = "reading it made the image decoder stop: the file is damaged, or built to attack image software"
 _FLUSH_EVERY = 400
 _PROGRESS_EVERY = 0.25  # seconds between progress notifications (one per chunk flooded the client)
 
@@ -39,8 +43,10 @@ _PROGRESS_EVERY = 0.25  # seconds between progress notifications (one per chunk 
 class ProbeRunner:
     """Owns the worker pool (started on first need, closed by ``close``)."""
 
-    def __init__(self, workers: int = 0) -> None:
+    def __init__(self, workers: int = 0, probe_fn: Callable[[list[str]], list[ProbeRecord]] | None = None) -> None:
+        """``probe_fn``: what a worker runs on a chunk of paths (tests only; a module-level function)."""
         self.workers = workers or os.cpu_count() or 1
+        self.probe_fn = probe_fn
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -98,42 +104,87 @@ class ProbeRunner:
                 last_progress[0] = now
                 await progress(len(records), total, f"read {len(records)} of {total} images")
 
-        if len(missing) < _IN_PROCESS_BELOW or self.workers == 1:
-            from ategnatos_mcp.dataset.probe import probe_files
-
-            for chunk in chunks:
-                results = await anyio.to_thread.run_sync(probe_files, [str(e.path) for e in chunk])
-                await on_chunk(chunk, results)
-        else:
-            stop = threading.Event()
-            try:
-                # Abandoned on cancel so a dropped call or a server shutdown doesn't wait for every chunk.
-                await anyio.to_thread.run_sync(self._drive_pool, chunks, on_chunk, stop, abandon_on_cancel=True)
-            except anyio.get_cancelled_exc_class():
-                stop.set()
-                raise
+        stop = threading.Event()
+        try:
+            # Abandoned on cancel so a dropped call or a server shutdown doesn't wait for every chunk.
+            await anyio.to_thread.run_sync(self._drive_pool, chunks, on_chunk, stop, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            raise
         await anyio.to_thread.run_sync(cache.store, pending)
 
-    def _drive_pool(
-        self,
-        chunks: list[list[FileEntry]],
-        on_chunk: Callable[[list[FileEntry], list[ProbeRecord]], Coroutine[Any, Any, None]],
-        stop: threading.Event,
-    ) -> None:
+    def _drive_pool(self, chunks: list[list[FileEntry]], on_chunk: _OnChunk, stop: threading.Event) -> None:
+        """Every chunk probed in the worker processes, even when a file makes a decoder crash.
+
+        Decoders are C code: a damaged or hostile file can kill the process reading it, and with it the pool.
+        Then the chunks that were in flight are read again one file at a time in a new pool, which finds the
+        file that kills it; that file is reported as damaged and the rest goes on as before.
+        """
+        remaining, unexplained = chunks, 0
+        while remaining and not stop.is_set():
+            remaining = self._round(remaining, on_chunk, stop)
+            if not remaining or stop.is_set():
+                return
+            self._discard_pool()
+            in_flight = self.workers + 2  # the executor hands out at most workers + 1 calls before they finish
+            if not self._isolate([e for chunk in remaining[:in_flight] for e in chunk], on_chunk, stop):
+                unexplained += 1  # e.g. a worker killed from outside: try again, but not forever
+                if unexplained > _MAX_BREAKS:
+                    raise UpstreamError(
+                        "The image readers kept stopping while reading this dataset.",
+                        service="image decoder",
+                        hint="Check that the computer has free memory, then run the audit again; files already "
+                        "read are kept.",
+                    )
+            remaining = remaining[in_flight:]
+
+    def _isolate(self, suspects: list[FileEntry], on_chunk: _OnChunk, stop: threading.Event) -> bool:
+        """Read ``suspects`` one at a time; a file that breaks the pool is reported as damaged. Found any?"""
+        found = False
+        for entry in suspects:
+            if stop.is_set():
+                break
+            if self._round([[entry]], on_chunk, stop):
+                found = True
+                self._discard_pool()
+                anyio.from_thread.run(on_chunk, [entry], [_crashed(entry)])
+        return found
+
+    def _round(self, chunks: list[list[FileEntry]], on_chunk: _OnChunk, stop: threading.Event) -> list[list[FileEntry]]:
+        """Probe ``chunks`` in the pool; the ones left unread if the pool broke (in submission order)."""
         from ategnatos_mcp.dataset.probe import probe_files
 
         pool = self._executor()
-        futures: dict[Future[list[ProbeRecord]], list[FileEntry]] = {
-            pool.submit(probe_files, [str(e.path) for e in chunk]): chunk for chunk in chunks
+        futures: dict[Future[list[ProbeRecord]], int] = {
+            pool.submit(self.probe_fn or probe_files, [str(e.path) for e in chunk]): i for i, chunk in enumerate(chunks)
         }
+        done: set[int] = set()
         try:
             for future in as_completed(futures):
                 if stop.is_set():
                     break
-                anyio.from_thread.run(on_chunk, futures[future], future.result())
+                try:
+                    results = future.result()
+                except BrokenProcessPool:
+                    return [chunk for i, chunk in enumerate(chunks) if i not in done]
+                anyio.from_thread.run(on_chunk, chunks[futures[future]], results)
+                done.add(futures[future])
         finally:
             for future in futures:
                 future.cancel()
+        return []
+
+    def _discard_pool(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _crashed(entry: FileEntry) -> ProbeRecord:
+    from ategnatos_mcp.dataset.probe import ProbeRecord
+
+    return ProbeRecord(size=entry.size, sha256="", error="corrupt", error_detail=CRASHED_DETAIL)
 
 
 def _worker_context() -> BaseContext:

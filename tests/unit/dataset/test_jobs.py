@@ -97,3 +97,58 @@ async def test_an_unchanged_folder_is_served_from_the_last_read_and_any_change_r
         assert sorted(removed.records) == ["0.png", "1.png"] and lookups == [3, 3, 2]
     finally:
         runner.close()
+
+
+def _images(root: Path, names: list[str]) -> None:
+    for i, name in enumerate(names):
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 64 + i), (i * 7 % 255, 80, 0)).save(buf, "PNG")
+        (root / name).write_bytes(buf.getvalue())
+
+
+async def test_a_file_that_kills_the_decoder_is_reported_as_damaged_and_everything_else_is_read(tmp_path: Path) -> None:
+    from ategnatos_mcp.dataset.problems import file_problems
+    from ategnatos_mcp.dataset.runner import CRASHED_DETAIL
+    from tests.unit.dataset.crashing_probe import probe_or_crash
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    names = [f"{i:02d}.png" for i in range(40)]
+    names[5], names[29] = "crash-a.png", "crash-b.png"
+    _images(root, names)
+    runner = ProbeRunner(workers=2, probe_fn=probe_or_crash)
+    try:
+        jobs = ProbeJobs(ProbeCache(tmp_path / "c.sqlite", version=1), runner, spawn=None)
+        with anyio.fail_after(60):
+            loaded = await jobs.load(root, wait_seconds=None, progress=None)
+        assert sorted(loaded.records) == sorted(names)
+        crashed = {rel for rel, r in loaded.records.items() if r.error_detail == CRASHED_DETAIL}
+        assert crashed == {"crash-a.png", "crash-b.png"}
+        assert all(r.ok for rel, r in loaded.records.items() if rel not in crashed)
+        codes = {p.problem for p in file_problems("crash-a.png", loaded.records["crash-a.png"], 1024)}
+        assert codes == {"corrupt"}
+
+        _images(root, ["zz-new.png"])  # the pool works again afterwards
+        again = await jobs.load(root, wait_seconds=None, progress=None)
+        assert again.decoded == 1 and again.records["zz-new.png"].ok
+    finally:
+        runner.close()
+
+
+async def test_a_worker_that_dies_once_for_no_lasting_reason_costs_nothing(tmp_path: Path) -> None:
+    from tests.unit.dataset.crashing_probe import crash_once
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    names = [f"{i:02d}.png" for i in range(30)]
+    names[3] = "flaky.png"
+    _images(root, names)
+    runner = ProbeRunner(workers=2, probe_fn=crash_once)
+    try:
+        jobs = ProbeJobs(ProbeCache(tmp_path / "c.sqlite", version=1), runner, spawn=None)
+        with anyio.fail_after(60):
+            loaded = await jobs.load(root, wait_seconds=None, progress=None)
+        assert (root / "flaky.crashed").exists()  # it did die once
+        assert sorted(loaded.records) == sorted(names) and all(r.ok for r in loaded.records.values())
+    finally:
+        runner.close()

@@ -22,7 +22,7 @@ def audit_summary(result: AuditResult) -> str:
         f"{verdict}",
         *[f"- {r}" for r in result.reasons],
         f"{result.readable} of {result.images} images are usable; layout: {_LAYOUT[result.layout]}.",
-        f"Captions: {result.captions.captioned} captioned, {result.captions.missing} missing, "
+        f"Captions of the usable images: {result.captions.captioned} captioned, {result.captions.missing} missing, "
         f"{len(result.captions.empty)} empty.",
     ]
     if result.duplicate_groups:

@@ -271,7 +271,8 @@ async def dataset_captions(
     summary = await service.summary(root, trigger_word)
     st = summary.stats
     text = [
-        f"{st.captioned} captioned, {st.missing} missing, {len(st.empty)} empty; {summary.tag_count} distinct tags; "
+        f"Of all image files: {st.captioned} captioned, {st.missing} missing, {len(st.empty)} empty; "
+        f"{summary.tag_count} distinct tags; "
         f"median about {summary.median_tokens} tokens.",
         "Top tags: " + ", ".join(f"{t.tag} ({t.count})" for t in st.top_tags[:10]),
     ]

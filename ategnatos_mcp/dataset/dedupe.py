@@ -110,6 +110,8 @@ def _confirm_chunk(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.
     gain = np.abs(np.log(b_mean / a_mean)).max(axis=1)
     layout = np.abs(a_col / a_mean[:, None, None, :] - b_col / b_mean[:, None, None, :]).mean(axis=(1, 2, 3))
     pairs = pairs[(gain <= MAX_GAIN) & (layout <= MAX_LAYOUT_DIFF)]
+    if not len(pairs):  # numpy cannot reshape an empty stack of windows
+        return pairs, np.empty(0, dtype=np.float32)
     a_thumb = f.thumbs[pairs[:, 0]]
     if mirrored:
         a_thumb = a_thumb[:, :, ::-1]

@@ -34,7 +34,11 @@ def confine(raw: str | os.PathLike[str], *, home: Path, roots: Sequence[Path], k
     if not text.strip():
         raise PathNotAllowedError("The path is empty.", path=text, hint="Give a file or folder inside the project.")
     if "\x00" in text:
-        raise PathNotAllowedError("The path contains a NUL character.", path=text.replace("\x00", "\\0"))
+        raise PathNotAllowedError(
+            "The path contains a NUL character, which no file name can hold.",
+            path=text.replace("\x00", "\\0"),
+            hint="Give the path again as plain text, e.g. workspace/datasets/mystyle.",
+        )
     candidate = Path(text).expanduser()
     if not candidate.is_absolute():
         candidate = home / candidate
@@ -59,13 +63,21 @@ def _resolve(candidate: Path, text: str) -> Path:
             f"'{text}' goes round a symlink loop.", path=text, hint="Remove the looping link."
         ) from exc
     except OSError as exc:
-        raise PathNotAllowedError(f"'{text}' cannot be resolved: {exc.strerror}.", path=text) from exc
+        raise PathNotAllowedError(
+            f"'{text}' cannot be resolved: {exc.strerror}.",
+            path=text,
+            hint="Check the path is spelled right and that its folders can be opened.",
+        ) from exc
 
 
 def _check_kind(resolved: Path, text: str, kind: Kind) -> None:
     if kind == "new":
         if resolved.exists() and not (resolved.is_file() or resolved.is_dir()):
-            raise PathNotAllowedError(f"'{text}' exists and is not a regular file or folder.", path=text)
+            raise PathNotAllowedError(
+                f"'{text}' exists and is not a regular file or folder.",
+                path=text,
+                hint="Choose another name or location.",
+            )
         return
     try:
         mode = resolved.stat().st_mode
@@ -74,16 +86,28 @@ def _check_kind(resolved: Path, text: str, kind: Kind) -> None:
             f"'{text}' does not exist.", kind="path", name=text, hint="Check the spelling, or list the folder first."
         ) from exc
     except OSError as exc:
-        raise PathNotAllowedError(f"'{text}' cannot be read: {exc.strerror}.", path=text) from exc
+        raise PathNotAllowedError(
+            f"'{text}' cannot be read: {exc.strerror}.", path=text, hint="Check the file's permissions."
+        ) from exc
     is_file, is_dir = stat.S_ISREG(mode), stat.S_ISDIR(mode)
     if not (is_file or is_dir):
         raise PathNotAllowedError(
-            f"'{text}' is a special file (device, pipe or socket), not an image or folder.", path=text
+            f"'{text}' is a special file (device, pipe or socket), not an image or folder.",
+            path=text,
+            hint="Give an ordinary file or folder inside the project.",
         )
     if kind == "file" and not is_file:
-        raise PathNotAllowedError(f"'{text}' is a folder; a file is needed here.", path=text)
+        raise PathNotAllowedError(
+            f"'{text}' is a folder; a file is needed here.",
+            path=text,
+            hint="Give the path of one file inside that folder.",
+        )
     if kind == "dir" and not is_dir:
-        raise PathNotAllowedError(f"'{text}' is a file; a folder is needed here.", path=text)
+        raise PathNotAllowedError(
+            f"'{text}' is a file; a folder is needed here.",
+            path=text,
+            hint=f"Give the folder that holds it ('{Path(text).parent}'), or another folder.",
+        )
 
 
 _SAFE_EXTRA = set("-_. ")

@@ -97,7 +97,7 @@ def build_structure(
     """Create or update ``output/{repeats}_{name}/`` for each concept. Blocking: run it in a worker thread.
 
     Raises:
-        InvalidRequestError: a source is already kohya-shaped, the output is inside a source, names clash.
+        InvalidRequestError: a source is already kohya-shaped, the output is inside a source or is a file, names clash.
     """
     names = [c.name for c in concepts]
     if len(set(names)) != len(names):
@@ -108,6 +108,14 @@ def build_structure(
                 f"The output folder is inside the source folder {c.source}.",
                 hint="Choose an output folder next to the source, e.g. workspace/datasets/<name>-kohya.",
             )
+    existing = next((p for p in (output, *output.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise InvalidRequestError(
+            f"The output {output} is a file, not a folder."
+            if existing == output
+            else f"The output {output} cannot be made: {existing} is a file, not a folder.",
+            hint="Choose a new or existing folder for the kohya layout, e.g. workspace/datasets/<name>-kohya.",
+        )
     notes: list[str] = []
     placer = _Placer(output, when)
     result = StructureResult(

@@ -118,13 +118,18 @@ def _item(rel: str, index: CaptionIndex, note: str = "") -> CaptionItem:
 def review_batch(
     root: Path, *, start: int, count: int, only_missing: bool, trigger_word: str | None, max_side: int, budget: int
 ) -> tuple[CaptionReview, list[bytes]]:
-    """The next ``count`` images from ``start`` with their captions and previews (blocking)."""
+    """The next ``count`` images from ``start`` with their captions and previews (blocking).
+
+    ``start`` and ``next_start`` are positions in the folder's full image list, also with ``only_missing``: the
+    captions written between two batches must not shift the next batch past images nobody has seen yet.
+    """
     from ategnatos_mcp.dataset.previews import make_preview
 
     scan = scan_dataset(root)
     index = index_captions(scan)
-    images = [e for e in scan.images if not (only_missing and index.texts.get(e.rel, "").strip())]
-    batch = images[start : start + count]
+    wanted = [not (only_missing and index.texts.get(e.rel, "").strip()) for e in scan.images]
+    positions = [i for i, keep in enumerate(wanted) if keep and i >= start]
+    batch = [scan.images[i] for i in positions[:count]]
     items, previews = [], []
     for entry in batch:
         data = make_preview(entry.path, max_side=max_side, budget=budget)
@@ -133,12 +138,11 @@ def review_batch(
             continue
         previews.append(data)
         items.append(_item(entry.rel, index))
-    end = start + len(batch)
     review = CaptionReview(
         dataset=str(root),
         start=start,
-        next_start=end if end < len(images) else None,
-        total=len(images),
+        next_start=positions[count] if len(positions) > count else None,
+        total=sum(wanted),
         items=items,
         trigger_word=trigger_word,
         guide=caption_guide(),

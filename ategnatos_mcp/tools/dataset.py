@@ -231,7 +231,12 @@ async def dataset_captions(
         ),
     ] = "review",
     start: Annotated[
-        int, Field(ge=0, description="Review: index of the first image (use next_start from the last batch).")
+        int,
+        Field(
+            ge=0,
+            description="Review: where to begin in the folder's image list (use next_start from the last batch; "
+            "captions written in between do not shift it).",
+        ),
     ] = 0,
     count: Annotated[int, Field(ge=1, le=8, description="Review: images per batch (at most 8).")] = 8,
     only_missing: Annotated[bool, Field(description="Review: only images without a caption.")] = False,
@@ -253,7 +258,10 @@ async def dataset_captions(
         review, previews = await service.review(
             root, start=start, count=count, only_missing=only_missing, trigger_word=trigger_word, budget=PREVIEW_BUDGET
         )
-        text = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]
+        if only_missing:
+            text = [f"{len(review.items)} of the {review.total} image(s) still without a caption."]
+        else:
+            text = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]
         text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
         if review.next_start is not None:
             text.append(f"Next batch: start={review.next_start}.")

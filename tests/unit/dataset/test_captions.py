@@ -88,7 +88,25 @@ def test_review_batch_returns_small_previews_and_the_guide(tmp_path: Path) -> No
             assert im.format == "JPEG" and max(im.size) <= 512
         assert len(data) <= 60_000
     assert "content" in review.guide.lower() and "style" in review.guide.lower()
-    assert review.next_start == 8
+    assert review.next_start == 9  # a position in the folder's list: img1 (captioned) was passed over
+
+
+def test_review_write_review_of_missing_captions_shows_every_image_once(tmp_path: Path) -> None:
+    for i in range(11):
+        _image(tmp_path / f"img{i:02d}.png", (64, 64))
+    (tmp_path / "img03.txt").write_text("has one", encoding="utf-8")
+    seen: list[str] = []
+    start: int | None = 0
+    while start is not None:  # as Claude does it: look at a batch, caption it, ask for the next batch
+        review, _ = review_batch(
+            tmp_path, start=start, count=4, only_missing=True, trigger_word=None, max_side=64, budget=60_000
+        )
+        seen += [item.path for item in review.items]
+        write_captions(
+            tmp_path, [CaptionWrite(path=i.path, caption="a square") for i in review.items], trigger_word=None
+        )
+        start = review.next_start
+    assert seen == [f"img{i:02d}.png" for i in range(11) if i != 3]
 
 
 def test_summary_counts_tags_and_finds_one_off_tags(tmp_path: Path) -> None:

@@ -150,22 +150,34 @@ async def record_dataset_gate(
         return doc.model_copy(deep=True)
 
 
-async def note_dataset_fingerprint(store: GrimoireStore, name: str, fingerprint: str) -> GateState:
-    """Compare the dataset as it is now with the one gate 1 passed; if it changed, reset gates 1-4."""
+async def note_dataset_fingerprint(
+    store: GrimoireStore, name: str, fingerprint: str, dataset_path: str | Path | None = None
+) -> GateState:
+    """Compare the dataset as it is now with the one gate 1 passed; if it changed, reset gates 1-4.
+
+    ``dataset_path`` is the folder ``fingerprint`` was taken of (the plan's); when it is not the folder gate 1
+    checked, the notice says so instead of calling it a change.
+    """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
         if doc.dataset.fingerprint is None or doc.dataset.fingerprint == fingerprint:
             upd.discard = True
             return doc.model_copy(deep=True)
-        reason = (
-            f"the dataset changed since it was checked (fingerprint {_short(doc.dataset.fingerprint)} → "
-            f"{_short(fingerprint)})"
-        )
+        checked = doc.dataset.dataset_path
+        if dataset_path is not None and checked is not None and Path(checked) != Path(dataset_path):
+            reason = f"the plan trains on {dataset_path}, but the dataset report is for {checked}"
+            advice = f"run dataset_audit on {dataset_path} with training_name='{name}'"
+        else:
+            reason = (
+                f"the dataset changed since it was checked (fingerprint {_short(doc.dataset.fingerprint)} → "
+                f"{_short(fingerprint)})"
+            )
+            advice = "run dataset_audit again"
         _reset_after(doc, 1, reason)
         if doc.dataset.status != "open":
-            doc.notices.append(f"Gate 1 (dataset) reset because {reason}; run dataset_audit again.")
+            doc.notices.append(f"Gate 1 (dataset) reset because {reason}; {advice}.")
             del doc.notices[:-_MAX_NOTICES]
-        doc.dataset = DatasetGate(dataset_path=doc.dataset.dataset_path)
+        doc.dataset = DatasetGate(dataset_path=str(dataset_path) if dataset_path is not None else checked)
         return doc.model_copy(deep=True)
 
 

@@ -300,7 +300,7 @@ async def _finish(
         config=cfg.model_dump(mode="json"),
     )
     if cfg.dataset_fingerprint:
-        gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint)
+        gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint, cfg.dataset_path)
     plan.gates = gates
     plan.notices = [*notices, *(n for n in gates.notices if n not in before)]
     return plan

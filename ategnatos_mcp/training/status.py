@@ -79,7 +79,8 @@ def _next_step(doc: GateState, stale: bool) -> str:
     if stale or doc.planned_config_hash is None:
         return "Make (or remake) the plan with train_plan."
     if doc.dataset.status != "passed":
-        return "Run dataset_audit on the dataset and fix what it reports (gate 1)."
+        folder = doc.dataset.dataset_path or "the dataset"
+        return f"Run dataset_audit on {folder} with training_name='{doc.name}' and fix what it reports (gate 1)."
     if doc.confirmation.status != "passed":
         return f"Show the plan to the artist and confirm config {doc.planned_config_hash} with train_confirm (gate 2)."
     if doc.environment.status == "pending":
@@ -115,10 +116,11 @@ async def run_status(store: GrimoireStore, name: str) -> RunStatus:
             hint="Start one with train_plan (or dataset_audit for its dataset).",
         )
     before = list(doc.notices)
-    dataset_path = doc.dataset.dataset_path or (doc.planned_config or {}).get("dataset_path")
+    # The folder the plan trains on is the one that must match gate 1 (it may not be the one audited first).
+    dataset_path = (doc.planned_config or {}).get("dataset_path") or doc.dataset.dataset_path
     current = await anyio.to_thread.run_sync(_fingerprint, Path(dataset_path)) if dataset_path else None
     if current is not None:
-        doc = await note_dataset_fingerprint(store, name, current)
+        doc = await note_dataset_fingerprint(store, name, current, dataset_path)
     planned_fp = (doc.planned_config or {}).get("dataset_fingerprint")
     stale = current is not None and planned_fp is not None and planned_fp != current
     notices = [n for n in doc.notices if n not in before]

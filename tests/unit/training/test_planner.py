@@ -205,6 +205,39 @@ async def test_touching_a_dataset_image_resets_the_gates(settings: Settings, sto
         await confirm_plan(store, "ink", config_hash=status.planned_config_hash or "", method="explicit")
 
 
+async def test_a_plan_on_another_folder_than_the_audited_one_asks_for_its_audit_not_a_new_plan(
+    settings: Settings, store: GrimoireStore, home: Path
+) -> None:
+    audited = _dataset(home)
+    await record_dataset_gate(
+        store,
+        "ink",
+        dataset_path=audited,
+        fingerprint=dataset_fingerprint(audited),
+        go=True,
+        reasons=[],
+        report_markdown="# GO\n",
+    )
+    kohya = _dataset(home, name="ink-kohya/6_ink")  # what dataset_structure lays out next to it
+    plan = await build_plan(settings, store, _request(dataset_path="workspace/datasets/ink-kohya"))
+    assert plan.gates.dataset.status == "open" and plan.gates.dataset.dataset_path == str(kohya.parent)
+    assert "the plan trains on" in plan.notices[-1] and "dataset changed" not in plan.notices[-1]
+    status = await run_status(store, "ink")
+    assert not status.plan_is_stale  # the plan's own folder did not change: planning again would not help
+    assert status.next_step.startswith(f"Run dataset_audit on {kohya.parent}")
+    await record_dataset_gate(
+        store,
+        "ink",
+        dataset_path=kohya.parent,
+        fingerprint=dataset_fingerprint(kohya.parent),
+        go=True,
+        reasons=[],
+        report_markdown="# GO\n",
+    )
+    confirmed = await confirm_plan(store, "ink", config_hash=plan.config_hash, method="explicit")
+    assert [g.status for g in confirmed.gates][:2] == ["passed", "passed"]
+
+
 async def test_editing_the_config_resets_the_confirmation(settings: Settings, store: GrimoireStore, home: Path) -> None:
     folder = _dataset(home)
     confirmed = await _confirmed(settings, store, folder)

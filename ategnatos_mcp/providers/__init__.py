@@ -42,7 +42,7 @@ from ategnatos_mcp.providers.results import (
 from ategnatos_mcp.providers.runpod import RunPodProvider
 from ategnatos_mcp.providers.service import Consent, GpuService
 from ategnatos_mcp.providers.vastai import VastProvider
-from ategnatos_mcp.providers.view import GPU_VIEW, render_gpu
+from ategnatos_mcp.providers.view import GPU_VIEW, render_gpu, teardown_reminder
 from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
 
 __all__ = [
@@ -89,6 +89,7 @@ __all__ = [
     "month_spend",
     "open_gpu_service",
     "render_gpu",
+    "teardown_reminder",
     "render_watchdog",
     "runpod_rest_url",
     "stop_command_for",

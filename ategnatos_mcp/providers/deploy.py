@@ -176,6 +176,10 @@ class Deployer:
         for key in [*self.forwards, *self._sessions]:
             await self._drop(key)
 
+    def instance_for(self, url: str) -> str | None:
+        """The key of the instance whose tunnel ``url`` is (a ComfyUI server in the pool), if it is one of ours."""
+        return next((key for key, urls in self._urls.items() if url in urls), None)
+
     @property
     def held(self) -> list[str]:
         """Instance keys this deployer holds an SSH session to."""

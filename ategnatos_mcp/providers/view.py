@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ategnatos_mcp.providers.models import GpuDocument, InstanceStatus
 from ategnatos_mcp.state import View
 
-__all__ = ["GPU_VIEW", "render_gpu"]
+__all__ = ["GPU_VIEW", "render_gpu", "teardown_reminder"]
 
 _LEDGER_LINES = 60
+
+
+def teardown_reminder(doc: GpuDocument, key: str, now: datetime) -> str | None:
+    """What to say after work finished on rented instance ``key``: it is still billing, and how to stop it."""
+    rental = doc.rentals.get(key)
+    if rental is None or rental.status is InstanceStatus.TERMINATED:
+        return None
+    return (
+        f"This ran on your rented {rental.gpu or 'GPU'} ({rental.provider}, ${rental.usd_per_hour:.2f}/h, about "
+        f"${rental.cost_so_far(now):.2f} so far), which bills until it is torn down. When you are done, "
+        f"call gpu_teardown with keys=['{key}']."
+    )
 
 
 def render_gpu(doc: GpuDocument) -> str:

@@ -12,17 +12,31 @@ from pydantic import Field
 
 from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, get_service, read_workflow
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.providers import GPU_DOCUMENT, Deployer, GpuDocument, teardown_reminder
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
 
 __all__ = ["register"]
 
 
 async def _answer(ctx: Context[AppContext], view: JobView) -> CallToolResult:
-    service = await get_service(app_of(ctx))
+    app = app_of(ctx)
+    service = await get_service(app)
     previews = await service.previews(view) if view.files else []
     images = [ImagePart(data=data, mime_type=mime) for data, mime in previews]
     links = [(Path(f.path).as_uri(), Path(f.path).name, None) for f in view.files]
-    return respond(view, view.summary(), images=images, links=links)
+    text = view.summary()
+    if view.state not in ("queued", "running") and (note := await _rented_note(app, view.server)):
+        text += "\n" + note
+    return respond(view, text, images=images, links=links)
+
+
+async def _rented_note(app: AppContext, url: str) -> str | None:
+    """Finished work on a rented instance (reached through its tunnel) ends with a teardown reminder."""
+    deployer = app.services.get("gpu-deploy")
+    key = deployer.instance_for(url) if isinstance(deployer, Deployer) else None
+    if key is None:
+        return None
+    return teardown_reminder(await app.store.read(GPU_DOCUMENT, GpuDocument), key, app.clock())
 
 
 @guard

@@ -8,8 +8,8 @@ hour cap, must close the forwarded port.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from ategnatos_mcp.providers import Deployer, DeployPlan, GpuService
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import GpuSettings, Settings
+from tests.integration.fake_comfyui import serve_fake
 from tests.integration.ssh_server import SSHTestServer, ssh_lab
 from tests.integration.test_ssh_forward import tiny_http_server
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
@@ -56,10 +57,15 @@ async def _answers(url: str) -> bool:
 
 @asynccontextmanager
 async def rented_and_tunnelled(
-    tmp_path: Path, settings: Settings, app: AppContext, caps: GpuSettings | None = None
+    tmp_path: Path,
+    settings: Settings,
+    app: AppContext,
+    caps: GpuSettings | None = None,
+    backend: Callable[[], AbstractAsyncContextManager[int]] = tiny_http_server,
 ) -> AsyncIterator[Rig]:
+    """``backend`` serves the instance's ComfyUI port on 127.0.0.1 (a stub answering /system_stats by default)."""
     runpod, clock = FakeRunPod(), FakeClock()
-    async with tiny_http_server() as comfy_port, ssh_lab(tmp_path) as (server, connector, _host):
+    async with backend() as comfy_port, ssh_lab(tmp_path) as (server, connector, _host):
         service = make_service(app.store, [runpod], clock, caps=caps)
         # The spin-up installs the watchdog through a stand-in: the real one would stop "the instance" (this box).
         app.services.update({"gpu": service, "ssh": connector, "gpu-deploy": FakeDeployer()})
@@ -153,3 +159,28 @@ async def test_the_tunnel_keeps_its_url_after_a_drop_or_a_moved_endpoint(
         torn = await rig.client.call_tool("gpu_teardown", {"keys": [rig.key]})
         assert not torn.is_error
         await _assert_released(rig)
+
+
+@asynccontextmanager
+async def _fake_comfyui() -> AsyncIterator[int]:
+    async with serve_fake(node_seconds=0.01) as fake:
+        yield fake.port
+
+
+async def test_a_picture_made_on_a_rented_instance_ends_with_a_teardown_reminder(
+    tmp_path: Path, settings: Settings, app: AppContext
+) -> None:
+    async with rented_and_tunnelled(tmp_path, settings, app, backend=_fake_comfyui) as rig:
+        params = {"prompt": "a lighthouse at dusk", "checkpoint": "mcp_random_sd15_layout.safetensors", "steps": 4}
+        made = await rig.client.call_tool(
+            "comfyui_submit", {"template": "txt2img-sdxl", "params": params, "wait_seconds": 20}
+        )
+        assert not made.is_error, made.content
+        assert made.structured_content["server"] == rig.url  # type: ignore[index]  # through the tunnel
+        text = made.content[0].text  # type: ignore[union-attr]
+        assert "bills until it is torn down" in text and f"gpu_teardown with keys=['{rig.key}']" in text
+
+        torn = await rig.client.call_tool("gpu_teardown", {"keys": [rig.key]})
+        assert not torn.is_error
+        job = await rig.client.call_tool("comfyui_job", {"job_id": made.structured_content["job_id"]})  # type: ignore[index]
+        assert "gpu_teardown" not in job.content[0].text  # type: ignore[union-attr]  # nothing left to tear down

@@ -39,6 +39,17 @@ def start_hint(url: str) -> str:
     )
 
 
+def _why(exc: BaseException) -> str:
+    """Why a connection failed, in words an artist can act on (never the exception's class name)."""
+    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+        return "it did not answer in time"
+    if isinstance(exc, (ConnectionRefusedError, httpx.ConnectError)):
+        return "nothing answered at that address"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return "the connection was refused or broke off"
+
+
 class PromptRejected(InvalidRequestError):
     """ComfyUI refused the workflow (POST /prompt 400); ``rejection`` holds its node errors."""
 
@@ -85,7 +96,7 @@ class ComfyUIClient:
             ) from exc
         except httpx.TransportError as exc:
             raise UpstreamError(
-                f"ComfyUI at {self.url} is not reachable ({type(exc).__name__}).",
+                f"ComfyUI at {self.url} is not reachable ({_why(exc)}).",
                 service="comfyui",
                 hint=start_hint(self.url),
                 retryable=True,
@@ -264,7 +275,7 @@ class ComfyUIClient:
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise UpstreamError(
-                f"Could not open ComfyUI's live connection at {self.url} ({type(exc).__name__}).",
+                f"Could not open ComfyUI's live connection at {self.url} ({_why(exc)}).",
                 service="comfyui",
                 hint=start_hint(self.url),
                 retryable=True,

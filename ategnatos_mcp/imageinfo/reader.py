@@ -44,8 +44,9 @@ def read_image_info(path: Path, *, include_raw: bool = False) -> ImageInfo:
             hint="Inspect a smaller copy of the image (under about 178 megapixels).",
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        why = "not a picture format I know" if isinstance(exc, UnidentifiedImageError) else "damaged or cut short"
         raise InvalidRequestError(
-            f"'{path.name}' is not an image I can read ({type(exc).__name__}).",
+            f"'{path.name}' is not an image I can read (it is {why}).",
             hint="Check it is a PNG, JPEG, WebP or other common image file and that it is not truncated.",
         ) from exc
 

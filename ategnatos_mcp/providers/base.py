@@ -136,7 +136,7 @@ class HttpApi:
             ) from exc
         except httpx.TransportError as exc:
             raise ProviderHttpError(
-                f"Could not reach {self.label} ({type(exc).__name__}).",
+                f"Could not reach {self.label} (the connection failed before an answer came).",
                 service=self.service,
                 hint="Check your internet connection, then try again.",
                 retryable=True,

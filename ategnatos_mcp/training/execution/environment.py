@@ -34,7 +34,9 @@ try:
     out["cuda_available"] = bool(torch.cuda.is_available())
     out["torch_cuda"] = getattr(torch.version, "cuda", None)
 except Exception as exc:
-    out["torch_error"] = "%s: %s" % (type(exc).__name__, exc)
+    # Plain words for the artist: the exception's class name would mean nothing to them.
+    missing = isinstance(exc, ImportError) and getattr(exc, "name", None) == "torch"
+    out["torch_error"] = "it is not installed" if missing else (str(exc) or "it failed to import")
 try:
     smi = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,memory.total,memory.free,driver_version", "--format=csv,noheader,nounits"],

@@ -129,6 +129,13 @@ async def sync_folder(
     local = await anyio.to_thread.run_sync(_local_listing, local_dir)
     remote = await _remote_listing(await session.sftp(), remote_dir)
     changed = sorted(rel for rel, meta in local.items() if remote.get(rel) != meta)
+    # Same size, other time: a copy an earlier sync sent but was cut off before stamping (or a file only touched).
+    # Same checksum on both sides: stamp it instead of sending it again.
+    same_size = [rel for rel in changed if rel in remote and remote[rel][0] == local[rel][0]]
+    if same_size:
+        already = await _identical(session, local_dir, remote_dir, same_size)
+        await _stamp(session, local_dir, remote_dir, already, max_resumes)
+        changed = [rel for rel in changed if rel not in set(already)]
     report = SyncReport(local_dir=local_dir, remote_dir=remote_dir, unchanged=len(local) - len(changed))
     meter = Meter(progress, sum(local[rel][0] for rel in changed), f"syncing {local_dir.name}")
     if changed:
@@ -195,11 +202,42 @@ async def _verify_and_stamp(
             hint="Run the sync again; only the files still missing or different will be sent.",
         )
 
+    await _stamp(session, local_dir, remote_dir, sent, max_resumes, local)
+
+
+async def _identical(session: SSHSession, local_dir: Path, remote_dir: str, names: list[str]) -> list[str]:
+    """Those of ``names`` whose remote copy has the local file's sha256."""
+    targets = {rel: f"{remote_dir}/{rel}" for rel in names}
+    remote_digests = await remote_sha256(session, list(targets.values()))
+    local = await anyio.to_thread.run_sync(_local_digests, local_dir, names)
+    return [rel for rel in names if remote_digests.get(targets[rel]) == local[rel][0]]
+
+
+async def _stamp(
+    session: SSHSession,
+    local_dir: Path,
+    remote_dir: str,
+    names: list[str],
+    max_resumes: int,
+    local: dict[str, tuple[str, float, float]] | None = None,
+) -> None:
+    """Give the remote copies the local files' times, so the next sync sees them as unchanged."""
+    if not names:
+        return
+    times = local if local is not None else await anyio.to_thread.run_sync(_local_times, local_dir, names)
+
     def stamp(rel: str) -> Callable[[], Awaitable[None]]:
         async def job() -> None:
-            # The remote copy takes the local mtime, so the next sync sees it as unchanged.
-            await (await session.sftp()).utime(targets[rel], (local[rel][1], local[rel][2]))
+            await (await session.sftp()).utime(f"{remote_dir}/{rel}", (times[rel][1], times[rel][2]))
 
         return job
 
-    await _run_bounded(session, {rel: stamp(rel) for rel in sent}, "Recording file times", max_resumes)
+    await _run_bounded(session, {rel: stamp(rel) for rel in names}, "Recording file times", max_resumes)
+
+
+def _local_times(local_dir: Path, names: list[str]) -> dict[str, tuple[str, float, float]]:
+    found: dict[str, tuple[str, float, float]] = {}
+    for rel in names:
+        stat = (local_dir / rel).stat()
+        found[rel] = ("", stat.st_atime, stat.st_mtime)
+    return found

@@ -161,3 +161,27 @@ async def test_sync_cut_midway_finishes_after_reconnecting_and_verifies_everythi
 
         again = await sync_folder(ssh, dataset, "datasets/cut")
         assert again.sent == [] and again.unchanged == 41
+
+
+async def test_a_sync_cut_off_before_stamping_times_does_not_send_the_files_again(tmp_path: Path) -> None:
+    dataset = tmp_path / "dataset"
+    for index in range(5):
+        _payload(dataset / f"img_{index}.png", size=20_000, seed=index)
+
+    async with ssh_lab(tmp_path) as (server, connector, host), connector.session(host) as ssh:
+        await sync_folder(ssh, dataset, "datasets/stamp")
+        remote = server.home / "datasets" / "stamp"
+        damaged = bytearray((remote / "img_3.png").read_bytes())
+        damaged[100] ^= 0xFF  # same size, other content: must be sent again
+        (remote / "img_3.png").write_bytes(bytes(damaged))
+        for path in remote.iterdir():  # what a server restart between sending and stamping leaves
+            os.utime(path, (1_000_000, 1_000_000))
+
+        again = await sync_folder(ssh, dataset, "datasets/stamp")
+        assert again.sent == ["img_3.png"] and again.unchanged == 4 and again.bytes_sent == 20_000
+        for index in range(5):
+            local, copy = dataset / f"img_{index}.png", remote / f"img_{index}.png"
+            assert copy.read_bytes() == local.read_bytes()
+            assert int(copy.stat().st_mtime) == int(local.stat().st_mtime)
+        settled = await sync_folder(ssh, dataset, "datasets/stamp")
+        assert settled.sent == [] and settled.unchanged == 5

@@ -42,7 +42,11 @@ def slug(text: str) -> str:
 
 
 def _check_category(category: str | None) -> Category:
-    if category is None or category not in CATEGORIES:
+    if not category:
+        raise InvalidRequestError(
+            "A new preference needs a category.", hint=f"Pass category: one of {', '.join(CATEGORIES)}."
+        )
+    if category not in CATEGORIES:
         raise InvalidRequestError(
             f"'{category}' is not a taste category.",
             hint=f"Use one of: {', '.join(CATEGORIES)}.",
@@ -51,6 +55,8 @@ def _check_category(category: str | None) -> Category:
 
 
 def _check_level(level: str) -> Level:
+    if not level:
+        raise InvalidRequestError("set_level needs the new level.", hint="Pass level: prefer, avoid or never.")
     if level not in _LEVELS:
         raise InvalidRequestError(f"'{level}' is not a level.", hint="Use prefer, avoid or never.")
     return level  # type: ignore[return-value]
@@ -88,6 +94,11 @@ def _find(profile: EyeProfile, entry_id: str | None, text: str | None) -> Prefer
         found = profile.find(entry_id)
         if found is not None:
             return found
+    if not entry_id and not text:
+        raise InvalidRequestError(
+            "Say which taste entry to change.",
+            hint="Pass entry_id (eye_query with detail=true lists the ids) or the entry's text.",
+        )
     if text:
         key = " ".join(text.split()).casefold()
         found = next((entry for entry in profile.entries if entry.text.casefold() == key), None)
@@ -177,8 +188,8 @@ def _add(
     note: str,
     session: str,
 ) -> EyeChange:
-    checked_category = _check_category(category)
     cleaned = _clean_text(text)
+    checked_category = _check_category(category)
     default_level: Level = "avoid" if checked_category == "anti-preferences" else "prefer"
     checked_level = _check_level(level) if level else default_level
     existing = next((e for e in profile.entries if e.text.casefold() == cleaned.casefold()), None)

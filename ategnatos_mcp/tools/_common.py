@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any, ParamSpec, TypeVar, cast
 
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
@@ -46,9 +46,38 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         try:
             return await fn(*args, **kwargs)
         except AtegnatosError as exc:
-            raise ToolError(str(exc)) from exc  # the SDK logs it (INFO, no traceback)
+            # the SDK logs it (INFO, no traceback)
+            raise ToolError(_without_long_echoes(str(exc), kwargs.values())) from exc
 
     return wrapper
+
+
+_ECHO_LIMIT = 200  # an argument longer than this is not repeated in full in an error
+_LINE_LIMIT = 1000
+
+
+def _long_strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        if len(value) > _ECHO_LIMIT:
+            yield value
+            yield value.strip()
+    elif isinstance(value, BaseModel):
+        yield from _long_strings(value.model_dump())
+    elif isinstance(value, dict):
+        for key, item in cast("dict[object, object]", value).items():
+            yield from _long_strings(key)
+            yield from _long_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in cast("Sequence[object]", value):
+            yield from _long_strings(item)
+
+
+def _without_long_echoes(message: str, arguments: Iterable[object]) -> str:
+    """A huge argument (a pasted file, a runaway string) is named by its start and length, not repeated whole."""
+    for text in sorted({s for a in arguments for s in _long_strings(a)}, key=len, reverse=True):
+        message = message.replace(text, f"{text[:60]}... ({len(text):,} characters)")
+    lines = [line if len(line) <= _LINE_LIMIT else f"{line[:600]} ... {line[-300:]}" for line in message.split("\n")]
+    return "\n".join(lines)
 
 
 def guard_resource(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:

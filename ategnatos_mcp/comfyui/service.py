@@ -19,7 +19,7 @@ from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput, ServerStatus
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
 from ategnatos_mcp.comfyui.results import make_previews
 from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template, list_templates, render_template
-from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_ui_format, ui_to_api
+from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_api_format, is_ui_format, ui_to_api
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
 from ategnatos_mcp.paths import confine
@@ -285,6 +285,11 @@ class ComfyUIService:
             raise InvalidRequestError("workflow_manage save needs the workflow JSON.", hint="Pass workflow={...}.")
         converted = is_ui_format(workflow)
         graph = ui_to_api(workflow, await self._any_object_info()) if converted else workflow
+        if not is_api_format(graph):
+            raise InvalidRequestError(
+                "That JSON is not a ComfyUI workflow: it needs nodes, each with a class_type and inputs.",
+                hint="In ComfyUI, export the workflow (Workflow > Export, or Export (API)) and pass that file's JSON.",
+            )
         path = await self.library.save(name, graph, overwrite=overwrite)
         return WorkflowAnswer(action=action, name=name, path=str(path), converted_from_ui=converted, workflow=graph)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from pydantic import BaseModel
@@ -18,7 +18,7 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import write_text_atomic
 
-__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_ui_format", "ui_to_api"]
+__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_api_format", "is_ui_format", "ui_to_api"]
 
 _WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 _VIRTUAL = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
@@ -34,6 +34,18 @@ class WorkflowSummary(BaseModel):
 
 def is_ui_format(data: Any) -> bool:
     return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+
+
+def is_api_format(data: Any) -> bool:
+    """``{node id: {class_type, inputs}}``, the shape ComfyUI's /prompt accepts."""
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(
+            isinstance(node, dict) and isinstance(node.get("class_type"), str) and isinstance(node.get("inputs"), dict)
+            for node in cast("dict[str, Any]", data).values()
+        )
+    )
 
 
 def _is_widget(spec: list[Any]) -> bool:
@@ -210,7 +222,12 @@ class WorkflowLibrary:
     async def delete(self, name: str) -> None:
         path = self._path(name)
         if not path.exists():
-            raise NotFoundError(f"There is no saved workflow '{name}'.", kind="workflow", name=name)
+            raise NotFoundError(
+                f"There is no saved workflow '{name}'.",
+                kind="workflow",
+                name=name,
+                hint="workflow_manage action=list shows the saved ones.",
+            )
         await anyio.Path(path).unlink()
 
 

@@ -305,8 +305,12 @@ async def remote_deploy(
         vast_api_url=app.settings.vast_api_url,
     )
     result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
-    if result.comfyui_url:
-        (await get_pool(app)).add_server(result.comfyui_url)
+    if result.comfyui_url or result.replaced_urls:
+        pool = await get_pool(app)
+        for url in result.replaced_urls:  # the tunnel had to move to another local port
+            pool.remove_server(url)
+        if result.comfyui_url:
+            pool.add_server(result.comfyui_url)
     return respond(result, _deploy_summary(result))
 
 
@@ -381,6 +385,8 @@ def _instances_summary(result: InstancesResult) -> str:
 
 
 def _teardown_summary(result: TeardownResult) -> str:
+    if not result.items:
+        return "There was nothing to tear down: no instances are running or recorded. Nothing was changed."
     lines = [
         f"{item.key}: {item.outcome}"
         + (f", final ${item.final_usd:.2f}" if item.final_usd is not None else "")

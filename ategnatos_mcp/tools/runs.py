@@ -316,9 +316,15 @@ async def train_evaluate(
     )
     summary = (
         f"Evaluation grid for '{grid.name}': {len(grid.lora_files)} LoRA files x {len(grid.weights)} weights x "
-        f"{len(grid.prompts)} prompts = {len(grid.jobs)} images at seed {grid.seed}. Queue each job's "
-        "comfyui_submit arguments; eval.md has the grid for verdicts."
+        f"{len(grid.prompts)} prompts = {len(grid.jobs)} images at seed {grid.seed}. "
     )
+    if grid.submitted:  # said plainly, or the model queues the same images a second time
+        summary += (
+            f"Queued {len(grid.submitted)} of {len(grid.jobs)} on ComfyUI; follow them with comfyui_job "
+            f"(job ids, in grid order: {', '.join(grid.submitted)}). eval.md has the grid for verdicts."
+        )
+    else:
+        summary += "Queue each job's comfyui_submit arguments; eval.md has the grid for verdicts."
     return respond(
         EvalAnswer(grid=grid, notices=notices),
         "\n".join([summary, *grid.notes, *notices]),

@@ -50,6 +50,10 @@ async def test_evaluation_grid_is_queued_with_each_lora_at_each_weight(home: Pat
     assert not grid.is_error, grid.content
     answer = grid.structured_content["grid"]  # type: ignore[index]
     assert len(answer["submitted"]) == len(answer["jobs"]) == 2 * len(files)
+    text = grid.content[0].text  # type: ignore[union-attr]
+    assert f"Queued {len(files) * 2} of {len(files) * 2} on ComfyUI; follow them with comfyui_job" in text
+    assert all(job_id in text for job_id in answer["submitted"])
+    assert "Queue each job" not in text and not any(n.startswith("Copy the LoRA files") for n in answer["notes"])
     queued = [
         (node["inputs"]["lora_name"], node["inputs"]["strength_model"])
         for prompt in fake.prompts

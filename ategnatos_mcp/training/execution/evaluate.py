@@ -25,6 +25,11 @@ __all__ = [
     "submit_grid",
 ]
 
+COPY_FIRST = (
+    "Copy the LoRA files into ComfyUI's models/loras folder first (they are in the run's output folder on the "
+    "training host), under each job's lora_name."
+)
+
 Submitter = Callable[[EvalJob], Awaitable[str]]
 """Queues one job (its ``comfyui_submit`` arguments) and returns the ComfyUI job id."""
 
@@ -119,8 +124,7 @@ def build_eval_grid(
                     )
                 )
     notes = [
-        "Copy the LoRA files into ComfyUI's models/loras folder first (they are in the run's output folder on the "
-        "training host), under each job's lora_name.",
+        COPY_FIRST,
         f"Every image uses seed {fixed_seed}, so differences come from the epoch and the weight only.",
     ]
     if cfg.family not in _TEMPLATE_FAMILIES:
@@ -163,7 +167,10 @@ def render_eval_md(grid: EvalGrid) -> str:
 
 
 async def submit_grid(grid: EvalGrid, submit: Submitter) -> None:
-    """Queue every job; stop at the first refusal (a LoRA ComfyUI does not have yet refuses them all alike)."""
+    """Queue every job; stop at the first refusal (a LoRA ComfyUI does not have yet refuses them all alike).
+
+    Once all are queued, the note to copy the LoRA files first is dropped: ComfyUI evidently has them.
+    """
     for job in grid.jobs:
         try:
             grid.submitted.append(await submit(job))
@@ -175,6 +182,8 @@ async def submit_grid(grid: EvalGrid, submit: Submitter) -> None:
                 "models/loras.",
             )
             return
+    if COPY_FIRST in grid.notes:
+        grid.notes.remove(COPY_FIRST)
 
 
 async def write_eval_md(store: GrimoireStore, grid: EvalGrid) -> list[str]:

@@ -258,7 +258,9 @@ async def dataset_captions(
         review, previews = await service.review(
             root, start=start, count=count, only_missing=only_missing, trigger_word=trigger_word, budget=PREVIEW_BUDGET
         )
-        if only_missing:
+        if not review.items and start >= review.total > 0:
+            text = [f"start={start} is past the last image: the folder has {review.total}. Begin again with start=0."]
+        elif only_missing:
             text = [f"{len(review.items)} of the {review.total} image(s) still without a caption."]
         else:
             text = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]

@@ -17,7 +17,7 @@ from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution
 from ategnatos_mcp.training.execution.resume import ResumePoint, find_resume_point, set_aside_saves
 from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
 
-__all__ = ["LaunchResult", "ensure_launch_ready", "launch_run"]
+__all__ = ["LaunchResult", "check_start_choice", "ensure_launch_ready", "launch_run"]
 
 _MAX_HALVINGS = 3
 _HANG_SECONDS = 900.0  # no output for 15 minutes after an OOM: the job is stuck
@@ -68,6 +68,15 @@ async def ensure_launch_ready(store: GrimoireStore, plan: ConfirmedPlan, identit
         )
 
 
+def check_start_choice(*, resume: bool, fresh: bool) -> None:
+    """Refuse asking for both a resume and a fresh start (checked before anything else, even the gates)."""
+    if resume and fresh:
+        raise InvalidRequestError(
+            "resume=true continues the earlier run and fresh=true starts from step 0: choose one.",
+            hint="Call launch_training again with only one of them.",
+        )
+
+
 async def launch_run(
     host: TrainingHost,
     store: GrimoireStore,
@@ -89,11 +98,7 @@ async def launch_run(
             or when both ``resume`` and ``fresh`` are asked for.
     """
     cfg, identity = plan.cfg, host.spec.identity
-    if resume and fresh:
-        raise InvalidRequestError(
-            "resume=true continues the earlier run and fresh=true starts from step 0: choose one.",
-            hint="Call launch_training again with only one of them.",
-        )
+    check_start_choice(resume=resume, fresh=fresh)
     await ensure_launch_ready(store, plan, identity)
     state = await read_execution(store, cfg.name)
     if state.training is not None and not state.training.finished:

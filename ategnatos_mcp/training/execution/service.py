@@ -19,7 +19,7 @@ from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
-from ategnatos_mcp.training.execution.launch import LaunchResult, ensure_launch_ready, launch_run
+from ategnatos_mcp.training.execution.launch import LaunchResult, check_start_choice, ensure_launch_ready, launch_run
 from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunKind, UploadProgress
 from ategnatos_mcp.training.execution.plans import (
     ConfirmedPlan,
@@ -169,6 +169,7 @@ class TrainingRuns:
     async def launch(
         self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False, fresh: bool = False
     ) -> LaunchResult:
+        check_start_choice(resume=resume, fresh=fresh)
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         spec = await resolve_host(self.store, host_text)
         await ensure_launch_ready(self.store, plan, spec.identity)  # refuse before reaching for the GPU host

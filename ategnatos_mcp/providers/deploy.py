@@ -69,6 +69,9 @@ class DeployResult(BaseModel):
     skipped: list[str] = Field(default_factory=list, description="Steps already done earlier (idempotent rerun).")
     comfyui: str | None = Field(default=None, description="'started' or 'already running'.")
     comfyui_url: str | None = Field(default=None, description="Local URL of the SSH-forwarded ComfyUI.")
+    replaced_urls: list[str] = Field(
+        default_factory=list, description="Earlier tunnel URLs of this instance that no longer lead to it."
+    )
     comfyui_answering: bool = Field(default=False, description="ComfyUI answered through the tunnel.")
     watchdog: str
 
@@ -227,8 +230,10 @@ class Deployer:
                 await start_detached(session, "comfyui", command, cwd=plan.comfyui_dir, replace=True)
             result.comfyui = "already running" if status.running else "started"
         if plan.forward:
+            before = set(self._urls.get(rental.key, set()))
             forward = await self._forward(rental.key, session, plan.comfyui_port)
             result.comfyui_url = forward.url
+            result.replaced_urls = sorted(before - self._urls[rental.key])
             result.comfyui_answering = await _answers(forward.url, plan.ready_seconds)
         return result
 
@@ -251,6 +256,7 @@ class Deployer:
             if not wanted:
                 raise
             forward = await forward_port(session, port)  # taken meanwhile: any free port
+            known.clear()  # the old port is someone else's now (deploy reports it, to leave the ComfyUI pool)
         self.forwards[key] = forward
         known.add(forward.url)
         return forward

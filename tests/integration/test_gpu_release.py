@@ -184,3 +184,23 @@ async def test_a_picture_made_on_a_rented_instance_ends_with_a_teardown_reminder
         assert not torn.is_error
         job = await rig.client.call_tool("comfyui_job", {"job_id": made.structured_content["job_id"]})  # type: ignore[index]
         assert "gpu_teardown" not in job.content[0].text  # type: ignore[union-attr]  # nothing left to tear down
+
+
+async def test_a_tunnel_that_must_move_to_another_port_reports_the_old_url(
+    tmp_path: Path, settings: Settings, app: AppContext
+) -> None:
+    import socket
+
+    async with rented_and_tunnelled(tmp_path, settings, app) as rig:
+        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=rig.comfy_port, forward=True, ready_seconds=5)
+        rig.server.cut()
+        await rig.deployer.forwards[rig.key].close()  # the tunnel is gone with the connection
+        old_port = int(rig.url.rsplit(":", 1)[1])
+        with socket.socket() as squatter:  # meanwhile another program took the old local port
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old tunnel's connections linger
+            squatter.bind(("127.0.0.1", old_port))
+            squatter.listen()
+            moved = await rig.deployer.deploy(await rig.service.refreshed(rig.key), plan)
+        assert moved.comfyui_url is not None and moved.comfyui_url != rig.url and moved.comfyui_answering
+        assert moved.replaced_urls == [rig.url]
+        assert rig.deployer.instance_for(moved.comfyui_url) == rig.key and rig.deployer.instance_for(rig.url) is None

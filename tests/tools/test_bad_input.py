@@ -1,0 +1,522 @@
+"""Every tool, fed the input a careless artist or a confused model sends, answers in plain words and loses nothing.
+
+For each registered tool (read from the server, so a new tool without cases fails here) the test sends:
+schema-level mistakes generated from the tool's own input schema (a required argument missing, each argument
+of the wrong type, each number or length out of range), a huge string and odd Unicode in every text argument,
+and hand-written cases (paths that do not exist / are a file not a folder / are outside the project, unknown
+names, calls in the wrong order). Each answer is checked: an error where one is due (or a graceful answer where
+that is right), never the bare "Error executing tool", no traceback or exception class name, the wrong thing
+named, a next step offered; after an error nothing in the project changed, and the artist's dataset, saved
+workflows and inventory survive every call byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+pytestmark = pytest.mark.anyio
+
+HUGE = "mascot " * 15_000  # ~100 kB
+ODD = "\u202e\u0000🎨 Zoe\u0301 \ufeff\U0010ffff\u200d"
+DATASET = "workspace/datasets/mine"
+FLAT = "workspace/datasets/flat"
+OUTSIDE = "/etc/passwd"
+
+# Files the artist made: no call, failing or not, may change or remove them.
+PROTECTED = (
+    "workspace/datasets/mine/",
+    "workspace/datasets/flat/",
+    "workspace/note.txt",
+    "grimoire/workflows/keep.json",
+)
+# What a refused call may still touch: caches and logs, never the artist's files or the grimoire's records.
+SCRATCH = re.compile(r"(^|/)(\.cache|cache|logs?)(/|$)|\.lock$|\.log$")
+
+CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Warning)\b")
+SCHEMA_ERROR = re.compile(r"^\d+ validation errors? for \w+Arguments\n")
+
+
+@dataclass
+class Case:
+    """One call: ``expect`` is 'error', 'ok' or 'either'; ``names`` must all appear in the answer."""
+
+    args: dict[str, Any]
+    expect: str = "error"
+    names: tuple[str, ...] = ()
+    label: str = ""
+
+
+@dataclass
+class ToolCases:
+    setup: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+
+
+def E(args: dict[str, Any], *names: str) -> Case:  # noqa: N802 - reads as a table
+    return Case(args, "error", names)
+
+
+def OK(args: dict[str, Any], *names: str) -> Case:  # noqa: N802
+    return Case(args, "ok", names)
+
+
+def EITHER(args: dict[str, Any], *names: str) -> Case:  # noqa: N802
+    return Case(args, "either", names)
+
+
+PLAN = {
+    "name": "ink",
+    "dataset_path": DATASET,
+    "training_type": "style",
+    "family": "SDXL",
+    "base_model": "/models/sdxl.safetensors",
+    "trigger_word": "ink_style",
+    "gpu_vram_gb": 24,
+}
+AUDIT = ("dataset_audit", {"path": DATASET, "training_name": "ink", "trigger_word": "ink_style"})
+PLANNED = [("train_plan", PLAN)]
+CONFIRMED = [AUDIT, ("train_plan", PLAN), ("train_confirm", {"name": "ink", "config_hash": "$config_hash"})]
+
+CASES: dict[str, ToolCases] = {
+    "eye_update": ToolCases(
+        cases=[
+            E({"action": "add"}, "text"),
+            E({"action": "add", "text": "bright neon"}, "category"),
+            E({"action": "add", "text": "", "category": "color"}, "text"),
+            E({"action": "add", "text": "bright neon", "category": "nonsense"}, "nonsense"),
+            E({"action": "confirm", "entry_id": "no-such-entry"}, "no-such-entry", "eye_query"),
+            E({"action": "remove", "text": "never added this"}, "never added this"),
+            E({"action": "set_level", "text": "muted earth tones"}, "level"),
+            E({"action": "confirm"}, "entry_id"),
+            OK({"action": "add", "text": ODD, "category": "color"}),
+            OK({"action": "confirm", "text": ODD}),
+            OK({"action": "remove", "text": ODD}),
+        ]
+    ),
+    "eye_query": ToolCases(
+        setup=[("eye_update", {"action": "add", "text": ODD, "category": "style"})],
+        cases=[OK({"family": "no-such-family"}), OK({"subject": "", "request": ""}), OK({"detail": True})],
+    ),
+    "studio_register": ToolCases(
+        cases=[
+            E({"kind": "lora", "action": "remove", "name": "no-such-lora"}, "no-such-lora"),
+            E({"kind": "lora", "action": "update", "name": "no-such-lora"}, "no-such-lora"),
+            E({"kind": "lora", "action": "add", "name": ""}, "name"),
+            E({"kind": "lora", "action": "add", "name": "x", "weight_min": 5, "weight_max": -1}, "weight"),
+        ]
+    ),
+    "studio_detect": ToolCases(cases=[OK({})]),
+    "comfyui_status": ToolCases(cases=[OK({})]),
+    "comfyui_submit": ToolCases(
+        cases=[
+            E({}, "template", "workflow"),
+            E({"template": "no-such-template"}, "no-such-template", "txt2img-sdxl"),
+            E({"workflow": "no-such-workflow"}, "no-such-workflow", "workflow_manage"),
+            E({"template": "txt2img-sdxl", "params": {"prompt": "a cat", "steps": "many"}}, "steps", "many"),
+            E({"template": "img2img-sdxl", "params": {"prompt": "a cat"}, "images": {"image": OUTSIDE}}, OUTSIDE),
+            E({"template": "img2img-sdxl", "params": {"prompt": "a cat"}, "images": {"image": DATASET}}, "folder"),
+            E({"template": "txt2img-sdxl", "params": {"prompt": "a cat"}}, "ComfyUI"),  # nothing listens
+        ]
+    ),
+    "comfyui_job": ToolCases(
+        cases=[
+            E({"job_id": "no-such-job"}, "no-such-job", "comfyui_submit"),
+            E({"job_id": "no-such-job", "action": "cancel"}, "no-such-job"),
+            E({"job_id": ""}, "comfyui_submit"),
+        ]
+    ),
+    "workflow_manage": ToolCases(
+        cases=[
+            E({"action": "get", "name": "no-such-workflow"}, "no-such-workflow"),
+            E({"action": "get"}, "name"),
+            E({"action": "delete", "name": "no-such-workflow"}, "no-such-workflow"),
+            E({"action": "save", "name": "x"}, "workflow"),
+            E({"action": "save", "name": "../evil", "workflow": {"1": {"class_type": "X", "inputs": {}}}}, "../evil"),
+            E({"action": "save", "name": "junk", "workflow": {"garbage": True}}, "workflow"),
+            E({"action": "save", "name": "keep", "workflow": {"1": {"class_type": "X", "inputs": {}}}}, "overwrite"),
+        ]
+    ),
+    "art_prompt": ToolCases(
+        cases=[
+            E({}, "describe"),
+            E({"intent": "a cat", "family": "no-such-family"}, "no-such-family", "sdxl"),
+            E({"intent": "a cat", "family": "sdxl", "aspect_ratio": "banana"}, "banana", "16:9"),
+            E({"intent": "a cat", "family": "sdxl", "loras": ["no-such-lora:0.8"]}, "no-such-lora"),
+            E({"mode": "adjust"}, "feedback"),
+        ]
+    ),
+    "art_iterations": ToolCases(
+        setup=[("art_prompt", {"intent": "a cat", "family": "sdxl", "project": "launch", "asset": "mascot"})],
+        cases=[
+            E({"action": "history"}, "project"),
+            E({"action": "history", "project": "nope", "asset": "nope"}, "nope"),
+            E({"action": "revert", "project": "launch", "asset": "mascot", "version": 99}, "99"),
+            E({"action": "approve", "project": "nope", "asset": "nope"}, "nope", "art_prompt"),
+            E({"action": "log", "project": "", "asset": ""}, "project"),
+        ],
+    ),
+    "art_library": ToolCases(
+        cases=[
+            E({"action": "get", "name": "no-such-prompt", "family": "sdxl"}, "no-such-prompt", "search"),
+            E({"action": "get"}, "name"),
+            E({"action": "save", "name": "x", "family": "sdxl"}, "positive"),
+            E({"action": "save", "name": "", "family": "sdxl", "positive": "a cat"}, "name"),
+            OK({"action": "search", "query": "no such words"}),
+        ]
+    ),
+    "asset_export": ToolCases(
+        cases=[
+            E({"source": "workspace/nope.png", "spec": "og-image"}, "workspace/nope.png"),
+            E({"source": "workspace/note.txt", "spec": "og-image"}, "note.txt"),
+            E({"source": DATASET, "spec": "og-image"}, DATASET),
+            E({"source": OUTSIDE, "spec": "og-image"}, OUTSIDE),
+            E({"source": f"{DATASET}/art00.png", "spec": "no-such-spec"}, "no-such-spec", "og-image"),
+            E({"source": f"{DATASET}/art00.png"}, "size"),
+            E({"source": "", "spec": "og-image"}, "empty"),
+        ]
+    ),
+    "image_info": ToolCases(
+        cases=[
+            E({"path": "workspace/nope.png"}, "workspace/nope.png"),
+            E({"path": "workspace/note.txt"}, "note.txt"),
+            E({"path": "workspace"}, "folder"),
+            E({"path": ""}, "empty"),
+            E({"path": OUTSIDE}, OUTSIDE),
+            E({"path": "../../../etc/passwd"}, "outside"),
+            E({"path": "a\u0000b"}, "NUL"),
+        ]
+    ),
+    "dataset_audit": ToolCases(
+        cases=[
+            E({"path": "workspace/nope"}, "workspace/nope"),
+            E({"path": "workspace/note.txt"}, "folder"),
+            E({"path": "/etc"}, "/etc"),
+            E({"path": ""}, "empty"),
+            E({"path": DATASET, "training_name": "../x"}, "../x"),
+            OK({"path": FLAT}, "NO-GO"),  # flat colours whose near-copy candidates all fail the colour check
+        ]
+    ),
+    "dataset_dedupe": ToolCases(
+        cases=[
+            E({"path": DATASET, "action": "undo"}, "quarantine"),
+            E({"path": DATASET, "action": "undo", "batch": "no-such-batch"}, "quarantine"),
+            E({"path": "workspace/nope"}, "workspace/nope"),
+            E({"path": "workspace/note.txt", "action": "quarantine"}, "folder"),
+            OK({"path": FLAT}),
+        ]
+    ),
+    "dataset_captions": ToolCases(
+        cases=[
+            E({"path": DATASET, "mode": "write"}, "captions"),
+            EITHER({"path": DATASET, "mode": "write", "captions": [{"path": "nope.png", "caption": "x"}]}, "nope.png"),
+            EITHER(
+                {"path": DATASET, "mode": "write", "captions": [{"path": "../../note.txt", "caption": "x"}]},
+                "note.txt",
+            ),
+            EITHER({"path": DATASET, "mode": "write", "captions": [{"path": "art00.png", "caption": ""}]}, "empty"),
+            EITHER({"path": DATASET, "start": 999}, "12"),
+            E({"path": "workspace/nope", "mode": "summary"}, "workspace/nope"),
+        ]
+    ),
+    "dataset_structure": ToolCases(
+        cases=[
+            E({"path": DATASET, "name": ""}, "concept name"),
+            E({"path": DATASET, "name": "../evil"}, "../evil"),
+            E({"path": DATASET, "name": "x", "output": DATASET}, "inside"),
+            E({"path": DATASET, "name": "x", "output": "/etc/x"}, "/etc/x"),
+            E({"path": DATASET, "name": "x", "output": "workspace/note.txt"}, "note.txt"),
+            E({"path": "workspace/nope", "name": "x"}, "workspace/nope"),
+            E({"path": DATASET, "name": "x", "extra_concepts": [{"path": "workspace/nope", "name": "reg"}]}, "nope"),
+        ]
+    ),
+    "train_plan": ToolCases(
+        cases=[
+            E({**PLAN, "dataset_path": "workspace/nope"}, "workspace/nope"),
+            E({**PLAN, "dataset_path": "workspace/note.txt"}, "folder"),
+            E({**PLAN, "dataset_path": "/etc"}, "/etc"),
+            E({**PLAN, "name": ""}, "name"),
+            E({**PLAN, "name": "../x"}, "../x"),
+            E({**PLAN, "family": "dalle"}, "dalle", "SDXL"),
+            E({**PLAN, "base_model": None}, "base_model"),
+            E({**PLAN, "overrides": {"network_rank": 0}}, "network_rank"),
+        ]
+    ),
+    "train_confirm": ToolCases(
+        setup=PLANNED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run", "train_plan"),
+            E({"name": "ink"}, "config_hash"),
+            E({"name": "ink", "config_hash": "deadbeef"}, "deadbeef"),
+        ],
+    ),
+    "train_gates": ToolCases(
+        cases=[E({"name": "no-such-run"}, "no-such-run", "train_plan"), E({"name": ""}, "name")],
+    ),
+    "train_validate_environment": ToolCases(
+        setup=CONFIRMED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run", "train_plan"),
+            E({"name": "ink", "host": "runpod:no-such-pod"}, "runpod:no-such-pod", "gpu_instances"),
+            E({"name": "ink", "host": "user@:99999"}, "user@:99999"),
+            EITHER({"name": "ink", "host": ""}, "local"),  # an empty host means this machine
+            EITHER({"name": "ink", "backend_dir": "/no/such/trainer"}, "/no/such/trainer"),
+        ],
+    ),
+    "train_dry_run": ToolCases(
+        setup=CONFIRMED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run"),
+            E({"name": "ink"}, "train_validate_environment"),  # gate 3 not passed yet
+            E({"name": "ink", "host": "garbage host"}, "garbage host"),
+        ],
+    ),
+    "launch_training": ToolCases(
+        setup=PLANNED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run"),
+            E({"name": "ink"}, "dataset_audit", "train_confirm"),  # before every gate
+            E({"name": "ink", "resume": True, "fresh": True}, "resume", "fresh"),
+            E({"name": "ink", "host": "runpod:no-such-pod"}, "runpod:no-such-pod"),
+        ],
+    ),
+    "training_status": ToolCases(
+        setup=PLANNED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run"),
+            E({"name": "ink"}, "launch_training"),
+            E({"name": "ink", "stop": True}, "launch_training"),
+            E({"name": "ink", "run": "dry_run"}, "train_dry_run"),
+        ],
+    ),
+    "train_evaluate": ToolCases(
+        setup=PLANNED,
+        cases=[
+            E({"name": "no-such-run"}, "no-such-run"),
+            E({"name": "ink"}, "launch_training"),
+            E({"name": "ink", "weights": [-5, 100]}, "launch_training"),
+        ],
+    ),
+    "gpu_offers": ToolCases(cases=[OK({}, "API key"), OK({"gpu": "banana"})]),
+    "gpu_spinup": ToolCases(
+        cases=[
+            E({"quote_id": "no-such-quote"}, "no-such-quote", "gpu_offers"),
+            E({"quote_id": "no-such-quote", "confirm": True}, "no-such-quote"),
+            E({"quote_id": ""}, "gpu_offers"),
+        ]
+    ),
+    "gpu_instances": ToolCases(cases=[OK({}), OK({"include_ended": True, "balances": True})]),
+    "gpu_teardown": ToolCases(
+        cases=[
+            E({}, "all_instances"),
+            E({"keys": ["runpod:no-such-pod"]}, "runpod:no-such-pod", "gpu_instances"),
+            E({"keys": ["garbage"]}, "garbage"),
+            OK({"all_instances": True}, "nothing"),
+        ]
+    ),
+    "remote_deploy": ToolCases(
+        cases=[
+            E({"instance": "runpod:no-such-pod"}, "runpod:no-such-pod", "gpu_instances"),
+            E({"instance": ""}, "gpu_instances"),
+        ]
+    ),
+}
+
+
+# --- the world: a project with things the artist made ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("art") / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(11)
+    for i in range(12):
+        blocks = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)  # distinct pictures that compress well
+        Image.fromarray(blocks).resize((1024, 1024), Image.Resampling.NEAREST).save(folder / f"art{i:02}.png")
+        (folder / f"art{i:02}.txt").write_text(f"ink_style, study number {i}", encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def project(home: Path, art: Path) -> Path:
+    shutil.copytree(art, home / DATASET)
+    (home / "workspace" / "note.txt").write_text("a note, not a picture", encoding="utf-8")
+    from PIL import Image
+
+    (home / FLAT).mkdir()
+    for i in range(3):
+        Image.new("RGB", (64, 64), (i * 50, 0, 0)).save(home / FLAT / f"{i}.png")
+    return home
+
+
+def _snapshot(home: Path) -> dict[str, str]:
+    return {
+        p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _text(result: Any) -> str:
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+def _substitute(args: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
+    return {k: last[v[1:]] if isinstance(v, str) and v.startswith("$") else v for k, v in args.items()}
+
+
+async def _prepare(client: Client, setup: list[tuple[str, dict[str, Any]]]) -> None:
+    """What the artist made before the careless calls: a saved workflow, a taste entry, a LoRA, then the setup."""
+    base = [
+        ("workflow_manage", {"action": "save", "name": "keep", "workflow": {"1": {"class_type": "X", "inputs": {}}}}),
+        ("eye_update", {"action": "add", "text": "muted earth tones", "category": "color"}),
+        ("studio_register", {"kind": "lora", "action": "add", "name": "inkwash", "trigger_words": ["ink_style"]}),
+    ]
+    last: dict[str, Any] = {}
+    for name, args in base + setup:
+        result = await client.call_tool(name, _substitute(args, last))
+        assert not result.is_error, (name, _text(result))
+        last.update(result.structured_content or {})
+
+
+# --- generated cases from the input schema ----------------------------------------------------------------------
+
+_SAMPLES: list[tuple[str, Any]] = [
+    ("object", {"surprise": [1, 2]}),
+    ("array", ["a", "b"]),
+    ("string", "lots"),
+    ("boolean", True),
+    ("number", 12.5),
+]
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    if "$ref" in schema:
+        return {"object"}
+    if "anyOf" in schema:
+        return set().union(*(_types(s) for s in schema["anyOf"]))
+    kind = schema.get("type")
+    if kind == "integer":
+        return {"integer"}
+    return {kind} if isinstance(kind, str) else set()
+
+
+def _wrong_value(schema: dict[str, Any]) -> Any:
+    accepted = _types(schema)
+    return next((value for kind, value in _SAMPLES if kind not in accepted), None)
+
+
+def _out_of_range(schema: dict[str, Any]) -> list[Any]:
+    branches = schema.get("anyOf", [schema])
+    values: list[Any] = []
+    for s in branches:
+        if "maximum" in s:
+            values.append(s["maximum"] + 1)
+        if "minimum" in s:
+            values.append(s["minimum"] - 1)
+        if "exclusiveMinimum" in s:
+            values.append(s["exclusiveMinimum"])
+        if "maxLength" in s:
+            values.append("x" * (s["maxLength"] + 1))
+    return values
+
+
+def _schema_cases(schema: dict[str, Any]) -> list[Case]:
+    props: dict[str, Any] = schema.get("properties", {})
+    required: list[str] = schema.get("required", [])
+    cases = [Case({}, "error", tuple(required), "missing required")] if required else []
+    filler = {name: _filler(name, props[name]) for name in required}
+    for name, prop in props.items():
+        wrong = _wrong_value(prop)
+        if wrong is not None:
+            cases.append(Case({**filler, name: wrong}, "error", (name,), f"wrong type for {name}"))
+        cases += [Case({**filler, name: v}, "error", (name,), f"{name} out of range") for v in _out_of_range(prop)]
+        if "string" in _types(prop) and "enum" not in prop and not any("enum" in s for s in prop.get("anyOf", [])):
+            cases.append(Case({**filler, name: HUGE}, "either", (), f"huge {name}"))
+            cases.append(Case({**filler, name: ODD}, "either", (), f"odd unicode in {name}"))
+    return cases
+
+
+def _filler(name: str, prop: dict[str, Any]) -> Any:
+    """A plausible value for a required argument while another one is being spoiled."""
+    if "enum" in prop:
+        return prop["enum"][0]
+    return {"path": DATASET, "dataset_path": DATASET, "source": f"{DATASET}/art00.png"}.get(name, "ink")
+
+
+# --- the checks -------------------------------------------------------------------------------------------------
+
+
+def _check_answer(tool: str, case: Case, result: Any) -> list[str]:
+    text = _text(result)
+    where = f"{tool} {case.label or json.dumps(case.args, ensure_ascii=False)[:160]}"
+    problems = []
+    if case.expect == "error" and not result.is_error:
+        problems.append(f"{where}: expected an error, got: {text[:300]}")
+    if case.expect == "ok" and result.is_error:
+        problems.append(f"{where}: expected a graceful answer, got: {text[:300]}")
+    body = text.removeprefix(f"Error executing tool {tool}: ") if result.is_error else text
+    if result.is_error and text.strip().startswith("Error executing tool") and body == text:
+        return [f"{where}: crashed (bare 'Error executing tool')"]
+    if "Traceback" in body or 'File "' in body:
+        problems.append(f"{where}: traceback in the answer: {body[:300]}")
+    if CLASS_NAME.search(body):
+        problems.append(f"{where}: exception class name {CLASS_NAME.search(body)[0]!r} in: {body[:300]}")  # type: ignore[index]
+    if re.search(r"'None'|\bNone[.,)]", body):
+        problems.append(f"{where}: a Python None where a name belongs: {body[:300]}")
+    if result.is_error and len(body) > 5000:
+        problems.append(f"{where}: answer of {len(body)} characters (a huge input echoed back?)")
+    if result.is_error:
+        schema = SCHEMA_ERROR.match(body) is not None
+        if not schema and "Next step:" not in body:
+            problems.append(f"{where}: no next step in: {body[:300]}")
+        if schema and not re.search(r"Input should|Field required|should have", body):
+            problems.append(f"{where}: schema error without what is expected: {body[:300]}")
+    missing = [n for n in case.names if n.lower() not in body.lower()]
+    if missing:
+        problems.append(f"{where}: does not name {missing}: {body[:300]}")
+    return problems
+
+
+def _check_files(tool: str, case: Case, failed: bool, before: dict[str, str], after: dict[str, str]) -> list[str]:
+    where = f"{tool} {case.label or json.dumps(case.args, ensure_ascii=False)[:160]}"
+    touched = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+    mine = sorted(p for p in touched if p.startswith(PROTECTED) and p in before)
+    if mine:
+        return [f"{where}: changed or removed the artist's files {mine[:5]}"]
+    if failed:
+        changed = sorted(p for p in touched if not SCRATCH.search(p))
+        if changed:
+            return [f"{where}: refused, yet changed {changed[:5]}"]
+    return []
+
+
+async def test_every_registered_tool_has_bad_input_cases(client: Client) -> None:
+    registered = {t.name for t in (await client.list_tools()).tools}
+    assert registered == set(CASES), f"tools without cases: {registered - set(CASES)}; stale: {set(CASES) - registered}"
+
+
+@pytest.mark.parametrize("tool", sorted(CASES))
+async def test_bad_input_gets_a_plain_answer_and_loses_nothing(tool: str, client: Client, project: Path) -> None:
+    listed = {t.name: t for t in (await client.list_tools()).tools}
+    assert tool in listed
+    await _prepare(client, CASES[tool].setup)
+    problems: list[str] = []
+    for case in CASES[tool].cases + _schema_cases(listed[tool].input_schema):
+        before = _snapshot(project)
+        result = await client.call_tool(tool, case.args)
+        problems += _check_answer(tool, case, result)
+        problems += _check_files(tool, case, bool(result.is_error), before, _snapshot(project))
+    assert not problems, "\n".join(problems)

@@ -62,7 +62,7 @@ def _load(path: Path) -> Image.Image:
 def _unreadable(path: Path, exc: Exception) -> InvalidRequestError:
     if isinstance(exc, Image.DecompressionBombError):
         return InvalidRequestError(
-            f"'{path.name}' is too large to open safely ({exc}).",
+            f"'{path.name}' has too many pixels to open safely.",
             hint="Export from a smaller copy of the image (under about 178 megapixels).",
         )
     return InvalidRequestError(

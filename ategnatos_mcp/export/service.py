@@ -95,9 +95,12 @@ class AssetExporter:
         )
 
 
+_PREVIEW_MAX_PIXELS = 64_000_000  # a bigger export (a 16k print) would take seconds and a gigabyte to preview
+
+
 async def preview(file: ExportedFile, *, max_side: int = 384) -> bytes | None:
-    """A small JPEG preview of an exported file (None for .ico files)."""
-    if file.format == "ico":
+    """A small JPEG preview of an exported file (None for .ico files and very large exports)."""
+    if file.format == "ico" or file.width * file.height > _PREVIEW_MAX_PIXELS:
         return None
     from ategnatos_mcp.export import pipeline
 

@@ -40,7 +40,7 @@ def read_image_info(path: Path, *, include_raw: bool = False) -> ImageInfo:
             return _describe(im, path, include_raw=include_raw)
     except Image.DecompressionBombError as exc:
         raise InvalidRequestError(
-            f"'{path.name}' is too large to open safely ({exc}).",
+            f"'{path.name}' has too many pixels to open safely.",
             hint="Inspect a smaller copy of the image (under about 178 megapixels).",
         ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:

@@ -78,12 +78,14 @@ def _checkpoints(
     return infos
 
 
-def _next_step(kind: str, status: SupervisorStatus) -> str:
+def _next_step(kind: str, status: SupervisorStatus, *, rented: bool) -> str:
     if status.state in ("starting", "running", "retrying"):
         return "Still running: check again later with training_status (it keeps running if this conversation ends)."
     if kind == "dry_run":
         return "The dry run has ended: call train_dry_run on the same host to judge it and record gate 4."
     if status.state == "succeeded":
+        if not rented:  # this machine: there is no instance to tear down
+            return "Finished. Compare the saved epochs with train_evaluate."
         return (
             "Finished. Compare the saved epochs with train_evaluate, and tear the GPU instance down when you are "
             "done (gpu_teardown)."
@@ -186,7 +188,7 @@ async def follow_run(
         resumed_from_step=handle.resumed_from_step,
         samples=samples,
         log_tail="\n".join(kept[-log_lines:]) if log_lines else None,
-        next_step=_next_step(handle.kind, status),
+        next_step=_next_step(handle.kind, status, rented=handle.host.kind != "local"),
     )
     if handle.kind == "training":
         result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})

@@ -53,6 +53,7 @@ def _plan_summary(plan: TrainingPlan) -> str:
     lines.append(
         f"Files in {plan.config_dir}. Config hash {plan.config_hash}: the artist must confirm it (train_confirm)."
     )
+    lines += [f"Note: {note}" for note in plan.notes]  # part of what the artist confirms
     lines += plan.notices
     return "\n".join(lines)
 

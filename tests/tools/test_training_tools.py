@@ -70,6 +70,7 @@ async def test_train_plan_returns_the_explained_plan_and_writes_files(client: Cl
     assert (home / "workspace" / "configs" / "ink" / "ink.toml").is_file()
     summary = _text(result)
     assert plan["config_hash"] in summary and "train_confirm" in summary
+    assert plan["notes"] and all(f"Note: {note}" in summary for note in plan["notes"])  # the artist confirms them too
     tools = {t.name: t for t in (await client.list_tools()).tools}
     assert tools["train_plan"].output_schema is not None
 

@@ -214,6 +214,14 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     # The plan trains on the kohya layout, not the folder audited first: gate 1 asks for that folder's audit.
     assert plan["gates"]["dataset"]["status"] == "open"
     assert f"run dataset_audit on {home / kohya}" in _text(planned)
+    assert (
+        f"Note: The repeat numbers in the folder names are not used: with a dataset TOML every folder is repeated {plan['config']['repeats']} times"
+        in _text(planned)
+    )
+    assert (home / "workspace" / "configs" / "inkwash" / "inkwash.toml").is_file()
+    assert "my ink-wash paintings" in (home / "grimoire" / "training" / "inkwash" / "intent.md").read_text(
+        encoding="utf-8"
+    )
     gates = await _call(client, "train_gates", {"name": "inkwash"})
     assert gates.structured_content["plan_is_stale"] is False
     assert gates.structured_content["next_step"].startswith(f"Run dataset_audit on {home / kohya}")
@@ -238,7 +246,7 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     assert "training_status" in _text(launched)
     status = await _call(client, "training_status", {"name": "inkwash", "wait_seconds": 60, "previews": 2})
     report = status.structured_content
-    assert report["state"] == "succeeded"
+    assert report["state"] == "succeeded" and "gpu_teardown" not in report["next_step"]  # nothing was rented
     assert report["status"]["step"] == report["status"]["total_steps"] == plan["steps"]["total_steps"]
     loras = [Path(c["file"]) for c in report["checkpoints"]]
     assert all(f.is_file() for f in loras) and loras[-1].name == "inkwash.safetensors"
@@ -266,6 +274,9 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
         [saved] = view["files"]
         assert Path(saved["path"]).is_file() and saved["path"].startswith(str(home / "workspace" / "outputs"))
         assert len(_images(done)) == 1
+    record = await client.read_resource("ategnatos://training/inkwash")
+    text = "\n".join(c.text for c in record.contents if hasattr(c, "text"))
+    assert "✓ Gate 4 (dry run)" in text and "State: succeeded" in text and "weight 0.6" in text
     return loras[-1].name
 
 
@@ -303,7 +314,8 @@ async def _art_part(client: Client, home: Path, fake: Any, lora: str) -> None:
     await _call(
         client, "eye_update", {"action": "add", "category": "anti-preferences", "text": "neon", "level": "never"}
     )
-    assert "muted indigo palette" in (home / "grimoire" / "eye.md").read_text(encoding="utf-8")
+    eye = (home / "grimoire" / "eye.md").read_text(encoding="utf-8")
+    assert "muted indigo palette" in eye and "neon" in eye
 
     where = {"project": "harbour series", "asset": "poster"}
     built = await _call(

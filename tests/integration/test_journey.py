@@ -23,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.fake_comfyui import serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "tests" / "fixtures" / "dataset" / "generated.py"
@@ -52,9 +52,16 @@ def _images(result: Any) -> list[Any]:
     return [c for c in result.content if c.type == "image"]
 
 
-async def _call(client: Client, tool: str, args: dict[str, Any], *, error: bool = False) -> Any:
+async def _call(
+    client: Client, tool: str, args: dict[str, Any], *, error: bool = False, progress: list[float] | None = None
+) -> Any:
     """One tool call as Claude makes it; its text must read as plain language whether it failed or not."""
-    result = await client.call_tool(tool, args)
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        if progress is not None:
+            progress.append(done)
+
+    result = await client.call_tool(tool, args, progress_callback=on_progress)
     text = _text(result)
     assert result.is_error is error, (tool, text)
     body = text.removeprefix(f"Error executing tool {tool}: ") if error else text
@@ -126,7 +133,9 @@ async def _dataset_part(client: Client, home: Path, dataset: Path, planted: dict
     """Gate 1 as Claude walks it; returns the kohya folder to train on."""
     path = "workspace/datasets/inkwash"
     audit_args = {"path": path, "training_name": "inkwash", "trigger_word": TRIGGER}
-    first = await _call(client, "dataset_audit", audit_args)
+    reading: list[float] = []
+    first = await _call(client, "dataset_audit", audit_args, progress=reading)
+    assert reading and reading == sorted(reading)  # progress notifications arrive over stdio while it reads
     audit = first.structured_content
     assert audit["go"] is False and audit["layout"] == "flat"
     assert audit["reasons"] == [
@@ -336,7 +345,9 @@ async def _art_part(client: Client, home: Path, fake: Any, lora: str) -> None:
     assert draft["loras"] == [{"name": lora, "weight": 0.8, "trigger_words": [TRIGGER]}]
     suggestion = prompt["comfyui_submit"]
     assert "comfyui_submit" in _text(built) and "muted indigo palette" in _text(built)
-    made = await _call(client, "comfyui_submit", {**suggestion, "wait_seconds": 30})  # the arguments as given
+    rendering: list[float] = []
+    made = await _call(client, "comfyui_submit", {**suggestion, "wait_seconds": 30}, progress=rendering)
+    assert rendering and rendering[-1] == 100.0  # the arguments art_prompt gave, as given; live progress
     job = made.structured_content
     assert job["state"] == "succeeded" and job["seed"] == 7 and len(_images(made)) == 1
     sent = fake.prompts[-1]

@@ -82,8 +82,9 @@ def render_targets(
     keep_metadata: bool,
     background: str,
     dpi: int | None,
+    after_model: bool = False,
 ) -> RenderOutcome:
-    """Produce the encoded bytes of every target from the source image."""
+    """Produce the encoded bytes of every target from the source image (``after_model``: an upscale model's result)."""
     bg = (255, 255, 255) if background == "transparent" else parse_colour(background)
     with _load(path) as opened:
         meta = _metadata(opened, keep_metadata, dpi)
@@ -113,7 +114,12 @@ def render_targets(
         ext = ".jpg" if target.format == "jpeg" else f".{target.format}"
         files.append(Rendered(target, frame.width, frame.height, encoded, ext))
     upscaled = round(largest_scale, 2) if largest_scale > 1.0 else None
-    if upscaled is not None:
+    if upscaled is not None and after_model:
+        warnings.append(
+            f"The upscale model's result ({im.width}x{im.height}) still had to be enlarged up to {upscaled}x with "
+            "Lanczos; fine detail may look soft. A stronger upscale model (e.g. 4x) gives crisper results."
+        )
+    elif upscaled is not None:
         warnings.append(
             f"The source ({im.width}x{im.height}) had to be enlarged up to {upscaled}x with Lanczos; "
             "fine detail may look soft. An upscaler model in ComfyUI gives crisper results."

@@ -66,6 +66,7 @@ class AssetExporter:
                 keep_metadata=request.keep_metadata,
                 background=request.background,
                 dpi=dpi,
+                after_model=model_factor is not None,
             )
         )
         files: list[ExportedFile] = []

@@ -253,6 +253,24 @@ async def test_upscaler_seam_is_used_when_the_source_is_too_small(tmp_path: Path
     assert not any("Lanczos" in w for w in result.warnings)
 
 
+async def test_a_model_that_enlarges_too_little_is_not_called_missing(tmp_path: Path) -> None:
+    small = noisy_image(tmp_path / "small.png", size=(150, 100))
+
+    async def x2_model(path: Path, factor: float) -> Path:  # one pass of a 2x model; 8x was needed
+        bigger = tmp_path / "upscaled.png"
+        with Image.open(path) as im:
+            im.resize((im.width * 2, im.height * 2)).save(bigger)
+        return bigger
+
+    exporter = AssetExporter(tmp_path / "exports", upscaler=x2_model)
+    result = await exporter.export(ExportRequest(source=small, spec="og-image"))
+
+    assert result.files[0].width == 1200 and result.upscaled_by == 8.0
+    assert result.warnings[0] == "Enlarged with the upscale model before resizing (needed 8.0x)."
+    assert result.warnings[1].startswith("The upscale model's result (300x200) still had to be enlarged up to 4.0x")
+    assert not any("An upscaler model in ComfyUI" in w for w in result.warnings)
+
+
 async def test_spec_and_custom_size_together_are_refused(exporter: AssetExporter, source: Path) -> None:
     with pytest.raises(InvalidRequestError):
         await exporter.export(ExportRequest(source=source, spec="hero", width=100))

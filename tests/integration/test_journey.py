@@ -384,3 +384,6 @@ async def _art_part(client: Client, home: Path, fake: Any, lora: str) -> None:
     assert (file["width"], file["height"], file["format"]) == (512, 512, "png")
     assert len(_images(exported)) == 1 and any(c.type == "resource_link" for c in exported.content)
     assert Path(file["path"]).name in _text(exported)
+    # The 64 px picture went through the fake's upscale model first; the notes say what was done, not contradict it.
+    assert _text(exported).count("Enlarged with the upscale model before resizing") == 1
+    assert "An upscaler model in ComfyUI gives crisper results" not in _text(exported)

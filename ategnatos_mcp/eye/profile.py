@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.eye.models import CATEGORIES, Category, Evidence, EyeProfile, EyeQuery, Level, Preference
+from ategnatos_mcp.text import strip_invisible
 
 __all__ = ["EyeAction", "EyeChange", "apply_change", "normalise_family", "query_profile", "slug"]
 
@@ -63,7 +64,7 @@ def _check_level(level: str) -> Level:
 
 
 def _clean_text(text: str | None, what: str = "preference") -> str:
-    cleaned = " ".join((text or "").split())
+    cleaned = " ".join(strip_invisible(text or "").split())
     if not cleaned:
         raise InvalidRequestError(f"The {what} text is empty.", hint="Say the preference in a few words.")
     if len(cleaned) > MAX_TEXT:
@@ -80,7 +81,7 @@ def _clean_text(text: str | None, what: str = "preference") -> str:
 
 
 def _clean_terms(terms: list[str] | None) -> list[str]:
-    cleaned = [" ".join(term.split()) for term in terms or [] if term.strip()]
+    cleaned = [" ".join(strip_invisible(term).split()) for term in terms or [] if strip_invisible(term).strip()]
     if len(cleaned) > MAX_TERMS or any(len(term) > MAX_TERM for term in cleaned):
         raise InvalidRequestError(
             f"Give at most {MAX_TERMS} prompt terms of at most {MAX_TERM} characters each.",
@@ -100,7 +101,7 @@ def _find(profile: EyeProfile, entry_id: str | None, text: str | None) -> Prefer
             hint="Pass entry_id (eye_query with detail=true lists the ids) or the entry's text.",
         )
     if text:
-        key = " ".join(text.split()).casefold()
+        key = " ".join(strip_invisible(text).split()).casefold()
         found = next((entry for entry in profile.entries if entry.text.casefold() == key), None)
         if found is not None:
             return found

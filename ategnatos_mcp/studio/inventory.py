@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.studio.models import LoraEntry, ModelEntry, StudioInventory, WorkflowEntry
+from ategnatos_mcp.text import strip_invisible
 
 __all__ = ["EntryKind", "RegisterAction", "register_entry"]
 
@@ -27,7 +28,7 @@ def register_entry(
         InvalidRequestError: unknown fields or values that do not fit the entry.
         NotFoundError: updating or removing an entry that does not exist.
     """
-    name = " ".join(name.split())
+    name = " ".join(strip_invisible(name).split())
     if not name or len(name) > 200:
         raise InvalidRequestError("The entry needs a name (at most 200 characters).", hint="Name the file or LoRA.")
     entries: list[Any] = getattr(inv, _LISTS[kind])

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.text import show_invisible
 
 __all__ = [
     "ImagePart",
@@ -47,7 +48,7 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except AtegnatosError as exc:
             # the SDK logs it (INFO, no traceback)
-            raise ToolError(_without_long_echoes(str(exc), kwargs.values())) from exc
+            raise ToolError(show_invisible(_without_long_echoes(str(exc), kwargs.values()))) from exc
 
     return wrapper
 
@@ -124,9 +125,11 @@ def respond(
 ) -> CallToolResult:
     """A result with a short human summary, structured content, inline images and resource links.
 
+    Invisible characters (controls, bidi overrides) in the summary are written out so nothing echoed hides text.
+
     ``links`` are ``(uri, name, mime_type)`` triples.
     """
-    content: list[ContentBlock] = [TextContent(type="text", text=summary)]
+    content: list[ContentBlock] = [TextContent(type="text", text=show_invisible(summary))]
     content.extend(
         ImageContent(type="image", data=base64.b64encode(img.data).decode("ascii"), mime_type=img.mime_type)
         for img in images

@@ -474,6 +474,8 @@ def _check_answer(tool: str, case: Case, result: Any) -> list[str]:
         problems.append(f"{where}: traceback in the answer: {body[:300]}")
     if CLASS_NAME.search(body):
         problems.append(f"{where}: exception class name {CLASS_NAME.search(body)[0]!r} in: {body[:300]}")  # type: ignore[index]
+    if "\u202e" in body or "\x00" in body:
+        problems.append(f"{where}: a raw bidi override or NUL in the answer (it hides or reverses text)")
     if re.search(r"'None'|\bNone[.,)]", body):
         problems.append(f"{where}: a Python None where a name belongs: {body[:300]}")
     if result.is_error and len(body) > 5000:
@@ -520,3 +522,17 @@ async def test_bad_input_gets_a_plain_answer_and_loses_nothing(tool: str, client
         problems += _check_answer(tool, case, result)
         problems += _check_files(tool, case, bool(result.is_error), before, _snapshot(project))
     assert not problems, "\n".join(problems)
+
+
+async def test_invisible_characters_never_reach_the_grimoire(client: Client, home: Path) -> None:
+    added = await client.call_tool("eye_update", {"action": "add", "text": ODD, "category": "color"})
+    assert not added.is_error, _text(added)
+    registered = await client.call_tool("studio_register", {"kind": "lora", "action": "add", "name": ODD})
+    assert not registered.is_error, _text(registered)
+    written = {p.name: p.read_text(encoding="utf-8") for p in home.joinpath("grimoire").rglob("*") if p.is_file()}
+    assert {"eye.md", "studio.md"} <= set(written)
+    for name, text in written.items():
+        assert "\u202e" not in text and "\x00" not in text and "\ufeff" not in text, name
+    assert "🎨 Zoe\u0301" in written["eye.md"] and "🎨 Zoe\u0301" in written["studio.md"]
+    again = await client.call_tool("eye_update", {"action": "confirm", "text": ODD})
+    assert not again.is_error, _text(again)  # the same words, invisible characters and all, still find it

@@ -74,7 +74,7 @@ def find_quote(doc: GpuDocument, quote_id: str, now: datetime) -> Quote:
     if quote.used:
         raise ConsentError(
             f"Quote {quote.quote_id} was already used for a rental.",
-            hint="Each quote rents once. Ask for GPU offers again if you want another GPU.",
+            hint="Each quote rents once. Ask for GPU offers again (gpu_offers) if you want another GPU.",
         )
     if now >= quote.expires_at:
         minutes = max(int((now - quote.expires_at).total_seconds() // 60), 0)

@@ -23,6 +23,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.settings import GpuSettings
+from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
+
 pytestmark = pytest.mark.anyio
 
 HUGE = "mascot " * 15_000  # ~100 kB
@@ -334,6 +338,15 @@ CASES: dict[str, ToolCases] = {
 # --- the world: a project with things the artist made ---------------------------------------------------------
 
 
+@pytest.fixture
+def gpu_app(app: AppContext) -> tuple[FakeRunPod, FakeClock, FakeDeployer]:
+    """A RunPod account recorded from the real API (tests/unit/providers/fakes.py); requested before ``client``."""
+    runpod, clock, deployer = FakeRunPod(), FakeClock(), FakeDeployer()
+    app.services["gpu"] = make_service(app.store, [runpod], clock, missing=["Vast.ai", "Lambda"])
+    app.services["gpu-deploy"] = deployer
+    return runpod, clock, deployer
+
+
 @pytest.fixture(scope="module")
 def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import numpy as np
@@ -536,3 +549,36 @@ async def test_invisible_characters_never_reach_the_grimoire(client: Client, hom
     assert "🎨 Zoe\u0301" in written["eye.md"] and "🎨 Zoe\u0301" in written["studio.md"]
     again = await client.call_tool("eye_update", {"action": "confirm", "text": ODD})
     assert not again.is_error, _text(again)  # the same words, invisible characters and all, still find it
+
+
+async def test_gpu_calls_in_the_wrong_order_rent_nothing_and_say_what_to_do(
+    gpu_app: tuple[FakeRunPod, FakeClock, FakeDeployer], client: Client
+) -> None:
+    runpod, clock, deployer = gpu_app
+    problems: list[str] = []
+
+    async def call(tool: str, args: dict[str, Any], expect: str, *names: str) -> Any:
+        result = await client.call_tool(tool, args)
+        problems.extend(_check_answer(tool, Case(args, expect, names), result))
+        return result
+
+    async def quote() -> str:
+        offers = await call("gpu_offers", {"gpu": "4090", "hours": 2}, "ok")
+        return offers.structured_content["offers"][0]["quote_id"]
+
+    stale = await quote()
+    clock.advance(GpuSettings().quote_ttl_seconds + 60)
+    await call("gpu_spinup", {"quote_id": stale, "confirm": True}, "error", "gpu_offers")
+    assert runpod.calls("POST", "/v2/pods") == []
+    fresh = await quote()
+    await call("gpu_spinup", {"quote_id": fresh}, "error", "confirm")  # no dialog, no confirm: nothing rented
+    assert runpod.calls("POST", "/v2/pods") == []
+    rented = await call("gpu_spinup", {"quote_id": fresh, "confirm": True}, "ok")
+    key = rented.structured_content["instance"]["key"]
+    await call("gpu_spinup", {"quote_id": fresh, "confirm": True}, "error", "gpu_offers")  # a quote rents once
+    assert len(runpod.calls("POST", "/v2/pods")) == 1
+    await call("gpu_teardown", {"keys": [key]}, "ok", key)
+    await call("gpu_teardown", {"keys": [key]}, "either", key)
+    await call("remote_deploy", {"instance": key}, "error", key)
+    await call("launch_training", {"name": "nothing-planned", "host": key}, "error", "train_plan")
+    assert not problems, "\n".join(problems)

@@ -33,6 +33,7 @@ HUGE = "mascot " * 15_000  # ~100 kB
 ODD = "\u202e\u0000🎨 Zoe\u0301 \ufeff\U0010ffff\u200d"
 DATASET = "workspace/datasets/mine"
 FLAT = "workspace/datasets/flat"
+SNEAKY = "workspace/datasets/sneaky"  # one picture of its own and a link to one outside the project
 OUTSIDE = "/etc/passwd"
 
 # Files the artist made: no call, failing or not, may change or remove them.
@@ -186,6 +187,7 @@ CASES: dict[str, ToolCases] = {
             E({"source": f"{DATASET}/art00.png", "spec": "no-such-spec"}, "no-such-spec", "og-image"),
             E({"source": f"{DATASET}/art00.png"}, "size"),
             E({"source": "", "spec": "og-image"}, "empty"),
+            E({"source": "workspace/escape/secret.png", "spec": "og-image"}, "outside"),
         ]
     ),
     "image_info": ToolCases(
@@ -197,6 +199,8 @@ CASES: dict[str, ToolCases] = {
             E({"path": OUTSIDE}, OUTSIDE),
             E({"path": "../../../etc/passwd"}, "outside"),
             E({"path": "a\u0000b"}, "NUL"),
+            E({"path": "workspace/escape/secret.png"}, "outside"),
+            E({"path": f"{SNEAKY}/linked.png"}, "outside"),
         ]
     ),
     "dataset_audit": ToolCases(
@@ -206,7 +210,11 @@ CASES: dict[str, ToolCases] = {
             E({"path": "/etc"}, "/etc"),
             E({"path": ""}, "empty"),
             E({"path": DATASET, "training_name": "../x"}, "../x"),
-            OK({"path": FLAT}, "NO-GO"),  # flat colours whose near-copy candidates all fail the colour check
+            OK({"path": FLAT}, "NO-GO"),
+            E({"path": "workspace/escape"}, "outside"),
+            OK(
+                {"path": SNEAKY}
+            ),  # a linked image file is read on purpose (scan.py); a linked folder is not  # flat colours whose near-copy candidates all fail the colour check
         ]
     ),
     "dataset_dedupe": ToolCases(
@@ -363,8 +371,15 @@ def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def project(home: Path, art: Path) -> Path:
+def project(home: Path, art: Path, tmp_path: Path) -> Path:
     shutil.copytree(art, home / DATASET)
+    outside = tmp_path / "outside"  # not a project root: reachable only through the links below
+    outside.mkdir()
+    shutil.copy(art / "art00.png", outside / "secret.png")
+    (home / "workspace" / "escape").symlink_to(outside, target_is_directory=True)
+    (home / SNEAKY).mkdir(parents=True)
+    shutil.copy(art / "art01.png", home / SNEAKY / "own.png")
+    (home / SNEAKY / "linked.png").symlink_to(outside / "secret.png")
     (home / "workspace" / "note.txt").write_text("a note, not a picture", encoding="utf-8")
     from PIL import Image
 

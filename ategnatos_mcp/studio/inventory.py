@@ -31,6 +31,7 @@ def register_entry(
     name = " ".join(strip_invisible(name).split())
     if not name or len(name) > 200:
         raise InvalidRequestError("The entry needs a name (at most 200 characters).", hint="Name the file or LoRA.")
+    _check_lengths(fields)
     entries: list[Any] = getattr(inv, _LISTS[kind])
     index = next((i for i, e in enumerate(entries) if e.name.casefold() == name.casefold()), None)
     label = {"model": "model", "lora": "LoRA", "workflow": "workflow"}[kind]
@@ -55,6 +56,24 @@ def register_entry(
     entries[index] = entry
     verb = "Updated" if action == "update" else "Replaced"
     return f"{verb} {label} '{name}'.", entry
+
+
+_MAX_FIELD = 2000  # a note, a URL or a settings line; not a pasted file (studio.md shows every field)
+_MAX_WORD = 200
+
+
+def _check_lengths(fields: dict[str, Any]) -> None:
+    for key, value in fields.items():
+        if isinstance(value, str) and len(value) > _MAX_FIELD:
+            raise InvalidRequestError(
+                f"`{key}` is {len(value):,} characters long; the studio inventory keeps at most {_MAX_FIELD:,}.",
+                hint=f"Shorten `{key}` to a line or two, or link to a longer note.",
+            )
+        if isinstance(value, list) and any(isinstance(v, str) and len(v) > _MAX_WORD for v in value):
+            raise InvalidRequestError(
+                f"An item of `{key}` is longer than {_MAX_WORD} characters.",
+                hint=f"Give `{key}` as short words or phrases.",
+            )
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any], label: str) -> BaseModel:

@@ -117,6 +117,8 @@ CASES: dict[str, ToolCases] = {
             E({"kind": "lora", "action": "update", "name": "no-such-lora"}, "no-such-lora"),
             E({"kind": "lora", "action": "add", "name": ""}, "name"),
             E({"kind": "lora", "action": "add", "name": "x", "weight_min": 5, "weight_max": -1}, "weight"),
+            E({"kind": "workflow", "action": "add", "name": "x", "description": HUGE}, "description"),
+            E({"kind": "lora", "action": "update", "name": "inkwash", "trigger_words": [HUGE]}, "trigger_words"),
         ]
     ),
     "studio_detect": ToolCases(cases=[OK({})]),

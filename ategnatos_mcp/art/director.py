@@ -256,6 +256,7 @@ class ArtDirector:
     ) -> IterationsAnswer:
         """A new version that reproduces ``version`` exactly, then (optionally) adjusted by feedback."""
         notices: list[str] = []
+        await self.log.read(project, asset)  # a misspelt asset is refused before its folder is made
         async with self.log.update(project, asset, notices) as doc:
             copy = revert_to(doc, version, now=self.clock())
             if feedback.strip() or changes is not None:
@@ -283,6 +284,7 @@ class ArtDirector:
     ) -> IterationsAnswer:
         """Mark a version approved, optionally file it in the library, and propose eye updates."""
         notices: list[str] = []
+        await self.log.read(project, asset)  # a misspelt asset is refused before its folder is made
         async with self.log.update(project, asset, notices) as doc:
             it = get_version(doc, version)
             doc.approved_version, doc.approval_notes = it.version, notes

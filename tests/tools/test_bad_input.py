@@ -6,8 +6,8 @@ of the wrong type, each number or length out of range), a huge string and odd Un
 and hand-written cases (paths that do not exist / are a file not a folder / are outside the project, unknown
 names, calls in the wrong order). Each answer is checked: an error where one is due (or a graceful answer where
 that is right), never the bare "Error executing tool", no traceback or exception class name, the wrong thing
-named, a next step offered; after an error nothing in the project changed, and the artist's dataset, saved
-workflows and inventory survive every call byte for byte.
+named, a next step offered; after an error nothing in the project changed (not even a lock file), and the
+artist's datasets, notes and saved workflow survive every call byte for byte.
 """
 
 from __future__ import annotations
@@ -40,11 +40,12 @@ OUTSIDE = "/etc/passwd"
 PROTECTED = (
     "workspace/datasets/mine/",
     "workspace/datasets/flat/",
+    "workspace/datasets/sneaky/",
     "workspace/note.txt",
     "grimoire/workflows/keep.json",
 )
 # What a refused call may still touch: caches and logs, never the artist's files or the grimoire's records.
-SCRATCH = re.compile(r"(^|/)(\.cache|cache|logs?)(/|$)|\.lock$|\.log$")
+SCRATCH = re.compile(r"(^|/)(\.cache|cache|logs?)(/|$)|\.log$")
 
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Warning)\b")
 SCHEMA_ERROR = re.compile(r"^\d+ validation errors? for \w+Arguments\n")
@@ -167,6 +168,7 @@ CASES: dict[str, ToolCases] = {
             E({"action": "history"}, "project"),
             E({"action": "history", "project": "nope", "asset": "nope"}, "nope"),
             E({"action": "revert", "project": "launch", "asset": "mascot", "version": 99}, "99"),
+            E({"action": "revert", "project": "launch", "asset": "mascott", "version": 1}, "mascott"),
             E({"action": "approve", "project": "nope", "asset": "nope"}, "nope", "art_prompt"),
             E({"action": "log", "project": "", "asset": ""}, "project"),
         ],

@@ -601,3 +601,23 @@ async def test_gpu_calls_in_the_wrong_order_rent_nothing_and_say_what_to_do(
     await call("remote_deploy", {"instance": key}, "error", key)
     await call("launch_training", {"name": "nothing-planned", "host": key}, "error", "train_plan")
     assert not problems, "\n".join(problems)
+
+
+async def test_the_loosest_quarantine_is_undone_byte_for_byte(client: Client, project: Path, art: Path) -> None:
+    from PIL import Image
+
+    folder = project / "workspace" / "datasets" / "dupes"
+    shutil.copytree(art, folder)
+    shutil.copy(art / "art00.png", folder / "copy.png")
+    (folder / "copy.txt").write_text("ink_style, a copy", encoding="utf-8")
+    with Image.open(art / "art01.png") as im:
+        im.resize((700, 700)).save(folder / "smaller.png")
+    before = _snapshot(folder)
+    args = {"path": "workspace/datasets/dupes", "action": "quarantine", "threshold": 32, "mirror": True}
+    moved = await client.call_tool("dataset_dedupe", args)
+    assert not moved.is_error, _text(moved)
+    assert set(_snapshot(folder)) - set(before), "the quarantine moved nothing"
+    undone = await client.call_tool("dataset_dedupe", {"path": "workspace/datasets/dupes", "action": "undo"})
+    assert not undone.is_error, _text(undone)
+    after = {k: v for k, v in _snapshot(folder).items() if not k.startswith("quarantine/")}
+    assert after == before

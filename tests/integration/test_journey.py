@@ -65,7 +65,8 @@ async def _call(
     text = _text(result)
     assert result.is_error is error, (tool, text)
     body = text.removeprefix(f"Error executing tool {tool}: ") if error else text
-    assert body.strip() and body != text or not error, (tool, "a crash, not a refusal", text)
+    if error:
+        assert body.strip() and body != text, (tool, "a crash, not a refusal", text)
     for marker in NOT_FOR_ARTISTS:
         assert marker not in body, (tool, marker, text)
     return result
@@ -125,7 +126,7 @@ async def test_the_artists_journey_from_paintings_to_an_exported_asset(home: Pat
                 await _art_part(client, home, fake, lora)
 
 
-def _caption_for(item: dict[str, Any], n: int) -> str:
+def _caption_for(n: int) -> str:
     return f"abstract painting number {n}, layered shapes, visible brush strokes, muted palette"
 
 
@@ -166,8 +167,7 @@ async def _dataset_part(client: Client, home: Path, dataset: Path, planted: dict
         assert all(i.mime_type == "image/jpeg" and base64.b64decode(i.data)[:2] == b"\xff\xd8" for i in _images(review))
         if viewable:
             captions = [
-                {"path": item["path"], "caption": _caption_for(item, len(captioned) + k)}
-                for k, item in enumerate(viewable)
+                {"path": item["path"], "caption": _caption_for(len(captioned) + k)} for k, item in enumerate(viewable)
             ]
             written = await _call(
                 client,

@@ -621,3 +621,47 @@ async def test_the_loosest_quarantine_is_undone_byte_for_byte(client: Client, pr
     assert not undone.is_error, _text(undone)
     after = {k: v for k, v in _snapshot(folder).items() if not k.startswith("quarantine/")}
     assert after == before
+
+
+async def test_comfyui_mistakes_against_a_running_server_get_plain_answers(home: Path) -> None:
+    from ategnatos_mcp.server import build_app, build_server
+    from ategnatos_mcp.settings import load_settings
+    from tests.integration.fake_comfyui import serve_fake
+
+    sd15 = "mcp_random_sd15_layout.safetensors"
+    params = {"prompt": "a red fox", "checkpoint": sd15, "width": 512, "height": 512, "steps": 4}
+    problems: list[str] = []
+    async with serve_fake(node_seconds=0.01) as fake:
+        settings = load_settings(env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": fake.url})
+        async with Client(build_server(settings, app=build_app(settings)), raise_exceptions=False) as client:
+
+            async def call(tool: str, args: dict[str, Any], expect: str, *names: str) -> Any:
+                result = await client.call_tool(tool, args)
+                problems.extend(_check_answer(tool, Case(args, expect, names), result))
+                return result
+
+            await call(
+                "comfyui_submit",
+                {"template": "txt2img-sdxl", "params": {**params, "checkpoint": "nope.ckpt"}},
+                "error",
+                "nope.ckpt",
+            )
+            await call(
+                "comfyui_submit", {"workflow": {"1": {"class_type": "NoSuchNode", "inputs": {}}}}, "error", "NoSuchNode"
+            )
+            broken = {"9": {"class_type": "SaveImage", "inputs": {"images": ["42", 0], "filename_prefix": "x"}}}
+            await call("comfyui_submit", {"workflow": broken}, "error", "42")
+            await call("comfyui_submit", {"workflow": {"1": "not a node"}}, "error", "workflow")
+            await call(
+                "comfyui_submit",
+                {"template": "txt2img-sdxl", "params": params, "loras": [{"name": "nope.safetensors", "weight": 0.8}]},
+                "error",
+                "nope.safetensors",
+            )
+            done = await call(
+                "comfyui_submit", {"template": "txt2img-sdxl", "params": params, "wait_seconds": 10}, "ok"
+            )
+            job = done.structured_content["job_id"]
+            await call("comfyui_job", {"job_id": job, "action": "cancel"}, "either", job)
+            await call("comfyui_job", {"job_id": job, "action": "results"}, "ok")
+    assert not problems, "\n".join(problems)

@@ -90,7 +90,7 @@ def guard_resource(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             return await fn(*args, **kwargs)
         except AtegnatosError as exc:
             logger.info("resource %s refused: %s", fn.__name__, exc.message)
-            raise ResourceError(str(exc)) from exc
+            raise ResourceError(show_invisible(_without_long_echoes(str(exc), kwargs.values()))) from exc
 
     return wrapper
 

@@ -665,3 +665,17 @@ async def test_comfyui_mistakes_against_a_running_server_get_plain_answers(home:
             await call("comfyui_job", {"job_id": job, "action": "cancel"}, "either", job)
             await call("comfyui_job", {"job_id": job, "action": "results"}, "ok")
     assert not problems, "\n".join(problems)
+
+
+async def test_resources_with_unknown_or_huge_names_answer_in_plain_words(client: Client) -> None:
+    from mcp import MCPError
+
+    for uri, names in [
+        ("ategnatos://training/nope", ("nope", "train_plan")),
+        ("ategnatos://workflows/nope", ("nope", "workflow_manage")),
+        ("ategnatos://training/" + "x" * 5000, ("5,000 characters", "Next step")),
+    ]:
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(uri)
+        text = str(refused.value)
+        assert all(n in text for n in names) and len(text) < 1000 and not CLASS_NAME.search(text), text

@@ -600,6 +600,10 @@ async def test_gpu_calls_in_the_wrong_order_rent_nothing_and_say_what_to_do(
     await call("gpu_teardown", {"keys": [key]}, "either", key)
     await call("remote_deploy", {"instance": key}, "error", key)
     await call("launch_training", {"name": "nothing-planned", "host": key}, "error", "train_plan")
+    long = await call("gpu_offers", {"gpu": "4090", "hours": 10_000}, "either")
+    for offer in (long.structured_content or {}).get("offers", [])[:1]:
+        await call("gpu_spinup", {"quote_id": offer["quote_id"], "confirm": True}, "error", "hours")
+    assert len(runpod.calls("POST", "/v2/pods")) == 1
     assert not problems, "\n".join(problems)
 
 

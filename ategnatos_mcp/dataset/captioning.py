@@ -42,8 +42,11 @@ __all__ = [
 ]
 
 
+GUIDE_NOTE = "The captioning guide came with the first batch (start=0); pass include_guide=true to see it again."
+
+
 def caption_guide() -> str:
-    """The style-aware captioning guide shown with every review batch."""
+    """The style-aware captioning guide, shown with the first review batch or when asked for."""
     return resources.files("ategnatos_mcp.dataset").joinpath("captioning_guide.md").read_text(encoding="utf-8")
 
 
@@ -116,9 +119,20 @@ def _item(rel: str, index: CaptionIndex, note: str = "") -> CaptionItem:
 
 
 def review_batch(
-    root: Path, *, start: int, count: int, only_missing: bool, trigger_word: str | None, max_side: int, budget: int
+    root: Path,
+    *,
+    start: int,
+    count: int,
+    only_missing: bool,
+    trigger_word: str | None,
+    max_side: int,
+    budget: int,
+    include_guide: bool = False,
 ) -> tuple[CaptionReview, list[bytes]]:
     """The next ``count`` images from ``start`` with their captions and previews (blocking).
+
+    The captioning guide comes with the first batch (``start`` 0) or when ``include_guide`` asks for it; later
+    batches carry a one-line note instead, so a long review does not repeat it batch after batch.
 
     ``start`` and ``next_start`` are positions in the folder's full image list, also with ``only_missing``: the
     captions written between two batches must not shift the next batch past images nobody has seen yet.
@@ -145,8 +159,11 @@ def review_batch(
         total=sum(wanted),
         items=items,
         trigger_word=trigger_word,
-        guide=caption_guide(),
     )
+    if include_guide or start == 0:
+        review.guide = caption_guide()
+    else:
+        review.guide_note = GUIDE_NOTE
     return review, previews
 
 

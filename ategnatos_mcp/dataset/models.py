@@ -177,7 +177,12 @@ class CaptionReview(BaseModel):
     total: int
     items: list[CaptionItem]
     trigger_word: str | None
-    guide: str
+    guide: str | None = Field(
+        default=None,
+        description="The style-aware captioning guide: sent with the first batch (start=0) or when asked for; "
+        "later batches leave it out and say where to find it in guide_note.",
+    )
+    guide_note: str | None = Field(default=None, description="Where to find the guide when it is left out.")
 
 
 class CaptionWrite(BaseModel):

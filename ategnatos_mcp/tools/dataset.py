@@ -24,6 +24,7 @@ from ategnatos_mcp.dataset import (
     DedupeResult,
     StructureResult,
     audit_summary,
+    caption_guide,
     render_report,
 )
 from ategnatos_mcp.errors import InvalidRequestError
@@ -210,6 +211,9 @@ async def dataset_dedupe(
     return respond(result, "\n".join(lines))
 
 
+CAPTION_GUIDE_URI = "ategnatos://dataset/caption-guide"
+
+
 class CaptionsResult(BaseModel):
     """What dataset_captions did: one of review, write or summary is set."""
 
@@ -244,12 +248,20 @@ async def dataset_captions(
     captions: Annotated[
         list[CaptionWrite] | None, Field(description="Write: the captions, as {path, caption} with paths from review.")
     ] = None,
+    include_guide: Annotated[
+        bool,
+        Field(
+            description="Review: send the captioning guide with this batch too (it always comes with start=0; "
+            f"later batches only point to it). The guide is also at {CAPTION_GUIDE_URI}."
+        ),
+    ] = False,
 ) -> Annotated[CallToolResult, CaptionsResult]:
     """Caption training images with your own eyes: review shows the pictures, write saves your captions.
 
-    Review returns small previews as images plus the current captions and a style-aware guide: describe the
-    content AND the style (medium, palette, light, composition). Write saves each caption safely next to its
-    image as one clean line, trigger word first; captions that would break the file are refused.
+    Review returns small previews as images plus the current captions; the first batch (start=0) also brings
+    a style-aware guide: describe the content AND the style (medium, palette, light, composition). Write saves
+    each caption safely next to its image as one clean line, trigger word first; captions that would break the
+    file are refused.
     """
     app = app_of(ctx)
     root = _folder(app, path)
@@ -267,7 +279,11 @@ async def dataset_captions(
         text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
         if review.next_start is not None:
             text.append(f"Next batch: start={review.next_start}.")
-        text.append("\n" + review.guide)
+        if include_guide and review.guide is None:  # the dataset service leaves the guide out after start=0
+            review.guide, review.guide_note = caption_guide(), None
+        if review.guide_note is not None:
+            review.guide_note += f" It is also at {CAPTION_GUIDE_URI}."
+        text.append(("\n" + review.guide) if review.guide is not None else str(review.guide_note))
         images = [ImagePart(data=d, mime_type="image/jpeg") for d in previews]
         return respond(CaptionsResult(mode="review", review=review), "\n".join(text), images=images)
     if mode == "write":
@@ -337,3 +353,10 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
     server.add_tool(dataset_dedupe, name="dataset_dedupe")
     server.add_tool(dataset_captions, name="dataset_captions")
     server.add_tool(dataset_structure, name="dataset_structure")
+    server.resource(
+        CAPTION_GUIDE_URI,
+        name="caption-guide",
+        title="Captioning guide",
+        description="The style-aware captioning guide dataset_captions sends with the first review batch.",
+        mime_type="text/markdown",
+    )(caption_guide)

@@ -167,6 +167,35 @@ async def test_captions_review_write_and_summary(client: Client, home: Path, gen
     assert stats["captioned"] == 4 and stats["missing"] == len(list(folder.glob("*.*"))) - 8
 
 
+async def test_caption_review_sends_the_guide_once_then_points_to_it(
+    client: Client, home: Path, generated: Path
+) -> None:
+    folder = home / "workspace" / "datasets" / "guide"
+    _small_set(generated, folder)
+    args: dict[str, Any] = {"path": str(folder), "mode": "review", "count": 2}
+    first = await client.call_tool("dataset_captions", {**args, "start": 0})
+    guide = first.structured_content["review"]["guide"]  # type: ignore[index]
+    assert guide and "style" in guide
+    assert guide in first.content[0].text  # type: ignore[union-attr]
+
+    later = await client.call_tool("dataset_captions", {**args, "start": 2})
+    assert not later.is_error, later.content
+    review = later.structured_content["review"]  # type: ignore[index]
+    assert review["guide"] is None
+    assert "include_guide=true" in review["guide_note"] and "ategnatos://dataset/caption-guide" in review["guide_note"]
+    text = later.content[0].text  # type: ignore[union-attr]
+    assert guide.splitlines()[0] not in text and review["guide_note"] in text
+    assert len(text) < len(guide)
+
+    asked = await client.call_tool("dataset_captions", {**args, "start": 2, "include_guide": True})
+    assert asked.structured_content["review"]["guide"] == guide  # type: ignore[index]
+    assert asked.structured_content["review"]["guide_note"] is None  # type: ignore[index]
+    assert guide in asked.content[0].text  # type: ignore[union-attr]
+
+    resource = await client.read_resource("ategnatos://dataset/caption-guide")
+    assert resource.contents[0].text == guide  # type: ignore[union-attr]
+
+
 async def test_structure_builds_kohya_folders_once(client: Client, home: Path, generated: Path) -> None:
     folder = home / "workspace" / "datasets" / "flat"
     _small_set(generated, folder)

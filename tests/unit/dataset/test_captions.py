@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
+from ategnatos_mcp.dataset.captioning import caption_guide, review_batch, summarise_captions, write_captions
 from ategnatos_mcp.dataset.captions import CaptionRefused, estimate_tokens, normalise_caption
 from ategnatos_mcp.dataset.models import CaptionWrite
 
@@ -87,6 +87,7 @@ def test_review_batch_returns_small_previews_and_the_guide(tmp_path: Path) -> No
         with Image.open(io.BytesIO(data)) as im:
             assert im.format == "JPEG" and max(im.size) <= 512
         assert len(data) <= 60_000
+    assert review.guide is not None
     assert "content" in review.guide.lower() and "style" in review.guide.lower()
     assert review.next_start == 9  # a position in the folder's list: img1 (captioned) was passed over
 
@@ -107,6 +108,20 @@ def test_review_write_review_of_missing_captions_shows_every_image_once(tmp_path
         )
         start = review.next_start
     assert seen == [f"img{i:02d}.png" for i in range(11) if i != 3]
+
+
+def test_the_guide_comes_with_the_first_batch_or_when_asked_and_a_note_otherwise(tmp_path: Path) -> None:
+    for i in range(5):
+        _image(tmp_path / f"img{i}.png", (64, 64))
+    kwargs: dict = {"count": 2, "only_missing": False, "trigger_word": None, "max_side": 64, "budget": 60_000}
+    first, _ = review_batch(tmp_path, start=0, **kwargs)
+    assert first.guide == caption_guide() and first.guide_note is None
+    later, _ = review_batch(tmp_path, start=2, **kwargs)
+    assert later.guide is None
+    assert later.guide_note is not None and "include_guide=true" in later.guide_note
+    assert len(later.guide_note) < len(caption_guide()) // 5  # a one-line pointer, not the guide again
+    asked, _ = review_batch(tmp_path, start=4, include_guide=True, **kwargs)
+    assert asked.guide == caption_guide() and asked.guide_note is None
 
 
 def test_summary_counts_tags_and_finds_one_off_tags(tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ class ConfirmAnswer(BaseModel):
 def _plan_summary(plan: TrainingPlan) -> str:
     cfg, steps, vram = plan.config, plan.steps, plan.vram
     lines = [
-        f"Plan '{plan.name}' ({plan.backend}): a {cfg.training_type} LoRA on {cfg.family_info.label}, "
-        f"{steps.images} images x {steps.repeats} repeats, {steps.epochs} epochs = {steps.total_steps} steps.",
+        f"Plan '{plan.name}' ({plan.backend}): a {cfg.training_type} LoRA on {cfg.family_info.label}. "
+        f"{steps.explanation}",
+        f"In {plan.backend}'s terms: {steps.per_backend[plan.backend]}.",
         f"Graphics memory: about {vram.gb:g} GB (range {vram.low_gb:g}-{vram.high_gb:g})"
         + (f"; on your {plan.target_gpu_gb:g} GB card: {plan.fit}." if plan.target_gpu_gb else "."),
     ]

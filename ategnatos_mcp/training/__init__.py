@@ -1,7 +1,12 @@
 """Training: the standard config, presets, VRAM estimate, backend adapters, the plan and the four gates."""
 
 from ategnatos_mcp.training.backends import BACKENDS, CatalogueError, render_backend
-from ategnatos_mcp.training.config import TrainingConfig, check_trigger_word
+from ategnatos_mcp.training.config import (
+    REGULARISATION_NAMES,
+    TrainingConfig,
+    check_trigger_word,
+    is_regularisation_folder,
+)
 from ategnatos_mcp.training.families import Family, family_names, resolve_family
 from ategnatos_mcp.training.gates import (
     GATE_LABELS,
@@ -17,9 +22,10 @@ from ategnatos_mcp.training.gates import (
     write_records,
 )
 from ategnatos_mcp.training.models import EnvironmentReport, GateState, PlanRequest, RenderedBackend, RunPaths
-from ategnatos_mcp.training.planner import StepSummary, TrainingPlan, build_plan
+from ategnatos_mcp.training.planner import TrainingPlan, build_plan
 from ategnatos_mcp.training.records import RECORD_FILES, records_dir
 from ategnatos_mcp.training.status import GateView, RunStatus, confirm_plan, read_records, run_status
+from ategnatos_mcp.training.steps import FolderSteps, StepSummary, step_summary
 from ategnatos_mcp.training.vram import (
     MemorySaver,
     VramEstimate,
@@ -33,9 +39,11 @@ __all__ = [
     "BACKENDS",
     "GATE_LABELS",
     "RECORD_FILES",
+    "REGULARISATION_NAMES",
     "CatalogueError",
     "EnvironmentReport",
     "Family",
+    "FolderSteps",
     "GateState",
     "GateView",
     "MemorySaver",
@@ -54,6 +62,7 @@ __all__ = [
     "confirm_plan",
     "estimate_vram",
     "family_names",
+    "is_regularisation_folder",
     "largest_batch",
     "launch_blockers",
     "note_dataset_fingerprint",
@@ -69,5 +78,6 @@ __all__ = [
     "resolve_family",
     "run_status",
     "savers_in_order",
+    "step_summary",
     "write_records",
 ]

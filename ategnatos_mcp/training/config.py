@@ -3,6 +3,12 @@
 Step arithmetic follows conventions.md: with N images, R repeats (sd-scripts style, >= 1), batch B,
 gradient accumulation A and E epochs, ``steps_per_epoch = ceil(N * R / B) / A`` (rounded up) and
 ``total_steps = E * steps_per_epoch``, unless ``max_train_steps`` fixes the length directly.
+
+Kohya folder layouts (``{repeats}_{name}`` folders, e.g. from dataset_structure): each folder keeps its own
+repeats (``folder_repeats``), so the images per epoch are the sum of images x repeats over the *training*
+folders (``folder_images``). Folders in ``reg_folders`` hold regularisation images: they are written as
+regularisation data for each backend and never count as training images. Folders not in ``folder_repeats``
+use ``repeats``.
 """
 
 from __future__ import annotations
@@ -21,11 +27,13 @@ from ategnatos_mcp.training.families import Family, resolve_family
 __all__ = [
     "OPTIMIZERS",
     "TRAINING_TYPES",
+    "REGULARISATION_NAMES",
     "BasePrecision",
     "OptimizerName",
     "TrainingConfig",
     "TrainingType",
     "check_trigger_word",
+    "is_regularisation_folder",
 ]
 
 TrainingType = Literal["character", "style", "concept", "object"]
@@ -36,6 +44,19 @@ OPTIMIZERS: tuple[str, ...] = ("prodigy", "adamw8bit", "lion", "adafactor")
 
 # A trigger word ends up inside caption files and prompts: commas split tags, newlines split captions
 # (SimpleTuner reads one caption per line), brackets and colons are prompt syntax ([trigger], (word:1.2)).
+# The rule for regularisation folders: the folder's name, without a kohya ``{repeats}_`` prefix, is one of
+# these words (any letter case). ``1_reg``, ``1_Regularisation``, ``class`` are; ``1_reg_woman`` is not.
+REGULARISATION_NAMES: tuple[str, ...] = ("reg", "regularization", "regularisation", "class")
+_REPEAT_PREFIX = re.compile(r"^\d+_(.+)$")
+
+
+def is_regularisation_folder(folder: str) -> bool:
+    """True when the top-level folder ``folder`` holds regularisation images (see ``REGULARISATION_NAMES``)."""
+    top = folder.split("/", 1)[0]
+    match = _REPEAT_PREFIX.match(top)
+    return (match.group(1) if match else top).lower() in REGULARISATION_NAMES
+
+
 _TRIGGER = re.compile(r"^[\w][\w.\- ]{0,38}[\w]$|^\w$")
 
 
@@ -64,7 +85,16 @@ class TrainingConfig(BaseModel):
     dataset_path: str
     dataset_fingerprint: str | None = None
     image_folders: list[str] = Field(default_factory=lambda: [""], description="Sub-folders holding the images.")
-    image_count: int = Field(ge=1)
+    image_count: int = Field(ge=1, description="Training images (regularisation images are not counted).")
+    folder_images: dict[str, int] = Field(
+        default_factory=dict, description="Images in each folder of image_folders (measured); empty: one flat folder."
+    )
+    folder_repeats: dict[str, int] = Field(
+        default_factory=dict, description="Each kohya folder's own repeats; folders not listed use `repeats`."
+    )
+    reg_folders: list[str] = Field(
+        default_factory=list, description="Folders of regularisation images (not counted as training images)."
+    )
     trigger_word: str | None = None
 
     network_rank: int = Field(ge=1, le=256)
@@ -124,6 +154,24 @@ class TrainingConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
+    def _folders(self) -> TrainingConfig:
+        folders = set(self.image_folders)
+        unknown = (set(self.folder_images) | set(self.folder_repeats) | set(self.reg_folders)) - folders
+        if unknown:
+            raise ValueError(f"folder(s) {', '.join(sorted(unknown))} are not among image_folders")
+        if any(r < 1 or r > 1000 for r in self.folder_repeats.values()):
+            raise ValueError("a folder's repeats must be between 1 and 1000")
+        if (self.folder_repeats or self.reg_folders) and set(self.folder_images) != folders:
+            raise ValueError("folder_images must count the images of every folder when folders have own settings")
+        if self.folder_images:
+            if not self.training_folders:
+                raise ValueError("every folder holds regularisation images; there are no training images")
+            counted = sum(self.folder_images[f] for f in self.training_folders)
+            if counted != self.image_count:
+                raise ValueError(f"image_count {self.image_count} differs from the training folders' {counted}")
+        return self
+
+    @model_validator(mode="after")
     def _consistent(self) -> TrainingConfig:
         if self.min_bucket_reso > self.resolution or self.max_bucket_reso < self.resolution:
             raise ValueError("min_bucket_reso <= resolution <= max_bucket_reso is required")
@@ -146,9 +194,24 @@ class TrainingConfig(BaseModel):
         return bool(self.text_encoder_lr)
 
     @property
+    def training_folders(self) -> list[str]:
+        """The folders of training images (all but the regularisation folders)."""
+        return [f for f in self.image_folders if f not in self.reg_folders]
+
+    def repeats_of(self, folder: str) -> int:
+        """How many times ``folder``'s images are shown per epoch (sd-scripts style, >= 1)."""
+        return self.folder_repeats.get(folder, self.repeats)
+
+    @property
     def samples_per_epoch(self) -> int:
-        """Images seen per epoch (images x repeats)."""
-        return self.image_count * self.repeats
+        """Training images seen per epoch: images x repeats, summed over the training folders."""
+        if not self.folder_images:
+            return self.image_count * self.repeats
+        return sum(self.folder_images[f] * self.repeats_of(f) for f in self.training_folders)
+
+    @property
+    def regularisation_images(self) -> int:
+        return sum(self.folder_images.get(f, 0) for f in self.reg_folders)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -167,5 +230,9 @@ class TrainingConfig(BaseModel):
     @property
     def config_hash(self) -> str:
         """A short, stable digest of every setting: the user confirms exactly this."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        dumped = self.model_dump(mode="json")
+        for key in ("folder_images", "folder_repeats", "reg_folders"):  # added later: unset ones keep old hashes
+            if not dumped[key]:
+                del dumped[key]
+        canonical = json.dumps(dumped, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]

@@ -54,9 +54,7 @@ def render_config_md(plan: TrainingPlan) -> str:
         "",
         "## Length",
         "",
-        f"{steps.images} images x {steps.repeats} repeats / batch {steps.batch_size}"
-        f"{f' / accumulation {steps.gradient_accumulation}' if steps.gradient_accumulation > 1 else ''} = "
-        f"{steps.steps_per_epoch} steps per epoch; {steps.epochs} epochs = {steps.total_steps} steps.",
+        steps.explanation,
         "",
         *(f"- {backend}: {text}" for backend, text in steps.per_backend.items()),
         "",

@@ -15,13 +15,14 @@ from ategnatos_mcp.paths import confine, safe_name
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
 from ategnatos_mcp.training.backends import render_backend
-from ategnatos_mcp.training.config import TrainingConfig
+from ategnatos_mcp.training.config import TrainingConfig, is_regularisation_folder
 from ategnatos_mcp.training.costs import GpuOption, gpu_options, run_hours, vram_inputs
 from ategnatos_mcp.training.families import Family, resolve_family
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_plan
 from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, RenderedBackend, RunPaths
 from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
 from ategnatos_mcp.training.presets import build_preset, explain
+from ategnatos_mcp.training.steps import StepSummary, step_summary
 from ategnatos_mcp.training.vram import (
     MemorySaver,
     VramEstimate,
@@ -31,25 +32,12 @@ from ategnatos_mcp.training.vram import (
     savers_in_order,
 )
 
-__all__ = ["StepSummary", "TrainingPlan", "build_plan"]
+__all__ = ["TrainingPlan", "build_plan"]
 
 _MAX_AUTO_BATCH = 4
 # Facts measured from the dataset, or settings that have their own argument, cannot be overridden.
-_MEASURED = {"dataset_fingerprint", "image_count", "image_folders"}
+_MEASURED = {"dataset_fingerprint", "image_count", "image_folders", "folder_images", "folder_repeats", "reg_folders"}
 _OWN_ARGUMENT = {"name", "family", "base_model", "dataset_path", "training_type", "trigger_word", "sample_prompts"}
-
-
-class StepSummary(BaseModel):
-    """The step arithmetic in the standard config's terms and in each backend's own terms."""
-
-    images: int
-    repeats: int
-    batch_size: int
-    gradient_accumulation: int
-    epochs: int
-    steps_per_epoch: int
-    total_steps: int
-    per_backend: dict[str, str]
 
 
 class TrainingPlan(BaseModel):
@@ -75,29 +63,6 @@ class TrainingPlan(BaseModel):
     notes: list[str]
     gates: GateState
     notices: list[str] = Field(default_factory=list)
-
-
-def _step_summary(cfg: TrainingConfig) -> StepSummary:
-    length = f"max_train_steps={cfg.max_train_steps}" if cfg.max_train_steps else f"max_train_epochs={cfg.epochs}"
-    st_length = (
-        f"max_train_steps={cfg.max_train_steps}, num_train_epochs=0"
-        if cfg.max_train_steps
-        else f"num_train_epochs={cfg.epochs}, max_train_steps=0"
-    )
-    return StepSummary(
-        images=cfg.image_count,
-        repeats=cfg.repeats,
-        batch_size=cfg.batch_size,
-        gradient_accumulation=cfg.gradient_accumulation,
-        epochs=cfg.effective_epochs,
-        steps_per_epoch=cfg.steps_per_epoch,
-        total_steps=cfg.total_steps,
-        per_backend={
-            "kohya": f"num_repeats={cfg.repeats}, {length}",
-            "simpletuner": f"repeats={cfg.repeats - 1}, {st_length}",
-            "ai-toolkit": f"num_repeats=1, steps={cfg.total_steps}",
-        },
-    )
 
 
 async def _studio_model(store: GrimoireStore, wanted: str) -> tuple[str, str] | None:
@@ -141,12 +106,43 @@ async def _base_model(store: GrimoireStore, request: PlanRequest) -> tuple[str, 
     return request.base_model, family
 
 
-def _scan(dataset: Path) -> tuple[int, list[str], str]:
+class _Layout(BaseModel):
+    """What the dataset folder holds: images per top-level folder and the repeats in kohya folder names."""
+
+    folder_images: dict[str, int]
+    kohya_repeats: dict[str, int]
+    fingerprint: str
+
+    @property
+    def folders(self) -> list[str]:
+        return sorted(self.folder_images) or [""]
+
+    @property
+    def reg_folders(self) -> list[str]:
+        return [f for f in self.folders if f and is_regularisation_folder(f)]
+
+    @property
+    def training_images(self) -> int:
+        return sum(n for f, n in self.folder_images.items() if f not in self.reg_folders)
+
+
+def _scan(dataset: Path) -> _Layout:
     from ategnatos_mcp.dataset import dataset_fingerprint, scan_dataset
 
     scan = scan_dataset(dataset)
-    folders = sorted({scan.concept_of(entry.rel) for entry in scan.images})
-    return len(scan.images), folders or [""], dataset_fingerprint(dataset)
+    counts: dict[str, int] = {}
+    for entry in scan.images:
+        folder = scan.concept_of(entry.rel)
+        counts[folder] = counts.get(folder, 0) + 1
+    return _Layout(folder_images=counts, kohya_repeats=dict(scan.concepts), fingerprint=dataset_fingerprint(dataset))
+
+
+def _folder_values(layout: _Layout, overrides: dict[str, object]) -> dict[str, Any]:
+    """The measured folder settings: own repeats of kohya folders (unless ``repeats`` is overridden), reg folders."""
+    if layout.folders == [""]:
+        return {}
+    own = {} if "repeats" in overrides else {f: r for f, r in layout.kohya_repeats.items() if f in layout.folder_images}
+    return {"folder_images": dict(layout.folder_images), "folder_repeats": own, "reg_folders": layout.reg_folders}
 
 
 def _validated(values: dict[str, Any]) -> TrainingConfig:
@@ -218,10 +214,17 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
     name = safe_name(request.name, what="training run name")
     dataset = confine(request.dataset_path, home=settings.home, roots=settings.roots, kind="dir")
     base_model, family = await _base_model(store, request)
-    image_count, folders, fingerprint = await anyio.to_thread.run_sync(_scan, dataset)
-    if image_count == 0:
+    layout = await anyio.to_thread.run_sync(_scan, dataset)
+    if not layout.folder_images:
         raise InvalidRequestError(
             f"There are no images in {dataset}.", hint="Put the training images (and their .txt captions) there."
+        )
+    image_count = layout.training_images
+    if image_count == 0:
+        raise InvalidRequestError(
+            f"{dataset} holds only regularisation images ({', '.join(layout.reg_folders)}), nothing to learn from.",
+            hint="Add a folder of your own images beside it, e.g. with dataset_structure (folders named reg, "
+            "regularisation, regularization or class are treated as regularisation images).",
         )
     values: dict[str, Any] = {
         "name": name,
@@ -229,9 +232,10 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
         "base_model": base_model,
         "training_type": request.training_type,
         "dataset_path": str(dataset),
-        "dataset_fingerprint": fingerprint,
-        "image_folders": folders,
+        "dataset_fingerprint": layout.fingerprint,
+        "image_folders": layout.folders,
         "image_count": image_count,
+        **_folder_values(layout, request.overrides),
         "trigger_word": request.trigger_word,
         "sample_prompts": list(request.sample_prompts),
         **build_preset(
@@ -267,14 +271,14 @@ async def _finish(
     estimate = estimate_vram(vram_inputs(cfg))
     fit = fit_to_card(estimate, target_gb) if target_gb else None
     suggested = savers_in_order(vram_inputs(cfg), target_gb) if target_gb and fit != "fits" else []
-    plan_values = {**cfg.model_dump(), "image_count": cfg.image_count}
+    plan_values = {**cfg.model_dump(), "image_count": cfg.image_count, "samples_per_epoch": cfg.samples_per_epoch}
     plan = TrainingPlan(
         name=cfg.name,
         backend=backend,
         config=cfg,
         config_hash=cfg.config_hash,
         explanations=explain(plan_values),
-        steps=_step_summary(cfg),
+        steps=step_summary(cfg),
         vram=estimate,
         target_gpu_gb=target_gb,
         fit=fit,

@@ -166,11 +166,22 @@ def explain(config_values: dict[str, Any]) -> dict[str, str]:
         "cache_text_encoder": "Reads every caption once and then unloads the prompt reader, saving memory"
         if v["cache_text_encoder"]
         else "The prompt reader stays loaded because it is learning too",
-        "samples": v["image_count"] * v["repeats"] if "image_count" in v else "?",
+        "samples": v.get("samples_per_epoch") or (v["image_count"] * v["repeats"] if "image_count" in v else "?"),
         "percent": round(v["caption_dropout"] * 100),
     }
     for key, template in EXPLANATIONS.items():
         if key not in v or (key == "max_train_steps" and not v.get(key)):
             continue
         out[key] = template.format(value=fills.get(key, v[key]), **{k: fills[k] for k in ("samples", "percent")})
+    if v.get("folder_repeats") and "repeats" in out:
+        own = ", ".join(f"{folder} x{n}" for folder, n in v["folder_repeats"].items())
+        out["repeats"] = (
+            f"How many times each image is shown per epoch. Each folder keeps the repeats in its name ({own}), "
+            f"so one epoch holds about {fills['samples']} views of your images."
+        )
+    if v.get("reg_folders"):
+        out["reg_folders"] = (
+            f"{', '.join(v['reg_folders'])} holds regularisation images: pictures of the general class that keep the "
+            "rest of the model from drifting. They are trained as regularisation data, not as your images."
+        )
     return out

@@ -1,7 +1,10 @@
 """ai-toolkit: one job YAML (``job: extension``, process ``sd_trainer``), launched with ``python run.py``.
 
 ai-toolkit counts steps only: ``train.steps`` = the standard config's total steps and ``num_repeats`` stays 1
-(conventions.md). ``train.lr`` defaults to 1e-6, so it is always written. Floats are written by PyYAML, whose
+(conventions.md) -- except when kohya folders carry their own repeats: ``num_repeats`` "simply duplicates the
+file list", so each folder's repeats are written there to keep the folders' balance (the length is still
+``train.steps``). Regularisation folders are datasets with ``is_reg: true`` (a DatasetConfig key of the
+catalogue). ``train.lr`` defaults to 1e-6, so it is always written. Floats are written by PyYAML, whose
 representer always includes a '.' (``0.0001``, ``1.0e-05``), so every YAML 1.1 loader reads them as numbers.
 """
 
@@ -68,7 +71,8 @@ def _process(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool) -> dict[str
             "keep_tokens": cfg.keep_tokens,
             "cache_latents_to_disk": cfg.cache_latents,
             "resolution": [cfg.resolution],
-            "num_repeats": 1,
+            "num_repeats": cfg.repeats_of(folder) if cfg.folder_repeats else 1,
+            **({"is_reg": True} if folder in cfg.reg_folders else {}),
         }
         for folder in cfg.image_folders
     ]
@@ -116,6 +120,16 @@ def render_aitoolkit(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = Fa
         f"ai-toolkit counts steps only: the epochs and repeats of the plan are turned into {cfg.total_steps} steps.",
         "ai-toolkit adds the trigger word to captions that do not contain it.",
     ]
+    if cfg.folder_repeats:
+        listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)
+        notes.append(
+            f"Each folder's repeats are written as its num_repeats ({listed}) so the folders keep their balance."
+        )
+    if cfg.reg_folders:
+        notes.append(
+            f"{', '.join(cfg.reg_folders)}: regularisation images, marked is_reg (ai-toolkit does not add the trigger "
+            f"word to their captions); the {cfg.total_steps} steps count your images only."
+        )
     if cfg.blocks_to_swap:
         notes.append("ai-toolkit cannot swap a set number of blocks; it offloads layers (model.layer_offloading).")
     if cfg.lr_warmup_steps:

@@ -1,6 +1,7 @@
 """kohya sd-scripts: a ``--config_file`` TOML of arguments plus a dataset TOML, launched with accelerate.
 
-Repeats stay sd-scripts style (``num_repeats`` = R); the length is ``max_train_epochs`` (which overrides
+Repeats stay sd-scripts style (``num_repeats`` = R, each kohya folder with its own R); regularisation
+folders are subsets with ``is_reg = true`` (no ``class_tokens``: they are not the trigger). The length is ``max_train_epochs`` (which overrides
 ``max_train_steps``) unless the config fixes steps. Defaults that would silently ruin a run are written
 explicitly: ``learning_rate`` (default 2e-6), ``caption_extension`` (default ``.caption``),
 ``network_dim``/``network_alpha`` (default 4/1), ``mixed_precision`` (default ``no``).
@@ -122,9 +123,11 @@ def _dataset(cfg: TrainingConfig, paths: RunPaths) -> dict[str, Any]:
     for folder in cfg.image_folders:
         subset: dict[str, Any] = {
             "image_dir": f"{paths.dataset_dir}/{folder}".rstrip("/"),
-            "num_repeats": cfg.repeats,
+            "num_repeats": cfg.repeats_of(folder),
         }
-        if cfg.trigger_word:
+        if folder in cfg.reg_folders:
+            subset["is_reg"] = True
+        elif cfg.trigger_word:
             subset["class_tokens"] = cfg.trigger_word
         subsets.append(subset)
     return {
@@ -160,10 +163,22 @@ def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False)
         "Captions are used as written; the trigger word is only used for images without a caption file, "
         "so make sure your captions contain it.",
     ]
-    if any(_REPEAT_PREFIX.match(folder.split("/")[0]) for folder in cfg.image_folders if folder):
+    named = [f for f in cfg.image_folders if f and _REPEAT_PREFIX.match(f.split("/")[0])]
+    if cfg.folder_repeats:
+        listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)
         notes.append(
-            f"The repeat numbers in the folder names are not used: with a dataset TOML every folder is repeated "
-            f"{cfg.repeats} times, as planned."
+            f"Each folder is repeated as its name says ({listed}), written as num_repeats in the dataset TOML."
+        )
+    elif named:
+        notes.append(
+            f"The repeats chosen for this plan ({cfg.repeats}) replace the numbers in the folder names: every folder "
+            "is repeated that many times."
+        )
+    if cfg.reg_folders:
+        notes.append(
+            f"{', '.join(cfg.reg_folders)}: regularisation images (is_reg = true). sd-scripts repeats them until they "
+            "match your training images, so each epoch holds about twice as many steps; they keep the rest of the "
+            "model from drifting and are not learned as your style or subject."
         )
     if cfg.base_precision in ("int8", "nf4"):
         notes.append(f"sd-scripts cannot load the base model as {cfg.base_precision}; it uses fp8 (fp8_base) instead.")

@@ -1,7 +1,9 @@
 """SimpleTuner: ``config.json`` (flat option -> value) plus ``multidatabackend.json``, run with
 ``simpletuner train`` from the folder that holds them.
 
-Repeats convert as conventions.md says: SimpleTuner ``repeats`` counts *extra* passes, so R becomes R - 1.
+Repeats convert as conventions.md says: SimpleTuner ``repeats`` counts *extra* passes, so R becomes R - 1
+(per folder, each kohya folder with its own R). Regularisation folders are data backends with
+``is_regularisation_data`` (the catalogue lists both spellings; each falls back to the other).
 Defaults that would silently ruin a LoRA run are written explicitly: ``model_type`` (default ``full``),
 ``learning_rate`` (4e-7), ``train_batch_size`` (4), ``optimizer`` (adamw_bf16).
 """
@@ -85,6 +87,7 @@ def _config(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dataloader_f
 def _dataloader(cfg: TrainingConfig, paths: RunPaths) -> list[dict[str, Any]]:
     backends: list[dict[str, Any]] = [
         {
+            **({"is_regularisation_data": True} if folder in cfg.reg_folders else {}),
             "id": f"{cfg.name}-{index}" if folder else cfg.name,
             "type": "local",
             "dataset_type": "image",
@@ -93,7 +96,7 @@ def _dataloader(cfg: TrainingConfig, paths: RunPaths) -> list[dict[str, Any]]:
             "resolution": cfg.resolution,
             "resolution_type": "pixel_area",
             "minimum_image_size": cfg.min_bucket_reso,
-            "repeats": cfg.repeats - 1,
+            "repeats": cfg.repeats_of(folder) - 1,
             "crop": False,
             "cache_dir_vae": f"{paths.output_dir}/cache/vae/{index}",
         }
@@ -109,6 +112,29 @@ def _dataloader(cfg: TrainingConfig, paths: RunPaths) -> list[dict[str, Any]]:
         }
     )
     return backends
+
+
+def _repeats_note(cfg: TrainingConfig) -> str:
+    if not cfg.folder_repeats:
+        return f"SimpleTuner counts repeats as extra passes: {cfg.repeats} repeats are written as {cfg.repeats - 1}."
+    listed = ", ".join(f"{f} {cfg.repeats_of(f)} -> {cfg.repeats_of(f) - 1}" for f in cfg.image_folders)
+    return f"SimpleTuner counts repeats as extra passes, so each folder's repeats are written one lower ({listed})."
+
+
+def _reg_note(cfg: TrainingConfig) -> str:
+    note = (
+        f"{', '.join(cfg.reg_folders)}: regularisation images, marked is_regularisation_data. SimpleTuner samples "
+        "them as a data source beside your images; the reference data does not say how much longer that makes "
+        "an epoch, so the step count counts your images only."
+    )
+    reg_views = sum(cfg.folder_images[f] * cfg.repeats_of(f) for f in cfg.reg_folders)
+    if reg_views > cfg.samples_per_epoch:
+        # conventions.md (documentation/DREAMBOOTH.md): raise the subject's repeats so it outweighs the reg set.
+        note += (
+            f" They give {reg_views} image views per epoch against {cfg.samples_per_epoch} of yours: SimpleTuner's "
+            "guide says to raise your folders' repeats so your images outweigh the regularisation set."
+        )
+    return note
 
 
 def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False) -> RenderedBackend:
@@ -128,8 +154,10 @@ def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = 
     notes = [
         "SimpleTuner reads captions from the .txt file beside each image and uses them as written: make sure "
         "they contain the trigger word.",
-        f"SimpleTuner counts repeats as extra passes: {cfg.repeats} repeats are written as {cfg.repeats - 1}.",
+        _repeats_note(cfg),
     ]
+    if cfg.reg_folders:
+        notes.append(_reg_note(cfg))
     if cfg.trains_text_encoder:
         notes.append(
             "SimpleTuner's text-encoder learning rate is a whole number in its option list, so the text "

@@ -210,12 +210,16 @@ def test_settings_a_backend_cannot_express_are_named() -> None:
     assert any("layer" in n for n in render_backend(flux, "ai-toolkit", PATHS).notes)
 
 
-def test_kohya_layout_folders_become_one_subset_each() -> None:
+def test_kohya_layout_folders_without_own_repeats_use_the_plans_repeats_and_say_so() -> None:
+    # No folder_repeats: the artist overrode `repeats`, which wins for every folder (test_folder_layout.py
+    # covers folders keeping their own repeats).
     cfg = _config("sdxl", image_folders=["10_ink", "5_sketch"])
     dataset = tomllib.loads(render_backend(cfg, "kohya", PATHS).files["ink-dataset.toml"])
     assert [s["image_dir"] for s in dataset["datasets"][0]["subsets"]] == ["/data/ink/10_ink", "/data/ink/5_sketch"]
     assert all(s["num_repeats"] == cfg.repeats for s in dataset["datasets"][0]["subsets"])
-    assert any("folder names are not used" in n for n in render_backend(cfg, "kohya", PATHS).notes)
+    notes = render_backend(cfg, "kohya", PATHS).notes
+    assert any(f"repeats chosen for this plan ({cfg.repeats}) replace the numbers in the folder names" in n for n in notes)
+    assert not any("not used" in n for n in notes)
 
 
 def test_catalogue_checks_reject_unknown_keys_wrong_types_and_bad_choices() -> None:

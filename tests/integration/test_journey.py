@@ -223,10 +223,12 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     # The plan trains on the kohya layout, not the folder audited first: gate 1 asks for that folder's audit.
     assert plan["gates"]["dataset"]["status"] == "open"
     assert f"run dataset_audit on {home / kohya}" in _text(planned)
-    assert (
-        f"Note: The repeat numbers in the folder names are not used: with a dataset TOML every folder is repeated {plan['config']['repeats']} times"
-        in _text(planned)
-    )
+    # The plan keeps the repeats dataset_structure wrote into the folder name (not the preset's).
+    [folder] = plan["config"]["image_folders"]
+    repeats = int(folder.split("_", 1)[0])
+    assert plan["config"]["folder_repeats"] == {folder: repeats}
+    assert f"Each folder keeps the repeats in its name: {folder} " in _text(planned)
+    assert "not used" not in _text(planned)
     assert (home / "workspace" / "configs" / "inkwash" / "inkwash.toml").is_file()
     assert "my ink-wash paintings" in (home / "grimoire" / "training" / "inkwash" / "intent.md").read_text(
         encoding="utf-8"

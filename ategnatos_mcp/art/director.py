@@ -29,7 +29,6 @@ from ategnatos_mcp.art.models import (
     Adjustment,
     ArtAsset,
     AssetSpec,
-    EyeSuggestion,
     FamilyDatabase,
     FeedbackMap,
     Iteration,
@@ -40,7 +39,8 @@ from ategnatos_mcp.art.models import (
     PromptDraft,
 )
 from ategnatos_mcp.art.prompt import build_prompt, parse_terms, rerender
-from ategnatos_mcp.art.taste import choose_family, new_eye_suggestions, read_inventory, read_taste, resolve_loras
+from ategnatos_mcp.art.proposals import approval_evidence, approval_proposals
+from ategnatos_mcp.art.taste import choose_family, read_inventory, read_taste, resolve_loras
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile
 from ategnatos_mcp.state import GrimoireStore
@@ -291,7 +291,16 @@ class ArtDirector:
             answer = self._answer("approve", doc)
             answer.detail = it
             chain = lineage(doc, it)
-        answer.eye_suggestions = await self._suggestions(chain, it)
+        profile = await self.store.read(EYE_DOCUMENT, EyeProfile)
+        answer.eye_suggestions = approval_proposals(
+            profile,
+            chain,
+            it,
+            rules=self.feedback_map.rules,
+            family_name=self.catalog.get(it.family).name,
+            today=self.clock().date(),
+            evidence=approval_evidence(project, asset, it, notes),
+        )
         if save_as:
             entry = self._library_entry(save_as, it, project, asset, tags, notes)
             try:
@@ -302,26 +311,6 @@ class ArtDirector:
                 notices.append(f"Approved, but not saved to the library: {exc.message} {exc.hint}".strip())
         answer.notices = notices
         return answer
-
-    async def _suggestions(self, chain: list[Iteration], approved: Iteration) -> list[EyeSuggestion]:
-        rules = {rule.id: rule for rule in self.feedback_map.rules}
-        candidates = [
-            rules[fb.rule].eye_hint
-            for it in chain
-            for fb in it.applied_feedback
-            if fb.rule in rules and rules[fb.rule].eye_hint is not None
-        ]
-        family = self.catalog.get(approved.family)
-        candidates.extend(
-            EyeSuggestion(
-                category="model-combos",
-                text=f"{family.name} with LoRA {lora.name} at {lora.weight:g}",
-                reason="This combination made an approved image.",
-            )
-            for lora in approved.loras
-        )
-        profile = await self.store.read(EYE_DOCUMENT, EyeProfile)
-        return new_eye_suggestions(profile, [c for c in candidates if c is not None])
 
     async def set_spec(self, project: str, asset: str, spec: AssetSpec) -> IterationsAnswer:
         notices: list[str] = []

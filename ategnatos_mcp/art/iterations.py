@@ -144,6 +144,7 @@ def add_version(
         origin=origin,  # type: ignore[arg-type]
         intent=intent,
         applied_feedback=list(draft.applied_feedback),
+        eye_entries=list(draft.eye_entries),
     )
     doc.iterations.append(iteration)
     return iteration
@@ -200,6 +201,7 @@ def draft_from_iteration(it: Iteration, family: Family) -> PromptDraft:
         negative_terms=[t.model_copy() for t in it.negative_terms],
         settings=it.settings.model_copy(),
         loras=[lora.model_copy() for lora in it.loras],
+        eye_entries=list(it.eye_entries),
     )
 
 

@@ -174,6 +174,7 @@ class EyeSuggestion(_Data):
     reason: str = ""
     action: Literal["add", "confirm"] = "add"
     entry_id: str | None = None
+    note: str = Field(default="", description="eye_update's `note`: the evidence (approved version, images).")
 
 
 # Prompts -------------------------------------------------------------------------------------------
@@ -186,6 +187,7 @@ class TasteGuidance(_Data):
     never_conflicts: list[str] = Field(default_factory=list)
     avoid_overrides: list[str] = Field(default_factory=list)
     combos: list[str] = Field(default_factory=list)
+    entries: list[str] = Field(default_factory=list, description="Ids of the eye entries behind this guidance.")
 
 
 class PromptTerm(_Data):
@@ -257,6 +259,7 @@ class PromptDraft(_Data):
     similar: list[LibraryMatch] = Field(default_factory=list)
     tips: list[str] = Field(default_factory=list)
     available_loras: list[str] = Field(default_factory=list)
+    eye_entries: list[str] = Field(default_factory=list, description="Ids of the taste entries that shaped it.")
 
 
 # Iterations (grimoire/projects/{p}/assets/{a}/) ----------------------------------------------------
@@ -286,6 +289,9 @@ class Iteration(_Data):
     applied_feedback: list[AppliedFeedback] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)
     feedback: str = ""
+    eye_entries: list[str] = Field(
+        default_factory=list, description="Ids of the taste entries art_prompt used for it (kept through revisions)."
+    )
 
 
 class ArtAsset(Document):

@@ -328,6 +328,7 @@ def build_prompt(
         loras=[use for use, _, _ in loras],
         explanations=explanations,
         conflicts=conflicts,
+        eye_entries=list(taste.entries),
         warnings=warnings,
         similar=list(similar),
         tips=list(family.tips),

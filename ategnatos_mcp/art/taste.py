@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date
 
 from ategnatos_mcp.art.families import FamilyCatalog, normalise
 from ategnatos_mcp.art.models import EyeSuggestion, Family, LoraUse, TasteGuidance
@@ -36,6 +37,7 @@ async def read_taste(store: GrimoireStore, family: Family, *, subject: str | Non
         never_conflicts=query.never_conflicts,
         avoid_overrides=query.avoid_overrides,
         combos=query.combos,
+        entries=query.used_entries,
     )
 
 
@@ -123,28 +125,41 @@ def resolve_loras(
     return choices, warnings, fits
 
 
-def new_eye_suggestions(profile: EyeProfile, candidates: Sequence[EyeSuggestion]) -> list[EyeSuggestion]:
+def new_eye_suggestions(
+    profile: EyeProfile, candidates: Sequence[EyeSuggestion], *, today: date | None = None
+) -> list[EyeSuggestion]:
     """What to propose: ``add`` for taste the eye lacks, ``confirm`` for a preference it already holds.
 
-    A candidate matches an entry by its text or when all of its terms are among the entry's terms.
-    Entries marked AVOID or NEVER are never proposed for confirmation as preferences.
+    A ``confirm`` candidate with an ``entry_id`` names its entry; any other candidate matches an entry by its
+    text or when all of its terms are among the entry's terms. Entries marked AVOID or NEVER are never
+    proposed for confirmation as preferences. Each entry is proposed once; with ``today``, an entry already
+    confirmed that day is left out (eye_update counts one confirmation per day).
     """
     proposals: list[EyeSuggestion] = []
     for candidate in candidates:
         terms = {t.casefold() for t in candidate.terms}
-        entry = next(
-            (
-                e
-                for e in profile.entries
-                if e.text.casefold() == candidate.text.casefold()
-                or (terms and terms <= {t.casefold() for t in e.prompt_terms})
-            ),
-            None,
-        )
+        if candidate.action == "confirm" and candidate.entry_id:
+            entry = profile.find(candidate.entry_id)
+            if entry is None:
+                continue
+        else:
+            entry = next(
+                (
+                    e
+                    for e in profile.entries
+                    if e.text.casefold() == candidate.text.casefold()
+                    or (terms and terms <= {t.casefold() for t in e.prompt_terms})
+                ),
+                None,
+            )
         if entry is None:
             proposal = candidate
         elif entry.level != candidate.level:
             continue
+        elif today is not None and today.isoformat() in entry.confirmation_keys:
+            continue
+        elif candidate.action == "confirm" and candidate.entry_id:
+            proposal = candidate
         else:
             proposal = candidate.model_copy(
                 update={

@@ -171,6 +171,8 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
             f"- {s.action} {s.category}: {s.text}{f' [{s.entry_id}]' if s.entry_id else ''} ({s.reason})"
             for s in answer.eye_suggestions
         ]
+        notes = list(dict.fromkeys(s.note for s in answer.eye_suggestions if s.note))
+        lines += [f"Evidence (eye_update note): {n}" for n in notes]
     if answer.library_entry is not None:
         lines.append(f"Saved to the library as '{answer.library_entry.name}'.")
     lines += [f"Note: {n}" for n in answer.notices]
@@ -220,8 +222,10 @@ async def art_iterations(
     Every attempt is a version with its exact prompt, negative, settings, seed, outputs and feedback
     (iterations.md); 'revert' reproduces version N exactly as a new version ("version 3 but warmer" = revert
     with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
-    suggested taste updates — propose them to the artist and confirm through eye_update (this tool never
-    writes the eye).
+    suggested taste updates with their evidence: confirming the eye entries that shaped the approved version
+    (not those already confirmed today), taste its feedback points at, its LoRA combination. Propose them to
+    the artist and record them through eye_update, passing the evidence as `note` (this tool never writes
+    the eye).
     """
     app = app_of(ctx)
     director = await _director(app)

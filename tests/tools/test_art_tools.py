@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -221,3 +221,41 @@ async def test_the_asset_spec_sets_the_size_when_no_aspect_is_given(client: Clie
     assert (built["draft"]["settings"]["width"], built["draft"]["settings"]["height"]) == (1344, 768)
     again = await _ok(client, "art_prompt", {"intent": "fox mascot, jumping", **where})
     assert again["draft"]["family"] == "sdxl" and again["version"] == 2
+
+
+async def test_approval_proposes_confirming_the_eye_entries_behind_it_once_a_day(
+    client: Client, fixed_clock: AppContext, home: Path
+) -> None:
+    last_week = NOW - timedelta(days=7)
+    async with fixed_clock.store.update(EYE_DOCUMENT, EyeProfile) as upd:
+        apply_change(upd.doc, "add", now=last_week, category="color", text="warm light", terms=["warm color palette"])
+        apply_change(upd.doc, "add", now=last_week, category="texture", text="visible brushwork")
+    eye_file = home / "grimoire" / ".state" / "eye.json"
+    eye_before = eye_file.read_bytes()
+    where = {"project": "launch page", "asset": "mascot"}
+    built = await _ok(client, "art_prompt", {"intent": "fox mascot", "family": "sdxl", **where})
+    assert set(built["draft"]["eye_entries"]) == {"color-warm-light", "texture-visible-brushwork"}
+    await _ok(client, "art_prompt", {"mode": "adjust", "feedback": "warmer", **where})  # hint: warm colour palette
+    await _ok(
+        client, "art_iterations", {"action": "log", "version": 2, "outputs": ["workspace/outputs/v2.png"], **where}
+    )
+
+    result = await client.call_tool("art_iterations", {"action": "approve", "version": 2, "notes": "this one", **where})
+    assert not result.is_error, _text(result)
+    proposals = result.structured_content["eye_suggestions"]
+    assert [(p["action"], p["entry_id"]) for p in proposals] == [
+        ("confirm", "color-warm-light"),  # proposed once, though the 'warmer' feedback points at it too
+        ("confirm", "texture-visible-brushwork"),
+    ]
+    image = str((home / "workspace" / "outputs" / "v2.png").resolve())
+    assert {p["note"] for p in proposals} == {f'Approved launch page/mascot v2 ({image}): "this one".'}
+    assert f"Evidence (eye_update note): Approved launch page/mascot v2 ({image})" in _text(result)
+    assert eye_file.read_bytes() == eye_before  # art_iterations only proposes; the eye writes the eye
+
+    for p in proposals:  # Claude asks the artist, who agrees; eye_update records each with its evidence
+        await _ok(client, "eye_update", {"action": p["action"], "entry_id": p["entry_id"], "note": p["note"]})
+    profile = await fixed_clock.store.read(EYE_DOCUMENT, EyeProfile)
+    warm = profile.find("color-warm-light")
+    assert warm is not None and warm.confirmations == 2 and warm.evidence[-1].note == proposals[0]["note"]
+    again = await _ok(client, "art_iterations", {"action": "approve", "version": 2, **where})
+    assert again["eye_suggestions"] == []  # both were confirmed today; eye_update would not count them again

@@ -6,15 +6,20 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
+from typing import Any
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult
+from pydantic import ValidationError
 
 from ategnatos_mcp import __version__
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.tools import art, comfyui, dataset, export, eye, gpu, runs, skills, studio, training
+from ategnatos_mcp.tools._common import argument_problems
 
 __all__ = ["DOMAINS", "build_server"]
 
@@ -33,6 +38,21 @@ writes it. Never rent a GPU or launch training without the user's explicit confi
 def build_app(settings: Settings) -> AppContext:
     store = GrimoireStore(settings.grimoire_dir)
     return AppContext(settings=settings, store=store)
+
+
+class AtegnatosServer(MCPServer[AppContext]):
+    """MCPServer whose argument refusals read like every other refusal of ours (what is wrong, what next)."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc, UnexpectedToolError) or not isinstance(exc.__cause__, ValidationError):
+                raise
+            # The cause stays the ValidationError: the SDK logs only the rejected field names then.
+            raise ToolError(f"Error executing tool {name}: {argument_problems(name, exc.__cause__)}") from exc.__cause__
 
 
 def build_server(settings: Settings, *, app: AppContext | None = None) -> MCPServer[AppContext]:
@@ -54,7 +74,7 @@ def build_server(settings: Settings, *, app: AppContext | None = None) -> MCPSer
                 app.task_group = None
         app.services.clear()
 
-    server: MCPServer[AppContext] = MCPServer(
+    server: MCPServer[AppContext] = AtegnatosServer(
         name="ategnatos",
         title="Ategnatos — AI-art studio",
         instructions=INSTRUCTIONS,

@@ -11,13 +11,14 @@ from typing import Any, ParamSpec, TypeVar, cast
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.text import show_invisible
 
 __all__ = [
+    "argument_problems",
     "ImagePart",
     "NoDialog",
     "app_of",
@@ -51,6 +52,37 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise ToolError(show_invisible(_without_long_echoes(str(exc), kwargs.values()))) from exc
 
     return wrapper
+
+
+_PLAIN_PROBLEMS = {
+    "missing": "is required but was not given",
+    "extra_forbidden": "is not an argument of this tool",
+}
+_MAX_ARGUMENT_PROBLEMS = 8
+
+
+def argument_problems(tool: str, error: ValidationError) -> str:
+    """The SDK's schema check of a tool's arguments in our words: which argument, what is expected, what next.
+
+    (Its own text names the generated ``<tool>Arguments`` model, echoes the rejected values, links pydantic's
+    documentation and gives no next step.)
+    """
+    lines: list[str] = []
+    for problem in error.errors(include_url=False, include_input=False)[:_MAX_ARGUMENT_PROBLEMS]:
+        where = ".".join(str(part) for part in problem["loc"]) or "the arguments"
+        text = _PLAIN_PROBLEMS.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
+        text = text.replace("Input should", "should", 1)
+        lines.append(f"- `{where}` {text}" if text.startswith(("should", "is ")) else f"- `{where}`: {text}")
+    more = error.error_count() - len(lines)
+    if more > 0:
+        lines.append(f"- and {more} more")
+    return show_invisible(
+        f"The arguments of {tool} need fixing:\n"
+        + "\n".join(lines)
+        + "\nNext step: correct "
+        + ("that argument" if error.error_count() == 1 else "those arguments")
+        + " and call again (the tool's description lists every argument and its limits)."
+    )
 
 
 _ECHO_LIMIT = 200  # an argument longer than this is not repeated in full in an error

@@ -48,7 +48,7 @@ PROTECTED = (
 SCRATCH = re.compile(r"(^|/)(\.cache|cache|logs?)(/|$)|\.log$")
 
 CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Warning)\b")
-SCHEMA_ERROR = re.compile(r"^\d+ validation errors? for \w+Arguments\n")
+SCHEMA_ERROR = re.compile(r"\d+ validation errors? for \w+Arguments")  # pydantic's own wording
 
 
 @dataclass
@@ -513,14 +513,22 @@ def _check_answer(tool: str, case: Case, result: Any) -> list[str]:
     if result.is_error and len(body) > 5000:
         problems.append(f"{where}: answer of {len(body)} characters (a huge input echoed back?)")
     if result.is_error:
-        schema = SCHEMA_ERROR.match(body) is not None
-        if not schema and "Next step:" not in body:
-            problems.append(f"{where}: no next step in: {body[:300]}")
-        if schema and not re.search(r"Input should|Field required|should have", body):
-            problems.append(f"{where}: schema error without what is expected: {body[:300]}")
+        problems += _refusal_problems(tool, case, where, body)
     missing = [n for n in case.names if n.lower() not in body.lower()]
     if missing:
         problems.append(f"{where}: does not name {missing}: {body[:300]}")
+    return problems
+
+
+def _refusal_problems(tool: str, case: Case, where: str, body: str) -> list[str]:
+    problems = []
+    if "Next step:" not in body:
+        problems.append(f"{where}: no next step in: {body[:300]}")
+    if SCHEMA_ERROR.match(body):
+        problems.append(f"{where}: the SDK's raw schema error reached the answer: {body[:300]}")
+    argument_mistake = case.label == "missing required" or case.label.startswith("wrong type for")
+    if argument_mistake and not body.startswith(f"The arguments of {tool} need fixing:"):
+        problems.append(f"{where}: an argument mistake not said in our words: {body[:300]}")
     return problems
 
 

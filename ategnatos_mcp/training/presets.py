@@ -174,7 +174,9 @@ def explain(config_values: dict[str, Any]) -> dict[str, str]:
             continue
         out[key] = template.format(value=fills.get(key, v[key]), **{k: fills[k] for k in ("samples", "percent")})
     if v.get("folder_repeats") and "repeats" in out:
-        own = ", ".join(f"{folder} x{n}" for folder, n in v["folder_repeats"].items())
+        reg = set(v.get("reg_folders") or ())
+        own = ", ".join(f"{folder} x{n}" for folder, n in v["folder_repeats"].items() if folder not in reg)
+        own += "".join(f"; regularisation {folder} x{n}" for folder, n in v["folder_repeats"].items() if folder in reg)
         out["repeats"] = (
             f"How many times each image is shown per epoch. Each folder keeps the repeats in its name ({own}), "
             f"so one epoch holds about {fills['samples']} views of your images."

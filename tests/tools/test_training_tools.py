@@ -192,3 +192,59 @@ async def test_audit_plan_confirm_then_a_touched_image_resets_the_gates(client: 
     assert [g["status"] for g in status["gates"]] == ["open", "open", "open", "open"]
     assert status["plan_is_stale"] and "train_plan" in status["next_step"]
     assert any("dataset changed" in n for n in status["notices"])
+
+
+def _flat(home: Path, name: str, count: int) -> str:
+    folder = home / "workspace" / "datasets" / name
+    folder.mkdir(parents=True)
+    for i in range(count):
+        (folder / f"{name}{i}.png").write_bytes(b"fake png")
+        (folder / f"{name}{i}.txt").write_text(f"{name}, picture {i}", encoding="utf-8")
+    return f"workspace/datasets/{name}"
+
+
+@pytest.mark.parametrize(
+    ("backend", "in_its_terms", "reg_note"),
+    [
+        ("kohya", "num_repeats 1_reg=1, 3_sketch=3, 8_ink=8", "about twice as many steps"),
+        ("simpletuner", "repeats 1_reg=0, 3_sketch=2, 8_ink=7", "marked is_regularisation_data"),
+        ("ai-toolkit", "num_repeats 1_reg=1, 3_sketch=3, 8_ink=8", "marked is_reg"),
+    ],
+)
+async def test_train_plan_on_a_dataset_structure_layout_keeps_folder_repeats_and_the_reg_folder(
+    client: Client, home: Path, backend: str, in_its_terms: str, reg_note: str
+) -> None:
+    ink, sketch, reg = _flat(home, "ink", 10), _flat(home, "sketch", 6), _flat(home, "reg", 5)
+    laid_out = await client.call_tool(
+        "dataset_structure",
+        {
+            "path": ink,
+            "name": "ink",
+            "repeats": 8,
+            "extra_concepts": [
+                {"path": sketch, "name": "sketch", "repeats": 3},
+                {"path": reg, "name": "reg", "repeats": 1},
+            ],
+        },
+    )
+    assert not laid_out.is_error, laid_out.content
+    args = {**PLAN_ARGS, "dataset_path": "workspace/datasets/ink-kohya", "backend": backend, "gpu_vram_gb": 24}
+    result = await client.call_tool("train_plan", {**args, "overrides": {"batch_size": 2}})
+    assert not result.is_error, result.content
+    plan = result.structured_content
+    assert plan is not None
+    assert plan["steps"]["images"] == 16 and plan["steps"]["images_per_epoch"] == 6 * 3 + 10 * 8
+    assert plan["steps"]["steps_per_epoch"] == 49
+    assert plan["steps"]["total_steps"] == plan["config"]["epochs"] * 49
+    summary = _text(result)
+    assert (
+        "Each folder keeps the repeats in its name: 3_sketch 6 images x 3 + 8_ink 10 images x 8 = 98 image views "
+        "per epoch; with batch 2 that is 49 steps per epoch" in summary
+    )
+    assert "1_reg (5 images) holds regularisation images" in summary
+    assert f"In {backend}'s terms: {in_its_terms}" in summary
+    assert reg_note in summary and "not used" not in summary
+
+    overridden = await client.call_tool("train_plan", {**args, "overrides": {"repeats": 2, "batch_size": 2}})
+    assert not overridden.is_error, overridden.content
+    assert "The repeats you chose (2) replace the numbers in the folder names for every folder" in _text(overridden)

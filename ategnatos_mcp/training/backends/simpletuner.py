@@ -125,7 +125,7 @@ def _reg_note(cfg: TrainingConfig) -> str:
     note = (
         f"{', '.join(cfg.reg_folders)}: regularisation images, marked is_regularisation_data. SimpleTuner samples "
         "them as a data source beside your images; the reference data does not say how much longer that makes "
-        "an epoch, so the step count counts your images only."
+        "an epoch, so the step count covers your images only."
     )
     reg_views = sum(cfg.folder_images[f] * cfg.repeats_of(f) for f in cfg.reg_folders)
     if reg_views > cfg.samples_per_epoch:

@@ -151,9 +151,17 @@ class DatasetService:
         return DedupeResult(dataset=str(root), threshold=self.threshold, quarantine=moved)
 
     async def review(
-        self, root: Path, *, start: int, count: int, only_missing: bool, trigger_word: str | None, budget: int
+        self,
+        root: Path,
+        *,
+        start: int,
+        count: int,
+        only_missing: bool,
+        trigger_word: str | None,
+        budget: int,
+        include_guide: bool = False,
     ) -> tuple[CaptionReview, list[bytes]]:
-        """A batch of previews with their captions and the captioning guide."""
+        """A batch of previews with their captions (and the captioning guide with the first batch, or if asked)."""
         return await anyio.to_thread.run_sync(
             lambda: review_batch(
                 root,
@@ -163,6 +171,7 @@ class DatasetService:
                 trigger_word=trigger_word,
                 max_side=512,
                 budget=budget,
+                include_guide=include_guide,
             )
         )
 

@@ -268,7 +268,13 @@ async def dataset_captions(
     service = await _service(app)
     if mode == "review":
         review, previews = await service.review(
-            root, start=start, count=count, only_missing=only_missing, trigger_word=trigger_word, budget=PREVIEW_BUDGET
+            root,
+            start=start,
+            count=count,
+            only_missing=only_missing,
+            trigger_word=trigger_word,
+            budget=PREVIEW_BUDGET,
+            include_guide=include_guide,
         )
         if not review.items and start >= review.total > 0:
             text = [f"start={start} is past the last image: the folder has {review.total}. Begin again with start=0."]
@@ -279,8 +285,6 @@ async def dataset_captions(
         text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
         if review.next_start is not None:
             text.append(f"Next batch: start={review.next_start}.")
-        if include_guide and review.guide is None:  # the dataset service leaves the guide out after start=0
-            review.guide, review.guide_note = caption_guide(), None
         if review.guide_note is not None:
             review.guide_note += f" It is also at {CAPTION_GUIDE_URI}."
         text.append(("\n" + review.guide) if review.guide is not None else str(review.guide_note))

@@ -60,16 +60,22 @@ def vram_inputs(cfg: TrainingConfig) -> VramInputs:
     )
 
 
-def run_hours(cfg: TrainingConfig, relative_speed: float, *, swapping: bool | None = None) -> float:
-    """Rough wall-clock hours of the whole run on a card of ``relative_speed`` (RTX 4090 = 1)."""
+def run_hours(
+    cfg: TrainingConfig, relative_speed: float, *, swapping: bool | None = None, steps: int | None = None
+) -> float:
+    """Rough wall-clock hours of the whole run on a card of ``relative_speed`` (RTX 4090 = 1).
+
+    ``steps``: the steps the backend will really run when they differ from ``cfg.total_steps`` (e.g. sd-scripts
+    with regularisation images).
+    """
     swapping = bool(cfg.blocks_to_swap) if swapping is None else swapping
     megapixels = (cfg.resolution / 1024) ** 2
     per_step = cfg.family_info.speed_s_per_it_1mp * megapixels * (1 + 0.85 * (cfg.batch_size - 1))
     per_step *= cfg.gradient_accumulation * (1.25 if swapping else 1.0)
-    return round(cfg.total_steps * per_step / relative_speed / 3600 + _SETUP_HOURS, 2)
+    return round((steps or cfg.total_steps) * per_step / relative_speed / 3600 + _SETUP_HOURS, 2)
 
 
-def gpu_options(cfg: TrainingConfig, *, rented_only: bool = False) -> list[GpuOption]:
+def gpu_options(cfg: TrainingConfig, *, rented_only: bool = False, steps: int | None = None) -> list[GpuOption]:
     """Every catalogued GPU with its fit, largest batch, rough hours and cost (rented cards only have a price).
 
     A card that fits the run without block swapping is judged without it (swapping only slows it down).
@@ -83,7 +89,9 @@ def gpu_options(cfg: TrainingConfig, *, rented_only: bool = False) -> list[GpuOp
         inputs = unswapped if fit_to_card(estimate_vram(unswapped), gpu["vram_gb"]) == "fits" else swapped
         fit = fit_to_card(estimate_vram(inputs), gpu["vram_gb"])
         swapping = bool(inputs.blocks_to_swap)
-        hours = run_hours(cfg, gpu["relative_speed"], swapping=swapping) if fit in ("fits", "tight") else None
+        hours = (
+            run_hours(cfg, gpu["relative_speed"], swapping=swapping, steps=steps) if fit in ("fits", "tight") else None
+        )
         price = gpu["usd_per_hour"]
         options.append(
             GpuOption(

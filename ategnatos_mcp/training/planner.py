@@ -22,7 +22,7 @@ from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, r
 from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, RenderedBackend, RunPaths
 from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
 from ategnatos_mcp.training.presets import build_preset, explain
-from ategnatos_mcp.training.steps import StepSummary, step_summary
+from ategnatos_mcp.training.steps import StepSummary, backend_steps, step_summary
 from ategnatos_mcp.training.vram import (
     MemorySaver,
     VramEstimate,
@@ -284,8 +284,8 @@ async def _finish(
         fit=fit,
         savers_applied=applied,
         savers_suggested=suggested,
-        gpus=gpu_options(cfg),
-        hours_on_target=run_hours(cfg, 1.0) if target_gb else None,
+        gpus=gpu_options(cfg, steps=backend_steps(cfg, backend)),
+        hours_on_target=run_hours(cfg, 1.0, steps=backend_steps(cfg, backend)) if target_gb else None,
         config_dir=str(config_dir),
         files=written,
         command=rendered.command_line,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.training.config import TrainingConfig
 
-__all__ = ["FolderSteps", "StepSummary", "step_summary"]
+__all__ = ["FolderSteps", "StepSummary", "backend_steps", "step_summary"]
 
 _REPEAT_PREFIX = re.compile(r"^\d+_")
 
@@ -99,6 +99,14 @@ def _explanation(cfg: TrainingConfig, folders: list[FolderSteps], repeats_from: 
     return text
 
 
+def backend_steps(cfg: TrainingConfig, backend: str) -> int:
+    """The steps ``backend`` will really run, as far as the reference data says: sd-scripts pairs regularisation
+    images with the training images, so an epoch-length run holds about twice the steps (conventions.md §1)."""
+    if backend == "kohya" and cfg.reg_folders and not cfg.max_train_steps:
+        return 2 * cfg.total_steps
+    return cfg.total_steps
+
+
 def _per_backend(cfg: TrainingConfig, folders: list[FolderSteps]) -> dict[str, str]:
     kohya_length = f"max_train_steps={cfg.max_train_steps}" if cfg.max_train_steps else f"max_train_epochs={cfg.epochs}"
     st_length = (
@@ -123,12 +131,12 @@ def _per_backend(cfg: TrainingConfig, folders: list[FolderSteps]) -> dict[str, s
         doubled = (
             f"the length stays {cfg.total_steps} steps, so about half of them are regularisation samples"
             if cfg.max_train_steps
-            else f"about {2 * cfg.steps_per_epoch} steps per epoch, about {2 * cfg.total_steps} steps in all"
+            else f"about {2 * cfg.steps_per_epoch} steps per epoch, about {backend_steps(cfg, 'kohya')} steps in all; "
+            "the time and cost estimates count these"
         )
         out["kohya"] += (
             "; is_reg = true on the regularisation subset: sd-scripts repeats regularisation images until they match "
-            f"the training images, so an epoch holds about twice as many samples ({doubled}; the time and cost "
-            "estimates count training steps only)"
+            f"the training images, so an epoch holds about twice as many samples ({doubled})"
         )
         out["simpletuner"] += (
             "; is_regularisation_data = true on the regularisation backend, sampled beside your images (the "

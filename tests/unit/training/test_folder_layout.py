@@ -36,7 +36,9 @@ from ategnatos_mcp.training.backends.catalogue import (
     kohya_catalogue,
     simpletuner_catalogue,
 )
+from ategnatos_mcp.training.costs import run_hours
 from ategnatos_mcp.training.presets import build_preset
+from ategnatos_mcp.training.steps import backend_steps
 
 PATHS = RunPaths(dataset_dir="/data/ink", config_dir="/cfg/ink", output_dir="/out/ink")
 # Two training concepts with different repeats and a regularisation folder, as dataset_structure lays them out.
@@ -104,6 +106,16 @@ def test_images_per_epoch_sum_each_training_folders_images_times_its_own_repeats
     assert "1_reg (5 images) holds regularisation images" in steps.explanation
     # conventions.md §1: sd-scripts repeats reg images until they match the training images (about twice the steps)
     assert "about 98 steps per epoch, about 980 steps in all" in steps.per_backend["kohya"]
+    assert (backend_steps(cfg, "kohya"), backend_steps(cfg, "simpletuner"), backend_steps(cfg, "ai-toolkit")) == (
+        980,
+        490,
+        490,
+    )
+    fixed = _config(max_train_steps=300)  # a fixed length stays fixed; about half of it is reg samples
+    assert backend_steps(fixed, "kohya") == 300
+    assert (
+        "stays 300 steps, so about half of them are regularisation samples" in step_summary(fixed).per_backend["kohya"]
+    )
     assert "num_repeats 1_reg=1, 3_sketch=3, 8_ink=8" in steps.per_backend["kohya"]
     assert "repeats 1_reg=0, 3_sketch=2, 8_ink=7" in steps.per_backend["simpletuner"]
     assert "no figure" in steps.per_backend["simpletuner"]
@@ -256,6 +268,12 @@ async def test_the_plan_uses_each_folders_repeats_and_keeps_reg_images_out_of_th
     assert [s.get("is_reg", False) for s in written["datasets"][0]["subsets"]] == [True, False, False]
     config_md = (home / "grimoire" / "training" / "ink" / "config.md").read_text(encoding="utf-8")
     assert "Each folder keeps the repeats in its name" in config_md
+    # sd-scripts runs about twice the steps with reg images: its time estimate counts them
+    assert plan.hours_on_target == run_hours(cfg, 1.0, steps=2 * plan.steps.total_steps) > run_hours(cfg, 1.0)
+    other = await build_plan(
+        settings, GrimoireStore(settings.grimoire_dir), _request(backend="ai-toolkit", overrides={"batch_size": 2})
+    )
+    assert other.hours_on_target == run_hours(other.config, 1.0)
 
 
 @pytest.mark.anyio

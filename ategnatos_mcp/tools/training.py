@@ -63,7 +63,14 @@ def _plan_summary(plan: TrainingPlan) -> str:
 async def train_plan(
     ctx: Context[AppContext],
     name: Annotated[str, Field(description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise.")],
-    dataset_path: Annotated[str, Field(description="The dataset folder (images + .txt captions) inside the project.")],
+    dataset_path: Annotated[
+        str,
+        Field(
+            description="The dataset folder (images + .txt captions) inside the project. In a kohya layout "
+            "({repeats}_{name} folders, e.g. from dataset_structure) each folder keeps its own repeats; folders named "
+            "reg, regularisation, regularization or class (any case, after the repeats) are regularisation images."
+        ),
+    ],
     training_type: Annotated[
         Literal["character", "style", "concept", "object"], Field(description="What the LoRA should learn.")
     ] = "character",

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.training.config import TrainingConfig
 
-__all__ = ["FolderSteps", "StepSummary", "backend_steps", "step_summary"]
+__all__ = ["FolderSteps", "StepSummary", "backend_steps", "backend_steps_per_epoch", "step_summary"]
 
 _REPEAT_PREFIX = re.compile(r"^\d+_")
 
@@ -105,6 +105,11 @@ def backend_steps(cfg: TrainingConfig, backend: str) -> int:
     if backend == "kohya" and cfg.reg_folders and not cfg.max_train_steps:
         return 2 * cfg.total_steps
     return cfg.total_steps
+
+
+def backend_steps_per_epoch(cfg: TrainingConfig, backend: str) -> int:
+    """Steps in one epoch as ``backend`` counts them (sd-scripts: twice as many with regularisation images)."""
+    return 2 * cfg.steps_per_epoch if backend == "kohya" and cfg.reg_folders else cfg.steps_per_epoch
 
 
 def _per_backend(cfg: TrainingConfig, folders: list[FolderSteps]) -> dict[str, str]:

@@ -45,7 +45,9 @@ async def _listing(host: TrainingHost, folder: str) -> list[str]:
 
 
 def _steps_per_epoch(cfg: TrainingConfig) -> int | None:
-    return cfg.steps_per_epoch or None
+    from ategnatos_mcp.training.steps import backend_steps_per_epoch
+
+    return backend_steps_per_epoch(cfg, "kohya") or None  # only kohya's resume needs it (epoch-named states)
 
 
 async def _kohya(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig) -> ResumePoint | None:

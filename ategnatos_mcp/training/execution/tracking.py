@@ -28,6 +28,7 @@ from ategnatos_mcp.training.execution.runner import (
     wait_for_run,
 )
 from ategnatos_mcp.training.execution.samples import SampleSet, collect_samples
+from ategnatos_mcp.training.steps import backend_steps_per_epoch
 
 __all__ = ["RunReport", "follow_run", "render_progress_md"]
 
@@ -58,16 +59,16 @@ class RunReport(BaseModel):
     next_step: str
 
 
-def _steps_per_epoch(status: SupervisorStatus, cfg: TrainingConfig) -> int:
+def _steps_per_epoch(status: SupervisorStatus, cfg: TrainingConfig, backend: str) -> int:
     if status.total_steps and status.total_epochs:
         return max(1, status.total_steps // status.total_epochs)
-    return cfg.steps_per_epoch
+    return backend_steps_per_epoch(cfg, backend)
 
 
 def _checkpoints(
     handle: RunHandle, status: SupervisorStatus, progress: TrainingProgress, cfg: TrainingConfig
 ) -> list[CheckpointInfo]:
-    per_epoch = _steps_per_epoch(status, cfg)
+    per_epoch = _steps_per_epoch(status, cfg, handle.backend)
     files = [c.file for c in progress.checkpoints] or [str(c.get("file")) for c in status.checkpoints]
     if handle.backend == "simpletuner":
         # Its checkpoints are folders holding the LoRA; the final weights land in output_dir unannounced.
@@ -171,7 +172,7 @@ async def follow_run(
             handle,
             output_name=cfg.name,
             prompts=list(cfg.sample_prompts),
-            steps_per_epoch=_steps_per_epoch(status, cfg),
+            steps_per_epoch=_steps_per_epoch(status, cfg, handle.backend),
             local_dir=samples_dir,
         )
     result = RunReport(

@@ -69,3 +69,15 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
     (output / "ink" / "ink.safetensors").write_bytes(b"final")
     point = await find_resume_point(local, _handle(output, "ai-toolkit"), cfg)
     assert point is not None and point.step == 500 and point.source.endswith("ink_000000500.safetensors")
+
+
+async def test_kohya_state_named_by_epoch_counts_the_doubled_steps_of_a_run_with_regularisation_images(
+    tmp_path: Path, local: LocalHost
+) -> None:
+    from tests.unit.training.test_folder_layout import _config
+
+    cfg = _config(name="ink")  # 98 views per epoch at batch 2: 49 steps, which sd-scripts doubles with reg images
+    output = tmp_path / "output"
+    (output / "ink-000003-state").mkdir(parents=True)  # no train_state.json: only the epoch in the name
+    point = await find_resume_point(local, _handle(output, "kohya"), cfg)
+    assert point is not None and point.step == 3 * 2 * cfg.steps_per_epoch and point.epoch == 3

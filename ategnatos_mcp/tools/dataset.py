@@ -325,7 +325,12 @@ async def dataset_structure(
     ] = 1500,
     epochs: Annotated[int, Field(ge=1, le=1000, description="Planned epochs, used when computing repeats.")] = 10,
     extra_concepts: Annotated[
-        list[ConceptSpec] | None, Field(description="More folders, e.g. regularisation images: {path, name, repeats}.")
+        list[ConceptSpec] | None,
+        Field(
+            description="More folders, e.g. regularisation images: {path, name, repeats}. Name regularisation images "
+            "'reg' (or 'regularisation', 'regularization', 'class'): train_plan then writes them as regularisation "
+            "data, not as your own images."
+        ),
     ] = None,
 ) -> Annotated[CallToolResult, StructureResult]:
     """Lay flat image folders out as kohya `{repeats}_{name}` folders (images + captions).

@@ -15,9 +15,47 @@ from typing import Literal
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, PathNotAllowedError
 
-__all__ = ["confine", "safe_name"]
+__all__ = ["confine", "dataset_folder", "safe_name"]
 
 Kind = Literal["file", "dir", "any", "new"]
+
+
+def dataset_folder(raw: str, *, home: Path, roots: Sequence[Path], datasets_dir: Path) -> Path:
+    """A dataset folder given as a path (as ``confine`` takes it) or just by its name in ``workspace/datasets/``.
+
+    "Audit my paintings" arrives as ``paintings``: when no such path exists in the project, the folder of that
+    name among the datasets is meant. A name that is neither says which datasets there are.
+    """
+    text = raw.strip()
+    bare = bool(text) and "/" not in text and os.sep not in text and text not in (".", "..") and "\x00" not in text
+    if bare and not _exists(home / text):
+        named = datasets_dir / text
+        if _exists(named) and named.is_dir():
+            return confine(named, home=home, roots=roots, kind="dir")
+        known = _dataset_names(datasets_dir)
+        raise NotFoundError(
+            f"There is no dataset folder '{text}' in {datasets_dir}.",
+            kind="dataset",
+            name=text,
+            hint=(f"Datasets there now: {', '.join(known)}. " if known else "")
+            + f"Put the images in {datasets_dir / text}/, or give the folder's full path.",
+        )
+    return confine(raw, home=home, roots=roots, kind="dir")
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # e.g. a name too long for the file system: not a dataset name, confine says what is wrong
+        return True
+
+
+def _dataset_names(datasets_dir: Path, limit: int = 12) -> list[str]:
+    try:
+        names = sorted(p.name for p in datasets_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return names[:limit] + ([f"and {len(names) - limit} more"] if len(names) > limit else [])
 
 
 def confine(raw: str | os.PathLike[str], *, home: Path, roots: Sequence[Path], kind: Kind = "any") -> Path:

@@ -28,12 +28,18 @@ from ategnatos_mcp.dataset import (
     render_report,
 )
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.paths import confine, safe_name
+from ategnatos_mcp.paths import confine, dataset_folder, safe_name
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 
 __all__ = ["register"]
 
-PathArg = Annotated[str, Field(description="The dataset folder, inside the project (e.g. workspace/datasets/mystyle).")]
+PathArg = Annotated[
+    str,
+    Field(
+        description="The dataset folder inside the project (e.g. workspace/datasets/mystyle), or just its name "
+        "when it is in workspace/datasets/ (e.g. mystyle)."
+    ),
+]
 WaitArg = Annotated[
     float | None,
     Field(ge=0, le=600, description="Longest to wait in seconds (default 50); reading goes on in the background."),
@@ -75,7 +81,8 @@ async def _service(app: AppContext) -> DatasetService:
 
 
 def _folder(app: AppContext, raw: str) -> Path:
-    return confine(raw, home=app.settings.home, roots=app.settings.roots, kind="dir")
+    settings = app.settings
+    return dataset_folder(raw, home=settings.home, roots=settings.roots, datasets_dir=settings.datasets_dir)
 
 
 @guard

@@ -66,7 +66,8 @@ async def train_plan(
     dataset_path: Annotated[
         str,
         Field(
-            description="The dataset folder (images + .txt captions) inside the project. In a kohya layout "
+            description="The dataset folder (images + .txt captions) inside the project, or its name in "
+            "workspace/datasets/. In a kohya layout "
             "({repeats}_{name} folders, e.g. from dataset_structure) each folder keeps its own repeats; folders named "
             "reg, regularisation, regularization or class (any case, after the repeats) are regularisation images."
         ),

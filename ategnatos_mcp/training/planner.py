@@ -11,7 +11,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field, ValidationError
 
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.paths import confine, safe_name
+from ategnatos_mcp.paths import dataset_folder, safe_name
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
 from ategnatos_mcp.training.backends import render_backend
@@ -212,7 +212,9 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
         PathNotAllowedError: the dataset is outside the project's folders.
     """
     name = safe_name(request.name, what="training run name")
-    dataset = confine(request.dataset_path, home=settings.home, roots=settings.roots, kind="dir")
+    dataset = dataset_folder(
+        request.dataset_path, home=settings.home, roots=settings.roots, datasets_dir=settings.datasets_dir
+    )
     base_model, family = await _base_model(store, request)
     layout = await anyio.to_thread.run_sync(_scan, dataset)
     if not layout.folder_images:

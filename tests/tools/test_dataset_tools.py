@@ -254,3 +254,16 @@ async def test_audit_can_quarantine_unreadable_files_and_undo_puts_them_back(
     undone = await client.call_tool("dataset_dedupe", {"path": str(folder), "action": "undo"})
     assert not undone.is_error
     assert _sha(folder) == before
+
+
+async def test_a_dataset_in_workspace_datasets_can_be_named_instead_of_given_by_path(
+    client: Client, app: AppContext, generated: Path
+) -> None:
+    _small_set(generated, app.settings.datasets_dir / "paintings")
+    result = await client.call_tool("dataset_audit", {"path": "paintings"})
+    assert not result.is_error, result.content
+    assert result.structured_content["dataset"] == str(app.settings.datasets_dir / "paintings")  # type: ignore[index]
+    missing = await client.call_tool("dataset_dedupe", {"path": "paintngs"})
+    assert missing.is_error
+    assert "no dataset folder 'paintngs'" in missing.content[0].text  # type: ignore[union-attr]
+    assert "Datasets there now: paintings." in missing.content[0].text  # type: ignore[union-attr]

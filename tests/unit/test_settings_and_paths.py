@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ategnatos_mcp.errors import ConfigError, NotFoundError, PathNotAllowedError
-from ategnatos_mcp.paths import confine, safe_name
+from ategnatos_mcp.paths import confine, dataset_folder, safe_name
 from ategnatos_mcp.settings import load_settings
 
 
@@ -95,6 +95,24 @@ def test_confine_refuses_special_files_loops_and_wrong_kinds(roots: tuple[Path, 
         confine("workspace/datasets", home=home, roots=allowed, kind="file")
     with pytest.raises(NotFoundError):
         confine("workspace/nothing-here", home=home, roots=allowed)
+
+
+def test_a_dataset_may_be_named_instead_of_given_by_path(roots: tuple[Path, list[Path]]) -> None:
+    home, allowed = roots
+    datasets = home / "workspace" / "datasets"
+    (datasets / "dogs").mkdir()
+    assert dataset_folder("cats", home=home, roots=allowed, datasets_dir=datasets) == datasets / "cats"
+    assert dataset_folder(" cats ", home=home, roots=allowed, datasets_dir=datasets) == datasets / "cats"
+    same = dataset_folder("workspace/datasets/cats", home=home, roots=allowed, datasets_dir=datasets)
+    assert same == datasets / "cats"
+    with pytest.raises(NotFoundError) as caught:
+        dataset_folder("birds", home=home, roots=allowed, datasets_dir=datasets)
+    assert "no dataset folder 'birds'" in caught.value.message and "cats, dogs" in caught.value.hint
+    with pytest.raises(PathNotAllowedError):
+        dataset_folder("..", home=home, roots=allowed, datasets_dir=datasets)
+    (datasets / "cats" / "x").mkdir()
+    with pytest.raises(PathNotAllowedError):  # outside the roots even though the name exists among the datasets
+        dataset_folder(str(home.parent), home=home, roots=allowed, datasets_dir=datasets)
 
 
 @pytest.mark.parametrize("bad", ["", "..", ".hidden", "a/b", "x" * 81, "name\nnewline"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -71,7 +72,7 @@ def argument_problems(tool: str, error: ValidationError) -> str:
     for problem in error.errors(include_url=False, include_input=False)[:_MAX_ARGUMENT_PROBLEMS]:
         where = ".".join(str(part) for part in problem["loc"]) or "the arguments"
         text = _PLAIN_PROBLEMS.get(problem["type"]) or problem["msg"].removeprefix("Value error, ")
-        text = text.replace("Input should", "should", 1)
+        text = re.sub(r"^(?:Input|String|List|Value|Dictionary|Tuple|Set|Number|Integer) should", "should", text)
         lines.append(f"- `{where}` {text}" if text.startswith(("should", "is ")) else f"- `{where}`: {text}")
     more = error.error_count() - len(lines)
     if more > 0:

@@ -25,8 +25,10 @@ from ategnatos_mcp.tools._common import app_of, guard, respond
 
 __all__ = ["register"]
 
-Project = Annotated[str | None, Field(description="Project name, e.g. 'launch page'. Give with `asset` to log.")]
-Asset = Annotated[str | None, Field(description="Asset name inside the project, e.g. 'mascot'.")]
+Project = Annotated[
+    str | None, Field(max_length=200, description="Project name, e.g. 'launch page'. Give with `asset` to log.")
+]
+Asset = Annotated[str | None, Field(max_length=200, description="Asset name inside the project, e.g. 'mascot'.")]
 Version = Annotated[int | None, Field(default=None, ge=1, description="Version number; the latest when omitted.")]
 Changes = Annotated[
     Adjustment | None,
@@ -77,22 +79,39 @@ async def art_prompt(
     ctx: Context[Any, Any],
     mode: Annotated[Literal["build", "adjust"], Field(description="'build' a new prompt or 'adjust' one.")] = "build",
     intent: Annotated[
-        str, Field(description="build: what the image should show, in the family's style (tags or a sentence).")
+        str,
+        Field(
+            max_length=4000,
+            description="build: what the image should show, in the family's style (tags or a sentence).",
+        ),
     ] = "",
     family: Annotated[
         str | None,
-        Field(description="Model family: sd15, sdxl, pony, illustrious (NoobAI), flux1, sd35 (names work too)."),
+        Field(
+            max_length=200,
+            description="Model family: sd15, sdxl, pony, illustrious (NoobAI), flux1, sd35 (names work too).",
+        ),
     ] = None,
-    checkpoint: Annotated[str | None, Field(description="build: a checkpoint from the studio inventory.")] = None,
+    checkpoint: Annotated[
+        str | None, Field(max_length=200, description="build: a checkpoint from the studio inventory.")
+    ] = None,
     aspect_ratio: Annotated[
-        str | None, Field(description="build: '16:9', a final size like '1200x630', or square/portrait/landscape.")
+        str | None,
+        Field(max_length=200, description="build: '16:9', a final size like '1200x630', or square/portrait/landscape."),
     ] = None,
-    style_terms: Annotated[list[str] | None, Field(description="build: extra style terms to include.")] = None,
-    negative_terms: Annotated[list[str] | None, Field(description="build: extra things to keep out.")] = None,
+    style_terms: Annotated[
+        list[str] | None, Field(max_length=64, description="build: extra style terms to include.")
+    ] = None,
+    negative_terms: Annotated[
+        list[str] | None, Field(max_length=64, description="build: extra things to keep out.")
+    ] = None,
     loras: Annotated[
-        list[str] | None, Field(description="build: LoRAs from the studio inventory, as 'name' or 'name:0.8'.")
+        list[str] | None,
+        Field(max_length=64, description="build: LoRAs from the studio inventory, as 'name' or 'name:0.8'."),
     ] = None,
-    subject: Annotated[str | None, Field(description="build: the subject kind, for subject-specific taste.")] = None,
+    subject: Annotated[
+        str | None, Field(max_length=200, description="build: the subject kind, for subject-specific taste.")
+    ] = None,
     seed: Annotated[int | None, Field(description="build: a fixed seed, if wanted.")] = None,
     safe_for_work: Annotated[
         bool, Field(description="build: add the family's safe-for-work rating tags (Pony, Illustrious/NoobAI).")
@@ -100,12 +119,15 @@ async def art_prompt(
     project: Project = None,
     asset: Asset = None,
     from_version: Version = None,
-    feedback: Annotated[str, Field(description="adjust: the artist's words, e.g. 'too busy, a bit warmer'.")] = "",
+    feedback: Annotated[
+        str, Field(max_length=4000, description="adjust: the artist's words, e.g. 'too busy, a bit warmer'.")
+    ] = "",
     changes: Changes = None,
     positive: Annotated[
-        str | None, Field(description="adjust without a project: the prompt to change (with `family`).")
+        str | None,
+        Field(max_length=8000, description="adjust without a project: the prompt to change (with `family`)."),
     ] = None,
-    negative: Annotated[str, Field(description="adjust without a project: its negative prompt.")] = "",
+    negative: Annotated[str, Field(max_length=8000, description="adjust without a project: its negative prompt.")] = "",
 ) -> Annotated[CallToolResult, PromptAnswer]:
     """Build a prompt in the syntax a model family wants, or adjust one from the artist's feedback.
 
@@ -201,21 +223,29 @@ async def art_iterations(
     asset: Asset = None,
     version: Version = None,
     seed: Annotated[int | None, Field(description="log: the seed the image was made with.")] = None,
-    outputs: Annotated[list[str] | None, Field(description="log: output file paths or names.")] = None,
-    feedback: Annotated[str, Field(description="log/revert: what the artist said about it.")] = "",
+    outputs: Annotated[list[str] | None, Field(max_length=64, description="log: output file paths or names.")] = None,
+    feedback: Annotated[str, Field(max_length=4000, description="log/revert: what the artist said about it.")] = "",
     changes: Changes = None,
-    family: Annotated[str | None, Field(description="log of an outside prompt: its model family.")] = None,
-    positive: Annotated[str | None, Field(description="log of an outside prompt: the prompt text.")] = None,
-    negative: Annotated[str, Field(description="log of an outside prompt: the negative.")] = "",
-    notes: Annotated[str, Field(description="approve: what made it work; spec: anything else it needs.")] = "",
-    save_as: Annotated[
-        str | None, Field(description="approve: also save to the prompt library under this name.")
+    family: Annotated[
+        str | None, Field(max_length=200, description="log of an outside prompt: its model family.")
     ] = None,
-    tags: Annotated[list[str] | None, Field(description="approve with save_as: library tags.")] = None,
-    purpose: Annotated[str, Field(description="spec: what the asset is for.")] = "",
+    positive: Annotated[
+        str | None, Field(max_length=8000, description="log of an outside prompt: the prompt text.")
+    ] = None,
+    negative: Annotated[str, Field(max_length=8000, description="log of an outside prompt: the negative.")] = "",
+    notes: Annotated[
+        str, Field(max_length=4000, description="approve: what made it work; spec: anything else it needs.")
+    ] = "",
+    save_as: Annotated[
+        str | None, Field(max_length=200, description="approve: also save to the prompt library under this name.")
+    ] = None,
+    tags: Annotated[list[str] | None, Field(max_length=64, description="approve with save_as: library tags.")] = None,
+    purpose: Annotated[str, Field(max_length=4000, description="spec: what the asset is for.")] = "",
     width: Annotated[int | None, Field(gt=0, description="spec: final width in pixels.")] = None,
     height: Annotated[int | None, Field(gt=0, description="spec: final height in pixels.")] = None,
-    formats: Annotated[list[str] | None, Field(description="spec: final formats, e.g. ['png', 'webp'].")] = None,
+    formats: Annotated[
+        list[str] | None, Field(max_length=64, description="spec: final formats, e.g. ['png', 'webp'].")
+    ] = None,
 ) -> Annotated[CallToolResult, IterationsAnswer]:
     """Keep the history of one asset's attempts under grimoire/projects/{project}/assets/{asset}/.
 
@@ -270,17 +300,21 @@ def _library_summary(answer: LibraryAnswer) -> str:
 async def art_library(
     ctx: Context[Any, Any],
     action: Annotated[Literal["save", "search", "get"], Field(description="save, search or get a prompt.")],
-    name: Annotated[str | None, Field(description="save/get: the prompt's name in the library.")] = None,
+    name: Annotated[
+        str | None, Field(max_length=200, description="save/get: the prompt's name in the library.")
+    ] = None,
     family: Annotated[
-        str | None, Field(description="Model family (save/get: required; search: optional filter).")
+        str | None, Field(max_length=200, description="Model family (save/get: required; search: optional filter).")
     ] = None,
-    query: Annotated[str, Field(description="search: words to look for.")] = "",
+    query: Annotated[str, Field(max_length=4000, description="search: words to look for.")] = "",
     tags: Annotated[
-        list[str] | None, Field(description="save: tags to file it under; search: tags it must have.")
+        list[str] | None, Field(max_length=64, description="save: tags to file it under; search: tags it must have.")
     ] = None,
-    positive: Annotated[str | None, Field(description="save: the prompt (or give project/asset/version).")] = None,
-    negative: Annotated[str, Field(description="save: its negative prompt.")] = "",
-    notes: Annotated[str, Field(description="save: what it is good for, what to watch out for.")] = "",
+    positive: Annotated[
+        str | None, Field(max_length=8000, description="save: the prompt (or give project/asset/version).")
+    ] = None,
+    negative: Annotated[str, Field(max_length=8000, description="save: its negative prompt.")] = "",
+    notes: Annotated[str, Field(max_length=4000, description="save: what it is good for, what to watch out for.")] = "",
     project: Project = None,
     asset: Asset = None,
     version: Version = None,

@@ -259,3 +259,20 @@ async def test_approval_proposes_confirming_the_eye_entries_behind_it_once_a_day
     assert warm is not None and warm.confirmations == 2 and warm.evidence[-1].note == proposals[0]["note"]
     again = await _ok(client, "art_iterations", {"action": "approve", "version": 2, **where})
     assert again["eye_suggestions"] == []  # both were confirmed today; eye_update would not count them again
+
+
+async def test_a_pasted_novel_is_refused_by_the_argument_it_went_into(client: Client, app: AppContext) -> None:
+    huge = "a lighthouse at dusk, " * 1000  # 22,000 characters where a prompt or a note belongs
+    before = sorted(p.relative_to(app.settings.home) for p in app.settings.home.rglob("*"))
+    for tool, args, field in [
+        ("art_prompt", {"intent": huge, "family": "sdxl"}, "intent"),
+        ("art_iterations", {"action": "approve", "project": "p", "asset": "a", "notes": huge}, "notes"),
+        ("art_library", {"action": "save", "name": "x", "family": "sdxl", "positive": huge}, "positive"),
+        ("art_library", {"action": "search", "tags": ["t"] * 100}, "tags"),
+    ]:
+        result = await client.call_tool(tool, args)
+        assert result.is_error, (tool, field)
+        text = _text(result)
+        assert f"The arguments of {tool} need fixing:" in text and f"`{field}` should have at most" in text, text
+        assert len(text) < 1000  # the pasted text is not echoed back
+    assert sorted(p.relative_to(app.settings.home) for p in app.settings.home.rglob("*")) == before

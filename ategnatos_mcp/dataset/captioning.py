@@ -27,7 +27,7 @@ from ategnatos_mcp.dataset.models import (
     FileProblem,
     TagCount,
 )
-from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
+from ategnatos_mcp.dataset.scan import DatasetScan, is_regularisation_folder, scan_dataset
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.state import write_text_atomic
 
@@ -84,6 +84,8 @@ def caption_stats(images: list[str], index: CaptionIndex, trigger: str | None) -
     stats = CaptionStats(trigger_word=trigger, orphans=index.orphans)
     texts = []
     for rel in images:
+        regularisation = is_regularisation_folder(rel) and "/" in rel
+        stats.regularisation_images += regularisation
         text = index.texts.get(rel)
         if text is None:
             stats.missing += 1
@@ -95,7 +97,7 @@ def caption_stats(images: list[str], index: CaptionIndex, trigger: str | None) -
             continue
         stats.captioned += 1
         texts.append(text)
-        if trigger:
+        if trigger and not regularisation:
             tags = [t.casefold() for t in split_tags(text)]
             if tags and tags[0] == trigger.strip().casefold():
                 stats.with_trigger += 1
@@ -191,7 +193,8 @@ def write_captions(root: Path, writes: list[CaptionWrite], *, trigger_word: str 
                 raise CaptionRefused("this image appears twice in the request; send one caption per image")
             seen.add(rel)
             target = _target(root, rel, images, index)
-            text = normalise_caption(w.caption, trigger_word=trigger_word)
+            regularisation = "/" in rel and is_regularisation_folder(rel)
+            text = normalise_caption(w.caption, trigger_word=None if regularisation else trigger_word)
         except (CaptionRefused, InvalidRequestError) as exc:
             message = exc.message if isinstance(exc, InvalidRequestError) else str(exc)
             result.refused.append(
@@ -212,7 +215,16 @@ def write_captions(root: Path, writes: list[CaptionWrite], *, trigger_word: str 
                 f"{rel}: about {item.tokens} tokens; CLIP reads ~{CLIP_TOKEN_LIMIT}, the rest is cut."
             )
         result.written.append(item)
+        if regularisation and trigger_word and trigger_word.strip().casefold() in _tags_of(text):
+            result.warnings.append(
+                f"{rel}: a regularisation image's caption holds the trigger word '{trigger_word}'; describe only the "
+                "class there, or the LoRA learns the trigger from these images too."
+            )
     return result
+
+
+def _tags_of(text: str) -> set[str]:
+    return {t.casefold() for t in split_tags(text)}
 
 
 def summarise_captions(root: Path, *, trigger_word: str | None) -> CaptionSummary:

@@ -76,6 +76,9 @@ class CaptionStats(BaseModel):
     trigger_word: str | None = None
     with_trigger: int = 0
     without_trigger: int = 0
+    regularisation_images: int = Field(
+        default=0, description="Images in regularisation folders (e.g. 1_reg): the trigger word is not expected there."
+    )
     over_token_limit: list[str] = Field(default_factory=list)
     top_tags: list[TagCount] = Field(default_factory=list)
 

@@ -78,6 +78,11 @@ def render_report(result: AuditResult, *, name: str, when: datetime) -> str:
     if c.trigger_word:
         out.append(
             f"- Trigger word `{c.trigger_word}`: first in {c.with_trigger} captions, missing in {c.without_trigger}"
+            + (
+                f" (not expected in the {c.regularisation_images} regularisation images)"
+                if c.regularisation_images
+                else ""
+            )
         )
     if c.top_tags:
         out.append("- Most used tags: " + ", ".join(f"{t.tag} ({t.count})" for t in c.top_tags[:10]))

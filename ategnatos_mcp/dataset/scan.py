@@ -20,10 +20,12 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "KOHYA_FOLDER",
     "QUARANTINE_DIR",
+    "REGULARISATION_NAMES",
     "DatasetScan",
     "FileEntry",
     "dataset_fingerprint",
     "fingerprint_of",
+    "is_regularisation_folder",
     "scan_dataset",
 ]
 
@@ -31,6 +33,17 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", 
 CAPTION_EXTENSIONS = (".txt", ".caption")
 QUARANTINE_DIR = "quarantine"
 KOHYA_FOLDER = re.compile(r"^(\d+)_(.+)$")
+# Regularisation images: the top-level folder's name, without a kohya ``{repeats}_`` prefix, is one of these words
+# (any letter case). ``1_reg``, ``1_Regularisation``, ``class`` are; ``1_reg_woman`` is not. Training writes them
+# as regularisation data; captions there describe the class only, so the trigger word does not belong in them.
+REGULARISATION_NAMES: tuple[str, ...] = ("reg", "regularization", "regularisation", "class")
+
+
+def is_regularisation_folder(folder: str) -> bool:
+    """True when ``folder`` (or the top-level folder of a relative path) holds regularisation images."""
+    top = folder.split("/", 1)[0]
+    match = KOHYA_FOLDER.match(top)
+    return (match.group(2) if match else top).lower() in REGULARISATION_NAMES
 
 
 @dataclass(frozen=True)

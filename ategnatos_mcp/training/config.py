@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ategnatos_mcp.dataset.scan import REGULARISATION_NAMES, is_regularisation_folder
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.training.families import Family, resolve_family
 
@@ -44,19 +45,6 @@ OPTIMIZERS: tuple[str, ...] = ("prodigy", "adamw8bit", "lion", "adafactor")
 
 # A trigger word ends up inside caption files and prompts: commas split tags, newlines split captions
 # (SimpleTuner reads one caption per line), brackets and colons are prompt syntax ([trigger], (word:1.2)).
-# The rule for regularisation folders: the folder's name, without a kohya ``{repeats}_`` prefix, is one of
-# these words (any letter case). ``1_reg``, ``1_Regularisation``, ``class`` are; ``1_reg_woman`` is not.
-REGULARISATION_NAMES: tuple[str, ...] = ("reg", "regularization", "regularisation", "class")
-_REPEAT_PREFIX = re.compile(r"^\d+_(.+)$")
-
-
-def is_regularisation_folder(folder: str) -> bool:
-    """True when the top-level folder ``folder`` holds regularisation images (see ``REGULARISATION_NAMES``)."""
-    top = folder.split("/", 1)[0]
-    match = _REPEAT_PREFIX.match(top)
-    return (match.group(1) if match else top).lower() in REGULARISATION_NAMES
-
-
 _TRIGGER = re.compile(r"^[\w][\w.\- ]{0,38}[\w]$|^\w$")
 
 

@@ -134,3 +134,37 @@ def test_summary_counts_tags_and_finds_one_off_tags(tmp_path: Path) -> None:
     assert summary.stats.with_trigger == 6
     assert summary.stats.top_tags[0].count == 6
     assert summary.rare_tags == ["typo-tag"]
+
+
+def test_regularisation_captions_never_get_the_trigger_word_and_do_not_count_against_it(tmp_path: Path) -> None:
+    from ategnatos_mcp.dataset.captioning import caption_stats, index_captions
+    from ategnatos_mcp.dataset.scan import is_regularisation_folder, scan_dataset
+
+    for folder in ("10_ink", "1_reg"):
+        (tmp_path / folder).mkdir()
+        _image(tmp_path / folder / "a.png", (64, 64))
+    result = write_captions(
+        tmp_path,
+        [
+            CaptionWrite(path="10_ink/a.png", caption="a heron, ink wash"),
+            CaptionWrite(path="1_reg/a.png", caption="a heron"),
+        ],
+        trigger_word="inkwash",
+    )
+    assert (tmp_path / "10_ink" / "a.txt").read_text(encoding="utf-8") == "inkwash, a heron, ink wash\n"
+    assert (tmp_path / "1_reg" / "a.txt").read_text(encoding="utf-8") == "a heron\n"  # the class only
+    assert result.warnings == []
+    stats = caption_stats(["10_ink/a.png", "1_reg/a.png"], index_captions(scan_dataset(tmp_path)), "inkwash")
+    assert (stats.with_trigger, stats.without_trigger, stats.regularisation_images) == (1, 0, 1)
+
+    warned = write_captions(
+        tmp_path, [CaptionWrite(path="1_reg/a.png", caption="inkwash, a heron")], trigger_word="inkwash"
+    )
+    assert warned.warnings and "regularisation image" in warned.warnings[0]
+    assert [is_regularisation_folder(f) for f in ("1_reg", "1_Regularisation", "class", "1_reg_woman", "reg/x")] == [
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]

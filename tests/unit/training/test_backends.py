@@ -218,7 +218,9 @@ def test_kohya_layout_folders_without_own_repeats_use_the_plans_repeats_and_say_
     assert [s["image_dir"] for s in dataset["datasets"][0]["subsets"]] == ["/data/ink/10_ink", "/data/ink/5_sketch"]
     assert all(s["num_repeats"] == cfg.repeats for s in dataset["datasets"][0]["subsets"])
     notes = render_backend(cfg, "kohya", PATHS).notes
-    assert any(f"repeats chosen for this plan ({cfg.repeats}) replace the numbers in the folder names" in n for n in notes)
+    assert any(
+        f"repeats chosen for this plan ({cfg.repeats}) replace the numbers in the folder names" in n for n in notes
+    )
     assert not any("not used" in n for n in notes)
 
 

@@ -18,8 +18,6 @@ from ategnatos_mcp.providers import (
     GPU_VIEW,
     Consent,
     Deployer,
-    DeployResult,
-    DeployTarget,
     GpuService,
     InstancesResult,
     InstanceView,
@@ -274,46 +272,6 @@ async def deployer(app: AppContext) -> Deployer:
     return await app.service("gpu-deploy", build)
 
 
-@guard
-async def remote_deploy(
-    ctx: Context[AppContext],
-    instance: Annotated[str, Field(description="Instance key from gpu_instances, e.g. 'runpod:abc123'.")],
-    target: Annotated[
-        DeployTarget,
-        Field(
-            description="comfyui (install, start, connect), kohya (training scripts), or watchdog (only the safety stop)."
-        ),
-    ] = "comfyui",
-    connect_comfyui: Annotated[
-        bool, Field(description="For comfyui: reach it from here through an SSH tunnel and add it to the ComfyUI pool.")
-    ] = True,
-) -> Annotated[CallToolResult, DeployResult]:
-    """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
-    sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
-    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
-    """
-    app = app_of(ctx)
-    rental = await (await gpu_service(app)).refreshed(instance)
-    caps = app.settings.gpu
-    plan = deploy_plan(
-        target,
-        rental,
-        idle_minutes=caps.idle_stop_minutes,
-        max_hours=caps.max_hours_per_instance,
-        now=app.clock(),
-        forward=connect_comfyui,
-        vast_api_url=app.settings.vast_api_url,
-    )
-    result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
-    if result.comfyui_url or result.replaced_urls:
-        pool = await get_pool(app)
-        for url in result.replaced_urls:  # the tunnel had to move to another local port
-            pool.remove_server(url)
-        if result.comfyui_url:
-            pool.add_server(result.comfyui_url)
-    return respond(result, _deploy_summary(result))
-
-
 async def startup(app: AppContext) -> None:
     """Reconcile with the providers at start-up when keys are set, so orphans show up at once. Never fails."""
     if not any(app.settings.provider_keys_present().values()):
@@ -335,7 +293,6 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
     server.add_tool(gpu_spinup, name="gpu_spinup")
     server.add_tool(gpu_instances, name="gpu_instances")
     server.add_tool(gpu_teardown, name="gpu_teardown")
-    server.add_tool(remote_deploy, name="remote_deploy")
 
 
 # Summaries -------------------------------------------------------------------------------------------
@@ -395,14 +352,3 @@ def _teardown_summary(result: TeardownResult) -> str:
         for item in result.items
     ]
     return "\n".join([*lines, f"Final cost of these: ${result.total_final_usd:.2f}."])
-
-
-def _deploy_summary(result: DeployResult) -> str:
-    done = f"Ran: {', '.join(result.ran)}." if result.ran else "Everything was already set up."
-    skipped = f" Already done before: {', '.join(result.skipped)}." if result.skipped else ""
-    comfy = f" ComfyUI {result.comfyui}"
-    if result.comfyui_url:
-        comfy += f", tunnelled to {result.comfyui_url}" + (
-            " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
-        )
-    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''} {result.watchdog}"

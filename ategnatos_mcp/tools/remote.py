@@ -1,0 +1,73 @@
+"""MCP adapter for setting up rented instances: remote_deploy (ComfyUI or a trainer, plus the idle watchdog)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import CallToolResult
+from pydantic import Field
+
+from ategnatos_mcp.comfyui import get_pool
+from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.providers import DeployResult, DeployTarget, deploy_plan
+from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools.gpu import deployer, gpu_service
+
+__all__ = ["register"]
+
+
+@guard
+async def remote_deploy(
+    ctx: Context[AppContext],
+    instance: Annotated[str, Field(description="Instance key from gpu_instances, e.g. 'runpod:abc123'.")],
+    target: Annotated[
+        DeployTarget,
+        Field(
+            description="comfyui (install, start, connect), kohya (training scripts), or watchdog (only the safety stop)."
+        ),
+    ] = "comfyui",
+    connect_comfyui: Annotated[
+        bool, Field(description="For comfyui: reach it from here through an SSH tunnel and add it to the ComfyUI pool.")
+    ] = True,
+) -> Annotated[CallToolResult, DeployResult]:
+    """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
+    sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
+    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
+    """
+    app = app_of(ctx)
+    rental = await (await gpu_service(app)).refreshed(instance)
+    caps = app.settings.gpu
+    plan = deploy_plan(
+        target,
+        rental,
+        idle_minutes=caps.idle_stop_minutes,
+        max_hours=caps.max_hours_per_instance,
+        now=app.clock(),
+        forward=connect_comfyui,
+        vast_api_url=app.settings.vast_api_url,
+    )
+    result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
+    if result.comfyui_url or result.replaced_urls:
+        pool = await get_pool(app)
+        for url in result.replaced_urls:  # the tunnel had to move to another local port
+            pool.remove_server(url)
+        if result.comfyui_url:
+            pool.add_server(result.comfyui_url)
+    return respond(result, _deploy_summary(result))
+
+
+def register(server: MCPServer[AppContext], app: AppContext) -> None:
+    """Add remote_deploy (rentals come from tools.gpu)."""
+    server.add_tool(remote_deploy, name="remote_deploy")
+
+
+def _deploy_summary(result: DeployResult) -> str:
+    done = f"Ran: {', '.join(result.ran)}." if result.ran else "Everything was already set up."
+    skipped = f" Already done before: {', '.join(result.skipped)}." if result.skipped else ""
+    comfy = f" ComfyUI {result.comfyui}"
+    if result.comfyui_url:
+        comfy += f", tunnelled to {result.comfyui_url}" + (
+            " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
+        )
+    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''} {result.watchdog}"

@@ -492,3 +492,50 @@ async def test_fresh_moves_earlier_saves_aside_and_starts_at_step_zero(
     first = next(line for line in log.replace("\r", "\n").splitlines() if "%|" in line and "loss" in line)
     assert first.split("|")[2].split()[0] == f"1/{result['status']['total_steps']}"  # from the beginning
     assert "Resuming from" not in log
+
+
+async def test_a_kohya_run_with_regularisation_images_runs_the_doubled_steps_the_plan_announced(
+    client: Client, home: Path, install: FakeInstall
+) -> None:
+    _dataset(home)
+    reg = home / "workspace" / "datasets" / "reg"
+    reg.mkdir()
+    for source in sorted((home / "workspace" / "datasets" / "ink").glob("*.png"))[:4]:
+        (reg / source.name.replace("ink", "person")).write_bytes(source.read_bytes())
+        (reg / source.with_suffix(".txt").name.replace("ink", "person")).write_text("a person", encoding="utf-8")
+    laid = await client.call_tool(
+        "dataset_structure",
+        {
+            "path": "ink",
+            "name": "ink",
+            "repeats": 4,
+            "extra_concepts": [{"path": "workspace/datasets/reg", "name": "reg", "repeats": 1}],
+        },
+    )
+    assert not laid.is_error, laid.content
+    kohya_dir = "workspace/datasets/ink-kohya"
+    audit = await client.call_tool(
+        "dataset_audit", {"path": kohya_dir, "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    planned = await client.call_tool("train_plan", {**PLAN, "dataset_path": kohya_dir, "overrides": {"batch_size": 2}})
+    assert not planned.is_error, planned.content
+    plan = planned.structured_content
+    assert plan is not None and plan["steps"]["steps_per_epoch"] == 20  # 10 images x 4 repeats / batch 2
+    assert plan["steps"]["regularisation_images"] == 4 and "about twice" in plan["steps"]["per_backend"]["kohya"]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": plan["config_hash"]})).is_error
+    env = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": install.backend_dirs["kohya"]}
+    )
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
+    assert not (await client.call_tool("launch_training", {"name": "ink"})).is_error
+
+    status = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    report = status.structured_content
+    assert report is not None and report["state"] == "succeeded", status.content
+    epochs = plan["config"]["epochs"]
+    assert report["status"]["total_steps"] == epochs * 2 * 20  # sd-scripts pairs each view with a reg image
+    saved = [c["epoch"] for c in report["checkpoints"] if c["kind"] == "epoch"]
+    assert saved == list(range(1, epochs))  # epochs named right although each holds twice the planned steps

@@ -8,16 +8,14 @@ holds about twice as many samples); where the reference data gives no figure, th
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.dataset.scan import KOHYA_FOLDER
 from ategnatos_mcp.training.config import TrainingConfig
 
 __all__ = ["FolderSteps", "StepSummary", "backend_steps", "backend_steps_per_epoch", "step_summary"]
-
-_REPEAT_PREFIX = re.compile(r"^\d+_")
 
 
 class FolderSteps(BaseModel):
@@ -74,7 +72,7 @@ def _explanation(cfg: TrainingConfig, folders: list[FolderSteps], repeats_from: 
     if repeats_from == "folders":
         parts = " + ".join(f"{f.folder} {f.images} images x {f.repeats}" for f in training)
         views = f"Each folder keeps the repeats in its name: {parts} = {per_epoch} image views per epoch"
-    elif any(_REPEAT_PREFIX.match(f.folder) for f in folders):
+    elif any(KOHYA_FOLDER.match(f.folder) for f in folders):
         views = (
             f"The repeats you chose ({cfg.repeats}) replace the numbers in the folder names for every folder: "
             f"{cfg.image_count} images x {cfg.repeats} = {per_epoch} image views per epoch"

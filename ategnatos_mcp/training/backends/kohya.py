@@ -9,11 +9,11 @@ explicitly: ``learning_rate`` (default 2e-6), ``caption_extension`` (default ``.
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
+from ategnatos_mcp.dataset.scan import KOHYA_FOLDER
 from ategnatos_mcp.training.backends.catalogue import check_kohya_args, check_kohya_dataset
 from ategnatos_mcp.training.config import TrainingConfig
 from ategnatos_mcp.training.models import RenderedBackend, RunPaths
@@ -21,7 +21,6 @@ from ategnatos_mcp.training.models import RenderedBackend, RunPaths
 __all__ = ["DRY_RUN_STEPS", "render_kohya", "state_folder_name"]
 
 DRY_RUN_STEPS = 10
-_REPEAT_PREFIX = re.compile(r"^\d+_")
 _OPTIMIZER = {"adamw8bit": "AdamW8bit", "prodigy": "Prodigy", "lion": "Lion", "adafactor": "Adafactor"}
 _OPTIMIZER_ARGS = {
     # conventions.md §4 [community]/[doc]
@@ -163,7 +162,7 @@ def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False)
         "Captions are used as written; the trigger word is only used for images without a caption file, "
         "so make sure your captions contain it.",
     ]
-    named = [f for f in cfg.image_folders if f and _REPEAT_PREFIX.match(f.split("/")[0])]
+    named = [f for f in cfg.image_folders if f and KOHYA_FOLDER.match(f.split("/")[0])]
     if cfg.folder_repeats:
         listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)
         notes.append(

@@ -110,16 +110,17 @@ async def launch_run(
                 hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
             )
     point, batch, notes = await _starting_point(host, plan, state.training, resume=resume, fresh=fresh, now=now)
+    dataset_dir = await host_dataset_dir(host, cfg)
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
-        await host.put_dataset(Path(cfg.dataset_path), await host_dataset_dir(host, cfg), report)  # type: ignore[arg-type]
+        await host.put_dataset(Path(cfg.dataset_path), dataset_dir, report)  # type: ignore[arg-type]
     handle = await start_run(
         host,
         kind="training",
         cfg=cfg,
         backend=plan.backend,
         backend_dir=backend_dir,
-        dataset_dir=await host_dataset_dir(host, cfg),
+        dataset_dir=dataset_dir,
         now=now,
         max_halvings=_MAX_HALVINGS,
         hang_seconds=_HANG_SECONDS,

@@ -69,6 +69,17 @@ def _variant(i: int) -> dict[str, Any]:
     return wf
 
 
+async def _until_done(ws: Any, prompt_id: str) -> None:
+    """Read the socket until ComfyUI says the prompt finished (``executing`` with no node)."""
+    async for frame in ws:
+        if isinstance(frame, bytes):
+            continue
+        msg = json.loads(frame)
+        data = msg.get("data", {})
+        if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
+            return
+
+
 async def raw_job(http: httpx.AsyncClient, url: str, wf: dict[str, Any], out: Path) -> dict[str, float]:
     """The same work, by hand: socket, POST, follow to the end, /history, /view each output, write it."""
     t0 = time.perf_counter()
@@ -76,13 +87,7 @@ async def raw_job(http: httpx.AsyncClient, url: str, wf: dict[str, Any], out: Pa
     async with connect(f"{url.replace('http', 'ws')}/ws?clientId={client_id}", compression=None) as ws:
         reply = await http.post(f"{url}/prompt", json={"prompt": wf, "client_id": client_id})
         prompt_id = reply.json()["prompt_id"]
-        async for frame in ws:
-            if isinstance(frame, bytes):
-                continue
-            msg = json.loads(frame)
-            data = msg.get("data", {})
-            if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-                break
+        await _until_done(ws, prompt_id)
     t1 = time.perf_counter()
     history = (await http.get(f"{url}/history/{prompt_id}")).json()[prompt_id]
     files = [f for output in history["outputs"].values() for f in output.get("images", [])]
@@ -106,13 +111,7 @@ async def raw_job_one_socket(
     """The same work over a socket kept open between jobs (what the pool does), for comparison."""
     reply = await http.post(f"{url}/prompt", json={"prompt": wf, "client_id": client_id})
     prompt_id = reply.json()["prompt_id"]
-    async for frame in ws:
-        if isinstance(frame, bytes):
-            continue
-        msg = json.loads(frame)
-        data = msg.get("data", {})
-        if msg["type"] == "executing" and data.get("node") is None and data.get("prompt_id") == prompt_id:
-            break
+    await _until_done(ws, prompt_id)
     history = (await http.get(f"{url}/history/{prompt_id}")).json()[prompt_id]
     files = [f for output in history["outputs"].values() for f in output.get("images", [])]
     for file in files:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 import struct
 import zlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -37,14 +37,11 @@ except ImportError:  # pragma: no cover
     _webp = _webp_c = None
 
 
-class PngScan:
+class PngScan(NamedTuple):
     """What a walk over a PNG's chunks found: whether every checksum matched, and the EXIF chunk if any."""
 
-    __slots__ = ("exif", "intact")
-
-    def __init__(self, intact: bool, exif: bytes | None) -> None:
-        self.intact = intact
-        self.exif = exif
+    intact: bool
+    exif: bytes | None
 
 
 def scan_png(data: bytes) -> PngScan:

@@ -81,6 +81,18 @@ class GpuSettings(_Section):
     ssh_key_dir: Path | None = Field(
         default=None, description="Where the SSH key lives; default ~/.config/ategnatos/ssh."
     )
+    provider_answer_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="Longest a GPU cloud may take to answer one call, start to end."
+    )
+    provider_answer_max_mb: float = Field(
+        default=8.0, gt=0, le=256, description="Largest answer read from a GPU cloud; a bigger one is an error."
+    )
+    teardown_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=900,
+        description="Longest gpu_teardown keeps trying one provider; what it could not confirm is reported.",
+    )
 
 
 class DatasetSettings(_Section):

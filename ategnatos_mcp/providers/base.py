@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
 import httpx
 
 from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery, ProviderName
+from ategnatos_mcp.providers.redact import client_secrets, redact, redact_bytes
 
 __all__ = [
+    "AnswerLimits",
     "CreateOutcomeUnknownError",
     "GpuProvider",
     "HttpApi",
@@ -93,6 +97,18 @@ class CreateOutcomeUnknownError(ProviderHttpError):
     """The create call failed in a way that may still have rented something (timeout, 5xx)."""
 
 
+@dataclass(frozen=True)
+class AnswerLimits:
+    """How much of a provider's answer we read, and for how long, before giving up with a plain error."""
+
+    seconds: float = 60.0
+    max_bytes: int = 8 * 1024 * 1024
+
+
+# The body we hand on is already decoded and whole: these would describe the wire form, not it.
+_WIRE_HEADERS = {"content-encoding", "content-length", "transfer-encoding"}
+
+
 def _short_body(response: httpx.Response) -> str:
     try:
         return response.text[:300]
@@ -100,13 +116,29 @@ def _short_body(response: httpx.Response) -> str:
         return ""
 
 
-class HttpApi:
-    """An injected ``httpx.AsyncClient`` (auth headers already set) plus uniform error mapping."""
+class _TooBigError(Exception):
+    pass
 
-    def __init__(self, http: httpx.AsyncClient, *, service: str, label: str) -> None:
+
+class HttpApi:
+    """An injected ``httpx.AsyncClient`` (auth headers already set) plus uniform error mapping.
+
+    Every answer is read under a size cap and a total deadline (``limits``), and our own credentials are replaced
+    in its body before anything parses it; error text quoted from it is redacted again by shape.
+    """
+
+    def __init__(
+        self, http: httpx.AsyncClient, *, service: str, label: str, limits: AnswerLimits | None = None
+    ) -> None:
         self.http = http
         self.service = service
         self.label = label
+        self.limits = limits or AnswerLimits()
+        self._secrets = client_secrets(http)
+
+    def redact(self, text: str) -> str:
+        """Provider text without our keys or anything shaped like a credential."""
+        return redact(text, self._secrets)
 
     async def call(
         self,
@@ -119,21 +151,25 @@ class HttpApi:
         timeout: float | None = None,
     ) -> httpx.Response | None:
         """Send one request. Returns None for 404/410 when ``ok_missing``; raises ProviderHttpError otherwise."""
+        seconds = self.limits.seconds
         try:
-            response = await self.http.request(
-                method,
-                url,
-                json=json,
-                params=params,
-                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
-        except httpx.TimeoutException as exc:
+            with anyio.fail_after(seconds):
+                response = await self._fetch(method, url, json=json, params=params, timeout=timeout)
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise ProviderHttpError(
-                f"{self.label} did not answer in time.",
+                f"{self.label} did not answer in time (Ategnatos waits at most {seconds:g} seconds for an answer).",
                 service=self.service,
                 hint="Check your internet connection or the provider's status page, then try again.",
                 retryable=True,
             ) from exc
+        except _TooBigError:
+            raise ProviderHttpError(
+                f"{self.label} sent an answer larger than {self.limits.max_bytes / 1_048_576:g} MB, far more than "
+                "its API ever sends, so Ategnatos stopped reading it.",
+                service=self.service,
+                hint=f"Check that the {self.label} API address in the settings is right (a proxy or a wrong address "
+                "answers like this), then try again.",
+            ) from None
         except httpx.TransportError as exc:
             raise ProviderHttpError(
                 f"Could not reach {self.label} (the connection failed before an answer came).",
@@ -147,12 +183,38 @@ class HttpApi:
             raise self.error(response)
         return response
 
+    async def _fetch(
+        self, method: str, url: str, *, json: Any, params: dict[str, str] | None, timeout: float | None
+    ) -> httpx.Response:
+        """Read the whole answer, at most ``max_bytes`` of it, with our credentials taken out of the body."""
+        limit = self.limits.max_bytes
+        async with self.http.stream(
+            method,
+            url,
+            json=json,
+            params=params,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        ) as streamed:
+            declared = streamed.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise _TooBigError
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in streamed.aiter_bytes():
+                size += len(chunk)
+                if size > limit:
+                    raise _TooBigError
+                chunks.append(chunk)
+        headers = [(k, v) for k, v in streamed.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+        body = redact_bytes(b"".join(chunks), self._secrets)
+        return httpx.Response(streamed.status_code, headers=headers, content=body, request=streamed.request)
+
     def error(
         self, response: httpx.Response, message: str | None = None, kind: type[ProviderHttpError] | None = None
     ) -> ProviderHttpError:
-        """An UpstreamError describing a failed response in plain words."""
+        """An UpstreamError describing a failed response in plain words (provider text redacted)."""
         status = response.status_code
-        body = _short_body(response)
+        body = self.redact(_short_body(response))
         if status in (401, 403):
             text = message or f"{self.label} refused the API key (HTTP {status})."
             hint = f"Check that your {self.label} API key is set, current and allowed to manage instances."
@@ -163,7 +225,8 @@ class HttpApi:
             text = message or f"{self.label} had an internal problem (HTTP {status})."
             hint = "Try again in a few minutes; check the provider's status page if it persists."
         else:
-            text = message or f"{self.label} rejected the request (HTTP {status}): {provider_detail(response)}"
+            detail = self.redact(provider_detail(response))
+            text = message or f"{self.label} rejected the request (HTTP {status}): {detail}"
             hint = "This is likely a bug in Ategnatos; please report it with the message above."
         return (kind or ProviderHttpError)(
             text,

@@ -11,7 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from ategnatos_mcp.errors import AtegnatosError
-from ategnatos_mcp.providers.base import GpuProvider
+from ategnatos_mcp.providers.base import AnswerLimits, GpuProvider
 from ategnatos_mcp.providers.lambdalabs import LambdaProvider
 from ategnatos_mcp.providers.local import LocalProvider
 from ategnatos_mcp.providers.runpod import RunPodProvider
@@ -58,18 +58,22 @@ def build_providers(settings: Settings, stack: AsyncExitStack) -> tuple[dict[str
     """Providers whose keys are set (plus this machine), and the names of those without a key."""
     providers: dict[str, GpuProvider] = {}
     missing: list[str] = []
+    limits = AnswerLimits(
+        seconds=settings.gpu.provider_answer_seconds, max_bytes=int(settings.gpu.provider_answer_max_mb * 1_048_576)
+    )
     if settings.runpod_api_key is not None:
         http = _client(stack, runpod_rest_url(settings.runpod_api_url), settings.runpod_api_key)
-        providers["runpod"] = RunPodProvider(http, graphql_url=settings.runpod_graphql_url)
+        providers["runpod"] = RunPodProvider(http, graphql_url=settings.runpod_graphql_url, limits=limits)
     else:
         missing.append("RunPod")
     if settings.vast_api_key is not None:
         http = _client(stack, settings.vast_api_url, settings.vast_api_key)
-        providers["vast"] = VastProvider(http, list_url=vast_list_url(settings.vast_api_url))
+        providers["vast"] = VastProvider(http, list_url=vast_list_url(settings.vast_api_url), limits=limits)
     else:
         missing.append("Vast.ai")
     if settings.lambda_api_key is not None:
-        providers["lambda"] = LambdaProvider(_client(stack, settings.lambda_api_url, settings.lambda_api_key))
+        http = _client(stack, settings.lambda_api_url, settings.lambda_api_key)
+        providers["lambda"] = LambdaProvider(http, limits=limits)
     else:
         missing.append("Lambda")
     providers["local"] = LocalProvider()

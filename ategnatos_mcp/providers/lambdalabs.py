@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.providers.base import (
+    AnswerLimits,
     CreateOutcomeUnknownError,
     HttpApi,
     OfferUnavailableError,
@@ -92,8 +93,8 @@ class LambdaProvider:
     name: ProviderName = "lambda"
     label = "Lambda"
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
-        self._api = HttpApi(http, service="lambda", label=self.label)
+    def __init__(self, http: httpx.AsyncClient, *, limits: AnswerLimits | None = None) -> None:
+        self._api = HttpApi(http, service="lambda", label=self.label, limits=limits)
         self._key_name: str | None = None
 
     async def _types(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ategnatos_mcp.providers.base import (
+    AnswerLimits,
     CreateOutcomeUnknownError,
     HttpApi,
     OfferUnavailableError,
@@ -133,8 +134,8 @@ class RunPodProvider:
     name: ProviderName = "runpod"
     label = "RunPod"
 
-    def __init__(self, http: httpx.AsyncClient, *, graphql_url: str) -> None:
-        self._api = HttpApi(http, service="runpod", label=self.label)
+    def __init__(self, http: httpx.AsyncClient, *, graphql_url: str, limits: AnswerLimits | None = None) -> None:
+        self._api = HttpApi(http, service="runpod", label=self.label, limits=limits)
         self._graphql_url = graphql_url
 
     async def _catalog(self, count: int, cloud: str) -> list[_GpuType]:

@@ -10,6 +10,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ategnatos_mcp.providers.base import (
+    AnswerLimits,
     CreateOutcomeUnknownError,
     HttpApi,
     OfferUnavailableError,
@@ -125,8 +126,8 @@ class VastProvider:
     name: ProviderName = "vast"
     label = "Vast.ai"
 
-    def __init__(self, http: httpx.AsyncClient, *, list_url: str) -> None:
-        self._api = HttpApi(http, service="vast", label=self.label)
+    def __init__(self, http: httpx.AsyncClient, *, list_url: str, limits: AnswerLimits | None = None) -> None:
+        self._api = HttpApi(http, service="vast", label=self.label, limits=limits)
         self._list_url = list_url
 
     async def _search(self, filters: dict[str, Any], disk_gb: int, limit: int = 40) -> list[_Offer]:

@@ -10,7 +10,9 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamErr
 from ategnatos_mcp.providers.base import GpuProvider
 from ategnatos_mcp.providers.budget import month_spend
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
-from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, Rental
+from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, LedgerEntry, Quote, Rental
+from ategnatos_mcp.providers.priceguard import PriceRefusedError, PriceVerdict, judge_price, refusal
+from ategnatos_mcp.providers.quotes import make_quote
 from ategnatos_mcp.providers.reconcile import reconcile_provider
 from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
 from ategnatos_mcp.providers.teardown import STILL_BILLING_WHEN_STOPPED, terminate_confirmed
@@ -62,6 +64,8 @@ class Lifecycle:
                     service=provider.name,
                     hint="Ask for offers again.",
                 )
+            if rental.unverified_price is not None and seen.usd_per_hour:
+                await self.settle_price(key, seen.usd_per_hour)  # the first time the provider says what it bills
             # Stopped while we wait for it to start means outbid or stopped by the host: it will not come up.
             broken = seen.status in (InstanceStatus.FAILED, InstanceStatus.STOPPED)
             if broken or (rental.boot_deadline and now >= rental.boot_deadline):
@@ -122,6 +126,73 @@ class Lifecycle:
             hint="Ask for offers again; a different host or GPU usually works."
             if gone
             else "Check the provider's console to make sure it is gone, then ask for offers again.",
+        )
+
+    # Billed price -------------------------------------------------------------------------------------
+    async def settle_price(self, key: str, billed: float | None) -> Rental:
+        """Keep a new rental at its billed price if the user's yes and every cap cover it; else end it at once.
+
+        Does nothing while the price is unknown (``billed`` None or 0) or once it was checked.
+
+        Raises:
+            PriceRefusedError: the price was not confirmed or breaks a cap; the rental was terminated (or, if the
+                provider did not confirm that, the answer says it may still bill and how to end it).
+        """
+        if not billed:
+            return await self._rental(key)
+        verdict: PriceVerdict | None = None
+        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            rental = upd.doc.rentals[key]
+            if rental.unverified_price is not None:
+                others = [r for k, r in upd.doc.rentals.items() if k != key]
+                verdict = judge_price(self.caps, rental.unverified_price, billed, others=others, now=self.clock())
+                rental = rental.model_copy(update={"usd_per_hour": billed, "unverified_price": None})
+                upd.doc.rentals[key] = rental
+        if verdict is None or verdict.keep:
+            return rental
+        raise await self._refuse_price(rental, verdict)
+
+    async def _refuse_price(self, rental: Rental, verdict: PriceVerdict) -> PriceRefusedError:
+        provider = self._provider(rental.provider)
+        try:
+            gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)
+        except UpstreamError as exc:
+            logger.warning("terminating %s after a refused price failed: %s", rental.key, exc.message)
+            gone = False
+        note = verdict.ledger_note()
+        quote: Quote | None = None
+        if gone:
+            final = await self._close(rental.key, "price-refused", InstanceStatus.TERMINATED, f"{note}; terminated")
+            cost = final.final_usd or 0.0
+        else:
+            cost = rental.cost_so_far(self.clock())
+        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            if not gone:
+                upd.doc.ledger.append(
+                    LedgerEntry(
+                        at=self.clock(),
+                        provider=rental.provider,
+                        instance_id=rental.instance_id,
+                        event="price-refused",
+                        usd_per_hour=verdict.billed,
+                        usd=cost,
+                        note=f"{note}; terminate asked, not confirmed: may still bill",
+                    )
+                )
+            elif not verdict.capped:
+                # The next yes must be to the real price, or the same refusal would follow.
+                agreement = verdict.agreement
+                real = agreement.offer.model_copy(update={"usd_per_hour": verdict.billed})
+                quote = make_quote(agreement.query, real, [], now=self.clock(), ttl_seconds=self.caps.quote_ttl_seconds)
+                upd.doc.quotes[quote.quote_id] = quote
+        return refusal(
+            verdict,
+            label=provider.label,
+            gpu=rental.gpu,
+            key=rental.key,
+            terminated=gone,
+            cost_usd=cost,
+            quote=quote,
         )
 
     async def _mark_ready(self, key: str, seen: Instance) -> Rental:

@@ -20,6 +20,7 @@ __all__ = [
     "LedgerEntry",
     "OfferQuery",
     "PendingCreate",
+    "PriceAgreement",
     "ProviderName",
     "Quote",
     "Rental",
@@ -138,6 +139,16 @@ class Quote(_Frozen):
     used: bool = False
 
 
+class PriceAgreement(_Frozen):
+    """What the user said yes to. Kept on a rental until the provider's billed price is known and checked."""
+
+    usd_per_hour: float = Field(description="The hourly price the user confirmed.")
+    worst_case_usd: float = Field(description="The most the rental could cost at that price, as the user was told.")
+    hours: float
+    query: OfferQuery
+    offer: GpuOffer = Field(description="The offer rented, so a refusal can quote its real price at once.")
+
+
 class PendingCreate(_Frozen):
     """A create call we sent. Kept until the instance is found, so a lost answer never means a second rental."""
 
@@ -146,6 +157,7 @@ class PendingCreate(_Frozen):
     name: str
     quote_id: str
     sent_at: datetime
+    agreement: PriceAgreement | None = None
 
 
 class Rental(_Frozen):
@@ -169,6 +181,9 @@ class Rental(_Frozen):
     quote_id: str | None = None
     orphan: bool = Field(default=False, description="Found at the provider, not rented through this grimoire.")
     final_usd: float | None = None
+    unverified_price: PriceAgreement | None = Field(
+        default=None, description="Set while the provider has not said what it bills; checked when it does."
+    )
 
     @property
     def key(self) -> str:
@@ -189,7 +204,7 @@ class LedgerEntry(_Frozen):
     at: datetime
     provider: ProviderName
     instance_id: str
-    event: Literal["rented", "stopped", "terminated", "gone", "boot-timeout", "adopted"]
+    event: Literal["rented", "stopped", "terminated", "gone", "boot-timeout", "adopted", "price-refused"]
     usd_per_hour: float = 0.0
     usd: float = Field(default=0.0, description="Cost of this instance up to this event.")
     note: str = ""

@@ -10,6 +10,7 @@ from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.providers.base import GpuProvider
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, open_rental, refresh_rental
 from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, Rental
+from ategnatos_mcp.providers.priceguard import PriceRefusedError
 from ategnatos_mcp.providers.teardown import terminate_confirmed
 
 if TYPE_CHECKING:
@@ -52,8 +53,20 @@ async def reconcile_provider(service: Lifecycle, provider: GpuProvider) -> list[
         capped = [
             r for r in _past_cap(doc, provider.name, service.caps.max_hours_per_instance, now) if r.key not in booting
         ]
-    notes.extend([await _enforce_boot_deadline(service, provider, rental) for rental in overdue])
-    notes.extend([await _enforce_hour_cap(service, provider, rental) for rental in capped])
+        # Rentals whose billed price was never checked (a lost create answer, a restart before the first read).
+        billed = {f"{provider.name}:{i.instance_id}": i.usd_per_hour for i in listed if i.usd_per_hour}
+        unchecked = [
+            (key, billed[key]) for key, r in doc.rentals.items() if key in billed and r.unverified_price is not None
+        ]
+    refused: set[str] = set()
+    for key, price in unchecked:
+        try:
+            await service.settle_price(key, price)
+        except PriceRefusedError as exc:
+            refused.add(key)
+            notes.append(f"{exc.message} Next step: {exc.hint}")
+    notes.extend([await _enforce_boot_deadline(service, provider, r) for r in overdue if r.key not in refused])
+    notes.extend([await _enforce_hour_cap(service, provider, r) for r in capped if r.key not in refused])
     return notes
 
 
@@ -106,6 +119,7 @@ def _adopt(doc: GpuDocument, instance: Instance, now: datetime, boot_timeout: in
         ssh_port=instance.ssh_port,
         ssh_user=instance.ssh_user,
         quote_id=pending.quote_id if pending else None,
+        unverified_price=pending.agreement if pending else None,
         orphan=pending is None,
         ready=pending is None and instance.status is InstanceStatus.RUNNING,
     )

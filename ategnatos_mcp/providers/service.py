@@ -28,9 +28,11 @@ from ategnatos_mcp.providers.models import (
     InstanceStatus,
     OfferQuery,
     PendingCreate,
+    PriceAgreement,
     Quote,
     Rental,
 )
+from ategnatos_mcp.providers.priceguard import agreement_for
 from ategnatos_mcp.providers.quotes import (
     PRICE_TOLERANCE_USD,
     alternatives,
@@ -278,11 +280,12 @@ class GpuService(Lifecycle):
         name = f"{TAG_PREFIX}{tag}" + (f"-{_slug(label)}" if label else "")
         public_key = await self._ssh_key(provider)
         now = self.clock()
+        agreement = agreement_for(quote, quote.offer, ceiling, plan.worst)
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
             # Mark the quote used and remember the create BEFORE sending it: a lost answer is then found by tag.
             upd.doc.quotes[quote.quote_id] = quote.model_copy(update={"used": True})
             upd.doc.pending[tag] = PendingCreate(
-                tag=tag, provider=provider.name, name=name, quote_id=quote.quote_id, sent_at=now
+                tag=tag, provider=provider.name, name=name, quote_id=quote.quote_id, sent_at=now, agreement=agreement
             )
         tried: list[str] = []
         instance: Instance | None = None
@@ -322,7 +325,11 @@ class GpuService(Lifecycle):
                 service=provider.name,
                 hint="Ask for GPU offers again; capacity changes minute to minute.",
             )
-        rental = await self._record(instance, tag, offer.gpu, instance.usd_per_hour or offer.usd_per_hour, quote)
+        agreement = agreement.model_copy(update={"offer": offer})
+        rental = await self._record(instance, tag, offer.gpu, quote, agreement)
+        # The create answer may already say what the provider bills (RunPod's pod cost; Vast.ai and Lambda once
+        # the new instance is read back); above the yes or a cap it is ended here, before any answer.
+        rental = await self.settle_price(rental.key, instance.usd_per_hour)
         return SpinupResult(
             instance=InstanceView.of(rental, self.clock()),
             quote_id=quote.quote_id,
@@ -358,7 +365,7 @@ class GpuService(Lifecycle):
             return None
         return next((i for i in listed if tag in i.name and i.status is not InstanceStatus.TERMINATED), None)
 
-    async def _record(self, instance: Instance, tag: str, gpu: str, usd_per_hour: float, quote: Quote) -> Rental:
+    async def _record(self, instance: Instance, tag: str, gpu: str, quote: Quote, agreement: PriceAgreement) -> Rental:
         now = self.clock()
         rental = Rental(
             provider=instance.provider,
@@ -366,7 +373,8 @@ class GpuService(Lifecycle):
             name=instance.name,
             tag=tag,
             gpu=instance.gpu or gpu,
-            usd_per_hour=usd_per_hour,
+            usd_per_hour=agreement.usd_per_hour,
+            unverified_price=agreement,
             status=instance.status,
             started_at=now,
             max_hours=quote.hours,
@@ -378,7 +386,7 @@ class GpuService(Lifecycle):
         )
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
             upd.doc.pending.pop(tag, None)
-            open_rental(upd.doc, rental, note="confirmed by the user")
+            open_rental(upd.doc, rental, note=f"confirmed by the user at ${agreement.usd_per_hour:.2f}/h")
             doc = upd.doc
         await sync_studio(self.store, doc)
         return rental

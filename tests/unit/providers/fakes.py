@@ -79,6 +79,12 @@ class FakeCloud:
         self.delete_outcomes: deque[dict[str, Any]] = deque()
         self.boot: list[str] = []
         self.created = 0
+        # What a new instance really bills per hour (None: the catalogue price, as the real clouds do).
+        self.charge: float | None = None
+        # Status reads that answer "not found" right after a create (a new instance not listed yet).
+        self.hidden_reads = 0
+        # Instance lists that do not show new instances yet (a list lagging behind a create).
+        self.hidden_lists = 0
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
@@ -127,6 +133,7 @@ class FakeRunPod(FakeCloud):
         self.pods: dict[str, dict[str, Any]] = {}
         self.keys: list[str] = list(case("runpod", "v2_account_ssh_keys", "list")["response"]["json"]["keys"])
         self.boot = ["PROVISIONING", "RUNNING"]
+        self.cost_in_create = True
         r = self.router
         r.get(path__regex=r"/v2/catalog/gpus$").mock(side_effect=lambda req: httpx.Response(200, json=self.catalog))
         r.post(path__regex=r"/v2/pods$").mock(side_effect=self._create)
@@ -169,14 +176,18 @@ class FakeRunPod(FakeCloud):
         pod_id = f"pod{self.created:04d}xyz"
         pod.update(id=pod_id, name=body["name"], gpu={"id": body["gpu"]["id"], "count": body["gpu"]["count"]})
         pod.update(cloud=body["cloud"], ports=body["ports"], env=body["env"], disk=body["disk"])
-        pod["cost"] = round(self.price(body["gpu"]["id"], body["cloud"]) * body["gpu"]["count"], 4)
+        listed = round(self.price(body["gpu"]["id"], body["cloud"]) * body["gpu"]["count"], 4)
+        pod["cost"] = self.charge if self.charge is not None else listed
         pod["_boot"] = list(self.boot)
         self.pods[pod_id] = pod
         if outcome == "lost":
             return _json(case("runpod", "v2_errors", "upstream_5xx")["response"])
         if outcome == "timeout":
             raise httpx.ReadTimeout("the answer never came", request=request)
-        return httpx.Response(201, json=self._public(pod))
+        answer = self._public(pod)
+        if not self.cost_in_create:
+            del answer["cost"]  # the spec does not require it; then the first status read is the first price
+        return httpx.Response(201, json=answer)
 
     def _public(self, pod: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in pod.items() if not k.startswith("_")}
@@ -191,6 +202,9 @@ class FakeRunPod(FakeCloud):
         return self._public(pod)
 
     def _list(self, request: httpx.Request) -> httpx.Response:
+        if self.hidden_lists > 0:
+            self.hidden_lists -= 1
+            return httpx.Response(200, json={"pods": []})
         return httpx.Response(200, json={"pods": [self._public(p) for p in self.pods.values()]})
 
     def _get(self, request: httpx.Request, pod: str) -> httpx.Response:
@@ -260,7 +274,10 @@ class FakeVast(FakeCloud):
         self.created += 1
         record = copy.deepcopy(example("vastai", "show_instance_running")["response"]["json"]["instances"])
         instance_id = 28765432 + self.created
+        rented = next(o for o in self.offers if o["id"] == int(offer))
         record.update(id=instance_id, label=body["label"], actual_status=None, ports=None)
+        record.update(gpu_name=rented["gpu_name"], num_gpus=rented["num_gpus"], dph_base=rented["dph_base"])
+        record["dph_total"] = self.charge if self.charge is not None else rented["dph_total"]
         record["_boot"] = list(self.boot)
         self.instances[instance_id] = record
         answer = example("vastai", "create_instance")["response"]["json"]
@@ -275,6 +292,9 @@ class FakeVast(FakeCloud):
 
     def _get(self, request: httpx.Request, inst: str) -> httpx.Response:
         record = self.instances.get(int(inst))
+        if record is not None and self.hidden_reads > 0:
+            self.hidden_reads -= 1
+            record = None
         return httpx.Response(200, json={"instances": self._view(record) if record else None})
 
     def _list(self, request: httpx.Request) -> httpx.Response:
@@ -324,7 +344,9 @@ class FakeLambda(FakeCloud):
         self.created += 1
         record = copy.deepcopy(example("lambda", "get_instance_active")["response"]["json"]["data"])
         instance_id = f"{self.created:032x}"
-        kind = self.types["data"][body["instance_type_name"]]["instance_type"]
+        kind = copy.deepcopy(self.types["data"][body["instance_type_name"]]["instance_type"])
+        if self.charge is not None:
+            kind["price_cents_per_hour"] = round(self.charge * 100)
         record.update(
             id=instance_id,
             name=body["name"],
@@ -344,7 +366,8 @@ class FakeLambda(FakeCloud):
         return view
 
     def _get(self, request: httpx.Request, inst: str) -> httpx.Response:
-        if inst not in self.instances:
+        if inst not in self.instances or self.hidden_reads > 0:
+            self.hidden_reads = max(self.hidden_reads - 1, 0)
             return _json(example("lambda", "get_instance_not_found")["response"])
         return httpx.Response(200, json={"data": self._view(self.instances[inst])})
 

@@ -51,8 +51,8 @@ Written by Ategnatos from `.state/gpu.json`; edits here are not imported.
 |---|---|---|---|---|---|
 | 2026-11-29 10:00 | runpod:foreign0 | adopted | 0.59 |  | orphan |
 | 2026-11-29 11:30 | runpod:pod0001xyz | terminated | 0.34 | 0.51 | terminated by request |
-| 2026-11-29 10:00 | runpod:pod0002xyz | rented | 0.34 |  | confirmed by the user |
-| 2026-11-29 10:00 | runpod:pod0001xyz | rented | 0.34 |  | confirmed by the user |
+| 2026-11-29 10:00 | runpod:pod0002xyz | rented | 0.34 |  | confirmed by the user at $0.34/h |
+| 2026-11-29 10:00 | runpod:pod0001xyz | rented | 0.34 |  | confirmed by the user at $0.34/h |
 """)
 
 

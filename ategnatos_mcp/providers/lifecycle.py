@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
+
+import anyio
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 from ategnatos_mcp.providers.base import GpuProvider
@@ -15,7 +18,13 @@ from ategnatos_mcp.providers.priceguard import PriceRefusedError, PriceVerdict, 
 from ategnatos_mcp.providers.quotes import make_quote
 from ategnatos_mcp.providers.reconcile import reconcile_provider
 from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
-from ategnatos_mcp.providers.teardown import STILL_BILLING_WHEN_STOPPED, terminate_confirmed
+from ategnatos_mcp.providers.teardown import (
+    STILL_BILLING_WHEN_STOPPED,
+    Progress,
+    bounded_teardown,
+    teardown_result,
+    terminate_confirmed,
+)
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 
@@ -25,7 +34,6 @@ logger = logging.getLogger("ategnatos_mcp.providers")
 
 # (host, port, user, identity) -> SSH answered (and its host key is pinned).
 Probe = Callable[[str, int, str, str], Awaitable[bool]]
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 # Hears about each rental that ended (terminated, stopped, gone, boot timeout, hour cap), once, after it is recorded.
 EndListener = Callable[[Rental], Awaitable[None]]
 
@@ -214,6 +222,13 @@ class Lifecycle:
         await self._ended([final])
         return final
 
+    async def _close_shielded(self, key: str, event: str, status: InstanceStatus, note: str) -> Rental:
+        """``_close`` that completes even when the caller's time limit strikes (the provider already confirmed)."""
+        closed: list[Rental] = []
+        with anyio.CancelScope(shield=True):
+            closed.append(await self._close(key, event, status, note))
+        return closed[0]
+
     async def _ended(self, rentals: list[Rental]) -> None:
         """Tell the listeners (e.g. the deployer holding SSH sessions and tunnels) which rentals ended."""
         for rental in rentals:
@@ -275,8 +290,11 @@ class Lifecycle:
             notes=notes,
         )
 
-    async def teardown(self, keys: list[str], *, everything: bool = False, stop: bool = False) -> TeardownResult:
-        """Terminate (default) or stop instances; every terminate is retried until the provider confirms."""
+    async def teardown(
+        self, keys: list[str], *, everything: bool = False, stop: bool = False, progress: Progress | None = None
+    ) -> TeardownResult:
+        """Terminate (default) or stop instances; each terminate is retried until the provider confirms, within
+        ``caps.teardown_seconds`` per provider (the providers in parallel). What is not confirmed is said so."""
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         if everything:
             targets = [r for r in doc.rentals.values() if r.ended_at is None or r.status is InstanceStatus.STOPPED]
@@ -287,8 +305,18 @@ class Lifecycle:
                 "Say which instances to tear down.",
                 hint="Pass instance keys from gpu_instances, or all_instances=true.",
             )
-        items = [await self._teardown_one(rental, stop) for rental in targets]
-        return TeardownResult(items=items, total_final_usd=round(sum(i.final_usd or 0 for i in items), 2))
+        groups: dict[str, list[Rental]] = {}
+        for rental in {r.key: r for r in targets}.values():
+            groups.setdefault(rental.provider, []).append(rental)
+        labels = {name: provider.label for name, provider in self.providers.items()}
+        done = await bounded_teardown(
+            groups,
+            partial(self._teardown_one, stop=stop),
+            labels=labels,
+            seconds=self.caps.teardown_seconds,
+            progress=progress,
+        )
+        return teardown_result([done[key] for key in dict.fromkeys(r.key for r in targets)])
 
     async def _teardown_one(self, rental: Rental, stop: bool) -> TeardownItem:
         if rental.status is InstanceStatus.TERMINATED:
@@ -304,7 +332,7 @@ class Lifecycle:
             )
         if stop:
             await provider.stop(rental.instance_id)
-            final = await self._close(rental.key, "stopped", InstanceStatus.STOPPED, "stopped by request")
+            final = await self._close_shielded(rental.key, "stopped", InstanceStatus.STOPPED, "stopped by request")
             return TeardownItem(
                 key=rental.key,
                 outcome="stopped",
@@ -327,7 +355,7 @@ class Lifecycle:
                 still_billing="It may still be billing.",
                 message=f"{provider.label} accepted the request but still lists the instance; run gpu_teardown again shortly.",
             )
-        final = await self._close(rental.key, "terminated", InstanceStatus.TERMINATED, "terminated by request")
+        final = await self._close_shielded(rental.key, "terminated", InstanceStatus.TERMINATED, "terminated by request")
         return TeardownItem(key=rental.key, outcome="terminated", final_usd=final.final_usd)
 
 

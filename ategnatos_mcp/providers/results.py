@@ -146,7 +146,9 @@ class TeardownItem(BaseModel):
     """What happened to one instance."""
 
     key: str
-    outcome: Literal["terminated", "stopped", "already gone", "failed"]
+    outcome: Literal["terminated", "stopped", "already gone", "failed", "unconfirmed"] = Field(
+        description="unconfirmed: the provider did not confirm in time; it may still be billing."
+    )
     final_usd: float | None = None
     still_billing: str = ""
     message: str = ""
@@ -157,3 +159,5 @@ class TeardownResult(BaseModel):
 
     items: list[TeardownItem]
     total_final_usd: float
+    unconfirmed: list[str] = Field(default_factory=list, description="Keys whose teardown is not confirmed yet.")
+    next_step: str = Field(default="", description="The exact call that retries what is not confirmed.")

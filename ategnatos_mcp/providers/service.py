@@ -11,12 +11,12 @@ import anyio
 
 from ategnatos_mcp.errors import ConsentError, InvalidRequestError, UpstreamError
 from ategnatos_mcp.providers.base import (
-    CreateOutcomeUnknownError,
     GpuProvider,
     OfferUnavailableError,
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.create import create_once
 from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
 from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
@@ -25,7 +25,6 @@ from ategnatos_mcp.providers.models import (
     GpuDocument,
     GpuOffer,
     Instance,
-    InstanceStatus,
     OfferQuery,
     PendingCreate,
     PriceAgreement,
@@ -115,17 +114,25 @@ class GpuService(Lifecycle):
     # Offers --------------------------------------------------------------------------------------
     async def find_offers(self, query: OfferQuery, limit: int = 8) -> OffersResult:
         """The cheapest fitting offers across providers, each saved as a quote with an expiry."""
-        found: list[GpuOffer] = []
-        not_searched = [f"{name} (no API key set)" for name in self.missing_keys]
-        for name, provider in self.providers.items():
+        offered: dict[str, list[GpuOffer]] = {}
+        failed: dict[str, str] = {}
+
+        async def search(name: str, provider: GpuProvider) -> None:
             try:
-                found.extend(await provider.offers(query))
+                offered[name] = await provider.offers(query)
             except UpstreamError as exc:
                 logger.info("offers from %s failed: %s", name, exc.message)
-                not_searched.append(f"{provider.label} ({exc.message})")
+                failed[name] = f"{provider.label} ({exc.message})"
             except (ValueError, KeyError, TypeError):  # an answer in a shape we do not know: skip, don't fail all
                 logger.exception("offers from %s could not be read", name)
-                not_searched.append(f"{provider.label} (answered in a form Ategnatos does not understand)")
+                failed[name] = f"{provider.label} (answered in a form Ategnatos does not understand)"
+
+        async with anyio.create_task_group() as group:  # the clouds side by side: one slow cloud delays no other
+            for name, provider in self.providers.items():
+                group.start_soon(search, name, provider)
+        found = [offer for name in self.providers for offer in offered.get(name, [])]
+        not_searched = [f"{name} (no API key set)" for name in self.missing_keys]
+        not_searched += [failed[name] for name in self.providers if name in failed]
         fitting = sorted((o for o in found if fits(o, query)), key=lambda o: (o.usd_per_hour, -(o.reliability or 0)))
         now = self.clock()
         quotes = [
@@ -309,7 +316,7 @@ class GpuService(Lifecycle):
                     ssh_public_key=public_key,
                 )
                 try:
-                    instance = await self._create(provider, request)
+                    instance = await create_once(provider, request, sleep=self.sleep)
                 except OfferUnavailableError as exc:
                     tried.append(f"{candidate.offer_ref}: {exc.message}")
                     continue
@@ -337,33 +344,6 @@ class GpuService(Lifecycle):
             tried=tried,
             image=plan.image if provider.name in IMAGE_PROVIDERS else None,
         )
-
-    async def _create(self, provider: GpuProvider, request: CreateRequest) -> Instance:
-        for attempt in range(3):
-            try:
-                return await provider.create(request)
-            except CreateOutcomeUnknownError:
-                found = await self._find_by_tag(provider, request.tag)
-                if found is not None:
-                    return found
-                raise UpstreamError(
-                    f"{provider.label} did not confirm the rental, and no instance with tag {request.tag} is listed yet. "
-                    "To avoid paying twice, Ategnatos did not try again.",
-                    service=provider.name,
-                    hint="Call gpu_instances in a minute: if the rental appears it is picked up and shown with its cost.",
-                ) from None
-            except ProviderHttpError as exc:
-                if exc.status != 429 or attempt == 2:
-                    raise
-                await self.sleep(min(exc.retry_after if exc.retry_after is not None else 12.0, 30.0))
-        raise AssertionError("unreachable")
-
-    async def _find_by_tag(self, provider: GpuProvider, tag: str) -> Instance | None:
-        try:
-            listed = await provider.list()
-        except ProviderHttpError:
-            return None
-        return next((i for i in listed if tag in i.name and i.status is not InstanceStatus.TERMINATED), None)
 
     async def _record(self, instance: Instance, tag: str, gpu: str, quote: Quote, agreement: PriceAgreement) -> Rental:
         now = self.clock()

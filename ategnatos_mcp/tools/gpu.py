@@ -251,11 +251,16 @@ async def gpu_teardown(
         ),
     ] = "terminate",
 ) -> Annotated[CallToolResult, TeardownResult]:
-    """Terminate (or stop) instances and record their final cost. Terminate is retried until the provider confirms.
+    """Terminate (or stop) instances and record their final cost. Terminate is retried until the provider confirms,
+    for at most [gpu] teardown_seconds per provider (progress is reported meanwhile); what is not confirmed by then
+    is listed with the exact call to retry it.
 
     Stop releases the GPU but the disk keeps billing (RunPod volume, Vast storage); Lambda cannot stop.
     """
-    result = await (await gpu_service(app_of(ctx))).teardown(list(keys), everything=all_instances, stop=mode == "stop")
+    service = await gpu_service(app_of(ctx))
+    result = await service.teardown(
+        list(keys), everything=all_instances, stop=mode == "stop", progress=progress_reporter(ctx)
+    )
     return respond(result, _teardown_summary(result))
 
 
@@ -351,4 +356,7 @@ def _teardown_summary(result: TeardownResult) -> str:
         + (f" {item.message}" if item.message else "")
         for item in result.items
     ]
-    return "\n".join([*lines, f"Final cost of these: ${result.total_final_usd:.2f}."])
+    lines.append(f"Final cost of these: ${result.total_final_usd:.2f}.")
+    if result.next_step:
+        lines.append(f"Next: {result.next_step}")
+    return "\n".join(lines)

@@ -122,7 +122,9 @@ async def test_echoed_keys_never_reach_answers_errors_or_logs(
     offers = await client.call_tool("gpu_offers", {"min_vram_gb": 24})
     quotes = {o["provider"]: o["quote_id"] for o in reversed(offers.structured_content["offers"])}  # type: ignore[index]
     assert set(quotes) == {"runpod", "vast", "lambda"}
-    rented = [await client.call_tool("gpu_spinup", {"quote_id": quotes[p], "confirm": True}) for p in ("runpod", "vast")]
+    rented = [
+        await client.call_tool("gpu_spinup", {"quote_id": quotes[p], "confirm": True}) for p in ("runpod", "vast")
+    ]
     assert not any(r.is_error for r in rented), [r.content for r in rented]
 
     rig.hostile["on"] = True  # from here on every provider (or the proxy before it) echoes what it was sent

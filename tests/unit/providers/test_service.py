@@ -343,9 +343,9 @@ async def test_stop_explains_what_keeps_billing_and_lambda_cannot_stop(store: Gr
     listing = await service.instances()
     assert [v.status for v in listing.instances] == ["stopped"]
     vm = await service.spinup(await _quote(service, gpu="A10"), YES)
-    with pytest.raises(Exception) as refused:
-        await service.teardown([vm.instance.key], stop=True)
-    assert "cannot be stopped" in str(refused.value)
+    refused = await service.teardown([vm.instance.key], stop=True)
+    assert refused.items[0].outcome == "failed" and "cannot be stopped" in refused.items[0].message
+    assert refused.unconfirmed == [vm.instance.key] and "gpu_teardown" in refused.next_step
 
 
 async def test_orphans_are_found_and_offered_for_teardown(store: GrimoireStore, clock: FakeClock) -> None:

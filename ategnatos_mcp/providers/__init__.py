@@ -20,6 +20,10 @@ from ategnatos_mcp.providers.lambdalabs import LambdaProvider
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT
 from ategnatos_mcp.providers.local import LocalProvider
 from ategnatos_mcp.providers.models import (
+    MAX_HOURS,
+    MAX_USD_PER_HOUR,
+    MAX_VRAM_GB,
+    MIN_HOURS,
     Balance,
     CreateRequest,
     GpuDocument,
@@ -49,6 +53,10 @@ __all__ = [
     "GPU_DOCUMENT",
     "GPU_VIEW",
     "HEARTBEAT_COMMAND",
+    "MAX_HOURS",
+    "MAX_USD_PER_HOUR",
+    "MAX_VRAM_GB",
+    "MIN_HOURS",
     "Balance",
     "BudgetExceededError",
     "Consent",

@@ -203,6 +203,7 @@ def _offer(kind: _Type, region: str) -> GpuOffer:
         gpu_count=count,
         vram_gb=vram,
         usd_per_hour=kind.price_cents_per_hour / 100,
+        kind=f"whole VM in {region}",
         region=region,
         notes=["A whole VM, billed by the minute until terminated; it cannot be paused."],
     )

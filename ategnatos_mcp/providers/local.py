@@ -61,6 +61,7 @@ class LocalProvider:
                 gpu_count=query.gpu_count,
                 vram_gb=vram,
                 usd_per_hour=0.0,
+                kind="this computer",
                 region="here",
                 notes=["Your own GPU: nothing to rent, nothing billed."],
             )

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from ategnatos_mcp.state import Document
 
 __all__ = [
+    "MAX_HOURS",
+    "MAX_USD_PER_HOUR",
+    "MAX_VRAM_GB",
+    "MIN_HOURS",
     "Balance",
     "CreateRequest",
     "GpuDocument",
@@ -49,16 +53,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Sane bounds for what a user can ask: far above any real machine or plan, far below what breaks arithmetic.
+MAX_VRAM_GB = 1024.0  # per GPU; the largest cards today have about 192 GB
+MAX_USD_PER_HOUR = 1000.0
+MAX_HOURS = 8760.0  # a year
+MIN_HOURS = 0.01  # under a minute
+
+
 class OfferQuery(_Frozen):
     """What the user asked for. Every field is optional except the hours the quote is for."""
 
-    gpu: str | None = None
-    min_vram_gb: float | None = None
+    gpu: str | None = Field(default=None, max_length=100)
+    min_vram_gb: float | None = Field(default=None, ge=0, le=MAX_VRAM_GB)
     gpu_count: int = Field(default=1, ge=1, le=8)
-    max_usd_per_hour: float | None = None
-    min_reliability: float | None = None
-    region: str | None = None
-    hours: float = Field(default=1.0, gt=0)
+    max_usd_per_hour: float | None = Field(default=None, gt=0, le=MAX_USD_PER_HOUR)
+    min_reliability: float | None = Field(default=None, ge=0, le=1)
+    region: str | None = Field(default=None, max_length=100)
+    hours: float = Field(default=1.0, ge=MIN_HOURS, le=MAX_HOURS)
     disk_gb: int = Field(default=60, ge=10, le=2000)
     min_cuda: str = Field(default="12.4", pattern=r"^\d+\.\d+$", description="CUDA the image needs from the host.")
 
@@ -75,6 +86,9 @@ class GpuOffer(_Frozen):
     gpu_count: int = 1
     vram_gb: float
     usd_per_hour: float
+    kind: str = Field(
+        default="", description="What sets this offer apart from another of the same GPU, e.g. 'community cloud'."
+    )
     storage_usd_per_gb_month: float | None = None
     storage_billed_when_stopped: bool = False
     bandwidth_usd_per_gb: float | None = Field(default=None, description="Download price per GB, where it is billed.")

@@ -17,6 +17,7 @@ __all__ = [
     "SpinupResult",
     "TeardownItem",
     "TeardownResult",
+    "why_prices_differ",
 ]
 
 
@@ -30,6 +31,7 @@ class OfferView(BaseModel):
     gpu_count: int
     vram_gb: float
     usd_per_hour: float
+    kind: str = Field(default="", description="What sets it apart from another offer of the same GPU.")
     hours: float
     worst_case_usd: float = Field(description="The most this rental can cost for the requested hours.")
     region: str | None = None
@@ -56,6 +58,7 @@ class OfferView(BaseModel):
             gpu_count=offer.gpu_count,
             vram_gb=offer.vram_gb,
             usd_per_hour=offer.usd_per_hour,
+            kind=offer.kind,
             hours=quote.hours,
             worst_case_usd=quote.worst_case_usd,
             region=offer.region,
@@ -72,10 +75,26 @@ class OffersResult(BaseModel):
 
     offers: list[OfferView]
     hours: float
+    why_prices_differ: list[str] = Field(
+        default_factory=list, description="For a GPU listed at several prices: what sets the offers apart."
+    )
     not_searched: list[str] = Field(default_factory=list, description="Providers skipped (no key) or that failed.")
     max_usd_per_hour: float
     month_spent_usd: float
     monthly_cap_usd: float
+
+
+def why_prices_differ(quotes: list[Quote]) -> list[str]:
+    """For a GPU listed at several prices, what sets each offer apart (the provider's own note), once each."""
+    prices: dict[tuple[str, int], set[float]] = {}
+    for quote in quotes:
+        prices.setdefault((quote.offer.gpu, quote.offer.gpu_count), set()).add(round(quote.offer.usd_per_hour, 2))
+    notes: list[str] = []
+    for quote in quotes:
+        offer = quote.offer
+        if len(prices[(offer.gpu, offer.gpu_count)]) > 1 and offer.notes and offer.notes[0] not in notes:
+            notes.append(offer.notes[0])
+    return notes
 
 
 class InstanceView(BaseModel):

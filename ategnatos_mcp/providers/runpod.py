@@ -237,7 +237,11 @@ def _offer(gpu_type: _GpuType, cloud: str, count: int) -> GpuOffer | None:
     if not offered or price is None or gpu_type.availability in (None, "NONE"):
         return None
     regions = [dc.id for dc in gpu_type.dataCenters]
-    notes = ["Community cloud: cheaper, but the public IP can change on restart."] if cloud == "COMMUNITY" else []
+    notes = (
+        ["Community cloud: third-party hosts, cheaper, but the public IP can change on restart."]
+        if cloud == "COMMUNITY"
+        else ["Secure cloud: RunPod's own data centres, always a public IP."]
+    )
     return GpuOffer(
         provider="runpod",
         offer_ref=f"{gpu_type.id}|{cloud}",
@@ -246,6 +250,7 @@ def _offer(gpu_type: _GpuType, cloud: str, count: int) -> GpuOffer | None:
         gpu_count=count,
         vram_gb=gpu_type.memory,
         usd_per_hour=round(price * count, 4),
+        kind="community cloud" if cloud == "COMMUNITY" else "secure cloud",
         storage_usd_per_gb_month=0.10,
         storage_billed_when_stopped=True,
         region=",".join(regions) or None,

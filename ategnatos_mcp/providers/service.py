@@ -48,6 +48,7 @@ from ategnatos_mcp.providers.results import (
     OffersResult,
     OfferView,
     SpinupResult,
+    why_prices_differ,
 )
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
@@ -147,6 +148,7 @@ class GpuService(Lifecycle):
         return OffersResult(
             offers=[OfferView.of(q, self._budget_note(q, rentals, now)) for q in quotes],
             hours=query.hours,
+            why_prices_differ=why_prices_differ(quotes),
             not_searched=not_searched,
             max_usd_per_hour=self.caps.max_usd_per_hour,
             month_spent_usd=spent,

@@ -261,6 +261,7 @@ def _offer(item: _Offer, disk_gb: int) -> GpuOffer:
         gpu_count=item.num_gpus,
         vram_gb=round(item.gpu_ram / 1024, 1),
         usd_per_hour=round(item.dph_total, 4),
+        kind=f"marketplace host in {item.geolocation}" if item.geolocation else "marketplace host",
         storage_usd_per_gb_month=item.storage_cost,
         storage_billed_when_stopped=True,
         bandwidth_usd_per_gb=item.inet_down_cost,

@@ -16,6 +16,10 @@ from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.providers import (
     GPU_DOCUMENT,
     GPU_VIEW,
+    MAX_HOURS,
+    MAX_USD_PER_HOUR,
+    MAX_VRAM_GB,
+    MIN_HOURS,
     Consent,
     Deployer,
     GpuService,
@@ -111,18 +115,31 @@ def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmat
 @guard
 async def gpu_offers(
     ctx: Context[AppContext],
-    gpu: Annotated[str | None, Field(description="GPU wish, e.g. '4090', 'A100', 'H100'. Empty = any.")] = None,
+    gpu: Annotated[
+        str | None, Field(description="GPU wish, e.g. '4090', 'A100', 'H100'. Empty = any.", max_length=100)
+    ] = None,
     min_vram_gb: Annotated[
-        float | None, Field(description="At least this much GPU memory (GB), e.g. 24.", ge=0)
+        float | None,
+        Field(description="At least this much memory per GPU (GB), e.g. 24; at most 1024.", ge=0, le=MAX_VRAM_GB),
     ] = None,
     gpu_count: Annotated[int, Field(description="GPUs in one machine.", ge=1, le=8)] = 1,
-    max_usd_per_hour: Annotated[float | None, Field(description="Only offers at or below this price.", gt=0)] = None,
+    max_usd_per_hour: Annotated[
+        float | None,
+        Field(description="Only offers at or below this price (USD per hour).", gt=0, le=MAX_USD_PER_HOUR),
+    ] = None,
     min_reliability: Annotated[
         float | None, Field(description="Marketplace host reliability 0-1, e.g. 0.98.", ge=0, le=1)
     ] = None,
-    region: Annotated[str | None, Field(description="Part of a region or country name, e.g. 'US', 'EU'.")] = None,
+    region: Annotated[
+        str | None, Field(description="Part of a region or country name, e.g. 'US', 'EU'.", max_length=100)
+    ] = None,
     hours: Annotated[
-        float, Field(description="How long the user plans to rent; the quote's worst case covers it.", gt=0)
+        float,
+        Field(
+            description="How long the user plans to rent (0.01 to 8760); the quote's worst case covers it.",
+            ge=MIN_HOURS,
+            le=MAX_HOURS,
+        ),
     ] = 1.0,
     disk_gb: Annotated[int, Field(description="Disk for models and outputs (GB).", ge=10, le=2000)] = 60,
     limit: Annotated[int, Field(description="How many offers to return.", ge=1, le=20)] = 6,
@@ -242,7 +259,10 @@ async def gpu_instances(
 @guard
 async def gpu_teardown(
     ctx: Context[AppContext],
-    keys: Annotated[list[str], Field(description="Instance keys from gpu_instances, e.g. 'runpod:abc123'.")] = [],  # noqa: B006
+    keys: Annotated[
+        list[Annotated[str, Field(max_length=200)]],
+        Field(description="Instance keys from gpu_instances, e.g. 'runpod:abc123'.", max_length=64),
+    ] = [],  # noqa: B006
     all_instances: Annotated[bool, Field(description="Tear down every instance (including orphans).")] = False,
     mode: Annotated[
         Literal["terminate", "stop"],
@@ -309,11 +329,14 @@ def _offers_summary(result: OffersResult) -> str:
         )
     lines = [f"Cheapest fitting offers for {result.hours:g} h (worst case = the most it can cost):"]
     lines.extend(
-        f"- {offer.gpu_label} ×{offer.gpu_count} ({offer.vram_gb:g} GB) on {offer.provider}: "
-        f"${offer.usd_per_hour:.2f}/h, worst case ${offer.worst_case_usd:.2f} — quote {offer.quote_id}"
+        f"- {offer.gpu_label} ×{offer.gpu_count} ({offer.vram_gb:g} GB) on {offer.provider}"
+        + (f", {offer.kind}" if offer.kind else "")
+        + f": ${offer.usd_per_hour:.2f}/h, worst case ${offer.worst_case_usd:.2f} — quote {offer.quote_id}"
         + ("" if offer.within_budget else f" (over budget: {offer.budget_note})")
         for offer in result.offers
     )
+    if result.why_prices_differ:
+        lines.append("Why the same GPU has different prices: " + " ".join(result.why_prices_differ))
     if result.not_searched:
         lines.append(f"Not searched: {', '.join(result.not_searched)}.")
     lines.append("Ask the user before renting; quotes expire.")
@@ -322,7 +345,13 @@ def _offers_summary(result: OffersResult) -> str:
 
 def _spinup_summary(result: SpinupResult) -> str:
     inst = result.instance
-    state = f"ready, SSH {inst.ssh}" if inst.ready else f"still starting ({inst.status}); check gpu_instances"
+    if inst.ready:
+        state = f"ready, SSH {inst.ssh}"
+    elif inst.status == "running":
+        state = "the machine is up but does not answer SSH yet (still setting up); check gpu_instances in a minute"
+    else:
+        phase = {"pending": "waiting for a machine", "starting": "the machine is booting"}.get(inst.status, inst.status)
+        state = f"still starting ({phase}); check gpu_instances in a minute"
     return (
         f"Rented {inst.gpu} on {inst.provider} ({inst.key}) at ${inst.usd_per_hour:.2f}/h — {state}. "
         f"It bills until torn down (gpu_teardown); worst case for the quote was ${result.worst_case_usd:.2f}. "

@@ -257,10 +257,16 @@ class Lifecycle:
         notes: list[str] = []
         before = await self.store.read(GPU_DOCUMENT, GpuDocument)
         still_open = {key for key, rental in before.rentals.items() if rental.ended_at is None}
-        for provider in self.providers.values():
-            if provider.name == "local":
-                continue
-            notes.extend(await reconcile_provider(self, provider))
+        reconciled: dict[str, list[str]] = {}
+
+        async def reconcile(provider: GpuProvider) -> None:
+            reconciled[provider.name] = await reconcile_provider(self, provider)
+
+        async with anyio.create_task_group() as group:  # side by side: one slow cloud delays no other
+            for provider in self.providers.values():
+                if provider.name != "local":
+                    group.start_soon(reconcile, provider)
+        notes.extend(note for name in self.providers for note in reconciled.get(name, []))
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         await sync_studio(self.store, doc)
         # Reconcile may have found some gone, past their hour cap or past their boot deadline.

@@ -99,6 +99,7 @@ async def test_teardown_against_silent_providers_is_bounded_reports_progress_and
                     torn = await client.call_tool(
                         "gpu_teardown", {"all_instances": True}, progress_callback=on_progress
                     )
+                    listing = await client.call_tool("gpu_instances", {})
         await app.exit_stack.aclose()
 
     assert not torn.is_error, torn.content
@@ -118,6 +119,11 @@ async def test_teardown_against_silent_providers_is_bounded_reports_progress_and
     assert any(m.startswith(f"runpod:{pod}: terminated") for m in messages)
     assert any("Still waiting for Lambda, Vast.ai" in m for m in messages)
     assert [p for p, _, _ in reported] == sorted({p for p, _, _ in reported})  # strictly growing
+    # The listing still shows both as billing, and says plainly that their providers could not be checked.
+    assert [i["key"] for i in listing.structured_content["instances"]] == ["vast:28765433", "lambda:0920582c"]  # type: ignore[index]
+    notes = listing.structured_content["notes"]  # type: ignore[index]
+    assert [n.split(" could not be checked just now")[0] for n in notes] == ["Vast.ai", "Lambda"]
+    assert all("did not answer in time" in n for n in notes)
     doc = GpuDocument.model_validate_json((settings.state_dir / "gpu.json").read_text(encoding="utf-8"))
     assert doc.rentals["vast:28765433"].ended_at is None and doc.rentals["lambda:0920582c"].ended_at is None
     assert doc.rentals[f"runpod:{pod}"].status is InstanceStatus.TERMINATED

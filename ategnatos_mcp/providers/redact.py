@@ -29,7 +29,8 @@ _SECRET_PARAMS = ("api_key", "apikey", "key", "token", "access_token", "secret")
 _SHAPES = [
     # An echoed header, quoted or not: 'Authorization: Bearer x', '"authorization": "Basic x"'.
     re.compile(r"""(?i)(\bauthorization["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?[^\s"',;}]+"""),
-    re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{6,}"),
+    # A token after the scheme word: long, and not a plain lowercase word ("basic information" stays).
+    re.compile(r"\b((?i:bearer|basic))(\s+)(?=[A-Za-z0-9._~+/=-]*[0-9A-Z=_])[A-Za-z0-9._~+/=-]{8,}"),
     # Query or form parameters: ?api_key=..., &key=..., token=...
     re.compile(r"(?i)(\b(?:api[_-]?key|access[_-]?token|key|token|secret)=)[^&\s\"'<>]+"),
     # JSON or header spellings: "api_key": "...", x-api-key: ...

@@ -166,4 +166,8 @@ def test_one_redaction_for_every_shape() -> None:
     body = f'{{"msg": "bad key {LAMBDA_KEY}"}}'.encode()
     assert redact_bytes(body, [LAMBDA_KEY]) == b'{"msg": "bad key [redacted]"}'
     # Ordinary words are left alone.
-    assert redact("The key moment: Basic plan, bearer bonds", []) == "The key moment: Basic plan, bearer bonds"
+    for plain in ("The key moment: Basic plan, bearer bonds", "basic information here", "Bearer token missing"):
+        assert redact(plain, []) == plain
+    assert redact("BEARER sk_live_abc and Authorization: Basic dXNlcjo=", []) == (
+        "BEARER [redacted] and Authorization: [redacted]"
+    )

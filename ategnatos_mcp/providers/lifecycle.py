@@ -9,7 +9,7 @@ from functools import partial
 
 import anyio
 
-from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError, UpstreamError
 from ategnatos_mcp.providers.base import GpuProvider
 from ategnatos_mcp.providers.budget import month_spend
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
@@ -260,7 +260,10 @@ class Lifecycle:
         reconciled: dict[str, list[str]] = {}
 
         async def reconcile(provider: GpuProvider) -> None:
-            reconciled[provider.name] = await reconcile_provider(self, provider)
+            try:
+                reconciled[provider.name] = await reconcile_provider(self, provider)
+            except AtegnatosError as exc:  # in a task group: report it here, or it would end every reconcile
+                reconciled[provider.name] = [f"{provider.label} could not be fully checked: {exc.message}"]
 
         async with anyio.create_task_group() as group:  # side by side: one slow cloud delays no other
             for provider in self.providers.values():

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from ategnatos_mcp.errors import ConsentError, InvalidRequestError, UpstreamError
+from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError, UpstreamError
 from ategnatos_mcp.providers.base import (
     GpuProvider,
     OfferUnavailableError,
@@ -121,7 +121,7 @@ class GpuService(Lifecycle):
         async def search(name: str, provider: GpuProvider) -> None:
             try:
                 offered[name] = await provider.offers(query)
-            except UpstreamError as exc:
+            except AtegnatosError as exc:  # in a task group: report it here, or it would end the whole search
                 logger.info("offers from %s failed: %s", name, exc.message)
                 failed[name] = f"{provider.label} ({exc.message})"
             except (ValueError, KeyError, TypeError):  # an answer in a shape we do not know: skip, don't fail all

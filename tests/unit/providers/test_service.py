@@ -404,3 +404,19 @@ async def test_payment_refusal_is_reported_without_trying_others(store: Grimoire
     assert "balance is too low" in refused.value.message
     assert len(runpod.calls("POST", "/v2/pods")) == 1
     assert (await store.read(GPU_DOCUMENT, GpuDocument)).pending == {}
+
+
+async def test_a_provider_failing_mid_reconcile_is_a_note_and_the_others_are_still_checked(
+    store: GrimoireStore, clock: FakeClock
+) -> None:
+    runpod, lam = FakeRunPod(), FakeLambda()
+    runpod.boot = ["PROVISIONING"]  # never comes up: the boot deadline will terminate it...
+    service = make_service(store, [runpod, lam], clock, caps=GpuSettings(boot_timeout_seconds=300))
+    await service.spinup(await _quote(service, gpu="4090"), YES)
+    vm = await service.spinup(await _quote(service, gpu="A10"), YES)
+    clock.advance(301)
+    forbidden = {"status": 403, "json": {"title": "Forbidden", "status": 403, "detail": "not allowed"}}
+    runpod.delete_outcomes.append(forbidden)  # ...but RunPod refuses the terminate
+    listing = await service.instances()
+    assert any(n.startswith("RunPod could not be fully checked: RunPod refused the API key") for n in listing.notes)
+    assert vm.instance.key in [v.key for v in listing.instances]  # Lambda was reconciled all the same

@@ -355,7 +355,7 @@ class GpuService(Lifecycle):
             name=instance.name,
             tag=tag,
             gpu=instance.gpu or gpu,
-            usd_per_hour=agreement.usd_per_hour,
+            usd_per_hour=instance.usd_per_hour or agreement.usd_per_hour,  # what it bills, once the provider says
             unverified_price=agreement,
             status=instance.status,
             started_at=now,

@@ -84,6 +84,9 @@ async def test_a_rental_billed_above_the_confirmed_price_is_terminated_and_requo
         assert rental.usd_per_hour == pytest.approx(billed)
         events = [(e.event, e.note) for e in doc.ledger]
         assert events[0] == ("rented", f"confirmed by the user at ${confirmed:.2f}/h")
+        # The rented line shows what it bills as soon as the provider said so (else what the user confirmed).
+        assert doc.ledger[0].usd_per_hour == pytest.approx(billed if where == "create answer" else confirmed)
+        assert doc.ledger[1].usd_per_hour == pytest.approx(billed)
         assert events[1][0] == "price-refused"
         assert (
             f"NOT confirmed by the user: billed ${billed:.2f}/h, the user confirmed ${confirmed:.2f}/h" in events[1][1]

@@ -6,6 +6,7 @@ with providers over a mocked ``httpx.AsyncClient`` and a fake SSH probe.
 """
 
 from ategnatos_mcp.providers.base import (
+    AnswerLimits,
     CreateOutcomeUnknownError,
     GpuProvider,
     OfferUnavailableError,
@@ -34,6 +35,7 @@ from ategnatos_mcp.providers.models import (
     Quote,
     Rental,
 )
+from ategnatos_mcp.providers.priceguard import PriceRefusedError
 from ategnatos_mcp.providers.results import (
     InstancesResult,
     InstanceView,
@@ -53,6 +55,7 @@ __all__ = [
     "GPU_DOCUMENT",
     "GPU_VIEW",
     "HEARTBEAT_COMMAND",
+    "AnswerLimits",
     "MAX_HOURS",
     "MAX_USD_PER_HOUR",
     "MAX_VRAM_GB",
@@ -81,6 +84,7 @@ __all__ = [
     "OfferView",
     "OffersResult",
     "PaymentRequiredError",
+    "PriceRefusedError",
     "ProviderHttpError",
     "Quote",
     "Rental",

@@ -24,7 +24,6 @@ class Endpoint:
     interval: float = 0.2
     requests: list[str] = field(default_factory=list)
     bytes_sent: int = 0
-    bytes_sent_now: int = 0
 
     @property
     def url(self) -> str:
@@ -36,7 +35,6 @@ class Endpoint:
             while (await reader.readline()).strip():
                 pass
             self.requests.append(request_line)
-            self.bytes_sent_now = 0
             if self.mode == "silent":
                 await reader.read()  # until the client gives up and closes
                 return
@@ -50,11 +48,12 @@ class Endpoint:
                     self.bytes_sent += 1
             chunk = b'{"gpus": [' + b'{"id": "x"},' * 5_000 + b"\n"
             chunk = chunk[: 64 * 1024]
-            while self.bytes_sent_now < 64 * 1_048_576:
+            sent = 0
+            while sent < 64 * 1_048_576:
                 writer.write(chunk)
                 await writer.drain()
+                sent += len(chunk)
                 self.bytes_sent += len(chunk)
-                self.bytes_sent_now += len(chunk)
         except (ConnectionError, asyncio.IncompleteReadError):
             return
         finally:

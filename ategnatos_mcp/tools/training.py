@@ -132,10 +132,11 @@ async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[Confirm
     if not client_has_dialog(ctx):
         return NoDialog()
     try:
-        planned = (await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))).planned_config_hash
+        gates = await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))
+        planned = gates.planned_config_hash
     except AtegnatosError:
         return NoDialog()  # the body repeats the check and reports it in plain words
-    if planned is None:
+    if planned is None or gates.training_run is not None:  # nothing to ask: the body says why
         return NoDialog()
     return Elicit(
         f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
@@ -145,10 +146,45 @@ async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[Confirm
 
 def _status_summary(status: RunStatus) -> str:
     marks = {"passed": "✓", "failed": "✗", "pending": "…", "open": "·"}
-    lines = [f"Training run '{status.name}':"]
+    head = f"Training run '{status.name}'" + (f" (a new version of '{status.version_of}')" if status.version_of else "")
+    lines = [f"{head}:"]
     lines += [f"{marks[g.status]} Gate {g.number} ({g.name}): {g.detail}" for g in status.gates]
+    if status.training is not None:
+        run = status.training
+        lines.append(
+            f"Training: {_RUN_WORDS[run.state]} on {run.host}"
+            + (f", step {run.step} of {run.total_steps}" if run.total_steps else "")
+            + (f", resumed {run.resumes} time(s)" if run.resumes else "")
+            + ". Its gates stay as they were when it started."
+        )
     lines += [*status.notices, f"Next: {status.next_step}"]
     return "\n".join(lines)
+
+
+_RUN_WORDS = {
+    "running": "started (running when last checked)",
+    "succeeded": "finished",
+    "failed": "failed",
+    "stopped": "stopped",
+    "lost": "ended without saying how",
+}
+
+
+async def _run_status(app: AppContext, name: str) -> RunStatus:
+    """The gates of ``name``, after asking the host whether a training run recorded as running has ended."""
+    from ategnatos_mcp.tools.runs import training_runs
+
+    checked = safe_name(name, what="training run name")
+    notice = await (await training_runs(app)).refresh_outcome(checked)
+    settings = app.settings
+    status = await run_status(
+        app.store,
+        checked,
+        taken=lambda n: (settings.configs_dir / n).exists() or (settings.workspace_dir / "training" / n).exists(),
+    )
+    if notice:
+        status.notices.append(notice)
+    return status
 
 
 @guard
@@ -210,7 +246,7 @@ async def train_gates(
     Re-checks the dataset on disk: if an image or caption changed, the gates after it are reset and the
     answer says which and why.
     """
-    status = await run_status(app_of(ctx).store, safe_name(name, what="training run name"))
+    status = await _run_status(app_of(ctx), name)
     return respond(status, _status_summary(status))
 
 
@@ -222,7 +258,7 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
 
     @guard_resource
     async def training_run(name: str) -> str:
-        status = await run_status(app.store, safe_name(name, what="training run name"))
+        status = await _run_status(app, name)
         records = await read_records(app.store, status.name)
         parts = [_status_summary(status), ""]
         for filename, text in records.items():

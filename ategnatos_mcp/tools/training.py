@@ -20,6 +20,7 @@ from ategnatos_mcp.training import (
     confirm_plan,
     read_gates,
     read_records,
+    refuse_if_trained,
     run_status,
 )
 
@@ -62,7 +63,13 @@ def _plan_summary(plan: TrainingPlan) -> str:
 @guard
 async def train_plan(
     ctx: Context[AppContext],
-    name: Annotated[str, Field(description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise.")],
+    name: Annotated[
+        str,
+        Field(
+            description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise; once it has been "
+            "trained, the same name plans its next version ('ink-style-v2')."
+        ),
+    ],
     dataset_path: Annotated[
         str,
         Field(
@@ -107,6 +114,10 @@ async def train_plan(
     whether it fits the artist's card (and which memory savers were switched on), rough time and cost on
     rented GPUs, and writes the backend's real files (plus a dry-run variant) under workspace/configs/{name}/.
     Nothing trains: show the plan to the artist, then confirm its config hash with train_confirm.
+
+    A run that has been trained is never planned (or trained) again: the plan becomes its next version
+    ('<name>-v2', then '-v3'; the answer's name says which), with its own folders and LoRA files. Gate 1 carries
+    over when the dataset is unchanged; the new version is confirmed and checked like any plan.
     """
     app = app_of(ctx)
     request = PlanRequest(
@@ -205,6 +216,7 @@ async def train_confirm(
     """
     app = app_of(ctx)
     gates = await read_gates(app.store, safe_name(name, what="training run name"))
+    refuse_if_trained(gates, "a confirmation")  # before judging the form's answer: nothing was asked
     planned = gates.planned_config_hash
     if planned is None:
         raise InvalidRequestError(
@@ -244,7 +256,8 @@ async def train_gates(
     """Where a training run stands: its four gates (dataset, confirmation, environment, dry run) and the next step.
 
     Re-checks the dataset on disk: if an image or caption changed, the gates after it are reset and the
-    answer says which and why.
+    answer says which and why. Once training was launched: how it stands (asked of the training host) and what
+    to do next (follow it, evaluate it, resume it, or plan a new version), with its gates kept as they were.
     """
     status = await _run_status(app_of(ctx), name)
     return respond(status, _status_summary(status))

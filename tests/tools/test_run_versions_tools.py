@@ -8,15 +8,19 @@ written again is caught by comparing bytes.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 
 from ategnatos_mcp.context import AppContext
 from tests.fixtures.training_exec.install import FakeInstall
-from tests.tools.test_runs_tools import PLAN, _fake_env, _text, _through_gate_4
+from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
 
 pytestmark = pytest.mark.anyio
 
@@ -129,3 +133,142 @@ async def test_a_finished_run_is_not_launched_again_and_a_new_version_trains_bes
     assert third.structured_content["name"] == "ink-v3", third.content  # type: ignore[index]
     again = await client.call_tool("train_plan", {**PLAN, "name": "ink-v2"})
     assert again.structured_content["name"] == "ink-v3"  # type: ignore[index]  # revised, not a fourth
+
+
+async def _held_before_the_last_step(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
+    """Launch with the trainer held before its last step (every kept epoch saved); its status then."""
+    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(10):
+        while True:
+            status = (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content
+            assert status is not None
+            if status["status"]["total_steps"] and status["status"]["step"] == status["status"]["total_steps"] - 1:
+                return status["status"]
+            await anyio.sleep(0.05)
+
+
+def _kept(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """The files of ``before`` as they are now (missing or rewritten ones differ)."""
+    return {name: after.get(name, "missing") for name in before}
+
+
+async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_failed_one_still_resumes(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    status = await _held_before_the_last_step(client, app, fake, go)
+    os.kill(status["child_pid"], signal.SIGKILL)  # the trainer dies mid-run (host RAM, a driver fault, ...)
+    with anyio.fail_after(10):
+        while (report := (await client.call_tool("training_status", {"name": "ink"})).structured_content)[
+            "state"
+        ] != "failed":  # type: ignore[index]
+            await anyio.sleep(0.05)
+    saved_step = report["resume_from_step"]  # type: ignore[index]
+    assert saved_step and "resume=true" in report["next_step"], report  # type: ignore[index]
+    v1 = _run_files(home, "ink")
+    assert "run/output/ink-000001.safetensors" in v1 and "run/output/ink.safetensors" not in v1
+
+    gates, text = await _gates_say(client, "ink")
+    assert gates["training"]["state"] == "failed" and "training can be launched" not in text
+    assert f"launch_training(name='ink', resume=true) continues it from step {saved_step}" in gates["next_step"]
+    assert "'ink-v2'" in gates["next_step"]
+    for args in ({}, {"fresh": True}):
+        refused = await client.call_tool("launch_training", {"name": "ink", **args})
+        assert refused.is_error and "failed while training" in _text(refused), _text(refused)
+        assert "from step 0 over its saves" in _text(refused) and "resume=true" in _text(refused)
+    assert _run_files(home, "ink") == v1
+
+    go.touch()
+    app.services["training-hosts"].local_env = fake.env
+    await _new_version_through_gate_4(client, fake, "ink-v2")
+    assert not (await client.call_tool("launch_training", {"name": "ink-v2"})).is_error
+    await _finished(client, "ink-v2")
+    assert _run_files(home, "ink") == v1
+
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    assert resumed.structured_content["resumed_from_step"] == saved_step  # type: ignore[index]
+    report = await _finished(client, "ink")
+    assert report["status"]["step"] == report["status"]["total_steps"]
+    after = _run_files(home, "ink")
+    assert _kept({k: v for k, v in v1.items() if k.startswith("run/")}, after) == {
+        k: v for k, v in v1.items() if k.startswith("run/")
+    }  # every save, sample and log of the failed run, byte for byte; the resume added its own
+    assert "run/output/ink.safetensors" in after
+    gates, _ = await _gates_say(client, "ink")
+    assert gates["training"]["state"] == "succeeded" and gates["training"]["resumes"] == 1
+
+
+async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_never_trained_again(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "ai-toolkit")
+    report = await _held_then_stopped(client, app, fake, go)
+    saved_step = report["resume_from_step"]
+    assert saved_step, report
+    v1 = _run_files(home, "ink")
+    saves = [k for k in v1 if k.startswith("run/output/ink/ink_") and k.endswith(".safetensors")]
+    assert saves, v1
+
+    gates, text = await _gates_say(client, "ink")
+    assert gates["training"]["state"] == "stopped" and "training can be launched" not in text
+    assert f"continues it from step {saved_step}" in gates["next_step"] and "'ink-v2'" in gates["next_step"]
+    for args in ({}, {"fresh": True}):
+        refused = await client.call_tool("launch_training", {"name": "ink", **args})
+        assert refused.is_error and "was stopped while training" in _text(refused), _text(refused)
+    assert _run_files(home, "ink") == v1
+
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    assert resumed.structured_content["resumed_from_step"] == saved_step  # type: ignore[index]
+    await _finished(client, "ink")
+    after = _run_files(home, "ink")
+    assert {k: after.get(k) for k in saves} == {k: v1[k] for k in saves}  # the saves before the stop, untouched
+    again = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert again.is_error and "there is nothing to resume" in _text(again)
+    v1 = _run_files(home, "ink")
+
+    app.services["training-hosts"].local_env = fake.env
+    await _new_version_through_gate_4(client, fake, "ink-v2", backend="ai-toolkit")
+    assert not (await client.call_tool("launch_training", {"name": "ink-v2"})).is_error
+    report = await _finished(client, "ink-v2")
+    assert all("/ink-v2/output/" in c["file"] for c in report["checkpoints"]), report["checkpoints"]
+    assert _run_files(home, "ink") == v1
+
+
+async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run_records_still_refuses_a_relaunch(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    answers: list[Any] = []
+
+    async def launch() -> None:
+        answers.append(await client.call_tool("launch_training", {"name": "ink"}))
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(launch)
+        group.start_soon(launch)
+    assert sorted(a.is_error for a in answers) == [False, True], [a.content for a in answers]
+    refused = next(a for a in answers if a.is_error)
+    assert "still going" in _text(refused) or "already finished training" in _text(refused), _text(refused)
+    await _finished(client, "ink")
+    runs = home / "workspace" / "training" / "ink" / "runs"
+    assert len([r for r in runs.iterdir() if r.name.startswith("training-")]) == 1
+
+    # A grimoire written before runs were recorded in the gates: train_gates finds the run and says it finished.
+    state = home / "grimoire" / ".state" / "training-ink.json"
+    legacy = json.loads(state.read_text(encoding="utf-8"))
+    del legacy["training_run"]
+    state.write_text(json.dumps(legacy), encoding="utf-8")
+    gates, text = await _gates_say(client, "ink")
+    assert gates["training"]["state"] == "succeeded" and "training can be launched" not in text
+    again = await client.call_tool("launch_training", {"name": "ink"})
+    assert again.is_error and "already finished training" in _text(again)

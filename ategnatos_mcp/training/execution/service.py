@@ -14,7 +14,13 @@ from anyio.abc import TaskGroup
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.remote.models import Progress
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import EnvironmentReport, read_gates, record_environment_gate, refuse_if_trained
+from ategnatos_mcp.training import (
+    EnvironmentReport,
+    read_gates,
+    record_environment_gate,
+    record_training_started,
+    refuse_if_trained,
+)
 from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
@@ -188,18 +194,26 @@ class TrainingRuns:
     async def refresh_outcome(self, name: str) -> str | None:
         """Look on the host whether a training run recorded as running has ended, and keep how (the gates and
         train_gates then say so). Returns a notice when the host could not be asked.
+
+        A run started before the gates recorded training runs gets its record here.
         """
         gates = await read_gates(self.store, name)
-        state = await read_execution(self.store, name)
-        if gates.training_run is None or gates.training_run.state != "running" or state.training is None:
+        handle = (await read_execution(self.store, name)).training
+        if handle is None or (gates.training_run is not None and gates.training_run.state != "running"):
             return None
+        notice = None
         try:
             await self.status(
                 name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None, samples=False
             )
         except AtegnatosError as exc:
-            return f"Could not ask {state.training.host.identity} how the training run stands: {exc.message}"
-        return None
+            notice = f"Could not ask {handle.host.identity} how the training run stands: {exc.message}"
+        if (await read_gates(self.store, name)).training_run is None:
+            await record_training_started(
+                self.store, name, host=handle.host.identity, config_hash=handle.config_hash,
+                started_at=handle.started_at, resumed=False,
+            )  # fmt: skip
+        return notice
 
     async def status(
         self,

@@ -32,7 +32,7 @@ from ategnatos_mcp.training.models import (
     EnvironmentReport,
     GateState,
 )
-from ategnatos_mcp.training.records import records_dir, write_record
+from ategnatos_mcp.training.records import records_dir, render_environment_md, write_record
 
 __all__ = [
     "GATE_LABELS",
@@ -313,24 +313,9 @@ async def record_environment_gate(
             problems=list(report.problems),
             recorded_at=clock(),
         )
-        markdown = report.markdown or _environment_markdown(name, host, report)
+        markdown = report.markdown or render_environment_md(name, host, report)
         await anyio.to_thread.run_sync(_write_all, store.root, name, {"environment.md": markdown}, doc.record_hashes)
         return doc.model_copy(deep=True)
-
-
-def _environment_markdown(name: str, host: str, report: EnvironmentReport) -> str:
-    lines = [
-        f"# Environment for {name}",
-        "",
-        f"Host: {host}",
-        "",
-        f"Result: {'not checked yet' if report.pending else 'ready' if report.passed else 'NOT ready'}",
-    ]
-    if report.facts:
-        lines += ["", "| check | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in report.facts.items())]
-    if report.problems:
-        lines += ["", "## Problems", "", *(f"- {p}" for p in report.problems)]
-    return "\n".join(lines) + "\n"
 
 
 async def record_dry_run_gate(

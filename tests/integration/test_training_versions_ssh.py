@@ -81,3 +81,53 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
             finals = [c["file"] for c in report["checkpoints"] if c["kind"] == "final"]
             assert finals == [str(remote / "ink-v2" / "output" / "ink-v2.safetensors")]
             assert _files(remote / "ink") == v1  # saves, states, samples, logs, dataset copy: byte for byte
+
+
+async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_without_touching_its_saves(
+    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    install = make_fake_install(tmp_path / "install")
+    go = tmp_path / "go"
+    async with ssh_lab(tmp_path) as (server, connector, _remote):
+
+        async def the_connector() -> SSHConnector:
+            return connector
+
+        registry = HostRegistry(settings.workspace_dir / "training", the_connector, remote_env=install.env)
+        app.services["training-hosts"] = registry
+        host = f"artist@127.0.0.1:{server.port}"
+        output = server.home / "ategnatos" / "training" / "ink" / "output"
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            await _gates_1_and_2(client, home)
+            await _gates_3_and_4(client, "ink", host, install.backend_dirs["kohya"])
+            registry.remote_env = {**install.env, "FAKE_WAIT_FILE": str(go)}  # held before its last step
+            assert not (await client.call_tool("launch_training", {"name": "ink", "host": host})).is_error
+            with anyio.fail_after(30):
+                while True:
+                    status = (
+                        await client.call_tool("training_status", {"name": "ink", "previews": 0})
+                    ).structured_content
+                    assert status is not None
+                    if (
+                        status["status"]["total_steps"]
+                        and status["status"]["step"] == status["status"]["total_steps"] - 1
+                    ):
+                        break
+                    await anyio.sleep(0.05)
+            stopped = await client.call_tool("training_status", {"name": "ink", "stop": True, "previews": 0})
+            report = stopped.structured_content
+            assert report is not None and report["state"] == "stopped", stopped.content
+            saves = {p.name: p.read_bytes() for p in output.glob("ink-*.safetensors")}
+            assert saves and report["resume_from_step"]
+
+            again = await client.call_tool("launch_training", {"name": "ink", "host": host})
+            assert again.is_error and "was stopped while training" in _text(again), _text(again)
+            assert f"continues it from step {report['resume_from_step']}" in _text(again)
+            go.touch()
+            resumed = await client.call_tool("launch_training", {"name": "ink", "host": host, "resume": True})
+            assert not resumed.is_error, resumed.content
+            assert resumed.structured_content["resumed_from_step"] == report["resume_from_step"]  # type: ignore[index]
+            done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+            assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
+            assert {name: (output / name).read_bytes() for name in saves} == saves  # byte for byte
+            assert (output / "ink.safetensors").is_file()

@@ -142,10 +142,15 @@ def new_version_notice(earlier: GateState, name: str, carried: bool | None) -> s
         f"any plan it trains only after its own gates: the artist confirms it (train_confirm with name='{name}'), "
         "then the environment check and the dry run."
     )
+    if record is not None and record.state in ("failed", "stopped", "lost"):
+        text += f" ('{earlier.name}' itself can still be resumed: launch_training with resume=true.)"
     if carried:
         text += f" Gate 1 carries over: the dataset is unchanged since the report for '{earlier.name}'."
     elif carried is False:
-        text += f" Gate 1 does not carry over (the dataset changed, or the plan uses another folder): run dataset_audit with training_name='{name}'."
+        text += (
+            " Gate 1 does not carry over (the dataset changed, or the plan uses another folder): run dataset_audit "
+            f"with training_name='{name}'."
+        )
     return text
 
 

@@ -114,13 +114,16 @@ async def launch_run(
     resume: bool = False,
     fresh: bool = False,
 ) -> LaunchResult:
-    """Check the gates, start the supervisor detached, record the run, write progress.md.
+    """Check the gates, start the supervisor detached, record the run (here and in the gates), write progress.md.
+
+    A run is started once: after it ended, only ``resume`` (a stopped, failed or lost run) starts it again.
 
     Raises:
         InvalidRequestError: a gate is missing or stale (the message names each one and why).
         StateError: a training run of this plan is still going.
-        InvalidRequestError: also when a resume cannot be done honestly (no state, other config or host),
-            or when both ``resume`` and ``fresh`` are asked for.
+        InvalidRequestError: also when the run already ran (finished; or stopped or failed without ``resume``),
+            when a resume cannot be done honestly (no state, other config or host), when a first launch would
+            write over files already in its output folder, or when both ``resume`` and ``fresh`` are asked for.
     """
     cfg, identity = plan.cfg, host.spec.identity
     check_start_choice(resume=resume, fresh=fresh)

@@ -5,6 +5,7 @@ folder there, and the earlier run's files stay byte for byte. train_gates asks t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import anyio
@@ -100,7 +101,8 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             await _gates_1_and_2(client, home)
             await _gates_3_and_4(client, "ink", host, install.backend_dirs["kohya"])
-            registry.remote_env = {**install.env, "FAKE_WAIT_FILE": str(go)}  # held before its last step
+            # held before its last step; like a real trainer it takes a moment to exit when told to stop
+            registry.remote_env = {**install.env, "FAKE_WAIT_FILE": str(go), "FAKE_SLOW_EXIT": "1"}
             assert not (await client.call_tool("launch_training", {"name": "ink", "host": host})).is_error
             with anyio.fail_after(30):
                 while True:
@@ -116,7 +118,9 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
                     await anyio.sleep(0.05)
             stopped = await client.call_tool("training_status", {"name": "ink", "stop": True, "previews": 0})
             report = stopped.structured_content
-            assert report is not None and report["state"] == "stopped", stopped.content
+            assert report is not None and report["state"] == "stopped", stopped.content  # recorded, not lost
+            with pytest.raises(ProcessLookupError):  # the trainer is gone too: it writes nothing more
+                os.kill(status["status"]["child_pid"], 0)
             saves = {p.name: p.read_bytes() for p in output.glob("ink-*.safetensors")}
             assert saves and report["resume_from_step"]
 

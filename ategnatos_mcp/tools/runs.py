@@ -152,25 +152,26 @@ async def launch_training(
     resume: Annotated[
         bool,
         Field(
-            description="Continue an earlier run of this same confirmed configuration on this same host that did "
-            "not finish, from its last saved state (refused when nothing was saved or the configuration changed)."
+            description="Continue this run after it was stopped or failed, on the same host, from its last saved "
+            "state (the same run: its saves are kept; refused when nothing was saved)."
         ),
     ] = False,
     fresh: Annotated[
         bool,
         Field(
-            description="Start from step 0 even though an earlier run left saves (SimpleTuner and ai-toolkit would "
-            "otherwise continue from them by themselves): the earlier saves are moved, never deleted, into a dated "
-            "folder the answer names."
+            description="Only for a first launch whose output folder already holds files no recorded run of this "
+            "name made: they are moved, never deleted, into a dated folder the answer names, and training starts "
+            "at step 0."
         ),
     ] = False,
 ) -> Annotated[CallToolResult, LaunchResult]:
     """Start the real training run, detached under the supervisor (it survives a dropped connection).
 
-    With resume=true it continues an interrupted run from the step its last saved state holds (kohya via
-    --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest checkpoint), at the batch
-    size the earlier run's out-of-memory ladder reached. With fresh=true it starts from step 0, moving earlier
-    saves aside into a dated folder first (nothing is deleted).
+    A run starts once: a finished run is refused (evaluate it, or plan a new version with train_plan and the
+    same name); a stopped or failed one only resumes. With resume=true it continues from the step its last saved
+    state holds (kohya via --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest
+    checkpoint), at the batch size the earlier run's out-of-memory ladder reached, without touching its saves.
+    Files already in a new run's output folder are never written over (fresh=true moves them aside first).
 
     Refuses unless all four gates passed for this exact dataset, configuration and host, naming each gate
     that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size

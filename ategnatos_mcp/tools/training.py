@@ -20,6 +20,7 @@ from ategnatos_mcp.training import (
     confirm_plan,
     read_gates,
     read_records,
+    refuse_if_trained,
     run_status,
 )
 
@@ -62,7 +63,13 @@ def _plan_summary(plan: TrainingPlan) -> str:
 @guard
 async def train_plan(
     ctx: Context[AppContext],
-    name: Annotated[str, Field(description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise.")],
+    name: Annotated[
+        str,
+        Field(
+            description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise; once it has been "
+            "trained, the same name plans its next version ('ink-style-v2')."
+        ),
+    ],
     dataset_path: Annotated[
         str,
         Field(
@@ -107,6 +114,10 @@ async def train_plan(
     whether it fits the artist's card (and which memory savers were switched on), rough time and cost on
     rented GPUs, and writes the backend's real files (plus a dry-run variant) under workspace/configs/{name}/.
     Nothing trains: show the plan to the artist, then confirm its config hash with train_confirm.
+
+    A run that has been trained is never planned (or trained) again: the plan becomes its next version
+    ('<name>-v2', then '-v3'; the answer's name says which), with its own folders and LoRA files. Gate 1 carries
+    over when the dataset is unchanged; the new version is confirmed and checked like any plan.
     """
     app = app_of(ctx)
     request = PlanRequest(
@@ -132,10 +143,11 @@ async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[Confirm
     if not client_has_dialog(ctx):
         return NoDialog()
     try:
-        planned = (await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))).planned_config_hash
+        gates = await read_gates(app_of(ctx).store, safe_name(name, what="training run name"))
+        planned = gates.planned_config_hash
     except AtegnatosError:
         return NoDialog()  # the body repeats the check and reports it in plain words
-    if planned is None:
+    if planned is None or gates.training_run is not None:  # nothing to ask: the body says why
         return NoDialog()
     return Elicit(
         f"Train the LoRA '{name}' with configuration {planned}? (See grimoire/training/{name}/config.md.)",
@@ -145,10 +157,45 @@ async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[Confirm
 
 def _status_summary(status: RunStatus) -> str:
     marks = {"passed": "✓", "failed": "✗", "pending": "…", "open": "·"}
-    lines = [f"Training run '{status.name}':"]
+    head = f"Training run '{status.name}'" + (f" (a new version of '{status.version_of}')" if status.version_of else "")
+    lines = [f"{head}:"]
     lines += [f"{marks[g.status]} Gate {g.number} ({g.name}): {g.detail}" for g in status.gates]
+    if status.training is not None:
+        run = status.training
+        lines.append(
+            f"Training: {_RUN_WORDS[run.state]} on {run.host}"
+            + (f", step {run.step} of {run.total_steps}" if run.total_steps else "")
+            + (f", resumed {run.resumes} time(s)" if run.resumes else "")
+            + ". Its gates stay as they were when it started."
+        )
     lines += [*status.notices, f"Next: {status.next_step}"]
     return "\n".join(lines)
+
+
+_RUN_WORDS = {
+    "running": "started (running when last checked)",
+    "succeeded": "finished",
+    "failed": "failed",
+    "stopped": "stopped",
+    "lost": "ended without saying how",
+}
+
+
+async def _run_status(app: AppContext, name: str) -> RunStatus:
+    """The gates of ``name``, after asking the host whether a training run recorded as running has ended."""
+    from ategnatos_mcp.tools.runs import training_runs
+
+    checked = safe_name(name, what="training run name")
+    notice = await (await training_runs(app)).refresh_outcome(checked)
+    settings = app.settings
+    status = await run_status(
+        app.store,
+        checked,
+        taken=lambda n: (settings.configs_dir / n).exists() or (settings.workspace_dir / "training" / n).exists(),
+    )
+    if notice:
+        status.notices.append(notice)
+    return status
 
 
 @guard
@@ -169,6 +216,7 @@ async def train_confirm(
     """
     app = app_of(ctx)
     gates = await read_gates(app.store, safe_name(name, what="training run name"))
+    refuse_if_trained(gates, "a confirmation")  # before judging the form's answer: nothing was asked
     planned = gates.planned_config_hash
     if planned is None:
         raise InvalidRequestError(
@@ -208,9 +256,10 @@ async def train_gates(
     """Where a training run stands: its four gates (dataset, confirmation, environment, dry run) and the next step.
 
     Re-checks the dataset on disk: if an image or caption changed, the gates after it are reset and the
-    answer says which and why.
+    answer says which and why. Once training was launched: how it stands (asked of the training host) and what
+    to do next (follow it, evaluate it, resume it, or plan a new version), with its gates kept as they were.
     """
-    status = await run_status(app_of(ctx).store, safe_name(name, what="training run name"))
+    status = await _run_status(app_of(ctx), name)
     return respond(status, _status_summary(status))
 
 
@@ -222,7 +271,7 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
 
     @guard_resource
     async def training_run(name: str) -> str:
-        status = await run_status(app.store, safe_name(name, what="training run name"))
+        status = await _run_status(app, name)
         records = await read_records(app.store, status.name)
         parts = [_status_summary(status), ""]
         for filename, text in records.items():

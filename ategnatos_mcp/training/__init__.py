@@ -19,13 +19,29 @@ from ategnatos_mcp.training.gates import (
     record_dry_run_gate,
     record_environment_gate,
     record_plan,
+    refuse_if_trained,
     write_records,
 )
-from ategnatos_mcp.training.models import EnvironmentReport, GateState, PlanRequest, RenderedBackend, RunPaths
+from ategnatos_mcp.training.models import (
+    EnvironmentReport,
+    GateState,
+    PlanRequest,
+    RenderedBackend,
+    RunPaths,
+    TrainingRunRecord,
+)
 from ategnatos_mcp.training.planner import TrainingPlan, build_plan
 from ategnatos_mcp.training.records import RECORD_FILES, records_dir
 from ategnatos_mcp.training.status import GateView, RunStatus, confirm_plan, read_records, run_status
 from ategnatos_mcp.training.steps import FolderSteps, StepSummary, step_summary
+from ategnatos_mcp.training.versions import (
+    Versions,
+    find_versions,
+    record_training_outcome,
+    record_training_started,
+    relaunch_refusal,
+    series_of,
+)
 from ategnatos_mcp.training.vram import (
     MemorySaver,
     VramEstimate,
@@ -54,14 +70,17 @@ __all__ = [
     "StepSummary",
     "TrainingConfig",
     "TrainingPlan",
+    "TrainingRunRecord",
     "VramEstimate",
     "VramInputs",
+    "Versions",
     "build_plan",
     "check_launch_ready",
     "check_trigger_word",
     "confirm_plan",
     "estimate_vram",
     "family_names",
+    "find_versions",
     "is_regularisation_folder",
     "largest_batch",
     "launch_blockers",
@@ -73,11 +92,16 @@ __all__ = [
     "record_dry_run_gate",
     "record_environment_gate",
     "record_plan",
+    "record_training_outcome",
+    "record_training_started",
     "records_dir",
+    "refuse_if_trained",
+    "relaunch_refusal",
     "render_backend",
     "resolve_family",
     "run_status",
     "savers_in_order",
+    "series_of",
     "step_summary",
     "write_records",
 ]

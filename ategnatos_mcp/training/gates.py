@@ -5,6 +5,10 @@ config hash) → gate 3 environment (one host checked) → gate 4 dry run (that 
 that host). Each gate needs the one before it. A change to what a gate checked (dataset, config, host)
 resets every gate after it, and ``GateState.notices`` says which and why.
 
+Once a training run was launched for a name, its gates are kept as they were at launch: recording a gate (or
+a plan) for it is refused, and a changed dataset no longer resets them (training again makes a new version,
+see ``versions.py``).
+
 The state document is ``training-{name}`` in the grimoire store; records go to ``grimoire/training/{name}/``.
 """
 
@@ -28,7 +32,7 @@ from ategnatos_mcp.training.models import (
     EnvironmentReport,
     GateState,
 )
-from ategnatos_mcp.training.records import records_dir, write_record
+from ategnatos_mcp.training.records import records_dir, render_environment_md, write_record
 
 __all__ = [
     "GATE_LABELS",
@@ -42,6 +46,7 @@ __all__ = [
     "record_dry_run_gate",
     "record_environment_gate",
     "record_plan",
+    "refuse_if_trained",
     "write_records",
 ]
 
@@ -61,6 +66,33 @@ def document_name(name: str) -> str:
 
 def _short(value: str | None) -> str:
     return (value or "none")[:12]
+
+
+def refuse_if_trained(doc: GateState, what: str) -> None:
+    """Refuse changing what the gates of an already trained run checked (``what``: the change asked for).
+
+    Raises:
+        InvalidRequestError: a training run was launched for ``doc``'s name.
+    """
+    if doc.training_run is None:
+        return
+    name = doc.name
+    raise InvalidRequestError(
+        f"'{name}' has already been trained ({_TRAINED[doc.training_run.state]}), so {what} is not recorded for it: "
+        "its gates and records stay as they were when its training started.",
+        hint=f"To train again, call train_plan with name='{name}': it plans a new version with its own name "
+        f"(e.g. '{name}-v2') and folder; then pass that version's gates. train_gates(name='{name}') shows the "
+        "exact call.",
+    )
+
+
+_TRAINED = {
+    "running": "its training run was launched",
+    "succeeded": "its training finished",
+    "failed": "its training failed",
+    "stopped": "its training was stopped",
+    "lost": "its training ended without saying how",
+}
 
 
 def _reset_after(doc: GateState, gate: int, reason: str) -> None:
@@ -128,6 +160,7 @@ async def record_dataset_gate(
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
         doc.name = name
+        refuse_if_trained(doc, "a new dataset report")
         previous = doc.dataset.fingerprint
         if previous is not None and previous != fingerprint:
             _reset_after(
@@ -160,7 +193,7 @@ async def note_dataset_fingerprint(
     """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
-        if doc.dataset.fingerprint is None or doc.dataset.fingerprint == fingerprint:
+        if doc.dataset.fingerprint is None or doc.dataset.fingerprint == fingerprint or doc.training_run is not None:
             upd.discard = True
             return doc.model_copy(deep=True)
         checked = doc.dataset.dataset_path
@@ -189,11 +222,16 @@ async def record_plan(
     backend: str,
     records: dict[str, str],
     config: dict[str, Any] | None = None,
+    request: dict[str, Any] | None = None,
 ) -> tuple[GateState, list[str]]:
-    """Remember the newest plan's config hash and write its records; a different config resets gates 2-4."""
+    """Remember the newest plan (config hash, config, the arguments it was made from) and write its records.
+
+    A different config resets gates 2-4.
+    """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
         doc.name = name
+        refuse_if_trained(doc, "a new plan")
         confirmed = doc.confirmation.config_hash
         if confirmed is not None and confirmed != config_hash:
             _reset_after(doc, 1, f"the configuration changed (hash {_short(confirmed)} → {_short(config_hash)})")
@@ -201,6 +239,7 @@ async def record_plan(
             _reset_after(doc, 3, f"the configuration changed since the dry run (hash {_short(config_hash)})")
         doc.planned_config_hash = config_hash
         doc.planned_config = config
+        doc.plan_request = request
         doc.backend = backend
         notices = await anyio.to_thread.run_sync(_write_all, store.root, name, records, doc.record_hashes)
         return doc.model_copy(deep=True), notices
@@ -216,6 +255,7 @@ async def record_confirmation(
     """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
+        refuse_if_trained(doc, "a confirmation")
         if doc.planned_config_hash is None:
             raise InvalidRequestError(
                 f"There is no training plan called '{name}' to confirm.",
@@ -255,6 +295,7 @@ async def record_environment_gate(
     """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
+        refuse_if_trained(doc, "an environment check")
         if doc.confirmation.status != "passed":
             raise InvalidRequestError(
                 f"The configuration of '{name}' is not confirmed yet (gate 2); check the environment after that.",
@@ -272,24 +313,9 @@ async def record_environment_gate(
             problems=list(report.problems),
             recorded_at=clock(),
         )
-        markdown = report.markdown or _environment_markdown(name, host, report)
+        markdown = report.markdown or render_environment_md(name, host, report)
         await anyio.to_thread.run_sync(_write_all, store.root, name, {"environment.md": markdown}, doc.record_hashes)
         return doc.model_copy(deep=True)
-
-
-def _environment_markdown(name: str, host: str, report: EnvironmentReport) -> str:
-    lines = [
-        f"# Environment for {name}",
-        "",
-        f"Host: {host}",
-        "",
-        f"Result: {'not checked yet' if report.pending else 'ready' if report.passed else 'NOT ready'}",
-    ]
-    if report.facts:
-        lines += ["", "| check | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in report.facts.items())]
-    if report.problems:
-        lines += ["", "## Problems", "", *(f"- {p}" for p in report.problems)]
-    return "\n".join(lines) + "\n"
 
 
 async def record_dry_run_gate(
@@ -309,6 +335,7 @@ async def record_dry_run_gate(
     """
     async with store.update(document_name(name), GateState) as upd:
         doc = upd.doc
+        refuse_if_trained(doc, "a dry run")
         if doc.environment.status != "passed" or doc.environment.host != host:
             raise InvalidRequestError(
                 f"The environment on {host} has not been validated for '{name}' (gate 3).",

@@ -21,6 +21,8 @@ __all__ = [
     "GateState",
     "GateStatus",
     "PlanRequest",
+    "TrainingOutcome",
+    "TrainingRunRecord",
 ]
 
 GateStatus = Literal["open", "pending", "passed", "failed"]  # pending: being checked in the background
@@ -78,6 +80,26 @@ class EnvironmentReport(_Strict):
     markdown: str = ""
 
 
+TrainingOutcome = Literal["running", "succeeded", "failed", "stopped", "lost"]
+
+
+class TrainingRunRecord(_Strict):
+    """The training run a version launched. Once there is one, the version is never launched again from step 0:
+    a stopped or failed run may only be resumed; training again makes a new version.
+    """
+
+    state: TrainingOutcome = Field(default="running", description="As of the last look (training_status).")
+    host: str
+    config_hash: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    message: str = ""
+    step: int = 0
+    total_steps: int | None = None
+    resume_from_step: int | None = Field(default=None, description="The step a resume would continue from.")
+    resumes: int = Field(default=0, description="How many times it was resumed.")
+
+
 class GateState(Document):
     """Machine-readable state of one training run's four gates (``grimoire/.state/training-{name}.json``).
 
@@ -96,6 +118,11 @@ class GateState(Document):
     dry_run: DryRunGate = Field(default_factory=DryRunGate)
     notices: list[str] = Field(default_factory=list)
     record_hashes: dict[str, str] = Field(default_factory=dict, description="sha256 of each record as last written.")
+    training_run: TrainingRunRecord | None = Field(
+        default=None, description="The training run launched for this version (its gates are kept as they were)."
+    )
+    version_of: str | None = Field(default=None, description="The trained run this one is a new version of.")
+    plan_request: dict[str, Any] | None = Field(default=None, description="The newest train_plan arguments.")
 
 
 BackendName = Literal["kohya", "simpletuner", "ai-toolkit"]

@@ -4,6 +4,7 @@ time and cost per GPU, the backend files under ``workspace/configs/{name}/`` and
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, R
 from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
 from ategnatos_mcp.training.presets import build_preset, explain
 from ategnatos_mcp.training.steps import StepSummary, backend_steps, step_summary
+from ategnatos_mcp.training.versions import find_versions, new_version_notice, start_version
 from ategnatos_mcp.training.vram import (
     MemorySaver,
     VramEstimate,
@@ -62,6 +64,9 @@ class TrainingPlan(BaseModel):
     dry_run_command: str
     notes: list[str]
     gates: GateState
+    new_version_of: str | None = Field(
+        default=None, description="Set when the name asked for was already trained: this plan is its new version."
+    )
     notices: list[str] = Field(default_factory=list)
 
 
@@ -211,10 +216,13 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
         InvalidRequestError: unknown family, unusable setting or override, an empty dataset.
         PathNotAllowedError: the dataset is outside the project's folders.
     """
-    name = safe_name(request.name, what="training run name")
+    asked = safe_name(request.name, what="training run name")
     dataset = dataset_folder(
         request.dataset_path, home=settings.home, roots=settings.roots, datasets_dir=settings.datasets_dir
     )
+    # A trained name is never planned again: the plan goes to its next version (own name, folders, records).
+    name = (await find_versions(store, asked, taken=functools.partial(_has_folders, settings))).next_name
+    request = request.model_copy(update={"name": name, "dataset_path": str(dataset)})
     base_model, family = await _base_model(store, request)
     layout = await anyio.to_thread.run_sync(_scan, dataset)
     if not layout.folder_images:
@@ -249,7 +257,20 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
     values, applied = _fit_batch(values, target_gb)
     _check_overrides(request.overrides)
     cfg = _validated({**values, **request.overrides})
-    return await _finish(settings, store, request, cfg, target_gb, applied)
+    notice = None
+    if name != asked:
+        carried = await start_version(store, name, of=asked, dataset_path=dataset, fingerprint=layout.fingerprint)
+        notice = new_version_notice(await read_gates(store, asked), name, carried)
+    plan = await _finish(settings, store, request, cfg, target_gb, applied)
+    if notice is not None:
+        plan.new_version_of = asked
+        plan.notices.insert(0, notice)
+    return plan
+
+
+def _has_folders(settings: Settings, name: str) -> bool:
+    """Whether a run called ``name`` left files in the workspace (a plan's or a run's folder)."""
+    return (settings.configs_dir / name).exists() or (settings.workspace_dir / "training" / name).exists()
 
 
 async def _finish(
@@ -304,6 +325,7 @@ async def _finish(
         backend=backend,
         records=records,
         config=cfg.model_dump(mode="json"),
+        request=request.model_dump(mode="json", exclude={"name"}, exclude_defaults=True),
     )
     if cfg.dataset_fingerprint:
         gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint, cfg.dataset_path)

@@ -11,8 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ategnatos_mcp.state import write_text_atomic
+from ategnatos_mcp.training.models import EnvironmentReport
 
-__all__ = ["RECORD_FILES", "records_dir", "write_record"]
+__all__ = ["RECORD_FILES", "records_dir", "render_environment_md", "write_record"]
 
 RECORD_FILES = ("intent.md", "dataset-report.md", "config.md", "environment.md", "progress.md", "eval.md")
 
@@ -52,3 +53,19 @@ def write_record(
     write_text_atomic(path, text)
     hashes[filename] = _sha256(text)
     return notice
+
+
+def render_environment_md(name: str, host: str, report: EnvironmentReport) -> str:
+    """environment.md: what the gate-3 check found on ``host``, when the check did not write its own."""
+    lines = [
+        f"# Environment for {name}",
+        "",
+        f"Host: {host}",
+        "",
+        f"Result: {'not checked yet' if report.pending else 'ready' if report.passed else 'NOT ready'}",
+    ]
+    if report.facts:
+        lines += ["", "| check | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in report.facts.items())]
+    if report.problems:
+        lines += ["", "## Problems", "", *(f"- {p}" for p in report.problems)]
+    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -11,7 +12,8 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_confirmation
-from ategnatos_mcp.training.models import GateState
+from ategnatos_mcp.training.models import GateState, TrainingRunRecord
+from ategnatos_mcp.training.versions import find_versions, plan_call, trained_next_step
 
 __all__ = ["GateView", "RunStatus", "confirm_plan", "read_records", "run_status"]
 
@@ -34,6 +36,16 @@ class RunStatus(BaseModel):
     confirmed_config_hash: str | None
     plan_is_stale: bool = Field(description="The dataset changed since the plan was made: plan again.")
     gates: list[GateView]
+    training: TrainingRunRecord | None = Field(
+        default=None, description="The training run this version launched: it is never launched again."
+    )
+    version_of: str | None = Field(default=None, description="The trained run this one is a new version of.")
+    next_version: str | None = Field(
+        default=None, description="Once trained: the name train_plan with this name plans (its next version)."
+    )
+    new_version_call: str | None = Field(
+        default=None, description="Once trained: the train_plan call that plans the next version, same settings."
+    )
     next_step: str
     notices: list[str]
 
@@ -101,8 +113,11 @@ def _fingerprint(path: Path) -> str | None:
         return None
 
 
-async def run_status(store: GrimoireStore, name: str) -> RunStatus:
-    """The gates of run ``name`` after re-checking its dataset; a changed dataset resets them.
+async def run_status(store: GrimoireStore, name: str, *, taken: Callable[[str], bool] | None = None) -> RunStatus:
+    """The gates of run ``name`` after re-checking its dataset; a changed dataset resets them (unless the run was
+    trained: then they stay as they were, and the next step is to evaluate, resume or plan a new version).
+
+    ``taken`` is passed to ``find_versions`` (names whose folders exist without a plan).
 
     Raises:
         NotFoundError: nothing was ever planned or audited under this name.
@@ -124,16 +139,27 @@ async def run_status(store: GrimoireStore, name: str) -> RunStatus:
     planned_fp = (doc.planned_config or {}).get("dataset_fingerprint")
     stale = current is not None and planned_fp is not None and planned_fp != current
     notices = [n for n in doc.notices if n not in before]
-    if stale:
+    versions = await find_versions(store, name, taken=taken) if doc.training_run is not None else None
+    if versions is not None:
+        if current is not None and doc.dataset.fingerprint not in (None, current):
+            notices.append(
+                f"The dataset has changed since '{name}' was checked and trained; a new version trains on it as it "
+                "is now (after its own dataset check)."
+            )
+    elif stale:
         notices.append("The dataset changed since this plan was made; run train_plan again before confirming.")
     return RunStatus(
         name=name,
         backend=doc.backend,
         planned_config_hash=doc.planned_config_hash,
         confirmed_config_hash=doc.confirmation.config_hash if doc.confirmation.status == "passed" else None,
-        plan_is_stale=stale,
+        plan_is_stale=stale and versions is None,
         gates=_views(doc),
-        next_step=_next_step(doc, stale),
+        training=doc.training_run,
+        version_of=doc.version_of,
+        next_version=versions.next_name if versions is not None else None,
+        new_version_call=plan_call(name, doc.plan_request) if versions is not None else None,
+        next_step=trained_next_step(doc, versions) if versions is not None else _next_step(doc, stale),
         notices=notices,
     )
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, RunHandle
-from ategnatos_mcp.training.execution.resume import find_resume_point, set_aside_saves
+from ategnatos_mcp.training.execution.resume import find_resume_point, leftover_saves, saves_after, set_aside_saves
 from ategnatos_mcp.training.execution.samples import collect_samples
 from tests.integration.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
@@ -113,3 +113,33 @@ async def test_new_sample_images_are_fetched_once_from_an_ssh_host(tmp_path: Pat
             assert (second.new, second.waiting, more) == (1, 0, [f"ink_e{1:06d}_00_20261129180100.png"])
             assert [s.new for s in second.samples] == [False, False, True]
             assert all(s.local_path and Path(s.local_path).is_file() for s in second.samples)
+
+
+async def test_saves_a_resume_would_write_again_are_moved_aside_on_an_ssh_host(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path / "dataset")
+    async with ssh_lab(tmp_path) as (server, connector, remote):
+
+        async def the_connector() -> SSHConnector:
+            return connector
+
+        spec = HostSpec(kind="ssh", host=remote.host, port=remote.port, username=remote.username, name=remote.name)
+        base = server.home / "ategnatos" / "training" / "ink"
+        output = base / "output"
+        state = output / "ink-000001-state"
+        state.mkdir(parents=True)
+        (state / "train_state.json").write_text(json.dumps({"current_epoch": 1, "current_step": 4}))
+        saves = {"ink-000001.safetensors": b"epoch 1", "ink-000002.safetensors": b"epoch 2 (its state was lost)"}
+        for name, data in saves.items():
+            (output / name).write_bytes(data)
+        (output / "dryrun").mkdir()
+        async with HostRegistry(tmp_path / "local-runs", the_connector).open(spec) as host:
+            assert sorted(await leftover_saves(host, str(base))) == sorted([*saves, state.name])
+            handle = _handle(spec, output, "kohya")
+            point = await find_resume_point(host, handle, cfg)
+            assert point is not None and point.epoch == 1
+            later = await saves_after(host, handle, cfg, point)
+            assert later == ["ink-000002.safetensors"]
+            moved = await set_aside_saves(host, str(base), datetime(2026, 11, 29, tzinfo=UTC), entries=later)
+        assert moved is not None and (Path(moved) / "ink-000002.safetensors").read_bytes() == saves[later[0]]
+        assert (output / "ink-000001.safetensors").read_bytes() == saves["ink-000001.safetensors"]
+        assert not (output / "ink-000002.safetensors").exists()

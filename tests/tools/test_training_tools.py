@@ -13,7 +13,7 @@ from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.dataset import dataset_fingerprint
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
-from ategnatos_mcp.training import record_dataset_gate
+from ategnatos_mcp.training import record_dataset_gate, record_training_started
 
 pytestmark = pytest.mark.anyio
 
@@ -110,6 +110,31 @@ async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
     assert not result.is_error, result.content
     assert len(asked) == 1 and config_hash in asked[0]
     assert "elicitation" in result.structured_content["gates"][1]["detail"]  # type: ignore[index]
+
+
+async def test_a_trained_run_is_not_confirmed_again_and_its_new_version_is_asked_for_by_name(
+    settings: Settings, app: AppContext, home: Path
+) -> None:
+    folder = _dataset(home)
+    asked: list[str] = []
+    async with Client(
+        build_server(settings, app=app), raise_exceptions=False, elicitation_callback=_form("accept", True, asked)
+    ) as client:
+        config_hash = await _plan_with_go_dataset(client, app, folder)
+        assert not (await client.call_tool("train_confirm", {"name": "ink"})).is_error
+        await record_training_started(
+            app.store, "ink", host="local", config_hash=config_hash, started_at=app.clock(), resumed=False
+        )  # launch_training's record (the stand-in trainer's runs are in test_run_versions_tools.py)
+        again = await client.call_tool("train_confirm", {"name": "ink"})
+        assert again.is_error and "'ink' has already been trained" in _text(again), _text(again)
+        assert len(asked) == 1  # the artist was not asked about a run that will not train again
+        planned = await client.call_tool("train_plan", PLAN_ARGS)
+        assert planned.structured_content["name"] == "ink-v2", planned.content  # type: ignore[index]
+        new_hash = planned.structured_content["config_hash"]  # type: ignore[index]
+        confirmed = await client.call_tool("train_confirm", {"name": "ink-v2"})
+    assert not confirmed.is_error, confirmed.content
+    assert len(asked) == 2 and "'ink-v2'" in asked[1] and new_hash in asked[1]
+    assert confirmed.structured_content["confirmed_config_hash"] == new_hash != config_hash  # type: ignore[index]
 
 
 @pytest.mark.parametrize(("action", "confirm"), [("accept", False), ("decline", False), ("cancel", False)])

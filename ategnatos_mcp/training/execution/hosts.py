@@ -172,6 +172,9 @@ def _watchdog_heartbeat() -> str:
     return HEARTBEAT_COMMAND
 
 
+_STOP_GRACE_TENTHS = 200  # the supervisor gives the trainer 5 s to stop, then kills it: 20 s is plenty
+
+
 @dataclass
 class SSHTrainingHost:
     """A GPU host over SSH; the supervisor runs under ``remote.start_detached`` and survives a dropped link."""
@@ -240,7 +243,20 @@ class SSHTrainingHost:
     async def stop(self, process: str, pid: int | None) -> None:
         from ategnatos_mcp.remote import stop_detached
 
-        await stop_detached(self.session, process, grace_seconds=15)
+        if pid is not None:
+            # TERM the supervisor alone: it stops the trainer (a process group of its own) and records "stopped".
+            # A KILL of the detached group at once would take the supervisor before it recorded anything and miss
+            # the trainer, which would go on writing saves on the rented GPU.
+            done = await self.session.run(
+                f"kill -TERM {int(pid)} 2>/dev/null; i=0; "
+                f"while kill -0 {int(pid)} 2>/dev/null && [ $i -lt {_STOP_GRACE_TENTHS} ]; do sleep 0.1; i=$((i+1)); "
+                f"done; kill -0 {int(pid)} 2>/dev/null && echo running || echo gone",
+                timeout=_STOP_GRACE_TENTHS / 10 + 30,
+                check=False,
+            )
+            if done.stdout.strip().endswith("gone"):
+                return
+        await stop_detached(self.session, process, grace_seconds=15)  # it did not stop by itself: the last resort
 
 
 _ADDRESS = re.compile(r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\])(?::(?P<port>\d+))?$")

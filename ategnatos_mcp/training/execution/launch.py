@@ -10,11 +10,25 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import check_launch_ready, write_records
+from ategnatos_mcp.training import (
+    find_versions,
+    launch_blockers,
+    read_gates,
+    record_training_outcome,
+    record_training_started,
+    relaunch_refusal,
+    write_records,
+)
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
-from ategnatos_mcp.training.execution.resume import ResumePoint, find_resume_point, set_aside_saves
+from ategnatos_mcp.training.execution.resume import (
+    ResumePoint,
+    find_resume_point,
+    leftover_saves,
+    saves_after,
+    set_aside_saves,
+)
 from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
 
 __all__ = ["LaunchResult", "check_start_choice", "ensure_launch_ready", "launch_run"]
@@ -45,21 +59,32 @@ def _fingerprint(path: Path) -> str | None:
         return None
 
 
-async def ensure_launch_ready(store: GrimoireStore, plan: ConfirmedPlan, identity: str) -> None:
-    """Refuse unless gates 1-4 hold for this dataset (as it is now), this config and this host.
+async def ensure_launch_ready(
+    store: GrimoireStore, plan: ConfirmedPlan, identity: str, *, resume: bool = False, fresh: bool = False
+) -> None:
+    """Refuse unless gates 1-4 hold for this dataset (as it is now), this config and this host, and refuse starting
+    a trained run again: a finished one at all, a stopped or failed one except to resume it.
 
     Raises:
-        InvalidRequestError: naming each missing or stale gate and why.
+        InvalidRequestError: naming each missing or stale gate and why, or what to do with the trained run.
     """
     cfg = plan.cfg
+    doc = await read_gates(store, cfg.name)
+    record = doc.training_run
+    if record is not None and record.state != "running" and (fresh or not resume or record.state == "succeeded"):
+        raise relaunch_refusal(doc, await find_versions(store, cfg.name), resume=resume, fresh=fresh)
     fingerprint = await anyio.to_thread.run_sync(_fingerprint, Path(cfg.dataset_path))
-    blockers = await check_launch_ready(
-        store,
-        cfg.name,
-        dataset_fingerprint=fingerprint or "(dataset missing)",
-        config_hash=cfg.config_hash,
-        host=identity,
+    blockers = launch_blockers(
+        doc, dataset_fingerprint=fingerprint or "(dataset missing)", config_hash=cfg.config_hash, host=identity
     )
+    if blockers and record is not None:
+        versions = await find_versions(store, cfg.name)
+        raise InvalidRequestError(
+            f"'{cfg.name}' cannot be resumed on {identity}: a resume continues the very same run, and something its "
+            "gates checked is no longer the same. " + " ".join(blockers),
+            hint=f"Put it back as it was (the same dataset, settings and host), or train on what changed as a new "
+            f"version: train_plan with name='{cfg.name}' plans '{versions.next_name}'.",
+        )
     if blockers:
         raise InvalidRequestError(
             f"'{cfg.name}' cannot be launched on {identity} yet. " + " ".join(blockers),
@@ -89,26 +114,31 @@ async def launch_run(
     resume: bool = False,
     fresh: bool = False,
 ) -> LaunchResult:
-    """Check the gates, start the supervisor detached, record the run, write progress.md.
+    """Check the gates, start the supervisor detached, record the run (here and in the gates), write progress.md.
+
+    A run is started once: after it ended, only ``resume`` (a stopped, failed or lost run) starts it again.
 
     Raises:
         InvalidRequestError: a gate is missing or stale (the message names each one and why).
         StateError: a training run of this plan is still going.
-        InvalidRequestError: also when a resume cannot be done honestly (no state, other config or host),
-            or when both ``resume`` and ``fresh`` are asked for.
+        InvalidRequestError: also when the run already ran (finished; or stopped or failed without ``resume``),
+            when a resume cannot be done honestly (no state, other config or host), when a first launch would
+            write over files already in its output folder, or when both ``resume`` and ``fresh`` are asked for.
     """
     cfg, identity = plan.cfg, host.spec.identity
     check_start_choice(resume=resume, fresh=fresh)
-    await ensure_launch_ready(store, plan, identity)
+    await ensure_launch_ready(store, plan, identity, resume=resume, fresh=fresh)
     state = await read_execution(store, cfg.name)
-    if state.training is not None and not state.training.finished:
-        current = await read_status(host, state.training) if state.training.host == host.spec else None
-        if current is None or not current.finished:
-            raise StateError(
-                f"A training run of '{cfg.name}' is still going on {state.training.host.identity}.",
-                document=state.training.run_dir,
-                hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
-            )
+    if state.training is not None:
+        ended = await _earlier_run_ended(host, store, plan, state.training, now)
+        if fresh or not resume or ended == "succeeded":
+            doc = await read_gates(store, cfg.name)
+            raise relaunch_refusal(doc, await find_versions(store, cfg.name), resume=resume, fresh=fresh)
+    elif (await read_gates(store, cfg.name)).training_run is not None:
+        raise StateError(
+            f"A training run of '{cfg.name}' was started, but what this computer knew about it is missing.",
+            hint=f"Plan a new version to train again: train_plan with name='{cfg.name}'.",
+        )
     point, batch, notes = await _starting_point(host, plan, state.training, resume=resume, fresh=fresh, now=now)
     dataset_dir = await host_dataset_dir(host, cfg)
     if host.spec.kind != "local":
@@ -139,6 +169,9 @@ async def launch_run(
             upd.doc.history.append(upd.doc.training)
             del upd.doc.history[:-20]
         upd.doc.training = handle
+    await record_training_started(
+        store, cfg.name, host=identity, config_hash=cfg.config_hash, started_at=now, resumed=point is not None
+    )
     status = await read_status(host, handle)
     text = (
         f"# {cfg.name}: training progress\n\nStarted {now:%Y-%m-%d %H:%M} UTC on {identity} "
@@ -160,32 +193,74 @@ async def launch_run(
     )
 
 
+async def _earlier_run_ended(
+    host: TrainingHost, store: GrimoireStore, plan: ConfirmedPlan, previous: RunHandle, now: datetime
+) -> str:
+    """How the earlier training run of this version ended, kept in its gates; refuses while it still runs."""
+    status = None
+    if not previous.finished:
+        status = await read_status(host, previous) if previous.host == host.spec else None
+        if status is None or not status.finished:
+            raise StateError(
+                f"A training run of '{plan.cfg.name}' is still going on {previous.host.identity}.",
+                document=previous.run_dir,
+                hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
+            )
+    ended = previous.final_state or (status.state if status is not None else "lost")
+    if status is not None or (await read_gates(store, plan.cfg.name)).training_run is None:
+        point = await find_resume_point(host, previous, plan.cfg) if previous.host == host.spec else None
+        await record_training_outcome(
+            store, plan.cfg.name, state=ended if ended in _ENDINGS else "lost", host=previous.host.identity,
+            config_hash=previous.config_hash, started_at=previous.started_at, at=now,
+            message=status.message if status is not None else "", step=status.step if status is not None else 0,
+            total_steps=status.total_steps if status is not None else None,
+            resume_from_step=point.step if point is not None and ended != "succeeded" else None,
+        )  # fmt: skip
+    return ended
+
+
+_ENDINGS = ("succeeded", "failed", "stopped", "lost")
+
+
 async def _starting_point(
     host: TrainingHost, plan: ConfirmedPlan, previous: RunHandle | None, *, resume: bool, fresh: bool, now: datetime
 ) -> tuple[ResumePoint | None, tuple[int, int] | None, list[str]]:
-    """Where the new run starts: the save it continues from, the batch to run at (None: the plan's), and notes."""
+    """Where the new run starts: the save it continues from, the batch to run at (None: the plan's), and notes.
+
+    A first launch never writes over files already in the output folder (refused; ``fresh`` moves them aside);
+    a resume moves aside any save newer than the state it continues from (the resumed run would write it again).
+    """
     cfg = plan.cfg
-    notes: list[str] = []
-    if fresh:
-        moved = await set_aside_saves(host, await host.base_dir(cfg.name), now)
-        notes.append(
+    base = await host.base_dir(cfg.name)
+    if not resume:
+        leftovers = await leftover_saves(host, base)
+        if leftovers and not fresh:
+            shown = ", ".join(leftovers[:5]) + (f" and {len(leftovers) - 5} more" if len(leftovers) > 5 else "")
+            raise InvalidRequestError(
+                f"The output folder of '{cfg.name}' on {host.spec.identity} already holds files no recorded run of "
+                f"it made ({shown}); training would write over them or continue from them.",
+                hint="Launch with fresh=true to move them into a dated folder first (nothing is deleted), or plan "
+                "the training under another name.",
+            )
+        if not fresh:
+            return None, None, []
+        moved = await set_aside_saves(host, base, now)
+        note = (
             f"Fresh start: the earlier saves were moved (not deleted) to {moved}."
             if moved
             else "Fresh start: there were no earlier saves to move aside."
         )
-    point = await _resume_point(host, plan, previous) if resume else None
-    if not resume and not fresh and plan.backend != "kohya" and previous is not None and previous.host == host.spec:
-        # SimpleTuner (resume_from_checkpoint=latest) and ai-toolkit continue from a save in the output folder
-        # by themselves: say so and record it rather than claim a fresh start.
-        point = await find_resume_point(host, previous, cfg)
-        if point is not None:
-            notes.append(
-                f"{plan.backend} found the earlier run's save at step {point.step} ({point.source}) and continues "
-                "from it by itself. To start from step 0 instead, launch with fresh=true (earlier saves are moved "
-                "aside, not deleted)."
-            )
-    if point is None or previous is None or previous.config_hash != cfg.config_hash:
-        return point, None, notes
+        return None, None, [note]
+    notes: list[str] = []
+    point = await _resume_point(host, plan, previous)
+    assert previous is not None  # _resume_point refuses without one
+    later = await saves_after(host, previous, cfg, point)
+    if later:
+        moved = await set_aside_saves(host, base, now, entries=later)
+        notes.append(
+            f"{len(later)} save(s) newer than the state it continues from ({', '.join(later)}) were moved (not "
+            f"deleted) to {moved}, so the resumed run cannot write over them."
+        )
     batch = await _fitted_batch(host, previous)
     if batch is None or batch == (cfg.batch_size, cfg.gradient_accumulation):
         return point, None, notes

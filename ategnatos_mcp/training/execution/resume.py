@@ -22,7 +22,7 @@ from ategnatos_mcp.training import TrainingConfig
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle
 
-__all__ = ["ResumePoint", "find_resume_point", "resume_command", "set_aside_saves"]
+__all__ = ["ResumePoint", "find_resume_point", "leftover_saves", "resume_command", "saves_after", "set_aside_saves"]
 
 _ST_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -117,10 +117,41 @@ def resume_command(command: list[str], point: ResumePoint) -> list[str]:
     return [*command, *point.args]
 
 
-async def set_aside_saves(host: TrainingHost, base: str, now: datetime) -> str | None:
-    """Move everything earlier training runs left in ``<base>/output`` (checkpoints, states, samples, LoRA files)
-    into ``<base>/earlier-saves/<stamp>/``, so no backend finds a save to continue from. Nothing is deleted; the
-    dry run's folder stays. Returns the folder the saves went to, or None when there was nothing to move.
+async def saves_after(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig, point: ResumePoint) -> list[str]:
+    """Saves in ``handle``'s output folder that a resume from ``point`` would write again (names in that folder).
+
+    Only kohya can have any: a LoRA file saved after its newest training state (e.g. the run died between writing
+    the epoch's LoRA file and its state). SimpleTuner and ai-toolkit continue from their newest save itself.
+    """
+    if handle.backend != "kohya":
+        return []
+    pattern = re.compile(rf"^{re.escape(cfg.name)}(?:-(\d{{6}})|-step(\d{{8}}))?\.safetensors$")
+    later: list[str] = []
+    for entry in await _listing(host, handle.output_dir):
+        if not (match := pattern.match(entry)):
+            continue
+        epoch, step = match.group(1), match.group(2)
+        if epoch is None and step is None:
+            later.append(entry)  # the final file: the resumed run writes it at its end
+        elif epoch is not None and point.epoch is not None and int(epoch) > point.epoch:
+            later.append(entry)
+        elif step is not None and int(step) > point.step:
+            later.append(entry)
+    return later
+
+
+_NOT_SAVES = ("dryrun", "cache")  # the dry run's own folder; SimpleTuner's latent cache (made again if missing)
+
+
+async def leftover_saves(host: TrainingHost, base: str) -> list[str]:
+    """What is in ``<base>/output`` besides the dry run's folder and caches: files a first launch must not touch."""
+    return [e for e in await _listing(host, f"{base}/output") if e not in _NOT_SAVES]
+
+
+async def set_aside_saves(host: TrainingHost, base: str, now: datetime, entries: list[str] | None = None) -> str | None:
+    """Move ``entries`` of ``<base>/output`` (default: everything earlier training runs left there: checkpoints,
+    states, samples, LoRA files) into ``<base>/earlier-saves/<stamp>/``, so no backend finds or writes over them.
+    Nothing is deleted; the dry run's folder stays. Returns the folder they went to, or None when there was nothing.
 
     Raises:
         StateError: the move failed on the host (the message carries its error).
@@ -128,7 +159,8 @@ async def set_aside_saves(host: TrainingHost, base: str, now: datetime) -> str |
     from ategnatos_mcp.training.execution.runner import quoted
 
     output = f"{base}/output"
-    entries = [e for e in await _listing(host, output) if e != "dryrun"]
+    if entries is None:
+        entries = [e for e in await _listing(host, output) if e != "dryrun"]
     if not entries:
         return None
     target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}"
@@ -137,7 +169,8 @@ async def set_aside_saves(host: TrainingHost, base: str, now: datetime) -> str |
             break
         target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}-{n}"
     sources = " ".join(quoted(f"{output}/{entry}") for entry in entries)
-    done = await host.run(f"mkdir -p {quoted(target)} && mv -- {sources} {quoted(target)}/", timeout=120)
+    # -n: never replace a file already there (the folder is new; this is the last line of defence).
+    done = await host.run(f"mkdir -p {quoted(target)} && mv -n -- {sources} {quoted(target)}/", timeout=120)
     if done.exit_status != 0:
         raise StateError(
             f"Could not move the earlier saves aside on {host.spec.identity}: {done.stderr.strip()[-300:]}",

@@ -11,10 +11,16 @@ from pathlib import Path, PurePosixPath
 import anyio
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.errors import NotFoundError
+from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.remote.models import Progress
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import EnvironmentReport, read_gates, record_environment_gate
+from ategnatos_mcp.training import (
+    EnvironmentReport,
+    read_gates,
+    record_environment_gate,
+    record_training_started,
+    refuse_if_trained,
+)
 from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
@@ -52,6 +58,7 @@ class TrainingRuns:
         self.hosts = hosts
         self.clock = clock
         self.uploads = DatasetUploads(task_group)  # gate-3 uploads that go on after the call returns
+        self._launching: dict[str, anyio.Lock] = {}
 
     async def _backend_dir(self, host: TrainingHost, name: str, backend: str, given: str | None) -> str:
         if given is None:
@@ -73,6 +80,7 @@ class TrainingRuns:
         group: the call waits at most ``wait_seconds`` (None: until done) and a repeat call finds the same upload.
         """
         plan = await load_confirmed_plan(self.store, name)
+        refuse_if_trained(plan.gates, "an environment check")  # before any upload
         spec = await resolve_host(self.store, host_text)
         key = (plan.cfg.name, spec.identity)
         job = self.uploads.get(key)
@@ -159,6 +167,7 @@ class TrainingRuns:
 
     async def dry_run(self, name: str, host_text: str, *, wait_seconds: float, report: Reporter | None) -> DryRunResult:
         plan = await load_confirmed_plan(self.store, name)
+        refuse_if_trained(plan.gates, "a dry run")  # its dry-run folder is kept as it was too
         spec = await resolve_host(self.store, host_text)
         async with self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
@@ -172,12 +181,39 @@ class TrainingRuns:
         check_start_choice(resume=resume, fresh=fresh)
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         spec = await resolve_host(self.store, host_text)
-        await ensure_launch_ready(self.store, plan, spec.identity)  # refuse before reaching for the GPU host
-        async with self.hosts.open(spec) as host:
-            folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
-            return await launch_run(
-                host, self.store, plan, backend_dir=folder, now=self.clock(), report=report, resume=resume, fresh=fresh
+        # refuse before reaching for the GPU host
+        await ensure_launch_ready(self.store, plan, spec.identity, resume=resume, fresh=fresh)
+        async with self._launching.setdefault(plan.cfg.name, anyio.Lock()):  # two calls never start two runs
+            async with self.hosts.open(spec) as host:
+                folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
+                return await launch_run(
+                    host, self.store, plan, backend_dir=folder, now=self.clock(), report=report, resume=resume,
+                    fresh=fresh,
+                )  # fmt: skip
+
+    async def refresh_outcome(self, name: str) -> str | None:
+        """Look on the host whether a training run recorded as running has ended, and keep how (the gates and
+        train_gates then say so). Returns a notice when the host could not be asked.
+
+        A run started before the gates recorded training runs gets its record here.
+        """
+        gates = await read_gates(self.store, name)
+        handle = (await read_execution(self.store, name)).training
+        if handle is None or (gates.training_run is not None and gates.training_run.state != "running"):
+            return None
+        notice = None
+        try:
+            await self.status(
+                name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None, samples=False
             )
+        except AtegnatosError as exc:
+            notice = f"Could not ask {handle.host.identity} how the training run stands: {exc.message}"
+        if (await read_gates(self.store, name)).training_run is None:
+            await record_training_started(
+                self.store, name, host=handle.host.identity, config_hash=handle.config_hash,
+                started_at=handle.started_at, resumed=False,
+            )  # fmt: skip
+        return notice
 
     async def status(
         self,
@@ -206,7 +242,7 @@ class TrainingRuns:
         async with self.hosts.open(handle.host) as host:
             return await follow_run(
                 host, self.store, handle, plan.cfg, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop,
-                report=report, samples_dir=folder if samples else None,
+                report=report, samples_dir=folder if samples else None, now=self.clock(),
             )  # fmt: skip
 
     async def status_with_previews(

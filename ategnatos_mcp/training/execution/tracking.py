@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import TrainingConfig, write_records
+from ategnatos_mcp.training import TrainingConfig, record_training_outcome, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import (
     CheckpointInfo,
     Diagnosis,
     RunHandle,
+    SupervisorState,
     SupervisorStatus,
     TrainingProgress,
 )
@@ -28,6 +30,7 @@ from ategnatos_mcp.training.execution.runner import (
     wait_for_run,
 )
 from ategnatos_mcp.training.execution.samples import SampleSet, collect_samples
+from ategnatos_mcp.training.models import TrainingOutcome
 from ategnatos_mcp.training.steps import backend_steps_per_epoch
 
 __all__ = ["RunReport", "follow_run", "render_progress_md"]
@@ -79,24 +82,29 @@ def _checkpoints(
     return infos
 
 
-def _next_step(kind: str, status: SupervisorStatus, *, rented: bool) -> str:
+def _next_step(name: str, kind: str, status: SupervisorStatus, *, rented: bool, resumable: bool) -> str:
     if status.state in ("starting", "running", "retrying"):
         return "Still running: check again later with training_status (it keeps running if this conversation ends)."
     if kind == "dry_run":
         return "The dry run has ended: call train_dry_run on the same host to judge it and record gate 4."
+    again = (
+        f"To train again, train_plan with name='{name}' plans a new version in its own folder (this run's files "
+        "stay as they are)."
+    )
     if status.state == "succeeded":
-        if not rented:  # this machine: there is no instance to tear down
-            return "Finished. Compare the saved epochs with train_evaluate."
-        return (
-            "Finished. Compare the saved epochs with train_evaluate, and tear the GPU instance down when you are "
-            "done (gpu_teardown)."
-        )
+        teardown = " Tear the GPU instance down when you are done (gpu_teardown)." if rented else ""
+        return f"Finished. Compare the saved epochs with train_evaluate.{teardown} {again}"
+    resume = (
+        f"launch_training(name='{name}', resume=true) continues this run from its last saved state when ready"
+        if resumable
+        else "It saved no state to continue from"
+    )
     if status.state == "stopped":
-        return (
-            "Stopped on request. Launch again when ready (resume=true continues from the last saved state; "
-            "fresh=true starts over, moving earlier saves aside)."
-        )
-    return "Read the problems above, fix them, and run again (the dry run first after a config change)."
+        return f"Stopped on request. {resume}. {again}"
+    return (
+        f"Read the problems above and fix them. {resume}. {again} A new version is also the way to change "
+        "settings (it goes through the gates again)."
+    )
 
 
 def render_progress_md(name: str, report: RunReport) -> str:
@@ -148,6 +156,7 @@ async def follow_run(
     stop: bool = False,
     report: Reporter | None = None,
     samples_dir: Path | None = None,
+    now: datetime | None = None,
 ) -> RunReport:
     """Status, progress and files of ``handle``; optionally stop it or wait for it; progress.md is rewritten.
 
@@ -189,12 +198,27 @@ async def follow_run(
         resumed_from_step=handle.resumed_from_step,
         samples=samples,
         log_tail="\n".join(kept[-log_lines:]) if log_lines else None,
-        next_step=_next_step(handle.kind, status, rented=handle.host.kind != "local"),
+        next_step=_next_step(
+            cfg.name, handle.kind, status, rented=handle.host.kind != "local", resumable=point is not None
+        ),
     )
     if handle.kind == "training":
         result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})
         await _remember(store, cfg.name, handle, status, newly_seen)
+        if status.finished:
+            await record_training_outcome(
+                store, cfg.name, state=_outcome(status.state), host=handle.host.identity,
+                config_hash=handle.config_hash, started_at=handle.started_at, at=now or datetime.now(UTC),
+                message=status.message, step=status.step, total_steps=status.total_steps,
+                resume_from_step=point.step if point is not None else None,
+            )  # fmt: skip
     return result
+
+
+def _outcome(state: SupervisorState) -> TrainingOutcome:
+    if state == "succeeded" or state == "failed" or state == "stopped":
+        return state
+    return "lost"  # it ended without saying how
 
 
 async def _remember(

@@ -10,7 +10,13 @@ import pytest
 
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle
-from ategnatos_mcp.training.execution.resume import find_resume_point, resume_command
+from ategnatos_mcp.training.execution.resume import (
+    find_resume_point,
+    leftover_saves,
+    resume_command,
+    saves_after,
+    set_aside_saves,
+)
 from tests.unit.training_exec.conftest import make_config
 
 pytestmark = pytest.mark.anyio
@@ -81,3 +87,36 @@ async def test_kohya_state_named_by_epoch_counts_the_doubled_steps_of_a_run_with
     (output / "ink-000003-state").mkdir(parents=True)  # no train_state.json: only the epoch in the name
     point = await find_resume_point(local, _handle(output, "kohya"), cfg)
     assert point is not None and point.step == 3 * 2 * cfg.steps_per_epoch and point.epoch == 3
+
+
+async def test_a_kohya_save_newer_than_its_newest_state_is_moved_aside_never_written_over(
+    tmp_path: Path, dataset: Path, local: LocalHost
+) -> None:
+    """The run died between writing epoch 3's LoRA file and its state: a resume from epoch 2 would write it again."""
+    cfg = make_config(dataset)  # 4 images, batch 1: 4 steps an epoch
+    base = tmp_path / "runs" / "ink"
+    output = base / "output"
+    state = output / "ink-000002-state"
+    state.mkdir(parents=True)
+    (state / "train_state.json").write_text(json.dumps({"current_epoch": 2, "current_step": 8}))
+    saves = {f"ink-{e:06d}.safetensors": f"epoch {e}".encode() for e in (1, 2, 3)}
+    saves["ink-step00000010.safetensors"] = b"step 10"
+    saves["ink-step00000006.safetensors"] = b"step 6"
+    saves["other-000003.safetensors"] = b"another run's file"
+    for name, data in saves.items():
+        (output / name).write_bytes(data)
+    handle = _handle(output, "kohya")
+    point = await find_resume_point(local, handle, cfg)
+    assert point is not None and (point.step, point.epoch) == (8, 2)
+    later = await saves_after(local, handle, cfg, point)
+    assert sorted(later) == ["ink-000003.safetensors", "ink-step00000010.safetensors"]
+    assert await saves_after(local, _handle(output, "simpletuner"), cfg, point) == []
+
+    moved = await set_aside_saves(local, str(base), datetime(2026, 11, 29, tzinfo=UTC), entries=later)
+    assert moved is not None and moved == f"{base}/earlier-saves/20261129-000000"
+    assert {p.name: p.read_bytes() for p in Path(moved).iterdir()} == {n: saves[n] for n in later}
+    kept = {p.name: p.read_bytes() for p in output.iterdir() if p.is_file()}
+    assert kept == {n: d for n, d in saves.items() if n not in later}  # the saves it continues after stay put
+    (output / "dryrun").mkdir()  # the dry run's folder and SimpleTuner's cache are no saves
+    (output / "cache").mkdir()
+    assert set(await leftover_saves(local, str(base))) == {*kept, state.name}

@@ -31,7 +31,8 @@ async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_na
     with anyio.fail_after(30):
         report = await follow_run(local, store, handle, cfg, wait_seconds=30)
     assert report.state == "succeeded", report.status
-    assert report.next_step == "Finished. Compare the saved epochs with train_evaluate."  # nothing rented here
+    assert report.next_step.startswith("Finished. Compare the saved epochs with train_evaluate. To train again")
+    assert "gpu_teardown" not in report.next_step  # nothing rented here
     assert [(c.kind, c.step, c.epoch) for c in report.checkpoints] == [
         ("step", 8, 1),
         ("step", 16, 2),

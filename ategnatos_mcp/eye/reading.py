@@ -82,9 +82,9 @@ class ParsedEye:
 def entry_text(text: str) -> str:
     """How an entry's text is written on its bullet, so it reads back unchanged (see ``state/markdown.py``)."""
     at: set[int] = {i for i, c in enumerate(text) if c in "[]"}
-    level = re.match(r"^([^:：\[\]]{1,24})[:：]", text)
-    if level and fold(level.group(1)) in _LEVEL_WORDS:
-        at.add(level.end() - 1)
+    colon, level = _level_colon([(c, False) for c in text])
+    if level is not None and colon is not None:
+        at.add(colon)
     if text == PLACEHOLDER:
         at.add(0)
     return escape(text, _SPECIALS, only_at=at)
@@ -155,8 +155,8 @@ def _read_bullet(parsed: ParsedEye, body: str, category: Category, lineno: int, 
 def _entry(body: str, category: Category) -> EyeLine:
     chars = decode(body, _SPECIALS)
     level: Level = "avoid" if category == "anti-preferences" else "prefer"
-    colon = next((i for i, (c, esc) in enumerate(chars[:26]) if c in ":：" and not esc), None)
-    if colon is not None and (named := _LEVEL_WORDS.get(fold(plain(chars[:colon])))):
+    colon, named = _level_colon(chars)
+    if colon is not None and named is not None:
         level, chars = named, chars[colon + 1 :]
     count, contradictions, families = 1, 0, []
     while chars and chars[-1][0].isspace():
@@ -172,6 +172,17 @@ def _entry(body: str, category: Category) -> EyeLine:
     if len(words) > 300:
         raise ValueError("an entry is at most 300 characters")
     return EyeLine(category, level, words, count, contradictions, families)
+
+
+def _level_colon(chars: list[tuple[str, bool]]) -> tuple[int | None, Level | None]:
+    """Where the first unescaped colon is, and the level its prefix names ("AVOID", "ÉVITER"...), if any."""
+    colon = next((i for i, (c, esc) in enumerate(chars[:26]) if c in ":：" and not esc), None)
+    if colon is None:
+        return None, None
+    prefix = plain(chars[:colon]).strip()
+    if not re.fullmatch(r"[^\W\d_]+", prefix):
+        return colon, None
+    return colon, _LEVEL_WORDS.get(fold(prefix))
 
 
 def _tag(body: str) -> tuple[int, int, list[str]]:

@@ -40,6 +40,8 @@ def _template() -> Any:
 
 def _line(entry: Preference) -> str:
     prefix = {"prefer": "", "avoid": "AVOID: ", "never": "NEVER: "}[entry.level]
+    if entry.level == "prefer" and entry.category == "anti-preferences":
+        prefix = "PREFER: "  # a bare bullet in that section reads as AVOID
     unit = "approval" if entry.category == "model-combos" else "session"
     parts = [f"confirmed: {entry.confirmations} {unit}{'' if entry.confirmations == 1 else 's'}"]
     if entry.contradictions:

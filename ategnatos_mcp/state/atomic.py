@@ -12,11 +12,14 @@ import errno
 import fcntl
 import os
 import re
+import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
 __all__ = [
     "copy_name",
@@ -70,6 +73,16 @@ def keep_copy(path: Path, data: bytes, label: str, now: datetime) -> Path:
     The copy is created exclusively (``O_EXCL``), so it can never replace an earlier copy, even one made by
     another process in the same second.
     """
+    return _exclusive_copy(path, label, now, lambda fh: fh.write(data))
+
+
+def preserve(path: Path, label: str, now: datetime) -> Path:
+    """Keep the file at ``path`` as it is now under a dated name beside it (before it is rewritten)."""
+    with path.open("rb") as source:
+        return _exclusive_copy(path, label, now, lambda fh: shutil.copyfileobj(source, fh))
+
+
+def _exclusive_copy(path: Path, label: str, now: datetime, fill: Callable[[BinaryIO], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 10_000):
         candidate = copy_name(path, label, now, n)
@@ -78,30 +91,12 @@ def keep_copy(path: Path, data: bytes, label: str, now: datetime) -> Path:
         except FileExistsError:
             continue
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
         _fsync_dir(path.parent)
         return candidate
     raise OSError(errno.EEXIST, f"no free name for a copy of {path.name}")
-
-
-def preserve(path: Path, label: str, now: datetime) -> Path:
-    """Keep the file at ``path`` as it is now under a dated name beside it (before it is rewritten).
-
-    A hard link where the file system allows it (no bytes copied, the exact file kept), else an exclusive copy.
-    """
-    for n in range(1, 10_000):
-        candidate = copy_name(path, label, now, n)
-        try:
-            os.link(path, candidate, follow_symlinks=False)
-        except FileExistsError:
-            continue
-        except OSError:
-            break  # no hard links here (FAT, some network shares): copy instead
-        _fsync_dir(path.parent)
-        return candidate
-    return keep_copy(path, path.read_bytes(), label, now)
 
 
 def remove_leftover_temp_files(root: Path, *, older_than_seconds: float) -> list[Path]:

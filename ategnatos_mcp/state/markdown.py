@@ -69,8 +69,11 @@ def plain(chars: Iterable[tuple[str, bool]]) -> str:
     return "".join(c for c, _ in chars)
 
 
-def escape(text: str, specials: str, only_at: Container[int] | None = None) -> str:
-    """The escaped form of ``text``: every special character (or those at ``only_at``) gets a backslash."""
+def escape(text: str, specials: str, only_at: Container[int] | None = None, *, closed: bool = False) -> str:
+    """The escaped form of ``text``: every special character (or those at ``only_at``) gets a backslash.
+
+    ``closed``: a special character follows ``text`` (a list's separating comma), so trailing backslashes double.
+    """
     out: list[str] = []
     pending = 0
     for index, char in enumerate(text):
@@ -84,7 +87,7 @@ def escape(text: str, specials: str, only_at: Container[int] | None = None) -> s
             out.append("\\" * pending)
         pending = 0
         out.append(char)
-    out.append("\\" * pending)
+    out.append("\\" * (2 * pending if closed else pending))
     return "".join(out)
 
 
@@ -125,7 +128,8 @@ def split_list(cell: str) -> list[str]:
 
 
 def join_list(items: Iterable[str]) -> str:
-    return ", ".join(escape(item, ",|") for item in items)
+    items = list(items)
+    return ", ".join(escape(item, ",|", closed=n < len(items) - 1) for n, item in enumerate(items))
 
 
 def fold(text: str) -> str:

@@ -188,8 +188,10 @@ def read_studio(text: str) -> ParsedStudio:
             table = _read_row(parsed, section, table, cells, lineno, raw)
         elif line in _OURS:
             continue
+        elif section == "unknown":
+            parsed.unread.append((lineno, raw, "it is under a heading studio.md does not know"))
         else:
-            where = f"under '{title}'" if section not in ("", "unknown") else "outside the studio's tables"
+            where = f"under '{title}'" if section else "before the first heading"
             parsed.unread.append((lineno, raw, f"it is not a table row {where}"))
     return parsed
 

@@ -179,7 +179,7 @@ def merge_studio(text: str, base: str | None, current: StudioInventory) -> Merge
             changed += _apply(result, row)
     result.kept_as_written = minus(result.kept_as_written, minus(before.kept, edited.kept))
     result.kept_as_written += minus(edited.kept, before.kept)
-    fresh = _fresh(edited.unread + edited.machine, before.unread + before.machine)
+    fresh = sorted(_fresh(edited.unread + edited.machine, before.unread + before.machine))
     result.kept_as_written += [raw for _, raw, _ in fresh]
     return Merge(
         doc=result,
@@ -187,7 +187,7 @@ def merge_studio(text: str, base: str | None, current: StudioInventory) -> Merge
         after=len(edited.rows),
         removed=[f"{before.rows[key].kind} '{before.rows[key].name}'" for key in gone],
         changed=changed,
-        unread=[f"line {n} '{_short(raw)}' ({why})" for n, raw, why in sorted(fresh)],
+        unread=[f"line {n} '{_short(raw)}' ({why})" for n, raw, why in fresh],
         notes=edited.notes,
     )
 

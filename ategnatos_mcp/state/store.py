@@ -261,9 +261,8 @@ class GrimoireStore:
         accept_held: bool,
     ) -> None:
         view = self._views.get(name)
-        now = datetime.now(UTC)
         if view is not None and outcome is not None:
-            commit_files(outcome, view, self.root, self.state_dir, name, now)
+            commit_files(outcome, view, self.root, self.state_dir, name)
         if accept_held:
             held_path(self.state_dir, name).unlink(missing_ok=True)
         write_doc = not startup or (outcome is not None and outcome.changed)

@@ -91,6 +91,7 @@ class ViewOutcome(Generic[D]):
     """The document once the view is taken into account, and what a commit must do on disk."""
 
     doc: D
+    now: datetime  # when it was examined: the kept copies are named after it, as the notices say
     changed: bool = False  # the document differs from the stored one
     render: bool = False  # the view must be (re)written even if nothing else changes
     sha: str = ""  # of the view's bytes as examined (notices are given once per version of the file)
@@ -139,7 +140,7 @@ def examine_view(
 ) -> ViewOutcome[Any]:
     """Compare the view with its record and document; decide, without writing anything, what should happen."""
     path = root / view.filename
-    out: ViewOutcome[Any] = ViewOutcome(doc=doc)
+    out: ViewOutcome[Any] = ViewOutcome(doc=doc, now=now)
     try:
         size = path.stat().st_size
         if size > MAX_VIEW_BYTES:
@@ -222,13 +223,13 @@ def _aside(out: ViewOutcome[Any], view: View[Any], path: Path, now: datetime, re
     return out
 
 
-def commit_files(out: ViewOutcome[Any], view: View[Any], root: Path, state_dir: Path, name: str, now: datetime) -> None:
+def commit_files(out: ViewOutcome[Any], view: View[Any], root: Path, state_dir: Path, name: str) -> None:
     """The copies an outcome asks for, made before the view is rewritten (names fixed up if taken meanwhile)."""
     path = root / view.filename
     for label, wanted in (("backup", out.backup), ("edited", out.aside)):
         if wanted is None:
             continue
-        kept = preserve(path, label, now)
+        kept = preserve(path, label, out.now)
         if kept != wanted:
             out.done = [line.replace(wanted.name, kept.name) for line in out.done]
             if out.held is not None and label == "edited":

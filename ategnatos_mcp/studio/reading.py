@@ -176,24 +176,32 @@ def read_studio(text: str) -> ParsedStudio:
             section, table = "unknown", None
             parsed.unread.append((lineno, raw, f"'{heading['title']}' is not a section of studio.md"))
             continue
-        cells = split_row(line)
-        table = None if cells is None else table
-        if section in ("environment", "instances"):
-            if line in _OURS or (cells is not None and _is_header_or_separator(cells, table)):
-                table = table or (_Table(section, cells) if cells is not None else None)
-                continue
-            why = "is filled in by studio_detect" if section == "environment" else "lists the rentals Ategnatos tracks"
-            parsed.machine.append((lineno, raw, f"the '{title}' section {why}"))
-        elif section in ("model", "lora", "workflow") and cells is not None:
-            table = _read_row(parsed, section, table, cells, lineno, raw)
-        elif line in _OURS:
-            continue
-        elif section == "unknown":
-            parsed.unread.append((lineno, raw, "it is under a heading studio.md does not know"))
-        else:
-            where = f"under '{title}'" if section else "before the first heading"
-            parsed.unread.append((lineno, raw, f"it is not a table row {where}"))
+        table = _read_body(parsed, section, title, table, lineno, raw)
     return parsed
+
+
+def _read_body(
+    parsed: ParsedStudio, section: Section, title: str, table: _Table | None, lineno: int, raw: str
+) -> _Table | None:
+    """One line under a heading; returns the table it continues (None once a non-row line ends a table)."""
+    line = raw.strip()
+    cells = split_row(line)
+    table = None if cells is None else table
+    if section in ("environment", "instances"):
+        if line in _OURS or (cells is not None and _is_header_or_separator(cells, table)):
+            return table or (_Table(section, cells) if cells is not None else None)
+        why = "is filled in by studio_detect" if section == "environment" else "lists the rentals Ategnatos tracks"
+        parsed.machine.append((lineno, raw, f"the '{title}' section {why}"))
+    elif section in ("model", "lora", "workflow") and cells is not None:
+        return _read_row(parsed, section, table, cells, lineno, raw)
+    elif line in _OURS:
+        pass
+    elif section == "unknown":
+        parsed.unread.append((lineno, raw, "it is under a heading studio.md does not know"))
+    else:
+        where = f"under '{title}'" if section else "before the first heading"
+        parsed.unread.append((lineno, raw, f"it is not a table row {where}"))
+    return table
 
 
 def _is_header_or_separator(cells: list[str], table: _Table | None) -> bool:

@@ -102,22 +102,23 @@ def _text(rng: random.Random, allow_empty: bool = True) -> str:
     return text if text or allow_empty else "n"
 
 
+def _unique(rng: random.Random, names: set[str]) -> str:
+    while True:
+        candidate = _text(rng, allow_empty=False)
+        if candidate.casefold() not in names:
+            names.add(candidate.casefold())
+            return candidate
+
+
 def test_every_table_field_of_awkward_characters_round_trips_unchanged() -> None:
     rng = random.Random(1205)
     for _ in range(200):
         names: set[str] = set()
 
-        def name() -> str:
-            while True:
-                candidate = _text(rng, allow_empty=False)
-                if candidate.casefold() not in names:
-                    names.add(candidate.casefold())
-                    return candidate
-
         inv = StudioInventory(
             models=[
                 ModelEntry(
-                    name=name(),
+                    name=_unique(rng, names),
                     kind=rng.choice(["checkpoint", "vae", "text-encoder", "other"]),
                     base=_text(rng),
                     good_for=_text(rng),
@@ -129,7 +130,7 @@ def test_every_table_field_of_awkward_characters_round_trips_unchanged() -> None
             ],
             loras=[
                 LoraEntry(
-                    name=name(),
+                    name=_unique(rng, names),
                     trigger_words=[_text(rng, allow_empty=False) for _ in range(rng.randint(0, 3))],
                     weight_min=rng.choice([-1.5, 0.1 + 0.2, 1e-05, 0.6]),
                     weight_max=rng.choice([1.0, 2.0, 4.75]),
@@ -139,7 +140,7 @@ def test_every_table_field_of_awkward_characters_round_trips_unchanged() -> None
                 )
                 for _ in range(2)
             ],
-            workflows=[WorkflowEntry(name=name(), description=_text(rng), location=_text(rng))],
+            workflows=[WorkflowEntry(name=_unique(rng, names), description=_text(rng), location=_text(rng))],
             instances=[InstanceEntry(provider="runpod", instance_id="p|1", gpu=_text(rng))],
             kept_as_written=["| kept | row |", "## Custom nodes"],
         )

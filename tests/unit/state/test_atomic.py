@@ -64,3 +64,25 @@ def test_only_our_old_unlocked_temp_files_are_removed(tmp_path: Path) -> None:
     assert sorted(removed) == sorted([ours_old, ours_nested, before_marker_in_state])
     assert not any(p.exists() for p in removed)
     assert all(p.exists() for p in [*kept, locked, outside])
+
+
+def test_art_and_training_views_keep_two_hand_edits_made_in_one_second(tmp_path: Path) -> None:
+    from ategnatos_mcp.art.views import write_view
+    from ategnatos_mcp.training.records import write_record
+
+    page = tmp_path / "iterations.md"
+    last, _ = write_view(page, "rendered 1\n", None, NOW)
+    page.write_text("artist's first edit\n", encoding="utf-8")
+    last, first = write_view(page, "rendered 2\n", last, NOW)
+    page.write_text("artist's second edit\n", encoding="utf-8")
+    _, second = write_view(page, "rendered 3\n", last, NOW)
+    kept = sorted(tmp_path.glob("iterations.edited-*.md"))
+    assert [p.read_text(encoding="utf-8") for p in kept] == ["artist's first edit\n", "artist's second edit\n"]
+    assert first and second and kept[1].name in second
+
+    hashes: dict[str, str] = {}
+    write_record(tmp_path, "intent.md", "v1\n", hashes)
+    for n in range(2):
+        (tmp_path / "intent.md").write_text(f"edit {n}\n", encoding="utf-8")
+        write_record(tmp_path, "intent.md", f"v{n + 2}\n", hashes)
+    assert len(list(tmp_path.glob("intent.edited-*.md"))) == 2

@@ -76,7 +76,7 @@ def test_art_and_training_views_keep_two_hand_edits_made_in_one_second(tmp_path:
     last, first = write_view(page, "rendered 2\n", last, NOW)
     page.write_text("artist's second edit\n", encoding="utf-8")
     _, second = write_view(page, "rendered 3\n", last, NOW)
-    kept = sorted(tmp_path.glob("iterations.edited-*.md"))
+    kept = sorted(tmp_path.glob("iterations.edited-*.md"), key=lambda p: (len(p.name), p.name))
     assert [p.read_text(encoding="utf-8") for p in kept] == ["artist's first edit\n", "artist's second edit\n"]
     assert first and second and kept[1].name in second
 

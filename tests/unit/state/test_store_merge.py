@@ -189,3 +189,50 @@ async def test_an_eye_md_dropped_beside_existing_state_without_a_record_only_add
     assert len(doc.entries) == 9 and doc.entries[0].text == "ink outlines"
     assert notices[0] == "Read your own eye.md: 8 entries taken into the grimoire."
     assert [b.read_text(encoding="utf-8") for b in store.root.glob("eye.backup-*.md")] == [seed]
+
+
+async def test_a_render_whose_record_was_lost_is_not_taken_for_an_edit(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    await _add(store, "ink outlines")
+    first_render = _eye_md(store).read_text(encoding="utf-8")
+    await _add(store, "gold leaf")
+    # A kill after eye.md was rendered but before its record was: the record still holds the older text.
+    (store.state_dir / "eye.view.json").write_text(json.dumps({"revision": 1, "text": first_render}), "utf-8")
+
+    assert (await store.read_with_notices(EYE_DOCUMENT, EyeProfile))[1] == []
+    await store.start()
+    assert json.loads((store.state_dir / "eye.view.json").read_text(encoding="utf-8"))["revision"] == 2
+    assert list(store.root.glob("eye.*-*.md")) == []
+
+
+async def test_a_grimoire_of_the_previous_release_upgrades_without_a_notice_or_a_copy(tmp_path: Path) -> None:
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, STUDIO_VIEW, StudioInventory
+
+    grimoire = tmp_path / "grimoire"
+    state = grimoire / ".state"
+    state.mkdir(parents=True)
+    entry = {"id": "style-ink", "category": "style", "text": "ink", "created_at": NOW.isoformat()}
+    entry["updated_at"] = entry["created_at"]
+    (state / "eye.json").write_text(json.dumps({"schema_version": 1, "revision": 1, "entries": [entry]}), "utf-8")
+    old_eye_md = "# Taste Profile\n\n## Style\n- ink [confirmed: 1 session]\n"
+    (grimoire / "eye.md").write_text(old_eye_md, encoding="utf-8")
+    (state / "eye.view.sha256").write_text(hashlib.sha256(old_eye_md.encode()).hexdigest() + "\n", "utf-8")
+    workflow = {"name": "inkwash", "description": "txt2img", "location": ""}
+    studio = {"schema_version": 1, "revision": 1, "workflows": [workflow]}
+    (state / "studio.json").write_text(json.dumps(studio), encoding="utf-8")
+    old_studio_md = "# Studio\n\n## Workflows\n- **inkwash**: txt2img\n"  # the old bullet form
+    (grimoire / "studio.md").write_text(old_studio_md, encoding="utf-8")
+    (state / "studio.view.sha256").write_text(hashlib.sha256(old_studio_md.encode()).hexdigest() + "\n", "utf-8")
+
+    store = _store(tmp_path)
+    store.register_view(STUDIO_DOCUMENT, STUDIO_VIEW)
+    await store.start()
+
+    assert "- ink [confirmed: 1 session]" in _eye_md(store).read_text(encoding="utf-8")
+    assert "| inkwash | txt2img |  |" in (grimoire / "studio.md").read_text(encoding="utf-8")
+    assert sorted(p.name for p in state.iterdir() if "view" in p.name) == ["eye.view.json", "studio.view.json"]
+    assert sorted(p.name for p in grimoire.glob("*.md")) == ["eye.md", "studio.md"]  # no copy was needed
+    eye, notices = await store.read_with_notices(EYE_DOCUMENT, EyeProfile)
+    inv, studio_notices = await store.read_with_notices(STUDIO_DOCUMENT, StudioInventory)
+    assert ([e.text for e in eye.entries], eye.kept_as_written, notices) == (["ink"], [], [])
+    assert ([w.name for w in inv.workflows], inv.kept_as_written, studio_notices) == (["inkwash"], [], [])

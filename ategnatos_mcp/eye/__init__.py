@@ -19,7 +19,12 @@ from ategnatos_mcp.eye.view import EYE_VIEW_FILE, merge_eye, parse_eye, render_e
 from ategnatos_mcp.state import View
 
 EYE_VIEW: View[EyeProfile] = View(
-    filename=EYE_VIEW_FILE, render=render_eye, parse=parse_eye, merge=merge_eye, model=EyeProfile
+    filename=EYE_VIEW_FILE,
+    render=render_eye,
+    parse=parse_eye,
+    merge=merge_eye,
+    model=EyeProfile,
+    accept_with="eye_update action 'accept_edit'",
 )
 
 __all__ = [

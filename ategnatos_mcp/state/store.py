@@ -209,8 +209,8 @@ class GrimoireStore:
             InvalidRequestError: no edit is held back, or its kept copy is gone.
         """
         async with self._transaction(name, model, accept_held=True) as upd:
-            return upd.doc.model_copy(deep=True), list(upd.notices)
-        raise AssertionError("unreachable")  # pragma: no cover - the block always returns
+            accepted = upd.doc.model_copy(deep=True), list(upd.notices)
+        return accepted
 
     @asynccontextmanager
     async def _transaction(
@@ -230,17 +230,17 @@ class GrimoireStore:
                     )
                     doc = outcome.doc
                 pending = [] if startup else self._pending.pop(name, [])
-                upd = Update(doc=doc, notices=list(pending))
-                if outcome is not None and self._told.get(name) != outcome.sha:
-                    upd.notices += outcome.said
-                if outcome is not None:
-                    upd.notices += outcome.done
-                if accept_held:
-                    await anyio.to_thread.run_sync(self._apply_held, name, upd)
-                if startup:
-                    upd.discard = outcome is None or not (outcome.render or outcome.changed)
                 committed = False
                 try:
+                    upd = Update(doc=doc, notices=list(pending))
+                    if outcome is not None and self._told.get(name) != outcome.sha:
+                        upd.notices += outcome.said
+                    if outcome is not None:
+                        upd.notices += outcome.done
+                    if accept_held:
+                        await anyio.to_thread.run_sync(self._apply_held, name, upd)
+                    if startup:
+                        upd.discard = outcome is None or not (outcome.render or outcome.changed)
                     yield upd
                     if not upd.discard:
                         await anyio.to_thread.run_sync(self._commit, name, model, upd, outcome, startup, accept_held)

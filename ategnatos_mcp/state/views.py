@@ -56,7 +56,8 @@ class View(Generic[D]):
     ``parse(text, current)`` returns the document a hand-edited view describes, or raises ``ValueError`` with a
     plain reason. A view that can be edited entry by entry also gives ``merge(text, base, current)``: the
     changes between ``base`` (the text we rendered, None for a file we did not write) and ``text`` applied to
-    ``current``. ``model`` lets the store bring the view in line with its document at start-up.
+    ``current``. ``model`` lets the store bring the view in line with its document at start-up; ``accept_with``
+    names the call that applies an edit held back for removing too much.
     """
 
     filename: str
@@ -64,6 +65,7 @@ class View(Generic[D]):
     parse: Callable[[str, D], D]
     merge: Callable[[str, str | None, D], Merge[D]] | None = None
     model: type[Any] | None = None
+    accept_with: str = "the 'accept_edit' action"  # how the artist confirms a held-back edit, in words
 
 
 class ViewRecord(BaseModel):
@@ -184,12 +186,12 @@ def _merge(out: ViewOutcome[Any], view: View[Any], path: Path, now: datetime, te
         out.held = HeldEdit(copy_name=out.aside.name, base=base, removed=merged.removed, at=now)
         lost = "every entry" if merged.after == 0 else f"{removed} of its {merged.before} entries"
         out.said.append(
-            f"{name} lost {lost} at once. That looks like a file cut short by an editor or a sync, so it was not "
-            f"taken as your wish: nothing was removed ({_listing(merged.removed)})."
+            f"{name} lost {lost} at once. That looks like a file cut short by an editor or a sync, so the edit "
+            f"was not applied and nothing was removed ({_listing(merged.removed)})."
         )
         out.done.append(
-            f"{name} shows every entry again; the file as it was is kept as {out.aside.name}. If you did mean to "
-            "remove them, ask to apply that edit (action 'accept_edit'), or remove entries a few at a time."
+            f"{name} shows every entry again; the file as it was is kept as {out.aside.name}. If the artist did "
+            f"mean to remove them, apply that edit with {view.accept_with}, or remove entries a few at a time."
         )
         return out
     out.doc, out.changed, out.render = merged.doc, True, True

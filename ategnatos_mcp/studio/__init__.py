@@ -29,7 +29,12 @@ from ategnatos_mcp.studio.models import (
 from ategnatos_mcp.studio.view import STUDIO_VIEW_FILE, merge_studio, parse_studio, render_studio
 
 STUDIO_VIEW: View[StudioInventory] = View(
-    filename=STUDIO_VIEW_FILE, render=render_studio, parse=parse_studio, merge=merge_studio, model=StudioInventory
+    filename=STUDIO_VIEW_FILE,
+    render=render_studio,
+    parse=parse_studio,
+    merge=merge_studio,
+    model=StudioInventory,
+    accept_with="studio_register action 'accept_edit'",
 )
 
 __all__ = [

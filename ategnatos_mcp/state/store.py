@@ -14,6 +14,7 @@ in the next answer that reads or changes that document, and in the log.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -133,10 +134,10 @@ class GrimoireStore:
         return doc, notices
 
     def _read_now(self, name: str, model: type[D]) -> tuple[D, ViewOutcome[D] | None]:
-        doc, exists = self._load(name, model)
         if name not in self._views:
-            return doc, None
-        outcome = examine_view(self._views[name], self.root, self.state_dir, name, doc, exists, datetime.now(UTC))
+            return self._load(name, model)[0], None
+        load = functools.partial(self._load, name, model)
+        outcome = examine_view(self._views[name], self.root, self.state_dir, name, load, datetime.now(UTC))
         return outcome.doc, outcome
 
     def _path(self, name: str) -> Path:
@@ -220,15 +221,7 @@ class GrimoireStore:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             lock_fd = await anyio.to_thread.run_sync(self._acquire_file_lock, name, abandon_on_cancel=False)
             try:
-                doc, exists = await anyio.to_thread.run_sync(self._load, name, model)
-                outcome: ViewOutcome[D] | None = None
-                if name in self._views:
-                    now = datetime.now(UTC)
-                    view = self._views[name]
-                    outcome = await anyio.to_thread.run_sync(
-                        examine_view, view, self.root, self.state_dir, name, doc, exists, now
-                    )
-                    doc = outcome.doc
+                doc, outcome = await anyio.to_thread.run_sync(self._read_now, name, model)
                 pending = [] if startup else self._pending.pop(name, [])
                 committed = False
                 try:

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from ategnatos_mcp.state.atomic import copy_name, preserve, write_text_atomic
 
@@ -116,18 +116,27 @@ def legacy_hash_path(state_dir: Path, name: str) -> Path:
     return state_dir / f"{name}.view.sha256"
 
 
-def read_record(state_dir: Path, name: str, view_text: str) -> ViewRecord | None:
+def _read_record_files(state_dir: Path, name: str) -> tuple[bytes | None, str | None]:
+    """The record (or an older release's hash of the view), read before the view (see ``examine_view``)."""
     try:
-        return ViewRecord.model_validate_json(record_path(state_dir, name).read_bytes())
+        return record_path(state_dir, name).read_bytes(), None
     except FileNotFoundError:
         pass
-    except (ValidationError, ValueError):
-        return None  # a damaged record: treat the view as one we did not write (nothing is removed then)
     try:
-        recorded = legacy_hash_path(state_dir, name).read_text(encoding="utf-8").strip()
+        return None, legacy_hash_path(state_dir, name).read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        return None
-    return ViewRecord(revision=None, text=view_text) if _sha256(view_text) == recorded else None
+        return None, None
+
+
+def _record(raw: bytes | None, legacy_hash: str | None, view_text: str) -> ViewRecord | None:
+    if raw is not None:
+        try:
+            return ViewRecord.model_validate_json(raw)
+        except ValueError:
+            return None  # a damaged record: treat the view as one we did not write (nothing is removed then)
+    if legacy_hash is not None and _sha256(view_text) == legacy_hash:
+        return ViewRecord(revision=None, text=view_text)
+    return None
 
 
 def read_held(state_dir: Path, name: str) -> HeldEdit | None:
@@ -138,28 +147,44 @@ def read_held(state_dir: Path, name: str) -> HeldEdit | None:
 
 
 def examine_view(
-    view: View[Any], root: Path, state_dir: Path, name: str, doc: Any, doc_exists: bool, now: datetime
+    view: View[Any],
+    root: Path,
+    state_dir: Path,
+    name: str,
+    load: Callable[[], tuple[Any, bool]],
+    now: datetime,
 ) -> ViewOutcome[Any]:
-    """Compare the view with its record and document; decide, without writing anything, what should happen."""
+    """Compare the view with its record and document; decide, without writing anything, what should happen.
+
+    ``load`` gives the document and whether it exists. The files are read in the reverse order of a write (record,
+    view, document), so a read that races a writer without its lock sees a stale view, never a false edit.
+    """
+    record_raw, legacy_hash = _read_record_files(state_dir, name)
     path = root / view.filename
-    out: ViewOutcome[Any] = ViewOutcome(doc=doc, now=now)
+    raw: bytes | None = None
+    reason = ""
     try:
         size = path.stat().st_size
         if size > MAX_VIEW_BYTES:
-            out.sha = f"size:{size}"
-            return _aside(out, view, path, now, "it is too big to be a view")
-        raw = path.read_bytes()
+            reason = "it is too big to be a view"
+        else:
+            raw = path.read_bytes()
     except FileNotFoundError:
-        out.render = doc_exists
-        return out
+        doc, exists = load()
+        return ViewOutcome(doc=doc, now=now, render=exists)
     except OSError:
-        return out  # a folder or an unreadable file under that name: leave it alone
+        return ViewOutcome(doc=load()[0], now=now)  # a folder or an unreadable file under that name: left alone
+    doc, doc_exists = load()
+    out: ViewOutcome[Any] = ViewOutcome(doc=doc, now=now)
+    if raw is None:
+        out.sha = f"size:{size}"
+        return _aside(out, view, path, now, reason)
     out.sha = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return _aside(out, view, path, now, "it is not UTF-8 text")
-    record = read_record(state_dir, name, text)
+    record = _record(record_raw, legacy_hash, text)
     if doc_exists and record is not None and text == record.text:
         if record.revision is None or record.revision < doc.revision:
             out.render = True  # stale: the last render was lost to a crash

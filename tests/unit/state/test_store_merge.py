@@ -236,3 +236,25 @@ async def test_a_grimoire_of_the_previous_release_upgrades_without_a_notice_or_a
     inv, studio_notices = await store.read_with_notices(STUDIO_DOCUMENT, StudioInventory)
     assert ([e.text for e in eye.entries], eye.kept_as_written, notices) == (["ink"], [], [])
     assert ([w.name for w in inv.workflows], inv.kept_as_written, studio_notices) == (["inkwash"], [], [])
+
+
+async def test_a_read_racing_a_writer_sees_at_worst_a_stale_view_never_an_edit(tmp_path: Path) -> None:
+    from ategnatos_mcp.state.atomic import write_text_atomic
+    from ategnatos_mcp.state.views import examine_view, write_view
+
+    store = _store(tmp_path)
+    await _add(store, "ink outlines")
+    newer = (await store.read(EYE_DOCUMENT, EyeProfile)).model_copy(deep=True)
+    apply_change(newer, "add", now=NOW, category="color", text="teal shadows")
+    newer.revision += 1
+
+    def load_while_another_server_writes() -> tuple[EyeProfile, bool]:
+        # Another process's whole write (JSON, view, record) lands while this read is under way.
+        write_text_atomic(store.state_dir / "eye.json", newer.model_dump_json())
+        write_view(EYE_VIEW, store.root, store.state_dir, EYE_DOCUMENT, newer)
+        return newer, True
+
+    outcome = examine_view(EYE_VIEW, store.root, store.state_dir, EYE_DOCUMENT, load_while_another_server_writes, NOW)
+
+    assert (outcome.said, outcome.done, outcome.aside, outcome.changed) == ([], [], None, False)
+    assert [e.text for e in outcome.doc.entries] == ["ink outlines", "teal shadows"]

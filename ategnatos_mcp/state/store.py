@@ -70,11 +70,16 @@ D = TypeVar("D", bound=Document)
 
 @dataclass
 class Update(Generic[D]):
-    """What ``GrimoireStore.update`` yields: the document to change, and notices for the answer."""
+    """What ``GrimoireStore.update`` yields: the document to change, and notices for the answer.
+
+    Set ``relayed`` when ``notices`` go into the caller's answer; otherwise they wait for the next answer that
+    reads or changes this document with its notices.
+    """
 
     doc: D
     notices: list[str] = field(default_factory=list)
     discard: bool = False
+    relayed: bool = False
 
 
 class GrimoireStore:
@@ -210,6 +215,7 @@ class GrimoireStore:
             InvalidRequestError: no edit is held back, or its kept copy is gone.
         """
         async with self._transaction(name, model, accept_held=True) as upd:
+            upd.relayed = True
             accepted = upd.doc.model_copy(deep=True), list(upd.notices)
         return accepted
 
@@ -222,14 +228,13 @@ class GrimoireStore:
             lock_fd = await anyio.to_thread.run_sync(self._acquire_file_lock, name, abandon_on_cancel=False)
             try:
                 doc, outcome = await anyio.to_thread.run_sync(self._read_now, name, model)
-                pending = [] if startup else self._pending.pop(name, [])
+                pending = self._pending.pop(name, [])
+                fresh: list[str] = []
+                if outcome is not None:
+                    fresh = (outcome.said if self._told.get(name) != outcome.sha else []) + outcome.done
+                upd = Update(doc=doc, notices=pending + fresh)
                 committed = False
                 try:
-                    upd = Update(doc=doc, notices=list(pending))
-                    if outcome is not None and self._told.get(name) != outcome.sha:
-                        upd.notices += outcome.said
-                    if outcome is not None:
-                        upd.notices += outcome.done
                     if accept_held:
                         await anyio.to_thread.run_sync(self._apply_held, name, upd)
                     if startup:
@@ -239,8 +244,10 @@ class GrimoireStore:
                         await anyio.to_thread.run_sync(self._commit, name, model, upd, outcome, startup, accept_held)
                         committed = True
                 finally:
-                    if pending and not committed:
-                        self._pending[name] = pending + self._pending.get(name, [])
+                    # Not in an answer: kept for the next one (what a commit did is not recomputed later).
+                    unsaid = [] if committed and upd.relayed else pending + (fresh if committed else [])
+                    if unsaid:
+                        self._pending[name] = unsaid + self._pending.get(name, [])
             finally:
                 os.close(lock_fd)  # closing releases the flock
 
@@ -269,8 +276,6 @@ class GrimoireStore:
             self._told[name] = outcome.sha
             for line in outcome.said + outcome.done:
                 logger.warning("%s: %s", view.filename if view else name, line)
-            if startup:
-                self._pending.setdefault(name, []).extend(outcome.said + outcome.done)
 
     def _apply_held(self, name: str, upd: Update[D]) -> None:
         view = self._views.get(name)

@@ -103,6 +103,7 @@ async def eye_update(
         upd.discard = not change.changed and not upd.notices
         total = len(upd.doc.entries)
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     result = EyeUpdateResult(
         action=action,
         changed=change.changed,

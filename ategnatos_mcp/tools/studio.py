@@ -100,6 +100,7 @@ async def studio_register(
         message, entry = register_entry(upd.doc, kind, action, name, fields)
         counts = {"models": len(upd.doc.models), "loras": len(upd.doc.loras), "workflows": len(upd.doc.workflows)}
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     result = RegisterResult(
         message=message,
         kind=kind,
@@ -127,6 +128,7 @@ async def studio_detect(ctx: Context[AppContext]) -> Annotated[CallToolResult, D
     async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
         upd.doc.environment = env
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     summary = describe_environment(env)
     return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
 

@@ -406,3 +406,18 @@ async def test_a_hand_edit_round_trip_keeps_pipes_and_trigger_words_with_commas(
     assert inventory["models"][0]["settings"] == "CFG 7 | clip_skip 2"
     assert inventory["loras"][0]["trigger_words"] == ["by greg, rutkowski", "oil|ink"]
     assert (inventory["loras"][0]["weight_min"], inventory["loras"][0]["weight_max"]) == (0.5, 0.9)
+
+
+async def test_notices_of_a_change_made_by_another_tool_wait_for_the_next_studio_answer(
+    app: AppContext, client: Client, home: Path
+) -> None:
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+    (home / "grimoire" / "studio.md").write_bytes((GRIMOIRE / "seed_studio.md").read_bytes())
+    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:  # as the GPU tools' sync does
+        upd.doc.instances = []
+
+    answer = await client.call_tool("studio_register", {"kind": "workflow", "action": "add", "name": "inkwash"})
+    assert answer.structured_content["notices"][0] == "Read your own studio.md: 2 entries taken into the grimoire."
+    again = await client.call_tool("studio_register", {"kind": "workflow", "action": "remove", "name": "inkwash"})
+    assert again.structured_content["notices"] == []

@@ -42,6 +42,7 @@ _LEVEL_TABLE: dict[Level, tuple[str, ...]] = {
     "prefer": ("prefer",),
 }
 _LEVEL_WORDS: dict[str, Level] = {fold(w): level for level, words in _LEVEL_TABLE.items() for w in words}
+_OUR_COUNT = re.compile(r"confirmed: (\d+) (?:sessions?|approvals?)")
 _COUNT_WORDS = {
     fold(w)
     for w in (
@@ -201,6 +202,8 @@ def _tag(body: str) -> tuple[int, int, list[str]]:
 
 
 def _count(part: str) -> int | None:
+    if ours := _OUR_COUNT.fullmatch(part):  # as we write it: no need to guess
+        return int(ours[1])
     numbers = re.findall(r"\d+", part)
     words = re.findall(r"[^\W\d_]+", part)
     if len(numbers) != 1 or not all(closest(w, dict.fromkeys(_COUNT_WORDS, True), 0.75) for w in words):

@@ -13,6 +13,7 @@ import difflib
 import unicodedata
 from collections import Counter
 from collections.abc import Container, Iterable, Mapping
+from functools import lru_cache
 from typing import TypeVar
 
 __all__ = [
@@ -132,6 +133,7 @@ def join_list(items: Iterable[str]) -> str:
     return ", ".join(escape(item, ",|", closed=n < len(items) - 1) for n, item in enumerate(items))
 
 
+@lru_cache(maxsize=4096)  # the same few headings, level words and tag words, on every line
 def fold(text: str) -> str:
     """A heading or label for matching: case, accents, punctuation and spacing ignored."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_server
@@ -19,6 +20,12 @@ pytestmark = pytest.mark.anyio
 
 def _text(result) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+async def _resource(client: Client, uri: str) -> str:
+    contents = (await client.read_resource(uri)).contents[0]
+    assert isinstance(contents, TextResourceContents)
+    return contents.text
 
 
 async def test_server_lists_the_foundation_tools_resources_and_prompts(client: Client) -> None:
@@ -62,7 +69,7 @@ async def test_eye_update_then_query_turns_taste_into_prompt_terms(client: Clien
     assert "- warm earth tones [confirmed: 1 session]" in eye_md
     assert "- NEVER: stock photo aesthetic [confirmed: 1 session]" in eye_md
     resource = await client.read_resource("ategnatos://eye")
-    assert resource.contents[0].text == eye_md
+    assert isinstance(resource.contents[0], TextResourceContents) and resource.contents[0].text == eye_md
 
 
 async def test_confirmation_counts_once_per_day_and_evidence_is_kept(client: Client) -> None:
@@ -164,7 +171,7 @@ async def test_studio_register_adds_updates_and_removes_entries(client: Client, 
     assert missing.is_error and "Pony V6 XL" in _text(missing)
     removed = await client.call_tool("studio_register", {"kind": "lora", "action": "remove", "name": "mibera-style-v2"})
     assert removed.structured_content["counts"] == {"models": 1, "loras": 0, "workflows": 0}
-    as_json = json.loads((await client.read_resource("ategnatos://studio.json")).contents[0].text)
+    as_json = json.loads(await _resource(client, "ategnatos://studio.json"))
     assert [m["name"] for m in as_json["models"]] == ["Pony V6 XL"]
 
 
@@ -333,7 +340,7 @@ async def test_an_eye_md_cut_to_its_title_changes_nothing_and_is_applied_only_on
     eye_md.write_text("# Taste Profile\n", encoding="utf-8")  # a sync mishap
 
     query = await client.call_tool("eye_query", {})
-    resource = json.loads((await client.read_resource("ategnatos://eye.json")).contents[0].text)
+    resource = json.loads(await _resource(client, "ategnatos://eye.json"))
     assert len(resource["entries"]) == 5
     assert query.structured_content["notices"][0].startswith("eye.md lost every entry at once.")
     assert (
@@ -401,7 +408,7 @@ async def test_a_hand_edit_round_trip_keeps_pipes_and_trigger_words_with_commas(
     text = studio_md.read_text(encoding="utf-8")
     studio_md.write_text(text.replace(" | 0.6-1 | ", " | 0.5-0.9 | "), encoding="utf-8")  # the artist's one change
 
-    inventory = json.loads((await client.read_resource("ategnatos://studio.json")).contents[0].text)
+    inventory = json.loads(await _resource(client, "ategnatos://studio.json"))
 
     assert inventory["models"][0]["settings"] == "CFG 7 | clip_skip 2"
     assert inventory["loras"][0]["trigger_words"] == ["by greg, rutkowski", "oil|ink"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 pytestmark = pytest.mark.anyio
 
@@ -67,6 +68,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
     inventory = await client.read_resource("ategnatos://studio.json")
     import json
 
+    assert isinstance(inventory.contents[0], TextResourceContents)
     loras = json.loads(inventory.contents[0].text)["loras"]
     assert loras == [
         {

@@ -61,6 +61,8 @@ def build_server(settings: Settings, *, app: AppContext | None = None) -> MCPSer
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
+        # Views brought in line with their documents (and leftovers of killed writes removed) before any call.
+        await app.store.start()
         async with app.exit_stack, anyio.create_task_group() as tg:
             app.task_group = tg
             for module in DOMAINS:

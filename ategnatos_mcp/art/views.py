@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from pathlib import Path
 
-from ategnatos_mcp.state import write_text_atomic
+from ategnatos_mcp.state import keep_copy, write_text_atomic
 
 __all__ = ["sha256", "write_view"]
 
@@ -27,8 +27,7 @@ def write_view(path: Path, text: str, last_hash: str | None, now: datetime) -> t
     except FileNotFoundError:
         current = None
     if current is not None and current != text and last_hash is not None and sha256(current) != last_hash:
-        kept = path.with_name(f"{path.stem}.edited-{now:%Y%m%d-%H%M%S}{path.suffix}")
-        write_text_atomic(kept, current)
+        kept = keep_copy(path, current.encode("utf-8"), "edited", now)  # never over an earlier copy
         notice = (
             f"{path.name} had been edited by hand; your copy is kept as {kept.name} and {path.name} was "
             "rendered fresh from the log. Make changes through the art tools so they stick."

@@ -15,10 +15,17 @@ from ategnatos_mcp.eye.models import (
     Preference,
 )
 from ategnatos_mcp.eye.profile import EyeAction, EyeChange, apply_change, query_profile
-from ategnatos_mcp.eye.view import EYE_VIEW_FILE, parse_eye, render_eye
+from ategnatos_mcp.eye.view import EYE_VIEW_FILE, merge_eye, parse_eye, render_eye
 from ategnatos_mcp.state import View
 
-EYE_VIEW: View[EyeProfile] = View(filename=EYE_VIEW_FILE, render=render_eye, parse=parse_eye)
+EYE_VIEW: View[EyeProfile] = View(
+    filename=EYE_VIEW_FILE,
+    render=render_eye,
+    parse=parse_eye,
+    merge=merge_eye,
+    model=EyeProfile,
+    accept_with="eye_update action 'accept_edit'",
+)
 
 __all__ = [
     "CATEGORIES",
@@ -33,6 +40,7 @@ __all__ = [
     "Level",
     "Preference",
     "apply_change",
+    "merge_eye",
     "parse_eye",
     "query_profile",
     "render_eye",

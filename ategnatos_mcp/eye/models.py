@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ategnatos_mcp.state import Document
+from ategnatos_mcp.state import Document, Migration
 
 __all__ = [
     "CATEGORIES",
@@ -85,12 +85,21 @@ class Preference(BaseModel):
         return self.contradictions > 0 and self.contradictions >= self.confirmations
 
 
+def _m001_kept_as_written(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "kept_as_written": raw.get("kept_as_written", [])}
+
+
 class EyeProfile(Document):
     """The whole taste profile (``grimoire/.state/eye.json``, rendered as ``grimoire/eye.md``)."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
+    MIGRATIONS: ClassVar[dict[int, Migration]] = {1: _m001_kept_as_written}
 
+    schema_version: int = 2
     entries: list[Preference] = Field(default_factory=list)
+    kept_as_written: list[str] = Field(
+        default_factory=list, description="Lines of eye.md that could not be read, exactly as the artist wrote them."
+    )
 
     def find(self, entry_id: str) -> Preference | None:
         return next((entry for entry in self.entries if entry.id == entry_id), None)

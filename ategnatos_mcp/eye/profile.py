@@ -22,6 +22,7 @@ MAX_TERMS = 20
 MAX_NOTE = 1000
 _LEVELS: tuple[Level, ...] = get_args(Level)
 _POSITIVE_CATEGORIES = {"color", "texture", "composition", "style"}
+_LEVEL_PREFIX = re.compile(r"^\s*(avoid|never|prefer)\s*[:：]", re.IGNORECASE)
 _STOPWORDS = {"a", "an", "the", "and", "or", "of", "with", "in", "on", "for", "to", "no", "not", "very"}
 
 
@@ -72,10 +73,10 @@ def _clean_text(text: str | None, what: str = "preference") -> str:
             f"The {what} text is {len(cleaned)} characters long; the limit is {MAX_TEXT}.",
             hint="Keep one idea per entry, in a short phrase; put the story behind it in `note`.",
         )
-    if "[" in cleaned or "]" in cleaned or cleaned.startswith(("AVOID:", "NEVER:")):
+    if _LEVEL_PREFIX.match(cleaned):
         raise InvalidRequestError(
-            "Square brackets and a leading AVOID:/NEVER: are reserved in eye.md.",
-            hint="Rephrase without them and set `level` instead.",
+            f"The text starts with a level ('{cleaned.split(':')[0]}:'); eye.md writes levels that way itself.",
+            hint="Pass the words alone as `text` and the level as `level` (prefer, avoid or never).",
         )
     return cleaned
 

@@ -1,6 +1,17 @@
 """The grimoire: JSON documents as the source of truth, markdown views rendered from them."""
 
-from ategnatos_mcp.state.atomic import write_bytes_atomic, write_text_atomic
-from ategnatos_mcp.state.store import Document, GrimoireStore, Migration, Update, View
+from ategnatos_mcp.state.atomic import keep_copy, write_bytes_atomic, write_text_atomic
+from ategnatos_mcp.state.store import Document, GrimoireStore, Migration, Update
+from ategnatos_mcp.state.views import Merge, View
 
-__all__ = ["Document", "GrimoireStore", "Migration", "Update", "View", "write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "Document",
+    "GrimoireStore",
+    "Merge",
+    "Migration",
+    "Update",
+    "View",
+    "keep_copy",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]

@@ -1,20 +1,49 @@
-"""Atomic file writes: a crash leaves the old file or the new one, never a torn one."""
+"""Atomic file writes: a crash leaves the old file or the new one, never a torn one.
+
+Temp files carry a name only we use (``.<name>.<random>.ategnatos.tmp``) and stay locked (``flock``) while they
+are written, so the start-up sweep can tell a leftover of a killed write from a file someone else made, or from a
+write still under way in another server process. Copies kept beside a file never replace an earlier copy.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
+import shutil
+import stat
 import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["write_bytes_atomic", "write_text_atomic"]
+__all__ = [
+    "copy_name",
+    "keep_copy",
+    "preserve",
+    "remove_leftover_temp_files",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+_TEMP_SUFFIX = ".ategnatos.tmp"
+# mkstemp's random part: 8 characters of [a-z0-9_].
+_OURS = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX) + "$")
+# What versions before the marker wrote; only trusted inside a `.state` folder, which only we write to.
+_OURS_BEFORE_MARKER = re.compile(r"^\..+\.(json|md|sha256)\.[a-z0-9_]{8}\.tmp$")
 
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
     try:
+        # Held until the file is closed: the leftover sweep never touches a temp file someone is writing.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -30,6 +59,85 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 def write_text_atomic(path: Path, text: str) -> None:
     """Write UTF-8 text atomically."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def copy_name(path: Path, label: str, now: datetime, n: int = 1) -> Path:
+    """``eye.md`` -> ``eye.<label>-20261205-011600.md`` (``-2``, ``-3``... for later copies in the same second)."""
+    stamp = now.strftime("%Y%m%d-%H%M%S") + (f"-{n}" if n > 1 else "")
+    return path.with_name(f"{path.stem}.{label}-{stamp}{path.suffix}")
+
+
+def keep_copy(path: Path, data: bytes, label: str, now: datetime) -> Path:
+    """Save ``data`` beside ``path`` under a dated name that no existing file has; returns the copy's path.
+
+    The copy is created exclusively (``O_EXCL``), so it can never replace an earlier copy, even one made by
+    another process in the same second.
+    """
+    return _exclusive_copy(path, label, now, lambda fh: fh.write(data))
+
+
+def preserve(path: Path, label: str, now: datetime) -> Path:
+    """Keep the file at ``path`` as it is now under a dated name beside it (before it is rewritten)."""
+    with path.open("rb") as source:
+        return _exclusive_copy(path, label, now, lambda fh: shutil.copyfileobj(source, fh))
+
+
+def _exclusive_copy(path: Path, label: str, now: datetime, fill: Callable[[BinaryIO], object]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        candidate = copy_name(path, label, now, n)
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            fill(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _fsync_dir(path.parent)
+        return candidate
+    raise OSError(errno.EEXIST, f"no free name for a copy of {path.name}")
+
+
+def remove_leftover_temp_files(root: Path, *, older_than_seconds: float) -> list[Path]:
+    """Delete temp files our atomic writes left behind when a process was killed; returns what was removed.
+
+    Only files named as we name them (the pre-marker pattern only inside ``.state`` folders), only those not
+    modified for ``older_than_seconds`` and not locked by a writer. Symlinks are neither followed nor removed.
+    """
+    removed: list[Path] = []
+    cutoff = time.time() - older_than_seconds
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        in_state = os.path.basename(folder) == ".state"
+        for name in files:
+            if not (_OURS.match(name) or (in_state and _OURS_BEFORE_MARKER.match(name))):
+                continue
+            path = Path(folder) / name
+            if _remove_if_abandoned(path, cutoff):
+                removed.append(path)
+    return removed
+
+
+def _remove_if_abandoned(path: Path, cutoff: float) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False  # gone already, or a symlink
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_mtime > cutoff:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

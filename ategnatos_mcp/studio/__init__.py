@@ -26,9 +26,16 @@ from ategnatos_mcp.studio.models import (
     StudioInventory,
     WorkflowEntry,
 )
-from ategnatos_mcp.studio.view import STUDIO_VIEW_FILE, parse_studio, render_studio
+from ategnatos_mcp.studio.view import STUDIO_VIEW_FILE, merge_studio, parse_studio, render_studio
 
-STUDIO_VIEW: View[StudioInventory] = View(filename=STUDIO_VIEW_FILE, render=render_studio, parse=parse_studio)
+STUDIO_VIEW: View[StudioInventory] = View(
+    filename=STUDIO_VIEW_FILE,
+    render=render_studio,
+    parse=parse_studio,
+    merge=merge_studio,
+    model=StudioInventory,
+    accept_with="studio_register action 'accept_edit'",
+)
 
 __all__ = [
     "STUDIO_DOCUMENT",
@@ -39,6 +46,7 @@ __all__ = [
     "describe_environment",
     "detect_environment",
     "detect_gpus",
+    "merge_studio",
     "parse_gpu_csv",
     "parse_studio",
     "probe_comfyui",

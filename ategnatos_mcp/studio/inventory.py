@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -32,6 +32,7 @@ def register_entry(
     if not name or len(name) > 200:
         raise InvalidRequestError("The entry needs a name (at most 200 characters).", hint="Name the file or LoRA.")
     _check_lengths(fields)
+    fields = {key: _one_line(value) for key, value in fields.items()}
     entries: list[Any] = getattr(inv, _LISTS[kind])
     index = next((i for i, e in enumerate(entries) if e.name.casefold() == name.casefold()), None)
     label = {"model": "model", "lora": "LoRA", "workflow": "workflow"}[kind]
@@ -74,6 +75,16 @@ def _check_lengths(fields: dict[str, Any]) -> None:
                 f"An item of `{key}` is longer than {_MAX_WORD} characters.",
                 hint=f"Give `{key}` as short words or phrases.",
             )
+
+
+def _one_line(value: Any) -> Any:
+    """Text fields as one line (a table cell holds one): invisible characters dropped, whitespace collapsed."""
+    if isinstance(value, str):
+        return " ".join(strip_invisible(value).split())
+    if isinstance(value, list):
+        items = [_one_line(item) for item in cast("list[Any]", value)]
+        return [item for item in items if item != ""]
+    return value
 
 
 def _validate(model: type[BaseModel], data: dict[str, Any], label: str) -> BaseModel:

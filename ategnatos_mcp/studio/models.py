@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ategnatos_mcp.state import Document
+from ategnatos_mcp.state import Document, Migration
 
 __all__ = [
     "STUDIO_DOCUMENT",
@@ -31,6 +31,10 @@ class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _other_columns() -> Any:
+    return Field(default_factory=dict, description="Columns the artist added to the table in studio.md, by heading.")
+
+
 class ModelEntry(_Entry):
     """A checkpoint or other model file the artist has."""
 
@@ -41,6 +45,7 @@ class ModelEntry(_Entry):
     location: str = ""
     settings: str = Field(default="", description="What works with it, e.g. 'CFG 7, clip_skip 2'.")
     provenance: str = Field(default="", description="Where it came from (URL, author, licence).")
+    other_columns: dict[str, str] = _other_columns()
 
 
 class LoraEntry(_Entry):
@@ -53,6 +58,7 @@ class LoraEntry(_Entry):
     base_model: str = ""
     trained_on: str = Field(default="", description="What it was trained on (provenance).")
     location: str = ""
+    other_columns: dict[str, str] = _other_columns()
 
 
 class WorkflowEntry(_Entry):
@@ -61,6 +67,7 @@ class WorkflowEntry(_Entry):
     name: str
     description: str = ""
     location: str = ""
+    other_columns: dict[str, str] = _other_columns()
 
 
 class InstanceEntry(_Entry):
@@ -106,13 +113,22 @@ class Environment(_Entry):
     platform: str = ""
 
 
+def _m001_kept_as_written(raw: dict[str, Any]) -> dict[str, Any]:
+    return {**raw, "kept_as_written": raw.get("kept_as_written", [])}
+
+
 class StudioInventory(Document):
     """``grimoire/.state/studio.json``, rendered as ``grimoire/studio.md``."""
 
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
+    MIGRATIONS: ClassVar[dict[int, Migration]] = {1: _m001_kept_as_written}
 
+    schema_version: int = 2
     environment: Environment | None = None
     models: list[ModelEntry] = Field(default_factory=list)
     loras: list[LoraEntry] = Field(default_factory=list)
     workflows: list[WorkflowEntry] = Field(default_factory=list)
     instances: list[InstanceEntry] = Field(default_factory=list)
+    kept_as_written: list[str] = Field(
+        default_factory=list, description="Lines of studio.md that could not be read, exactly as the artist wrote them."
+    )

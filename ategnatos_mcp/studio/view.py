@@ -1,7 +1,7 @@
 """``grimoire/studio.md``: the inventory as tables, in the seed's format.
 
-The Models and LoRAs tables may be edited by hand and are imported back; Environment, Workflows
-and Active Instances are written by Ategnatos (edits there are replaced by the next detection).
+The Models, LoRAs and Workflows tables may be edited by hand and are imported back (``merge_studio``);
+Environment and Active Instances are written by Ategnatos: lines the artist adds there are kept as written.
 """
 
 from __future__ import annotations
@@ -9,18 +9,23 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from ategnatos_mcp.studio.models import LoraEntry, ModelEntry, StudioInventory
+from ategnatos_mcp.state import Merge
+from ategnatos_mcp.state.markdown import escape, join_list, minus, render_kept
+from ategnatos_mcp.studio.models import StudioInventory
+from ategnatos_mcp.studio.reading import KINDS, ParsedStudio, Row, read_studio
 
-__all__ = ["STUDIO_VIEW_FILE", "parse_studio", "render_studio"]
+__all__ = ["STUDIO_VIEW_FILE", "merge_studio", "parse_studio", "render_studio"]
 
 STUDIO_VIEW_FILE = "studio.md"
 
 _MODEL_HEADER = ["Name", "Type", "Base", "Good For", "Location", "Settings"]
 _LORA_HEADER = ["Name", "Trigger", "Weight Range", "Base", "Trained On", "Location"]
+_WORKFLOW_HEADER = ["Name", "Description", "Location"]
+_LISTS = {"model": "models", "lora": "loras", "workflow": "workflows"}
 
 _TEMPLATE = """\
 # Studio
-<!-- Rendered by Ategnatos from grimoire/.state/studio.json. You may edit the Models and LoRAs tables by hand. -->
+<!-- Rendered by Ategnatos from grimoire/.state/studio.json. You may edit the Models, LoRAs and Workflows tables by hand. -->
 
 ## Environment
 {% if env -%}
@@ -41,11 +46,8 @@ _TEMPLATE = """\
 {{ loras }}
 
 ## Workflows
-{% for wf in inv.workflows -%}
-- **{{ wf.name }}**{% if wf.description %}: {{ wf.description }}{% endif %}{% if wf.location %} ({{ wf.location }}){% endif %}
-{% else -%}
-- (none registered)
-{% endfor %}
+{{ workflows }}
+
 ## Active Instances
 {{ instances }}
 """
@@ -59,18 +61,32 @@ def _template() -> Any:
     return env.from_string(_TEMPLATE)
 
 
+class _Raw(str):
+    """A cell already escaped (a list of trigger words)."""
+
+
 def _cell(value: object) -> str:
-    return str(value).replace("|", "/").replace("\n", " ").strip()
+    if isinstance(value, _Raw):
+        return str(value)
+    return escape(" ".join(str(value).split()), "|")
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
+def _table(header: list[str], rows: list[list[str]], others: list[dict[str, str]] | None = None) -> str:
+    """A table; columns the artist added (``other_columns``) follow ours, in the order first seen."""
+    extra = list(dict.fromkeys(key for row in others or [] for key in row))
+    lines = [
+        "| " + " | ".join(_cell(h) for h in header + extra) + " |",
+        "|" + "|".join("---" for _ in header + extra) + "|",
+    ]
+    for n, row in enumerate(rows):
+        cells = [_cell(c) for c in row] + [_cell((others or [])[n].get(key, "")) for key in extra]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _weight(value: float) -> str:
-    return f"{value:g}"
+    text = repr(value)  # the shortest text that reads back as the same number
+    return text.removesuffix(".0")
 
 
 def render_studio(inv: StudioInventory) -> str:
@@ -89,13 +105,17 @@ def render_studio(inv: StudioInventory) -> str:
         )
         disk = f"{env.disk_free_gb:.0f} GB of {env.disk_total_gb:.0f} GB" if env.disk_free_gb is not None else "unknown"
         keys = ", ".join(name for name, present in env.provider_keys.items() if present) or "none"
-    models = _table(_MODEL_HEADER, [[m.name, m.kind, m.base, m.good_for, m.location, m.settings] for m in inv.models])
+    models = _table(
+        _MODEL_HEADER,
+        [[m.name, m.kind, m.base, m.good_for, m.location, m.settings] for m in inv.models],
+        [m.other_columns for m in inv.models],
+    )
     loras = _table(
         _LORA_HEADER,
         [
             [
                 lo.name,
-                ", ".join(lo.trigger_words),
+                _Raw(join_list(lo.trigger_words)),
                 f"{_weight(lo.weight_min)}-{_weight(lo.weight_max)}",
                 lo.base_model,
                 lo.trained_on,
@@ -103,6 +123,12 @@ def render_studio(inv: StudioInventory) -> str:
             ]
             for lo in inv.loras
         ],
+        [lo.other_columns for lo in inv.loras],
+    )
+    workflows = _table(
+        _WORKFLOW_HEADER,
+        [[w.name, w.description, w.location] for w in inv.workflows],
+        [w.other_columns for w in inv.workflows],
     )
     instances = _table(
         ["Provider", "GPU", "Status", "Cost/hr", "Started", "Id"],
@@ -127,81 +153,74 @@ def render_studio(inv: StudioInventory) -> str:
         keys=keys,
         models=models,
         loras=loras,
+        workflows=workflows,
         instances=instances,
+    ) + render_kept(inv.kept_as_written)
+
+
+def merge_studio(text: str, base: str | None, current: StudioInventory) -> Merge[StudioInventory]:
+    """Apply what the artist changed in the tables between ``base`` (our render; None for their own file) and ``text``.
+
+    Rows are matched by kind and name (case aside). A row the artist removed is removed; one they added or
+    changed takes the columns their table has (others keep their values); one they did not touch keeps the
+    document's values, and an entry the document gained since ``base`` is kept.
+    """
+    edited = read_studio(text)
+    before = read_studio(base) if base is not None else ParsedStudio()
+    result = current.model_copy(deep=True)
+    gone = [key for key in before.rows if key not in edited.rows]
+    for kind, key in gone:
+        entries: list[Any] = getattr(result, _LISTS[kind])
+        entries[:] = [e for e in entries if e.name.casefold() != key]
+    changed = 0
+    for key, row in edited.rows.items():
+        shown = before.rows.get(key)
+        if shown is None or shown.facts() != row.facts():
+            changed += _apply(result, row)
+    result.kept_as_written = minus(result.kept_as_written, minus(before.kept, edited.kept))
+    result.kept_as_written += minus(edited.kept, before.kept)
+    fresh = sorted(_fresh(edited.unread + edited.machine, before.unread + before.machine))
+    result.kept_as_written += [raw for _, raw, _ in fresh]
+    return Merge(
+        doc=result,
+        before=len(before.rows),
+        after=len(edited.rows),
+        removed=[f"{before.rows[key].kind} '{before.rows[key].name}'" for key in gone],
+        changed=changed,
+        unread=[f"line {n} '{_short(raw)}' ({why})" for n, raw, why in fresh],
+        notes=edited.notes,
     )
 
 
-def _sections(text: str) -> dict[str, list[str]]:
-    lines = text.splitlines()
-    if not lines or lines[0].strip() != "# Studio":
-        raise ValueError("the first line must be '# Studio'")
-    sections: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in lines[1:]:
-        if line.startswith("## "):
-            current = sections.setdefault(line[3:].strip().casefold(), [])
-        elif current is not None:
-            current.append(line)
-    return sections
-
-
-def _rows(lines: list[str], header: list[str], section: str) -> list[list[str]]:
-    table = [line.strip() for line in lines if line.strip().startswith("|")]
-    if not table:
-        return []
-    cells = [[c.strip() for c in row.strip("|").split("|")] for row in table]
-    if [c.casefold() for c in cells[0]] != [h.casefold() for h in header]:
-        raise ValueError(f"the {section} table's header must be: | {' | '.join(header)} |")
-    rows = []
-    for n, row in enumerate(cells[2:], start=1):
-        if len(row) != len(header):
-            raise ValueError(f"row {n} of the {section} table has {len(row)} cells; it needs {len(header)}")
-        if not row[0]:
-            raise ValueError(f"row {n} of the {section} table has no name")
-        rows.append(row)
-    return rows
-
-
-def _weights(text: str, name: str) -> tuple[float, float]:
-    parts = [p.strip() for p in text.replace("–", "-").split("-") if p.strip()] if text.strip() else ["0.6", "1.0"]
-    try:
-        low, high = (float(parts[0]), float(parts[-1]))
-    except ValueError as exc:
-        raise ValueError(f"the weight range of LoRA '{name}' should look like 0.6-0.8") from exc
-    return low, high
-
-
 def parse_studio(text: str, current: StudioInventory) -> StudioInventory:
-    """Import the hand-editable tables; keep machine-written sections and extra fields from ``current``.
+    """The inventory a hand-edited studio.md describes (compared with the render of ``current``)."""
+    return merge_studio(text, render_studio(current), current).doc
 
-    Raises:
-        ValueError: the text is not in the studio.md format.
-    """
-    sections = _sections(text)
-    result = current.model_copy(deep=True)
-    old_models = {m.name.casefold(): m for m in current.models}
-    result.models = []
-    for name, kind, base, good_for, location, settings in _rows(sections.get("models", []), _MODEL_HEADER, "Models"):
-        old = old_models.get(name.casefold())
-        fields = {"name": name, "kind": kind or "checkpoint", "base": base, "good_for": good_for}
-        fields |= {"location": location, "settings": settings, "provenance": old.provenance if old else ""}
-        try:
-            result.models.append(ModelEntry.model_validate(fields))
-        except ValueError as exc:
-            raise ValueError(f"model '{name}': type must be checkpoint, vae, upscaler, controlnet, ...") from exc
-    result.loras = []
-    for name, trigger, weights, base, trained_on, location in _rows(sections.get("loras", []), _LORA_HEADER, "LoRAs"):
-        low, high = _weights(weights, name)
-        triggers = [t.strip() for t in trigger.split(",") if t.strip()]
-        result.loras.append(
-            LoraEntry(
-                name=name,
-                trigger_words=triggers,
-                weight_min=low,
-                weight_max=high,
-                base_model=base,
-                trained_on=trained_on,
-                location=location,
-            )
-        )
-    return result
+
+def _apply(inv: StudioInventory, row: Row) -> int:
+    entries: list[Any] = getattr(inv, _LISTS[row.kind])
+    index = next((i for i, e in enumerate(entries) if e.name.casefold() == row.name.casefold()), None)
+    old = entries[index].model_dump() if index is not None else {}
+    entry = KINDS[row.kind].model_validate({**old, **row.fields, "name": row.name, "other_columns": row.other})
+    if index is None:
+        entries.append(entry)
+        return 1
+    if entry == entries[index]:
+        return 0
+    entries[index] = entry
+    return 1
+
+
+def _fresh(edited: list[tuple[int, str, str]], before: list[tuple[int, str, str]]) -> list[tuple[int, str, str]]:
+    new = minus([raw.strip() for _, raw, _ in edited], [raw.strip() for _, raw, _ in before])
+    fresh: list[tuple[int, str, str]] = []
+    for item in edited:
+        if item[1].strip() in new:
+            new.remove(item[1].strip())
+            fresh.append(item)
+    return fresh
+
+
+def _short(line: str) -> str:
+    line = line.strip()
+    return line if len(line) <= 70 else line[:67] + "..."

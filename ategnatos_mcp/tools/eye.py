@@ -13,7 +13,6 @@ from ategnatos_mcp.eye import (
     CATEGORIES,
     EYE_DOCUMENT,
     EYE_VIEW,
-    EyeAction,
     EyeProfile,
     EyeQuery,
     Preference,
@@ -26,8 +25,11 @@ from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
 __all__ = ["register"]
 
 
+UpdateAction = Literal["add", "confirm", "weaken", "contradict", "remove", "set_level", "accept_edit"]
+
+
 class EyeUpdateResult(BaseModel):
-    action: EyeAction
+    action: UpdateAction
     changed: bool
     message: str
     entry: Preference | None
@@ -44,10 +46,12 @@ class EyeQueryResult(EyeQuery):
 async def eye_update(
     ctx: Context[AppContext],
     action: Annotated[
-        EyeAction,
+        UpdateAction,
         Field(
             description="add a preference; confirm it again (counts once per day); weaken it; contradict it "
-            "(when feedback goes against it); remove it (only when the artist asks); set_level (prefer/avoid/never)."
+            "(when feedback goes against it); remove it (only when the artist asks); set_level (prefer/avoid/never); "
+            "accept_edit: apply a hand edit of eye.md that was held back for removing most entries at once (only "
+            "when the artist confirms they meant it)."
         ),
     ],
     text: Annotated[
@@ -75,6 +79,13 @@ async def eye_update(
     hold again, or asks to forget something. Every entry keeps its evidence and can be removed.
     """
     app = app_of(ctx)
+    if action == "accept_edit":
+        profile, notices = await app.store.accept_held_edit(EYE_DOCUMENT, EyeProfile)
+        accepted = EyeUpdateResult(
+            action=action, changed=True, message=notices[-1], entry=None, total_entries=len(profile.entries)
+        )
+        accepted.notices = notices[:-1]
+        return respond(accepted, "\n".join(notices))
     async with app.store.update(EYE_DOCUMENT, EyeProfile) as upd:
         change = apply_change(
             upd.doc,
@@ -92,6 +103,7 @@ async def eye_update(
         upd.discard = not change.changed and not upd.notices
         total = len(upd.doc.entries)
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     result = EyeUpdateResult(
         action=action,
         changed=change.changed,
@@ -119,9 +131,9 @@ async def eye_query(
     AVOID entries are default negatives, dropped when the request explicitly asks for them.
     """
     app = app_of(ctx)
-    profile = await app.store.read(EYE_DOCUMENT, EyeProfile)
+    profile, notices = await app.store.read_with_notices(EYE_DOCUMENT, EyeProfile)
     query = query_profile(profile, family=family, subject=subject, request=request)
-    result = EyeQueryResult(**query.model_dump(), entries=profile.entries if detail else [])
+    result = EyeQueryResult(**query.model_dump(), entries=profile.entries if detail else [], notices=notices)
     lines = [f"{len(profile.entries)} taste entries; {len(query.used_entries)} apply here."]
     if query.positive_terms:
         lines.append("Add: " + ", ".join(query.positive_terms))
@@ -135,7 +147,7 @@ async def eye_query(
         lines.append("The request overrides these AVOID entries: " + ", ".join(query.avoid_overrides))
     if query.combos:
         lines.append("Known good combos: " + "; ".join(query.combos))
-    return respond(result, "\n".join(lines))
+    return respond(result, "\n".join(lines + notices))
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:

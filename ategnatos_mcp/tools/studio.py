@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.studio import (
     STUDIO_DOCUMENT,
     STUDIO_VIEW,
@@ -30,7 +31,7 @@ __all__ = ["register"]
 
 class RegisterResult(BaseModel):
     message: str
-    kind: EntryKind
+    kind: EntryKind | None
     entry: dict[str, Any] | None
     counts: dict[str, int]
     notices: list[str] = Field(default_factory=list)
@@ -45,9 +46,17 @@ class DetectResult(BaseModel):
 @guard
 async def studio_register(
     ctx: Context[AppContext],
-    kind: Annotated[EntryKind, Field(description="model (checkpoint, VAE, upscaler...), lora, or workflow.")],
-    action: Annotated[RegisterAction, Field(description="add (or replace), update (change given fields), remove.")],
-    name: Annotated[str, Field(description="The entry's name, e.g. 'Pony V6 XL' or 'mibera-style-v2'.")],
+    action: Annotated[
+        RegisterAction | Literal["accept_edit"],
+        Field(
+            description="add (or replace), update (change given fields), remove; accept_edit applies a hand edit "
+            "of studio.md that was held back for removing most entries at once (only when the artist confirms it)."
+        ),
+    ],
+    kind: Annotated[
+        EntryKind | None, Field(description="model (checkpoint, VAE, upscaler...), lora, or workflow.")
+    ] = None,
+    name: Annotated[str, Field(description="The entry's name, e.g. 'Pony V6 XL' or 'mibera-style-v2'.")] = "",
     model_kind: Annotated[ModelKind | None, Field(description="For models: checkpoint, vae, upscaler, ...")] = None,
     base: Annotated[str | None, Field(description="Model family / base model, e.g. SDXL, Pony, FLUX.1.")] = None,
     trigger_words: Annotated[list[str] | None, Field(description="For LoRAs: words that switch it on.")] = None,
@@ -64,6 +73,15 @@ async def studio_register(
 ) -> Annotated[CallToolResult, RegisterResult]:
     """Add, update or remove a checkpoint, LoRA or workflow in the artist's studio inventory (grimoire/studio.md)."""
     app = app_of(ctx)
+    if action == "accept_edit":
+        inv, notices = await app.store.accept_held_edit(STUDIO_DOCUMENT, StudioInventory)
+        counts = {"models": len(inv.models), "loras": len(inv.loras), "workflows": len(inv.workflows)}
+        accepted = RegisterResult(message=notices[-1], kind=kind, entry=None, counts=counts, notices=notices[:-1])
+        return respond(accepted, "\n".join(notices))
+    if kind is None:
+        raise InvalidRequestError(
+            f"{action} needs the kind of entry.", hint="Pass kind: model (checkpoints, VAEs...), lora or workflow."
+        )
     fields: dict[str, Any] = {"location": location}
     if kind == "model":
         fields |= {
@@ -82,6 +100,7 @@ async def studio_register(
         message, entry = register_entry(upd.doc, kind, action, name, fields)
         counts = {"models": len(upd.doc.models), "loras": len(upd.doc.loras), "workflows": len(upd.doc.workflows)}
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     result = RegisterResult(
         message=message,
         kind=kind,
@@ -109,6 +128,7 @@ async def studio_detect(ctx: Context[AppContext]) -> Annotated[CallToolResult, D
     async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
         upd.doc.environment = env
         notices = list(upd.notices)
+        upd.relayed = True  # the notices go into this answer
     summary = describe_environment(env)
     return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
 

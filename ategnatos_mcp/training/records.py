@@ -10,7 +10,7 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ategnatos_mcp.state import write_text_atomic
+from ategnatos_mcp.state import keep_copy, write_text_atomic
 from ategnatos_mcp.training.models import EnvironmentReport
 
 __all__ = ["RECORD_FILES", "records_dir", "render_environment_md", "write_record"]
@@ -46,9 +46,7 @@ def write_record(
     except FileNotFoundError:
         current = None
     if current is not None and filename in hashes and _sha256(current) != hashes[filename] and current != text:
-        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-        kept = path.with_name(f"{path.stem}.edited-{stamp}{path.suffix}")
-        write_text_atomic(kept, current)
+        kept = keep_copy(path, current.encode("utf-8"), "edited", datetime.now(UTC))  # never over an earlier copy
         notice = f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
     write_text_atomic(path, text)
     hashes[filename] = _sha256(text)

@@ -14,6 +14,8 @@ import pytest
 from mcp import Client
 
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile
+from ategnatos_mcp.server import build_server
+from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
@@ -22,10 +24,10 @@ WRITER = Path(__file__).with_name("grimoire_writer.py")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _writer(grimoire: Path, prefix: str, count: int) -> subprocess.Popen[str]:
+def _writer(grimoire: Path, prefix: str, count: int, mode: str = "normal") -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
-        [sys.executable, str(WRITER), str(grimoire), prefix, str(count)],
+        [sys.executable, str(WRITER), str(grimoire), prefix, str(count), mode],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -81,3 +83,90 @@ async def test_writer_killed_mid_write_leaves_valid_documents(home: Path) -> Non
     async with store.update(EYE_DOCUMENT, EyeProfile) as upd:
         upd.doc.entries = upd.doc.entries[:1]
     assert len((await store.read(EYE_DOCUMENT, EyeProfile)).entries) == 1
+
+
+async def _kill_when(writer: subprocess.Popen[str], signal_line: str) -> list[str]:
+    """Read the writer's lines until ``signal_line`` starts one, then SIGKILL it there; returns what it printed."""
+    assert writer.stdout is not None
+    lines: list[str] = []
+    with anyio.fail_after(60):
+        while not (lines and lines[-1].startswith(signal_line)):
+            line = await anyio.to_thread.run_sync(writer.stdout.readline)
+            assert line, f"writer exited early after {lines}"
+            lines.append(line.strip())
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    return lines
+
+
+def _state(grimoire: Path) -> EyeProfile:
+    return EyeProfile.model_validate_json((grimoire / ".state" / "eye.json").read_text(encoding="utf-8"))
+
+
+async def test_a_kill_between_the_state_write_and_the_render_is_repaired_at_start_up(
+    settings: Settings, home: Path
+) -> None:
+    grimoire = home / "grimoire"
+    printed = await _kill_when(_writer(grimoire, "tone", 3, "stop-before-view"), "json-written")
+    assert printed == ["ack 0", "ack 1", "ack 2", "json-written 3"]
+    assert [e.text for e in _state(grimoire).entries] == ["tone 0", "tone 1", "tone 2", "tone 3"]
+    assert "tone 3" not in (grimoire / "eye.md").read_text(encoding="utf-8")  # stale: the render never came
+
+    async with Client(build_server(settings)):
+        pass
+
+    assert "- tone 3 [confirmed: 1 session]" in (grimoire / "eye.md").read_text(encoding="utf-8")
+    assert _state(grimoire).revision == 4  # re-rendered, not re-written
+    assert list(grimoire.glob("eye.edited-*")) == []
+
+
+async def test_a_hand_edit_of_a_stale_view_keeps_the_entry_the_state_holds(settings: Settings, home: Path) -> None:
+    grimoire = home / "grimoire"
+    await _kill_when(_writer(grimoire, "tone", 3, "stop-before-view"), "json-written")
+    eye_md = grimoire / "eye.md"
+    stale = eye_md.read_text(encoding="utf-8")
+    # Before any server starts again, the artist edits the file they see: one count raised, one entry
+    # removed, one added. "tone 3" is not in it: the kill came before its render.
+    edited = (
+        stale.replace("- tone 0 [confirmed: 1 session]", "- tone 0 [confirmed: 5 sessions]")
+        .replace("- tone 1 [confirmed: 1 session]\n", "")
+        .replace("## Color\n- (preferences accumulate here)", "## Color\n- teal shadows")
+    )
+    eye_md.write_text(edited, encoding="utf-8")
+
+    async with Client(build_server(settings)) as client:
+        query = await client.call_tool("eye_query", {"detail": True})
+
+    entries = {e["text"]: e["confirmations"] for e in query.structured_content["entries"]}
+    assert entries == {"tone 0": 5, "tone 2": 1, "tone 3": 1, "teal shadows": 1}
+    assert query.structured_content["notices"] == [
+        "Imported your hand edits of eye.md: 2 added or changed, 1 removed (tone 1)."
+    ]
+    final = eye_md.read_text(encoding="utf-8")
+    assert "- tone 3 [confirmed: 1 session]" in final and "- teal shadows [confirmed: 1 session]" in final
+
+
+async def test_temp_files_left_by_a_killed_write_are_removed_at_start_up_and_nothing_else(
+    settings: Settings, home: Path
+) -> None:
+    grimoire = home / "grimoire"
+    printed = await _kill_when(_writer(grimoire, "tone", 2, "stop-before-rename"), "temp-written")
+    leftover = Path(printed[-1].removeprefix("temp-written "))
+    assert leftover.parent == grimoire / ".state" and leftover.name.endswith(".ategnatos.tmp")
+    assert json.loads(leftover.read_text(encoding="utf-8"))["revision"] == 3  # the write the kill cut off
+    assert _state(grimoire).revision == 2  # the old document, whole
+
+    recent = grimoire / ".state" / ".studio.json.abcd1234.ategnatos.tmp"
+    recent.write_text("a write another server may still be making", encoding="utf-8")
+    artists = [grimoire / "notes.tmp", grimoire / ".eye.md.abcd1234.tmp"]
+    for path in [leftover, *artists]:
+        if not path.exists():
+            path.write_text("the artist's", encoding="utf-8")
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # long ago
+
+    async with Client(build_server(settings)) as client:
+        query = await client.call_tool("eye_query", {})
+
+    assert not leftover.exists()
+    assert recent.exists() and all(p.exists() for p in artists)
+    assert query.structured_content["positive_terms"] == ["tone 0", "tone 1"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_server
@@ -19,6 +20,12 @@ pytestmark = pytest.mark.anyio
 
 def _text(result) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")
+
+
+async def _resource(client: Client, uri: str) -> str:
+    contents = (await client.read_resource(uri)).contents[0]
+    assert isinstance(contents, TextResourceContents)
+    return contents.text
 
 
 async def test_server_lists_the_foundation_tools_resources_and_prompts(client: Client) -> None:
@@ -62,7 +69,7 @@ async def test_eye_update_then_query_turns_taste_into_prompt_terms(client: Clien
     assert "- warm earth tones [confirmed: 1 session]" in eye_md
     assert "- NEVER: stock photo aesthetic [confirmed: 1 session]" in eye_md
     resource = await client.read_resource("ategnatos://eye")
-    assert resource.contents[0].text == eye_md
+    assert isinstance(resource.contents[0], TextResourceContents) and resource.contents[0].text == eye_md
 
 
 async def test_confirmation_counts_once_per_day_and_evidence_is_kept(client: Client) -> None:
@@ -164,7 +171,7 @@ async def test_studio_register_adds_updates_and_removes_entries(client: Client, 
     assert missing.is_error and "Pony V6 XL" in _text(missing)
     removed = await client.call_tool("studio_register", {"kind": "lora", "action": "remove", "name": "mibera-style-v2"})
     assert removed.structured_content["counts"] == {"models": 1, "loras": 0, "workflows": 0}
-    as_json = json.loads((await client.read_resource("ategnatos://studio.json")).contents[0].text)
+    as_json = json.loads(await _resource(client, "ategnatos://studio.json"))
     assert [m["name"] for m in as_json["models"]] == ["Pony V6 XL"]
 
 
@@ -224,3 +231,200 @@ async def test_studio_detect_without_nvidia_smi_says_so(home: Path, tmp_path: Pa
         result = await client.call_tool("studio_detect", {})
     assert result.structured_content["environment"]["gpu_problem"].startswith("nvidia-smi is not installed")
     assert "No local GPU" in _text(result)
+
+
+# --- the artist's own files: imported, never lost ---------------------------------------------------------------
+
+GRIMOIRE = FIXTURES / "grimoire"
+SEED_EYE_BULLETS = [
+    "Warm palettes preferred (earth tones, amber, terracotta) [confirmed: 5 sessions]",
+    "Muted > saturated [confirmed: 3 sessions]",
+    "Painterly, visible brushwork [confirmed: 4 sessions]",
+    "AVOID: flat vector, glossy 3D [confirmed: 2 sessions]",
+    "Generous negative space [confirmed: 1 session]",
+    "NEVER: photorealistic skin rendering [confirmed: 1 session]",
+    "NEVER: stock photo aesthetic [confirmed: 1 session]",
+    "Pony V6 + CFG 7 + mibera-lora@0.7 = consistent good results [confirmed: 3 approvals]",
+]
+
+
+async def test_an_existing_eye_md_keeps_every_entry_through_eye_update(client: Client, home: Path) -> None:
+    seed = (GRIMOIRE / "seed_eye.md").read_bytes()
+    eye_md = home / "grimoire" / "eye.md"
+    eye_md.write_bytes(seed)  # kept by hand with the markdown version, before this server ever wrote it
+
+    result = await client.call_tool("eye_update", {"action": "add", "category": "style", "text": "ink outlines"})
+
+    assert not result.is_error, _text(result)
+    assert result.structured_content["total_entries"] == 9
+    backups = list((home / "grimoire").glob("eye.backup-*.md"))
+    assert [b.read_bytes() for b in backups] == [seed]
+    assert result.structured_content["notices"] == [
+        "Read your own eye.md: 8 entries taken into the grimoire.",
+        f"A copy of eye.md as you wrote it is kept as {backups[0].name}.",
+    ]
+    assert "Read your own eye.md" in _text(result)
+    written = eye_md.read_text(encoding="utf-8")
+    for bullet in [*SEED_EYE_BULLETS, "ink outlines [confirmed: 1 session]"]:
+        assert f"- {bullet}\n" in written
+    query = await client.call_tool("eye_query", {"request": "a photorealistic skin close-up"})
+    assert query.structured_content["never_conflicts"] == ["photorealistic skin rendering"]
+    assert query.structured_content["notices"] == []  # said once, in the answer above
+
+
+async def test_an_existing_studio_md_keeps_every_entry_through_studio_register(client: Client, home: Path) -> None:
+    seed = (GRIMOIRE / "seed_studio.md").read_bytes()
+    studio_md = home / "grimoire" / "studio.md"
+    studio_md.write_bytes(seed)
+
+    result = await client.call_tool("studio_register", {"kind": "workflow", "action": "add", "name": "inkwash-txt2img"})
+
+    assert not result.is_error, _text(result)
+    assert result.structured_content["counts"] == {"models": 1, "loras": 1, "workflows": 1}
+    notices = result.structured_content["notices"]
+    assert notices[0] == "Read your own studio.md: 2 entries taken into the grimoire."
+    assert notices[1].startswith("3 lines of studio.md could not be read and are kept exactly as written")
+    assert "line 4 '- **Primary**: [Local RTX 4090 / RunPod A100 / Vast.ai / etc.]'" in notices[1]
+    written = studio_md.read_text(encoding="utf-8")
+    assert (
+        "| Pony V6 XL | checkpoint | SDXL | Stylized, character | /models/checkpoints/ | CFG 7, clip_skip 2 |"
+        in written
+    )
+    assert "| mibera-style-v2 | mibera | 0.6-0.8 |  | Character style | /models/loras/ |" in written
+    assert "| inkwash-txt2img |  |  |" in written
+    assert written.endswith("- **Primary**: [Local RTX 4090 / RunPod A100 / Vast.ai / etc.]\n- **CUDA**: [version]\n"
+                            "- **ComfyUI**: [location, API endpoint if running]\n")  # fmt: skip
+    assert [b.read_bytes() for b in (home / "grimoire").glob("studio.backup-*.md")] == [seed]
+
+
+async def test_start_up_reads_hand_kept_files_and_the_first_answer_says_what_was_kept(settings, home: Path) -> None:
+    (home / "grimoire" / "eye.md").write_bytes((GRIMOIRE / "eye_hand_kept.md").read_bytes())
+    (home / "grimoire" / "studio.md").write_bytes((GRIMOIRE / "studio_hand_kept.md").read_bytes())
+
+    async with Client(build_server(settings)) as client:
+        state = home / "grimoire" / ".state"
+        assert len(json.loads((state / "eye.json").read_text(encoding="utf-8"))["entries"]) == 12
+        assert len(json.loads((state / "studio.json").read_text(encoding="utf-8"))["loras"]) == 2
+
+        first = await client.call_tool("eye_query", {"detail": True})
+        notices = first.structured_content["notices"]
+        assert notices[0] == "Read your own eye.md: 12 entries taken into the grimoire."
+        assert notices[-1].startswith("A copy of eye.md as you wrote it is kept as eye.backup-")
+        assert "The heading 'Textrue' was read as 'Texture'." in notices
+        assert any(n.startswith("5 lines of eye.md could not be read") and "'## Lighting'" in n for n in notices)
+        assert "5 lines of eye.md could not be read" in _text(first)
+        second = await client.call_tool("eye_query", {})
+        assert second.structured_content["notices"] == []
+
+        registered = await client.call_tool("studio_register", {"kind": "lora", "action": "update", "name": "inkwash"})
+        assert (
+            registered.structured_content["notices"][0] == "Read your own studio.md: 4 entries taken into the grimoire."
+        )
+        again = await client.call_tool("studio_register", {"kind": "lora", "action": "update", "name": "inkwash"})
+        assert again.structured_content["notices"] == []
+    eye_md = (home / "grimoire" / "eye.md").read_text(encoding="utf-8")
+    assert "## Kept as written" in eye_md and "- rim light on hair\n" in eye_md
+
+
+# --- a view cut short is not the artist's wish -----------------------------------------------------------------
+
+
+async def test_an_eye_md_cut_to_its_title_changes_nothing_and_is_applied_only_on_request(
+    client: Client, home: Path
+) -> None:
+    for text in ("ink outlines", "gold leaf", "paper grain", "muted palette", "soft edges"):
+        await client.call_tool("eye_update", {"action": "add", "category": "style", "text": text})
+    state = home / "grimoire" / ".state" / "eye.json"
+    saved = state.read_bytes()
+    eye_md = home / "grimoire" / "eye.md"
+    eye_md.write_text("# Taste Profile\n", encoding="utf-8")  # a sync mishap
+
+    query = await client.call_tool("eye_query", {})
+    resource = json.loads(await _resource(client, "ategnatos://eye.json"))
+    assert len(resource["entries"]) == 5
+    assert query.structured_content["notices"][0].startswith("eye.md lost every entry at once.")
+    assert (
+        state.read_bytes() == saved and eye_md.read_text(encoding="utf-8") == "# Taste Profile\n"
+    )  # reads wrote nothing
+
+    added = await client.call_tool("eye_update", {"action": "add", "category": "color", "text": "teal shadows"})
+    assert added.structured_content["total_entries"] == 6
+    kept = list((home / "grimoire").glob("eye.edited-*.md"))
+    assert [k.read_text(encoding="utf-8") for k in kept] == ["# Taste Profile\n"]
+    assert any(f"kept as {kept[0].name}" in n and "accept_edit" in n for n in added.structured_content["notices"])
+    assert "- gold leaf [confirmed: 1 session]" in eye_md.read_text(encoding="utf-8")
+
+    accepted = await client.call_tool("eye_update", {"action": "accept_edit"})
+    assert not accepted.is_error, _text(accepted)
+    assert accepted.structured_content["total_entries"] == 1  # what was added after the mishap stays
+    assert "5 entries removed" in accepted.structured_content["message"]
+    nothing = await client.call_tool("eye_update", {"action": "accept_edit"})
+    assert nothing.is_error and "No hand edit is waiting" in _text(nothing)
+
+
+async def test_a_studio_md_that_lost_most_rows_is_held_and_studio_register_can_accept_it(
+    client: Client, home: Path
+) -> None:
+    for name in ("a", "b", "c", "d", "e"):
+        await client.call_tool("studio_register", {"kind": "model", "action": "add", "name": f"model {name}"})
+    studio_md = home / "grimoire" / "studio.md"
+    text = studio_md.read_text(encoding="utf-8")
+    studio_md.write_text(
+        "".join(line + "\n" for line in text.splitlines() if "| model " not in line[:9] or "| model a |" in line)
+    )
+
+    held = await client.call_tool("studio_register", {"kind": "lora", "action": "add", "name": "inkwash"})
+    assert held.structured_content["counts"]["models"] == 5
+    assert held.structured_content["notices"][0].startswith("studio.md lost 4 of its 5 entries at once.")
+    accepted = await client.call_tool("studio_register", {"action": "accept_edit"})
+    assert not accepted.is_error, _text(accepted)
+    assert accepted.structured_content["counts"] == {"models": 1, "loras": 1, "workflows": 0}
+    missing_kind = await client.call_tool("studio_register", {"action": "add", "name": "x"})
+    assert missing_kind.is_error and "kind" in _text(missing_kind)
+
+
+async def test_taste_text_with_brackets_is_kept_and_a_leading_level_word_is_refused(client: Client, home: Path) -> None:
+    added = await client.call_tool("eye_update", {"action": "add", "category": "style", "text": "ink [sumi-e] wash"})
+    assert not added.is_error, _text(added)
+    assert "- ink \\[sumi-e\\] wash [confirmed: 1 session]" in (home / "grimoire" / "eye.md").read_text(
+        encoding="utf-8"
+    )
+    query = await client.call_tool("eye_query", {})
+    assert query.structured_content["positive_terms"] == ["ink [sumi-e] wash"]
+    refused = await client.call_tool("eye_update", {"action": "add", "category": "color", "text": "Avoid: neon"})
+    assert refused.is_error and "`level`" in _text(refused)
+
+
+async def test_a_hand_edit_round_trip_keeps_pipes_and_trigger_words_with_commas(client: Client, home: Path) -> None:
+    await client.call_tool(
+        "studio_register",
+        {"kind": "model", "action": "add", "name": "Pony V6 XL", "settings": "CFG 7 | clip_skip 2"},
+    )
+    await client.call_tool(
+        "studio_register",
+        {"kind": "lora", "action": "add", "name": "greg", "trigger_words": ["by greg, rutkowski", "oil|ink"]},
+    )
+    studio_md = home / "grimoire" / "studio.md"
+    text = studio_md.read_text(encoding="utf-8")
+    studio_md.write_text(text.replace(" | 0.6-1 | ", " | 0.5-0.9 | "), encoding="utf-8")  # the artist's one change
+
+    inventory = json.loads(await _resource(client, "ategnatos://studio.json"))
+
+    assert inventory["models"][0]["settings"] == "CFG 7 | clip_skip 2"
+    assert inventory["loras"][0]["trigger_words"] == ["by greg, rutkowski", "oil|ink"]
+    assert (inventory["loras"][0]["weight_min"], inventory["loras"][0]["weight_max"]) == (0.5, 0.9)
+
+
+async def test_notices_of_a_change_made_by_another_tool_wait_for_the_next_studio_answer(
+    app: AppContext, client: Client, home: Path
+) -> None:
+    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
+
+    (home / "grimoire" / "studio.md").write_bytes((GRIMOIRE / "seed_studio.md").read_bytes())
+    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:  # as the GPU tools' sync does
+        upd.doc.instances = []
+
+    answer = await client.call_tool("studio_register", {"kind": "workflow", "action": "add", "name": "inkwash"})
+    assert answer.structured_content["notices"][0] == "Read your own studio.md: 2 entries taken into the grimoire."
+    again = await client.call_tool("studio_register", {"kind": "workflow", "action": "remove", "name": "inkwash"})
+    assert again.structured_content["notices"] == []

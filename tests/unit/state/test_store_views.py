@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from mcp import Client
+from mcp.types import TextResourceContents
 
 pytestmark = pytest.mark.anyio
 
@@ -35,20 +36,20 @@ async def test_hand_edited_eye_md_is_imported(client: Client, home: Path) -> Non
     assert "- AVOID: centered subjects [confirmed: 1 session]" in eye_md.read_text(encoding="utf-8")
 
 
-async def test_unparseable_edit_is_kept_beside_and_reported(client: Client, home: Path) -> None:
+async def test_unreadable_file_is_kept_beside_and_reported(client: Client, home: Path) -> None:
     await client.call_tool("eye_update", {"action": "add", "category": "color", "text": "warm earth tones"})
     eye_md = home / "grimoire" / "eye.md"
-    broken = eye_md.read_text(encoding="utf-8") + "\nsome free prose the parser cannot place\n"
-    eye_md.write_text(broken, encoding="utf-8")
+    broken = eye_md.read_bytes().replace(b"warm", b"w\xe4rm")  # saved as Latin-1 by some editor
+    eye_md.write_bytes(broken)
 
     result = await client.call_tool("eye_update", {"action": "add", "category": "style", "text": "ink outlines"})
     assert not result.is_error
-    assert any("could not be read" in notice for notice in result.structured_content["notices"])
+    assert any("could not be read (it is not UTF-8 text)" in notice for notice in result.structured_content["notices"])
     kept = list((home / "grimoire").glob("eye.edited-*.md"))
     assert len(kept) == 1
-    assert kept[0].read_text(encoding="utf-8") == broken
+    assert kept[0].read_bytes() == broken
     fresh = eye_md.read_text(encoding="utf-8")
-    assert "free prose" not in fresh
+    assert "- warm earth tones [confirmed: 1 session]" in fresh
     assert "- ink outlines [confirmed: 1 session]" in fresh
     # Reported once: the next call sees a clean view.
     again = await client.call_tool("eye_update", {"action": "add", "category": "style", "text": "bold shapes"})
@@ -67,6 +68,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
     inventory = await client.read_resource("ategnatos://studio.json")
     import json
 
+    assert isinstance(inventory.contents[0], TextResourceContents)
     loras = json.loads(inventory.contents[0].text)["loras"]
     assert loras == [
         {
@@ -77,6 +79,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
             "base_model": "SDXL",
             "trained_on": "my ink paintings",
             "location": "/models/loras/inkwash.safetensors",
+            "other_columns": {},
         }
     ]
 

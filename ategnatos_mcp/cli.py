@@ -119,8 +119,8 @@ class BearerAuth:
 def _doctor(settings: Settings) -> int:
     import anyio
 
-    from ategnatos_mcp.context import utc_now
     from ategnatos_mcp.studio import describe_environment, detect_environment, probe_comfyui
+    from ategnatos_mcp.wiring import utc_now
 
     async def run() -> list[str]:
         env = await detect_environment(

@@ -15,17 +15,17 @@ from mcp.types import CallToolResult, InputRequiredResult
 from pydantic import ValidationError
 
 from ategnatos_mcp import __version__
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.tools import art, comfyui, dataset, export, eye, gpu, remote, runs, skills, studio, training
 from ategnatos_mcp.tools._common import argument_problems
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["DOMAINS", "build_server"]
 
 logger = logging.getLogger("ategnatos_mcp")
 
-# Each module has `register(server, app)` and may have `async def startup(app)` (run in the background).
+# Each module has `register(server, wiring)`: its tools, resources and prompts.
 DOMAINS: tuple[ModuleType, ...] = (eye, studio, comfyui, art, export, dataset, training, runs, gpu, remote, skills)
 
 INSTRUCTIONS = """Ategnatos is an AI-art studio assistant for artists. It remembers the artist's taste (eye_*),
@@ -35,16 +35,15 @@ Speak plainly: the user is an artist, not an ML engineer. Read the eye before ma
 writes it. Never rent a GPU or launch training without the user's explicit confirmation."""
 
 
-def build_app(settings: Settings) -> AppContext:
-    store = GrimoireStore(settings.grimoire_dir)
-    return AppContext(settings=settings, store=store)
+def build_app(settings: Settings) -> Wiring:
+    return Wiring(settings=settings, store=GrimoireStore(settings.grimoire_dir))
 
 
-class AtegnatosServer(MCPServer[AppContext]):
+class AtegnatosServer(MCPServer[Wiring]):
     """MCPServer whose argument refusals read like every other refusal of ours (what is wrong, what next)."""
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
+        self, name: str, arguments: dict[str, Any], context: Context[Wiring, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         try:
             return await super().call_tool(name, arguments, context)
@@ -55,28 +54,24 @@ class AtegnatosServer(MCPServer[AppContext]):
             raise ToolError(f"Error executing tool {name}: {argument_problems(name, exc.__cause__)}") from exc.__cause__
 
 
-def build_server(settings: Settings, *, app: AppContext | None = None) -> MCPServer[AppContext]:
+def build_server(settings: Settings, *, app: Wiring | None = None) -> MCPServer[Wiring]:
     """Construct the server. ``app`` may be passed in by tests that pre-load fake services."""
     app = app or build_app(settings)
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppContext]) -> AsyncIterator[AppContext]:
-        # Views brought in line with their documents (and leftovers of killed writes removed) before any call.
-        await app.store.start()
+    async def lifespan(_: MCPServer[Wiring]) -> AsyncIterator[Wiring]:
+        await app.start()
         async with app.exit_stack, anyio.create_task_group() as tg:
             app.task_group = tg
-            for module in DOMAINS:
-                startup = getattr(module, "startup", None)
-                if startup is not None:
-                    tg.start_soon(startup, app)
+            tg.start_soon(app.reconcile_clouds)
             try:
                 yield app
             finally:
                 tg.cancel_scope.cancel()
                 app.task_group = None
-        app.services.clear()
+        app.forget_services()
 
-    server: MCPServer[AppContext] = AtegnatosServer(
+    server: MCPServer[Wiring] = AtegnatosServer(
         name="ategnatos",
         title="Ategnatos — AI-art studio",
         instructions=INSTRUCTIONS,

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
+from ategnatos_mcp.wiring import Wiring
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -44,11 +44,11 @@ def settings(home: Path) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> AppContext:
+def app(settings: Settings) -> Wiring:
     return build_app(settings)
 
 
 @pytest.fixture
-async def client(settings: Settings, app: AppContext) -> AsyncIterator[Client]:
+async def client(settings: Settings, app: Wiring) -> AsyncIterator[Client]:
     async with Client(build_server(settings, app=app), raise_exceptions=False) as connected:
         yield connected

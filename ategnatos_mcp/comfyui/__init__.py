@@ -3,7 +3,8 @@
 Public API (small on purpose; other domains use only these names):
 
 - ``probe_servers(urls, timeout=3.0) -> list[ComfyUIProbe]``: reachability, version, queue, models per URL.
-- ``await get_pool(app) -> ComfyUIPool``: the server-wide pool (AppContext service ``"comfyui"``).
+- ``ComfyUIPool(urls, http, settings=..., task_group=..., outputs_dir=...)``: the servers and their jobs (the
+  server's wiring holds one).
   - ``pool.add_server(url)`` / ``pool.remove_server(url)``: add or drop an endpoint at run time (e.g. a
     port-forwarded cloud instance).
   - ``await pool.submit(workflow, uploads=[ImageUpload(...)], template=..., params=..., seed=...) -> JobRecord``
@@ -11,7 +12,7 @@ Public API (small on purpose; other domains use only these names):
     the pictures a ``SaveImageWebsocket`` node sent over the websocket)
   - ``await pool.cancel(job_id)``, ``pool.job(job_id)``, ``await pool.status()``
 - ``render_template(get_template("upscale-esrgan"), {"image": path})`` -> ``RenderedWorkflow``; or use
-  ``await get_service(app)`` and ``service.submit(template=..., params=..., ...)`` which does it all.
+  ``ComfyUIService(pool, settings, store).submit(template=..., params=..., ...)`` which does it all.
 - ``open_pool(urls, settings=..., outputs_dir=...)``: a pool outside the MCP server (scripts, benchmarks).
 """
 
@@ -28,13 +29,10 @@ from ategnatos_mcp.comfyui.models import (
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload, WorkflowInvalid, open_pool
 from ategnatos_mcp.comfyui.probe import probe_servers
 from ategnatos_mcp.comfyui.service import (
-    POOL_SERVICE,
     ComfyUIService,
     JobView,
     StatusView,
     WorkflowAnswer,
-    get_pool,
-    get_service,
     read_workflow,
 )
 from ategnatos_mcp.comfyui.templates import (
@@ -48,7 +46,6 @@ from ategnatos_mcp.comfyui.templates import (
 from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, ui_to_api
 
 __all__ = [
-    "POOL_SERVICE",
     "ComfyUIClient",
     "ComfyUIPool",
     "ComfyUIProbe",
@@ -69,8 +66,6 @@ __all__ = [
     "WorkflowAnswer",
     "WorkflowInvalid",
     "WorkflowLibrary",
-    "get_pool",
-    "get_service",
     "get_template",
     "list_templates",
     "open_pool",

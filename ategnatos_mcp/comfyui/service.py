@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anyio
-import httpx
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.comfyui.jobs import ProgressCallback
@@ -20,20 +19,16 @@ from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
 from ategnatos_mcp.comfyui.results import make_previews
 from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template, list_templates, render_template
 from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_api_format, is_ui_format, ui_to_api
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
 __all__ = [
-    "POOL_SERVICE",
     "ComfyUIService",
     "JobView",
     "StatusView",
     "WorkflowAnswer",
-    "get_pool",
-    "get_service",
     "read_workflow",
 ]
 
@@ -303,26 +298,3 @@ async def read_workflow(settings: Settings, name: str) -> dict[str, Any]:
     if (library.folder / f"{name}.json").is_file() or name not in {t.name for t in list_templates()}:
         return await library.get(name)
     return get_template(name).model_dump(mode="json")
-
-
-POOL_SERVICE = "comfyui"
-
-
-async def get_pool(app: AppContext) -> ComfyUIPool:
-    """The server-wide pool (an AppContext service, built on first use; its HTTP client closes with the app)."""
-
-    async def build(app: AppContext) -> ComfyUIPool:
-        if app.task_group is None:
-            raise StateError("The ComfyUI pool needs the running server's task group.", document="")
-        http = httpx.AsyncClient()
-        app.exit_stack.push_async_callback(http.aclose)
-        cfg = app.settings.comfyui
-        return ComfyUIPool(
-            cfg.urls, http, settings=cfg, task_group=app.task_group, outputs_dir=app.settings.outputs_dir
-        )
-
-    return await app.service(POOL_SERVICE, build)
-
-
-async def get_service(app: AppContext) -> ComfyUIService:
-    return ComfyUIService(await get_pool(app), app.settings, app.store)

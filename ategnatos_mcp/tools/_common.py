@@ -1,4 +1,4 @@
-"""Shared adapter helpers: reach the AppContext, map domain errors to tool errors, shape answers."""
+"""Shared adapter helpers: reach the wiring, map domain errors to tool errors, shape answers."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
 from pydantic import BaseModel, ValidationError
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.text import show_invisible
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = [
     "argument_problems",
@@ -36,8 +36,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def app_of(ctx: Context[Any, Any]) -> AppContext:
-    """The AppContext the lifespan yielded."""
+def app_of(ctx: Context[Any, Any]) -> Wiring:
+    """The server's wiring (the lifespan yields it)."""
     return ctx.request_context.lifespan_context
 
 

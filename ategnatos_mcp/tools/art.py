@@ -10,7 +10,6 @@ from pydantic import Field
 
 from ategnatos_mcp.art import (
     Adjustment,
-    ArtDirector,
     AssetSpec,
     IterationsAnswer,
     LibraryAnswer,
@@ -18,10 +17,10 @@ from ategnatos_mcp.art import (
     PromptAnswer,
     PromptDraft,
 )
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -37,10 +36,6 @@ Changes = Annotated[
         "negatives to add/remove, cfg/steps/guidance deltas, and `why` in one sentence."
     ),
 ]
-
-
-async def _director(app: AppContext) -> ArtDirector:
-    return await app.service("art", lambda a: ArtDirector.open(a.store, a.clock))
 
 
 def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
@@ -139,7 +134,7 @@ async def art_prompt(
     feedback mapping says; phrases it does not know come back in `unrecognized_feedback` for you to interpret
     and pass as `changes`. Works without ComfyUI: present the prompt for manual use, or send it to comfyui_submit.
     """
-    director = await _director(app_of(ctx))
+    director = await app_of(ctx).art_director()
     if mode == "build":
         answer, notices = await director.build(
             intent,
@@ -258,7 +253,7 @@ async def art_iterations(
     the eye).
     """
     app = app_of(ctx)
-    director = await _director(app)
+    director = await app.art_director()
     p, a = _require(project, asset)
     # Output files are only recorded, but they still must lie inside the project's folders.
     kept = [str(confine(raw, home=app.settings.home, roots=app.settings.roots, kind="new")) for raw in outputs or []]
@@ -325,7 +320,7 @@ async def art_library(
     save: from a logged version (project/asset/version) or from `positive`; search: by words and tags, best
     first; get: one entry in full. art_prompt already consults the library when it builds a prompt.
     """
-    director = await _director(app_of(ctx))
+    director = await app_of(ctx).art_director()
     if action == "search":
         answer = await director.library_search(query, tags or [], family)
     elif action == "get":
@@ -354,7 +349,7 @@ async def art_library(
     return respond(answer, _library_summary(answer))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the art tools and the model database / feedback mapping as JSON resources."""
     server.add_tool(art_prompt, name="art_prompt")
     server.add_tool(art_iterations, name="art_iterations")
@@ -367,7 +362,7 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
         mime_type="application/json",
     )
     async def model_families() -> str:
-        return (await _director(app)).catalog_json()
+        return (await app.art_director()).catalog_json()
 
     @server.resource(
         "ategnatos://art/feedback",
@@ -376,4 +371,4 @@ def register(server: MCPServer[AppContext], app: AppContext) -> None:
         mime_type="application/json",
     )
     async def feedback_mapping() -> str:
-        return (await _director(app)).feedback_map.model_dump_json(indent=2)
+        return (await app.art_director()).feedback_map.model_dump_json(indent=2)

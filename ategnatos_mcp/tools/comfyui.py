@@ -10,46 +10,36 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, get_service, read_workflow
-from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.providers import GPU_DOCUMENT, Deployer, GpuDocument, teardown_reminder
+from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, read_workflow
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
 
-async def _answer(ctx: Context[AppContext], view: JobView) -> CallToolResult:
+async def _answer(ctx: Context[Wiring], view: JobView) -> CallToolResult:
     app = app_of(ctx)
-    service = await get_service(app)
+    service = await app.comfyui_service()
     previews = await service.previews(view) if view.files else []
     images = [ImagePart(data=data, mime_type=mime) for data, mime in previews]
     links = [(Path(f.path).as_uri(), Path(f.path).name, None) for f in view.files]
     text = view.summary()
-    if view.state not in ("queued", "running") and (note := await _rented_note(app, view.server)):
+    if view.state not in ("queued", "running") and (note := await app.teardown_note(view.server)):
         text += "\n" + note
     return respond(view, text, images=images, links=links)
 
 
-async def _rented_note(app: AppContext, url: str) -> str | None:
-    """Finished work on a rented instance (reached through its tunnel) ends with a teardown reminder."""
-    deployer = app.services.get("gpu-deploy")
-    key = deployer.instance_for(url) if isinstance(deployer, Deployer) else None
-    if key is None:
-        return None
-    return teardown_reminder(await app.store.read(GPU_DOCUMENT, GpuDocument), key, app.clock())
-
-
 @guard
-async def comfyui_status(ctx: Context[AppContext]) -> Annotated[CallToolResult, StatusView]:
+async def comfyui_status(ctx: Context[Wiring]) -> Annotated[CallToolResult, StatusView]:
     """Show each configured ComfyUI server: reachable or not (and how to start it), version, queue, and the
     models it has (checkpoints, LoRAs, upscalers...), plus this session's unfinished jobs."""
-    view = await (await get_service(app_of(ctx))).status()
+    view = await (await app_of(ctx).comfyui_service()).status()
     return respond(view, view.summary())
 
 
 @guard
 async def comfyui_submit(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     template: Annotated[
         str | None,
         Field(
@@ -90,7 +80,7 @@ async def comfyui_submit(
     saved under workspace/outputs with a provenance sidecar; pictures a SaveImageWebsocket node sends over the
     live connection are saved the same way). If it is still running, call comfyui_job. When ComfyUI's
     websocket cannot be opened the job still runs, followed by polling (live_progress=false)."""
-    service = await get_service(app_of(ctx))
+    service = await app_of(ctx).comfyui_service()
     view = await service.submit(
         template=template,
         params=params or {},
@@ -106,7 +96,7 @@ async def comfyui_submit(
 
 @guard
 async def comfyui_job(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     job_id: Annotated[str, Field(description="The job_id comfyui_submit returned.")],
     action: Annotated[
         Literal["status", "wait", "results", "cancel"],
@@ -115,7 +105,7 @@ async def comfyui_job(
     wait_seconds: Annotated[float, Field(ge=0, le=300, description="For wait: how long to wait at most.")] = 30.0,
 ) -> Annotated[CallToolResult, JobView]:
     """Follow a ComfyUI job: look at its state, wait for it (with progress), get its pictures, or cancel it."""
-    service = await get_service(app_of(ctx))
+    service = await app_of(ctx).comfyui_service()
     mode = "status" if action == "results" else action
     view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
     if action == "status":
@@ -125,7 +115,7 @@ async def comfyui_job(
 
 @guard
 async def workflow_manage(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     action: Annotated[
         Literal["list", "get", "save", "delete"],
         Field(description="list (templates + saved), get, save (imports editor exports too), delete."),
@@ -139,7 +129,7 @@ async def workflow_manage(
 ) -> Annotated[CallToolResult, WorkflowAnswer]:
     """Built-in templates and the artist's saved ComfyUI workflows: list, get, save or delete. Saving an editor
     (UI-format) export converts it to API format using the server's node catalogue, or says why it cannot."""
-    answer = await (await get_service(app_of(ctx))).manage_workflow(action, name, workflow, overwrite)
+    answer = await (await app_of(ctx).comfyui_service()).manage_workflow(action, name, workflow, overwrite)
     if action == "list":
         names = [t["name"] for t in answer.templates]
         saved = [w.name for w in answer.workflows]
@@ -155,7 +145,7 @@ async def workflow_manage(
     return respond(answer, text)
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the ComfyUI tools and the workflow resource."""
     server.add_tool(comfyui_status, name="comfyui_status")
     server.add_tool(comfyui_submit, name="comfyui_submit")

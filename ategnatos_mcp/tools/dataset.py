@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.dataset import (
     AuditOptions,
     AuditResult,
@@ -20,7 +18,6 @@ from ategnatos_mcp.dataset import (
     CaptionWriteResult,
     Concept,
     ConceptSpec,
-    DatasetService,
     DedupeResult,
     StructureResult,
     audit_summary,
@@ -30,6 +27,7 @@ from ategnatos_mcp.dataset import (
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine, dataset_folder, safe_name
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -56,38 +54,14 @@ def _still_reading(done: int, total: int) -> str:
 PREVIEW_BUDGET = 60_000
 
 
-async def _service(app: AppContext) -> DatasetService:
-    async def build(app: AppContext) -> DatasetService:
-        s = app.settings
-
-        def spawn(job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-            # Reading goes on in the server's task group when a call stops waiting.
-            if app.task_group is None:
-                raise RuntimeError("the server is not running")
-            app.task_group.start_soon(job)
-
-        service = DatasetService(
-            cache_dir=s.cache_dir,
-            workers=s.dataset.workers,
-            threshold=s.dataset.near_duplicate_threshold,
-            clock=app.clock,
-            spawn=spawn,
-            wait_seconds=s.dataset.max_wait_seconds,
-        )
-        app.exit_stack.callback(service.close)
-        return service
-
-    return await app.service("dataset", build)
-
-
-def _folder(app: AppContext, raw: str) -> Path:
+def _folder(app: Wiring, raw: str) -> Path:
     settings = app.settings
     return dataset_folder(raw, home=settings.home, roots=settings.roots, datasets_dir=settings.datasets_dir)
 
 
 @guard
 async def dataset_audit(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     path: PathArg,
     training_name: Annotated[
         str | None,
@@ -119,7 +93,7 @@ async def dataset_audit(
     app = app_of(ctx)
     root = _folder(app, path)
     name = safe_name(training_name, what="LoRA name") if training_name else None
-    service = await _service(app)
+    service = await app.dataset_service()
     options = AuditOptions(
         resolution=resolution,
         trigger_word=trigger_word,
@@ -131,19 +105,11 @@ async def dataset_audit(
     if not result.complete:
         return respond(result, _still_reading(result.images_read, result.images))
     if name:
-        from ategnatos_mcp.training.gates import record_dataset_gate
-
         report = render_report(result, name=name, when=app.clock())
-        await record_dataset_gate(
-            app.store,
-            name,
-            dataset_path=root,
-            fingerprint=result.fingerprint,
-            go=result.go,
-            reasons=result.reasons,
-            report_markdown=report,
+        written = await app.dataset_audited(
+            name, root, fingerprint=result.fingerprint, go=result.go, reasons=result.reasons, report=report
         )
-        result.report_path = str(app.settings.grimoire_dir / "training" / name / "dataset-report.md")
+        result.report_path = str(written)
     summary = audit_summary(result)
     if result.quarantine is not None and result.quarantine.moved:
         summary = (
@@ -157,7 +123,7 @@ async def dataset_audit(
 
 @guard
 async def dataset_dedupe(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     path: PathArg,
     action: Annotated[
         Literal["report", "quarantine", "undo"],
@@ -182,7 +148,7 @@ async def dataset_dedupe(
     """
     app = app_of(ctx)
     root = _folder(app, path)
-    service = await _service(app)
+    service = await app.dataset_service()
     if action == "undo":
         result = await service.undo(root, batch)
         q = result.quarantine
@@ -232,7 +198,7 @@ class CaptionsResult(BaseModel):
 
 @guard
 async def dataset_captions(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     path: PathArg,
     mode: Annotated[
         Literal["review", "write", "summary"],
@@ -272,7 +238,7 @@ async def dataset_captions(
     """
     app = app_of(ctx)
     root = _folder(app, path)
-    service = await _service(app)
+    service = await app.dataset_service()
     if mode == "review":
         review, previews = await service.review(
             root,
@@ -320,7 +286,7 @@ async def dataset_captions(
 
 @guard
 async def dataset_structure(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     path: PathArg,
     name: Annotated[str, Field(description="Concept name for the folder, e.g. the trigger word or 'style'.")],
     output: Annotated[
@@ -354,7 +320,7 @@ async def dataset_structure(
         Concept(source=_folder(app, c.path), name=safe_name(c.name, what="concept name"), repeats=c.repeats)
         for c in extra_concepts or []
     ]
-    service = await _service(app)
+    service = await app.dataset_service()
     result = await service.structure(out, concepts, target_steps=target_steps, epochs=epochs)
     text = [f"Kohya layout in {result.output}:"]
     text += [f"- {folder}: {n} images, {result.repeats[folder]} repeats" for folder, n in result.concepts.items()]
@@ -363,7 +329,7 @@ async def dataset_structure(
     return respond(result, "\n".join(text))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the dataset tools."""
     server.add_tool(dataset_audit, name="dataset_audit")
     server.add_tool(dataset_dedupe, name="dataset_dedupe")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.export import (
     Anchor,
-    AssetExporter,
-    ComfyUIUpscaler,
     CropMode,
     ExportRequest,
     ExportResult,
@@ -24,35 +21,17 @@ from ategnatos_mcp.export import (
 from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, respond
-
-if TYPE_CHECKING:
-    from ategnatos_mcp.comfyui import ComfyUIService
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
-# Leave room for encoding within a client's ~60 s tool-call limit.
-_UPSCALE_WAIT_SECONDS = 35.0
 _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif": "image/avif", "ico": "image/x-icon"}
-
-
-def _exporter(app: AppContext, upscale: str) -> AssetExporter:
-    upscaler = None
-    if upscale == "auto":
-
-        async def comfyui_service() -> ComfyUIService:
-            from ategnatos_mcp.comfyui import get_service  # only needed when a source must be enlarged
-
-            return await get_service(app)
-
-        wait = min(_UPSCALE_WAIT_SECONDS, app.settings.comfyui.max_wait_seconds)
-        upscaler = ComfyUIUpscaler(comfyui_service, wait_seconds=wait)
-    return AssetExporter(app.settings.exports_dir, upscaler=upscaler)
 
 
 @guard
 async def asset_export(
     source: Annotated[str, Field(description="The approved image to export (a path inside the project).")],
-    ctx: Context[Any, AppContext],
+    ctx: Context[Any, Wiring],
     spec: Annotated[
         str | None,
         Field(description="A named spec: og-image, social-square, hero, avatar, favicon, app-icon, print-a4, ..."),
@@ -114,7 +93,7 @@ async def asset_export(
         dpi=dpi,
         name=name,
     )
-    result = await _exporter(app, upscale).export(request)
+    result = await app.exporter(upscale=upscale == "auto").export(request)
     lines = [
         f"- {Path(f.path).name}: {f.width}x{f.height} {f.format.upper()}, {f.bytes / 1024:.0f} KB" for f in result.files
     ]
@@ -136,7 +115,7 @@ async def asset_export(
 @guard
 async def image_info(
     path: Annotated[str, Field(description="The image to inspect (a path inside the project).")],
-    ctx: Context[Any, AppContext],
+    ctx: Context[Any, Wiring],
     include_raw: Annotated[
         bool, Field(description="Also return the embedded generation text itself (long; only when needed).")
     ] = False,
@@ -175,7 +154,7 @@ def _info_summary(info: ImageInfo) -> str:
     return "\n".join(parts)
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register ``asset_export`` and ``image_info`` and the list of export specs."""
     server.add_tool(asset_export, name="asset_export")
     server.add_tool(image_info, name="image_info")

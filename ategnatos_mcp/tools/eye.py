@@ -8,11 +8,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.eye import (
     CATEGORIES,
     EYE_DOCUMENT,
-    EYE_VIEW,
     EyeProfile,
     EyeQuery,
     Preference,
@@ -21,6 +19,7 @@ from ategnatos_mcp.eye import (
     render_eye,
 )
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -44,7 +43,7 @@ class EyeQueryResult(EyeQuery):
 
 @guard
 async def eye_update(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     action: Annotated[
         UpdateAction,
         Field(
@@ -117,7 +116,7 @@ async def eye_update(
 
 @guard
 async def eye_query(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     family: Annotated[str | None, Field(description="Model family the prompt is for, e.g. sdxl, pony, flux.")] = None,
     subject: Annotated[str | None, Field(description="What the image shows, e.g. 'mascot', 'landscape'.")] = None,
     request: Annotated[
@@ -150,9 +149,8 @@ async def eye_query(
     return respond(result, "\n".join(lines + notices))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the eye's tools and resources."""
-    app.store.register_view(EYE_DOCUMENT, EYE_VIEW)
     server.add_tool(eye_update, name="eye_update")
     server.add_tool(eye_query, name="eye_query")
 

@@ -3,40 +3,30 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Annotated, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.comfyui import get_pool
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.providers import (
-    GPU_DOCUMENT,
-    GPU_VIEW,
     MAX_HOURS,
     MAX_USD_PER_HOUR,
     MAX_VRAM_GB,
     MIN_HOURS,
     Consent,
-    Deployer,
-    GpuService,
     InstancesResult,
     InstanceView,
     OfferQuery,
     OffersResult,
-    Rental,
     SpinupResult,
     TeardownResult,
-    deploy_plan,
-    open_gpu_service,
 )
-from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, progress_reporter, respond
+from ategnatos_mcp.wiring import Wiring
 
-__all__ = ["register", "startup"]
+__all__ = ["register"]
 
 logger = logging.getLogger("ategnatos_mcp.tools.gpu")
 
@@ -49,46 +39,7 @@ class RentalConfirmation(BaseModel):
     rent: bool = Field(description="Yes, rent this GPU at this price.")
 
 
-async def gpu_service(app: AppContext) -> GpuService:
-    """The one GpuService of this server (tests may pre-load ``app.services['gpu']``)."""
-
-    if SERVICE_KEY in app.services:
-        service: GpuService = app.services[SERVICE_KEY]
-    else:
-        connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
-
-        async def build(a: AppContext) -> GpuService:
-            return await open_gpu_service(a.settings, a.store, a.exit_stack, clock=a.clock, connector=connector)
-
-        service = await app.service(SERVICE_KEY, build)
-    service.end_listeners["deploy"] = partial(_release, app)
-    return service
-
-
-async def _release(app: AppContext, rental: Rental) -> None:
-    """An instance ended: close the SSH session and tunnel held for it, and stop sending ComfyUI jobs there."""
-    held: Deployer | None = app.services.get("gpu-deploy")
-    if held is None:
-        return  # nothing was deployed in this server's life: no session, no tunnel
-    urls = await held.release(rental)
-    if urls:
-        pool = await get_pool(app)
-        for url in urls:
-            pool.remove_server(url)
-
-
-async def ssh_connector(app: AppContext) -> SSHConnector:
-    """The server's one SSH connector (our key, pinned host keys), shared by readiness checks and deploys."""
-
-    async def build(a: AppContext) -> SSHConnector:
-        return SSHConnector.from_settings(a.settings)
-
-    return await app.service("ssh", build)
-
-
-async def _ask_to_rent(
-    ctx: Context[AppContext], quote_id: str, image: str = ""
-) -> Elicit[RentalConfirmation] | NoDialog:
+async def _ask_to_rent(ctx: Context[Wiring], quote_id: str, image: str = "") -> Elicit[RentalConfirmation] | NoDialog:
     """Ask in the client's own dialog, with the worst-case cost in plain words (before the tool body runs).
 
     The SDK sends this mid-call on older protocols and as an input-required round trip on 2026-07-28+.
@@ -96,13 +47,13 @@ async def _ask_to_rent(
     if not client_has_dialog(ctx):
         return NoDialog()
     try:
-        question = await (await gpu_service(app_of(ctx))).consent_question(quote_id, image=image or None)
+        question = await (await app_of(ctx).gpu_service()).consent_question(quote_id, image=image or None)
     except AtegnatosError:
         return NoDialog()  # the body repeats the same check and reports the refusal in plain words
     return Elicit(question, RentalConfirmation)
 
 
-def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmation], confirm: bool) -> Consent:
+def _consent(ctx: Context[Wiring], answer: ElicitationResult[RentalConfirmation], confirm: bool) -> Consent:
     if not client_has_dialog(ctx):
         return Consent(confirmed=confirm)
     # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
@@ -114,7 +65,7 @@ def _consent(ctx: Context[AppContext], answer: ElicitationResult[RentalConfirmat
 
 @guard
 async def gpu_offers(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     gpu: Annotated[
         str | None, Field(description="GPU wish, e.g. '4090', 'A100', 'H100'. Empty = any.", max_length=100)
     ] = None,
@@ -159,13 +110,13 @@ async def gpu_offers(
         hours=hours,
         disk_gb=disk_gb,
     )
-    result = await (await gpu_service(app_of(ctx))).find_offers(query, limit=limit)
+    result = await (await app_of(ctx).gpu_service()).find_offers(query, limit=limit)
     return respond(result, _offers_summary(result))
 
 
 @guard
 async def gpu_spinup(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     quote_id: Annotated[str, Field(description="The quote id from gpu_offers the user agreed to.")],
     confirm: Annotated[
         bool,
@@ -195,50 +146,21 @@ async def gpu_spinup(
     refuse. Waits until SSH answers (or returns while it is still starting; gpu_instances shows progress).
     """
     app = app_of(ctx)
-    service = await gpu_service(app)
+    service = await app.gpu_service()
     result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name, image=image or None)
     rental = await service.wait_ready(result.instance.key, wait_seconds, progress_reporter(ctx))
     watchdog = "The watchdog is installed once it is ready."
     if rental.ready:
-        watchdog = await _install_watchdog(app, rental)
-    elif rental.ended_at is None and app.task_group is not None:
-        app.task_group.start_soon(_watch_boot, app, service, rental.key)
+        watchdog = await app.rental_ready(rental)
+    elif rental.ended_at is None:
+        app.watch_boot(rental.key)
     result = result.model_copy(update={"instance": InstanceView.of(rental, app.clock()), "watchdog": watchdog})
     return respond(result, _spinup_summary(result))
 
 
-async def _install_watchdog(app: AppContext, rental: Rental) -> str:
-    caps = app.settings.gpu
-    plan = deploy_plan(
-        "watchdog",
-        rental,
-        idle_minutes=caps.idle_stop_minutes,
-        max_hours=caps.max_hours_per_instance,
-        now=app.clock(),
-        vast_api_url=app.settings.vast_api_url,
-    )
-    try:
-        done = await (await deployer(app)).deploy(rental, plan)
-    except AtegnatosError as exc:
-        logger.warning("watchdog on %s: %s", rental.key, exc.message)
-        return f"The watchdog could not be installed ({exc.message}); run remote_deploy with target 'watchdog'."
-    return done.watchdog
-
-
-async def _watch_boot(app: AppContext, service: GpuService, key: str) -> None:
-    try:
-        rental = await service.wait_ready(key, float(service.caps.boot_timeout_seconds) + 60)
-        if rental.ready:
-            await _install_watchdog(app, rental)
-    except AtegnatosError as exc:
-        logger.warning("instance %s: %s", key, exc.message)
-    except Exception:  # background task: never take the server down
-        logger.exception("watching %s boot failed", key)
-
-
 @guard
 async def gpu_instances(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     include_ended: Annotated[bool, Field(description="Also list instances already torn down.")] = False,
     balances: Annotated[bool, Field(description="Also read each provider's remaining credit.")] = False,
 ) -> Annotated[CallToolResult, InstancesResult]:
@@ -248,17 +170,17 @@ async def gpu_instances(
     for teardown. Suggest gpu_teardown when GPU work is done.
     """
     app = app_of(ctx)
-    result = await (await gpu_service(app)).instances(include_ended=include_ended, balances=balances)
-    if "gpu-deploy" in app.services:  # only instances we already hold a session to: no new connections here
+    result = await (await app.gpu_service()).instances(include_ended=include_ended, balances=balances)
+    if app.deployer is not None:  # only instances we already hold a session to: no new connections here
         live = {view.key for view in result.instances if view.status == "running"}
-        silent = await (await deployer(app)).heartbeat(live)
+        silent = await app.deployer.heartbeat(live)
         result.notes.extend(f"{key} did not answer the heartbeat over SSH." for key in silent)
     return respond(result, _instances_summary(result))
 
 
 @guard
 async def gpu_teardown(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     keys: Annotated[
         list[Annotated[str, Field(max_length=200)]],
         Field(description="Instance keys from gpu_instances, e.g. 'runpod:abc123'.", max_length=64),
@@ -277,43 +199,15 @@ async def gpu_teardown(
 
     Stop releases the GPU but the disk keeps billing (RunPod volume, Vast storage); Lambda cannot stop.
     """
-    service = await gpu_service(app_of(ctx))
+    service = await app_of(ctx).gpu_service()
     result = await service.teardown(
         list(keys), everything=all_instances, stop=mode == "stop", progress=progress_reporter(ctx)
     )
     return respond(result, _teardown_summary(result))
 
 
-async def deployer(app: AppContext) -> Deployer:
-    """The server's Deployer (an instance's SSH session and port forward stay open until it ends)."""
-
-    if "gpu-deploy" in app.services:
-        return app.services["gpu-deploy"]
-    connector = await ssh_connector(app)  # outside the factory: app.service's lock is not re-entrant
-
-    async def build(a: AppContext) -> Deployer:
-        return Deployer(connector, a.exit_stack)
-
-    return await app.service("gpu-deploy", build)
-
-
-async def startup(app: AppContext) -> None:
-    """Reconcile with the providers at start-up when keys are set, so orphans show up at once. Never fails."""
-    if not any(app.settings.provider_keys_present().values()):
-        return
-    try:
-        service = await gpu_service(app)
-        result = await service.instances()
-    except Exception:  # start-up must never take the server down
-        logger.exception("GPU reconcile at start-up failed")
-        return
-    if result.orphans:
-        logger.warning("%d instance(s) on your GPU accounts are not in the records; see gpu_instances", result.orphans)
-
-
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the gpu tools and the grimoire/gpu.md view of the spend ledger."""
-    app.store.register_view(GPU_DOCUMENT, GPU_VIEW)
     server.add_tool(gpu_offers, name="gpu_offers")
     server.add_tool(gpu_spinup, name="gpu_spinup")
     server.add_tool(gpu_instances, name="gpu_instances")

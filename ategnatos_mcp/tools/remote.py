@@ -8,18 +8,16 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from ategnatos_mcp.comfyui import get_pool
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.providers import DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
-from ategnatos_mcp.tools.gpu import deployer, gpu_service
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
 
 @guard
 async def remote_deploy(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     instance: Annotated[str, Field(description="Instance key from gpu_instances, e.g. 'runpod:abc123'.")],
     target: Annotated[
         DeployTarget,
@@ -36,7 +34,7 @@ async def remote_deploy(
     connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
     """
     app = app_of(ctx)
-    rental = await (await gpu_service(app)).refreshed(instance)
+    rental = await (await app.gpu_service()).refreshed(instance)
     caps = app.settings.gpu
     plan = deploy_plan(
         target,
@@ -47,17 +45,11 @@ async def remote_deploy(
         forward=connect_comfyui,
         vast_api_url=app.settings.vast_api_url,
     )
-    result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
-    if result.comfyui_url or result.replaced_urls:
-        pool = await get_pool(app)
-        for url in result.replaced_urls:  # the tunnel had to move to another local port
-            pool.remove_server(url)
-        if result.comfyui_url:
-            pool.add_server(result.comfyui_url)
+    result = await app.deploy(rental, plan, progress_reporter(ctx))
     return respond(result, _deploy_summary(result))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Add remote_deploy (rentals come from tools.gpu)."""
     server.add_tool(remote_deploy, name="remote_deploy")
 

@@ -8,24 +8,17 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 from ategnatos_mcp.training.execution import (
     DryRunResult,
     EnvironmentCheck,
     EvalGrid,
-    EvalJob,
-    HostRegistry,
     LaunchResult,
     RunReport,
-    Submitter,
-    TrainingRuns,
 )
+from ategnatos_mcp.wiring import Wiring
 
-__all__ = ["register", "training_runs"]
-
-HOSTS_SERVICE = "training-hosts"
-RUNS_SERVICE = "training-runs"
+__all__ = ["register"]
 
 HostArg = Annotated[
     str,
@@ -36,31 +29,9 @@ HostArg = Annotated[
 NameArg = Annotated[str, Field(description="The training run (the name used with train_plan).")]
 
 
-async def training_runs(app: AppContext) -> TrainingRuns:
-    """The server's training-run service (hosts from the ``training-hosts`` service, which tests may pre-load)."""
-
-    async def build_hosts(a: AppContext) -> HostRegistry:
-        async def connector():  # type: ignore[no-untyped-def]
-            from ategnatos_mcp.remote import SSHConnector
-
-            async def build(b: AppContext) -> SSHConnector:
-                return SSHConnector.from_settings(b.settings)
-
-            return await a.service("ssh", build)
-
-        return HostRegistry(a.settings.workspace_dir / "training", connector)
-
-    hosts = await app.service(HOSTS_SERVICE, build_hosts)  # not inside the other factory: the lock is not reentrant
-
-    async def build(a: AppContext) -> TrainingRuns:
-        return TrainingRuns(a.store, hosts, a.clock, a.task_group)
-
-    return await app.service(RUNS_SERVICE, build)
-
-
 @guard
 async def train_validate_environment(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: NameArg,
     host: HostArg = "local",
     backend_dir: Annotated[
@@ -90,7 +61,7 @@ async def train_validate_environment(
     progress so far, and a repeat call (or train_gates) shows it; the check runs by itself once the files are
     there. Nothing is sent twice.
     """
-    runs = await training_runs(app_of(ctx))
+    runs = await app_of(ctx).training_runs()
     check = await runs.validate_environment(
         name,
         host,
@@ -115,7 +86,7 @@ async def train_validate_environment(
 
 @guard
 async def train_dry_run(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: NameArg,
     host: HostArg = "local",
     wait_seconds: Annotated[
@@ -127,7 +98,7 @@ async def train_dry_run(
     Passes when the trainer reaches its steps and writes its one save with no error in the log. If it is
     still running after wait_seconds, call again (it re-attaches, never starts twice). Needs gate 3 on that host.
     """
-    runs = await training_runs(app_of(ctx))
+    runs = await app_of(ctx).training_runs()
     result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx))
     status = result.status
     if result.state == "running":
@@ -146,7 +117,7 @@ async def train_dry_run(
 
 @guard
 async def launch_training(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: NameArg,
     host: HostArg = "local",
     resume: Annotated[
@@ -177,7 +148,7 @@ async def launch_training(
     that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size
     (at most 3 times, same effective batch). Follow it with training_status.
     """
-    runs = await training_runs(app_of(ctx))
+    runs = await app_of(ctx).training_runs()
     result = await runs.launch(name, host, report=progress_reporter(ctx), resume=resume, fresh=fresh)
     how = "started" if result.resumed_from_step is None else f"resumed from step {result.resumed_from_step}"
     summary = (
@@ -225,7 +196,7 @@ def _report_summary(report: RunReport) -> str:
 
 @guard
 async def training_status(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: NameArg,
     run: Annotated[Literal["training", "dry_run"], Field(description="Which run to look at.")] = "training",
     wait_seconds: Annotated[
@@ -247,7 +218,7 @@ async def training_status(
     Also lists the sample images the trainer made (step, epoch, prompt), copies new ones from an SSH host into the
     workspace, and shows the newest new ones as small previews; each image counts as new once.
     """
-    runs = await training_runs(app_of(ctx))
+    runs = await app_of(ctx).training_runs()
     report, shown = await runs.status_with_previews(
         name,
         kind=run,
@@ -268,30 +239,9 @@ class EvalAnswer(BaseModel):
     notices: list[str] = Field(default_factory=list)
 
 
-def _comfyui_submitter(app: AppContext) -> Submitter:
-    async def submit(job: EvalJob) -> str:
-        from ategnatos_mcp.comfyui import LoraChoice, get_service
-
-        args = job.comfyui_submit
-        service = await get_service(app)
-        view = await service.submit(
-            template=str(args["template"]),
-            params=dict(args["params"]),  # type: ignore[arg-type]
-            workflow=None,
-            loras=[LoraChoice.model_validate(lora) for lora in args["loras"]],  # type: ignore[union-attr]
-            images={},
-            wait_seconds=0,
-            allow_flagged=False,
-            progress=None,
-        )
-        return view.job_id
-
-    return submit
-
-
 @guard
 async def train_evaluate(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: NameArg,
     weights: Annotated[
         list[float] | None, Field(description="LoRA strengths to compare (default 0.4, 0.6, 0.8, 1.0).")
@@ -311,9 +261,9 @@ async def train_evaluate(
     are queued at once (follow them with comfyui_job).
     """
     app = app_of(ctx)
-    runs = await training_runs(app)
+    runs = await app.training_runs()
     grid, notices = await runs.evaluate(
-        name, weights=weights, prompts=prompts, seed=seed, submit=_comfyui_submitter(app) if submit else None
+        name, weights=weights, prompts=prompts, seed=seed, submit=app.submit_evaluation if submit else None
     )
     summary = (
         f"Evaluation grid for '{grid.name}': {len(grid.lora_files)} LoRA files x {len(grid.weights)} weights x "
@@ -333,7 +283,7 @@ async def train_evaluate(
     )
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the training-run tools."""
     server.add_tool(train_validate_environment, name="train_validate_environment")
     server.add_tool(train_dry_run, name="train_dry_run")

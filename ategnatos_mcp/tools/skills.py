@@ -11,9 +11,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.prompts import Prompt
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.skills_catalog import Skill, find_skills_root, list_skills, load_skill, read_skill_file
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -49,7 +49,7 @@ def _listing(skills: list[Skill]) -> str:
     )
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the skill prompts, a listing of skills and reference files, and a template to read each file."""
     try:
         root = find_skills_root()

@@ -8,11 +8,9 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.studio import (
     STUDIO_DOCUMENT,
-    STUDIO_VIEW,
     EntryKind,
     Environment,
     ModelKind,
@@ -25,6 +23,7 @@ from ategnatos_mcp.studio import (
     render_studio,
 )
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -45,7 +44,7 @@ class DetectResult(BaseModel):
 
 @guard
 async def studio_register(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     action: Annotated[
         RegisterAction | Literal["accept_edit"],
         Field(
@@ -112,7 +111,7 @@ async def studio_register(
 
 
 @guard
-async def studio_detect(ctx: Context[AppContext]) -> Annotated[CallToolResult, DetectResult]:
+async def studio_detect(ctx: Context[Wiring]) -> Annotated[CallToolResult, DetectResult]:
     """Detect this machine's GPU (nvidia-smi), driver, CUDA, VRAM, free disk, each configured ComfyUI server,
     and which GPU cloud keys are set (never their values); record it in the studio inventory."""
     app = app_of(ctx)
@@ -133,9 +132,8 @@ async def studio_detect(ctx: Context[AppContext]) -> Annotated[CallToolResult, D
     return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the studio's tools and resources."""
-    app.store.register_view(STUDIO_DOCUMENT, STUDIO_VIEW)
     server.add_tool(studio_register, name="studio_register")
     server.add_tool(studio_detect, name="studio_detect")
 

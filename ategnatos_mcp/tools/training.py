@@ -8,7 +8,6 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, guard_resource, respond
@@ -23,6 +22,7 @@ from ategnatos_mcp.training import (
     refuse_if_trained,
     run_status,
 )
+from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
@@ -62,7 +62,7 @@ def _plan_summary(plan: TrainingPlan) -> str:
 
 @guard
 async def train_plan(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: Annotated[
         str,
         Field(
@@ -138,7 +138,7 @@ async def train_plan(
     return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
 
 
-async def _ask_to_confirm(ctx: Context[AppContext], name: str) -> Elicit[ConfirmAnswer] | NoDialog:
+async def _ask_to_confirm(ctx: Context[Wiring], name: str) -> Elicit[ConfirmAnswer] | NoDialog:
     """Ask the artist in the client's own form (before the tool body runs; a round trip on newer protocols)."""
     if not client_has_dialog(ctx):
         return NoDialog()
@@ -181,12 +181,10 @@ _RUN_WORDS = {
 }
 
 
-async def _run_status(app: AppContext, name: str) -> RunStatus:
+async def _run_status(app: Wiring, name: str) -> RunStatus:
     """The gates of ``name``, after asking the host whether a training run recorded as running has ended."""
-    from ategnatos_mcp.tools.runs import training_runs
-
     checked = safe_name(name, what="training run name")
-    notice = await (await training_runs(app)).refresh_outcome(checked)
+    notice = await (await app.training_runs()).refresh_outcome(checked)
     settings = app.settings
     status = await run_status(
         app.store,
@@ -200,7 +198,7 @@ async def _run_status(app: AppContext, name: str) -> RunStatus:
 
 @guard
 async def train_confirm(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: Annotated[str, Field(description="The training run whose plan the artist confirms.")],
     config_hash: Annotated[
         str | None,
@@ -250,7 +248,7 @@ async def train_confirm(
 
 @guard
 async def train_gates(
-    ctx: Context[AppContext],
+    ctx: Context[Wiring],
     name: Annotated[str, Field(description="The training run to look at.")],
 ) -> Annotated[CallToolResult, RunStatus]:
     """Where a training run stands: its four gates (dataset, confirmation, environment, dry run) and the next step.
@@ -263,7 +261,7 @@ async def train_gates(
     return respond(status, _status_summary(status))
 
 
-def register(server: MCPServer[AppContext], app: AppContext) -> None:
+def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the training tools and the ategnatos://training/{name} resource."""
     server.add_tool(train_plan, name="train_plan")
     server.add_tool(train_confirm, name="train_confirm")

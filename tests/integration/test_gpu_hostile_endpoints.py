@@ -93,7 +93,7 @@ async def test_teardown_against_silent_providers_is_bounded_reports_progress_and
         with respx.mock(assert_all_called=False) as mock:
             mock.route(host="api.runpod.io").mock(side_effect=runpod.handle)
             mock.route(host="127.0.0.1").pass_through()
-            app.services["gpu"] = await open_gpu_service(settings, app.store, app.exit_stack, clock=app.clock)
+            app.gpu = await open_gpu_service(settings, app.store, app.exit_stack, clock=app.clock)
             async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
                 with anyio.fail_after(10):  # a hang guard only
                     torn = await client.call_tool(

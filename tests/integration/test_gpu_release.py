@@ -17,12 +17,11 @@ import httpx
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.comfyui import get_pool
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.providers import Deployer, DeployPlan, GpuService
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import GpuSettings, Settings
+from ategnatos_mcp.wiring import Wiring
 from tests.integration.fake_comfyui import serve_fake
 from tests.integration.ssh_server import SSHTestServer, ssh_lab
 from tests.integration.test_ssh_forward import tiny_http_server
@@ -34,7 +33,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 @dataclass
 class Rig:
     client: Client
-    app: AppContext
+    app: Wiring
     runpod: FakeRunPod
     clock: FakeClock
     service: GpuService
@@ -59,7 +58,7 @@ async def _answers(url: str) -> bool:
 async def rented_and_tunnelled(
     tmp_path: Path,
     settings: Settings,
-    app: AppContext,
+    app: Wiring,
     caps: GpuSettings | None = None,
     backend: Callable[[], AbstractAsyncContextManager[int]] = tiny_http_server,
 ) -> AsyncIterator[Rig]:
@@ -68,7 +67,7 @@ async def rented_and_tunnelled(
     async with backend() as comfy_port, ssh_lab(tmp_path) as (server, connector, _host):
         service = make_service(app.store, [runpod], clock, caps=caps)
         # The spin-up installs the watchdog through a stand-in: the real one would stop "the instance" (this box).
-        app.services.update({"gpu": service, "ssh": connector, "gpu-deploy": FakeDeployer()})
+        app.gpu, app.ssh, app.deployer = service, connector, FakeDeployer()
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             offers = await client.call_tool("gpu_offers", {"gpu": "4090", "hours": 1})
             quote_id = offers.structured_content["offers"][0]["quote_id"]  # type: ignore[index]
@@ -79,12 +78,12 @@ async def rented_and_tunnelled(
             # The pod's SSH endpoint is the loopback server (RunPod reports host/port under ssh.direct).
             runpod.pods[pod_id]["ssh"]["direct"].update(host="127.0.0.1", port=server.port)
             deployer = Deployer(connector, app.exit_stack)
-            app.services["gpu-deploy"] = deployer
+            app.deployer = deployer
             rental = await service.refreshed(key)
             plan = DeployPlan(target="comfyui", steps=[], comfyui_port=comfy_port, forward=True, ready_seconds=5)
             deployed = await deployer.deploy(rental, plan)
             assert deployed.comfyui_answering and deployed.comfyui_url is not None
-            pool = await get_pool(app)
+            pool = await app.comfyui_pool()
             pool.add_server(deployed.comfyui_url)  # what remote_deploy does with the tunnel
             assert await _answers(deployed.comfyui_url)
             assert deployer.held == [key] and await connector.host_keys.get(key) is not None
@@ -107,10 +106,10 @@ async def rented_and_tunnelled(
 async def _assert_released(rig: Rig) -> None:
     assert not await _answers(rig.url), "the forwarded port still answers"
     assert rig.deployer.held == [] and rig.deployer.forwards == {}
-    assert rig.url not in (await get_pool(rig.app)).urls
+    assert rig.url not in (await rig.app.comfyui_pool()).urls
 
 
-async def test_teardown_closes_the_tunnel_and_the_session(tmp_path: Path, settings: Settings, app: AppContext) -> None:
+async def test_teardown_closes_the_tunnel_and_the_session(tmp_path: Path, settings: Settings, app: Wiring) -> None:
     async with rented_and_tunnelled(tmp_path, settings, app) as rig:
         torn = await rig.client.call_tool("gpu_teardown", {"keys": [rig.key]})
         assert not torn.is_error and torn.structured_content["items"][0]["outcome"] == "terminated"  # type: ignore[index]
@@ -120,7 +119,7 @@ async def test_teardown_closes_the_tunnel_and_the_session(tmp_path: Path, settin
 
 
 async def test_a_pod_gone_at_the_provider_is_released_by_the_next_listing(
-    tmp_path: Path, settings: Settings, app: AppContext
+    tmp_path: Path, settings: Settings, app: Wiring
 ) -> None:
     async with rented_and_tunnelled(tmp_path, settings, app) as rig:
         del rig.runpod.pods[rig.pod_id]  # ended outside Ategnatos (console, zero balance)
@@ -130,7 +129,7 @@ async def test_a_pod_gone_at_the_provider_is_released_by_the_next_listing(
 
 
 async def test_a_pod_stopped_at_the_hour_cap_is_released_but_its_host_key_kept(
-    tmp_path: Path, settings: Settings, app: AppContext
+    tmp_path: Path, settings: Settings, app: Wiring
 ) -> None:
     async with rented_and_tunnelled(tmp_path, settings, app, caps=GpuSettings(max_hours_per_instance=1)) as rig:
         rig.clock.advance(2 * 3600)
@@ -142,7 +141,7 @@ async def test_a_pod_stopped_at_the_hour_cap_is_released_but_its_host_key_kept(
 
 
 async def test_the_tunnel_keeps_its_url_after_a_drop_or_a_moved_endpoint(
-    tmp_path: Path, settings: Settings, app: AppContext
+    tmp_path: Path, settings: Settings, app: Wiring
 ) -> None:
     async with rented_and_tunnelled(tmp_path, settings, app) as rig:
         plan = DeployPlan(target="comfyui", steps=[], comfyui_port=rig.comfy_port, forward=True, ready_seconds=5)
@@ -168,7 +167,7 @@ async def _fake_comfyui() -> AsyncIterator[int]:
 
 
 async def test_a_picture_made_on_a_rented_instance_ends_with_a_teardown_reminder(
-    tmp_path: Path, settings: Settings, app: AppContext
+    tmp_path: Path, settings: Settings, app: Wiring
 ) -> None:
     async with rented_and_tunnelled(tmp_path, settings, app, backend=_fake_comfyui) as rig:
         params = {"prompt": "a lighthouse at dusk", "checkpoint": "mcp_random_sd15_layout.safetensors", "steps": 4}
@@ -187,7 +186,7 @@ async def test_a_picture_made_on_a_rented_instance_ends_with_a_teardown_reminder
 
 
 async def test_a_tunnel_that_must_move_to_another_port_reports_the_old_url(
-    tmp_path: Path, settings: Settings, app: AppContext
+    tmp_path: Path, settings: Settings, app: Wiring
 ) -> None:
     import socket
 

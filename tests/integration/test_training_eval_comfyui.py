@@ -27,9 +27,7 @@ async def test_evaluation_grid_is_queued_with_each_lora_at_each_weight(home: Pat
         async def no_ssh():  # type: ignore[no-untyped-def]
             raise AssertionError("local host only")
 
-        app.services["training-hosts"] = HostRegistry(
-            settings.workspace_dir / "training", no_ssh, local_env=install.env
-        )
+        app.hosts = HostRegistry(settings.workspace_dir / "training", no_ssh, local_env=install.env)
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             await _gates_1_and_2(client, home)
             for tool, args in (

@@ -11,11 +11,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.remote import Progress, SSHConnector, TransferError
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTrainingHost, TrainingHost
+from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.ssh_server import ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
@@ -23,18 +23,14 @@ from tests.tools.test_runs_tools import _gates_1_and_2
 pytestmark = [pytest.mark.anyio, pytest.mark.integration]
 
 
-async def test_gates_launch_and_status_over_ssh(
-    settings: Settings, app: AppContext, home: Path, tmp_path: Path
-) -> None:
+async def test_gates_launch_and_status_over_ssh(settings: Settings, app: Wiring, home: Path, tmp_path: Path) -> None:
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):
 
         async def the_connector() -> SSHConnector:
             return connector
 
-        app.services["training-hosts"] = HostRegistry(
-            settings.workspace_dir / "training", the_connector, remote_env=install.env
-        )
+        app.hosts = HostRegistry(settings.workspace_dir / "training", the_connector, remote_env=install.env)
         host = f"artist@127.0.0.1:{server.port}"
         kohya = install.backend_dirs["kohya"]
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
@@ -102,7 +98,7 @@ class HeldUploads(HostRegistry):
 
 
 async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
-    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):
@@ -111,7 +107,7 @@ async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
             return connector
 
         registry = HeldUploads(settings.workspace_dir / "training", the_connector, remote_env=install.env)
-        app.services["training-hosts"] = registry
+        app.hosts = registry
         args = {
             "name": "ink",
             "host": f"artist@127.0.0.1:{server.port}",
@@ -152,7 +148,7 @@ async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
 
 
 async def test_a_failed_background_upload_says_so_and_the_next_call_sends_again(
-    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):
@@ -162,7 +158,7 @@ async def test_a_failed_background_upload_says_so_and_the_next_call_sends_again(
 
         registry = HeldUploads(settings.workspace_dir / "training", the_connector, remote_env=install.env, fail=True)
         registry.release.set()
-        app.services["training-hosts"] = registry
+        app.hosts = registry
         args = {
             "name": "ink",
             "host": f"artist@127.0.0.1:{server.port}",

@@ -12,11 +12,11 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry
+from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.ssh_server import ssh_lab
 from tests.tools.test_run_versions_tools import _files
@@ -36,7 +36,7 @@ async def _gates_3_and_4(client: Client, name: str, host: str, backend_dir: str)
 
 
 async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_version_trains_beside_it(
-    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):
@@ -44,9 +44,7 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
         async def the_connector() -> SSHConnector:
             return connector
 
-        app.services["training-hosts"] = HostRegistry(
-            settings.workspace_dir / "training", the_connector, remote_env=install.env
-        )
+        app.hosts = HostRegistry(settings.workspace_dir / "training", the_connector, remote_env=install.env)
         host = f"artist@127.0.0.1:{server.port}"
         kohya = install.backend_dirs["kohya"]
         remote = server.home / "ategnatos" / "training"
@@ -85,7 +83,7 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
 
 
 async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_without_touching_its_saves(
-    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     install = make_fake_install(tmp_path / "install")
     go = tmp_path / "go"
@@ -95,7 +93,7 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
             return connector
 
         registry = HostRegistry(settings.workspace_dir / "training", the_connector, remote_env=install.env)
-        app.services["training-hosts"] = registry
+        app.hosts = registry
         host = f"artist@127.0.0.1:{server.port}"
         output = server.home / "ategnatos" / "training" / "ink" / "output"
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:

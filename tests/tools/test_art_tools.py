@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
+from ategnatos_mcp.wiring import Wiring
 
 pytestmark = pytest.mark.anyio
 
@@ -29,7 +29,7 @@ async def _ok(client: Client, tool: str, args: dict) -> dict:
 
 
 @pytest.fixture
-def fixed_clock(app: AppContext) -> AppContext:
+def fixed_clock(app: Wiring) -> Wiring:
     app.clock = lambda: NOW
     return app
 
@@ -41,7 +41,7 @@ async def test_art_tools_are_listed_with_output_schemas(client: Client) -> None:
     assert "draft" in tools["art_prompt"].output_schema["properties"]
 
 
-async def test_build_reads_the_eye_and_studio_and_flags_a_never_request(client: Client, app: AppContext) -> None:
+async def test_build_reads_the_eye_and_studio_and_flags_a_never_request(client: Client, app: Wiring) -> None:
     async with app.store.update(EYE_DOCUMENT, EyeProfile) as upd:
         apply_change(upd.doc, "add", now=NOW, category="color", text="warm earth tones", terms=["earth tones"])
         apply_change(upd.doc, "add", now=NOW, category="anti-preferences", text="neon", level="never")
@@ -75,7 +75,7 @@ async def test_flux_prompt_through_the_tool_has_no_weights(client: Client) -> No
     assert data["comfyui_submit"]["params"]["prompt"] == "A red kite over the sea"
 
 
-async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: AppContext, home: Path) -> None:
+async def test_feedback_loop_revert_and_approve(client: Client, fixed_clock: Wiring, home: Path) -> None:
     where = {"project": "launch page", "asset": "mascot"}
     built = await _ok(client, "art_prompt", {"intent": "fox mascot, waving", "family": "sdxl", "seed": 7, **where})
     assert built["version"] == 1
@@ -224,7 +224,7 @@ async def test_the_asset_spec_sets_the_size_when_no_aspect_is_given(client: Clie
 
 
 async def test_approval_proposes_confirming_the_eye_entries_behind_it_once_a_day(
-    client: Client, fixed_clock: AppContext, home: Path
+    client: Client, fixed_clock: Wiring, home: Path
 ) -> None:
     last_week = NOW - timedelta(days=7)
     async with fixed_clock.store.update(EYE_DOCUMENT, EyeProfile) as upd:
@@ -261,7 +261,7 @@ async def test_approval_proposes_confirming_the_eye_entries_behind_it_once_a_day
     assert again["eye_suggestions"] == []  # both were confirmed today; eye_update would not count them again
 
 
-async def test_a_pasted_novel_is_refused_by_the_argument_it_went_into(client: Client, app: AppContext) -> None:
+async def test_a_pasted_novel_is_refused_by_the_argument_it_went_into(client: Client, app: Wiring) -> None:
     huge = "a lighthouse at dusk, " * 1000  # 22,000 characters where a prompt or a note belongs
     before = sorted(p.relative_to(app.settings.home) for p in app.settings.home.rglob("*"))
     for tool, args, field in [

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.settings import GpuSettings
+from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
 
 pytestmark = pytest.mark.anyio
@@ -351,11 +351,11 @@ CASES: dict[str, ToolCases] = {
 
 
 @pytest.fixture
-def gpu_app(app: AppContext) -> tuple[FakeRunPod, FakeClock, FakeDeployer]:
+def gpu_app(app: Wiring) -> tuple[FakeRunPod, FakeClock, FakeDeployer]:
     """A RunPod account recorded from the real API (tests/unit/providers/fakes.py); requested before ``client``."""
     runpod, clock, deployer = FakeRunPod(), FakeClock(), FakeDeployer()
-    app.services["gpu"] = make_service(app.store, [runpod], clock, missing=["Vast.ai", "Lambda"])
-    app.services["gpu-deploy"] = deployer
+    app.gpu = make_service(app.store, [runpod], clock, missing=["Vast.ai", "Lambda"])
+    app.deployer = deployer
     return runpod, clock, deployer
 
 

@@ -14,9 +14,9 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.gates import read_gates
+from ategnatos_mcp.wiring import Wiring
 
 pytestmark = pytest.mark.anyio
 
@@ -75,7 +75,7 @@ async def test_dataset_tools_are_listed_with_output_schemas(client: Client) -> N
         assert tools[name].output_schema is not None
 
 
-async def test_audit_records_gate_one_and_reports_progress(client: Client, app: AppContext, generated: Path) -> None:
+async def test_audit_records_gate_one_and_reports_progress(client: Client, app: Wiring, generated: Path) -> None:
     seen: list[tuple[float, float | None, str | None]] = []
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
@@ -214,7 +214,7 @@ async def test_structure_builds_kohya_folders_once(client: Client, home: Path, g
 
 
 async def test_a_long_read_answers_in_bounded_time_and_the_next_call_continues(
-    client: Client, app: AppContext, generated: Path
+    client: Client, app: Wiring, generated: Path
 ) -> None:
     args: dict[str, Any] = {"path": str(generated / "dataset"), "detail": 0}
     first = await client.call_tool("dataset_audit", {**args, "wait_seconds": 0.01})
@@ -222,7 +222,7 @@ async def test_a_long_read_answers_in_bounded_time_and_the_next_call_continues(
     assert first.structured_content["complete"] is False  # type: ignore[index]
     assert "Still reading" in first.content[0].text
     # The call returned, the reading goes on in the background: wait for it, then nothing is left to decode.
-    job = app.services["dataset"].jobs.running(generated / "dataset")
+    job = app.datasets.jobs.running(generated / "dataset")
     assert job is not None
     with anyio.fail_after(120):
         await job.finished.wait()
@@ -257,7 +257,7 @@ async def test_audit_can_quarantine_unreadable_files_and_undo_puts_them_back(
 
 
 async def test_a_dataset_in_workspace_datasets_can_be_named_instead_of_given_by_path(
-    client: Client, app: AppContext, generated: Path
+    client: Client, app: Wiring, generated: Path
 ) -> None:
     _small_set(generated, app.settings.datasets_dir / "paintings")
     result = await client.call_tool("dataset_audit", {"path": "paintings"})

@@ -10,9 +10,9 @@ import pytest
 from mcp import Client
 from mcp.types import TextResourceContents
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import load_settings
+from ategnatos_mcp.wiring import Wiring
 from tests.conftest import FIXTURES
 
 pytestmark = pytest.mark.anyio
@@ -84,7 +84,7 @@ async def test_confirmation_counts_once_per_day_and_evidence_is_kept(client: Cli
     assert [e["action"] for e in entry["evidence"]] == ["added"]
 
 
-async def test_confirmation_on_a_later_day_raises_the_count(settings, app: AppContext) -> None:
+async def test_confirmation_on_a_later_day_raises_the_count(settings, app: Wiring) -> None:
     from datetime import UTC, datetime, timedelta
 
     day = [datetime(2026, 11, 1, 12, tzinfo=UTC)]
@@ -416,7 +416,7 @@ async def test_a_hand_edit_round_trip_keeps_pipes_and_trigger_words_with_commas(
 
 
 async def test_notices_of_a_change_made_by_another_tool_wait_for_the_next_studio_answer(
-    app: AppContext, client: Client, home: Path
+    app: Wiring, client: Client, home: Path
 ) -> None:
     from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
 

@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, FakeVast, Probe, make_service
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def runpod(app: AppContext) -> FakeRunPod:
+def runpod(app: Wiring) -> FakeRunPod:
     cloud = FakeRunPod()
-    app.services["gpu"] = make_service(app.store, [cloud, FakeVast()], FakeClock(), probe=Probe(answer=False))
-    app.services["gpu-deploy"] = FakeDeployer()
+    app.gpu = make_service(app.store, [cloud, FakeVast()], FakeClock(), probe=Probe(answer=False))
+    app.deployer = FakeDeployer()
     return cloud
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.providers import GpuDocument, InstanceStatus
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import GpuSettings, Settings
+from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import (
     FakeClock,
     FakeCloud,
@@ -55,11 +55,11 @@ def _doc(home: Path) -> GpuDocument:
 @pytest.mark.parametrize("where", ["create answer", "first status read"])
 @pytest.mark.parametrize("provider", list(CLOUDS))
 async def test_a_rental_billed_above_the_confirmed_price_is_terminated_and_requoted(
-    settings: Settings, app: AppContext, home: Path, provider: str, where: str
+    settings: Settings, app: Wiring, home: Path, provider: str, where: str
 ) -> None:
     cloud = CLOUDS[provider]()
-    app.services["gpu"] = make_service(app.store, [cloud], FakeClock())
-    app.services["gpu-deploy"] = FakeDeployer()
+    app.gpu = make_service(app.store, [cloud], FakeClock())
+    app.deployer = FakeDeployer()
     async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
         offer = await _cheapest(client)
         confirmed = float(offer["usd_per_hour"])  # type: ignore[arg-type]
@@ -105,13 +105,13 @@ async def test_a_rental_billed_above_the_confirmed_price_is_terminated_and_requo
 
 
 async def test_the_fuzzed_case_confirmed_034_billed_059_under_a_050_cap(
-    settings: Settings, app: AppContext, home: Path
+    settings: Settings, app: Wiring, home: Path
 ) -> None:
     """The issue's own numbers: cap $0.50/h, RunPod community quote $0.34/h, the pod bills $0.59/h."""
     runpod = FakeRunPod()
     runpod.charge = 0.59
-    app.services["gpu"] = make_service(app.store, [runpod], FakeClock(), caps=GpuSettings(max_usd_per_hour=0.5))
-    app.services["gpu-deploy"] = FakeDeployer()
+    app.gpu = make_service(app.store, [runpod], FakeClock(), caps=GpuSettings(max_usd_per_hour=0.5))
+    app.deployer = FakeDeployer()
     async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
         offers = (await client.call_tool("gpu_offers", {"hours": 2})).structured_content["offers"]  # type: ignore[index]
         offer = offers[0]
@@ -130,12 +130,12 @@ async def test_the_fuzzed_case_confirmed_034_billed_059_under_a_050_cap(
 
 @pytest.mark.parametrize(("extra", "kept"), [(0.004, True), (-0.05, True), (0.006, False)])
 async def test_rounding_up_to_half_a_cent_is_kept_and_a_cheaper_bill_too(
-    client: Client, app: AppContext, home: Path, extra: float, kept: bool
+    client: Client, app: Wiring, home: Path, extra: float, kept: bool
 ) -> None:
     runpod = FakeRunPod()
     runpod.charge = round(0.34 + extra, 4)
-    app.services["gpu"] = make_service(app.store, [runpod], FakeClock())
-    app.services["gpu-deploy"] = FakeDeployer()
+    app.gpu = make_service(app.store, [runpod], FakeClock())
+    app.deployer = FakeDeployer()
     offer = await _cheapest(client)
     result = await client.call_tool("gpu_spinup", {"quote_id": offer["quote_id"], "confirm": True})
     assert result.is_error is not kept

@@ -104,7 +104,7 @@ async def rig(keyed_settings: Settings) -> AsyncIterator[Rig]:
         service = await open_gpu_service(keyed_settings, app.store, app.exit_stack, clock=FakeClock())
         service.probe = Probe()
         service.sleep = FakeClock().sleep
-        app.services.update({"gpu": service, "gpu-deploy": FakeDeployer()})
+        app.gpu, app.deployer = service, FakeDeployer()
         async with Client(build_server(keyed_settings, app=app), raise_exceptions=False) as client:
             yield Rig(client, clouds, switch)
         await app.exit_stack.aclose()

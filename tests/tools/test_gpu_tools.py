@@ -14,11 +14,10 @@ import respx
 from mcp import Client
 from mcp.types import ElicitResult
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.providers import GpuDocument, open_gpu_service
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import GpuSettings, Settings, load_settings
-from ategnatos_mcp.tools import gpu as gpu_tools
+from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import (
     LAMBDA_KEY,
     RUNPOD_KEY,
@@ -47,9 +46,9 @@ def deployer() -> FakeDeployer:
 
 
 @pytest.fixture
-def gpu_app(app: AppContext, runpod: FakeRunPod, deployer: FakeDeployer) -> AppContext:
-    app.services["gpu"] = make_service(app.store, [runpod], FakeClock(), missing=["Vast.ai", "Lambda"])
-    app.services["gpu-deploy"] = deployer
+def gpu_app(app: Wiring, runpod: FakeRunPod, deployer: FakeDeployer) -> Wiring:
+    app.gpu = make_service(app.store, [runpod], FakeClock(), missing=["Vast.ai", "Lambda"])
+    app.deployer = deployer
     return app
 
 
@@ -69,7 +68,7 @@ async def _offer(client: Client) -> str:
     return offers[0]["quote_id"]
 
 
-async def test_offers_list_quotes_with_worst_case_and_missing_keys(settings: Settings, gpu_app: AppContext) -> None:
+async def test_offers_list_quotes_with_worst_case_and_missing_keys(settings: Settings, gpu_app: Wiring) -> None:
     async with Client(build_server(settings, app=gpu_app), raise_exceptions=False) as client:
         result = await client.call_tool("gpu_offers", {"min_vram_gb": 24})
     assert not result.is_error
@@ -85,7 +84,7 @@ MODES = ["auto", "legacy"]
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_elicitation_accept_rents(
-    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod, deployer: FakeDeployer, mode: str
+    settings: Settings, gpu_app: Wiring, runpod: FakeRunPod, deployer: FakeDeployer, mode: str
 ) -> None:
     asked: list[str] = []
     server = build_server(settings, app=gpu_app)
@@ -106,7 +105,7 @@ async def test_elicitation_accept_rents(
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("action", ["decline", "cancel"])
 async def test_elicitation_decline_rents_nothing_even_with_confirm(
-    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod, action: str, mode: str
+    settings: Settings, gpu_app: Wiring, runpod: FakeRunPod, action: str, mode: str
 ) -> None:
     asked: list[str] = []
     server = build_server(settings, app=gpu_app)
@@ -119,7 +118,7 @@ async def test_elicitation_decline_rents_nothing_even_with_confirm(
 
 
 async def test_without_elicitation_only_quote_and_confirm_rent(
-    gpu_app: AppContext, client: Client, runpod: FakeRunPod, deployer: FakeDeployer
+    gpu_app: Wiring, client: Client, runpod: FakeRunPod, deployer: FakeDeployer
 ) -> None:
     quote_id = await _offer(client)
     refused = await client.call_tool("gpu_spinup", {"quote_id": quote_id})
@@ -142,7 +141,7 @@ async def test_without_elicitation_only_quote_and_confirm_rent(
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_forged_answer_argument_is_not_consent(
-    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod, mode: str
+    settings: Settings, gpu_app: Wiring, runpod: FakeRunPod, mode: str
 ) -> None:
     asked: list[str] = []
     server = build_server(settings, app=gpu_app)
@@ -156,7 +155,7 @@ async def test_a_forged_answer_argument_is_not_consent(
 
 
 async def test_spinup_takes_a_container_image_or_refuses_a_bad_one(
-    settings: Settings, gpu_app: AppContext, runpod: FakeRunPod
+    settings: Settings, gpu_app: Wiring, runpod: FakeRunPod
 ) -> None:
     asked: list[str] = []
     image = "nvidia/cuda:12.8.0-devel-ubuntu22.04"
@@ -174,8 +173,8 @@ async def test_spinup_takes_a_container_image_or_refuses_a_bad_one(
     assert body["image"] == image and body["gpu"]["minCudaVersion"] == "12.8"
 
 
-async def test_budget_cap_refuses_through_mcp(app: AppContext, client: Client, runpod: FakeRunPod) -> None:
-    app.services["gpu"] = make_service(app.store, [runpod], FakeClock(), caps=GpuSettings(max_hours_per_instance=1))
+async def test_budget_cap_refuses_through_mcp(app: Wiring, client: Client, runpod: FakeRunPod) -> None:
+    app.gpu = make_service(app.store, [runpod], FakeClock(), caps=GpuSettings(max_hours_per_instance=1))
     quote_id = (await client.call_tool("gpu_offers", {"gpu": "4090", "hours": 5})).structured_content["offers"][0][
         "quote_id"
     ]  # type: ignore[index]
@@ -184,7 +183,7 @@ async def test_budget_cap_refuses_through_mcp(app: AppContext, client: Client, r
     assert runpod.calls("POST", "/v2/pods") == []
 
 
-async def test_teardown_of_unknown_instance_is_a_plain_error(gpu_app: AppContext, client: Client) -> None:
+async def test_teardown_of_unknown_instance_is_a_plain_error(gpu_app: Wiring, client: Client) -> None:
     result = await client.call_tool("gpu_teardown", {"keys": ["runpod:nope"]})
     assert result.is_error and "gpu_instances" in result.content[0].text  # type: ignore[union-attr]
 
@@ -218,8 +217,8 @@ async def keyed_client(keyed_settings: Settings) -> AsyncIterator[tuple[Client, 
         service = await open_gpu_service(keyed_settings, app.store, app.exit_stack, clock=FakeClock())
         service.probe = Probe()
         service.sleep = FakeClock().sleep
-        app.services["gpu"] = service
-        app.services["gpu-deploy"] = FakeDeployer()
+        app.gpu = service
+        app.deployer = FakeDeployer()
         async with Client(build_server(keyed_settings, app=app), raise_exceptions=False) as client:
             yield client, clouds
 
@@ -296,13 +295,13 @@ async def test_startup_finds_orphans_and_never_fails(
     with respx.mock(assert_all_called=False) as mock:
         mock.route(host="api.runpod.io").mock(side_effect=runpod.handle)
         mock.route().mock(return_value=httpx.Response(500, text="boom"))  # Vast and Lambda are down
-        await gpu_tools.startup(app)
+        await app.reconcile_clouds()
     assert "1 instance(s) on your GPU accounts are not in the records" in caplog.text
     doc = GpuDocument.model_validate_json((keyed_settings.state_dir / "gpu.json").read_text())
     assert [r.instance_id for r in doc.rentals.values() if r.orphan] == [forgotten]
     broken = build_app(keyed_settings)
     with respx.mock(assert_all_called=False) as mock:
         mock.route().mock(side_effect=httpx.ConnectError("offline"))
-        await gpu_tools.startup(broken)  # every provider unreachable: logged, not raised
+        await broken.reconcile_clouds()  # every provider unreachable: logged, not raised
     await app.exit_stack.aclose()
     await broken.exit_stack.aclose()

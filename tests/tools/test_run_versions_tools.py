@@ -18,7 +18,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
 
@@ -81,7 +81,7 @@ async def _new_version_through_gate_4(client: Client, fake: FakeInstall, name: s
 
 
 async def test_a_finished_run_is_not_launched_again_and_a_new_version_trains_beside_it(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = _fake_env(app, tmp_path)
     await _through_gate_4(client, home, fake, "kohya")
@@ -135,9 +135,9 @@ async def test_a_finished_run_is_not_launched_again_and_a_new_version_trains_bes
     assert again.structured_content["name"] == "ink-v3"  # type: ignore[index]  # revised, not a fourth
 
 
-async def _held_before_the_last_step(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
+async def _held_before_the_last_step(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
     """Launch with the trainer held before its last step (every kept epoch saved); its status then."""
-    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
     with anyio.fail_after(10):
@@ -155,7 +155,7 @@ def _kept(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
 
 
 async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_failed_one_still_resumes(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
@@ -183,7 +183,7 @@ async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_f
     assert _run_files(home, "ink") == v1
 
     go.touch()
-    app.services["training-hosts"].local_env = fake.env
+    app.hosts.local_env = fake.env
     await _new_version_through_gate_4(client, fake, "ink-v2")
     assert not (await client.call_tool("launch_training", {"name": "ink-v2"})).is_error
     await _finished(client, "ink-v2")
@@ -204,7 +204,7 @@ async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_f
 
 
 async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_never_trained_again(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
@@ -235,7 +235,7 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
     assert again.is_error and "there is nothing to resume" in _text(again)
     v1 = _run_files(home, "ink")
 
-    app.services["training-hosts"].local_env = fake.env
+    app.hosts.local_env = fake.env
     await _new_version_through_gate_4(client, fake, "ink-v2", backend="ai-toolkit")
     assert not (await client.call_tool("launch_training", {"name": "ink-v2"})).is_error
     report = await _finished(client, "ink-v2")
@@ -244,7 +244,7 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
 
 
 async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run_records_still_refuses_a_relaunch(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = _fake_env(app, tmp_path)
     await _through_gate_4(client, home, fake, "kohya")

@@ -14,8 +14,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.training.execution import HostRegistry
+from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
 
 pytestmark = pytest.mark.anyio
@@ -52,13 +52,13 @@ def _dataset(home: Path) -> Path:
 
 
 @pytest.fixture
-def install(app: AppContext, tmp_path: Path) -> FakeInstall:
+def install(app: Wiring, tmp_path: Path) -> FakeInstall:
     fake = make_fake_install(tmp_path / "install")
 
     async def no_ssh():  # type: ignore[no-untyped-def]
         raise AssertionError("these tests run on the local host only")
 
-    app.services["training-hosts"] = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=fake.env)
+    app.hosts = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=fake.env)
     return fake
 
 
@@ -193,14 +193,14 @@ async def test_status_of_a_run_never_started_says_how_to_start_it(client: Client
         assert tools[name].output_schema is not None
 
 
-def _fake_env(app: AppContext, tmp_path: Path, **knobs: str) -> FakeInstall:
+def _fake_env(app: Wiring, tmp_path: Path, **knobs: str) -> FakeInstall:
     fake = make_fake_install(tmp_path / "install")
 
     async def no_ssh():  # type: ignore[no-untyped-def]
         raise AssertionError("these tests run on the local host only")
 
     env = {**fake.env, **knobs}
-    app.services["training-hosts"] = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=env)
+    app.hosts = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=env)
     return fake
 
 
@@ -213,7 +213,7 @@ async def _through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None
 
 
 async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_that_fit(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = _fake_env(app, tmp_path, FAKE_OOM_ABOVE="1")
     await _through_gate_3(client, home, fake)
@@ -229,7 +229,7 @@ async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_tha
 
 
 async def test_a_running_dry_run_is_reattached_not_started_twice(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(go))
@@ -248,13 +248,13 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
     assert [r.name.split("-")[0] for r in runs] == ["dry_run"]  # one run folder: the second call re-attached
 
 
-async def test_stop_through_training_status(client: Client, app: AppContext, home: Path, tmp_path: Path) -> None:
+async def test_stop_through_training_status(client: Client, app: Wiring, home: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
     await _through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
-    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
     again = await client.call_tool("launch_training", {"name": "ink"})
@@ -279,9 +279,9 @@ async def test_stop_through_training_status(client: Client, app: AppContext, hom
     assert "State: stopped" in progress_md
 
 
-async def _held_then_stopped(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
+async def _held_then_stopped(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
     """Launch, wait until the trainer is held before its last step (every kept epoch saved), stop it."""
-    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
     with anyio.fail_after(10):
@@ -296,7 +296,7 @@ async def _held_then_stopped(client: Client, app: AppContext, fake: FakeInstall,
 
 
 async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishes(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
@@ -345,7 +345,7 @@ async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishe
 
 
 async def test_replanning_a_stopped_run_plans_a_new_version_and_the_stopped_run_resumes_as_it_was(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
@@ -376,7 +376,7 @@ async def test_replanning_a_stopped_run_plans_a_new_version_and_the_stopped_run_
 
 @pytest.mark.parametrize("backend", ["simpletuner", "ai-toolkit"])
 async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
-    client: Client, app: AppContext, home: Path, tmp_path: Path, backend: str
+    client: Client, app: Wiring, home: Path, tmp_path: Path, backend: str
 ) -> None:
     """They continue from their newest save by themselves; a plain relaunch (which would do the same while claiming
     a start) is refused and names the resume."""
@@ -439,7 +439,7 @@ async def _through_gate_4(client: Client, home: Path, fake: FakeInstall, backend
 
 
 async def test_a_resume_continues_at_the_batch_the_out_of_memory_ladder_reached(
-    client: Client, app: AppContext, home: Path, tmp_path: Path
+    client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
@@ -483,7 +483,7 @@ _LEFTOVERS = {
 
 @pytest.mark.parametrize("backend", ["kohya", "simpletuner", "ai-toolkit"])
 async def test_files_no_run_made_are_never_written_over_and_fresh_moves_them_aside(
-    client: Client, app: AppContext, home: Path, tmp_path: Path, backend: str
+    client: Client, app: Wiring, home: Path, tmp_path: Path, backend: str
 ) -> None:
     fake = _fake_env(app, tmp_path)
     await _through_gate_4(client, home, fake, backend)

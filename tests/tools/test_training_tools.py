@@ -9,11 +9,11 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitResult
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.dataset import dataset_fingerprint
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training import record_dataset_gate, record_training_started
+from ategnatos_mcp.wiring import Wiring
 
 pytestmark = pytest.mark.anyio
 
@@ -38,7 +38,7 @@ def _dataset(home: Path) -> Path:
     return folder
 
 
-async def _plan_with_go_dataset(client: Client, app: AppContext, folder: Path) -> str:
+async def _plan_with_go_dataset(client: Client, app: Wiring, folder: Path) -> str:
     result = await client.call_tool("train_plan", PLAN_ARGS)
     assert not result.is_error, result.content
     await record_dataset_gate(
@@ -75,7 +75,7 @@ async def test_train_plan_returns_the_explained_plan_and_writes_files(client: Cl
     assert tools["train_plan"].output_schema is not None
 
 
-async def test_confirm_without_a_form_needs_the_explicit_hash(client: Client, app: AppContext, home: Path) -> None:
+async def test_confirm_without_a_form_needs_the_explicit_hash(client: Client, app: Wiring, home: Path) -> None:
     config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
     refused = await client.call_tool("train_confirm", {"name": "ink"})
     assert refused.is_error and f"config_hash='{config_hash}'" in _text(refused)
@@ -98,7 +98,7 @@ def _form(action: str, confirm: bool, asked: list[str]) -> Any:
 
 
 async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
-    settings: Settings, app: AppContext, home: Path
+    settings: Settings, app: Wiring, home: Path
 ) -> None:
     folder = _dataset(home)
     asked: list[str] = []
@@ -113,7 +113,7 @@ async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
 
 
 async def test_a_trained_run_is_not_confirmed_again_and_its_new_version_is_asked_for_by_name(
-    settings: Settings, app: AppContext, home: Path
+    settings: Settings, app: Wiring, home: Path
 ) -> None:
     folder = _dataset(home)
     asked: list[str] = []
@@ -139,7 +139,7 @@ async def test_a_trained_run_is_not_confirmed_again_and_its_new_version_is_asked
 
 @pytest.mark.parametrize(("action", "confirm"), [("accept", False), ("decline", False), ("cancel", False)])
 async def test_a_form_answered_no_records_nothing(
-    settings: Settings, app: AppContext, home: Path, action: str, confirm: bool
+    settings: Settings, app: Wiring, home: Path, action: str, confirm: bool
 ) -> None:
     folder = _dataset(home)
     asked: list[str] = []
@@ -153,7 +153,7 @@ async def test_a_form_answered_no_records_nothing(
 
 
 async def test_gates_show_where_the_run_stands_and_the_resource_has_the_records(
-    client: Client, app: AppContext, home: Path
+    client: Client, app: Wiring, home: Path
 ) -> None:
     config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
     gates = await client.call_tool("train_gates", {"name": "ink"})

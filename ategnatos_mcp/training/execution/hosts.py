@@ -317,7 +317,7 @@ async def _ssh_user(store: GrimoireStore, key: str) -> str:
 
 @dataclass
 class HostRegistry:
-    """Opens hosts (AppContext service ``training-hosts``).
+    """Opens hosts (one per server, held by the wiring).
 
     ``local_env`` / ``remote_env`` are added to every command (e.g. PATH to the backend's venv).
     """

@@ -463,3 +463,6 @@ class FakeDeployer:
     async def release(self, rental: Any) -> list[str]:
         self.released.append((rental.key, rental.status.value))
         return []
+
+    def instance_for(self, url: str) -> str | None:
+        return None  # no ComfyUI is reached through a tunnel of this stand-in

@@ -10,12 +10,12 @@ import anyio
 import pytest
 from PIL import Image
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.plans import read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import start_run, wait_for_run
 from ategnatos_mcp.training.execution.samples import parse_sample_name, sample_folder, sample_previews
 from ategnatos_mcp.training.execution.tracking import follow_run
+from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
@@ -55,7 +55,7 @@ def test_each_backend_names_are_read_for_step_epoch_and_prompt() -> None:
     [("kohya", [24, 16, 8]), ("simpletuner", [24, 16, 8]), ("ai-toolkit", [24, 16, 8, 0])],
 )
 async def test_sample_images_of_a_run_are_listed_newest_first_once_as_new_with_previews(
-    app: AppContext,
+    app: Wiring,
     tmp_path: Path,
     local: LocalHost,
     install: FakeInstall,

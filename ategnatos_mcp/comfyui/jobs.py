@@ -28,12 +28,12 @@ import anyio
 from ategnatos_mcp.comfyui.client import ComfyUIClient
 from ategnatos_mcp.comfyui.models import HistoryEntry, JobRecord, JobState, OutputFile, WsEvent, WsImage
 from ategnatos_mcp.errors import UpstreamError
+from ategnatos_mcp.progress import Progress
 
-__all__ = ["JobWatch", "ProgressCallback"]
+__all__ = ["JobWatch"]
 
 logger = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float, float | None, str | None], Awaitable[None]]
 
 _RECONNECT_ATTEMPTS = 5
 _REOPEN_ATTEMPTS = 3  # a socket that will not reopen mid-job: then the job is followed by polling
@@ -66,7 +66,7 @@ class JobWatch:
         self.connected = anyio.Event()
         self.connect_error: UpstreamError | None = None
         self.scope = anyio.CancelScope()
-        self._listeners: list[ProgressCallback] = []
+        self._listeners: list[Progress] = []
         self._on_finished = on_finished
         self._submitted = anyio.Event()
         self.previews: list[tuple[bytes, str]] = []  # made with the saved files; dropped for old jobs
@@ -83,7 +83,7 @@ class JobWatch:
         return self._missed
 
     # --- listeners ------------------------------------------------------------------------------------
-    def listen(self, callback: ProgressCallback) -> Callable[[], None]:
+    def listen(self, callback: Progress) -> Callable[[], None]:
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback) if callback in self._listeners else None
 

@@ -24,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from ategnatos_mcp.comfyui.client import PromptRejected
 from ategnatos_mcp.comfyui.frames import streaming_nodes
-from ategnatos_mcp.comfyui.jobs import JobWatch, ProgressCallback
+from ategnatos_mcp.comfyui.jobs import JobWatch
 from ategnatos_mcp.comfyui.models import JobRecord, PromptAccepted, ServerStatus, UploadedImage
 from ategnatos_mcp.comfyui.results import save_outputs
 from ategnatos_mcp.comfyui.servers import PoolServer, ServerSet
@@ -36,6 +36,7 @@ from ategnatos_mcp.comfyui.validate import (
     problems_from_rejection,
 )
 from ategnatos_mcp.errors import ConsentError, NotFoundError, UpstreamError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.settings import ComfyUISettings
 
 __all__ = ["ComfyUIPool", "ImageUpload", "WorkflowInvalid", "open_pool"]
@@ -329,7 +330,7 @@ class ComfyUIPool:
     def jobs(self) -> list[JobRecord]:
         return [w.record for w in self._jobs.values()]
 
-    async def wait(self, job_id: str, seconds: float, on_progress: ProgressCallback | None = None) -> JobRecord:
+    async def wait(self, job_id: str, seconds: float, on_progress: Progress | None = None) -> JobRecord:
         """Wait up to ``seconds`` for the job to finish (results saved), reporting progress meanwhile."""
         watch = self._watch(job_id)
         stop = watch.listen(on_progress) if on_progress else None

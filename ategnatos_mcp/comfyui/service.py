@@ -13,7 +13,6 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.comfyui.jobs import ProgressCallback
 from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput, ServerStatus
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
 from ategnatos_mcp.comfyui.results import make_previews
@@ -21,6 +20,7 @@ from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template,
 from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_api_format, is_ui_format, ui_to_api
 from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
 from ategnatos_mcp.paths import confine
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
@@ -151,7 +151,7 @@ class ComfyUIService:
         images: dict[str, str],
         wait_seconds: float,
         allow_flagged: bool,
-        progress: ProgressCallback | None,
+        progress: Progress | None,
     ) -> JobView:
         """Fill/load the workflow, upload inputs, queue it, and wait up to ``wait_seconds`` for the pictures."""
         if (template is None) == (workflow is None):
@@ -241,7 +241,7 @@ class ComfyUIService:
         job_id: str,
         action: Literal["status", "wait", "cancel"],
         wait_seconds: float,
-        progress: ProgressCallback | None,
+        progress: Progress | None,
     ) -> JobView:
         if action == "cancel":
             return JobView.of(await self.pool.cancel(job_id))

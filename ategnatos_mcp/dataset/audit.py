@@ -15,8 +15,9 @@ from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import CaptionIndex, caption_stats, index_captions
 from ategnatos_mcp.dataset.models import AuditResult, BucketCount, CaptionStats, FileProblem, ResolutionSummary
 from ategnatos_mcp.dataset.problems import EXTREME_ASPECT, file_problems, unreadable_problem
-from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
+from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.scan import IMAGE_EXTENSIONS, DatasetScan, fingerprint_of, scan_dataset
+from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster

@@ -18,8 +18,9 @@ import anyio.to_thread
 
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import index_captions
-from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
+from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
+from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.audit import LoadedDataset

@@ -11,7 +11,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import BaseContext
@@ -24,13 +24,13 @@ import anyio.to_thread
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.scan import FileEntry
 from ategnatos_mcp.errors import UpstreamError
+from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["CRASHED_DETAIL", "Progress", "ProbeRunner"]
+__all__ = ["CRASHED_DETAIL", "ProbeRunner"]
 
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 _OnChunk = Callable[[list[FileEntry], list["ProbeRecord"]], Coroutine[Any, Any, None]]
 
 _CHUNK = 8

@@ -24,8 +24,9 @@ from ategnatos_mcp.dataset.models import (
     StructureResult,
 )
 from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
-from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
+from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.structure import Concept, build_structure
+from ategnatos_mcp.progress import Progress
 
 __all__ = ["CACHE_FILE", "DatasetService"]
 

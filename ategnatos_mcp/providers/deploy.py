@@ -17,6 +17,7 @@ import httpx
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
 from ategnatos_mcp.providers.watchdog import (
     HEARTBEAT_COMMAND,
@@ -27,7 +28,6 @@ from ategnatos_mcp.providers.watchdog import (
 )
 from ategnatos_mcp.remote import (
     PortForward,
-    Progress,
     RemoteHost,
     SSHConnectionError,
     SSHConnector,

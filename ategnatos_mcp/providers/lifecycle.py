@@ -10,6 +10,7 @@ from functools import partial
 import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError, UpstreamError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.providers.base import GpuProvider
 from ategnatos_mcp.providers.budget import month_spend
 from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
@@ -20,7 +21,6 @@ from ategnatos_mcp.providers.reconcile import reconcile_provider
 from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
 from ategnatos_mcp.providers.teardown import (
     STILL_BILLING_WHEN_STOPPED,
-    Progress,
     bounded_teardown,
     teardown_result,
     terminate_confirmed,
@@ -28,7 +28,7 @@ from ategnatos_mcp.providers.teardown import (
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 
-__all__ = ["EndListener", "Lifecycle", "Probe", "Progress"]
+__all__ = ["EndListener", "Lifecycle", "Probe"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
 

@@ -38,7 +38,6 @@ from ategnatos_mcp.remote.models import (
     DetachedStatus,
     KeyInfo,
     LogChunk,
-    Progress,
     RemoteHost,
     Step,
     StepOutcome,
@@ -84,7 +83,6 @@ __all__ = [
     "run_steps",
     "forget_steps",
     # callbacks and errors
-    "Progress",
     "SSHConnectionError",
     "HostKeyChangedError",
     "StepFailedError",

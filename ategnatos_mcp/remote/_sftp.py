@@ -11,7 +11,7 @@ from pathlib import Path
 import anyio
 
 from ategnatos_mcp.errors import InvalidRequestError, UpstreamError
-from ategnatos_mcp.remote.models import Progress
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote.session import SSHConnectionError, SSHSession
 
 __all__ = [

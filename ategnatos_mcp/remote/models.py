@@ -15,7 +15,6 @@ __all__ = [
     "KeyInfo",
     "LogChunk",
     "OutputCallback",
-    "Progress",
     "RemoteHost",
     "STEP_NAME_PATTERN",
     "Step",
@@ -25,7 +24,6 @@ __all__ = [
     "TransferReport",
 ]
 
-Progress = Callable[[float, float | None, str], Awaitable[None]]
 """``async (progress, total, message)``: the shape of ``tools._common.progress_reporter``."""
 
 OutputCallback = Callable[[str, str], Awaitable[None]]

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from ategnatos_mcp.errors import InvalidRequestError, RemoteCommandError
-from ategnatos_mcp.remote.models import STEP_NAME_PATTERN, Progress, Step, StepOutcome, StepReport
+from ategnatos_mcp.progress import Progress
+from ategnatos_mcp.remote.models import STEP_NAME_PATTERN, Step, StepOutcome, StepReport
 from ategnatos_mcp.remote.session import SSHConnectionError, SSHSession
 
 __all__ = ["STEPS_DIR", "StepFailedError", "forget_steps", "run_steps", "step_fingerprint"]

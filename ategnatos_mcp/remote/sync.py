@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote._sftp import (
     Meter,
     TransferError,
@@ -26,7 +27,7 @@ from ategnatos_mcp.remote._sftp import (
     send_file,
     sha256_file,
 )
-from ategnatos_mcp.remote.models import Progress, SyncReport
+from ategnatos_mcp.remote.models import SyncReport
 from ategnatos_mcp.remote.session import SSHConnectionError, SSHSession
 
 if TYPE_CHECKING:

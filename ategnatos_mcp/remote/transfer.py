@@ -13,6 +13,7 @@ from pathlib import Path
 
 import anyio
 
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote._sftp import (
     CHUNK,
     STALL_SECONDS,
@@ -24,7 +25,7 @@ from ategnatos_mcp.remote._sftp import (
     sha256_file,
     with_resume,
 )
-from ategnatos_mcp.remote.models import Progress, TransferReport
+from ategnatos_mcp.remote.models import TransferReport
 from ategnatos_mcp.remote.session import SSHSession
 
 __all__ = ["CHUNK", "TransferError", "download", "remote_sha256", "upload"]

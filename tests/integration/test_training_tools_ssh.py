@@ -11,7 +11,8 @@ import anyio
 import pytest
 from mcp import Client
 
-from ategnatos_mcp.remote import Progress, SSHConnector, TransferError
+from ategnatos_mcp.progress import Progress
+from ategnatos_mcp.remote import SSHConnector, TransferError
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTrainingHost, TrainingHost

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
 from ategnatos_mcp.training.execution.hosts import TrainingHost
@@ -19,7 +20,6 @@ from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus,
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import (
-    Reporter,
     host_dataset_dir,
     parse_run_log,
     read_log_tail,
@@ -76,7 +76,7 @@ async def run_dry_run(
     backend_dir: str,
     wait_seconds: float,
     now: datetime,
-    report: Reporter | None = None,
+    report: Progress | None = None,
     env: dict[str, str] | None = None,
 ) -> DryRunResult:
     """Start (or re-attach to) the dry run on ``host``, follow it for ``wait_seconds``, record gate 4 when done.

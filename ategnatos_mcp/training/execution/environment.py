@@ -10,12 +10,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import EnvironmentReport, GateState, TrainingConfig, record_environment_gate
 from ategnatos_mcp.training.costs import vram_inputs
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, UploadProgress
-from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir
+from ategnatos_mcp.training.execution.runner import host_dataset_dir
 from ategnatos_mcp.training.vram import estimate_vram
 
 __all__ = ["EnvironmentCheck", "check_environment", "probe_script"]
@@ -179,7 +180,7 @@ async def check_environment(
     backend: str,
     backend_dir: str,
     upload_dataset: bool = False,
-    report: Reporter | None = None,
+    report: Progress | None = None,
 ) -> EnvironmentCheck:
     """Probe the host for ``cfg`` and record gate 3 for it."""
     local_dataset = Path(cfg.dataset_path)

@@ -21,8 +21,8 @@ import anyio
 import anyio.to_thread
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote import RemoteHost, SSHConnector, SSHSession
-from ategnatos_mcp.remote.models import Progress
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
 from ategnatos_mcp.training.execution.models import HostSpec
 

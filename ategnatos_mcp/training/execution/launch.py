@@ -9,6 +9,7 @@ import anyio.to_thread
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import (
     find_versions,
@@ -29,7 +30,7 @@ from ategnatos_mcp.training.execution.resume import (
     saves_after,
     set_aside_saves,
 )
-from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir, read_status, start_run
+from ategnatos_mcp.training.execution.runner import host_dataset_dir, read_status, start_run
 
 __all__ = ["LaunchResult", "check_start_choice", "ensure_launch_ready", "launch_run"]
 
@@ -109,7 +110,7 @@ async def launch_run(
     *,
     backend_dir: str,
     now: datetime,
-    report: Reporter | None = None,
+    report: Progress | None = None,
     env: dict[str, str] | None = None,
     resume: bool = False,
     fresh: bool = False,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import shlex
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import PurePosixPath
@@ -20,13 +19,13 @@ import anyio.to_thread
 from pydantic import ValidationError
 
 from ategnatos_mcp.errors import StateError
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
 
 __all__ = [
-    "Reporter",
     "host_dataset_dir",
     "parse_run_log",
     "read_log_tail",
@@ -37,7 +36,6 @@ __all__ = [
     "wait_for_run",
 ]
 
-Reporter = Callable[[float, float | None, str | None], Awaitable[None]]
 _LOG_TAIL_BYTES = 256 * 1024
 
 
@@ -241,7 +239,7 @@ async def stop_run(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:
 
 
 async def wait_for_run(
-    host: TrainingHost, handle: RunHandle, seconds: float, report: Reporter | None = None
+    host: TrainingHost, handle: RunHandle, seconds: float, report: Progress | None = None
 ) -> SupervisorStatus:
     """Follow the run for at most ``seconds``, reporting progress; returns the last status seen."""
     status = await read_status(host, handle)

@@ -12,7 +12,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
-from ategnatos_mcp.remote.models import Progress
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import (
     EnvironmentReport,
@@ -33,7 +33,7 @@ from ategnatos_mcp.training.execution.plans import (
     read_execution,
     update_execution,
 )
-from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir
+from ategnatos_mcp.training.execution.runner import host_dataset_dir
 from ategnatos_mcp.training.execution.samples import SamplePreview, sample_previews
 from ategnatos_mcp.training.execution.tracking import RunReport, follow_run
 from ategnatos_mcp.training.execution.uploads import DatasetUploads, UploadJob
@@ -73,7 +73,7 @@ class TrainingRuns:
         *,
         backend_dir: str | None,
         upload_dataset: bool,
-        report: Reporter | None,
+        report: Progress | None,
         wait_seconds: float | None = None,
     ) -> EnvironmentCheck:
         """Gate 3 on the host. A dataset upload to an SSH host runs in the background when the server has a task
@@ -131,7 +131,7 @@ class TrainingRuns:
         return check.model_copy(update={"dataset_uploaded": True})
 
     async def _follow_upload(
-        self, key: tuple[str, str], job: UploadJob, name: str, wait_seconds: float | None, report: Reporter | None
+        self, key: tuple[str, str], job: UploadJob, name: str, wait_seconds: float | None, report: Progress | None
     ) -> EnvironmentCheck:
         """Wait for a background upload at most ``wait_seconds``; its check once done, else the progress so far."""
         with anyio.move_on_after(wait_seconds if wait_seconds is not None else math.inf):
@@ -165,7 +165,7 @@ class TrainingRuns:
             name=name, host=key[1], passed=False, problems=[problem], facts={}, upload=job.progress, gates=gates
         )
 
-    async def dry_run(self, name: str, host_text: str, *, wait_seconds: float, report: Reporter | None) -> DryRunResult:
+    async def dry_run(self, name: str, host_text: str, *, wait_seconds: float, report: Progress | None) -> DryRunResult:
         plan = await load_confirmed_plan(self.store, name)
         refuse_if_trained(plan.gates, "a dry run")  # its dry-run folder is kept as it was too
         spec = await resolve_host(self.store, host_text)
@@ -176,7 +176,7 @@ class TrainingRuns:
             )
 
     async def launch(
-        self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False, fresh: bool = False
+        self, name: str, host_text: str, *, report: Progress | None, resume: bool = False, fresh: bool = False
     ) -> LaunchResult:
         check_start_choice(resume=resume, fresh=fresh)
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
@@ -223,7 +223,7 @@ class TrainingRuns:
         wait_seconds: float,
         log_lines: int,
         stop: bool,
-        report: Reporter | None,
+        report: Progress | None,
         samples: bool = True,
     ) -> RunReport:
         """Where the run stands; ``samples``: also list its sample images (new ones count as shown after this)."""
@@ -254,7 +254,7 @@ class TrainingRuns:
         log_lines: int,
         stop: bool,
         previews: int,
-        report: Reporter | None,
+        report: Progress | None,
     ) -> tuple[RunReport, list[SamplePreview]]:
         """``status`` plus small previews of the newest new sample images (newest first, at most ``previews``)."""
         result = await self.status(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import TrainingConfig, record_training_outcome, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
@@ -22,7 +23,6 @@ from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_inf
 from ategnatos_mcp.training.execution.plans import update_execution
 from ategnatos_mcp.training.execution.resume import find_resume_point
 from ategnatos_mcp.training.execution.runner import (
-    Reporter,
     parse_run_log,
     read_log_tail,
     read_status,
@@ -154,7 +154,7 @@ async def follow_run(
     wait_seconds: float = 0.0,
     log_lines: int = 0,
     stop: bool = False,
-    report: Reporter | None = None,
+    report: Progress | None = None,
     samples_dir: Path | None = None,
     now: datetime | None = None,
 ) -> RunReport:

@@ -15,7 +15,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.errors import AtegnatosError
-from ategnatos_mcp.remote.models import Progress
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck
 from ategnatos_mcp.training.execution.models import UploadProgress
 
@@ -62,7 +62,7 @@ class DatasetUploads:
         job = UploadJob(progress=progress)
         self._jobs[key] = job
 
-        async def on_bytes(done: float, total: float | None, _label: str) -> None:
+        async def on_bytes(done: float, total: float | None, _label: str | None) -> None:
             job.progress.sent_bytes, job.progress.total_bytes = int(done), int(total) if total else None
 
         async def run() -> None:

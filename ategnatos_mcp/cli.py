@@ -119,19 +119,11 @@ class BearerAuth:
 def _doctor(settings: Settings) -> int:
     import anyio
 
-    from ategnatos_mcp.studio import describe_environment, detect_environment, probe_comfyui
-    from ategnatos_mcp.wiring import utc_now
+    from ategnatos_mcp.server import build_app
+    from ategnatos_mcp.studio import describe_environment
 
     async def run() -> list[str]:
-        env = await detect_environment(
-            now=utc_now(),
-            disk_path=settings.home,
-            provider_keys=settings.provider_keys_present(),
-            comfyui_urls=settings.comfyui.urls,
-            probe_comfyui=probe_comfyui,
-            nvidia_smi=settings.nvidia_smi,
-        )
-        return describe_environment(env)
+        return describe_environment(await build_app(settings).detect_environment())
 
     print(f"Ategnatos {__version__}")
     print(f"Project folder: {settings.home}")

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import httpx
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.art import ArtDirector
-from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, LoraChoice
+from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, LoraChoice, probe_servers
 from ategnatos_mcp.dataset import DatasetService
 from ategnatos_mcp.errors import AtegnatosError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
@@ -52,9 +53,17 @@ from ategnatos_mcp.providers import (
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.studio import STUDIO_DOCUMENT, STUDIO_VIEW
+from ategnatos_mcp.studio import (
+    STUDIO_DOCUMENT,
+    STUDIO_VIEW,
+    ComfyUIServerInfo,
+    Environment,
+    detect_environment,
+    server_info,
+)
 from ategnatos_mcp.training.execution import EvalJob, HostRegistry, TrainingRuns
-from ategnatos_mcp.training.gates import record_dataset_gate
+from ategnatos_mcp.training.execution.models import ExecutionState
+from ategnatos_mcp.training.gates import adopt_old_document_names, record_dataset_gate
 
 __all__ = ["Wiring", "utc_now"]
 
@@ -66,6 +75,18 @@ _UPSCALE_WAIT_SECONDS = 35.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _is_execution_record(text: str) -> bool:
+    try:
+        ExecutionState.model_validate_json(text)
+    except ValueError:
+        return False
+    return True
+
+
+async def _probe_comfyui(urls: list[str]) -> list[ComfyUIServerInfo]:
+    return [server_info(probe) for probe in await probe_servers(urls)]
 
 
 @dataclass
@@ -248,6 +269,18 @@ class Wiring:
         except Exception:  # background task: never take the server down
             logger.exception("watching %s boot failed", key)
 
+    async def detect_environment(self) -> Environment:
+        """This machine's GPU, driver, disk and keys, and each configured ComfyUI server (probed by comfyui)."""
+        settings = self.settings
+        return await detect_environment(
+            now=self.clock(),
+            disk_path=settings.home,
+            provider_keys=settings.provider_keys_present(),
+            comfyui_urls=settings.comfyui.urls,
+            probe_comfyui=_probe_comfyui,
+            nvidia_smi=settings.nvidia_smi,
+        )
+
     async def teardown_note(self, comfyui_url: str) -> str | None:
         """Work that ran on a rented instance (through its tunnel) ends with a teardown reminder."""
         key = self.deployer.instance_for(comfyui_url) if self.deployer is not None else None
@@ -291,7 +324,9 @@ class Wiring:
         self.ssh = self.comfyui = self.gpu = self.deployer = self.datasets = self.hosts = self.runs = self.art = None
 
     async def start(self) -> None:
-        """Before the first call: views brought in line with their documents, leftovers of killed writes removed."""
+        """Before the first call: older document names adopted, views brought in line with their documents,
+        leftovers of killed writes removed."""
+        await anyio.to_thread.run_sync(adopt_old_document_names, self.store.state_dir, _is_execution_record)
         await self.store.start()
 
     async def reconcile_clouds(self) -> None:

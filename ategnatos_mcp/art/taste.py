@@ -11,7 +11,7 @@ from ategnatos_mcp.art.models import EyeSuggestion, Family, LoraUse, TasteGuidan
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, query_profile
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
+from ategnatos_mcp.studio import LoraEntry, StudioInventory, read_studio
 
 __all__ = ["LoraChoice", "choose_family", "new_eye_suggestions", "read_inventory", "read_taste", "resolve_loras"]
 
@@ -42,7 +42,7 @@ async def read_taste(store: GrimoireStore, family: Family, *, subject: str | Non
 
 
 async def read_inventory(store: GrimoireStore) -> StudioInventory:
-    return await store.read(STUDIO_DOCUMENT, StudioInventory)
+    return await read_studio(store)
 
 
 def choose_family(

@@ -23,6 +23,7 @@ from ategnatos_mcp.paths import confine
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.studio import read_studio
 
 __all__ = [
     "ComfyUIService",
@@ -193,10 +194,8 @@ class ComfyUIService:
         return JobView.of(await self.pool.wait(record.job_id, wait, progress))
 
     async def _lora_facts(self) -> dict[str, LoraFacts]:
-        from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-
         try:
-            inventory = await self.store.read(STUDIO_DOCUMENT, StudioInventory)
+            inventory = await read_studio(self.store)
         except StateError:
             logger.warning("studio inventory unreadable; LoRA trigger words skipped")
             return {}

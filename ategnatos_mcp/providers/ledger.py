@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, LedgerEntry, Rental
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.studio import STUDIO_DOCUMENT, InstanceEntry, StudioInventory
+from ategnatos_mcp.studio import InstanceEntry, mirror_instances
 
 __all__ = ["GPU_DOCUMENT", "close_rental", "open_rental", "refresh_rental", "sync_studio"]
 
@@ -64,8 +64,9 @@ def refresh_rental(rental: Rental, seen: Instance) -> Rental:
 async def sync_studio(store: GrimoireStore, doc: GpuDocument) -> None:
     """Mirror live rentals into the studio inventory (``instances``), replacing what was there."""
     live = [r for r in doc.rentals.values() if r.status is not InstanceStatus.TERMINATED]
-    async with store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
-        upd.doc.instances = [
+    await mirror_instances(
+        store,
+        [
             InstanceEntry(
                 provider=r.provider,
                 instance_id=r.instance_id,
@@ -78,4 +79,5 @@ async def sync_studio(store: GrimoireStore, doc: GpuDocument) -> None:
                 name=r.name,
             )
             for r in live
-        ]
+        ],
+    )

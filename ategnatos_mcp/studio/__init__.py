@@ -1,17 +1,25 @@
 """The studio inventory and environment detection.
 
-Read it with ``await store.read(STUDIO_DOCUMENT, StudioInventory)``; change it inside
-``async with store.update(STUDIO_DOCUMENT, StudioInventory) as upd:``.
+The inventory document has one owner, ``studio.book``: read it with ``await read_studio(store)``, change it with
+``register_in_studio``, ``record_environment``, ``mirror_instances`` or ``accept_studio_edit``.
 """
 
 from ategnatos_mcp.state import View
+from ategnatos_mcp.studio.book import (
+    StudioChange,
+    accept_studio_edit,
+    mirror_instances,
+    read_studio,
+    record_environment,
+    register_in_studio,
+)
 from ategnatos_mcp.studio.detect import (
     GpuReport,
     describe_environment,
     detect_environment,
     detect_gpus,
     parse_gpu_csv,
-    probe_comfyui,
+    server_info,
 )
 from ategnatos_mcp.studio.inventory import EntryKind, RegisterAction, register_entry
 from ategnatos_mcp.studio.models import (
@@ -49,7 +57,13 @@ __all__ = [
     "merge_studio",
     "parse_gpu_csv",
     "parse_studio",
-    "probe_comfyui",
+    "server_info",
+    "StudioChange",
+    "accept_studio_edit",
+    "mirror_instances",
+    "read_studio",
+    "record_environment",
+    "register_in_studio",
     "register_entry",
     "render_studio",
     "ComfyUIServerInfo",

@@ -8,9 +8,10 @@ import platform
 import re
 import shutil
 import subprocess
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import anyio
 
@@ -22,7 +23,8 @@ __all__ = [
     "detect_environment",
     "detect_gpus",
     "parse_gpu_csv",
-    "probe_comfyui",
+    "ServerProbe",
+    "server_info",
 ]
 
 GPU_QUERY = "index,name,memory.total,memory.used,driver_version,utilization.gpu"
@@ -142,20 +144,30 @@ async def detect_environment(
     )
 
 
-async def probe_comfyui(urls: list[str]) -> list[ComfyUIServerInfo]:
-    """Probe each ComfyUI URL (through the comfyui package) and keep what the inventory records."""
-    from ategnatos_mcp.comfyui import probe_servers
+class ServerProbe(Protocol):
+    """What a ComfyUI probe found (the comfyui package's ``ComfyUIProbe`` fits)."""
 
-    return [
-        ComfyUIServerInfo(
-            url=p.url,
-            reachable=p.reachable,
-            version=p.version,
-            models={k: len(v) for k, v in p.models.items()},
-            error=p.error,
-        )
-        for p in await probe_servers(urls)
-    ]
+    @property
+    def url(self) -> str: ...
+    @property
+    def reachable(self) -> bool: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def models(self) -> Mapping[str, list[str]]: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+def server_info(probe: ServerProbe) -> ComfyUIServerInfo:
+    """What the inventory records of one probed ComfyUI server."""
+    return ComfyUIServerInfo(
+        url=probe.url,
+        reachable=probe.reachable,
+        version=probe.version,
+        models={kind: len(names) for kind, names in probe.models.items()},
+        error=probe.error,
+    )
 
 
 def describe_environment(env: Environment) -> list[str]:

@@ -10,16 +10,15 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.studio import (
-    STUDIO_DOCUMENT,
     EntryKind,
     Environment,
     ModelKind,
     RegisterAction,
-    StudioInventory,
+    accept_studio_edit,
     describe_environment,
-    detect_environment,
-    probe_comfyui,
-    register_entry,
+    read_studio,
+    record_environment,
+    register_in_studio,
     render_studio,
 )
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
@@ -73,10 +72,11 @@ async def studio_register(
     """Add, update or remove a checkpoint, LoRA or workflow in the artist's studio inventory (grimoire/studio.md)."""
     app = app_of(ctx)
     if action == "accept_edit":
-        inv, notices = await app.store.accept_held_edit(STUDIO_DOCUMENT, StudioInventory)
-        counts = {"models": len(inv.models), "loras": len(inv.loras), "workflows": len(inv.workflows)}
-        accepted = RegisterResult(message=notices[-1], kind=kind, entry=None, counts=counts, notices=notices[:-1])
-        return respond(accepted, "\n".join(notices))
+        accepted = await accept_studio_edit(app.store)
+        result = RegisterResult(
+            message=accepted.message, kind=kind, entry=None, counts=accepted.counts, notices=accepted.notices
+        )
+        return respond(result, "\n".join([*accepted.notices, accepted.message]))
     if kind is None:
         raise InvalidRequestError(
             f"{action} needs the kind of entry.", hint="Pass kind: model (checkpoints, VAEs...), lora or workflow."
@@ -95,19 +95,15 @@ async def studio_register(
         fields |= {"base_model": base, "trained_on": trained_on}
     else:
         fields |= {"description": description}
-    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
-        message, entry = register_entry(upd.doc, kind, action, name, fields)
-        counts = {"models": len(upd.doc.models), "loras": len(upd.doc.loras), "workflows": len(upd.doc.workflows)}
-        notices = list(upd.notices)
-        upd.relayed = True  # the notices go into this answer
+    change = await register_in_studio(app.store, kind, action, name, fields)
     result = RegisterResult(
-        message=message,
+        message=change.message,
         kind=kind,
-        entry=entry.model_dump(mode="json") if entry else None,
-        counts=counts,
-        notices=notices,
+        entry=change.entry.model_dump(mode="json") if change.entry else None,
+        counts=change.counts,
+        notices=change.notices,
     )
-    return respond(result, "\n".join([message, *notices]))
+    return respond(result, "\n".join([change.message, *change.notices]))
 
 
 @guard
@@ -115,19 +111,8 @@ async def studio_detect(ctx: Context[Wiring]) -> Annotated[CallToolResult, Detec
     """Detect this machine's GPU (nvidia-smi), driver, CUDA, VRAM, free disk, each configured ComfyUI server,
     and which GPU cloud keys are set (never their values); record it in the studio inventory."""
     app = app_of(ctx)
-    settings = app.settings
-    env = await detect_environment(
-        now=app.clock(),
-        disk_path=settings.home,
-        provider_keys=settings.provider_keys_present(),
-        comfyui_urls=settings.comfyui.urls,
-        probe_comfyui=probe_comfyui,
-        nvidia_smi=settings.nvidia_smi,
-    )
-    async with app.store.update(STUDIO_DOCUMENT, StudioInventory) as upd:
-        upd.doc.environment = env
-        notices = list(upd.notices)
-        upd.relayed = True  # the notices go into this answer
+    env = await app.detect_environment()
+    notices = (await record_environment(app.store, env)).notices
     summary = describe_environment(env)
     return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
 
@@ -139,11 +124,11 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
 
     @guard_resource
     async def studio_markdown() -> str:
-        return render_studio(await app.store.read(STUDIO_DOCUMENT, StudioInventory))
+        return render_studio(await read_studio(app.store))
 
     @guard_resource
     async def studio_json() -> str:
-        return (await app.store.read(STUDIO_DOCUMENT, StudioInventory)).model_dump_json(indent=2)
+        return (await read_studio(app.store)).model_dump_json(indent=2)
 
     server.resource("ategnatos://studio", name="studio", title="Studio inventory", mime_type="text/markdown")(
         studio_markdown

@@ -9,11 +9,13 @@ Once a training run was launched for a name, its gates are kept as they were at 
 a plan) for it is refused, and a changed dataset no longer resets them (training again makes a new version,
 see ``versions.py``).
 
-The state document is ``training-{name}`` in the grimoire store; records go to ``grimoire/training/{name}/``.
+The state document is ``training+{name}`` in the grimoire store ('+' never appears in a run name, so no run's
+document can be another's); records go to ``grimoire/training/{name}/``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +39,8 @@ from ategnatos_mcp.training.records import records_dir, render_environment_md, w
 __all__ = [
     "GATE_LABELS",
     "check_launch_ready",
+    "DOCUMENT_PREFIX",
+    "adopt_old_document_names",
     "document_name",
     "launch_blockers",
     "note_dataset_fingerprint",
@@ -60,8 +64,39 @@ def _now() -> datetime:
 
 
 def document_name(name: str) -> str:
-    """The state document of run ``name`` (the name is checked: it becomes a folder name)."""
-    return f"training-{safe_name(name, what='training run name')}"
+    """The gates' document of run ``name`` (the name is checked: it becomes a folder name)."""
+    return f"{DOCUMENT_PREFIX}{safe_name(name, what='training run name')}"
+
+
+# A run's documents are named ``training+{name}`` (gates) and ``training+{name}+runs`` (what was started):
+# '+' is not allowed in a run name, so the names of two runs never meet. Before, they were ``training-{name}``
+# and ``training-exec-{name}``, and a run called ``exec-ink`` had the gates document of run ``ink``'s runs.
+DOCUMENT_PREFIX = "training+"
+_OLD_PREFIX, _OLD_EXEC_PREFIX = "training-", "training-exec-"
+
+
+def adopt_old_document_names(state_dir: Path, is_execution: Callable[[str], bool]) -> list[str]:
+    """Rename the documents of an older grimoire to today's names; returns the new names.
+
+    An old ``training-exec-X`` file is run ``X``'s execution record when ``is_execution`` reads it as one,
+    otherwise the gates of a run called ``exec-X``. A name already taken is never overwritten.
+    """
+    renamed: list[str] = []
+    for old in sorted(state_dir.glob(f"{_OLD_PREFIX}*.json")) if state_dir.is_dir() else []:
+        stem = old.name.removesuffix(".json")
+        if stem.startswith(_OLD_EXEC_PREFIX) and is_execution(old.read_text(encoding="utf-8")):
+            new = f"{DOCUMENT_PREFIX}{stem.removeprefix(_OLD_EXEC_PREFIX)}+runs"
+        else:
+            new = f"{DOCUMENT_PREFIX}{stem.removeprefix(_OLD_PREFIX)}"
+        target = state_dir / f"{new}.json"
+        if target.exists():
+            continue
+        try:
+            os.replace(old, target)
+        except FileNotFoundError:  # another server on this grimoire renamed it first
+            continue
+        renamed.append(new)
+    return renamed
 
 
 def _short(value: str | None) -> str:

@@ -101,7 +101,7 @@ class TrainingRunRecord(_Strict):
 
 
 class GateState(Document):
-    """Machine-readable state of one training run's four gates (``grimoire/.state/training-{name}.json``).
+    """Machine-readable state of one training run's four gates (``grimoire/.state/training+{name}.json``).
 
     ``planned_config_hash`` is the hash of the newest plan; ``notices`` says which gates were reset and why.
     """

@@ -15,6 +15,7 @@ from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import dataset_folder, safe_name
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
+from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.backends import render_backend
 from ategnatos_mcp.training.config import TrainingConfig, is_regularisation_folder
 from ategnatos_mcp.training.costs import GpuOption, gpu_options, run_hours, vram_inputs
@@ -72,9 +73,7 @@ class TrainingPlan(BaseModel):
 
 async def _studio_model(store: GrimoireStore, wanted: str) -> tuple[str, str] | None:
     """(location, base) of a studio inventory model called ``wanted``, if there is one."""
-    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-
-    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    inventory = await read_studio(store)
     for model in inventory.models:
         if model.name.lower() == wanted.strip().lower():
             return (model.location or model.name, model.base)
@@ -82,9 +81,7 @@ async def _studio_model(store: GrimoireStore, wanted: str) -> tuple[str, str] | 
 
 
 async def _local_vram(store: GrimoireStore) -> float | None:
-    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-
-    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    inventory = await read_studio(store)
     env = inventory.environment
     if env is None or not env.gpus:
         return None

@@ -264,7 +264,7 @@ async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run
     assert len([r for r in runs.iterdir() if r.name.startswith("training-")]) == 1
 
     # A grimoire written before runs were recorded in the gates: train_gates finds the run and says it finished.
-    state = home / "grimoire" / ".state" / "training-ink.json"
+    state = home / "grimoire" / ".state" / "training+ink.json"
     legacy = json.loads(state.read_text(encoding="utf-8"))
     del legacy["training_run"]
     state.write_text(json.dumps(legacy), encoding="utf-8")

@@ -24,6 +24,7 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote import RemoteHost, SSHConnector, SSHSession
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
+from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.execution.models import HostSpec
 
 __all__ = ["HostRegistry", "LocalHost", "Output", "SSHTrainingHost", "TrainingHost", "resolve_host"]
@@ -271,9 +272,7 @@ async def resolve_host(store: GrimoireStore, text: str) -> HostSpec:
     value = text.strip()
     if value in ("", "local", "localhost", "this machine"):
         return HostSpec()
-    from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-
-    inventory = await store.read(STUDIO_DOCUMENT, StudioInventory)
+    inventory = await read_studio(store)
     for inst in inventory.instances:
         if value in (inst.name, inst.instance_id, f"{inst.provider}:{inst.instance_id}"):
             if not inst.ssh_host:

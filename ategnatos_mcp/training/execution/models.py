@@ -136,7 +136,7 @@ class RunHandle(_Strict):
 
 
 class ExecutionState(Document):
-    """``grimoire/.state/training-exec-{name}.json``: the runs started for one training plan."""
+    """``grimoire/.state/training+{name}+runs.json``: the runs started for one training plan."""
 
     SCHEMA_VERSION: ClassVar[int] = 1
 

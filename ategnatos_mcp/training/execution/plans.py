@@ -11,6 +11,7 @@ from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import GrimoireStore, Update
 from ategnatos_mcp.training import GateState, TrainingConfig, read_gates
 from ategnatos_mcp.training.execution.models import ExecutionState
+from ategnatos_mcp.training.gates import DOCUMENT_PREFIX
 
 __all__ = ["ConfirmedPlan", "execution_document", "load_confirmed_plan", "read_execution", "update_execution"]
 
@@ -25,7 +26,8 @@ class ConfirmedPlan:
 
 
 def execution_document(name: str) -> str:
-    return f"training-exec-{safe_name(name, what='training run name')}"
+    """What was started for run ``name`` (dry run, training): ``training+{name}+runs``, beside its gates."""
+    return f"{DOCUMENT_PREFIX}{safe_name(name, what='training run name')}+runs"
 
 
 async def load_confirmed_plan(store: GrimoireStore, name: str, *, require_confirmed: bool = True) -> ConfirmedPlan:

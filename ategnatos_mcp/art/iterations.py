@@ -15,11 +15,10 @@ from pathlib import Path
 import anyio.to_thread
 
 from ategnatos_mcp.art.models import ArtAsset, AssetSpec, Family, Iteration, IterationSummary, PromptDraft
-from ategnatos_mcp.art.render import render_approved, render_iterations, render_spec
-from ategnatos_mcp.art.views import write_view
+from ategnatos_mcp.art.render import edited_notice, render_approved, render_iterations, render_spec
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
-from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.state import GrimoireStore, write_rendered
 
 __all__ = [
     "ASSET_DOCUMENT",
@@ -92,10 +91,10 @@ class IterationLog:
     def _write_views(self, folder: Path, doc: ArtAsset, notices: list[str]) -> None:
         now = self.clock()
         for name, render in _VIEWS.items():
-            new_hash, notice = write_view(folder / name, render(doc), doc.view_hashes.get(name), now)
+            new_hash, kept = write_rendered(folder / name, render(doc), doc.view_hashes.get(name), now)
             doc.view_hashes[name] = new_hash
-            if notice:
-                notices.append(notice)
+            if kept is not None:
+                notices.append(edited_notice(folder / name, kept))
 
 
 def get_version(doc: ArtAsset, version: int | None) -> Iteration:

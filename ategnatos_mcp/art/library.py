@@ -14,11 +14,10 @@ import anyio.to_thread
 
 from ategnatos_mcp.art.models import LibraryDocument, LibraryEntry, LibraryMatch
 from ategnatos_mcp.art.prompt import words
-from ategnatos_mcp.art.render import render_library_entry
-from ategnatos_mcp.art.views import write_view
+from ategnatos_mcp.art.render import edited_notice, render_library_entry
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
-from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.state import GrimoireStore, write_rendered
 
 __all__ = ["LIBRARY_DOCUMENT", "PromptLibrary", "score_entry"]
 
@@ -68,12 +67,12 @@ class PromptLibrary:
                 entry.view_hash = existing.view_hash
                 upd.doc.entries.remove(existing)
             path = self.path_of(entry)
-            new_hash, notice = await anyio.to_thread.run_sync(
-                write_view, path, render_library_entry(entry), entry.view_hash or None, self.clock()
+            new_hash, kept = await anyio.to_thread.run_sync(
+                write_rendered, path, render_library_entry(entry), entry.view_hash or None, self.clock()
             )
             entry.view_hash = new_hash
-            if notice:
-                notices.append(notice)
+            if kept is not None:
+                notices.append(edited_notice(path, kept))
             upd.doc.entries.append(entry)
         return entry, notices
 

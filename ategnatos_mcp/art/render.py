@@ -5,9 +5,11 @@ The JSON documents are the source of truth; these files are re-rendered on every
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ategnatos_mcp.art.models import ArtAsset, Iteration, LibraryEntry, LoraUse, PromptSettings
 
-__all__ = ["render_approved", "render_iterations", "render_library_entry", "render_spec"]
+__all__ = ["edited_notice", "render_approved", "render_iterations", "render_library_entry", "render_spec"]
 
 _HEADER = "<!-- Rendered by Ategnatos from {source}; change it through the art tools, not by hand. -->\n\n"
 
@@ -112,3 +114,11 @@ def render_library_entry(entry: LibraryEntry) -> str:
     if entry.notes:
         lines += ["", f"Notes: {entry.notes}"]
     return _HEADER.format(source=".state/art-library.json") + "\n".join(lines) + "\n"
+
+
+def edited_notice(page: Path, kept: Path) -> str:
+    """What the artist hears when a page of theirs had been edited by hand before we rendered it again."""
+    return (
+        f"{page.name} had been edited by hand; your copy is kept as {kept.name} and {page.name} was "
+        "rendered fresh from the log. Make changes through the art tools so they stick."
+    )

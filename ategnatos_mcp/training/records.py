@@ -6,11 +6,10 @@ overwritten: the edited copy is kept beside the new one and a notice says so.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ategnatos_mcp.state import keep_copy, write_text_atomic
+from ategnatos_mcp.state import write_rendered
 from ategnatos_mcp.training.models import EnvironmentReport
 
 __all__ = ["RECORD_FILES", "records_dir", "render_environment_md", "write_record"]
@@ -21,10 +20,6 @@ RECORD_FILES = ("intent.md", "dataset-report.md", "config.md", "environment.md",
 def records_dir(grimoire_dir: Path, name: str) -> Path:
     """Where the records of run ``name`` live."""
     return grimoire_dir / "training" / name
-
-
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def write_record(
@@ -40,17 +35,10 @@ def write_record(
     path = folder / filename
     if only_if_missing and path.exists():
         return None
-    notice = None
-    try:
-        current = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        current = None
-    if current is not None and filename in hashes and _sha256(current) != hashes[filename] and current != text:
-        kept = keep_copy(path, current.encode("utf-8"), "edited", datetime.now(UTC))  # never over an earlier copy
-        notice = f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
-    write_text_atomic(path, text)
-    hashes[filename] = _sha256(text)
-    return notice
+    hashes[filename], kept = write_rendered(path, text, hashes.get(filename), datetime.now(UTC))
+    if kept is None:
+        return None
+    return f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
 
 
 def render_environment_md(name: str, host: str, report: EnvironmentReport) -> str:

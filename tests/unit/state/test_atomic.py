@@ -67,18 +67,18 @@ def test_only_our_old_unlocked_temp_files_are_removed(tmp_path: Path) -> None:
 
 
 def test_art_and_training_views_keep_two_hand_edits_made_in_one_second(tmp_path: Path) -> None:
-    from ategnatos_mcp.art.views import write_view
+    from ategnatos_mcp.state import write_rendered
     from ategnatos_mcp.training.records import write_record
 
     page = tmp_path / "iterations.md"
-    last, _ = write_view(page, "rendered 1\n", None, NOW)
+    last, _ = write_rendered(page, "rendered 1\n", None, NOW)
     page.write_text("artist's first edit\n", encoding="utf-8")
-    last, first = write_view(page, "rendered 2\n", last, NOW)
+    last, first = write_rendered(page, "rendered 2\n", last, NOW)
     page.write_text("artist's second edit\n", encoding="utf-8")
-    _, second = write_view(page, "rendered 3\n", last, NOW)
+    _, second = write_rendered(page, "rendered 3\n", last, NOW)
     kept = sorted(tmp_path.glob("iterations.edited-*.md"), key=lambda p: (len(p.name), p.name))
     assert [p.read_text(encoding="utf-8") for p in kept] == ["artist's first edit\n", "artist's second edit\n"]
-    assert first and second and kept[1].name in second
+    assert first is not None and second is not None and kept == [first, second]
 
     hashes: dict[str, str] = {}
     write_record(tmp_path, "intent.md", "v1\n", hashes)

@@ -1,4 +1,4 @@
-"""The CUDA / PyTorch / driver matrix shipped with the studio skill (``ategnatos_mcp/skills/studio/reference/cuda-matrix.json``).
+"""The CUDA / PyTorch / driver matrix shipped with the studio skill (``skills/studio/reference/cuda-matrix.json``).
 
 Used to answer "which PyTorch build works on this driver and this GPU?" before any GPU time is spent.
 """
@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ategnatos_mcp.skills_catalog import find_skills_root
 
 __all__ = ["CudaMatrix", "CudaRelease", "GpuGeneration", "PytorchRelease", "load_cuda_matrix", "version_tuple"]
 
@@ -112,5 +114,5 @@ class CudaMatrix(_Strict):
 
 def load_cuda_matrix(path: Path | None = None) -> CudaMatrix:
     """Read and validate the matrix (default: the studio skill's copy in the package)."""
-    path = path or Path(__file__).resolve().parent / "skills" / "studio" / "reference" / "cuda-matrix.json"
+    path = path or find_skills_root() / "studio" / "reference" / "cuda-matrix.json"
     return CudaMatrix.model_validate_json(path.read_text(encoding="utf-8"))

@@ -1,4 +1,5 @@
-"""The Agent Skills shipped inside the package (``ategnatos_mcp/skills/``, package data): list, read, install.
+"""The Agent Skills (``skills/`` at the top of the project, shipped in the wheel as ``ategnatos_mcp/skills/``):
+list, read, install.
 
 A skill is ``skills/<name>/SKILL.md`` (front matter ``name`` and ``description``, then the body) plus
 reference files in ``skills/<name>/reference/``. ``install_skills`` copies them into a project's
@@ -77,23 +78,24 @@ class InstallReport(BaseModel):
 
 
 def find_skills_root() -> Path:
-    """The package's ``skills/`` folder, found through ``importlib.resources`` (a clone, an editable install and
-    an installed wheel alike).
+    """The skills folder: inside the installed package (a wheel), else at the top of the project (a clone or an
+    editable install, where ``skills/`` is the source).
 
     Raises:
-        NotFoundError: the folder is missing (a build that left the package data out).
+        NotFoundError: neither is there (a build that left the skills out).
     """
-    found = resources.files("ategnatos_mcp") / SKILLS_DIR
-    root = Path(str(found))
-    if not isinstance(found, Path) or not root.is_dir():
-        raise NotFoundError(
-            f"The skills folder was not found at {root}.",
-            kind="skills folder",
-            name=str(root),
-            hint="Reinstall Ategnatos (pip install ategnatos-mcp, or pip install -e . in a clone): the skills are "
-            "package data in ategnatos_mcp/skills/.",
-        )
-    return root
+    packaged = resources.files("ategnatos_mcp") / SKILLS_DIR
+    candidates = [Path(str(packaged)), Path(__file__).resolve().parent.parent / SKILLS_DIR]
+    for root in candidates:
+        if root.is_dir() and any(root.glob(f"*/{SKILL_FILE}")):
+            return root
+    raise NotFoundError(
+        f"The skills folder was not found (looked in {candidates[0]} and {candidates[1]}).",
+        kind="skills folder",
+        name=str(candidates[0]),
+        hint="Reinstall Ategnatos (pip install ategnatos-mcp, or pip install -e . in a clone): the wheel carries "
+        "the skills as ategnatos_mcp/skills/.",
+    )
 
 
 def parse_front_matter(text: str) -> tuple[dict[str, str], str]:

@@ -1,5 +1,6 @@
-"""The skills are package data: a wheel built from the project carries every SKILL.md and reference file, and the
-package installed from that wheel (not the clone) finds, serves and installs them.
+"""The skills live at the top of the project (``skills/``) and ship in the wheel as ``ategnatos_mcp/skills/``: a
+wheel built from the project carries every SKILL.md and reference file, and the package installed from that wheel
+(not the clone) finds, serves and installs them.
 
 The wheel is built offline (no build isolation, no index) with the environment's setuptools from a copy of the
 project, so the clone is not touched.
@@ -22,8 +23,8 @@ pytestmark = pytest.mark.integration
 
 PROJECT = Path(__file__).resolve().parents[3]
 SHIPPED = sorted(
-    path.relative_to(PROJECT).as_posix()
-    for path in find_skills_root().rglob("*")
+    "ategnatos_mcp/skills/" + path.relative_to(PROJECT / "skills").as_posix()
+    for path in (PROJECT / "skills").rglob("*")
     if path.is_file() and path.suffix in (".md", ".json")
 )
 
@@ -31,8 +32,9 @@ SHIPPED = sorted(
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(PROJECT / name, source / name)
+    shutil.copytree(PROJECT / "skills", source / "skills")
     shutil.copytree(
         PROJECT / "ategnatos_mcp", source / "ategnatos_mcp", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
@@ -49,8 +51,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return found
 
 
-def test_the_skills_are_found_inside_the_package() -> None:
-    assert find_skills_root() == PROJECT / "ategnatos_mcp" / "skills"
+def test_the_skills_are_found_at_the_top_of_the_clone() -> None:
+    assert find_skills_root() == PROJECT / "skills"
+    assert not (PROJECT / "ategnatos_mcp" / "skills").exists()
     assert sum(name.endswith("/SKILL.md") for name in SHIPPED) == 4
 
 

@@ -209,6 +209,7 @@ class ArtDirector:
             matches,
             explicit=changes,
             never=taste.never,
+            avoid=[t for t in taste.negative if t not in taste.never],
             unrecognised=unrecognised,
         )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio.to_thread
 
 from ategnatos_mcp.art.models import LibraryDocument, LibraryEntry, LibraryMatch
-from ategnatos_mcp.art.prompt import words
+from ategnatos_mcp.art.phrases import words
 from ategnatos_mcp.art.render import render_library_entry
 from ategnatos_mcp.art.views import write_view
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError

@@ -20,6 +20,8 @@ __all__ = [
     "Family",
     "FamilyDatabase",
     "FamilySettings",
+    "Fact",
+    "FactKey",
     "FeedbackMap",
     "FeedbackRule",
     "Iteration",
@@ -64,7 +66,20 @@ class FamilySettings(_Data):
     cfg: float = Field(gt=0)
     guidance: float | None = Field(default=None, description="Flux's distilled guidance (FluxGuidance node).")
     clip_skip: int | None = Field(default=None, description="1 = last CLIP layer; None where it does not apply.")
-    note: str = Field(default="", description="Where these numbers come from.")
+
+
+FactKey = Literal[
+    "prompt_style", "quality_tags", "score_tags", "safety", "weights", "negative", "clip_skip", "guidance",
+    "sizes", "settings",
+]  # fmt: skip
+
+
+class Fact(_Data):
+    """One thing we tell the artist about a family, word for word, and where it comes from."""
+
+    choice: str = Field(description="The choice it explains, e.g. 'booru tags' or 'clip skip 2'.")
+    text: str = Field(min_length=10)
+    sources: list[int] = Field(min_length=1, description="Indexes into the family's `sources`.")
 
 
 class ComfyUIHandoff(_Data):
@@ -77,7 +92,10 @@ class ComfyUIHandoff(_Data):
 
 
 class Family(_Data):
-    """One model family: how it wants to be prompted and what settings suit it."""
+    """One model family: how it wants to be prompted and what settings suit it.
+
+    ``name`` and ``aliases`` come from the shared catalogue (``ategnatos_mcp/families``), not from this file.
+    """
 
     id: str = Field(pattern=r"^[a-z0-9]+$")
     name: str
@@ -85,9 +103,7 @@ class Family(_Data):
     architecture: str
     prompt_style: PromptStyle
     weight_syntax: bool = Field(description="Whether (term:1.2) emphasis is honoured.")
-    weight_note: str
     negative_prompt: bool = Field(description="Whether the usual workflow uses a negative prompt at all.")
-    negative_note: str = ""
     score_tags: list[str] = Field(default_factory=list)
     quality_tags: list[str] = Field(default_factory=list)
     default_negative: list[str] = Field(default_factory=list)
@@ -96,13 +112,21 @@ class Family(_Data):
     settings: FamilySettings
     native_resolution: tuple[int, int]
     resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")
-    lora_bases: list[str] = Field(default_factory=list, description="LoRA base-model names that fit this family.")
     comfyui: ComfyUIHandoff | None = Field(default=None, description="None: no built-in template yet.")
     token_window: int | None = Field(
         default=None, description="CLIP reads prompts in chunks of this many tokens; None for T5-led families."
     )
     tips: list[str] = Field(default_factory=list)
     sources: list[Source] = Field(min_length=1)
+    facts: dict[FactKey, Fact] = Field(description="What we tell the artist about this family, with sources.")
+
+    @property
+    def weight_note(self) -> str:
+        return self.facts["weights"].text
+
+    @property
+    def negative_note(self) -> str:
+        return self.facts["negative"].text
 
     @model_validator(mode="after")
     def _check_table(self) -> Family:
@@ -111,6 +135,22 @@ class Family(_Data):
         for ratio, (width, height) in self.resolutions.items():
             if width % 8 or height % 8:
                 raise ValueError(f"{self.id}: {ratio} size {width}x{height} is not a multiple of 8")
+        return self
+
+    @model_validator(mode="after")
+    def _check_facts(self) -> Family:
+        needed: set[str] = {"prompt_style", "weights", "negative", "sizes", "settings"}
+        needed |= {"quality_tags"} if self.quality_tags else set()
+        needed |= {"score_tags"} if self.score_tags else set()
+        needed |= {"safety"} if self.safety_tags or self.safety_negative else set()
+        needed |= {"clip_skip"} if self.settings.clip_skip is not None else set()
+        needed |= {"guidance"} if self.settings.guidance is not None else set()
+        missing = sorted(needed - set(self.facts))
+        if missing:
+            raise ValueError(f"{self.id}: facts missing for {', '.join(missing)}")
+        for key, fact in self.facts.items():
+            if any(not 0 <= i < len(self.sources) for i in fact.sources):
+                raise ValueError(f"{self.id}: fact '{key}' cites a source that is not listed")
         return self
 
 
@@ -188,6 +228,12 @@ class TasteGuidance(_Data):
     avoid_overrides: list[str] = Field(default_factory=list)
     combos: list[str] = Field(default_factory=list)
     entries: list[str] = Field(default_factory=list, description="Ids of the eye entries behind this guidance.")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Prefer term -> weight from its confirmations (1.0 when missing)."
+    )
+    sessions: dict[str, int] = Field(
+        default_factory=dict, description="Prefer term -> sessions that confirmed it, net of contradictions."
+    )
 
 
 class PromptTerm(_Data):
@@ -218,10 +264,15 @@ class LoraUse(_Data):
 
 
 class Explanation(_Data):
-    """One choice made in a prompt and why, in a sentence."""
+    """One choice made in a prompt and why, in a sentence.
+
+    ``fact`` names the model-database fact the sentence starts with (word for word); explanations without
+    one speak only about the artist's own request, eye, studio or library.
+    """
 
     choice: str
     why: str
+    fact: FactKey | None = None
 
 
 class AppliedFeedback(_Data):

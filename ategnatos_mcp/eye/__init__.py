@@ -14,7 +14,7 @@ from ategnatos_mcp.eye.models import (
     Level,
     Preference,
 )
-from ategnatos_mcp.eye.profile import EyeAction, EyeChange, apply_change, query_profile
+from ategnatos_mcp.eye.profile import EyeAction, EyeChange, applies_to, apply_change, query_profile
 from ategnatos_mcp.eye.view import EYE_VIEW_FILE, parse_eye, render_eye
 from ategnatos_mcp.state import View
 
@@ -32,6 +32,7 @@ __all__ = [
     "EyeQuery",
     "Level",
     "Preference",
+    "applies_to",
     "apply_change",
     "parse_eye",
     "query_profile",

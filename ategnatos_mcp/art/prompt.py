@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from ategnatos_mcp.art.families import pick_resolution
 from ategnatos_mcp.art.models import (
     Explanation,
-    Family,
     FactKey,
+    Family,
     LibraryMatch,
     LoraUse,
     PromptDraft,
@@ -113,7 +113,9 @@ def _taste_terms(positive: list[PromptTerm], taste: TasteGuidance, family: Famil
     if family.weight_syntax:
         why = f"Added {listed} from your taste profile; the more sessions confirmed a preference, the more it weighs ({_SCALE})."
     else:
-        why = f"Added {listed} from your taste profile, most confirmed first: without weights, earlier words carry more."
+        why = (
+            f"Added {listed} from your taste profile, most confirmed first: without weights, earlier words carry more."
+        )
     return Explanation(choice="from your eye", why=why)
 
 

@@ -9,8 +9,8 @@ from typing import Literal, get_args
 from pydantic import BaseModel
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
-from ategnatos_mcp.families import canonical_family, resolve_family
 from ategnatos_mcp.eye.models import CATEGORIES, Category, Evidence, EyeProfile, EyeQuery, Level, Preference
+from ategnatos_mcp.families import canonical_family, resolve_family
 from ategnatos_mcp.text import strip_invisible
 
 __all__ = ["EyeAction", "EyeChange", "applies_to", "apply_change", "normalise_family", "query_profile", "slug"]

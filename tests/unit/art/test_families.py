@@ -8,8 +8,8 @@ import pytest
 
 from ategnatos_mcp.art import FamilyCatalog, FamilyDatabase, FeedbackMap, pick_resolution
 from ategnatos_mcp.art.families import DATA_DIR, load_family_database, parse_aspect
-from ategnatos_mcp.families import family_ids
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import family_ids
 
 REQUIRED = {"sd15", "sdxl", "pony", "illustrious", "flux1", "sd35"}
 

@@ -300,6 +300,7 @@ class PromptDraft(_Data):
     negative_terms: list[PromptTerm]
     settings: PromptSettings
     loras: list[LoraUse] = Field(default_factory=list)
+    checkpoint: str | None = Field(default=None, description="The checkpoint file to generate with, when known.")
     explanations: list[Explanation] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list, description="Requests that clash with a NEVER entry.")
     warnings: list[str] = Field(default_factory=list)
@@ -323,7 +324,8 @@ class AssetSpec(_Data):
 
 
 class Iteration(_Data):
-    """One attempt: the exact prompt and settings, what came out, and what the artist said."""
+    """One attempt: everything needed to make it again (prompt, model, LoRAs, settings, seed, template or
+    workflow), what came out, and what the artist said."""
 
     version: int
     created_at: datetime
@@ -334,6 +336,10 @@ class Iteration(_Data):
     negative_terms: list[PromptTerm]
     settings: PromptSettings
     loras: list[LoraUse] = Field(default_factory=list)
+    checkpoint: str | None = Field(default=None, description="The checkpoint file it was (or is to be) made with.")
+    template: str | None = Field(default=None, description="The built-in ComfyUI template that generates it.")
+    workflow: str | None = Field(default=None, description="A saved workflow it was generated with instead.")
+    job_ids: list[str] = Field(default_factory=list, description="ComfyUI jobs that generated it.")
     based_on: int | None = None
     origin: Literal["built", "adjusted", "reverted", "logged"] = "built"
     intent: str = ""
@@ -391,12 +397,17 @@ class LibraryDocument(Document):
 
 # Answers ------------------------------------------------------------------------------------------
 class SubmitSuggestion(_Data):
-    """A ready-made ``comfyui_submit`` call for this prompt."""
+    """Exactly the arguments of ``comfyui_submit`` for this prompt: pass them as they are.
+
+    With ``project``, ``asset`` and ``version``, comfyui_submit records the seed and pictures on that version.
+    """
 
     template: str
     params: dict[str, Any]
     loras: list[dict[str, Any]] = Field(default_factory=list)
-    note: str = ""
+    project: str | None = None
+    asset: str | None = None
+    version: int | None = None
 
 
 class PromptAnswer(_Data):
@@ -404,8 +415,9 @@ class PromptAnswer(_Data):
 
     draft: PromptDraft
     comfyui_submit: SubmitSuggestion | None = Field(
-        default=None, description="Arguments for comfyui_submit when ComfyUI is up; None when no template fits."
+        default=None, description="Arguments for comfyui_submit, complete; None when no template fits the family."
     )
+    submit_note: str = Field(default="", description="What to know about that template for this family.")
     family_choice: str = ""
     project: str | None = None
     asset: str | None = None
@@ -442,6 +454,10 @@ class IterationsAnswer(_Data):
     detail: Iteration | None = None
     approved_version: int | None = None
     draft: PromptDraft | None = Field(default=None, description="The new prompt after a revert (and adjustment).")
+    comfyui_submit: SubmitSuggestion | None = Field(
+        default=None, description="revert: complete comfyui_submit arguments that make the new version."
+    )
+    submit_note: str = Field(default="", description="What to know about that template for this family.")
     eye_suggestions: list[EyeSuggestion] = Field(
         default_factory=list, description="Taste entries to propose to the artist; confirm each with eye_update."
     )

@@ -18,6 +18,7 @@ __all__ = [
     "LoraChoice",
     "choose_family",
     "new_eye_suggestions",
+    "pick_checkpoint",
     "prefer_strength",
     "read_inventory",
     "read_taste",
@@ -106,6 +107,26 @@ def choose_family(
         "Which model will make this? The prompt syntax depends on it.",
         hint=f"Pass `family` ({', '.join(catalog.ids)}) or `checkpoint` (a model from the studio inventory).",
     )
+
+
+def pick_checkpoint(
+    catalog: FamilyCatalog, inventory: StudioInventory, family: Family, given: str | None, earlier: str | None = None
+) -> tuple[str | None, str]:
+    """The checkpoint to generate with, and a sentence saying why (empty when it was simply asked for)."""
+    checkpoints = [m for m in inventory.models if m.kind == "checkpoint"]
+    if given:
+        named = next((m.name for m in checkpoints if m.name.casefold() == given.casefold()), given)
+        return named, ""
+    if earlier:
+        return earlier, f"Checkpoint {earlier}, as the asset's earlier versions."
+    fits = [m.name for m in checkpoints if (found := catalog.find(m.base)) is not None and found.id == family.id]
+    if not fits:
+        return None, (
+            f"No {family.name} checkpoint is in the studio or on a reachable ComfyUI, so the template's default "
+            "checkpoint will be used; pass `checkpoint` to choose one."
+        )
+    others = f" (also: {', '.join(fits[1:])}; pass `checkpoint` to choose)" if len(fits) > 1 else ""
+    return fits[0], f"Checkpoint {fits[0]}, the studio's {family.name} checkpoint{others}."
 
 
 def _default_weight(lora: LoraEntry) -> float:

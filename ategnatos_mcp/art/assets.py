@@ -95,7 +95,7 @@ class AssetBook:
         logged, notices = await self.record_generation(project, asset, version, gen)
         return f"{project}/{asset}", logged, notices
 
-    async def version_output(self, project: str, asset: str, version: int | None) -> tuple[str, Iteration]:
+    async def version_output(self, project: str, asset: str, version: int | None) -> tuple[str, Iteration, AssetSpec]:
         """The picture of an asset's approved version (or of version ``version``), for export.
 
         Raises:
@@ -114,7 +114,7 @@ class AssetBook:
                 f"Version {it.version} of {project}/{asset} has no picture recorded yet.",
                 hint="Generate it with comfyui_submit (giving project and asset), or log the file with art_iterations.",
             )
-        return it.outputs[0], it
+        return it.outputs[0], it, doc.spec
 
     # art_iterations -----------------------------------------------------------------------------
     async def history(self, project: str, asset: str, version: int | None = None) -> IterationsAnswer:

@@ -46,10 +46,19 @@ def stems(text: str) -> set[str]:
     return {_stem(w) for w in words(text)}
 
 
+# Words that qualify rather than name a thing: "warm color palette" does not ask for "neon colours".
+_GENERIC = {
+    "color", "tone", "light", "lighting", "style", "look", "aesthetic", "effect", "vibe", "art", "palette", "hue",
+    "shade", "render", "rendering", "image", "picture", "detail", "quality",
+}  # fmt: skip
+
+
 def mentions(text: str, term: str) -> bool:
-    """True when at least half of the term's meaningful words appear in ``text``."""
+    """True when at least half of the term's meaningful words appear in ``text``, one of them a telling word."""
     needle = stems(term)
-    return bool(needle) and len(needle & stems(text)) * 2 >= len(needle)
+    shared = needle & stems(text)
+    telling = needle - _GENERIC or needle
+    return bool(needle) and len(shared) * 2 >= len(needle) and bool(shared & telling)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ategnatos_mcp.art.models import (
     PromptTerm,
     TasteGuidance,
 )
-from ategnatos_mcp.art.phrases import Removal, words
+from ategnatos_mcp.art.phrases import Removal, mentions, words
 from ategnatos_mcp.art.terms import (
     AVOID_WEIGHT,
     NEVER_WEIGHT,
@@ -96,6 +96,12 @@ def _intent_terms(intent: str, family: Family, warnings: list[str]) -> list[Prom
     return parse_terms(intent, family)
 
 
+def _weight(value: float) -> str:
+    """1.0, 1.05, 1.1: what the artist sees in the prompt."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
 def _taste_terms(positive: list[PromptTerm], taste: TasteGuidance, family: Family) -> Explanation | None:
     """Add the eye's preferences: weighted by confirmations where the family has weights, else ordered."""
     ordered = sorted(taste.positive, key=lambda t: -taste.weights.get(t, 1.0))
@@ -106,8 +112,8 @@ def _taste_terms(positive: list[PromptTerm], taste: TasteGuidance, family: Famil
 
     def shown(term: str) -> str:
         n = taste.sessions.get(term, 1)
-        strength = f"{taste.weights.get(term, 1.0):g}, " if family.weight_syntax else ""
-        return f"{term} ({strength}{n} session{'s' if n != 1 else ''})"
+        strength = f": {_weight(taste.weights.get(term, 1.0))}" if family.weight_syntax else ""
+        return f"{term} ({n} session{'s' if n != 1 else ''}{strength})"
 
     listed = ", ".join(shown(t) for t in added)
     if family.weight_syntax:
@@ -167,7 +173,7 @@ def build_prompt(
     explanations.append(fact(family, "weights"))
     negative = _negative(family, intent, negative_terms, taste, explanations)
     add_unique(negative, safety_negative)
-    conflicts = _never(positive, negative, taste, family, explanations, subject)
+    conflicts = _never(positive, negative, taste, family, explanations, subject, intent)
     settings, size_why = _settings(family, aspect, seed)
     explanations.append(size_why)
     explanations.extend(_settings_explanations(family, settings))
@@ -265,6 +271,7 @@ def _never(
     family: Family,
     explanations: list[Explanation],
     subject: int,
+    intent: str,
 ) -> list[str]:
     never = list(dict.fromkeys([*taste.never, *taste.never_conflicts]))
     if not never:
@@ -277,4 +284,4 @@ def _never(
     else:
         where = "always in the negative, never in the prompt"
     explanations.append(Explanation(choice="eye NEVER terms", why=f"Your eye says never {', '.join(never)}: {where}."))
-    return never_conflicts(removals, taste.never_conflicts)
+    return never_conflicts(removals, [t for t in taste.never_conflicts if mentions(intent, t)])

@@ -248,7 +248,7 @@ def query_profile(
     NEVER always lands in the negative and is flagged when the request asks for it; AVOID is a default
     negative that the request can override by asking for it explicitly; disputed entries are left out.
     """
-    wanted_family = resolve_family(family).id if family else None
+    wanted_family = normalise_family(family) if family else None  # unknown: only unscoped entries apply
     request_words = _words(request or "")
     subject_words = _words(subject or "")
     result = EyeQuery(family=family, subject=subject)

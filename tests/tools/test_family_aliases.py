@@ -96,13 +96,17 @@ async def test_an_eye_entry_tagged_with_any_alias_shapes_prompts_and_never_alike
     assert "amber" not in other["draft"]["positive"] and "chrome" not in other["draft"]["negative"]
 
 
-async def test_unknown_families_are_refused_with_the_known_ones_by_every_tool(client: Client) -> None:
-    calls = [("art_prompt", {"intent": "fox", "family": "dalle"}), ("eye_query", {"family": "dalle"}),
+async def test_unknown_families_are_refused_with_the_known_ones_by_every_tool_that_writes(client: Client) -> None:
+    # (train_plan refuses "dalle" too: tests/tools/test_training_tools.py)
+    calls = [("art_prompt", {"intent": "fox", "family": "dalle"}),
              ("eye_update", {"action": "add", "category": "color", "text": "teal", "families": ["dalle"]})]  # fmt: skip
     for tool, args in calls:
         result = await client.call_tool(tool, args)
         text = result.content[0].text  # type: ignore[union-attr]
         assert result.is_error and "dalle" in text and "pony" in text, (tool, text)
+    # eye_query only reads: for a family it does not know, the entries meant for every family still apply.
+    await _ok(client, "eye_update", {"action": "add", "category": "color", "text": "teal"})
+    assert (await _ok(client, "eye_query", {"family": "dalle"}))["positive_terms"] == ["teal"]
 
 
 async def test_every_alias_registers_a_studio_model_under_its_family_id(client: Client) -> None:

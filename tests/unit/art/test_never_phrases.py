@@ -31,7 +31,9 @@ FAMILIES = ["sd15", "sdxl", "pony", "illustrious", "flux1", "sd35"]
 
 @pytest.mark.parametrize("family_id", FAMILIES)
 @pytest.mark.parametrize("kind", sorted(REQUESTS))
-def test_a_never_word_takes_its_phrase_and_leaves_the_subject(catalog: FamilyCatalog, family_id: str, kind: str) -> None:
+def test_a_never_word_takes_its_phrase_and_leaves_the_subject(
+    catalog: FamilyCatalog, family_id: str, kind: str
+) -> None:
     family = catalog.get(family_id)
     request, kept, removed = REQUESTS[kind]
     draft = build_prompt(family, request, taste=NEVER)

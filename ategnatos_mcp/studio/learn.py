@@ -41,7 +41,7 @@ def _known(inventory: StudioInventory) -> set[str]:
     return {m.name.casefold() for m in inventory.models} | {lora.name.casefold() for lora in inventory.loras}
 
 
-async def learn_models(store: GrimoireStore, source: ModelSource, *, timeout: float = 10.0) -> list[LearnedModel]:
+async def learn_models(store: GrimoireStore, source: ModelSource, *, timeout: float = 5.0) -> list[LearnedModel]:
     """Register the checkpoints and LoRAs ``source`` lists that the studio inventory does not have yet.
 
     Entries the artist made are never changed; a ComfyUI that does not answer within ``timeout`` teaches nothing.

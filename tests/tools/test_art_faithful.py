@@ -79,6 +79,10 @@ async def test_a_prompt_edited_before_submitting_is_logged_as_its_own_version(ho
         assert "logged as a new version" in job["asset_log"] and "version 2" in job["asset_log"]
         lone = await client.call_tool("comfyui_submit", {**args, "asset": None})
         assert lone.is_error and "project and an asset" in _text(lone)
+        # A log that cannot be written never costs the artist the picture.
+        stray = await _ok(client, "comfyui_submit", {**args, "version": 99})
+        assert stray["state"] == "succeeded" and stray["files"]
+        assert "logging it on the asset failed" in stray["asset_log"] and "no version 99" in stray["asset_log"]
     doc = await _asset(home)
     v1, v2 = doc.version(1), doc.version(2)
     assert v1 is not None and v2 is not None and not v1.outputs

@@ -146,8 +146,11 @@ async def art_prompt(
 
     build: reads the artist's eye (taste profile), the studio's LoRAs and similar library prompts, and returns
     positive + negative prompt, settings (sampler, steps, CFG, clip skip, size for the aspect ratio) and one
-    sentence per choice. NEVER terms always go in the negative; a request that asks for one is flagged in
-    `conflicts` (ask the artist). With project + asset the prompt is logged as the next version.
+    sentence per choice (facts about the family come from the model database, with sources). A NEVER word takes
+    only its phrase out of the request, named in `conflicts` (ask the artist); confirmed taste weighs more.
+    A checkpoint or LoRA a reachable ComfyUI lists is learned into the studio with its family guessed (said in
+    `family_choice`). With project + asset the prompt is logged as the next version, and `comfyui_submit` holds
+    complete comfyui_submit arguments (checkpoint, LoRAs, seed, project/asset/version): pass them as they are.
     adjust: applies feedback ('too dark', 'warmer', 'less busy'...) to a logged version (or to `positive`) as the
     feedback mapping says; phrases it does not know come back in `unrecognized_feedback` for you to interpret
     and pass as `changes`. Works without ComfyUI: present the prompt for manual use, or send it to comfyui_submit.
@@ -265,9 +268,10 @@ async def art_iterations(
 ) -> Annotated[CallToolResult, IterationsAnswer]:
     """Keep the history of one asset's attempts under grimoire/projects/{project}/assets/{asset}/.
 
-    Every attempt is a version with its exact prompt, negative, settings, seed, outputs and feedback
-    (iterations.md); 'revert' reproduces version N exactly as a new version ("version 3 but warmer" = revert
-    with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
+    Every attempt is a version with what it takes to make it again (prompt, negative, checkpoint, LoRAs,
+    settings, seed, template or workflow), its outputs and feedback (iterations.md); comfyui_submit with project
+    and asset logs its jobs itself. 'revert' makes version N again as a new version and returns complete
+    `comfyui_submit` arguments ("version 3 but warmer" = revert with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
     suggested taste updates with their evidence: confirming the eye entries that shaped the approved version
     (not those already confirmed today), taste its feedback points at, its LoRA combination. Propose them to
     the artist and record them through eye_update, passing the evidence as `note` (this tool never writes

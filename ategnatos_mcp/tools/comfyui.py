@@ -163,6 +163,10 @@ async def comfyui_submit(
     if project and asset:
         saved = workflow if isinstance(workflow, str) else None
         await _log_on_asset(app_of(ctx), view, (project, asset, version), saved)
+        if isinstance(workflow, dict):
+            view.asset_log = (view.asset_log or "") + (
+                " The workflow was passed inline: save it with workflow_manage so this version can be made again."
+            )
     return await _answer(ctx, view)
 
 

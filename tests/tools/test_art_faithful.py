@@ -90,6 +90,20 @@ async def test_a_prompt_edited_before_submitting_is_logged_as_its_own_version(ho
     assert v2.settings.seed == job["seed"] and v2.outputs and v2.checkpoint == SD15
 
 
+async def test_a_version_made_with_a_saved_workflow_records_it_and_revert_says_so(home: Path) -> None:
+    graph = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    async with serve_fake() as fake, studio(home, fake) as client:
+        await _ok(client, "workflow_manage", {"action": "save", "name": "inverted", "workflow": graph})
+        await _ok(client, "art_prompt", {"intent": "fox mascot", "family": "sd15", **WHERE})
+        made = await _ok(client, "comfyui_submit", {"workflow": "inverted", "version": 1, **WHERE})
+        inline = await _ok(client, "comfyui_submit", {"workflow": graph, "version": 1, **WHERE})
+        reverted = await _ok(client, "art_iterations", {"action": "revert", "version": 1, **WHERE})
+    assert "version 1" in made["asset_log"] and "save it with workflow_manage" in inline["asset_log"]
+    v1 = (await _asset(home)).version(1)
+    assert v1 is not None and v1.workflow == "inverted" and len(v1.outputs) == 4  # two jobs, two pictures each
+    assert reverted["comfyui_submit"] is None and "workflow='inverted'" in reverted["submit_note"]
+
+
 async def test_export_takes_the_approved_or_the_nth_version_and_the_asset_size(home: Path) -> None:
     async with serve_fake() as fake, studio(home, fake) as client:
         await _ok(

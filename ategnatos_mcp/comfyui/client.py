@@ -157,6 +157,19 @@ class ComfyUIClient:
             raise self._fail(response, f"list {folder}")
         return [str(name) for name in self._decode(response, f"list {folder}")]
 
+    async def model_metadata(self, folder: str, filename: str) -> dict[str, Any] | None:
+        """A model file's safetensors ``__metadata__`` (GET /view_metadata); None when it has none.
+
+        ComfyUI answers 404 for non-safetensors files, unknown files and files without metadata.
+        """
+        response = await self._request("GET", f"/view_metadata/{folder}", params={"filename": filename})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self._fail(response, f"read the metadata of {filename}")
+        body = self._decode(response, f"read the metadata of {filename}")
+        return {str(k): v for k, v in body.items()} if isinstance(body, dict) else None
+
     async def history(self, prompt_id: str) -> HistoryEntry | None:
         """The finished job, or None while it is queued, running, unknown or cleared."""
         body = await self._json("GET", f"/history/{prompt_id}", "report a job")

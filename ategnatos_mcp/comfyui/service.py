@@ -59,6 +59,10 @@ class JobView(BaseModel):
     files: list[SavedOutput] = Field(default_factory=list)
     texts: dict[str, list[str]] = Field(default_factory=dict)
     seconds: float | None = Field(default=None, description="Run time once finished.")
+    asset_log: str | None = Field(
+        default=None,
+        description="Where the job was logged: the project/asset version that holds its seed and pictures.",
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> JobView:
@@ -99,6 +103,8 @@ class JobView(BaseModel):
         elif self.state in ("queued", "running"):
             lines.append(f"Still working; call comfyui_job with job_id='{self.job_id}' to wait for it.")
         lines.extend(f"Note: {w}" for w in self.warnings)
+        if self.asset_log:
+            lines.append(self.asset_log)
         return "\n".join(lines)
 
 
@@ -239,6 +245,29 @@ class ComfyUIService:
             service="comfyui",
             hint="Start ComfyUI (see comfyui_status), then try again.",
         )
+
+    # --- models (for the studio to learn what ComfyUI has) -----------------------------------------------
+    async def listed_models(self, folders: tuple[str, ...] = ("checkpoints", "loras")) -> dict[str, dict[str, str]]:
+        """Per folder, every model file the reachable servers list, with the URL of a server that has it."""
+        found: dict[str, dict[str, str]] = {folder: {} for folder in folders}
+        for server in self.pool.servers():
+            try:
+                for folder in folders:
+                    for name in await server.client.models(folder):
+                        found[folder].setdefault(name, server.client.url)
+            except UpstreamError:
+                continue  # an unreachable server lists nothing; the others still count
+        return found
+
+    async def model_metadata(self, url: str, folder: str, name: str) -> dict[str, Any] | None:
+        """The file's safetensors metadata on the server at ``url``; None when it has none or cannot be read."""
+        server = next((s for s in self.pool.servers() if s.client.url == url), None)
+        if server is None:
+            return None
+        try:
+            return await server.client.model_metadata(folder, name)
+        except UpstreamError:
+            return None
 
     # --- jobs ----------------------------------------------------------------------------------------------
     async def job(

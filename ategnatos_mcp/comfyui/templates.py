@@ -15,9 +15,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import find_family
 
 __all__ = [
     "LoraChoice",
@@ -63,7 +64,7 @@ class Template(BaseModel):
 
     name: str
     description: str
-    family: str
+    family: str = Field(description="The shared catalogue's family id, or 'any'.")
     parameters: list[TemplateParameter]
     workflow: dict[str, Any]
     lora: LoraHook | None = None
@@ -72,6 +73,16 @@ class Template(BaseModel):
 
     def parameter(self, name: str) -> TemplateParameter | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if value == "any":
+            return value
+        found = find_family(value)
+        if found is None:
+            raise ValueError(f"'{value}' is not a family in the catalogue (ategnatos_mcp/families)")
+        return found.id
 
 
 class LoraChoice(BaseModel):

@@ -7,11 +7,11 @@ ComfyUI's own ``node_errors`` answers are mapped to the same ``ValidationProblem
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from ategnatos_mcp.comfyui.models import NodeErrorDetail, PromptRejection, ValidationProblem
+from ategnatos_mcp.comfyui.node_safety import flagged_nodes, unfamiliar_nodes
 from ategnatos_mcp.errors import InvalidRequestError
 
 __all__ = [
@@ -20,17 +20,9 @@ __all__ = [
     "dropped_output_problems",
     "flagged_nodes",
     "problems_from_rejection",
+    "unfamiliar_nodes",
     "validate_workflow",
 ]
-
-# Custom nodes that run arbitrary code; matched against the words of class names and python modules.
-_CODE_WORDS = {"exec", "execute", "eval", "python", "script", "code", "shell", "command", "subprocess", "jupyter"}
-
-
-def _runs_code(*names: str) -> bool:
-    words = {w.lower() for name in names for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)}
-    return bool(words & _CODE_WORDS)
-
 
 _WHAT = {
     "ckpt_name": "checkpoint",
@@ -193,18 +185,6 @@ def validate_workflow(
 ) -> list[ValidationProblem]:
     """All problems ComfyUI would refuse the workflow for; ``skip`` names (node, input) pairs filled in later."""
     return _Checker(workflow, object_info, skip or set()).run()
-
-
-def flagged_nodes(workflow: dict[str, Any], object_info: dict[str, Any]) -> list[str]:
-    """Node classes that call paid online APIs or may run arbitrary code, each with the reason."""
-    flags: list[str] = []
-    for cls in sorted({str(n.get("class_type")) for n in workflow.values() if isinstance(n, dict)}):
-        info = object_info.get(cls) or {}
-        if info.get("api_node"):
-            flags.append(f"{cls} sends your prompt to a paid online service (billed to a Comfy.org account).")
-        elif _runs_code(cls, str(info.get("python_module", ""))):
-            flags.append(f"{cls} (from {info.get('python_module', 'a custom node')}) can run arbitrary code.")
-    return flags
 
 
 _KIND_BY_TYPE = {

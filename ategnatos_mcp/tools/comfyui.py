@@ -10,12 +10,54 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from ategnatos_mcp.art import Generation, LoraUse
 from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, get_service, read_workflow
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.providers import GPU_DOCUMENT, Deployer, GpuDocument, teardown_reminder
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
+from ategnatos_mcp.tools.art import art_director
 
 __all__ = ["register"]
+
+
+async def _log_on_asset(
+    app: AppContext,
+    view: JobView,
+    where: tuple[str, str, int | None] | None,
+    workflow: str | None = None,
+) -> None:
+    """Put the job on the asset's history (seed, model, pictures); a job submitted for a version is completed
+    there once its pictures arrive. Logging never costs the artist the job: a failure becomes a note."""
+    director = await art_director(app)
+    loras = [LoraUse(name=str(x["name"]), weight=float(x["weight"])) for x in view.params.get("loras", [])]
+    gen = Generation(
+        job_id=view.job_id,
+        state=view.state,
+        seed=view.seed,
+        template=view.template,
+        workflow=workflow,
+        params=view.params,
+        loras=loras,
+        outputs=[f.path for f in view.files if f.kind == "image"],
+    )
+    try:
+        if where is not None:
+            project, asset, version = where
+            logged, notices = await director.assets.record_generation(project, asset, version, gen)
+            name = f"{project}/{asset}"
+        else:
+            finished = await director.assets.record_finished(gen)
+            if finished is None:
+                return
+            name, logged, notices = finished
+    except AtegnatosError as exc:
+        view.asset_log = f"The job ran, but logging it on the asset failed: {exc.message} {exc.hint}".strip()
+        return
+    if logged is not None:
+        later = " Its pictures are added when it finishes (comfyui_job)." if view.state in ("queued", "running") else ""
+        notices.insert(0, f"Logged on {name} version {logged}.{later}")
+    view.asset_log = " ".join(notices) or None
 
 
 async def _answer(ctx: Context[AppContext], view: JobView) -> CallToolResult:
@@ -83,13 +125,30 @@ async def comfyui_submit(
     allow_flagged_nodes: Annotated[
         bool, Field(description="Only after the user agreed: run nodes that call paid APIs or run arbitrary code.")
     ] = False,
+    project: Annotated[
+        str | None,
+        Field(max_length=200, description="With `asset`: log the job (seed, model, pictures) on that asset's history."),
+    ] = None,
+    asset: Annotated[
+        str | None, Field(max_length=200, description="The asset inside `project`, e.g. 'mascot'.")
+    ] = None,
+    version: Annotated[
+        int | None,
+        Field(ge=1, description="The asset version the prompt is (art_prompt fills it in); omitted: a new version."),
+    ] = None,
 ) -> Annotated[CallToolResult, JobView]:
     """Generate with ComfyUI. Checks the workflow against the server first (missing models or nodes are named
     with the closest existing ones, nothing is queued), routes it to the least busy server that has what it
     needs, streams progress, and returns the job with downscaled previews of finished pictures (full-size files
     saved under workspace/outputs with a provenance sidecar; pictures a SaveImageWebsocket node sends over the
     live connection are saved the same way). If it is still running, call comfyui_job. When ComfyUI's
-    websocket cannot be opened the job still runs, followed by polling (live_progress=false)."""
+    websocket cannot be opened the job still runs, followed by polling (live_progress=false). With project and
+    asset (art_prompt's `comfyui_submit` carries them) the job is logged on the asset's history by itself."""
+    if bool(project) != bool(asset):
+        raise InvalidRequestError(
+            "Give both a project and an asset to log this generation, or neither.",
+            hint="Pass the `comfyui_submit` arguments art_prompt returned as they are.",
+        )
     service = await get_service(app_of(ctx))
     view = await service.submit(
         template=template,
@@ -101,6 +160,13 @@ async def comfyui_submit(
         allow_flagged=allow_flagged_nodes,
         progress=progress_reporter(ctx),
     )
+    if project and asset:
+        saved = workflow if isinstance(workflow, str) else None
+        await _log_on_asset(app_of(ctx), view, (project, asset, version), saved)
+        if isinstance(workflow, dict):
+            view.asset_log = (view.asset_log or "") + (
+                " The workflow was passed inline: save it with workflow_manage so this version can be made again."
+            )
     return await _answer(ctx, view)
 
 
@@ -118,6 +184,7 @@ async def comfyui_job(
     service = await get_service(app_of(ctx))
     mode = "status" if action == "results" else action
     view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
+    await _log_on_asset(app_of(ctx), view, None)
     if action == "status":
         return respond(view, view.summary())
     return await _answer(ctx, view)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.export import (
     Anchor,
     AssetExporter,
@@ -18,12 +19,14 @@ from ategnatos_mcp.export import (
     ExportRequest,
     ExportResult,
     ImageFormat,
+    find_spec,
     load_specs,
     preview,
 )
 from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, respond
+from ategnatos_mcp.tools.art import art_director
 
 if TYPE_CHECKING:
     from ategnatos_mcp.comfyui import ComfyUIService
@@ -51,8 +54,17 @@ def _exporter(app: AppContext, upscale: str) -> AssetExporter:
 
 @guard
 async def asset_export(
-    source: Annotated[str, Field(description="The approved image to export (a path inside the project).")],
     ctx: Context[Any, AppContext],
+    source: Annotated[
+        str | None, Field(description="The image to export (a path inside the project); or give project and asset.")
+    ] = None,
+    project: Annotated[
+        str | None, Field(max_length=200, description="With `asset`: export that asset's approved picture.")
+    ] = None,
+    asset: Annotated[str | None, Field(max_length=200, description="The asset inside `project`.")] = None,
+    version: Annotated[
+        int | None, Field(ge=1, description="With project and asset: export this version instead of the approved one.")
+    ] = None,
     spec: Annotated[
         str | None,
         Field(description="A named spec: og-image, social-square, hero, avatar, favicon, app-icon, print-a4, ..."),
@@ -93,11 +105,28 @@ async def asset_export(
 ) -> Annotated[CallToolResult, ExportResult]:
     """Export an approved image at exact sizes and formats into workspace/exports (never overwriting).
 
-    Use a named spec for common needs (favicon writes the whole icon set plus favicon.ico) or a custom
-    width/height. Colours are converted to sRGB; metadata is stripped unless keep_metadata is true.
+    Give the file as `source`, or `project` + `asset` for the asset's approved picture (`version` for another).
+    Use a named spec for common needs (banner, header and thumbnail sizes for YouTube, X, LinkedIn, Discord,
+    Twitch, Etsy, Patreon...; favicon writes the whole icon set plus favicon.ico) or a custom width/height;
+    with neither, an asset's own final size (art_iterations spec) is used. Colours are converted to sRGB;
+    metadata is stripped unless keep_metadata is true.
     """
     app = app_of(ctx)
     settings = app.settings
+    notes: list[str] = []
+    if source is None:
+        if not project or not asset:
+            raise InvalidRequestError(
+                "Say which image to export.", hint="Pass `source` (a file path), or `project` and `asset`."
+            )
+        source, it, asset_spec = await (await art_director(app)).assets.version_output(project, asset, version)
+        notes.append(f"Source: {project}/{asset} version {it.version} ({Path(source).name}).")
+        if spec is None and width is None and height is None and asset_spec.width and asset_spec.height:
+            width, height = asset_spec.width, asset_spec.height
+            notes.append(f"Size {width}x{height} from the asset's spec.")
+            wanted = asset_spec.formats[0].lower().replace("jpg", "jpeg") if asset_spec.formats else ""
+            if format is None and wanted in get_args(ImageFormat):
+                format = cast(ImageFormat, wanted)
     path = confine(source, home=settings.home, roots=settings.roots, kind="file")
     request = ExportRequest(
         source=path,
@@ -123,7 +152,8 @@ async def asset_export(
             f"Exported {len(result.files)} file(s) to {settings.exports_dir} ({result.colour}; metadata {result.metadata}):"
         ]
         + lines
-        + [f"Note: {w}" for w in result.warnings]
+        + [f"Note: {w}" for w in [*notes, *result.warnings]]
+        + ([_spec_line(result.spec)] if result.spec else [])
     )
     links = [(Path(f.path).as_uri(), Path(f.path).name, _MIME.get(f.format)) for f in result.files]
     # One small look at the largest file is enough to check the crop; the rest are linked.
@@ -131,6 +161,11 @@ async def asset_export(
     shown = await preview(largest)
     images = [ImagePart(data=shown, mime_type="image/jpeg")] if shown else []
     return respond(result, summary, images=images, links=links)
+
+
+def _spec_line(name: str) -> str:
+    spec = find_spec(name)
+    return f"Spec {spec.name}: {spec.description} Sizes from {spec.source}."
 
 
 @guard

@@ -18,7 +18,9 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.comfyui.client import ComfyUIClient, start_hint
+from ategnatos_mcp.comfyui.bounded import ReadLimits
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.failures import start_hint
 from ategnatos_mcp.comfyui.hub import EventHub
 from ategnatos_mcp.comfyui.models import ServerStatus, ValidationProblem
 from ategnatos_mcp.comfyui.probe import probe_client
@@ -75,6 +77,11 @@ class ServerSet:
                 timeout=self._settings.request_timeout_seconds,
                 upload_timeout=self._settings.upload_timeout_seconds,
                 ws_open_timeout=self._settings.ws_open_timeout_seconds,
+                limits=ReadLimits(
+                    answer_bytes=self._settings.max_answer_bytes,
+                    object_info_bytes=self._settings.max_object_info_bytes,
+                    download_bytes=self._settings.max_download_bytes,
+                ),
             )
             self._servers[key] = PoolServer(client, EventHub(client, self._tg))
 
@@ -110,7 +117,7 @@ class ServerSet:
         results: dict[str, ServerStatus] = {}
 
         async def one(url: str, server: PoolServer) -> None:
-            probe = await probe_client(server.client)
+            probe = await probe_client(server.client, deadline=self._settings.status_timeout_seconds)
             if probe.reachable:
                 server.down_until = 0.0
             else:

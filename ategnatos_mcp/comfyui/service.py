@@ -114,6 +114,8 @@ class StatusView(BaseModel):
                 lines.append(
                     f"{s.url}: up, ComfyUI {s.version}, {s.queue_running} running / {s.queue_pending} waiting, {models}."
                 )
+            elif s.not_comfyui:
+                lines.append(f"{s.url}: not ComfyUI. {s.error}")
             else:
                 lines.append(f"{s.url}: not reachable. {s.error}")
         active = [j for j in self.jobs if j.state in ("queued", "running")]

@@ -78,7 +78,7 @@ async def test_a_slow_server_times_out_with_a_plain_message() -> None:
         fake.response_delay = 2.0
         with pytest.raises(UpstreamError) as caught:
             await ComfyUIClient(fake.url, http, timeout=0.3).queue()
-    assert caught.value.retryable and "did not answer" in caught.value.message
+    assert caught.value.retryable and "did not finish answering GET /queue within 0.3 s" in caught.value.message
 
 
 async def test_queue_delete_and_interrupt_reach_the_server() -> None:

@@ -302,7 +302,7 @@ class ComfyUIService:
 async def read_workflow(settings: Settings, name: str) -> dict[str, Any]:
     """A saved workflow, or a built-in template (with its parameters) when no saved one has that name."""
     library = WorkflowLibrary(settings.grimoire_dir / "workflows")
-    if (library.folder / f"{name}.json").is_file() or name not in {t.name for t in list_templates()}:
+    if name not in {t.name for t in list_templates()} or await library.has(name):
         return await library.get(name)
     return get_template(name).model_dump(mode="json")
 

@@ -192,6 +192,10 @@ class WorkflowLibrary:
             summaries.append(_summarise(path.stem, data))
         return summaries
 
+    async def has(self, name: str) -> bool:
+        """Whether a workflow of that name is saved (the name is checked first)."""
+        return await anyio.Path(self._path(name)).is_file()
+
     async def get(self, name: str) -> dict[str, Any]:
         path = self._path(name)
         try:
@@ -203,11 +207,20 @@ class WorkflowLibrary:
                 name=name,
                 hint="workflow_manage action=list shows the saved ones.",
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(
+                f"The saved workflow '{name}' ({path}) cannot be read ({_reason(exc)}).",
+                hint="Check that it is a readable JSON file, or save the workflow again under another name.",
+            ) from exc
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidRequestError(f"{path} is not valid JSON ({exc}).", hint="Fix or delete the file.") from exc
-        return data
+        if not isinstance(data, dict):
+            raise InvalidRequestError(
+                f"{path} holds JSON, but not a workflow (an object of nodes).", hint="Fix or delete the file."
+            )
+        return cast("dict[str, Any]", data)
 
     async def save(self, name: str, workflow: dict[str, Any], *, overwrite: bool = False) -> Path:
         path = self._path(name)
@@ -229,6 +242,14 @@ class WorkflowLibrary:
                 hint="workflow_manage action=list shows the saved ones.",
             )
         await anyio.Path(path).unlink()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return "the file system refused"
 
 
 def _write(path: Path, text: str) -> None:

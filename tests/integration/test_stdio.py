@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
+import anyio
 import httpx
 import pytest
+from anyio.streams.buffered import BufferedByteReceiveStream
 from mcp import Client, StdioServerParameters
+from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 
 from ategnatos_mcp import __version__
 from ategnatos_mcp.cli import BearerAuth, main
@@ -92,3 +97,53 @@ async def test_make_serve_keeps_stdout_for_the_protocol(home: Path) -> None:
     async with Client(params) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
     assert "eye_update" in tools
+
+
+async def test_lines_that_are_not_json_rpc_get_the_protocol_error_and_serving_goes_on(home: Path) -> None:
+    entry = json.loads((ROOT / "mcp.json").read_text(encoding="utf-8"))["mcpServers"]["ategnatos"]
+    env = {**os.environ, "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": "http://127.0.0.1:9"}
+    garbage = [
+        (b"this is not json", PARSE_ERROR),
+        (b"[1,2,3]", INVALID_REQUEST),
+        (b'{"jsonrpc":"1.0","id":7,"method":"ping"}', INVALID_REQUEST),
+        (b"[" * 100_000 + b"]" * 100_000, PARSE_ERROR),
+        (b'{"jsonrpc":"2.0","id":8}', INVALID_REQUEST),
+    ]
+    log = bytearray()
+    async with await anyio.open_process([str(ROOT / entry["command"]), *entry["args"]], env=env, cwd=ROOT) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        stdin, stdout, stderr = proc.stdin, BufferedByteReceiveStream(proc.stdout), proc.stderr
+
+        async def drain_log() -> None:
+            async for chunk in stderr:
+                log.extend(chunk)
+
+        async def send(message: bytes | dict[str, Any]) -> None:
+            await stdin.send((message if isinstance(message, bytes) else json.dumps(message).encode()) + b"\n")
+
+        async def answer() -> dict[str, Any]:
+            with anyio.fail_after(20):
+                return json.loads(await stdout.receive_until(b"\n", 1_000_000))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(drain_log)
+            hello = {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+            await send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": hello})
+            assert (await answer())["id"] == 1
+            await send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            await send(b"   ")  # a blank line is not a message: no answer for it
+            for number, (line, code) in enumerate(garbage, start=2):
+                await send(line)
+                error = await answer()
+                assert error["jsonrpc"] == "2.0" and error["id"] is None and error["error"]["code"] == code, error
+                await send({"jsonrpc": "2.0", "id": number, "method": "ping"})
+                assert await answer() == {"jsonrpc": "2.0", "id": number, "result": {}}
+            prompt = {"name": "studio", "arguments": {"x": "1"}}
+            await send({"jsonrpc": "2.0", "id": 99, "method": "prompts/get", "params": prompt})
+            refused = await answer()
+            await stdin.aclose()
+            with anyio.fail_after(20):
+                await proc.wait()
+    assert refused["id"] == 99 and refused["error"]["code"] == INVALID_PARAMS
+    assert "has no argument 'x'" in refused["error"]["message"] and "Next step" in refused["error"]["message"]
+    assert b"Traceback" not in log

@@ -321,3 +321,40 @@ async def test_a_websocket_that_never_answers_costs_only_its_short_open_timeout(
     data = result.structured_content
     assert data["state"] == "succeeded" and data["live_progress"] is False and len(data["files"]) == 1
     assert "no live progress" in _text(result) and fake.ws_hung == 1
+
+
+async def test_workflow_names_too_long_for_the_file_system_and_broken_saved_files_get_plain_answers(
+    home: Path,
+) -> None:
+    from mcp import MCPError
+
+    wide = "\U0001d54f" * 80  # 80 letters, 320 bytes: within the character limit, past the file system's 255 bytes
+    node = {"1": {"class_type": "X", "inputs": {}}}
+    folder = home / "grimoire" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "folder.json").mkdir()
+    (folder / "latin1.json").write_bytes('{"1": "caf\xe9"}'.encode("latin-1"))
+    (folder / "list.json").write_text("[1, 2, 3]", encoding="utf-8")
+    async with studio(home, urls=["http://127.0.0.1:9"]) as client:
+        answers = [
+            await client.call_tool("workflow_manage", {"action": action, "name": wide, "workflow": node})
+            for action in ("get", "save", "delete")
+        ]
+        answers.append(await client.call_tool("comfyui_submit", {"workflow": wide}))
+        broken = {
+            name: await client.call_tool("workflow_manage", {"action": "get", "name": name})
+            for name in ("folder", "latin1", "list")
+        }
+        broken["submit"] = await client.call_tool("comfyui_submit", {"workflow": "list"})
+        with pytest.raises(MCPError) as resource:
+            await client.read_resource(f"ategnatos://workflows/{wide}")
+    for answer in answers:
+        assert answer.is_error and "cannot be used as a workflow name" in _text(answer), _text(answer)
+        assert "fewer with emoji or non-Latin letters" in _text(answer)
+    assert "cannot be used as a workflow name" in str(resource.value)
+    assert "cannot be read (is a directory)" in _text(broken["folder"])
+    assert "cannot be read (it is not UTF-8 text)" in _text(broken["latin1"])
+    assert "holds JSON, but not a workflow" in _text(broken["list"])
+    assert "holds JSON, but not a workflow" in _text(broken["submit"])
+    assert all(a.is_error and "Next step:" in _text(a) for a in broken.values())
+    assert sorted(p.name for p in folder.iterdir()) == ["folder.json", "latin1.json", "list.json"]

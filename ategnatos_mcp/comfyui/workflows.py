@@ -18,7 +18,7 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import write_text_atomic
 
-__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_api_format", "is_ui_format", "ui_to_api"]
+__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_api_format", "is_ui_format", "summarise", "ui_to_api"]
 
 _WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 _VIRTUAL = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
@@ -189,7 +189,7 @@ class WorkflowLibrary:
             except (OSError, json.JSONDecodeError):
                 summaries.append(WorkflowSummary(name=path.stem, nodes=0, outputs=[], description="(unreadable file)"))
                 continue
-            summaries.append(_summarise(path.stem, data))
+            summaries.append(summarise(path.stem, data))
         return summaries
 
     async def has(self, name: str) -> bool:
@@ -257,7 +257,8 @@ def _write(path: Path, text: str) -> None:
     write_text_atomic(path, text)
 
 
-def _summarise(name: str, data: Any) -> WorkflowSummary:
+def summarise(name: str, data: Any) -> WorkflowSummary:
+    """A workflow's size and output nodes, without the workflow itself."""
     if not isinstance(data, dict):
         return WorkflowSummary(name=name, nodes=0, outputs=[], description="(not a workflow)")
     if is_ui_format(data):

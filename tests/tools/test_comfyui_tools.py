@@ -273,10 +273,12 @@ async def test_workflow_manage_imports_an_editor_export_using_the_server_catalog
     ui = json.loads((FIXTURES / "ui_txt2img.json").read_text(encoding="utf-8"))
     async with serve_fake() as fake, studio(home, fake) as client:
         saved = await client.call_tool("workflow_manage", {"action": "save", "name": "fox", "workflow": ui})
+        got = await client.call_tool("workflow_manage", {"action": "get", "name": "fox"})
         run = await client.call_tool("comfyui_submit", {"workflow": "fox", "wait_seconds": 10})
     assert not saved.is_error, _text(saved)
     assert saved.structured_content["converted_from_ui"] is True
-    assert saved.structured_content["workflow"]["3"]["inputs"]["seed"] == 42
+    assert saved.structured_content["saved"]["outputs"] == ["9:SaveImage"]
+    assert got.structured_content["workflow"]["3"]["inputs"]["seed"] == 42
     assert run.structured_content["state"] == "succeeded"
 
 
@@ -358,3 +360,30 @@ async def test_workflow_names_too_long_for_the_file_system_and_broken_saved_file
     assert "holds JSON, but not a workflow" in _text(broken["submit"])
     assert all(a.is_error and "Next step:" in _text(a) for a in broken.values())
     assert sorted(p.name for p in folder.iterdir()) == ["folder.json", "latin1.json", "list.json"]
+
+
+async def test_a_huge_prompt_or_workflow_is_not_echoed_back_in_successful_answers(home: Path) -> None:
+    huge = "a red fox mascot, " * 60_000  # ~1 MB pasted into the prompt
+    params = {"prompt": huge, "checkpoint": SD15, "width": 64, "height": 64, "steps": 1}
+    workflow = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    workflow["3"]["_meta"] = {"title": huge}
+    async with serve_fake() as fake, studio(home, fake) as client:
+        fake.hold_class = "KSampler"  # still running when status is asked: an unfinished job is listed there
+        submitted = await client.call_tool(
+            "comfyui_submit", {"template": "txt2img-sdxl", "params": params, "wait_seconds": 0}
+        )
+        job_id = submitted.structured_content["job_id"]
+        status = await client.call_tool("comfyui_status", {})
+        fake.hold_release.set()
+        finished = await client.call_tool("comfyui_job", {"job_id": job_id, "action": "wait", "wait_seconds": 10})
+        saved = await client.call_tool("workflow_manage", {"action": "save", "name": "big", "workflow": workflow})
+    answers = {"submit": submitted, "status": status, "job": finished, "save": saved}
+    for label, answer in answers.items():
+        assert not answer.is_error, (label, _text(answer))
+        size = len(_text(answer)) + len(json.dumps(answer.structured_content))
+        assert size < 20_000, f"{label} answered {size:,} characters"
+    assert status.structured_content["jobs"][0]["params"]["prompt"].endswith("(1,080,000 characters in all)")
+    assert finished.structured_content["state"] == "succeeded"
+    sidecar = json.loads(Path(finished.structured_content["files"][0]["sidecar"]).read_text(encoding="utf-8"))
+    assert sidecar["params"]["prompt"] == huge  # the record of what was run keeps every character
+    assert saved.structured_content["saved"]["nodes"] == 3

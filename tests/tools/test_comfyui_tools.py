@@ -387,3 +387,18 @@ async def test_a_huge_prompt_or_workflow_is_not_echoed_back_in_successful_answer
     sidecar = json.loads(Path(finished.structured_content["files"][0]["sidecar"]).read_text(encoding="utf-8"))
     assert sidecar["params"]["prompt"] == huge  # the record of what was run keeps every character
     assert saved.structured_content["saved"]["nodes"] == 3
+
+
+async def test_a_workflow_with_a_loop_is_refused_before_queueing_with_the_loop_named(home: Path) -> None:
+    looped = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    looped["1"] = {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}
+    odd = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    odd["2"]["class_type"] = {"not": "a name"}
+    odd["3"]["inputs"] = ["images", "x"]
+    async with serve_fake() as fake, studio(home, fake) as client:
+        refused = await client.call_tool("comfyui_submit", {"workflow": looped})
+        strange = await client.call_tool("comfyui_submit", {"workflow": odd})
+    assert refused.is_error and "Nodes 1 -> 2 -> 1 form a loop" in _text(refused), _text(refused)
+    assert strange.is_error and "Node 2 does not say what kind of node it is" in _text(strange), _text(strange)
+    assert "Node 3 (SaveImage) has inputs that are not named values" in _text(strange)
+    assert ("POST", "/prompt") not in fake.requests  # nothing reached ComfyUI

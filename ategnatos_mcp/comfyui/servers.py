@@ -142,8 +142,8 @@ class ServerSet:
 
     async def _assess(
         self, server: PoolServer, workflow: dict[str, Any], skip: set[tuple[str, str]], *, alone: bool = False
-    ) -> tuple[list[ValidationProblem], int] | None:
-        """(problems, queue size) for one server, or None when it does not answer."""
+    ) -> tuple[list[ValidationProblem], int] | UpstreamError:
+        """(problems, queue size) for one server, or why it does not answer."""
         try:
             info = await self.object_info(server)
             problems = validate_workflow(workflow, info, skip=skip)
@@ -156,7 +156,7 @@ class ServerSet:
         except UpstreamError as exc:
             logger.info("ComfyUI %s unavailable: %s", server.client.url, exc.message)
             self.mark_down(server)
-            return None
+            return exc
         server.down_until = 0.0
         return problems, size
 
@@ -174,7 +174,7 @@ class ServerSet:
                 "No ComfyUI server is configured.",
                 hint="Set ATEGNATOS_COMFYUI_URL or [comfyui] urls in ategnatos.toml.",
             )
-        assessed: dict[str, tuple[list[ValidationProblem], int] | None] = {}
+        assessed: dict[str, tuple[list[ValidationProblem], int] | UpstreamError] = {}
 
         async def one(server: PoolServer) -> None:
             assessed[server.client.url] = await self._assess(server, workflow, skip, alone=len(candidates) == 1)
@@ -185,13 +185,15 @@ class ServerSet:
             async with anyio.create_task_group() as tg:
                 for server in candidates:
                     tg.start_soon(one, server)
-        answering = [(s, a) for s in candidates if (a := assessed[s.client.url]) is not None]
+        answering = [(s, a) for s in candidates if not isinstance(a := assessed[s.client.url], UpstreamError)]
         if not answering:
-            urls = ", ".join(s.client.url for s in candidates)
+            failures = [a for a in assessed.values() if isinstance(a, UpstreamError)]
+            if len(failures) == 1:
+                raise failures[0]  # its own words: down, busy, or something else at that address
             raise UpstreamError(
-                f"No ComfyUI is answering ({urls}).",
+                "No ComfyUI is answering:\n" + "\n".join(f"- {f.message}" for f in failures),
                 service="comfyui",
-                hint=start_hint(candidates[0].client.url),
+                hint=start_hint(candidates[0].client.url) + " (comfyui_status says what each address answers.)",
                 retryable=True,
             )
         fit = [(s, a) for s, a in answering if not a[0]]

@@ -160,3 +160,17 @@ async def test_a_huge_answer_through_the_tools_is_a_plain_error_and_the_server_g
     assert not server["reachable"] and "far larger answer" in server["error"]
     assert big.bytes_sent < 30_000_000
     assert not again.is_error
+
+
+async def test_submitting_to_an_address_that_is_not_comfyui_says_so_and_names_the_next_step(home: Path) -> None:
+    params = {"prompt": "a red fox", "checkpoint": "x.safetensors"}
+    async with serve_hostile(NOT_COMFYUI["a web page"]) as other:
+        async with studio(home, [other.url]) as client:
+            alone = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": params})
+        async with studio(home, [other.url, "http://127.0.0.1:9"]) as client:
+            both = await client.call_tool("comfyui_submit", {"template": "txt2img-sdxl", "params": params})
+    assert alone.is_error and f"Something answers at {other.url}, but it is not ComfyUI" in _text(alone)
+    assert "Check the address and the port" in _text(alone)
+    assert both.is_error and "No ComfyUI is answering:" in _text(both)
+    assert f"- Something answers at {other.url}, but it is not ComfyUI" in _text(both)
+    assert "- ComfyUI at http://127.0.0.1:9 is not reachable (nothing answered at that address)" in _text(both)

@@ -25,8 +25,9 @@ __all__ = ["HostileServer", "Reply", "serve_hostile"]
 @dataclass
 class Reply:
     """What to send back. ``raw`` replaces the whole answer (not even a status line); ``repeat`` sends ``body``
-    that many times (a big body without holding it in memory); ``trickle`` sends the body one byte per that many
-    seconds; ``length`` overrides Content-Length (None: the real length, -1: no Content-Length at all)."""
+    that many times (a big body without holding it in memory), between ``prefix`` and ``suffix``; ``trickle``
+    sends the body one byte per that many seconds; ``length`` overrides Content-Length (None: the real length,
+    -1: no Content-Length at all)."""
 
     status: int = 200
     body: bytes = b""
@@ -34,6 +35,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     repeat: int = 1
+    prefix: bytes = b""
+    suffix: bytes = b""
     trickle: float = 0.0
     length: int | None = None
 
@@ -65,12 +68,12 @@ async def _answer(stream: SocketStream, reply: Reply, server: HostileServer) -> 
         await stream.send(reply.raw)
         server.bytes_sent += len(reply.raw)
         return
-    size = len(reply.body) * reply.repeat
+    size = len(reply.prefix) + len(reply.body) * reply.repeat + len(reply.suffix)
     headers = {"Content-Type": reply.content_type, "Connection": "close", **reply.headers}
     if reply.length != -1:
         headers["Content-Length"] = str(size if reply.length is None else reply.length)
     head = f"HTTP/1.1 {reply.status} Whatever\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
-    await stream.send(head.encode("latin-1"))
+    await stream.send(head.encode("latin-1") + reply.prefix)
     for _ in range(reply.repeat):
         if reply.trickle:
             for index in range(len(reply.body)):
@@ -80,6 +83,7 @@ async def _answer(stream: SocketStream, reply: Reply, server: HostileServer) -> 
         else:
             await stream.send(reply.body)
             server.bytes_sent += len(reply.body)
+    await stream.send(reply.suffix)
 
 
 @asynccontextmanager

@@ -111,6 +111,7 @@ async def test_lines_that_are_not_json_rpc_get_the_protocol_error_and_serving_go
         (b'{"jsonrpc":"2.0","id":8}', INVALID_REQUEST),
     ]
     log = bytearray()
+    refused: dict[str, Any] = {}
     async with await anyio.open_process([str(ROOT / entry["command"]), *entry["args"]], env=env, cwd=ROOT) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         stdin, stdout, stderr = proc.stdin, BufferedByteReceiveStream(proc.stdout), proc.stderr

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 import httpx
@@ -19,7 +19,14 @@ from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput, ServerStatus
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
 from ategnatos_mcp.comfyui.results import make_previews
 from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template, list_templates, render_template
-from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_api_format, is_ui_format, ui_to_api
+from ategnatos_mcp.comfyui.workflows import (
+    WorkflowLibrary,
+    WorkflowSummary,
+    is_api_format,
+    is_ui_format,
+    summarise,
+    ui_to_api,
+)
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
 from ategnatos_mcp.paths import confine
@@ -76,7 +83,7 @@ class JobView(BaseModel):
             server=record.server,
             template=record.template,
             seed=record.seed,
-            params=record.params,
+            params=_brief(record.params),
             percent=round(100.0 * min(1.0, done / max(record.nodes_total, 1)), 1),
             current_node=record.current_node,
             live_progress=record.live_progress,
@@ -108,9 +115,23 @@ class JobView(BaseModel):
         return "\n".join(lines)
 
 
+_ECHO_LIMIT = 2000  # characters of one parameter repeated in an answer; the job's sidecar keeps it whole
+
+
+def _brief(value: Any) -> Any:
+    """``value`` with every very long string cut to its start and length (answers never repeat a pasted file)."""
+    if isinstance(value, str):
+        return value if len(value) <= _ECHO_LIMIT else f"{value[:200]}... ({len(value):,} characters in all)"
+    if isinstance(value, dict):
+        return {key: _brief(item) for key, item in cast("dict[str, Any]", value).items()}
+    if isinstance(value, list):
+        return [_brief(item) for item in cast("list[Any]", value)]
+    return value
+
+
 class StatusView(BaseModel):
     servers: list[ServerStatus]
-    jobs: list[JobView] = Field(default_factory=list)
+    jobs: list[JobView] = Field(default_factory=list, description="This session's unfinished jobs.")
 
     def summary(self) -> str:
         lines = []
@@ -120,6 +141,8 @@ class StatusView(BaseModel):
                 lines.append(
                     f"{s.url}: up, ComfyUI {s.version}, {s.queue_running} running / {s.queue_pending} waiting, {models}."
                 )
+            elif s.not_comfyui:
+                lines.append(f"{s.url}: not ComfyUI. {s.error}")
             else:
                 lines.append(f"{s.url}: not reachable. {s.error}")
         active = [j for j in self.jobs if j.state in ("queued", "running")]
@@ -133,7 +156,8 @@ class WorkflowAnswer(BaseModel):
     name: str | None = None
     workflows: list[WorkflowSummary] = Field(default_factory=list)
     templates: list[dict[str, Any]] = Field(default_factory=list)
-    workflow: dict[str, Any] | None = None
+    workflow: dict[str, Any] | None = Field(default=None, description="For get: the workflow.")
+    saved: WorkflowSummary | None = Field(default=None, description="For save: what was saved (get shows it whole).")
     path: str | None = None
     converted_from_ui: bool = False
 
@@ -149,7 +173,8 @@ class ComfyUIService:
 
     # --- status -------------------------------------------------------------------------------------------
     async def status(self) -> StatusView:
-        return StatusView(servers=await self.pool.status(), jobs=[JobView.of(r) for r in self.pool.jobs()])
+        unfinished = [JobView.of(r) for r in self.pool.jobs() if not r.state.finished]
+        return StatusView(servers=await self.pool.status(), jobs=unfinished)
 
     # --- submit -------------------------------------------------------------------------------------------
     async def submit(
@@ -320,7 +345,9 @@ class ComfyUIService:
                 hint="In ComfyUI, export the workflow (Workflow > Export, or Export (API)) and pass that file's JSON.",
             )
         path = await self.library.save(name, graph, overwrite=overwrite)
-        return WorkflowAnswer(action=action, name=name, path=str(path), converted_from_ui=converted, workflow=graph)
+        return WorkflowAnswer(
+            action=action, name=name, path=str(path), converted_from_ui=converted, saved=summarise(name, graph)
+        )
 
     async def get_workflow(self, name: str) -> dict[str, Any]:
         return await read_workflow(self.settings, name)
@@ -329,7 +356,7 @@ class ComfyUIService:
 async def read_workflow(settings: Settings, name: str) -> dict[str, Any]:
     """A saved workflow, or a built-in template (with its parameters) when no saved one has that name."""
     library = WorkflowLibrary(settings.grimoire_dir / "workflows")
-    if (library.folder / f"{name}.json").is_file() or name not in {t.name for t in list_templates()}:
+    if name not in {t.name for t in list_templates()} or await library.has(name):
         return await library.get(name)
     return get_template(name).model_dump(mode="json")
 

@@ -10,6 +10,7 @@ stack lands between the checkpoint and the clip skip.
 from __future__ import annotations
 
 import copy
+import math
 import secrets
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ategnatos_mcp.comfyui.validate import shown
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.families import find_family
 
@@ -145,6 +147,8 @@ def _coerce(param: TemplateParameter, value: Any) -> Any:
                 number: Any = int(value)
             case "float":
                 number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError
             case "bool":
                 if not isinstance(value, bool):
                     raise ValueError
@@ -153,10 +157,10 @@ def _coerce(param: TemplateParameter, value: Any) -> Any:
                 if not isinstance(value, str):
                     raise ValueError
                 return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRequestError(
             f"Parameter '{param.name}' must be {'a whole number' if param.type in ('int', 'seed') else 'a ' + param.type}"
-            f", not {value!r}.",
+            f", not {shown(value)}.",
             hint=f"{param.name}: {param.description}",
         ) from None
     low, high = (0, _SEED_MAX) if param.type == "seed" else (param.min, param.max)

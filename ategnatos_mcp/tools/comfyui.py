@@ -212,8 +212,11 @@ async def workflow_manage(
         saved = [w.name for w in answer.workflows]
         text = f"Templates: {', '.join(names)}.\nSaved workflows: {', '.join(saved) or 'none yet'}."
     elif action == "save":
-        text = f"Saved '{name}' to {answer.path}" + (
-            " (converted from the editor format)." if answer.converted_from_ui else "."
+        nodes = answer.saved.nodes if answer.saved else 0
+        text = f"Saved '{name}' ({nodes} nodes) to {answer.path}" + (
+            " (converted from the editor format; workflow_manage get shows the result)."
+            if answer.converted_from_ui
+            else "."
         )
     elif action == "delete":
         text = f"Deleted workflow '{name}'."

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hmac
+import ipaddress
 import logging
 import secrets
 import sys
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from ategnatos_mcp import __version__
-from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.errors import AtegnatosError, ConfigError
 from ategnatos_mcp.settings import Settings, load_settings
 
-__all__ = ["BearerAuth", "main"]
+__all__ = ["MIN_TOKEN_LENGTH", "BearerAuth", "http_token", "main"]
 
 DEFAULT_HTTP = "127.0.0.1:8765"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+MIN_TOKEN_LENGTH = 16
+_MAKE_TOKEN = "e.g. the output of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, http: str | None) -> int:
+    listen: tuple[str, int, str] | None = None
+    if http is not None:
+        host, _, port_text = http.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        if not port_text.isdigit():
+            print(f"ategnatos-mcp: '{http}' is not HOST:PORT, e.g. {DEFAULT_HTTP}", file=sys.stderr)
+            return 2
+        configured = settings.http_token.get_secret_value() if settings.http_token is not None else None
+        token, warnings = http_token(configured, host)  # before the slow start-up: a refusal comes at once
+        for warning in warnings:
+            print(f"ategnatos-mcp: WARNING: {warning}", file=sys.stderr)
+        if configured is None:
+            print(f"ategnatos-mcp: bearer token for this run: {token}", file=sys.stderr)
+        listen = (host, int(port_text), token)
     # Start-up allocates thousands of long-lived objects (schemas, models); collecting garbage while they are
     # built only costs time, and freezing them afterwards keeps later collections short.
     gc.disable()
@@ -70,31 +86,71 @@ def _serve(settings: Settings, http: str | None) -> int:
     finally:
         gc.freeze()
         gc.enable()
-    if http is None:
+    if listen is None:
         server.run("stdio")
         return 0
-    host, _, port_text = http.rpartition(":")
-    host = host.strip("[]") or "127.0.0.1"
-    if not port_text.isdigit():
-        print(f"ategnatos-mcp: '{http}' is not HOST:PORT, e.g. {DEFAULT_HTTP}", file=sys.stderr)
-        return 2
-    token = settings.http_token.get_secret_value() if settings.http_token else None
-    if token is None:
-        if host not in _LOOPBACK:
-            print(
-                f"ategnatos-mcp: refusing to listen on {host} without a token. Set ATEGNATOS_HTTP_TOKEN to a long "
-                "random value first (clients send it as 'Authorization: Bearer <token>').",
-                file=sys.stderr,
-            )
-            return 2
-        token = secrets.token_urlsafe(32)
-        print(f"ategnatos-mcp: bearer token for this run: {token}", file=sys.stderr)
+    host, port, token = listen
     import uvicorn
 
     app = BearerAuth(server.streamable_http_app(host=host), token)
-    print(f"ategnatos-mcp: serving MCP at http://{host}:{port_text}/mcp", file=sys.stderr)
-    uvicorn.run(app, host=host, port=int(port_text), log_level=settings.log_level.lower())
+    print(f"ategnatos-mcp: serving MCP at http://{host}:{port}/mcp", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
     return 0
+
+
+def http_token(configured: str | None, host: str) -> tuple[str, list[str]]:
+    """The bearer token to serve HTTP with, and warnings to print; the token itself is never in a message.
+
+    No token: a random one on loopback, refused elsewhere. Empty, blank or with spaces, control or non-ASCII
+    characters: refused (HTTP drops surrounding spaces and cannot carry the rest, so nobody could log in).
+    Shorter than ``MIN_TOKEN_LENGTH``: refused on a network address (anyone who guesses it can rent GPUs
+    in your name), a warning on loopback.
+
+    Raises:
+        ConfigError: the token cannot be used on that address.
+    """
+    if configured is None:
+        if not _is_loopback(host):
+            raise ConfigError(
+                f"Refusing to listen on {host} without a token.",
+                key="http_token",
+                hint=f"Set ATEGNATOS_HTTP_TOKEN to a long random value first ({_MAKE_TOKEN}); clients send it as "
+                "'Authorization: Bearer <token>'.",
+            )
+        return secrets.token_urlsafe(32), []
+    if not configured.strip():
+        raise ConfigError(
+            "ATEGNATOS_HTTP_TOKEN is set but empty (or only spaces), so no client could ever log in.",
+            key="http_token",
+            hint=f"Set it to a long random value ({_MAKE_TOKEN}), or unset it to get a fresh token on 127.0.0.1.",
+        )
+    if any(ch.isspace() or not ch.isprintable() or not ch.isascii() for ch in configured):
+        raise ConfigError(
+            "ATEGNATOS_HTTP_TOKEN contains spaces, control characters or non-ASCII letters, which an HTTP "
+            "Authorization header cannot carry as they are, so no client could log in with it.",
+            key="http_token",
+            hint=f"Use letters, digits and - _ . ~ + / = only ({_MAKE_TOKEN}).",
+        )
+    if len(configured) >= MIN_TOKEN_LENGTH:
+        return configured, []
+    short = f"ATEGNATOS_HTTP_TOKEN is only {len(configured)} characters long; a token this short can be guessed."
+    if not _is_loopback(host):
+        raise ConfigError(
+            f"Refusing to listen on {host} with a short token. {short} Anyone on your network who guesses it "
+            "could use this studio and rent GPUs in your name.",
+            key="http_token",
+            hint=f"Use at least {MIN_TOKEN_LENGTH} random characters ({_MAKE_TOKEN}).",
+        )
+    return configured, [f"{short} Fine for a quick test on this machine; use at least {MIN_TOKEN_LENGTH} characters."]
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class BearerAuth:

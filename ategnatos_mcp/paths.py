@@ -149,6 +149,7 @@ def _check_kind(resolved: Path, text: str, kind: Kind) -> None:
 
 
 _SAFE_EXTRA = set("-_. ")
+_MAX_NAME_BYTES = 200
 
 
 def safe_name(value: str, *, what: str = "name", max_length: int = 80) -> str:
@@ -159,9 +160,12 @@ def safe_name(value: str, *, what: str = "name", max_length: int = 80) -> str:
     """
     cleaned = value.strip()
     bad = [ch for ch in cleaned if not (ch.isalnum() or ch in _SAFE_EXTRA)]
-    if not cleaned or cleaned in {".", ".."} or cleaned.startswith(".") or bad or len(cleaned) > max_length:
+    # File systems count bytes (255 per name), and the name gets suffixes: 80 emoji are 320 bytes.
+    too_long = len(cleaned) > max_length or len(cleaned.encode("utf-8")) > _MAX_NAME_BYTES
+    if not cleaned or cleaned in {".", ".."} or cleaned.startswith(".") or bad or too_long:
         raise InvalidRequestError(
             f"'{value}' cannot be used as a {what}.",
-            hint=f"Use letters, digits, spaces, '-', '_' or '.', at most {max_length} characters, not starting with '.'.",
+            hint=f"Use letters, digits, spaces, '-', '_' or '.', at most {max_length} characters (fewer with emoji or "
+            "non-Latin letters), not starting with '.'.",
         )
     return cleaned

@@ -9,9 +9,11 @@ from types import ModuleType
 from typing import Any
 
 import anyio
+from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult, InputRequiredResult
+from mcp.server.stdio import stdio_server
+from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult
 from pydantic import ValidationError
 
 from ategnatos_mcp import __version__
@@ -19,6 +21,8 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.tools import art, comfyui, dataset, export, eye, gpu, remote, runs, skills, studio, training
 from ategnatos_mcp.tools._common import argument_problems
+from ategnatos_mcp.tools._stdio import sift_malformed
+from ategnatos_mcp.tools.skills import prompt_problem
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["DOMAINS", "build_server"]
@@ -40,7 +44,22 @@ def build_app(settings: Settings) -> Wiring:
 
 
 class AtegnatosServer(MCPServer[Wiring]):
-    """MCPServer whose argument refusals read like every other refusal of ours (what is wrong, what next)."""
+    """MCPServer whose refusals read like every other refusal of ours (what is wrong, what next): tool arguments,
+    prompt names and arguments, and stdin lines that are not JSON-RPC messages."""
+
+    async def run_stdio_async(self) -> None:
+        async with stdio_server() as (read_stream, write_stream), sift_malformed(read_stream, write_stream) as sifted:
+            lowlevel = self._lowlevel_server
+            await lowlevel.run(sifted, write_stream, lowlevel.create_initialization_options())
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Wiring, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        # The SDK answers an unknown prompt or argument as an internal error, with a traceback in the log.
+        prompts = {prompt.name: prompt for prompt in await self.list_prompts()}
+        if (problem := prompt_problem(prompts, name, arguments or {})) is not None:
+            raise MCPError(INVALID_PARAMS, problem)
+        return await super().get_prompt(name, arguments, context)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Wiring, Any] | None = None

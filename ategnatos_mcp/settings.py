@@ -58,6 +58,13 @@ class ComfyUISettings(_Section):
         gt=0,
         description="Longest wait for ComfyUI's websocket to open before following the job by polling instead.",
     )
+    status_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Longest comfyui_status waits for one server to describe itself."
+    )
+    # Caps on what one answer may weigh (a wrong address can send anything). A stock /object_info is ~0.5 MB.
+    max_answer_bytes: int = Field(default=16_000_000, ge=1024, description="Queue, history, model lists...")
+    max_object_info_bytes: int = Field(default=64_000_000, ge=1024, description="The node catalogue.")
+    max_download_bytes: int = Field(default=256_000_000, ge=1024, description="One output file or live picture.")
 
     @field_validator("urls", mode="before")
     @classmethod

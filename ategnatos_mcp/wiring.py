@@ -9,6 +9,7 @@ lifetimes; what ties them is written here, once:
 - a rental becomes ready -> the idle watchdog is installed on it;
 - an audit for a training run -> gate 1 of that run;
 - an evaluation grid -> jobs on ComfyUI; an export that must enlarge -> ComfyUI's upscaler;
+- a ComfyUI job for an asset -> the asset's history;
 - start-up -> views that do not match the state are rendered again, and the clouds are reconciled.
 
 Services are built on first use, so a server starts as fast as a bare one and a tool never pays for a service it
@@ -31,8 +32,8 @@ import anyio.to_thread
 import httpx
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.art import ArtDirector
-from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, LoraChoice, probe_servers
+from ategnatos_mcp.art import ArtDirector, Generation, LoraUse
+from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, JobView, LoraChoice, probe_servers
 from ategnatos_mcp.dataset import DatasetService
 from ategnatos_mcp.errors import AtegnatosError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
@@ -280,6 +281,44 @@ class Wiring:
             probe_comfyui=_probe_comfyui,
             nvidia_smi=settings.nvidia_smi,
         )
+
+    async def log_generation(
+        self, view: JobView, where: tuple[str, str, int | None] | None, workflow: str | None = None
+    ) -> None:
+        """A ComfyUI job for an asset goes on the asset's history (seed, model, pictures); a job submitted for a
+        version is completed there once its pictures arrive. Logging never costs the artist the job: a failure
+        becomes a note on the job (``view.asset_log``)."""
+        assets = (await self.art_director()).assets
+        loras = [LoraUse(name=str(x["name"]), weight=float(x["weight"])) for x in view.params.get("loras", [])]
+        gen = Generation(
+            job_id=view.job_id,
+            state=view.state,
+            seed=view.seed,
+            template=view.template,
+            workflow=workflow,
+            params=view.params,
+            loras=loras,
+            outputs=[f.path for f in view.files if f.kind == "image"],
+        )
+        try:
+            if where is not None:
+                project, asset, version = where
+                logged, notices = await assets.record_generation(project, asset, version, gen)
+                name = f"{project}/{asset}"
+            else:
+                finished = await assets.record_finished(gen)
+                if finished is None:
+                    return
+                name, logged, notices = finished
+        except AtegnatosError as exc:
+            view.asset_log = f"The job ran, but logging it on the asset failed: {exc.message} {exc.hint}".strip()
+            return
+        if logged is not None:
+            later = (
+                " Its pictures are added when it finishes (comfyui_job)." if view.state in ("queued", "running") else ""
+            )
+            notices.insert(0, f"Logged on {name} version {logged}.{later}")
+        view.asset_log = " ".join(notices) or None
 
     async def teardown_note(self, comfyui_url: str) -> str | None:
         """Work that ran on a rented instance (through its tunnel) ends with a teardown reminder."""

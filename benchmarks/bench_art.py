@@ -53,7 +53,7 @@ async def bench_history(home: Path, runs: int) -> None:
         for _ in range(size):
             await director.build("fox mascot", family="sdxl", project=project, asset="a")
         results[size] = await _median(
-            lambda project=project: director.log_attempt(project, "a", feedback="too dark"), runs
+            lambda project=project: director.assets.log_attempt(project, "a", feedback="too dark"), runs
         )
     ratio = results[300] / results[10]
     print(

@@ -3,9 +3,11 @@
 No ``mcp`` here; ``ategnatos_mcp/tools/art.py`` is the adapter. ``ArtDirector`` is the entry point.
 """
 
+from ategnatos_mcp.art.assets import AssetBook
 from ategnatos_mcp.art.director import ArtDirector
 from ategnatos_mcp.art.families import FamilyCatalog, load_family_database, load_feedback_map, pick_resolution
 from ategnatos_mcp.art.feedback import apply_adjustments, match_feedback
+from ategnatos_mcp.art.generations import Generation
 from ategnatos_mcp.art.models import (
     Adjustment,
     ArtAsset,
@@ -24,6 +26,7 @@ from ategnatos_mcp.art.models import (
     PromptDraft,
     PromptSettings,
     PromptTerm,
+    SubmitSuggestion,
     TasteGuidance,
 )
 from ategnatos_mcp.art.prompt import build_prompt, parse_terms, render_terms
@@ -32,12 +35,14 @@ __all__ = [
     "Adjustment",
     "ArtAsset",
     "ArtDirector",
+    "AssetBook",
     "AssetSpec",
     "EyeSuggestion",
     "Family",
     "FamilyCatalog",
     "FamilyDatabase",
     "FeedbackMap",
+    "Generation",
     "Iteration",
     "IterationsAnswer",
     "LibraryAnswer",
@@ -48,6 +53,7 @@ __all__ = [
     "PromptDraft",
     "PromptSettings",
     "PromptTerm",
+    "SubmitSuggestion",
     "TasteGuidance",
     "apply_adjustments",
     "build_prompt",

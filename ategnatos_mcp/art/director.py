@@ -10,46 +10,39 @@ from datetime import datetime
 
 import anyio.to_thread
 
+from ategnatos_mcp.art.assets import AssetBook
 from ategnatos_mcp.art.families import FamilyCatalog, load_family_database, load_feedback_map
 from ategnatos_mcp.art.feedback import apply_adjustments, match_feedback
-from ategnatos_mcp.art.handoff import suggest_submit
+from ategnatos_mcp.art.handoff import handoff_for, handoff_note, suggest_submit
 from ategnatos_mcp.art.iterations import (
     IterationLog,
     add_version,
     draft_from_iteration,
     get_version,
-    lineage,
-    record_outcome,
-    revert_to,
-    set_spec,
-    summarise,
 )
-from ategnatos_mcp.art.library import PromptLibrary
+from ategnatos_mcp.art.library import PromptLibrary, entry_from_version
 from ategnatos_mcp.art.models import (
     Adjustment,
-    ArtAsset,
-    AssetSpec,
+    Family,
     FamilyDatabase,
     FeedbackMap,
     Iteration,
-    IterationsAnswer,
     LibraryAnswer,
     LibraryEntry,
     PromptAnswer,
     PromptDraft,
 )
 from ategnatos_mcp.art.prompt import build_prompt, parse_terms, rerender
-from ategnatos_mcp.art.proposals import approval_evidence, approval_proposals
-from ategnatos_mcp.art.taste import choose_family, read_inventory, read_taste, resolve_loras
+from ategnatos_mcp.art.taste import choose_family, pick_checkpoint, read_inventory, read_taste, resolve_loras
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile
 from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.studio import LearnedModel, ModelSource, StudioInventory, learn_models
 
 __all__ = ["ArtDirector"]
 
 _MANUAL = (
-    "Generate it with comfyui_submit when ComfyUI is running, or copy the prompt and settings into any UI; "
-    "then log the seed, outputs and the artist's reaction with art_iterations (action 'log')."
+    "Generate it: pass `comfyui_submit` as it is to comfyui_submit (with a project and asset it logs the seed and "
+    "pictures itself), or copy the prompt and settings into any UI and log them with art_iterations (action 'log')."
 )
 
 
@@ -69,6 +62,7 @@ class ArtDirector:
         self.feedback_map = feedback_map
         self.log = IterationLog(store.root, clock)
         self.library = PromptLibrary(store, clock)
+        self.assets = AssetBook(store, clock, catalog, feedback_map, self.library, self.log, self._adjusted)
 
     @classmethod
     async def open(cls, store: GrimoireStore, clock: Callable[[], datetime]) -> ArtDirector:
@@ -97,19 +91,33 @@ class ArtDirector:
         project: str | None = None,
         asset: str | None = None,
         safe_for_work: bool = True,
+        models: ModelSource | None = None,
     ) -> tuple[PromptAnswer, list[str]]:
-        """A new prompt for ``intent``; logged as the next version when project and asset are given."""
+        """A new prompt for ``intent``; logged as the next version when project and asset are given.
+
+        With ``models`` (a reachable ComfyUI), checkpoints and LoRAs it lists but the studio lacks are
+        registered first, each with its family guessed and the guess said.
+        """
         if not intent.strip():
             raise InvalidRequestError("The request is empty.", hint="Describe what the image should show.")
         _check_pair(project, asset)
         inventory = await read_inventory(self.store)
         earlier = await self.log.read(project, asset, must_exist=False) if project and asset else None
-        inherited = earlier is not None and bool(earlier.iterations) and not (family or checkpoint)
-        if inherited and earlier is not None:
-            family = earlier.iterations[-1].family
+        last = earlier.iterations[-1] if earlier is not None and earlier.iterations else None
+        inherited = last is not None and not (family or checkpoint)
+        if inherited and last is not None:
+            family = last.family
+        learned: list[LearnedModel] = []
+        if models is not None and self._missing(inventory, family, checkpoint, loras):
+            learned = await learn_models(self.store, models)
+            inventory = await read_inventory(self.store) if learned else inventory
         chosen, how = choose_family(self.catalog, inventory, family, checkpoint)
         if inherited:
             how = f"Same model family as the asset's earlier versions ({chosen.name})."
+        model, model_why = pick_checkpoint(
+            self.catalog, inventory, chosen, checkpoint, last.checkpoint if inherited and last else None
+        )
+        how = " ".join(part for part in (how, _learned_note(learned, model, loras), model_why) if part)
         taste = await read_taste(self.store, chosen, subject=subject, request=intent)
         lora_choices, lora_warnings, fits = resolve_loras(inventory, loras, chosen, self.catalog)
         similar = await self.library.search(intent, family=chosen.id, limit=3)
@@ -129,19 +137,35 @@ class ArtDirector:
         )
         draft.warnings.extend(lora_warnings)
         draft.available_loras = [name for name in fits if name not in {u.name for u, _, _ in lora_choices}]
-        answer = PromptAnswer(
-            draft=draft,
-            comfyui_submit=suggest_submit(chosen, draft, checkpoint),
-            family_choice=how,
-            project=project,
-            asset=asset,
-            next_step=_MANUAL,
-        )
+        draft.checkpoint = model
+        answer = PromptAnswer(draft=draft, family_choice=how, project=project, asset=asset, next_step=_MANUAL)
         notices: list[str] = []
         if project and asset:
             async with self.log.update(project, asset, notices) as doc:
-                answer.version = add_version(doc, draft, now=self.clock(), origin="built", intent=intent).version
+                answer.version = add_version(
+                    doc, draft, now=self.clock(), origin="built", intent=intent, template=_template(chosen)
+                ).version
+        self._suggest(answer, chosen)
         return answer, notices
+
+    def _missing(
+        self, inventory: StudioInventory, family: str | None, checkpoint: str | None, loras: Sequence[str]
+    ) -> bool:
+        """Whether the studio lacks something this request needs (so a reachable ComfyUI should be asked)."""
+        names = {m.name.casefold() for m in inventory.models} | {lora.name.casefold() for lora in inventory.loras}
+        if checkpoint:
+            return checkpoint.casefold() not in names or any(_lora_name(s) not in names for s in loras)
+        if any(_lora_name(spec) not in names for spec in loras):
+            return True
+        wanted = self.catalog.find(family) if family else None
+        bases = [self.catalog.find(m.base) for m in inventory.models if m.kind == "checkpoint"]
+        return not any(b is not None and (wanted is None or b.id == wanted.id) for b in bases)
+
+    def _suggest(self, answer: PromptAnswer, family: Family) -> None:
+        answer.comfyui_submit = suggest_submit(
+            family, answer.draft, project=answer.project, asset=answer.asset, version=answer.version
+        )
+        answer.submit_note = handoff_note(family)
 
     async def adjust(
         self,
@@ -169,7 +193,13 @@ class ArtDirector:
                 if feedback and not source.feedback:
                     source.feedback = feedback
                 new = add_version(
-                    doc, draft, now=self.clock(), origin="adjusted", based_on=source.version, intent=source.intent
+                    doc,
+                    draft,
+                    now=self.clock(),
+                    origin="adjusted",
+                    based_on=source.version,
+                    intent=source.intent,
+                    template=source.template,
                 )
             answer = PromptAnswer(
                 draft=draft, project=project, asset=asset, version=new.version, based_on=source.version
@@ -192,7 +222,7 @@ class ArtDirector:
             )
             draft = await self._adjusted(rerender(base, chosen), feedback, changes)
             answer = PromptAnswer(draft=draft)
-        answer.comfyui_submit = suggest_submit(self.catalog.get(answer.draft.family), answer.draft)
+        self._suggest(answer, self.catalog.get(answer.draft.family))
         answer.next_step = _MANUAL
         return answer, notices
 
@@ -209,129 +239,8 @@ class ArtDirector:
             matches,
             explicit=changes,
             never=taste.never,
+            avoid=[t for t in taste.negative if t not in taste.never],
             unrecognised=unrecognised,
-        )
-
-    # art_iterations -----------------------------------------------------------------------------
-    async def history(self, project: str, asset: str, version: int | None = None) -> IterationsAnswer:
-        doc = await self.log.read(project, asset)
-        answer = self._answer("history", doc)
-        if version is not None:
-            answer.detail = get_version(doc, version)
-        return answer
-
-    async def log_attempt(
-        self,
-        project: str,
-        asset: str,
-        *,
-        version: int | None = None,
-        seed: int | None = None,
-        outputs: Sequence[str] = (),
-        feedback: str | None = None,
-        family: str | None = None,
-        positive: str | None = None,
-        negative: str = "",
-    ) -> IterationsAnswer:
-        """Record what came out of a version, or log a prompt used elsewhere as a new version."""
-        notices: list[str] = []
-        async with self.log.update(project, asset, notices) as doc:
-            if positive is not None:
-                if not family:
-                    raise InvalidRequestError("Say which model family the prompt was for.", hint="Pass `family`.")
-                chosen = self.catalog.get(family)
-                draft = build_prompt(chosen, positive)
-                draft.positive_terms = parse_terms(positive, chosen)
-                draft.negative_terms = parse_terms(negative, chosen, negative=True)
-                draft.positive, draft.negative = positive, negative
-                version = add_version(doc, draft, now=self.clock(), origin="logged").version
-            it = record_outcome(doc, version, seed=seed, outputs=list(outputs), feedback=feedback)
-            answer = self._answer("log", doc)
-            answer.detail = it
-        answer.notices = notices
-        return answer
-
-    async def revert(
-        self, project: str, asset: str, version: int, *, feedback: str = "", changes: Adjustment | None = None
-    ) -> IterationsAnswer:
-        """A new version that reproduces ``version`` exactly, then (optionally) adjusted by feedback."""
-        notices: list[str] = []
-        await self.log.read(project, asset)  # a misspelt asset is refused before its folder is made
-        async with self.log.update(project, asset, notices) as doc:
-            copy = revert_to(doc, version, now=self.clock())
-            if feedback.strip() or changes is not None:
-                draft = await self._adjusted(self._draft_of(copy), feedback, changes)
-                doc.iterations.pop()
-                new = add_version(doc, draft, now=self.clock(), origin="adjusted", based_on=version, intent=copy.intent)
-            else:
-                family = self.catalog.get(copy.family)
-                draft = draft_from_iteration(copy, family)
-                new = copy
-            answer = self._answer("revert", doc)
-            answer.detail, answer.draft = new, draft
-        answer.notices = notices
-        return answer
-
-    async def approve(
-        self,
-        project: str,
-        asset: str,
-        version: int | None,
-        *,
-        notes: str = "",
-        save_as: str | None = None,
-        tags: Sequence[str] = (),
-    ) -> IterationsAnswer:
-        """Mark a version approved, optionally file it in the library, and propose eye updates."""
-        notices: list[str] = []
-        await self.log.read(project, asset)  # a misspelt asset is refused before its folder is made
-        async with self.log.update(project, asset, notices) as doc:
-            it = get_version(doc, version)
-            doc.approved_version, doc.approval_notes = it.version, notes
-            answer = self._answer("approve", doc)
-            answer.detail = it
-            chain = lineage(doc, it)
-        profile = await self.store.read(EYE_DOCUMENT, EyeProfile)
-        answer.eye_suggestions = approval_proposals(
-            profile,
-            chain,
-            it,
-            rules=self.feedback_map.rules,
-            family_name=self.catalog.get(it.family).name,
-            today=self.clock().date(),
-            evidence=approval_evidence(project, asset, it, notes),
-        )
-        if save_as:
-            entry = self._library_entry(save_as, it, project, asset, tags, notes)
-            try:
-                answer.library_entry, more = await self.library.save(entry)
-                notices.extend(more)
-            except InvalidRequestError as exc:
-                # The approval itself is recorded; only the library copy failed.
-                notices.append(f"Approved, but not saved to the library: {exc.message} {exc.hint}".strip())
-        answer.notices = notices
-        return answer
-
-    async def set_spec(self, project: str, asset: str, spec: AssetSpec) -> IterationsAnswer:
-        notices: list[str] = []
-        async with self.log.update(project, asset, notices) as doc:
-            set_spec(doc, spec)
-            answer = self._answer("spec", doc)
-        answer.notices = notices
-        return answer
-
-    def _answer(self, action: str, doc: ArtAsset) -> IterationsAnswer:
-        # Token-frugal: only 'history' lists every version.
-        shown = doc.iterations if action == "history" else doc.iterations[-3:]
-        return IterationsAnswer(
-            action=action,
-            project=doc.project,
-            asset=doc.asset,
-            folder=str(self.log.folder(doc.project, doc.asset)),
-            spec=doc.spec,
-            version_count=len(doc.iterations),
-            versions=[summarise(it, doc.approved_version) for it in shown],
-            approved_version=doc.approved_version,
         )
 
     # art_library --------------------------------------------------------------------------------
@@ -354,25 +263,8 @@ class ArtDirector:
         """File a logged version (the approved one when no version is given, else the latest)."""
         doc = await self.log.read(project, asset)
         it = get_version(doc, version if version is not None else doc.approved_version)
-        entry = self._library_entry(name, it, project, asset, tags, notes)
+        entry = entry_from_version(name, it, project, asset, tags, notes, saved_at=self.clock())
         return await self.library_save(entry, overwrite=overwrite)
-
-    def _library_entry(
-        self, name: str, it: Iteration, project: str, asset: str, tags: Sequence[str], notes: str
-    ) -> LibraryEntry:
-        """A library entry copied from a logged version, naming where it came from."""
-        return LibraryEntry(
-            name=name,
-            family=it.family,
-            positive=it.positive,
-            negative=it.negative,
-            settings=it.settings,
-            loras=it.loras,
-            tags=list(tags),
-            notes=notes,
-            source=f"{project}/{asset}/v{it.version}",
-            saved_at=self.clock(),
-        )
 
     async def library_get(self, family: str, name: str) -> LibraryAnswer:
         entry = await self.library.get(self.catalog.get(family).id, name)
@@ -381,6 +273,26 @@ class ArtDirector:
     async def library_search(self, text: str, tags: Sequence[str], family: str | None) -> LibraryAnswer:
         family_id = self.catalog.get(family).id if family else None
         return LibraryAnswer(action="search", matches=await self.library.search(text, tags=tags, family=family_id))
+
+
+def _template(family: Family) -> str | None:
+    handoff = handoff_for(family)
+    return handoff.template if handoff is not None else None
+
+
+def _lora_name(spec: str) -> str:
+    return spec.rsplit(":", 1)[0].strip().casefold() if ":" in spec else spec.strip().casefold()
+
+
+def _learned_note(learned: Sequence[LearnedModel], checkpoint: str | None, loras: Sequence[str]) -> str:
+    """What ComfyUI taught the studio that this prompt uses, with each guess said (the artist can correct it)."""
+    used = {(checkpoint or "").casefold(), *(_lora_name(spec) for spec in loras)}
+    shown = [item for item in learned if item.name.casefold() in used]
+    if not shown:
+        return f"Registered {len(learned)} model file(s) ComfyUI lists in the studio." if learned else ""
+    return " ".join(f"{item.name} is new from ComfyUI: {item.reason}" for item in shown) + (
+        " Correct a wrong guess with studio_register."
+    )
 
 
 def _check_pair(project: str | None, asset: str | None) -> None:

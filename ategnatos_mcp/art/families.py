@@ -1,20 +1,23 @@
-"""The model database: which families exist, how to find one by name, and the right size for an aspect ratio."""
+"""The model database: what art knows about each family, looked up through the shared family catalogue,
+and the right size for an aspect ratio."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 from ategnatos_mcp.art.models import Family, FamilyDatabase, FeedbackMap
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import find_family, load_catalogue
 
 __all__ = [
     "DATA_DIR",
     "FamilyCatalog",
     "load_family_database",
     "load_feedback_map",
-    "normalise",
     "parse_aspect",
     "pick_resolution",
 ]
@@ -33,14 +36,21 @@ _NAMED_RATIOS = {
 }
 
 
-def normalise(name: str) -> str:
-    """Lower-case letters and digits only, the key names and aliases are compared by."""
-    return re.sub(r"[^a-z0-9]+", "", name.casefold())
-
-
 def load_family_database(path: Path | None = None) -> FamilyDatabase:
-    """Read and validate the model database (blocking: call from a worker thread)."""
-    return FamilyDatabase.model_validate_json((path or DATA_DIR / "model_families.json").read_text(encoding="utf-8"))
+    """Read and validate the model database (blocking: call from a worker thread).
+
+    Names and aliases come from the shared catalogue, so art knows a family by exactly the names training,
+    the eye and the studio know it by.
+    """
+    raw: dict[str, Any] = json.loads((path or DATA_DIR / "model_families.json").read_text(encoding="utf-8"))
+    known = {family.id: family for family in load_catalogue().families}
+    for entry in raw.get("families", []):
+        family = known.get(str(entry.get("id")))
+        if family is None:
+            raise ValueError(f"model_families.json: '{entry.get('id')}' is not in the family catalogue")
+        entry.setdefault("name", family.name)
+        entry.setdefault("aliases", list(family.aliases))
+    return FamilyDatabase.model_validate(raw)
 
 
 def load_feedback_map(path: Path | None = None) -> FeedbackMap:
@@ -49,21 +59,19 @@ def load_feedback_map(path: Path | None = None) -> FeedbackMap:
 
 
 class FamilyCatalog:
-    """Looks families up by id, name or alias (``"Pony"``, ``"FLUX.1 dev"``, ``"NoobAI"``)."""
+    """Art's facts per family, found by any name the shared catalogue knows (``"PDXL"``, ``"FLUX.1 dev"``)."""
 
     def __init__(self, database: FamilyDatabase) -> None:
         self.families = database.families
-        self._by_key: dict[str, Family] = {}
-        for family in database.families:
-            for key in (family.id, family.name, *family.aliases):
-                self._by_key.setdefault(normalise(key), family)
+        self._by_id = {family.id: family for family in database.families}
 
     @property
     def ids(self) -> list[str]:
         return [family.id for family in self.families]
 
     def find(self, name: str) -> Family | None:
-        return self._by_key.get(normalise(name))
+        known = find_family(name)
+        return self._by_id.get(known.id) if known is not None else None
 
     def get(self, name: str) -> Family:
         """The family called ``name``.
@@ -82,8 +90,9 @@ class FamilyCatalog:
         return family
 
     def for_lora_base(self, base: str) -> list[Family]:
-        key = normalise(base)
-        return [family for family in self.families if key in {normalise(b) for b in family.lora_bases}]
+        """The family a LoRA's base model names (empty when the base is unknown or not set)."""
+        found = self.find(base)
+        return [found] if found is not None else []
 
 
 def parse_aspect(value: str) -> float:

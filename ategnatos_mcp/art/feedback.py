@@ -20,7 +20,8 @@ from ategnatos_mcp.art.models import (
     PromptDraft,
     PromptTerm,
 )
-from ategnatos_mcp.art.prompt import enforce_never, rerender, strip_weight_syntax
+from ategnatos_mcp.art.phrases import mentions
+from ategnatos_mcp.art.terms import enforce_never, rerender, strip_weight_syntax
 
 __all__ = ["FeedbackMatch", "apply_adjustments", "match_feedback"]
 
@@ -101,7 +102,12 @@ def _index(terms: list[PromptTerm], text: str) -> int | None:
 
 
 def _apply_one(
-    draft: PromptDraft, family: Family, adj: Adjustment, protected: set[str], scale: float = 1.0
+    draft: PromptDraft,
+    family: Family,
+    adj: Adjustment,
+    protected: set[str],
+    scale: float = 1.0,
+    avoided: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Apply one adjustment in place, its emphasis and setting deltas scaled; returns notes about refusals."""
     notes: list[str] = []
@@ -115,6 +121,11 @@ def _apply_one(
         text = text if family.weight_syntax else strip_weight_syntax(text)
         if text.casefold() in protected:
             notes.append(f"Did not add '{text}': the artist's eye marks it NEVER.")
+            continue
+        if any(mentions(text, term) for term in avoided):
+            notes.append(
+                f"Did not add '{text}': the artist's eye says AVOID it. If they want it this time, put it in the request."
+            )
             continue
         if _index(positive, text) is None:
             positive.append(PromptTerm(text=text))
@@ -169,27 +180,31 @@ def apply_adjustments(
     *,
     explicit: Adjustment | None = None,
     never: Sequence[str] = (),
+    avoid: Sequence[str] = (),
     unrecognised: Sequence[str] = (),
 ) -> PromptDraft:
     """A new draft: ``base`` changed as the feedback data says (plus Claude's explicit changes).
 
-    NEVER terms are protected: no adjustment can add them, and they stay in the negative.
+    NEVER terms are protected: no adjustment can add them, and they stay in the negative (a phrase that
+    carries one is cut out, the rest of the prompt stays). AVOID terms are not added by feedback either.
     """
     draft = base.model_copy(deep=True)
     draft.explanations, draft.applied_feedback, draft.warnings, draft.conflicts = [], [], [], []
     draft.similar, draft.tips = [], []
     protected = {t.casefold() for t in never}
+    avoided = frozenset(t.casefold() for t in avoid)
     for match in matches:
         adj = match.rule.adjustment_for(family)
-        draft.warnings.extend(_apply_one(draft, family, adj, protected, match.intensity))
+        draft.warnings.extend(_apply_one(draft, family, adj, protected, match.intensity, avoided))
         draft.applied_feedback.append(AppliedFeedback(rule=match.rule.id, phrase=match.phrase, why=adj.why))
         draft.explanations.append(Explanation(choice=f"'{match.clause}'", why=adj.why))
     if explicit is not None:
-        draft.warnings.extend(_apply_one(draft, family, explicit, protected))
+        draft.warnings.extend(_apply_one(draft, family, explicit, protected, avoided=avoided))
         why = explicit.why or "Changes Claude chose for feedback the mapping does not cover."
         draft.applied_feedback.append(AppliedFeedback(rule="explicit", phrase="(interpreted)", why=why))
         draft.explanations.append(Explanation(choice="interpreted feedback", why=why))
-    enforce_never(draft.positive_terms, draft.negative_terms, never, family)
+    removals = enforce_never(draft.positive_terms, draft.negative_terms, never, family)
+    draft.warnings.extend(f"Left out '{r.phrase}': the artist's eye marks '{r.term}' NEVER." for r in removals)
     if any(m.rule.adjustment_for(family).add_negative for m in matches) and not family.negative_prompt:
         draft.warnings.append(family.negative_note)
     draft.unrecognized_feedback = list(unrecognised)

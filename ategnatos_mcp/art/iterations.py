@@ -27,6 +27,7 @@ __all__ = [
     "draft_from_iteration",
     "get_version",
     "lineage",
+    "record_generation",
     "record_outcome",
     "revert_to",
     "set_spec",
@@ -127,8 +128,9 @@ def add_version(
     origin: str,
     based_on: int | None = None,
     intent: str = "",
+    template: str | None = None,
 ) -> Iteration:
-    """Append ``draft`` as the next version."""
+    """Append ``draft`` as the next version (with the template that generates it, when one does)."""
     iteration = Iteration(
         version=(doc.iterations[-1].version + 1) if doc.iterations else 1,
         created_at=now,
@@ -139,6 +141,8 @@ def add_version(
         negative_terms=[t.model_copy() for t in draft.negative_terms],
         settings=draft.settings.model_copy(),
         loras=[lora.model_copy() for lora in draft.loras],
+        checkpoint=draft.checkpoint,
+        template=template,
         based_on=based_on,
         origin=origin,  # type: ignore[arg-type]
         intent=intent,
@@ -159,6 +163,7 @@ def revert_to(doc: ArtAsset, version: int, *, now: datetime) -> Iteration:
     copy.origin = "reverted"
     copy.applied_feedback = []
     copy.outputs = []
+    copy.job_ids = []
     copy.feedback = ""
     doc.iterations.append(copy)
     return copy
@@ -183,6 +188,32 @@ def record_outcome(
     return it
 
 
+def record_generation(
+    it: Iteration,
+    *,
+    job_id: str,
+    seed: int | None,
+    outputs: list[str],
+    template: str | None,
+    workflow: str | None,
+    checkpoint: str | None,
+) -> bool:
+    """Attach a ComfyUI job to a version: its seed, model, template or workflow, and pictures. True if changed."""
+    before = it.model_dump()
+    if seed is not None:
+        it.settings.seed = seed
+    it.outputs.extend(path for path in outputs if path not in it.outputs)
+    if job_id not in it.job_ids:
+        it.job_ids.append(job_id)
+    if workflow:
+        it.workflow, it.template = workflow, None
+    elif template:
+        it.template, it.workflow = template, None
+    if checkpoint:
+        it.checkpoint = checkpoint
+    return it.model_dump() != before
+
+
 def set_spec(doc: ArtAsset, spec: AssetSpec) -> None:
     if (spec.width is None) != (spec.height is None):
         raise InvalidRequestError("Give both width and height for the final size, or neither.")
@@ -200,6 +231,7 @@ def draft_from_iteration(it: Iteration, family: Family) -> PromptDraft:
         negative_terms=[t.model_copy() for t in it.negative_terms],
         settings=it.settings.model_copy(),
         loras=[lora.model_copy() for lora in it.loras],
+        checkpoint=it.checkpoint,
         eye_entries=list(it.eye_entries),
     )
 

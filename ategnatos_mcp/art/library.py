@@ -12,14 +12,14 @@ from pathlib import Path
 
 import anyio.to_thread
 
-from ategnatos_mcp.art.models import LibraryDocument, LibraryEntry, LibraryMatch
-from ategnatos_mcp.art.prompt import words
+from ategnatos_mcp.art.models import Iteration, LibraryDocument, LibraryEntry, LibraryMatch
+from ategnatos_mcp.art.phrases import words
 from ategnatos_mcp.art.render import edited_notice, render_library_entry
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import GrimoireStore, write_rendered
 
-__all__ = ["LIBRARY_DOCUMENT", "PromptLibrary", "score_entry"]
+__all__ = ["LIBRARY_DOCUMENT", "PromptLibrary", "entry_from_version", "score_entry"]
 
 LIBRARY_DOCUMENT = "art-library"
 
@@ -110,3 +110,21 @@ class PromptLibrary:
             LibraryMatch(family=e.family, name=e.name, positive=e.positive, tags=e.tags, score=score)
             for score, e in ranked[:limit]
         ]
+
+
+def entry_from_version(
+    name: str, it: Iteration, project: str, asset: str, tags: Sequence[str], notes: str, *, saved_at: datetime
+) -> LibraryEntry:
+    """A library entry copied from a logged version, naming where it came from."""
+    return LibraryEntry(
+        name=name,
+        family=it.family,
+        positive=it.positive,
+        negative=it.negative,
+        settings=it.settings,
+        loras=it.loras,
+        tags=list(tags),
+        notes=notes,
+        source=f"{project}/{asset}/v{it.version}",
+        saved_at=saved_at,
+    )

@@ -1,12 +1,27 @@
-"""The art domain's models: the model database and feedback map (data files), prompts, iterations, the library."""
+"""The art domain's models: prompts, iterations, the library and the answers (the data files' models live in
+``database.py`` and are re-exported here)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from ategnatos_mcp.art.database import (
+    Adjustment,
+    ComfyUIHandoff,
+    EyeSuggestion,
+    Fact,
+    FactKey,
+    Family,
+    FamilyDatabase,
+    FamilySettings,
+    FeedbackMap,
+    FeedbackRule,
+    PromptStyle,
+    Source,
+)
 from ategnatos_mcp.state import Document
 
 __all__ = [
@@ -20,6 +35,8 @@ __all__ = [
     "Family",
     "FamilyDatabase",
     "FamilySettings",
+    "Fact",
+    "FactKey",
     "FeedbackMap",
     "FeedbackRule",
     "Iteration",
@@ -40,141 +57,9 @@ __all__ = [
     "SubmitSuggestion",
 ]
 
-PromptStyle = Literal["tags", "sentences"]
-
 
 class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-# The model database (art/data/model_families.json) ------------------------------------------------
-class Source(_Data):
-    """Where a fact in the data comes from."""
-
-    title: str
-    url: str
-
-
-class FamilySettings(_Data):
-    """Recommended sampler settings, in ComfyUI's names."""
-
-    sampler: str
-    scheduler: str
-    steps: int = Field(gt=0)
-    cfg: float = Field(gt=0)
-    guidance: float | None = Field(default=None, description="Flux's distilled guidance (FluxGuidance node).")
-    clip_skip: int | None = Field(default=None, description="1 = last CLIP layer; None where it does not apply.")
-    note: str = Field(default="", description="Where these numbers come from.")
-
-
-class ComfyUIHandoff(_Data):
-    """Which built-in ComfyUI template generates this family, and how our settings map onto its parameters."""
-
-    template: str
-    params: dict[str, str] = Field(description="Our field (positive, negative, width, steps...) -> template parameter.")
-    checkpoint_param: str | None = None
-    note: str = ""
-
-
-class Family(_Data):
-    """One model family: how it wants to be prompted and what settings suit it."""
-
-    id: str = Field(pattern=r"^[a-z0-9]+$")
-    name: str
-    aliases: list[str] = Field(default_factory=list)
-    architecture: str
-    prompt_style: PromptStyle
-    weight_syntax: bool = Field(description="Whether (term:1.2) emphasis is honoured.")
-    weight_note: str
-    negative_prompt: bool = Field(description="Whether the usual workflow uses a negative prompt at all.")
-    negative_note: str = ""
-    score_tags: list[str] = Field(default_factory=list)
-    quality_tags: list[str] = Field(default_factory=list)
-    default_negative: list[str] = Field(default_factory=list)
-    safety_tags: list[str] = Field(default_factory=list, description="Tags that keep results safe for work.")
-    safety_negative: list[str] = Field(default_factory=list, description="Negatives that keep results safe for work.")
-    settings: FamilySettings
-    native_resolution: tuple[int, int]
-    resolutions: dict[str, tuple[int, int]] = Field(description="Aspect ratio 'W:H' -> pixel size.")
-    lora_bases: list[str] = Field(default_factory=list, description="LoRA base-model names that fit this family.")
-    comfyui: ComfyUIHandoff | None = Field(default=None, description="None: no built-in template yet.")
-    token_window: int | None = Field(
-        default=None, description="CLIP reads prompts in chunks of this many tokens; None for T5-led families."
-    )
-    tips: list[str] = Field(default_factory=list)
-    sources: list[Source] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _check_table(self) -> Family:
-        if "1:1" not in self.resolutions:
-            raise ValueError(f"{self.id}: the resolution table needs a 1:1 entry")
-        for ratio, (width, height) in self.resolutions.items():
-            if width % 8 or height % 8:
-                raise ValueError(f"{self.id}: {ratio} size {width}x{height} is not a multiple of 8")
-        return self
-
-
-class FamilyDatabase(_Data):
-    """The whole model database file."""
-
-    schema_version: int = 1
-    families: list[Family]
-
-
-# The feedback map (art/data/feedback.json) ---------------------------------------------------------
-class Adjustment(_Data):
-    """Concrete prompt and setting changes for one piece of feedback."""
-
-    add: list[str] = Field(default_factory=list, description="Terms added to the positive prompt.")
-    remove: list[str] = Field(default_factory=list, description="Terms removed from the positive prompt.")
-    add_negative: list[str] = Field(default_factory=list)
-    remove_negative: list[str] = Field(default_factory=list)
-    emphasize: list[str] = Field(default_factory=list, description="Terms weighted up where weights are honoured.")
-    cfg_delta: float = 0.0
-    guidance_delta: float = Field(default=0.0, description="For families with distilled guidance (FLUX.1).")
-    steps_delta: int = 0
-    why: str = ""
-
-
-class FeedbackRule(_Data):
-    """Phrases an artist says, mapped to an adjustment (per prompt style or family where they differ)."""
-
-    id: str
-    phrases: list[str] = Field(min_length=1)
-    default: Adjustment
-    by_style: dict[PromptStyle, Adjustment] = Field(default_factory=dict)
-    by_family: dict[str, Adjustment] = Field(default_factory=dict)
-    eye_hint: EyeSuggestion | None = None
-
-    def adjustment_for(self, family: Family) -> Adjustment:
-        return self.by_family.get(family.id) or self.by_style.get(family.prompt_style) or self.default
-
-
-class FeedbackMap(_Data):
-    schema_version: int = 1
-    intensity: dict[str, float] = Field(
-        default_factory=dict,
-        description="Words that scale a change ('a bit' 0.5, 'much' 1.5): emphasis steps and setting deltas.",
-    )
-    rules: list[FeedbackRule]
-
-
-class EyeSuggestion(_Data):
-    """A taste entry Claude may propose to the artist; only ``eye_update`` writes it.
-
-    ``action`` is the eye_update action to propose: ``add`` a new entry, or ``confirm`` the existing
-    ``entry_id`` when the approval agrees with something the eye already holds. The fields are
-    eye_update's arguments (action, category, text, level, terms, entry_id).
-    """
-
-    category: Literal["color", "texture", "composition", "style", "subject", "anti-preferences", "model-combos"]
-    text: str
-    level: Literal["prefer", "avoid", "never"] = "prefer"
-    terms: list[str] = Field(default_factory=list)
-    reason: str = ""
-    action: Literal["add", "confirm"] = "add"
-    entry_id: str | None = None
-    note: str = Field(default="", description="eye_update's `note`: the evidence (approved version, images).")
 
 
 # Prompts -------------------------------------------------------------------------------------------
@@ -188,6 +73,12 @@ class TasteGuidance(_Data):
     avoid_overrides: list[str] = Field(default_factory=list)
     combos: list[str] = Field(default_factory=list)
     entries: list[str] = Field(default_factory=list, description="Ids of the eye entries behind this guidance.")
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="Prefer term -> weight from its confirmations (1.0 when missing)."
+    )
+    sessions: dict[str, int] = Field(
+        default_factory=dict, description="Prefer term -> sessions that confirmed it, net of contradictions."
+    )
 
 
 class PromptTerm(_Data):
@@ -218,10 +109,15 @@ class LoraUse(_Data):
 
 
 class Explanation(_Data):
-    """One choice made in a prompt and why, in a sentence."""
+    """One choice made in a prompt and why, in a sentence.
+
+    ``fact`` names the model-database fact the sentence starts with (word for word); explanations without
+    one speak only about the artist's own request, eye, studio or library.
+    """
 
     choice: str
     why: str
+    fact: FactKey | None = None
 
 
 class AppliedFeedback(_Data):
@@ -249,6 +145,7 @@ class PromptDraft(_Data):
     negative_terms: list[PromptTerm]
     settings: PromptSettings
     loras: list[LoraUse] = Field(default_factory=list)
+    checkpoint: str | None = Field(default=None, description="The checkpoint file to generate with, when known.")
     explanations: list[Explanation] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list, description="Requests that clash with a NEVER entry.")
     warnings: list[str] = Field(default_factory=list)
@@ -272,7 +169,8 @@ class AssetSpec(_Data):
 
 
 class Iteration(_Data):
-    """One attempt: the exact prompt and settings, what came out, and what the artist said."""
+    """One attempt: everything needed to make it again (prompt, model, LoRAs, settings, seed, template or
+    workflow), what came out, and what the artist said."""
 
     version: int
     created_at: datetime
@@ -283,6 +181,10 @@ class Iteration(_Data):
     negative_terms: list[PromptTerm]
     settings: PromptSettings
     loras: list[LoraUse] = Field(default_factory=list)
+    checkpoint: str | None = Field(default=None, description="The checkpoint file it was (or is to be) made with.")
+    template: str | None = Field(default=None, description="The built-in ComfyUI template that generates it.")
+    workflow: str | None = Field(default=None, description="A saved workflow it was generated with instead.")
+    job_ids: list[str] = Field(default_factory=list, description="ComfyUI jobs that generated it.")
     based_on: int | None = None
     origin: Literal["built", "adjusted", "reverted", "logged"] = "built"
     intent: str = ""
@@ -340,12 +242,17 @@ class LibraryDocument(Document):
 
 # Answers ------------------------------------------------------------------------------------------
 class SubmitSuggestion(_Data):
-    """A ready-made ``comfyui_submit`` call for this prompt."""
+    """Exactly the arguments of ``comfyui_submit`` for this prompt: pass them as they are.
+
+    With ``project``, ``asset`` and ``version``, comfyui_submit records the seed and pictures on that version.
+    """
 
     template: str
     params: dict[str, Any]
     loras: list[dict[str, Any]] = Field(default_factory=list)
-    note: str = ""
+    project: str | None = None
+    asset: str | None = None
+    version: int | None = None
 
 
 class PromptAnswer(_Data):
@@ -353,8 +260,9 @@ class PromptAnswer(_Data):
 
     draft: PromptDraft
     comfyui_submit: SubmitSuggestion | None = Field(
-        default=None, description="Arguments for comfyui_submit when ComfyUI is up; None when no template fits."
+        default=None, description="Arguments for comfyui_submit, complete; None when no template fits the family."
     )
+    submit_note: str = Field(default="", description="What to know about that template for this family.")
     family_choice: str = ""
     project: str | None = None
     asset: str | None = None
@@ -391,6 +299,10 @@ class IterationsAnswer(_Data):
     detail: Iteration | None = None
     approved_version: int | None = None
     draft: PromptDraft | None = Field(default=None, description="The new prompt after a revert (and adjustment).")
+    comfyui_submit: SubmitSuggestion | None = Field(
+        default=None, description="revert: complete comfyui_submit arguments that make the new version."
+    )
+    submit_note: str = Field(default="", description="What to know about that template for this family.")
     eye_suggestions: list[EyeSuggestion] = Field(
         default_factory=list, description="Taste entries to propose to the artist; confirm each with eye_update."
     )
@@ -406,6 +318,3 @@ class LibraryAnswer(_Data):
     path: str | None = None
     matches: list[LibraryMatch] = Field(default_factory=list)
     notices: list[str] = Field(default_factory=list)
-
-
-FeedbackRule.model_rebuild()

@@ -1,13 +1,17 @@
-"""Building a prompt in the syntax a model family wants, with a one-sentence reason for each choice."""
+"""Building a prompt in the syntax a model family wants, with a one-sentence reason for each choice.
+
+Sentences about a family come word for word from the model database's facts (each with its sources);
+everything else said here is about the artist's own request, eye, studio or library.
+"""
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from ategnatos_mcp.art.families import pick_resolution
 from ategnatos_mcp.art.models import (
     Explanation,
+    FactKey,
     Family,
     LibraryMatch,
     LoraUse,
@@ -16,11 +20,25 @@ from ategnatos_mcp.art.models import (
     PromptTerm,
     TasteGuidance,
 )
+from ategnatos_mcp.art.phrases import Removal, mentions, words
+from ategnatos_mcp.art.terms import (
+    AVOID_WEIGHT,
+    NEVER_WEIGHT,
+    add_unique,
+    enforce_never,
+    has_weight_syntax,
+    parse_terms,
+    render_terms,
+    rerender,
+    strip_weight_syntax,
+)
 
 __all__ = [
+    "PREFER_WEIGHTS",
     "build_prompt",
     "enforce_never",
-    "estimate_tokens",
+    "fact",
+    "never_conflicts",
     "parse_terms",
     "render_terms",
     "rerender",
@@ -28,166 +46,20 @@ __all__ = [
     "words",
 ]
 
-_WEIGHTED = re.compile(r"^\((?P<text>.+):(?P<weight>-?\d+(?:\.\d+)?)\)$")
-_PLAIN_EMPHASIS = re.compile(r"^\((?P<text>[^:]+)\)$")
-_UNESCAPED_PAREN = re.compile(r"(?<!\\)[()]")
-_WEIGHT_ANYWHERE = re.compile(r"\(([^():]+):\s*-?\d+(?:\.\d+)?\)")
-_STOPWORDS = {"a", "an", "the", "and", "or", "of", "with", "in", "on", "for", "to", "very", "is", "at"}
+# A preference confirmed in 1, 2, 3, 4, 5+ sessions: how strongly it is applied (the seed: counts
+# "influence how strongly the preference is applied"). Capped so taste never drowns the request.
+PREFER_WEIGHTS = (1.0, 1.05, 1.1, 1.2, 1.3)
+_SCALE = "1 session 1.0, 2: 1.05, 3: 1.1, 4: 1.2, 5 or more: 1.3"
 
 
-def words(text: str) -> set[str]:
-    """The meaningful lower-case words of a phrase."""
-    return {w for w in re.findall(r"[a-z0-9]+", text.casefold()) if w not in _STOPWORDS and len(w) > 1}
+def fact(family: Family, key: FactKey, *, choice: str | None = None, extra: str = "") -> Explanation:
+    """The model database's sentence for ``key``, optionally followed by what it means for this request."""
+    known = family.facts[key]
+    why = f"{known.text} {extra}".strip() if extra else known.text
+    return Explanation(choice=choice or known.choice, why=why, fact=key)
 
 
-def _mentions(haystack: set[str], term: str) -> bool:
-    """True when at least half of the term's meaningful words appear in ``haystack``."""
-    needle = words(term)
-    return bool(needle) and len(needle & haystack) * 2 >= len(needle)
-
-
-def strip_weight_syntax(text: str) -> str:
-    """``(warm light:1.3)`` → ``warm light``, for families that do not honour weights."""
-    previous = None
-    while previous != text:
-        previous, text = text, _WEIGHT_ANYWHERE.sub(r"\1", text)
-    return text
-
-
-def _split_top_level(text: str) -> list[str]:
-    parts, depth, current = [], 0, []
-    for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth = max(0, depth - 1)
-        if char == "," and depth == 0:
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return [" ".join(part.split()) for part in parts if part.strip()]
-
-
-def parse_terms(text: str, family: Family, *, negative: bool = False) -> list[PromptTerm]:
-    """Read prompt text into terms: comma-separated (weighted) tags, or one sentence block.
-
-    Negative prompts are always read as comma-separated terms.
-    """
-    if family.prompt_style == "sentences" and not negative or not family.weight_syntax:
-        cleaned = " ".join(strip_weight_syntax(text).split())
-        if family.prompt_style == "sentences" and not negative:
-            return [PromptTerm(text=cleaned)] if cleaned else []
-        return [PromptTerm(text=part) for part in _split_top_level(cleaned)]
-    terms = []
-    for part in _split_top_level(text):
-        weighted, plain = _WEIGHTED.match(part), _PLAIN_EMPHASIS.match(part)
-        if weighted and not _UNESCAPED_PAREN.search(weighted.group("text")):
-            terms.append(PromptTerm(text=_unescape(weighted.group("text")), weight=float(weighted.group("weight"))))
-        elif plain and not _UNESCAPED_PAREN.search(plain.group("text")):
-            terms.append(PromptTerm(text=_unescape(plain.group("text")), weight=1.1))  # (word) is 1.1 in A1111/ComfyUI
-        else:
-            terms.append(PromptTerm(text=_unescape(part)))
-    return terms
-
-
-def _unescape(text: str) -> str:
-    return text.replace("\\(", "(").replace("\\)", ")").strip()
-
-
-def _escape(text: str) -> str:
-    # Literal brackets (booru tags like "sonic (series)") would otherwise read as emphasis.
-    return text.replace("(", "\\(").replace(")", "\\)")
-
-
-def _format_weight(weight: float) -> str:
-    return f"{round(weight, 2):g}"
-
-
-def render_terms(terms: Sequence[PromptTerm], family: Family, *, negative: bool = False) -> str:
-    """Prompt text in the family's syntax; weights appear only where the family honours them."""
-    if family.prompt_style == "tags" or negative:
-        if not family.weight_syntax:
-            return ", ".join(t.text for t in terms)
-        return ", ".join(
-            f"({_escape(t.text)}:{_format_weight(t.weight)})" if t.weight != 1.0 else _escape(t.text) for t in terms
-        )
-    if not terms:
-        return ""
-    first, rest = terms[0].text, [t.text for t in terms[1:]]
-    if not rest:
-        return first
-    tail = ", ".join(rest)
-    return f"{first.rstrip(' .')}. {tail[0].upper()}{tail[1:]}."
-
-
-def _add_unique(terms: list[PromptTerm], new: Iterable[str], weight: float = 1.0) -> list[str]:
-    present = {t.text.casefold() for t in terms}
-    added = []
-    for text in new:
-        cleaned = " ".join(text.split())
-        if cleaned and cleaned.casefold() not in present:
-            terms.append(PromptTerm(text=cleaned, weight=weight))
-            present.add(cleaned.casefold())
-            added.append(cleaned)
-    return added
-
-
-def _remove_words(text: str, term: str) -> str:
-    pattern = re.escape(term) if re.search(re.escape(term), text, re.IGNORECASE) else None
-    targets = [pattern] if pattern else [re.escape(w) for w in words(term)]
-    for target in targets:
-        text = re.sub(rf"\b{target}\b", "", text, flags=re.IGNORECASE)
-    text = re.sub(r"\s+([,.])", r"\1", text)
-    text = re.sub(r",\s*,", ",", text)
-    return " ".join(text.split()).strip(" ,")
-
-
-def enforce_never(
-    positive: list[PromptTerm], negative: list[PromptTerm], never: Sequence[str], family: Family
-) -> list[str]:
-    """Keep NEVER terms out of the positive and in the negative, in place; returns the terms found in the positive."""
-    removed: list[str] = []
-    for term in never:
-        for item in list(positive):
-            if not _mentions(words(item.text), term):
-                continue
-            if family.prompt_style == "tags" or len(positive) > 1 and item is not positive[0]:
-                positive.remove(item)
-                removed.append(term)
-            else:
-                stripped = _remove_words(item.text, term)
-                if stripped != item.text:
-                    removed.append(term)
-                    item.text = stripped
-                if not stripped:
-                    positive.remove(item)
-        negative[:] = [n for n in negative if n.text.casefold() != term.casefold()]
-        negative.append(PromptTerm(text=term))
-    return list(dict.fromkeys(removed))
-
-
-def estimate_tokens(text: str) -> int:
-    """A lower bound on CLIP tokens: one per word and per punctuation mark (long words split further)."""
-    return len(re.findall(r"\w+|[^\w\s]", text))
-
-
-def rerender(draft: PromptDraft, family: Family) -> PromptDraft:
-    """Refresh the prompt texts from the terms, warning when a CLIP family's prompt outgrows one chunk."""
-    draft.positive = render_terms(draft.positive_terms, family)
-    draft.negative = render_terms(draft.negative_terms, family, negative=True)
-    tokens = estimate_tokens(draft.positive)
-    if family.token_window and tokens > family.token_window:
-        warning = (
-            f"The prompt is at least {tokens} tokens; {family.name} reads {family.token_window} at a time and the "
-            "later chunks pull less, so trim the tags that matter least."
-        )
-        draft.warnings = [w for w in draft.warnings if not w.startswith("The prompt is at least")] + [warning]
-    return draft
-
-
-def _settings(family: Family, aspect: str | None, seed: int | None) -> tuple[PromptSettings, str, Explanation]:
+def _settings(family: Family, aspect: str | None, seed: int | None) -> tuple[PromptSettings, Explanation]:
     ratio, (width, height) = pick_resolution(family, aspect)
     s = family.settings
     settings = PromptSettings(
@@ -201,41 +73,56 @@ def _settings(family: Family, aspect: str | None, seed: int | None) -> tuple[Pro
         height=height,
         seed=seed,
     )
-    asked = f" for the {aspect} you asked for" if aspect else ""
-    why = f"{width}x{height} ({ratio}) is the trained size of {family.name} closest{asked}"
-    why += "; crop or export to the exact final size afterwards." if aspect else "; give an aspect ratio to change it."
-    return settings, ratio, Explanation(choice=f"size {width}x{height}", why=why)
+    if aspect:
+        extra = f"{width}x{height} ({ratio}) is the closest to the {aspect} you asked for; crop or export to the exact final size afterwards."
+    else:
+        extra = f"{width}x{height} ({ratio}); give an aspect ratio to change it."
+    return settings, fact(family, "sizes", choice=f"size {width}x{height}", extra=extra)
 
 
 def _settings_explanations(family: Family, settings: PromptSettings) -> list[Explanation]:
     core = f"{settings.sampler} / {settings.scheduler}, {settings.steps} steps, CFG {settings.cfg:g}"
-    out = [
-        Explanation(
-            choice=core,
-            why=family.settings.note or f"The recommended starting point for {family.name} (see the model database).",
-        )
-    ]
+    out = [fact(family, "settings", choice=core)]
     if settings.guidance is not None:
-        out.append(
-            Explanation(
-                choice=f"guidance {settings.guidance:g}",
-                why="Flux steers with distilled guidance instead of CFG; lower is looser, higher more literal.",
-            )
-        )
+        out.append(fact(family, "guidance", choice=f"guidance {settings.guidance:g}"))
     if settings.clip_skip is not None:
-        why = (
-            f"{family.name} was trained to read the second-to-last text-encoder layer; without it quality collapses."
-            if settings.clip_skip == 2
-            else "The text encoder's last layer, as the base model was trained."
-        )
-        out.append(Explanation(choice=f"clip skip {settings.clip_skip}", why=why))
+        out.append(fact(family, "clip_skip", choice=f"clip skip {settings.clip_skip}"))
     return out
 
 
 def _intent_terms(intent: str, family: Family, warnings: list[str]) -> list[PromptTerm]:
-    if not family.weight_syntax and _WEIGHT_ANYWHERE.search(intent):
+    if not family.weight_syntax and has_weight_syntax(intent):
         warnings.append(f"{family.name} does not honour (term:1.2) weights, so I removed them: {family.weight_note}")
     return parse_terms(intent, family)
+
+
+def _weight(value: float) -> str:
+    """1.0, 1.05, 1.1: what the artist sees in the prompt."""
+    text = f"{value:.2f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def _taste_terms(positive: list[PromptTerm], taste: TasteGuidance, family: Family) -> Explanation | None:
+    """Add the eye's preferences: weighted by confirmations where the family has weights, else ordered."""
+    ordered = sorted(taste.positive, key=lambda t: -taste.weights.get(t, 1.0))
+    weights = taste.weights if family.weight_syntax else {}
+    added = add_unique(positive, ordered, weights)
+    if not added:
+        return None
+
+    def shown(term: str) -> str:
+        n = taste.sessions.get(term, 1)
+        strength = f": {_weight(taste.weights.get(term, 1.0))}" if family.weight_syntax else ""
+        return f"{term} ({n} session{'s' if n != 1 else ''}{strength})"
+
+    listed = ", ".join(shown(t) for t in added)
+    if family.weight_syntax:
+        why = f"Added {listed} from your taste profile; the more sessions confirmed a preference, the more it weighs ({_SCALE})."
+    else:
+        why = (
+            f"Added {listed} from your taste profile, most confirmed first: without weights, earlier words carry more."
+        )
+    return Explanation(choice="from your eye", why=why)
 
 
 def build_prompt(
@@ -257,40 +144,25 @@ def build_prompt(
     """
     taste = taste or TasteGuidance()
     warnings: list[str] = []
-    explanations: list[Explanation] = []
+    explanations = [fact(family, "prompt_style")]
     positive: list[PromptTerm] = []
-    if family.prompt_style == "tags":
-        style_why = f"{family.name} was trained on booru-style tags, so the prompt is short comma-separated tags."
-    else:
-        style_why = f"{family.name} reads plain language through its T5 encoder, so the prompt is written as sentences."
-    explanations.append(Explanation(choice=f"{family.prompt_style} prompt", why=style_why))
     if family.score_tags:
-        _add_unique(positive, family.score_tags)
-        explanations.append(
-            Explanation(
-                choice="score tags first",
-                why=f"{family.name} was trained to read {', '.join(family.score_tags)} as its quality scale.",
-            )
-        )
+        add_unique(positive, family.score_tags)
+        explanations.append(fact(family, "score_tags"))
     if family.quality_tags:
-        _add_unique(positive, family.quality_tags)
-        explanations.append(
-            Explanation(choice="quality tags", why=f"{family.name} was trained with {', '.join(family.quality_tags)}.")
-        )
+        add_unique(positive, family.quality_tags)
+        explanations.append(fact(family, "quality_tags"))
     safety_negative = _safety(family, positive, explanations) if safe_for_work else []
+    subject = len(positive)
     for term in _intent_terms(intent, family, warnings):
         if term.text.casefold() not in {t.text.casefold() for t in positive}:
             positive.append(term)
     if style_terms:
-        _add_unique(positive, [strip_weight_syntax(t) if not family.weight_syntax else t for t in style_terms])
-    if taste.positive:
-        added = _add_unique(positive, taste.positive)
-        if added:
-            explanations.append(
-                Explanation(choice="from your eye", why=f"Added {', '.join(added)}: your taste profile.")
-            )
+        add_unique(positive, [strip_weight_syntax(t) if not family.weight_syntax else t for t in style_terms])
+    if (from_eye := _taste_terms(positive, taste, family)) is not None:
+        explanations.append(from_eye)
     for use, low, high in loras:
-        _add_unique(positive, use.trigger_words)
+        add_unique(positive, use.trigger_words)
         triggers = f" and its trigger words {', '.join(use.trigger_words)}" if use.trigger_words else ""
         explanations.append(
             Explanation(
@@ -298,16 +170,11 @@ def build_prompt(
                 why=f"Inside its recommended range {low:g}-{high:g}{triggers}; load it with a LoRA loader node.",
             )
         )
-    explanations.append(
-        Explanation(
-            choice="weights" if family.weight_syntax else "no weight syntax",
-            why=family.weight_note,
-        )
-    )
+    explanations.append(fact(family, "weights"))
     negative = _negative(family, intent, negative_terms, taste, explanations)
-    _add_unique(negative, safety_negative)
-    conflicts = _never(positive, negative, taste, family, explanations)
-    settings, _, size_why = _settings(family, aspect, seed)
+    add_unique(negative, safety_negative)
+    conflicts = _never(positive, negative, taste, family, explanations, subject, intent)
+    settings, size_why = _settings(family, aspect, seed)
     explanations.append(size_why)
     explanations.extend(_settings_explanations(family, settings))
     if similar:
@@ -338,15 +205,9 @@ def build_prompt(
 
 def _safety(family: Family, positive: list[PromptTerm], explanations: list[Explanation]) -> list[str]:
     """Add the family's safe-for-work rating tags; returns the matching negatives to add."""
-    added = _add_unique(positive, family.safety_tags)
+    added = add_unique(positive, family.safety_tags)
     if added or family.safety_negative:
-        kept_out = f" and {', '.join(family.safety_negative)} in the negative" if family.safety_negative else ""
-        explanations.append(
-            Explanation(
-                choice="safe for work",
-                why=f"{family.name} was trained with rating tags, so {', '.join(added)}{kept_out} keep it safe for work.",
-            )
-        )
+        explanations.append(fact(family, "safety"))
     return list(family.safety_negative)
 
 
@@ -361,20 +222,19 @@ def _negative(
     intent_words = words(intent)
     defaults = [t for t in family.default_negative if not words(t) or not words(t) <= intent_words]
     dropped = [t for t in family.default_negative if t not in defaults]
-    _add_unique(negative, defaults)
-    if defaults:
-        why = f"{family.name}'s usual negatives keep common defects out."
-        if dropped:
-            why += f" Left out {', '.join(dropped)} because your request asks for it."
-        explanations.append(Explanation(choice="default negatives", why=why))
-    if not family.negative_prompt:
-        explanations.append(Explanation(choice="negative prompt", why=family.negative_note))
-    _add_unique(negative, extra)
+    add_unique(negative, defaults)
+    if defaults or not family.negative_prompt:
+        left_out = f"Left out {', '.join(dropped)} because your request asks for it." if dropped else ""
+        choice = "default negatives" if defaults else "negative prompt"
+        explanations.append(fact(family, "negative", choice=choice, extra=left_out))
+    add_unique(negative, extra)
     avoid = [t for t in taste.negative if t not in taste.never]
-    if _add_unique(negative, avoid):
+    if add_unique(negative, avoid, dict.fromkeys(avoid, AVOID_WEIGHT)):
+        weight = f" at weight {AVOID_WEIGHT:g} (NEVER terms weigh {NEVER_WEIGHT:g})" if family.weight_syntax else ""
         explanations.append(
             Explanation(
-                choice="eye AVOID terms", why=f"Your eye says to avoid {', '.join(avoid)}, so they are negatives."
+                choice="eye AVOID terms",
+                why=f"Your eye says to avoid {', '.join(avoid)}, so they are negatives{weight}.",
             )
         )
     explanations.extend(
@@ -387,23 +247,41 @@ def _negative(
     return negative
 
 
+def never_conflicts(removals: Sequence[Removal], flagged: Sequence[str] = ()) -> list[str]:
+    """One sentence per phrase a NEVER entry took out of the prompt, saying exactly what went."""
+    out = [
+        f"The request asks for '{r.phrase}', which goes against '{r.term}' (NEVER in the artist's eye). I left out "
+        f"exactly '{r.phrase}' and kept the rest; ask the artist before overriding it (only eye_update can change "
+        "a NEVER entry)."
+        for r in removals
+    ]
+    out += [
+        f"The request touches '{term}', which the artist's eye marks NEVER; it stays in the negative. Ask the "
+        "artist before overriding it (only eye_update can change a NEVER entry)."
+        for term in dict.fromkeys(flagged)
+        if term not in {r.term for r in removals}
+    ]
+    return out
+
+
 def _never(
     positive: list[PromptTerm],
     negative: list[PromptTerm],
     taste: TasteGuidance,
     family: Family,
     explanations: list[Explanation],
+    subject: int,
+    intent: str,
 ) -> list[str]:
     never = list(dict.fromkeys([*taste.never, *taste.never_conflicts]))
     if not never:
         return []
-    removed = enforce_never(positive, negative, never, family)
-    explanations.append(
-        Explanation(choice="eye NEVER terms", why=f"Your eye says never {', '.join(never)}: always in the negative.")
-    )
-    intent_conflicts = list(dict.fromkeys([*taste.never_conflicts, *removed]))
-    return [
-        f"The request asks for '{term}', which the artist's eye marks NEVER. It was left out of the prompt; "
-        "ask the artist before overriding it (only eye_update can change a NEVER entry)."
-        for term in intent_conflicts
-    ]
+    removals = enforce_never(positive, negative, never, family, subject=subject)
+    if not family.negative_prompt:
+        where = "kept out of the prompt (negatives have no effect here)"
+    elif family.weight_syntax:
+        where = f"always in the negative at weight {NEVER_WEIGHT:g}, never in the prompt"
+    else:
+        where = "always in the negative, never in the prompt"
+    explanations.append(Explanation(choice="eye NEVER terms", why=f"Your eye says never {', '.join(never)}: {where}."))
+    return never_conflicts(removals, [t for t in taste.never_conflicts if mentions(intent, t)])

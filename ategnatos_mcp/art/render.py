@@ -38,6 +38,15 @@ def _lora_lines(loras: list[LoraUse]) -> list[str]:
     ]
 
 
+def _model_lines(it: Iteration) -> list[str]:
+    lines = [f"- Checkpoint: {it.checkpoint}"] if it.checkpoint else []
+    if it.workflow:
+        lines.append(f"- Workflow: {it.workflow}")
+    elif it.template:
+        lines.append(f"- Template: {it.template}")
+    return lines
+
+
 def _block(text: str) -> list[str]:
     return ["```text", text or "(empty)", "```"]
 
@@ -66,7 +75,7 @@ def _iteration_lines(it: Iteration) -> list[str]:
     if it.intent:
         lines += [f"Intent: {it.intent}", ""]
     lines += ["Prompt:", *_block(it.positive), "", "Negative:", *_block(it.negative), ""]
-    lines += _settings_lines(it.settings) + _lora_lines(it.loras)
+    lines += _model_lines(it) + _settings_lines(it.settings) + _lora_lines(it.loras)
     if it.applied_feedback:
         lines += ["", "Changes applied:"]
         lines += [f"- {fb.phrase}: {fb.why}" for fb in it.applied_feedback]
@@ -93,7 +102,7 @@ def render_approved(doc: ArtAsset) -> str:
     else:
         lines += [f"Version {it.version} · {it.family}", "", "Prompt:", *_block(it.positive), ""]
         lines += ["Negative:", *_block(it.negative), ""]
-        lines += _settings_lines(it.settings) + _lora_lines(it.loras)
+        lines += _model_lines(it) + _settings_lines(it.settings) + _lora_lines(it.loras)
         if it.outputs:
             lines += ["", "Outputs:"] + [f"- {path}" for path in it.outputs]
         if doc.approval_notes:

@@ -6,30 +6,54 @@ import re
 from collections.abc import Sequence
 from datetime import date
 
-from ategnatos_mcp.art.families import FamilyCatalog, normalise
+from ategnatos_mcp.art.families import FamilyCatalog
 from ategnatos_mcp.art.models import EyeSuggestion, Family, LoraUse, TasteGuidance
+from ategnatos_mcp.art.prompt import PREFER_WEIGHTS
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
-from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, query_profile
+from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, Preference, applies_to, query_profile
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import LoraEntry, StudioInventory, read_studio
 
-__all__ = ["LoraChoice", "choose_family", "new_eye_suggestions", "read_inventory", "read_taste", "resolve_loras"]
+__all__ = [
+    "LoraChoice",
+    "choose_family",
+    "new_eye_suggestions",
+    "pick_checkpoint",
+    "prefer_strength",
+    "read_inventory",
+    "read_taste",
+    "resolve_loras",
+]
 
 LoraChoice = tuple[LoraUse, float, float]
 _LORA_SPEC = re.compile(r"^(?P<name>.+?)(?::(?P<weight>-?\d+(?:\.\d+)?))?$")
 
 
+def prefer_strength(entry: Preference) -> tuple[float, int]:
+    """A preference's weight and the sessions behind it: confirmations net of contradictions, capped at 5+."""
+    sessions = max(1, entry.confirmations - entry.contradictions)
+    return PREFER_WEIGHTS[min(sessions, len(PREFER_WEIGHTS)) - 1], sessions
+
+
 async def read_taste(store: GrimoireStore, family: Family, *, subject: str | None, request: str) -> TasteGuidance:
-    """What the eye says for this request, with the NEVER terms listed on their own."""
+    """What the eye says for this request, with the NEVER terms listed on their own and prefer terms weighted."""
     profile = await store.read(EYE_DOCUMENT, EyeProfile)
     query = query_profile(profile, family=family.id, subject=subject, request=request)
-    keys = {normalise(k) for k in (family.id, family.name, *family.aliases)}
     never = [
         term
         for entry in profile.entries
-        if entry.level == "never" and (not entry.families or keys & {normalise(f) for f in entry.families})
+        if entry.level == "never" and applies_to(entry, family.id)
         for term in entry.prompt_terms
     ]
+    weights: dict[str, float] = {}
+    sessions: dict[str, int] = {}
+    for entry in (profile.find(entry_id) for entry_id in query.used_entries):
+        if entry is None or entry.level != "prefer":
+            continue
+        weight, count = prefer_strength(entry)
+        for term in entry.prompt_terms:
+            if term in query.positive_terms and term not in weights:
+                weights[term], sessions[term] = weight, count
     return TasteGuidance(
         positive=query.positive_terms,
         negative=query.negative_terms,
@@ -38,6 +62,8 @@ async def read_taste(store: GrimoireStore, family: Family, *, subject: str | Non
         avoid_overrides=query.avoid_overrides,
         combos=query.combos,
         entries=query.used_entries,
+        weights=weights,
+        sessions=sessions,
     )
 
 
@@ -81,6 +107,26 @@ def choose_family(
         "Which model will make this? The prompt syntax depends on it.",
         hint=f"Pass `family` ({', '.join(catalog.ids)}) or `checkpoint` (a model from the studio inventory).",
     )
+
+
+def pick_checkpoint(
+    catalog: FamilyCatalog, inventory: StudioInventory, family: Family, given: str | None, earlier: str | None = None
+) -> tuple[str | None, str]:
+    """The checkpoint to generate with, and a sentence saying why (empty when it was simply asked for)."""
+    checkpoints = [m for m in inventory.models if m.kind == "checkpoint"]
+    if given:
+        named = next((m.name for m in checkpoints if m.name.casefold() == given.casefold()), given)
+        return named, ""
+    if earlier:
+        return earlier, f"Checkpoint {earlier}, as the asset's earlier versions."
+    fits = [m.name for m in checkpoints if (found := catalog.find(m.base)) is not None and found.id == family.id]
+    if not fits:
+        return None, (
+            f"No {family.name} checkpoint is in the studio or on a reachable ComfyUI, so the template's default "
+            "checkpoint will be used; pass `checkpoint` to choose one."
+        )
+    others = f" (also: {', '.join(fits[1:])}; pass `checkpoint` to choose)" if len(fits) > 1 else ""
+    return fits[0], f"Checkpoint {fits[0]}, the studio's {family.name} checkpoint{others}."
 
 
 def _default_weight(lora: LoraEntry) -> float:

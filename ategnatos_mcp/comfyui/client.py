@@ -7,12 +7,26 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
+from ategnatos_mcp.comfyui.bounded import Answer, AnswerTooLarge, ReadLimits, read_bounded
+from ategnatos_mcp.comfyui.failures import (
+    failed_status,
+    not_http,
+    not_json,
+    start_hint,
+    too_large,
+    too_slow,
+    unreachable,
+    unusable,
+    why,
+    wrong_shape,
+)
 from ategnatos_mcp.comfyui.frames import FEATURE_FLAGS, decode_binary_frame
 from ategnatos_mcp.comfyui.models import (
     HistoryEntry,
@@ -26,28 +40,11 @@ from ategnatos_mcp.comfyui.models import (
 )
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 
-__all__ = ["ComfyUIClient", "PromptRejected", "start_hint"]
+__all__ = ["ComfyUIClient", "PromptRejected"]
 
 logger = logging.getLogger(__name__)
 
-
-def start_hint(url: str) -> str:
-    return (
-        f"Start ComfyUI so it listens at {url} (for example `python main.py --listen 127.0.0.1 --port "
-        f"{httpx.URL(url).port or 8188}` in the ComfyUI folder), or fix ATEGNATOS_COMFYUI_URL / [comfyui] urls "
-        "in ategnatos.toml, then call comfyui_status."
-    )
-
-
-def _why(exc: BaseException) -> str:
-    """Why a connection failed, in words an artist can act on (never the exception's class name)."""
-    if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-        return "it did not answer in time"
-    if isinstance(exc, (ConnectionRefusedError, httpx.ConnectError)):
-        return "nothing answered at that address"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return "the connection was refused or broke off"
+T = TypeVar("T")
 
 
 class PromptRejected(InvalidRequestError):
@@ -59,7 +56,11 @@ class PromptRejected(InvalidRequestError):
 
 
 class ComfyUIClient:
-    """HTTP + websocket access to one ComfyUI. The ``http`` client is injected; this class never closes it."""
+    """HTTP + websocket access to one ComfyUI. The ``http`` client is injected; this class never closes it.
+
+    Every answer is read through ``read_bounded``: ``timeout`` is the whole exchange's deadline (uploads and
+    downloads get ``upload_timeout``), and ``limits`` caps the bytes read per kind of answer.
+    """
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class ComfyUIClient:
         timeout: float = 30.0,
         upload_timeout: float = 120.0,
         ws_open_timeout: float = 5.0,
+        limits: ReadLimits | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._http = http
@@ -77,6 +79,7 @@ class ComfyUIClient:
         # Own, short bound on the websocket handshake: a socket that is accepted and never answered (some
         # proxies) must not delay the first job by a whole request timeout before it is followed by polling.
         self._ws_open_timeout = ws_open_timeout
+        self._limits = limits or ReadLimits()
 
     @property
     def timeout(self) -> float:
@@ -84,103 +87,128 @@ class ComfyUIClient:
         return self._timeout
 
     # --- plumbing -------------------------------------------------------------------------------
-    async def _request(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, timeout: float | None = None, limit: int | None = None, **kwargs: Any
+    ) -> Answer:
+        deadline = timeout or self._timeout
+        limit = limit or self._limits.answer_bytes
+        request = f"{method} {path}"
         try:
-            return await self._http.request(method, self.url + path, timeout=timeout or self._timeout, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise UpstreamError(
-                f"ComfyUI at {self.url} did not answer {method} {path} in time.",
-                service="comfyui",
-                hint="It may be busy loading a model; try again in a minute, or check the ComfyUI console.",
-                retryable=True,
-            ) from exc
+            return await read_bounded(self._http, method, self.url + path, limit=limit, deadline=deadline, **kwargs)
+        except AnswerTooLarge as exc:
+            raise too_large(self.url, request, exc.limit) from exc
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            raise too_slow(self.url, request, deadline) from exc
+        except httpx.RemoteProtocolError as exc:
+            if "disconnected" in str(exc).lower():  # ComfyUI stopped mid-answer; the other kind is not HTTP at all
+                raise unreachable(self.url, exc) from exc
+            raise not_http(self.url, request) from exc
         except httpx.TransportError as exc:
-            raise UpstreamError(
-                f"ComfyUI at {self.url} is not reachable ({_why(exc)}).",
-                service="comfyui",
-                hint=start_hint(self.url),
-                retryable=True,
-            ) from exc
-
-    def _fail(self, response: httpx.Response, what: str) -> UpstreamError:
-        return UpstreamError(
-            f"ComfyUI at {self.url} failed to {what} (HTTP {response.status_code}).",
-            service="comfyui",
-            status=response.status_code,
-            body=response.text,
-            hint="Look at the ComfyUI console for the error; if it keeps happening, restart ComfyUI.",
-        )
+            raise unreachable(self.url, exc) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise unusable(self.url, request) from exc
 
     async def _json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        response = await self._request(method, path, **kwargs)
-        if response.status_code != 200:
-            raise self._fail(response, what)
-        return self._decode(response, what)
+        answer = await self._request(method, path, **kwargs)
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, what)
+        return await self._decode(answer, what)
 
-    def _decode(self, response: httpx.Response, what: str) -> Any:
+    async def _decode(self, answer: Answer, what: str) -> Any:
         try:
-            return response.json()
-        except ValueError as exc:
-            raise UpstreamError(
-                f"Something answers at {self.url}, but not like ComfyUI (asked to {what}, got no JSON).",
-                service="comfyui",
-                status=response.status_code,
-                body=response.text,
-                hint="Check the address and port in ATEGNATOS_COMFYUI_URL; ComfyUI's default is port 8188.",
-            ) from exc
+            return await answer.json()
+        except (ValueError, RecursionError) as exc:
+            raise not_json(self.url, answer, what) from exc
+
+    def _shaped(self, what: str, build: Callable[[Any], T], body: Any) -> T:
+        """``build(body)``; a body of another shape means another program answers (or a broken proxy)."""
+        try:
+            return build(body)
+        except (ValidationError, TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            raise wrong_shape(self.url, what) from exc
 
     # --- reading ---------------------------------------------------------------------------------
     async def system_stats(self) -> SystemStats:
-        return SystemStats.from_wire(await self._json("GET", "/system_stats", "report its system"))
+        """Version and devices; the answer that tells ComfyUI from anything else at the address."""
+        body = await self._json("GET", "/system_stats", "report its system")
+        return self._shaped("report its system", SystemStats.from_wire, body)
 
     async def queue(self) -> QueueState:
-        return QueueState.from_wire(await self._json("GET", "/queue", "list its queue"))
+        return self._shaped("list its queue", QueueState.from_wire, await self._json("GET", "/queue", "list its queue"))
 
     async def object_info(self) -> dict[str, dict[str, Any]]:
         """Every node class with its inputs and outputs (about 500 KB on a stock install)."""
-        return await self._json("GET", "/object_info", "describe its nodes")
+        body = await self._json(
+            "GET",
+            "/object_info",
+            "describe its nodes",
+            limit=self._limits.object_info_bytes,
+            timeout=max(self._timeout, self._upload_timeout),
+        )
+        return self._shaped("describe its nodes", _node_catalogue, body)
 
     async def model_folders(self) -> list[str]:
         """Model folder names; empty on ComfyUI versions older than the /models route."""
-        response = await self._request("GET", "/models")
-        if response.status_code == 404:
-            return []
-        if response.status_code != 200:
-            raise self._fail(response, "list model folders")
-        return [str(name) for name in self._decode(response, "list model folders")]
+        return await self._names("/models", "list model folders")
 
     async def models(self, folder: str) -> list[str]:
-        response = await self._request("GET", f"/models/{folder}")
-        if response.status_code == 404:
+        return await self._names(f"/models/{folder}", f"list {folder}")
+
+    async def _names(self, path: str, what: str) -> list[str]:
+        answer = await self._request("GET", path)
+        if answer.status_code == 404:
             return []
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, what)
+        return self._shaped(what, _strings, await self._decode(answer, what))
+
+    async def model_metadata(self, folder: str, filename: str) -> dict[str, Any] | None:
+        """A model file's safetensors ``__metadata__`` (GET /view_metadata); None when it has none.
+
+        ComfyUI answers 404 for non-safetensors files, unknown files and files without metadata.
+        """
+        response = await self._request("GET", f"/view_metadata/{folder}", params={"filename": filename})
+        if response.status_code == 404:
+            return None
         if response.status_code != 200:
-            raise self._fail(response, f"list {folder}")
-        return [str(name) for name in self._decode(response, f"list {folder}")]
+            raise failed_status(self.url, response, f"read the metadata of {filename}")
+        body = await self._decode(response, f"read the metadata of {filename}")
+        return {str(k): v for k, v in body.items()} if isinstance(body, dict) else None
 
     async def history(self, prompt_id: str) -> HistoryEntry | None:
         """The finished job, or None while it is queued, running, unknown or cleared."""
         body = await self._json("GET", f"/history/{prompt_id}", "report a job")
-        entry = body.get(prompt_id)
-        return HistoryEntry.from_wire(prompt_id, entry) if entry else None
+
+        def entry_of(body: dict[str, Any]) -> HistoryEntry | None:
+            entry = body.get(prompt_id)
+            return HistoryEntry.from_wire(prompt_id, entry) if entry else None
+
+        return self._shaped("report a job", entry_of, body)
 
     async def recent_history(self, max_items: int = 64) -> list[HistoryEntry]:
         body = await self._json("GET", "/history", "list finished jobs", params={"max_items": max_items})
-        return [HistoryEntry.from_wire(pid, entry) for pid, entry in body.items()]
+
+        def entries(body: dict[str, Any]) -> list[HistoryEntry]:
+            return [HistoryEntry.from_wire(str(pid), entry) for pid, entry in body.items()]
+
+        return self._shaped("list finished jobs", entries, body)
 
     async def view(self, file: OutputFile) -> tuple[bytes, str]:
         """The bytes of an output (or input/temp) file and its content type."""
         params = {"filename": file.filename, "subfolder": file.subfolder, "type": file.type}
-        response = await self._request("GET", "/view", params=params, timeout=self._upload_timeout)
-        if response.status_code == 404:
+        answer = await self._request(
+            "GET", "/view", params=params, timeout=self._upload_timeout, limit=self._limits.download_bytes
+        )
+        if answer.status_code == 404:
             raise NotFoundError(
                 f"ComfyUI at {self.url} no longer has {file.subfolder + '/' if file.subfolder else ''}{file.filename}.",
                 kind="output",
                 name=file.filename,
                 hint="It may have been deleted from ComfyUI's output folder; run the job again.",
             )
-        if response.status_code != 200:
-            raise self._fail(response, f"send {file.filename}")
-        return response.content, response.headers.get("content-type", "application/octet-stream")
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, f"send {file.filename}")
+        return answer.content, answer.headers.get("content-type", "application/octet-stream")
 
     # --- changing --------------------------------------------------------------------------------
     async def submit(
@@ -197,55 +225,57 @@ class ComfyUIClient:
             body["prompt_id"] = prompt_id
         if extra_pnginfo:
             body["extra_data"] = {"extra_pnginfo": extra_pnginfo}
-        response = await self._request("POST", "/prompt", json=body)
-        if response.status_code == 400:
-            rejection = PromptRejection.model_validate(self._decode(response, "accept the workflow"))
+        what = "accept the workflow"
+        answer = await self._request("POST", "/prompt", json=body)
+        if answer.status_code == 400:
+            rejection = self._shaped(what, PromptRejection.model_validate, await self._decode(answer, what))
             raise PromptRejected(
                 f"ComfyUI refused the workflow: {rejection.error.message}.",
                 rejection=rejection,
                 hint="Fix the problems listed and submit again.",
             )
-        if response.status_code != 200:
-            raise self._fail(response, "accept the workflow")
-        return PromptAccepted.model_validate(self._decode(response, "accept the workflow"))
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, what)
+        return self._shaped(what, PromptAccepted.model_validate, await self._decode(answer, what))
 
     async def upload_image(
         self, data: bytes, filename: str, *, subfolder: str = "", overwrite: bool = False, kind: str = "input"
     ) -> UploadedImage:
         """POST /upload/image. Same name + same bytes reuses the file; different bytes get ``name (1).png``."""
         fields = {"type": kind, "subfolder": subfolder, "overwrite": "true" if overwrite else "false"}
-        response = await self._request(
+        answer = await self._request(
             "POST",
             "/upload/image",
             data=fields,
             files={"image": (filename, data, "application/octet-stream")},
             timeout=self._upload_timeout,
         )
-        if response.status_code == 400:
+        if answer.status_code == 400:
             raise InvalidRequestError(
                 f"ComfyUI at {self.url} refused the upload of {filename}.",
                 hint="Use a plain subfolder name (no '..' or leading '/') and a real image file.",
             )
-        if response.status_code != 200:
-            raise self._fail(response, f"store {filename}")
-        return UploadedImage.model_validate(self._decode(response, f"store {filename}"))
+        what = f"store {filename}"
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, what)
+        return self._shaped(what, UploadedImage.model_validate, await self._decode(answer, what))
 
     async def interrupt(self, prompt_id: str | None = None) -> None:
         """Stop the running job (only if it is ``prompt_id`` when given)."""
         body = {"prompt_id": prompt_id} if prompt_id else {}
-        response = await self._request("POST", "/interrupt", json=body)
-        if response.status_code != 200:
-            raise self._fail(response, "interrupt")
+        answer = await self._request("POST", "/interrupt", json=body)
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, "interrupt")
 
     async def delete_from_queue(self, prompt_ids: list[str]) -> None:
-        response = await self._request("POST", "/queue", json={"delete": prompt_ids})
-        if response.status_code != 200:
-            raise self._fail(response, "remove queued jobs")
+        answer = await self._request("POST", "/queue", json={"delete": prompt_ids})
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, "remove queued jobs")
 
     async def clear_queue(self) -> None:
-        response = await self._request("POST", "/queue", json={"clear": True})
-        if response.status_code != 200:
-            raise self._fail(response, "clear its queue")
+        answer = await self._request("POST", "/queue", json={"clear": True})
+        if answer.status_code != 200:
+            raise failed_status(self.url, answer, "clear its queue")
 
     # --- websocket -------------------------------------------------------------------------------
     @asynccontextmanager
@@ -267,7 +297,7 @@ class ComfyUIClient:
             socket = await connect(
                 target,
                 open_timeout=open_timeout or self._ws_open_timeout,
-                max_size=None,
+                max_size=self._limits.download_bytes,  # a picture frame is at most a whole output file
                 ping_interval=20,
                 ping_timeout=20,
                 # Frames are small JSON; deflating each one cost more CPU than it saved on the wire.
@@ -275,7 +305,7 @@ class ComfyUIClient:
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
             raise UpstreamError(
-                f"Could not open ComfyUI's live connection at {self.url} ({_why(exc)}).",
+                f"Could not open ComfyUI's live connection at {self.url} ({why(exc)}).",
                 service="comfyui",
                 hint=start_hint(self.url),
                 retryable=True,
@@ -316,10 +346,23 @@ async def _iterate(socket: Any) -> AsyncIterator[WsEvent]:
                 continue
             try:
                 message = json.loads(frame)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 logger.warning("ComfyUI sent a websocket frame that is not JSON; ignored")
                 continue
             if isinstance(message, dict) and isinstance(message.get("type"), str):
-                yield WsEvent(type=message["type"], data=message.get("data") or {})
+                data = message.get("data")
+                yield WsEvent(type=message["type"], data=data if isinstance(data, dict) else {})
     except ConnectionClosed:
         return
+
+
+def _strings(body: Any) -> list[str]:
+    if not isinstance(body, list) or not all(isinstance(name, str) for name in body):
+        raise TypeError("not a list of names")
+    return list(body)
+
+
+def _node_catalogue(body: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(body, dict) or not all(isinstance(node, dict) for node in body.values()):
+        raise TypeError("not a node catalogue")
+    return body

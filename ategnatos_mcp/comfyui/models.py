@@ -80,6 +80,9 @@ class QueueState(_Wire):
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> QueueState:
+        """Raises TypeError/IndexError when the body is not shaped like ComfyUI's queue."""
+        if not isinstance(body.get("queue_running"), list) or not isinstance(body.get("queue_pending"), list):
+            raise TypeError("not a ComfyUI queue")
         client_ids: dict[str, str] = {}
 
         def ids(items: list[list[Any]]) -> list[str]:
@@ -90,8 +93,8 @@ class QueueState(_Wire):
             return [str(item[1]) for item in sorted(items, key=lambda it: it[0])]
 
         return cls(
-            running=ids(body.get("queue_running", [])),
-            pending=ids(body.get("queue_pending", [])),
+            running=ids(body["queue_running"]),
+            pending=ids(body["queue_pending"]),
             client_ids=client_ids,
         )
 
@@ -159,11 +162,15 @@ class SystemStats(_Wire):
 
     @classmethod
     def from_wire(cls, body: dict[str, Any]) -> SystemStats:
-        system = body.get("system") or {}
+        """Raises TypeError (or ValidationError) when the body is not ComfyUI's: every version since 2023 answers
+        with a ``system`` object and a ``devices`` list, which is how ComfyUI is told from other programs."""
+        system, devices = body.get("system"), body.get("devices")
+        if not isinstance(system, dict) or not isinstance(devices, list):
+            raise TypeError("not ComfyUI's system stats")
         return cls(
             comfyui_version=system.get("comfyui_version"),
             python_version=system.get("python_version"),
-            devices=list(body.get("devices") or []),
+            devices=devices,
         )
 
 
@@ -205,6 +212,9 @@ class ComfyUIProbe(BaseModel):
     queue_pending: int = 0
     models: dict[str, list[str]] = Field(default_factory=dict, description="model folder -> file names")
     devices: list[str] = Field(default_factory=list)
+    not_comfyui: bool = Field(
+        default=False, description="Something answers at this address, but it is not ComfyUI (wrong URL or port)."
+    )
     error: str | None = Field(default=None, description="Plain-language reason when not reachable.")
 
 

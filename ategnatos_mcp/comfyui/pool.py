@@ -34,6 +34,7 @@ from ategnatos_mcp.comfyui.validate import (
     dropped_output_problems,
     flagged_nodes,
     problems_from_rejection,
+    unfamiliar_nodes,
 )
 from ategnatos_mcp.errors import ConsentError, NotFoundError, UpstreamError
 from ategnatos_mcp.progress import Progress
@@ -138,7 +139,8 @@ class ComfyUIPool:
         skip = {(u.node_id, u.input_name) for u in uploads}
         server = await self._servers.choose(workflow, skip)
         try:
-            flags = flagged_nodes(workflow, await self.object_info(server))
+            info = await self.object_info(server)
+            flags = flagged_nodes(workflow, info)
             if flags and not allow_flagged:
                 raise ConsentError(
                     "This workflow uses nodes that need your explicit OK:\n- " + "\n- ".join(flags),
@@ -153,6 +155,7 @@ class ComfyUIPool:
         except BaseException:
             server.in_flight -= 1
             raise
+        job.record.warnings.extend(unfamiliar_nodes(workflow, info))
         return job.record
 
     async def _queue(

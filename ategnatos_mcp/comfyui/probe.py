@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import httpx
 
-from ategnatos_mcp.comfyui.client import ComfyUIClient, start_hint
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.failures import NotComfyUI, address_hint, start_hint
 from ategnatos_mcp.comfyui.models import ComfyUIProbe
 from ategnatos_mcp.errors import UpstreamError
 
@@ -24,13 +25,16 @@ MODEL_FOLDERS = (
 )
 
 
-async def probe_servers(urls: list[str], *, timeout: float = 3.0) -> list[ComfyUIProbe]:
-    """Probe every URL at once; never raises for a server that is down (``reachable=False``, ``error`` says why)."""
+async def probe_servers(urls: list[str], *, timeout: float = 3.0, deadline: float = 10.0) -> list[ComfyUIProbe]:
+    """Probe every URL at once; never raises for a server that is down (``reachable=False``, ``error`` says why).
+
+    ``timeout`` bounds each request, ``deadline`` each server's whole probe.
+    """
     results: list[ComfyUIProbe | None] = [None] * len(urls)
     async with httpx.AsyncClient(timeout=timeout) as http:
 
         async def one(index: int, url: str) -> None:
-            results[index] = await probe_client(ComfyUIClient(url, http, timeout=timeout))
+            results[index] = await probe_client(ComfyUIClient(url, http, timeout=timeout), deadline=deadline)
 
         async with anyio.create_task_group() as tg:
             for index, url in enumerate(urls):
@@ -38,30 +42,42 @@ async def probe_servers(urls: list[str], *, timeout: float = 3.0) -> list[ComfyU
     return [r for r in results if r is not None]
 
 
-async def probe_client(client: ComfyUIClient) -> ComfyUIProbe:
-    """One server's probe, through an existing client."""
+async def probe_client(client: ComfyUIClient, *, deadline: float = 10.0) -> ComfyUIProbe:
+    """One server's probe, through an existing client, finished (or given up) within ``deadline`` seconds."""
+    found: dict[str, list[str]] = {}
     try:
-        stats = await client.system_stats()
-        queue = await client.queue()
-        folders = set(await client.model_folders())
-        models: dict[str, list[str]] = {}
+        with anyio.fail_after(deadline):
+            stats = await client.system_stats()
+            queue = await client.queue()
+            folders = set(await client.model_folders())
 
-        async def listing(folder: str) -> None:
-            models[folder] = sorted(await client.models(folder))
+            async def listing(folder: str) -> None:
+                found[folder] = sorted(await client.models(folder))
 
-        async with anyio.create_task_group() as tg:
-            for folder in MODEL_FOLDERS:
-                if folder in folders:
-                    tg.start_soon(listing, folder)
+            async with anyio.create_task_group() as tg:
+                for folder in MODEL_FOLDERS:
+                    if folder in folders:
+                        tg.start_soon(listing, folder)
+    except TimeoutError:
+        return ComfyUIProbe(
+            url=client.url,
+            reachable=False,
+            error=f"ComfyUI at {client.url} did not finish describing itself within {deadline:g} s. It may be busy "
+            f"loading a model (try again in a minute), or the address points at something else. {address_hint(client.url)}",
+        )
     except UpstreamError as exc:
-        reason = exc.message if exc.status in (None, 200) else f"{exc.message} It may not be ComfyUI, or it is broken."
-        return ComfyUIProbe(url=client.url, reachable=False, error=f"{reason} {start_hint(client.url)}")
+        return ComfyUIProbe(
+            url=client.url,
+            reachable=False,
+            not_comfyui=isinstance(exc, NotComfyUI),
+            error=f"{exc.message} {exc.hint or start_hint(client.url)}",
+        )
     return ComfyUIProbe(
         url=client.url,
         reachable=True,
         version=stats.comfyui_version,
         queue_running=len(queue.running),
         queue_pending=len(queue.pending),
-        models={folder: models[folder] for folder in MODEL_FOLDERS if folder in models},
+        models={folder: found[folder] for folder in MODEL_FOLDERS if folder in found},
         devices=[str(d.get("name", "?")) for d in stats.devices],
     )

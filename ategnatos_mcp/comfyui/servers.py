@@ -18,7 +18,9 @@ import anyio
 import httpx
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.comfyui.client import ComfyUIClient, start_hint
+from ategnatos_mcp.comfyui.bounded import ReadLimits
+from ategnatos_mcp.comfyui.client import ComfyUIClient
+from ategnatos_mcp.comfyui.failures import start_hint
 from ategnatos_mcp.comfyui.hub import EventHub
 from ategnatos_mcp.comfyui.models import ServerStatus, ValidationProblem
 from ategnatos_mcp.comfyui.probe import probe_client
@@ -75,6 +77,11 @@ class ServerSet:
                 timeout=self._settings.request_timeout_seconds,
                 upload_timeout=self._settings.upload_timeout_seconds,
                 ws_open_timeout=self._settings.ws_open_timeout_seconds,
+                limits=ReadLimits(
+                    answer_bytes=self._settings.max_answer_bytes,
+                    object_info_bytes=self._settings.max_object_info_bytes,
+                    download_bytes=self._settings.max_download_bytes,
+                ),
             )
             self._servers[key] = PoolServer(client, EventHub(client, self._tg))
 
@@ -110,7 +117,7 @@ class ServerSet:
         results: dict[str, ServerStatus] = {}
 
         async def one(url: str, server: PoolServer) -> None:
-            probe = await probe_client(server.client)
+            probe = await probe_client(server.client, deadline=self._settings.status_timeout_seconds)
             if probe.reachable:
                 server.down_until = 0.0
             else:
@@ -135,8 +142,8 @@ class ServerSet:
 
     async def _assess(
         self, server: PoolServer, workflow: dict[str, Any], skip: set[tuple[str, str]], *, alone: bool = False
-    ) -> tuple[list[ValidationProblem], int] | None:
-        """(problems, queue size) for one server, or None when it does not answer."""
+    ) -> tuple[list[ValidationProblem], int] | UpstreamError:
+        """(problems, queue size) for one server, or why it does not answer."""
         try:
             info = await self.object_info(server)
             problems = validate_workflow(workflow, info, skip=skip)
@@ -149,7 +156,7 @@ class ServerSet:
         except UpstreamError as exc:
             logger.info("ComfyUI %s unavailable: %s", server.client.url, exc.message)
             self.mark_down(server)
-            return None
+            return exc
         server.down_until = 0.0
         return problems, size
 
@@ -167,7 +174,7 @@ class ServerSet:
                 "No ComfyUI server is configured.",
                 hint="Set ATEGNATOS_COMFYUI_URL or [comfyui] urls in ategnatos.toml.",
             )
-        assessed: dict[str, tuple[list[ValidationProblem], int] | None] = {}
+        assessed: dict[str, tuple[list[ValidationProblem], int] | UpstreamError] = {}
 
         async def one(server: PoolServer) -> None:
             assessed[server.client.url] = await self._assess(server, workflow, skip, alone=len(candidates) == 1)
@@ -178,13 +185,15 @@ class ServerSet:
             async with anyio.create_task_group() as tg:
                 for server in candidates:
                     tg.start_soon(one, server)
-        answering = [(s, a) for s in candidates if (a := assessed[s.client.url]) is not None]
+        answering = [(s, a) for s in candidates if not isinstance(a := assessed[s.client.url], UpstreamError)]
         if not answering:
-            urls = ", ".join(s.client.url for s in candidates)
+            failures = [a for a in assessed.values() if isinstance(a, UpstreamError)]
+            if len(failures) == 1:
+                raise failures[0]  # its own words: down, busy, or something else at that address
             raise UpstreamError(
-                f"No ComfyUI is answering ({urls}).",
+                "No ComfyUI is answering:\n" + "\n".join(f"- {f.message}" for f in failures),
                 service="comfyui",
-                hint=start_hint(candidates[0].client.url),
+                hint=start_hint(candidates[0].client.url) + " (comfyui_status says what each address answers.)",
                 retryable=True,
             )
         fit = [(s, a) for s, a in answering if not a[0]]

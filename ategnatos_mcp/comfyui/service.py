@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import anyio
 from pydantic import BaseModel, Field
@@ -17,7 +17,14 @@ from ategnatos_mcp.comfyui.models import JobRecord, SavedOutput, ServerStatus
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload
 from ategnatos_mcp.comfyui.results import make_previews
 from ategnatos_mcp.comfyui.templates import LoraChoice, LoraFacts, get_template, list_templates, render_template
-from ategnatos_mcp.comfyui.workflows import WorkflowLibrary, WorkflowSummary, is_api_format, is_ui_format, ui_to_api
+from ategnatos_mcp.comfyui.workflows import (
+    WorkflowLibrary,
+    WorkflowSummary,
+    is_api_format,
+    is_ui_format,
+    summarise,
+    ui_to_api,
+)
 from ategnatos_mcp.errors import InvalidRequestError, StateError, UpstreamError
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.progress import Progress
@@ -55,6 +62,10 @@ class JobView(BaseModel):
     files: list[SavedOutput] = Field(default_factory=list)
     texts: dict[str, list[str]] = Field(default_factory=dict)
     seconds: float | None = Field(default=None, description="Run time once finished.")
+    asset_log: str | None = Field(
+        default=None,
+        description="Where the job was logged: the project/asset version that holds its seed and pictures.",
+    )
 
     @classmethod
     def of(cls, record: JobRecord) -> JobView:
@@ -68,7 +79,7 @@ class JobView(BaseModel):
             server=record.server,
             template=record.template,
             seed=record.seed,
-            params=record.params,
+            params=_brief(record.params),
             percent=round(100.0 * min(1.0, done / max(record.nodes_total, 1)), 1),
             current_node=record.current_node,
             live_progress=record.live_progress,
@@ -95,12 +106,28 @@ class JobView(BaseModel):
         elif self.state in ("queued", "running"):
             lines.append(f"Still working; call comfyui_job with job_id='{self.job_id}' to wait for it.")
         lines.extend(f"Note: {w}" for w in self.warnings)
+        if self.asset_log:
+            lines.append(self.asset_log)
         return "\n".join(lines)
+
+
+_ECHO_LIMIT = 2000  # characters of one parameter repeated in an answer; the job's sidecar keeps it whole
+
+
+def _brief(value: Any) -> Any:
+    """``value`` with every very long string cut to its start and length (answers never repeat a pasted file)."""
+    if isinstance(value, str):
+        return value if len(value) <= _ECHO_LIMIT else f"{value[:200]}... ({len(value):,} characters in all)"
+    if isinstance(value, dict):
+        return {key: _brief(item) for key, item in cast("dict[str, Any]", value).items()}
+    if isinstance(value, list):
+        return [_brief(item) for item in cast("list[Any]", value)]
+    return value
 
 
 class StatusView(BaseModel):
     servers: list[ServerStatus]
-    jobs: list[JobView] = Field(default_factory=list)
+    jobs: list[JobView] = Field(default_factory=list, description="This session's unfinished jobs.")
 
     def summary(self) -> str:
         lines = []
@@ -110,6 +137,8 @@ class StatusView(BaseModel):
                 lines.append(
                     f"{s.url}: up, ComfyUI {s.version}, {s.queue_running} running / {s.queue_pending} waiting, {models}."
                 )
+            elif s.not_comfyui:
+                lines.append(f"{s.url}: not ComfyUI. {s.error}")
             else:
                 lines.append(f"{s.url}: not reachable. {s.error}")
         active = [j for j in self.jobs if j.state in ("queued", "running")]
@@ -123,7 +152,8 @@ class WorkflowAnswer(BaseModel):
     name: str | None = None
     workflows: list[WorkflowSummary] = Field(default_factory=list)
     templates: list[dict[str, Any]] = Field(default_factory=list)
-    workflow: dict[str, Any] | None = None
+    workflow: dict[str, Any] | None = Field(default=None, description="For get: the workflow.")
+    saved: WorkflowSummary | None = Field(default=None, description="For save: what was saved (get shows it whole).")
     path: str | None = None
     converted_from_ui: bool = False
 
@@ -139,7 +169,8 @@ class ComfyUIService:
 
     # --- status -------------------------------------------------------------------------------------------
     async def status(self) -> StatusView:
-        return StatusView(servers=await self.pool.status(), jobs=[JobView.of(r) for r in self.pool.jobs()])
+        unfinished = [JobView.of(r) for r in self.pool.jobs() if not r.state.finished]
+        return StatusView(servers=await self.pool.status(), jobs=unfinished)
 
     # --- submit -------------------------------------------------------------------------------------------
     async def submit(
@@ -234,6 +265,29 @@ class ComfyUIService:
             hint="Start ComfyUI (see comfyui_status), then try again.",
         )
 
+    # --- models (for the studio to learn what ComfyUI has) -----------------------------------------------
+    async def listed_models(self, folders: tuple[str, ...] = ("checkpoints", "loras")) -> dict[str, dict[str, str]]:
+        """Per folder, every model file the reachable servers list, with the URL of a server that has it."""
+        found: dict[str, dict[str, str]] = {folder: {} for folder in folders}
+        for server in self.pool.servers():
+            try:
+                for folder in folders:
+                    for name in await server.client.models(folder):
+                        found[folder].setdefault(name, server.client.url)
+            except UpstreamError:
+                continue  # an unreachable server lists nothing; the others still count
+        return found
+
+    async def model_metadata(self, url: str, folder: str, name: str) -> dict[str, Any] | None:
+        """The file's safetensors metadata on the server at ``url``; None when it has none or cannot be read."""
+        server = next((s for s in self.pool.servers() if s.client.url == url), None)
+        if server is None:
+            return None
+        try:
+            return await server.client.model_metadata(folder, name)
+        except UpstreamError:
+            return None
+
     # --- jobs ----------------------------------------------------------------------------------------------
     async def job(
         self,
@@ -285,7 +339,9 @@ class ComfyUIService:
                 hint="In ComfyUI, export the workflow (Workflow > Export, or Export (API)) and pass that file's JSON.",
             )
         path = await self.library.save(name, graph, overwrite=overwrite)
-        return WorkflowAnswer(action=action, name=name, path=str(path), converted_from_ui=converted, workflow=graph)
+        return WorkflowAnswer(
+            action=action, name=name, path=str(path), converted_from_ui=converted, saved=summarise(name, graph)
+        )
 
     async def get_workflow(self, name: str) -> dict[str, Any]:
         return await read_workflow(self.settings, name)
@@ -294,6 +350,6 @@ class ComfyUIService:
 async def read_workflow(settings: Settings, name: str) -> dict[str, Any]:
     """A saved workflow, or a built-in template (with its parameters) when no saved one has that name."""
     library = WorkflowLibrary(settings.grimoire_dir / "workflows")
-    if (library.folder / f"{name}.json").is_file() or name not in {t.name for t in list_templates()}:
+    if name not in {t.name for t in list_templates()} or await library.has(name):
         return await library.get(name)
     return get_template(name).model_dump(mode="json")

@@ -10,14 +10,17 @@ stack lands between the checkpoint and the clip skip.
 from __future__ import annotations
 
 import copy
+import math
 import secrets
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ategnatos_mcp.comfyui.validate import shown
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import find_family
 
 __all__ = [
     "LoraChoice",
@@ -63,7 +66,7 @@ class Template(BaseModel):
 
     name: str
     description: str
-    family: str
+    family: str = Field(description="The shared catalogue's family id, or 'any'.")
     parameters: list[TemplateParameter]
     workflow: dict[str, Any]
     lora: LoraHook | None = None
@@ -72,6 +75,16 @@ class Template(BaseModel):
 
     def parameter(self, name: str) -> TemplateParameter | None:
         return next((p for p in self.parameters if p.name == name), None)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, value: str) -> str:
+        if value == "any":
+            return value
+        found = find_family(value)
+        if found is None:
+            raise ValueError(f"'{value}' is not a family in the catalogue (ategnatos_mcp/families)")
+        return found.id
 
 
 class LoraChoice(BaseModel):
@@ -134,6 +147,8 @@ def _coerce(param: TemplateParameter, value: Any) -> Any:
                 number: Any = int(value)
             case "float":
                 number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError
             case "bool":
                 if not isinstance(value, bool):
                     raise ValueError
@@ -142,10 +157,10 @@ def _coerce(param: TemplateParameter, value: Any) -> Any:
                 if not isinstance(value, str):
                     raise ValueError
                 return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidRequestError(
             f"Parameter '{param.name}' must be {'a whole number' if param.type in ('int', 'seed') else 'a ' + param.type}"
-            f", not {value!r}.",
+            f", not {shown(value)}.",
             hint=f"{param.name}: {param.description}",
         ) from None
     low, high = (0, _SEED_MAX) if param.type == "seed" else (param.min, param.max)

@@ -7,11 +7,13 @@ ComfyUI's own ``node_errors`` answers are mapped to the same ``ValidationProblem
 from __future__ import annotations
 
 import difflib
-import re
+import json
+import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from ategnatos_mcp.comfyui.models import NodeErrorDetail, PromptRejection, ValidationProblem
+from ategnatos_mcp.comfyui.node_safety import flagged_nodes, unfamiliar_nodes
 from ategnatos_mcp.errors import InvalidRequestError
 
 __all__ = [
@@ -20,17 +22,10 @@ __all__ = [
     "dropped_output_problems",
     "flagged_nodes",
     "problems_from_rejection",
+    "unfamiliar_nodes",
+    "shown",
     "validate_workflow",
 ]
-
-# Custom nodes that run arbitrary code; matched against the words of class names and python modules.
-_CODE_WORDS = {"exec", "execute", "eval", "python", "script", "code", "shell", "command", "subprocess", "jupyter"}
-
-
-def _runs_code(*names: str) -> bool:
-    words = {w.lower() for name in names for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name)}
-    return bool(words & _CODE_WORDS)
-
 
 _WHAT = {
     "ckpt_name": "checkpoint",
@@ -45,6 +40,12 @@ _WHAT = {
     "scheduler": "scheduler",
     "image": "input image",
 }
+
+
+def shown(value: Any) -> str:
+    """A value as the model sent it, in JSON (``null``, not Python's ``None``), quoted, cut to a readable length."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    return f"'{text}'" if len(text) <= 120 else f"'{text[:100]}...' ({len(text):,} characters)"
 
 
 def _is_link(value: Any) -> bool:
@@ -93,8 +94,12 @@ class _Checker:
         has_output = False
         for node_id, node in self.workflow.items():
             cls = node.get("class_type") if isinstance(node, dict) else None
-            if not cls:
+            if not cls or not isinstance(cls, str):
                 self.add(node_id, "", "missing_class", f"Node {node_id} does not say what kind of node it is.")
+                continue
+            inputs = node.get("inputs") or {}
+            if not isinstance(inputs, dict):
+                self.add(node_id, cls, "bad_inputs", f"Node {node_id} ({cls}) has inputs that are not named values.")
                 continue
             if cls not in self.info:
                 self.add(
@@ -106,9 +111,18 @@ class _Checker:
                 )
                 continue
             has_output = has_output or bool(self.info[cls].get("output_node"))
-            self.check_node(node_id, cls, node.get("inputs") or {})
+            self.check_node(node_id, cls, cast("dict[str, Any]", inputs))
         if not has_output and not any(p.kind == "unknown_node" for p in self.problems):
             self.add("", "", "no_output", "Nothing in the workflow saves or shows a result (no output node).")
+        for loop in _loops(self.workflow):
+            first = self.workflow[loop[0]]
+            cls = str(first.get("class_type", ""))
+            path = " -> ".join([*loop, loop[0]])
+            if len(loop) == 1:
+                what = f"Node {loop[0]} ({cls}) takes its own result as input, so it can never start"
+            else:
+                what = f"Nodes {path} form a loop: each waits for the next one's result, so none can start"
+            self.add(loop[0], cls, "loop", f"{what}. ComfyUI refuses a workflow with a loop; remove one of the links.")
         return self.problems
 
     def check_node(self, node_id: str, cls: str, inputs: dict[str, Any]) -> None:
@@ -134,7 +148,7 @@ class _Checker:
                 node_id,
                 cls,
                 "not_in_list",
-                f"{where}: {what} '{value}' is not available on this ComfyUI.",
+                f"{where}: {what} {shown(value)} is not available on this ComfyUI.",
                 name,
                 suggestions=_closest(value, options),
             )
@@ -146,8 +160,10 @@ class _Checker:
         cfg = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
         try:
             number = float(value)
-        except (TypeError, ValueError):
-            self.add(node_id, cls, "wrong_type", f"{where}: '{value}' is not a number.", name)
+            if not math.isfinite(number):
+                raise ValueError("not a finite number")
+        except (TypeError, ValueError, OverflowError):
+            self.add(node_id, cls, "wrong_type", f"{where}: {shown(value)} is not a number.", name)
             return
         if "min" in cfg and number < cfg["min"]:
             self.add(node_id, cls, "too_small", f"{where}: {value} is below the minimum {cfg['min']}.", name)
@@ -160,9 +176,10 @@ class _Checker:
         if not isinstance(source, dict):
             self.add(node_id, cls, "bad_link", f"{where} is connected to node {value[0]}, which does not exist.", name)
             return
-        source_info = self.info.get(source.get("class_type", ""))
+        source_class = source.get("class_type")
+        source_info = self.info.get(source_class) if isinstance(source_class, str) else None
         if source_info is None:
-            return  # already reported as unknown_node
+            return  # already reported as unknown_node or missing_class
         outputs = source_info.get("output") or []
         if not 0 <= value[1] < len(outputs):
             self.add(
@@ -188,23 +205,40 @@ class _Checker:
         )
 
 
+def _loops(workflow: dict[str, Any]) -> list[list[str]]:
+    """Each loop of links (node ids in link order), found once; iterative, so a long chain cannot overflow."""
+    edges = {
+        node_id: [v[0] for v in (node.get("inputs") or {}).values() if _is_link(v) and v[0] in workflow]
+        for node_id, node in workflow.items()
+        if isinstance(node, dict) and isinstance(node.get("inputs") or {}, dict)
+    }
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    loops: list[list[str]] = []
+    for start in edges:
+        if state.get(start):
+            continue
+        path: list[str] = [start]
+        pending = [iter(edges[start])]
+        state[start] = 1
+        while pending:
+            following = next(pending[-1], None)
+            if following is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(following) == 1:
+                loops.append(path[path.index(following) :])
+            elif not state.get(following) and following in edges:
+                state[following] = 1
+                path.append(following)
+                pending.append(iter(edges[following]))
+    return loops
+
+
 def validate_workflow(
     workflow: dict[str, Any], object_info: dict[str, Any], *, skip: set[tuple[str, str]] | None = None
 ) -> list[ValidationProblem]:
     """All problems ComfyUI would refuse the workflow for; ``skip`` names (node, input) pairs filled in later."""
     return _Checker(workflow, object_info, skip or set()).run()
-
-
-def flagged_nodes(workflow: dict[str, Any], object_info: dict[str, Any]) -> list[str]:
-    """Node classes that call paid online APIs or may run arbitrary code, each with the reason."""
-    flags: list[str] = []
-    for cls in sorted({str(n.get("class_type")) for n in workflow.values() if isinstance(n, dict)}):
-        info = object_info.get(cls) or {}
-        if info.get("api_node"):
-            flags.append(f"{cls} sends your prompt to a paid online service (billed to a Comfy.org account).")
-        elif _runs_code(cls, str(info.get("python_module", ""))):
-            flags.append(f"{cls} (from {info.get('python_module', 'a custom node')}) can run arbitrary code.")
-    return flags
 
 
 _KIND_BY_TYPE = {

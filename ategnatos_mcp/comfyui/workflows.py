@@ -18,7 +18,7 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import write_text_atomic
 
-__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_api_format", "is_ui_format", "ui_to_api"]
+__all__ = ["WorkflowLibrary", "WorkflowSummary", "is_api_format", "is_ui_format", "summarise", "ui_to_api"]
 
 _WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 _VIRTUAL = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
@@ -189,8 +189,12 @@ class WorkflowLibrary:
             except (OSError, json.JSONDecodeError):
                 summaries.append(WorkflowSummary(name=path.stem, nodes=0, outputs=[], description="(unreadable file)"))
                 continue
-            summaries.append(_summarise(path.stem, data))
+            summaries.append(summarise(path.stem, data))
         return summaries
+
+    async def has(self, name: str) -> bool:
+        """Whether a workflow of that name is saved (the name is checked first)."""
+        return await anyio.Path(self._path(name)).is_file()
 
     async def get(self, name: str) -> dict[str, Any]:
         path = self._path(name)
@@ -203,11 +207,20 @@ class WorkflowLibrary:
                 name=name,
                 hint="workflow_manage action=list shows the saved ones.",
             ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(
+                f"The saved workflow '{name}' ({path}) cannot be read ({_reason(exc)}).",
+                hint="Check that it is a readable JSON file, or save the workflow again under another name.",
+            ) from exc
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InvalidRequestError(f"{path} is not valid JSON ({exc}).", hint="Fix or delete the file.") from exc
-        return data
+        if not isinstance(data, dict):
+            raise InvalidRequestError(
+                f"{path} holds JSON, but not a workflow (an object of nodes).", hint="Fix or delete the file."
+            )
+        return cast("dict[str, Any]", data)
 
     async def save(self, name: str, workflow: dict[str, Any], *, overwrite: bool = False) -> Path:
         path = self._path(name)
@@ -231,12 +244,21 @@ class WorkflowLibrary:
         await anyio.Path(path).unlink()
 
 
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return "the file system refused"
+
+
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, text)
 
 
-def _summarise(name: str, data: Any) -> WorkflowSummary:
+def summarise(name: str, data: Any) -> WorkflowSummary:
+    """A workflow's size and output nodes, without the workflow itself."""
     if not isinstance(data, dict):
         return WorkflowSummary(name=name, nodes=0, outputs=[], description="(not a workflow)")
     if is_ui_format(data):

@@ -48,6 +48,7 @@ class AssetSpec(_Strict):
     crop: CropMode = "fill"
     dpi: int | None = Field(default=None, gt=0, description="Written into the file; print specs use 300.")
     ico_sizes: list[int] = Field(default_factory=list, description="Also write a .ico holding these square sizes.")
+    max_bytes: int | None = Field(default=None, ge=1024, description="The platform's upload limit per file.")
     source: str = Field(description="Where the numbers come from.")
 
     @model_validator(mode="after")

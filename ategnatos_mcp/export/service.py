@@ -62,7 +62,7 @@ class AssetExporter:
                 crop=crop,
                 anchor=request.anchor,
                 quality=request.quality,
-                max_bytes=request.max_bytes,
+                max_bytes=request.max_bytes or (find_spec(request.spec).max_bytes if request.spec else None),
                 keep_metadata=request.keep_metadata,
                 background=request.background,
                 dpi=dpi,

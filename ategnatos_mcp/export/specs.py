@@ -20,15 +20,28 @@ def load_specs() -> SpecCatalog:
 
 
 def find_spec(name: str) -> AssetSpec:
-    """The spec called ``name`` (case and ``_``/``-`` insensitive).
+    """The spec called ``name`` (case and ``_``/``-`` insensitive; one word such as "thumbnail" finds a spec
+    when only one has it, and names the candidates when several do).
 
     Raises:
         NotFoundError: no spec has that name.
     """
-    wanted = name.strip().lower().replace("_", "-").replace(" ", "-")
+    wanted = name.strip().lower().replace("_", "-").replace(" ", "-").replace("twitter", "x")
     for spec in load_specs().specs:
         if spec.name == wanted:
             return spec
+    words = set(wanted.split("-"))
+    close = [spec for spec in load_specs().specs if words & set(spec.name.split("-"))]
+    if len(close) == 1:
+        return close[0]
+    if close:
+        listed = ", ".join(f"{s.name} ({s.sizes[0].width}x{s.sizes[0].height})" for s in close)
+        raise NotFoundError(
+            f"Several export specs match '{name}': {listed}.",
+            kind="export spec",
+            name=name,
+            hint="Say which platform it is for, or give width and height for a custom size.",
+        )
     names = ", ".join(spec.name for spec in load_specs().specs)
     raise NotFoundError(
         f"There is no export spec called '{name}'.",

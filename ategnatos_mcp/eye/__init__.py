@@ -14,7 +14,7 @@ from ategnatos_mcp.eye.models import (
     Level,
     Preference,
 )
-from ategnatos_mcp.eye.profile import EyeAction, EyeChange, apply_change, query_profile
+from ategnatos_mcp.eye.profile import EyeAction, EyeChange, applies_to, apply_change, query_profile
 from ategnatos_mcp.eye.view import EYE_VIEW_FILE, merge_eye, parse_eye, render_eye
 from ategnatos_mcp.state import View
 
@@ -39,6 +39,7 @@ __all__ = [
     "EyeQuery",
     "Level",
     "Preference",
+    "applies_to",
     "apply_change",
     "merge_eye",
     "parse_eye",

@@ -10,9 +10,10 @@ from pydantic import BaseModel
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.eye.models import CATEGORIES, Category, Evidence, EyeProfile, EyeQuery, Level, Preference
+from ategnatos_mcp.families import canonical_family, resolve_family
 from ategnatos_mcp.text import strip_invisible
 
-__all__ = ["EyeAction", "EyeChange", "apply_change", "normalise_family", "query_profile", "slug"]
+__all__ = ["EyeAction", "EyeChange", "applies_to", "apply_change", "normalise_family", "query_profile", "slug"]
 
 EyeAction = Literal["add", "confirm", "weaken", "contradict", "remove", "set_level"]
 
@@ -36,7 +37,15 @@ class EyeChange(BaseModel):
 
 
 def normalise_family(family: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "", family.casefold())
+    """The shared catalogue's id for ``family`` ("Pony Diffusion" -> "pony"); unknown names are kept, normalised."""
+    return canonical_family(family)
+
+
+def applies_to(entry: Preference, family: str | None) -> bool:
+    """Whether ``entry`` holds for ``family`` (any alias); entries without families hold for all."""
+    if not entry.families or not family:
+        return True
+    return normalise_family(family) in {normalise_family(f) for f in entry.families}
 
 
 def slug(text: str) -> str:
@@ -209,7 +218,7 @@ def _add(
         text=cleaned,
         level=checked_level,
         terms=_clean_terms(terms),
-        families=[normalise_family(f) for f in families or [] if f.strip()],
+        families=[resolve_family(f).id for f in families or [] if f.strip()],
         confirmation_keys=[now.date().isoformat()],
         evidence=[Evidence(at=now, action="added", note=note, session=session)],
         created_at=now,
@@ -240,13 +249,13 @@ def query_profile(
     NEVER always lands in the negative and is flagged when the request asks for it; AVOID is a default
     negative that the request can override by asking for it explicitly; disputed entries are left out.
     """
-    wanted_family = normalise_family(family) if family else None
+    wanted_family = normalise_family(family) if family else None  # unknown: only unscoped entries apply
     request_words = _words(request or "")
     subject_words = _words(subject or "")
     result = EyeQuery(family=family, subject=subject)
     entries = sorted(profile.entries, key=lambda e: (-e.confirmations, e.created_at))
     for entry in entries:
-        if entry.families and wanted_family and wanted_family not in entry.families:
+        if not applies_to(entry, wanted_family):
             continue
         if entry.disputed and entry.level != "never":
             result.disputed.append(entry.id)

@@ -22,6 +22,7 @@ from ategnatos_mcp.studio.detect import (
     server_info,
 )
 from ategnatos_mcp.studio.inventory import EntryKind, RegisterAction, register_entry
+from ategnatos_mcp.studio.learn import LearnedModel, ModelSource, learn_models
 from ategnatos_mcp.studio.models import (
     STUDIO_DOCUMENT,
     ComfyUIServerInfo,
@@ -50,10 +51,13 @@ __all__ = [
     "STUDIO_VIEW",
     "EntryKind",
     "GpuReport",
+    "LearnedModel",
+    "ModelSource",
     "RegisterAction",
     "describe_environment",
     "detect_environment",
     "detect_gpus",
+    "learn_models",
     "merge_studio",
     "parse_gpu_csv",
     "parse_studio",

@@ -7,6 +7,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ValidationError
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import family_ids, find_family
 from ategnatos_mcp.studio.models import LoraEntry, ModelEntry, StudioInventory, WorkflowEntry
 from ategnatos_mcp.text import strip_invisible
 
@@ -33,6 +34,7 @@ def register_entry(
         raise InvalidRequestError("The entry needs a name (at most 200 characters).", hint="Name the file or LoRA.")
     _check_lengths(fields)
     fields = {key: _one_line(value) for key, value in fields.items()}
+    fields, family_note = _canonical_family(fields)
     entries: list[Any] = getattr(inv, _LISTS[kind])
     index = next((i for i, e in enumerate(entries) if e.name.casefold() == name.casefold()), None)
     label = {"model": "model", "lora": "LoRA", "workflow": "workflow"}[kind]
@@ -53,10 +55,32 @@ def register_entry(
         )
     if index is None:
         entries.append(entry)
-        return f"Added {label} '{name}' to the studio inventory.", entry
+        return f"Added {label} '{name}' to the studio inventory.{family_note}", entry
     entries[index] = entry
     verb = "Updated" if action == "update" else "Replaced"
-    return f"{verb} {label} '{name}'.", entry
+    return f"{verb} {label} '{name}'.{family_note}", entry
+
+
+def _canonical_family(fields: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """Store a model's or LoRA's family under the shared catalogue's id ("Pony Diffusion V6 XL" -> "pony").
+
+    A base the catalogue does not know is kept as written, and the message says what that means.
+    """
+    out = dict(fields)
+    for key in ("base", "base_model"):
+        value = out.get(key)
+        if not isinstance(value, str) or not value.strip():
+            continue
+        found = find_family(value)
+        if found is not None:
+            out[key] = found.id
+            continue
+        note = (
+            f" Its base '{value}' is not a model family Ategnatos knows, so art_prompt cannot pick its prompt style "
+            f"from it; if it is one of {', '.join(family_ids())}, update it with that name."
+        )
+        return out, note
+    return out, ""
 
 
 _MAX_FIELD = 2000  # a note, a URL or a settings line; not a pasted file (studio.md shows every field)

@@ -16,6 +16,7 @@ from ategnatos_mcp.art import (
     LibraryEntry,
     PromptAnswer,
     PromptDraft,
+    SubmitSuggestion,
 )
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine
@@ -59,14 +60,18 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
             f"Not in the feedback mapping: {'; '.join(d.unrecognized_feedback)}. Interpret it and call art_prompt "
             "again in adjust mode with `changes`."
         )
-    if answer.comfyui_submit is not None:
-        lines.append(
-            f"Ready for comfyui_submit: template '{answer.comfyui_submit.template}' with the params and loras "
-            "in the structured result `comfyui_submit`."
-            + (f" {answer.comfyui_submit.note}" if answer.comfyui_submit.note else "")
-        )
+    lines += _submit_lines(answer.comfyui_submit, answer.submit_note)
     lines.append(answer.next_step)
     return "\n".join(lines)
+
+
+def _submit_lines(args: SubmitSuggestion | None, note: str) -> list[str]:
+    if args is None:
+        return [note] if note else []
+    model = args.params.get("checkpoint")
+    where = f", logged on {args.project}/{args.asset} v{args.version}" if args.version else ""
+    head = f"Ready for comfyui_submit: template '{args.template}'" + (f" on {model}" if model else "") + where
+    return [f"{head}; pass the structured `comfyui_submit` as it is." + (f" {note}" if note else "")]
 
 
 @guard
@@ -128,13 +133,17 @@ async def art_prompt(
 
     build: reads the artist's eye (taste profile), the studio's LoRAs and similar library prompts, and returns
     positive + negative prompt, settings (sampler, steps, CFG, clip skip, size for the aspect ratio) and one
-    sentence per choice. NEVER terms always go in the negative; a request that asks for one is flagged in
-    `conflicts` (ask the artist). With project + asset the prompt is logged as the next version.
+    sentence per choice (facts about the family come from the model database, with sources). A NEVER word takes
+    only its phrase out of the request, named in `conflicts` (ask the artist); confirmed taste weighs more.
+    A checkpoint or LoRA a reachable ComfyUI lists is learned into the studio with its family guessed (said in
+    `family_choice`). With project + asset the prompt is logged as the next version, and `comfyui_submit` holds
+    complete comfyui_submit arguments (checkpoint, LoRAs, seed, project/asset/version): pass them as they are.
     adjust: applies feedback ('too dark', 'warmer', 'less busy'...) to a logged version (or to `positive`) as the
     feedback mapping says; phrases it does not know come back in `unrecognized_feedback` for you to interpret
     and pass as `changes`. Works without ComfyUI: present the prompt for manual use, or send it to comfyui_submit.
     """
-    director = await app_of(ctx).art_director()
+    app = app_of(ctx)
+    director = await app.art_director()
     if mode == "build":
         answer, notices = await director.build(
             intent,
@@ -149,6 +158,7 @@ async def art_prompt(
             project=project,
             asset=asset,
             safe_for_work=safe_for_work,
+            models=await app.comfyui_service(),
         )
     else:
         answer, notices = await director.adjust(
@@ -193,6 +203,7 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
     if answer.library_entry is not None:
         lines.append(f"Saved to the library as '{answer.library_entry.name}'.")
     lines += [f"Note: {n}" for n in answer.notices]
+    lines += _submit_lines(answer.comfyui_submit, answer.submit_note)
     return "\n".join(lines)
 
 
@@ -244,35 +255,36 @@ async def art_iterations(
 ) -> Annotated[CallToolResult, IterationsAnswer]:
     """Keep the history of one asset's attempts under grimoire/projects/{project}/assets/{asset}/.
 
-    Every attempt is a version with its exact prompt, negative, settings, seed, outputs and feedback
-    (iterations.md); 'revert' reproduces version N exactly as a new version ("version 3 but warmer" = revert
-    with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
+    Every attempt is a version with what it takes to make it again (prompt, negative, checkpoint, LoRAs,
+    settings, seed, template or workflow), its outputs and feedback (iterations.md); comfyui_submit with project
+    and asset logs its jobs itself. 'revert' makes version N again as a new version and returns complete
+    `comfyui_submit` arguments ("version 3 but warmer" = revert with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
     suggested taste updates with their evidence: confirming the eye entries that shaped the approved version
     (not those already confirmed today), taste its feedback points at, its LoRA combination. Propose them to
     the artist and record them through eye_update, passing the evidence as `note` (this tool never writes
     the eye).
     """
     app = app_of(ctx)
-    director = await app.art_director()
+    book = (await app.art_director()).assets
     p, a = _require(project, asset)
     # Output files are only recorded, but they still must lie inside the project's folders.
     kept = [str(confine(raw, home=app.settings.home, roots=app.settings.roots, kind="new")) for raw in outputs or []]
     if action == "history":
-        answer = await director.history(p, a, version)
+        answer = await book.history(p, a, version)
     elif action == "log":
-        answer = await director.log_attempt(
+        answer = await book.log_attempt(
             p, a, version=version, seed=seed, outputs=kept, feedback=feedback or None,
             family=family, positive=positive, negative=negative,
         )  # fmt: skip
     elif action == "revert":
         if version is None:
             raise InvalidRequestError("Which version should I go back to?", hint="Pass `version`.")
-        answer = await director.revert(p, a, version, feedback=feedback, changes=changes)
+        answer = await book.revert(p, a, version, feedback=feedback, changes=changes)
     elif action == "approve":
-        answer = await director.approve(p, a, version, notes=notes, save_as=save_as, tags=tags or [])
+        answer = await book.approve(p, a, version, notes=notes, save_as=save_as, tags=tags or [])
     else:
         spec = AssetSpec(purpose=purpose, width=width, height=height, formats=formats or [], notes=notes)
-        answer = await director.set_spec(p, a, spec)
+        answer = await book.set_spec(p, a, spec)
     return respond(answer, _iterations_summary(answer))
 
 

@@ -11,6 +11,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, read_workflow
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
 from ategnatos_mcp.wiring import Wiring
 
@@ -73,13 +74,30 @@ async def comfyui_submit(
     allow_flagged_nodes: Annotated[
         bool, Field(description="Only after the user agreed: run nodes that call paid APIs or run arbitrary code.")
     ] = False,
+    project: Annotated[
+        str | None,
+        Field(max_length=200, description="With `asset`: log the job (seed, model, pictures) on that asset's history."),
+    ] = None,
+    asset: Annotated[
+        str | None, Field(max_length=200, description="The asset inside `project`, e.g. 'mascot'.")
+    ] = None,
+    version: Annotated[
+        int | None,
+        Field(ge=1, description="The asset version the prompt is (art_prompt fills it in); omitted: a new version."),
+    ] = None,
 ) -> Annotated[CallToolResult, JobView]:
     """Generate with ComfyUI. Checks the workflow against the server first (missing models or nodes are named
     with the closest existing ones, nothing is queued), routes it to the least busy server that has what it
     needs, streams progress, and returns the job with downscaled previews of finished pictures (full-size files
     saved under workspace/outputs with a provenance sidecar; pictures a SaveImageWebsocket node sends over the
     live connection are saved the same way). If it is still running, call comfyui_job. When ComfyUI's
-    websocket cannot be opened the job still runs, followed by polling (live_progress=false)."""
+    websocket cannot be opened the job still runs, followed by polling (live_progress=false). With project and
+    asset (art_prompt's `comfyui_submit` carries them) the job is logged on the asset's history by itself."""
+    if bool(project) != bool(asset):
+        raise InvalidRequestError(
+            "Give both a project and an asset to log this generation, or neither.",
+            hint="Pass the `comfyui_submit` arguments art_prompt returned as they are.",
+        )
     service = await app_of(ctx).comfyui_service()
     view = await service.submit(
         template=template,
@@ -91,6 +109,13 @@ async def comfyui_submit(
         allow_flagged=allow_flagged_nodes,
         progress=progress_reporter(ctx),
     )
+    if project and asset:
+        saved = workflow if isinstance(workflow, str) else None
+        await app_of(ctx).log_generation(view, (project, asset, version), saved)
+        if isinstance(workflow, dict):
+            view.asset_log = (view.asset_log or "") + (
+                " The workflow was passed inline: save it with workflow_manage so this version can be made again."
+            )
     return await _answer(ctx, view)
 
 
@@ -108,6 +133,7 @@ async def comfyui_job(
     service = await app_of(ctx).comfyui_service()
     mode = "status" if action == "results" else action
     view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
+    await app_of(ctx).log_generation(view, None)
     if action == "status":
         return respond(view, view.summary())
     return await _answer(ctx, view)
@@ -135,8 +161,11 @@ async def workflow_manage(
         saved = [w.name for w in answer.workflows]
         text = f"Templates: {', '.join(names)}.\nSaved workflows: {', '.join(saved) or 'none yet'}."
     elif action == "save":
-        text = f"Saved '{name}' to {answer.path}" + (
-            " (converted from the editor format)." if answer.converted_from_ui else "."
+        nodes = answer.saved.nodes if answer.saved else 0
+        text = f"Saved '{name}' ({nodes} nodes) to {answer.path}" + (
+            " (converted from the editor format; workflow_manage get shows the result)."
+            if answer.converted_from_ui
+            else "."
         )
     elif action == "delete":
         text = f"Deleted workflow '{name}'."

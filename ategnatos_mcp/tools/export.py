@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast, get_args
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.export import (
     Anchor,
     CropMode,
     ExportRequest,
     ExportResult,
     ImageFormat,
+    find_spec,
     load_specs,
     preview,
 )
@@ -30,8 +32,17 @@ _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif":
 
 @guard
 async def asset_export(
-    source: Annotated[str, Field(description="The approved image to export (a path inside the project).")],
     ctx: Context[Any, Wiring],
+    source: Annotated[
+        str | None, Field(description="The image to export (a path inside the project); or give project and asset.")
+    ] = None,
+    project: Annotated[
+        str | None, Field(max_length=200, description="With `asset`: export that asset's approved picture.")
+    ] = None,
+    asset: Annotated[str | None, Field(max_length=200, description="The asset inside `project`.")] = None,
+    version: Annotated[
+        int | None, Field(ge=1, description="With project and asset: export this version instead of the approved one.")
+    ] = None,
     spec: Annotated[
         str | None,
         Field(description="A named spec: og-image, social-square, hero, avatar, favicon, app-icon, print-a4, ..."),
@@ -72,11 +83,28 @@ async def asset_export(
 ) -> Annotated[CallToolResult, ExportResult]:
     """Export an approved image at exact sizes and formats into workspace/exports (never overwriting).
 
-    Use a named spec for common needs (favicon writes the whole icon set plus favicon.ico) or a custom
-    width/height. Colours are converted to sRGB; metadata is stripped unless keep_metadata is true.
+    Give the file as `source`, or `project` + `asset` for the asset's approved picture (`version` for another).
+    Use a named spec for common needs (banner, header and thumbnail sizes for YouTube, X, LinkedIn, Discord,
+    Twitch, Etsy, Patreon...; favicon writes the whole icon set plus favicon.ico) or a custom width/height;
+    with neither, an asset's own final size (art_iterations spec) is used. Colours are converted to sRGB;
+    metadata is stripped unless keep_metadata is true.
     """
     app = app_of(ctx)
     settings = app.settings
+    notes: list[str] = []
+    if source is None:
+        if not project or not asset:
+            raise InvalidRequestError(
+                "Say which image to export.", hint="Pass `source` (a file path), or `project` and `asset`."
+            )
+        source, it, asset_spec = await (await app.art_director()).assets.version_output(project, asset, version)
+        notes.append(f"Source: {project}/{asset} version {it.version} ({Path(source).name}).")
+        if spec is None and width is None and height is None and asset_spec.width and asset_spec.height:
+            width, height = asset_spec.width, asset_spec.height
+            notes.append(f"Size {width}x{height} from the asset's spec.")
+            wanted = asset_spec.formats[0].lower().replace("jpg", "jpeg") if asset_spec.formats else ""
+            if format is None and wanted in get_args(ImageFormat):
+                format = cast(ImageFormat, wanted)
     path = confine(source, home=settings.home, roots=settings.roots, kind="file")
     request = ExportRequest(
         source=path,
@@ -102,7 +130,8 @@ async def asset_export(
             f"Exported {len(result.files)} file(s) to {settings.exports_dir} ({result.colour}; metadata {result.metadata}):"
         ]
         + lines
-        + [f"Note: {w}" for w in result.warnings]
+        + [f"Note: {w}" for w in [*notes, *result.warnings]]
+        + ([_spec_line(result.spec)] if result.spec else [])
     )
     links = [(Path(f.path).as_uri(), Path(f.path).name, _MIME.get(f.format)) for f in result.files]
     # One small look at the largest file is enough to check the crop; the rest are linked.
@@ -110,6 +139,11 @@ async def asset_export(
     shown = await preview(largest)
     images = [ImagePart(data=shown, mime_type="image/jpeg")] if shown else []
     return respond(result, summary, images=images, links=links)
+
+
+def _spec_line(name: str) -> str:
+    spec = find_spec(name)
+    return f"Spec {spec.name}: {spec.description} Sizes from {spec.source}."
 
 
 @guard

@@ -10,12 +10,14 @@ from pathlib import Path
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.prompts import Prompt
+from mcp.types import Prompt as PromptInfo
 
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.skills_catalog import Skill, find_skills_root, list_skills, load_skill, read_skill_file
+from ategnatos_mcp.text import show_invisible
 from ategnatos_mcp.wiring import Wiring
 
-__all__ = ["register"]
+__all__ = ["prompt_problem", "register"]
 
 logger = logging.getLogger("ategnatos_mcp.tools.skills")
 
@@ -29,6 +31,34 @@ def _prompt_body(name: str) -> Callable[[], Awaitable[str]]:
 
     body.__name__ = f"{name}_skill"
     return body
+
+
+def _shown(text: str) -> str:
+    return show_invisible(repr(text) if len(text) <= 80 else f"{text[:60]!r}... ({len(text):,} characters)")
+
+
+def prompt_problem(prompts: dict[str, PromptInfo], name: str, arguments: dict[str, object]) -> str | None:
+    """What is wrong with a prompt request (unknown prompt, unknown or missing arguments), or None."""
+    if name not in prompts:
+        return (
+            f"There is no prompt {_shown(name)}. The prompts are: {', '.join(sorted(prompts)) or 'none'}.\n"
+            "Next step: ask for one of those by name."
+        )
+    declared = prompts[name].arguments or []
+    allowed = {arg.name for arg in declared}
+    unknown = sorted(set(arguments) - allowed)
+    if unknown:
+        takes = f"its arguments are {', '.join(sorted(allowed))}" if allowed else "it takes no arguments"
+        return (
+            f"The prompt '{name}' has no argument {', '.join(_shown(a) for a in unknown[:8])} ({takes}).\n"
+            "Next step: ask for it again without " + ("that argument." if len(unknown) == 1 else "those arguments.")
+        )
+    missing = sorted(arg.name for arg in declared if arg.required and arg.name not in arguments)
+    if missing:
+        return (
+            f"The prompt '{name}' needs {', '.join(missing)}.\nNext step: ask for it again with {', '.join(missing)}."
+        )
+    return None
 
 
 def _listing(skills: list[Skill]) -> str:

@@ -1,4 +1,7 @@
-"""Model families as data (``data/families.json``): look one up by name or alias, never by code branches."""
+"""What training knows about each model family (``data/families.json``), found through the shared catalogue.
+
+Names and aliases live in ``ategnatos_mcp/families`` only, so train_plan accepts every name art_prompt does.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.families import find_family, load_catalogue
 
 __all__ = ["Family", "FamilyVram", "family_names", "load_families", "resolve_family"]
 
@@ -74,14 +78,18 @@ def _read_json(name: str) -> dict[str, Any]:
 
 @cache
 def load_families() -> dict[str, Family]:
-    """Every family in ``families.json``; variants inherit their parent's fields."""
+    """Every family in ``families.json``; variants inherit their parent's fields; names come from the catalogue."""
     raw = {k: v for k, v in _read_json("families.json").items() if not k.startswith("_")}
+    known = {family.id: family for family in load_catalogue().families}
     families: dict[str, Family] = {}
     for key, entry in raw.items():
+        if key not in known:
+            raise ValueError(f"training families.json: '{key}' is not in the family catalogue")
         merged = dict(raw[entry["variant_of"]]) if "variant_of" in entry else {}
         merged.update(entry)
         if "variant_of" in entry:
             merged["notes"] = [*raw[entry["variant_of"]].get("notes", []), *entry.get("notes", [])]
+        merged.update(label=known[key].name, aliases=list(known[key].aliases))
         families[key] = Family(key=key, **merged)
     return families
 
@@ -97,12 +105,12 @@ def resolve_family(name: str) -> Family:
     Raises:
         InvalidRequestError: no family has that name.
     """
-    wanted = " ".join(name.strip().lower().split())
-    for family in load_families().values():
-        if wanted in (family.key, family.label.lower(), *family.aliases):
-            return family
-    known = ", ".join(f.label for f in load_families().values())
-    raise InvalidRequestError(
-        f"'{name}' is not a model family Ategnatos can train.",
-        hint=f"Use one of: {known} (or their usual short names such as sdxl, pony, flux).",
-    )
+    found = find_family(name)
+    family = load_families().get(found.id) if found is not None else None
+    if family is None:
+        known = ", ".join(f"{f.key} ({f.label})" for f in load_families().values())
+        raise InvalidRequestError(
+            f"'{name}' is not a model family Ategnatos can train.",
+            hint=f"Use one of: {known}. Usual short names work too (SDXL, Pony, NoobAI, FLUX.1 dev, SD3.5).",
+        )
+    return family

@@ -7,6 +7,8 @@ Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` 
 websocket handshake away with HTTP 403, as a proxy without upgrade support does; counted in ``ws_refused``),
 ``hang_ws`` (accept the connection, never answer the handshake; counted in ``ws_hung``),
 ``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``,
+``model_metadata`` (what GET /view_metadata/{folder} returns per file, as ComfyUI's server.py does: 404 without it),
+``custom_nodes`` (extra node classes in /object_info, as an installed custom node pack adds them; they run as no-ops),
 ``preview_frames`` (latent previews per sampler step, as with ``--preview-method latent2rgb``),
 ``feature_flags_supported`` (False: an older server that ignores the client's ``feature_flags`` and only ever
 sends type 1 picture frames). Picture frames follow the recordings: type 1 right after its ``progress``, type 4
@@ -98,6 +100,10 @@ class FakeComfyUI:
             "text_encoders": [],
             "input": ["example.png"],
         }
+        # Installed custom node classes: name -> their /object_info entry (python_module "custom_nodes.<pack>").
+        self.custom_nodes: dict[str, dict[str, Any]] = {}
+        # (folder, file) -> the safetensors __metadata__ GET /view_metadata/{folder} answers with (none: 404).
+        self.model_metadata: dict[tuple[str, str], dict[str, Any]] = {}
         self.port = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[dict[str, Any]] = []
@@ -137,7 +143,7 @@ class FakeComfyUI:
             else:
                 spec[0] = list(self.models.get(folder, []))
             info[cls] = node
-        return info
+        return {**info, **self.custom_nodes}
 
     # --- websocket ---------------------------------------------------------------------------------
     async def send(self, client_id: str | None, kind: str, data: dict[str, Any]) -> None:

@@ -111,6 +111,16 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
             return Response(status_code=404)
         return JSONResponse(fake.models[folder])
 
+    async def view_metadata(request: Request) -> Response:
+        # As server.py's view_metadata: 404 for a missing filename, a non-.safetensors name, an unknown file or a
+        # file whose header has no __metadata__; otherwise the __metadata__ object itself.
+        await slow(request)
+        folder, name = request.path_params["folder"], request.query_params.get("filename")
+        if not name or not name.endswith(".safetensors") or name not in fake.models.get(folder, []):
+            return Response(status_code=404)
+        meta = fake.model_metadata.get((folder, name))
+        return JSONResponse(meta) if meta is not None else Response(status_code=404)
+
     async def history_get(request: Request) -> Response:
         await slow(request)
         pid = request.path_params.get("prompt_id")
@@ -229,6 +239,7 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
         Route("/object_info/{node}", object_info),
         Route("/models", models),
         Route("/models/{folder}", models),
+        Route("/view_metadata/{folder}", view_metadata),
         Route("/history", history_get, methods=["GET"]),
         Route("/history", history_post, methods=["POST"]),
         Route("/history/{prompt_id}", history_get),

@@ -164,11 +164,26 @@ def validate_prompt(  # noqa: C901 - mirrors ComfyUI's own nested checks
                     nid, {"errors": errors, "dependent_outputs": [], "class_type": node["class_type"]}
                 )
                 entry["dependent_outputs"].append(out)
+        if not failed and _in_a_loop(prompt, seen):
+            failed = True  # ComfyUI's recursive check fails on a loop without naming a node (q_self_cycle)
         if not failed:
             good.append(out)
     if not good:
         return _err("prompt_outputs_failed_validation", "Prompt outputs failed validation"), node_errors, []
     return None, node_errors, good
+
+
+def _in_a_loop(prompt: dict[str, Any], nodes: set[str]) -> bool:
+    """Whether the links among ``nodes`` (an output's upstream) go round in a circle."""
+    links = {n: [v[0] for v in prompt[n].get("inputs", {}).values() if is_link(v) and v[0] in nodes] for n in nodes}
+    remaining = dict(links)
+    while remaining:
+        leaves = [n for n, ups in remaining.items() if not any(u in remaining for u in ups)]
+        if not leaves:
+            return True
+        for n in leaves:
+            del remaining[n]
+    return False
 
 
 # --- graph helpers the fake's executor uses ---------------------------------------------------------------

@@ -1,88 +1,114 @@
-"""A misbehaving HTTP endpoint on 127.0.0.1 standing in for a GPU cloud (or a proxy before it) that goes wrong.
+"""A real HTTP/1.1 server on 127.0.0.1 that answers like anything but ComfyUI: other JSON, HTML, garbage bytes,
+a redirect to itself, a body far too large, or one byte at a time.
 
-Modes (real sockets, real HTTP/1.1 framing):
-- ``trickle``: a 200 with a JSON content type whose body comes one byte every ``interval`` seconds, forever;
-- ``huge``: a 200 of 64 MiB without a length (64 KiB chunks), as fast as the client reads;
-- ``silent``: reads the request and never answers, holding the connection open.
+It speaks just enough HTTP by hand (one request per connection, ``Connection: close``) so a test can send what
+no well-behaved framework would: a body that never ends, bytes that are not HTTP, a trickle. Use::
+
+    async with serve_hostile(lambda path: Reply.json({"status": "ok"})) as server:
+        server.url, server.requests  # the paths asked for, in order
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any
 
-Mode = Literal["trickle", "huge", "silent"]
+import anyio
+from anyio.abc import SocketStream
+
+__all__ = ["HostileServer", "Reply", "serve_hostile"]
 
 
 @dataclass
-class Endpoint:
-    mode: Mode
-    port: int = 0
-    interval: float = 0.2
+class Reply:
+    """What to send back. ``raw`` replaces the whole answer (not even a status line); ``repeat`` sends ``body``
+    that many times (a big body without holding it in memory), between ``prefix`` and ``suffix``; ``trickle``
+    sends the body one byte per that many seconds; ``length`` overrides Content-Length (None: the real length,
+    -1: no Content-Length at all)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    repeat: int = 1
+    prefix: bytes = b""
+    suffix: bytes = b""
+    trickle: float = 0.0
+    length: int | None = None
+
+    @classmethod
+    def json(cls, value: Any, status: int = 200) -> Reply:
+        return cls(status=status, body=json.dumps(value).encode())
+
+    @classmethod
+    def html(cls, text: str, status: int = 200) -> Reply:
+        return cls(status=status, body=text.encode(), content_type="text/html; charset=utf-8")
+
+
+@dataclass
+class HostileServer:
+    url: str
     requests: list[str] = field(default_factory=list)
     bytes_sent: int = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = (await reader.readline()).decode("latin-1").strip()
-            while (await reader.readline()).strip():
-                pass
-            self.requests.append(request_line)
-            if self.mode == "silent":
-                await reader.read()  # until the client gives up and closes
-                return
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
-            if self.mode == "trickle":
-                writer.write(b"{")
-                while True:
-                    await writer.drain()
-                    await asyncio.sleep(self.interval)
-                    writer.write(b" ")
-                    self.bytes_sent += 1
-            chunk = b'{"gpus": [' + b'{"id": "x"},' * 5_000 + b"\n"
-            chunk = chunk[: 64 * 1024]
-            sent = 0
-            while sent < 64 * 1_048_576:
-                writer.write(chunk)
-                await writer.drain()
-                sent += len(chunk)
-                self.bytes_sent += len(chunk)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            return
-        finally:
-            writer.close()
-            with suppress(ConnectionError):
-                await writer.wait_closed()
+async def _read_head(stream: SocketStream) -> bytes:
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 65536:
+        head += await stream.receive()
+    return head
+
+
+async def _answer(stream: SocketStream, reply: Reply, server: HostileServer) -> None:
+    if reply.raw is not None:
+        await stream.send(reply.raw)
+        server.bytes_sent += len(reply.raw)
+        return
+    size = len(reply.prefix) + len(reply.body) * reply.repeat + len(reply.suffix)
+    headers = {"Content-Type": reply.content_type, "Connection": "close", **reply.headers}
+    if reply.length != -1:
+        headers["Content-Length"] = str(size if reply.length is None else reply.length)
+    head = f"HTTP/1.1 {reply.status} Whatever\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+    await stream.send(head.encode("latin-1") + reply.prefix)
+    for _ in range(reply.repeat):
+        if reply.trickle:
+            for index in range(len(reply.body)):
+                await stream.send(reply.body[index : index + 1])
+                server.bytes_sent += 1
+                await anyio.sleep(reply.trickle)
+        else:
+            await stream.send(reply.body)
+            server.bytes_sent += len(reply.body)
+    await stream.send(reply.suffix)
 
 
 @asynccontextmanager
-async def hostile_endpoint(mode: Mode, interval: float = 0.2) -> AsyncIterator[Endpoint]:
-    """Serve one misbehaving endpoint on 127.0.0.1 for the duration of the block."""
-    endpoint = Endpoint(mode, interval=interval)
-    tasks: set[asyncio.Task[None]] = set()
+async def serve_hostile(answer: Callable[[str], Reply]) -> AsyncIterator[HostileServer]:
+    """Serve ``answer(path)`` (path with its query) on a free loopback port for the duration of the block."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    server = HostileServer(url=f"http://127.0.0.1:{port}")
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
+    async def handle(stream: SocketStream) -> None:
+        async with stream:
+            try:
+                head = await _read_head(stream)
+                if not head:
+                    return
+                request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+                path = request_line.split(" ")[1] if " " in request_line else "/"
+                server.requests.append(path)
+                await _answer(stream, answer(path), server)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
+                return  # the client gave up on us, which is the point of most of these answers
+
+    async with listener, anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, handle)
         try:
-            await endpoint.handle(reader, writer)
+            yield server
         finally:
-            tasks.discard(task)
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    endpoint.port = server.sockets[0].getsockname()[1]
-    try:
-        yield endpoint
-    finally:
-        server.close()
-        for task in list(tasks):
-            task.cancel()
-        await server.wait_closed()
+            tg.cancel_scope.cancel()

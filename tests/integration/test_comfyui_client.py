@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected
-from ategnatos_mcp.comfyui.models import OutputFile
+from ategnatos_mcp.comfyui.models import OutputFile, PromptRejection
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 
@@ -78,7 +78,7 @@ async def test_a_slow_server_times_out_with_a_plain_message() -> None:
         fake.response_delay = 2.0
         with pytest.raises(UpstreamError) as caught:
             await ComfyUIClient(fake.url, http, timeout=0.3).queue()
-    assert caught.value.retryable and "did not answer" in caught.value.message
+    assert caught.value.retryable and "did not finish answering GET /queue within 0.3 s" in caught.value.message
 
 
 async def test_queue_delete_and_interrupt_reach_the_server() -> None:
@@ -118,3 +118,17 @@ async def test_a_websocket_handshake_that_never_comes_fails_after_the_open_timeo
     assert fake.ws_hung == 1
     assert caught.value.retryable and "live connection" in caught.value.message
     assert isinstance(caught.value.__cause__, TimeoutError)
+
+
+async def test_the_fake_refuses_a_loop_as_the_recorded_comfyui_does() -> None:
+    cases = json.loads((FIXTURES / "post_prompt_validation_errors.json").read_text(encoding="utf-8"))["cases"]
+    recorded = PromptRejection.model_validate(cases["q_self_cycle"]["response"]["body"])
+    two_node_loop = workflow("basic_empty_invert_save")
+    two_node_loop["1"] = {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}
+    async with serve_fake() as fake, httpx.AsyncClient() as http:
+        client = ComfyUIClient(fake.url, http)
+        for looped in (workflow("error_q_self_cycle"), two_node_loop):
+            with pytest.raises(PromptRejected) as refused:
+                await client.submit(looped, client_id="c")
+            assert refused.value.rejection == recorded
+        assert fake.history == {} and fake.queue == []

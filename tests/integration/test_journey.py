@@ -348,7 +348,7 @@ async def _art_part(client: Client, home: Path, fake: Any, lora: str) -> None:
     prompt = built.structured_content
     draft = prompt["draft"]
     assert "muted indigo palette" in draft["positive"] and TRIGGER in draft["positive"]
-    assert "neon" in draft["negative"].split(", ")
+    assert "(neon:1.3)" in draft["negative"].split(", ")  # NEVER weighs more than AVOID in the negative
     assert draft["loras"] == [{"name": lora, "weight": 0.8, "trigger_words": [TRIGGER]}]
     suggestion = prompt["comfyui_submit"]
     assert "comfyui_submit" in _text(built) and "muted indigo palette" in _text(built)

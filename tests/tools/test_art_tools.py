@@ -59,7 +59,7 @@ async def test_build_reads_the_eye_and_studio_and_flags_a_never_request(client: 
         "score_9, score_8_up, score_7_up, score_6_up, score_5_up, score_4_up, rating_safe, fox mascot, earth tones, "
         "inkwash style"
     )
-    assert "neon" in draft["negative"].split(", ")
+    assert "(neon:1.3)" in draft["negative"].split(", ")  # NEVER weighs more than AVOID
     assert draft["conflicts"] and "neon" in draft["conflicts"][0]
     assert draft["loras"] == [{"name": "inkwash", "weight": 0.8, "trigger_words": ["inkwash style"]}]
     assert (draft["settings"]["width"], draft["settings"]["height"], draft["settings"]["clip_skip"]) == (1344, 768, 2)

@@ -273,10 +273,12 @@ async def test_workflow_manage_imports_an_editor_export_using_the_server_catalog
     ui = json.loads((FIXTURES / "ui_txt2img.json").read_text(encoding="utf-8"))
     async with serve_fake() as fake, studio(home, fake) as client:
         saved = await client.call_tool("workflow_manage", {"action": "save", "name": "fox", "workflow": ui})
+        got = await client.call_tool("workflow_manage", {"action": "get", "name": "fox"})
         run = await client.call_tool("comfyui_submit", {"workflow": "fox", "wait_seconds": 10})
     assert not saved.is_error, _text(saved)
     assert saved.structured_content["converted_from_ui"] is True
-    assert saved.structured_content["workflow"]["3"]["inputs"]["seed"] == 42
+    assert saved.structured_content["saved"]["outputs"] == ["9:SaveImage"]
+    assert got.structured_content["workflow"]["3"]["inputs"]["seed"] == 42
     assert run.structured_content["state"] == "succeeded"
 
 
@@ -321,3 +323,82 @@ async def test_a_websocket_that_never_answers_costs_only_its_short_open_timeout(
     data = result.structured_content
     assert data["state"] == "succeeded" and data["live_progress"] is False and len(data["files"]) == 1
     assert "no live progress" in _text(result) and fake.ws_hung == 1
+
+
+async def test_workflow_names_too_long_for_the_file_system_and_broken_saved_files_get_plain_answers(
+    home: Path,
+) -> None:
+    from mcp import MCPError
+
+    wide = "\U0001d54f" * 80  # 80 letters, 320 bytes: within the character limit, past the file system's 255 bytes
+    node = {"1": {"class_type": "X", "inputs": {}}}
+    folder = home / "grimoire" / "workflows"
+    folder.mkdir(parents=True)
+    (folder / "folder.json").mkdir()
+    (folder / "latin1.json").write_bytes('{"1": "caf\xe9"}'.encode("latin-1"))
+    (folder / "list.json").write_text("[1, 2, 3]", encoding="utf-8")
+    async with studio(home, urls=["http://127.0.0.1:9"]) as client:
+        answers = [
+            await client.call_tool("workflow_manage", {"action": action, "name": wide, "workflow": node})
+            for action in ("get", "save", "delete")
+        ]
+        answers.append(await client.call_tool("comfyui_submit", {"workflow": wide}))
+        broken = {
+            name: await client.call_tool("workflow_manage", {"action": "get", "name": name})
+            for name in ("folder", "latin1", "list")
+        }
+        broken["submit"] = await client.call_tool("comfyui_submit", {"workflow": "list"})
+        with pytest.raises(MCPError) as resource:
+            await client.read_resource(f"ategnatos://workflows/{wide}")
+    for answer in answers:
+        assert answer.is_error and "cannot be used as a workflow name" in _text(answer), _text(answer)
+        assert "fewer with emoji or non-Latin letters" in _text(answer)
+    assert "cannot be used as a workflow name" in str(resource.value)
+    assert "cannot be read (is a directory)" in _text(broken["folder"])
+    assert "cannot be read (it is not UTF-8 text)" in _text(broken["latin1"])
+    assert "holds JSON, but not a workflow" in _text(broken["list"])
+    assert "holds JSON, but not a workflow" in _text(broken["submit"])
+    assert all(a.is_error and "Next step:" in _text(a) for a in broken.values())
+    assert sorted(p.name for p in folder.iterdir()) == ["folder.json", "latin1.json", "list.json"]
+
+
+async def test_a_huge_prompt_or_workflow_is_not_echoed_back_in_successful_answers(home: Path) -> None:
+    huge = "a red fox mascot, " * 60_000  # ~1 MB pasted into the prompt
+    params = {"prompt": huge, "checkpoint": SD15, "width": 64, "height": 64, "steps": 1}
+    workflow = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    workflow["3"]["_meta"] = {"title": huge}
+    async with serve_fake() as fake, studio(home, fake) as client:
+        fake.hold_class = "KSampler"  # still running when status is asked: an unfinished job is listed there
+        submitted = await client.call_tool(
+            "comfyui_submit", {"template": "txt2img-sdxl", "params": params, "wait_seconds": 0}
+        )
+        job_id = submitted.structured_content["job_id"]
+        status = await client.call_tool("comfyui_status", {})
+        fake.hold_release.set()
+        finished = await client.call_tool("comfyui_job", {"job_id": job_id, "action": "wait", "wait_seconds": 10})
+        saved = await client.call_tool("workflow_manage", {"action": "save", "name": "big", "workflow": workflow})
+    answers = {"submit": submitted, "status": status, "job": finished, "save": saved}
+    for label, answer in answers.items():
+        assert not answer.is_error, (label, _text(answer))
+        size = len(_text(answer)) + len(json.dumps(answer.structured_content))
+        assert size < 20_000, f"{label} answered {size:,} characters"
+    assert status.structured_content["jobs"][0]["params"]["prompt"].endswith("(1,080,000 characters in all)")
+    assert finished.structured_content["state"] == "succeeded"
+    sidecar = json.loads(Path(finished.structured_content["files"][0]["sidecar"]).read_text(encoding="utf-8"))
+    assert sidecar["params"]["prompt"] == huge  # the record of what was run keeps every character
+    assert saved.structured_content["saved"]["nodes"] == 3
+
+
+async def test_a_workflow_with_a_loop_is_refused_before_queueing_with_the_loop_named(home: Path) -> None:
+    looped = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    looped["1"] = {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}
+    odd = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
+    odd["2"]["class_type"] = {"not": "a name"}
+    odd["3"]["inputs"] = ["images", "x"]
+    async with serve_fake() as fake, studio(home, fake) as client:
+        refused = await client.call_tool("comfyui_submit", {"workflow": looped})
+        strange = await client.call_tool("comfyui_submit", {"workflow": odd})
+    assert refused.is_error and "Nodes 1 -> 2 -> 1 form a loop" in _text(refused), _text(refused)
+    assert strange.is_error and "Node 2 does not say what kind of node it is" in _text(strange), _text(strange)
+    assert "Node 3 (SaveImage) has inputs that are not named values" in _text(strange)
+    assert ("POST", "/prompt") not in fake.requests  # nothing reached ComfyUI

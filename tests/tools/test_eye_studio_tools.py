@@ -160,8 +160,9 @@ async def test_studio_register_adds_updates_and_removes_entries(client: Client, 
         {"kind": "model", "action": "add", "name": "Pony V6 XL", "base": "SDXL", "settings": "CFG 7, clip_skip 2"},
     )
     studio_md = (home / "grimoire" / "studio.md").read_text(encoding="utf-8")
-    assert "| mibera-style-v2 | mibera | 0.6-0.9 | Pony | character style, 40 images |  |" in studio_md
-    assert "| Pony V6 XL | checkpoint | SDXL |  |  | CFG 7, clip_skip 2 |" in studio_md
+    # Families are kept by the shared catalogue's id, whatever name they were registered under.
+    assert "| mibera-style-v2 | mibera | 0.6-0.9 | pony | character style, 40 images |  |" in studio_md
+    assert "| Pony V6 XL | checkpoint | sdxl |  |  | CFG 7, clip_skip 2 |" in studio_md
     upside_down = await client.call_tool(
         "studio_register",
         {"kind": "lora", "action": "update", "name": "mibera-style-v2", "weight_min": 1.2, "weight_max": 0.5},

@@ -71,3 +71,24 @@ async def test_skill_md_is_readable_through_the_template(client: Client) -> None
 async def test_unknown_reference_file_is_an_error(client: Client) -> None:
     with pytest.raises(Exception, match="no reference file"):
         await client.read_resource("ategnatos://skills/art/no-such-file.md")
+
+
+async def test_an_unknown_prompt_or_argument_is_an_invalid_params_error_in_plain_words(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mcp import MCPError
+    from mcp.types import INVALID_PARAMS
+
+    asked = [("nope", {}), ("studio", {"topic": "x"}), ("\u202e" + "x" * 5000, {}), ("eye", {"a": "1", "b": "2"})]
+    answers: list[str] = []
+    for name, arguments in asked:
+        with pytest.raises(MCPError) as refused:
+            await client.get_prompt(name, arguments)
+        assert refused.value.code == INVALID_PARAMS, refused.value.message
+        answers.append(refused.value.message)
+    assert answers[0].startswith("There is no prompt 'nope'. The prompts are: art, eye, studio, train.")
+    assert answers[1].startswith("The prompt 'studio' has no argument 'topic' (it takes no arguments).")
+    assert "(5,001 characters)" in answers[2] and "\u202e" not in answers[2] and len(answers[2]) < 300
+    assert "'a', 'b'" in answers[3] and "without those arguments" in answers[3]
+    assert all("Next step:" in answer for answer in answers)
+    assert not [r for r in caplog.records if r.exc_info], "a refused prompt request logged a traceback"

@@ -7,25 +7,31 @@ import json
 import pytest
 
 from ategnatos_mcp.art import FamilyCatalog, FamilyDatabase, FeedbackMap, pick_resolution
-from ategnatos_mcp.art.families import DATA_DIR, parse_aspect
+from ategnatos_mcp.art.families import DATA_DIR, load_family_database, parse_aspect
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.families import family_ids
 
 REQUIRED = {"sd15", "sdxl", "pony", "illustrious", "flux1", "sd35"}
 
 
 def test_every_data_file_validates_against_its_model() -> None:
-    models = {"model_families.json": FamilyDatabase, "feedback.json": FeedbackMap}
-    assert {path.name for path in DATA_DIR.glob("*.json")} == set(models)
-    for name, model in models.items():
-        raw = json.loads((DATA_DIR / name).read_text(encoding="utf-8"))
-        model.model_validate(raw, strict=False)
+    assert {path.name for path in DATA_DIR.glob("*.json")} == {"model_families.json", "feedback.json"}
+    FeedbackMap.model_validate(json.loads((DATA_DIR / "feedback.json").read_text(encoding="utf-8")), strict=False)
+    database = load_family_database()
+    assert isinstance(database, FamilyDatabase) and database.families
+
+
+def test_art_data_names_families_only_by_catalogue_id() -> None:
+    raw = json.loads((DATA_DIR / "model_families.json").read_text(encoding="utf-8"))
+    assert all(set(f) >= {"id", "facts"} and not set(f) & {"name", "aliases", "lora_bases"} for f in raw["families"])
+    assert {f["id"] for f in raw["families"]} <= set(family_ids())
 
 
 def test_database_covers_the_required_families_with_named_sources(catalog: FamilyCatalog) -> None:
     assert REQUIRED <= set(catalog.ids)
     for family in catalog.families:
         assert family.sources and all(s.url.startswith("https://") and s.title for s in family.sources)
-        assert family.settings.steps > 0 and family.settings.cfg > 0 and family.settings.note
+        assert family.settings.steps > 0 and family.settings.cfg > 0 and family.facts["settings"].text
         assert family.resolutions["1:1"] == family.native_resolution
 
 

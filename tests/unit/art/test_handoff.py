@@ -9,7 +9,7 @@ import pytest
 
 import ategnatos_mcp
 from ategnatos_mcp.art import FamilyCatalog, LoraUse, build_prompt
-from ategnatos_mcp.art.handoff import handoff_for, suggest_submit
+from ategnatos_mcp.art.handoff import handoff_for, handoff_note, suggest_submit
 
 TEMPLATES = Path(ategnatos_mcp.__file__).resolve().parent / "comfyui" / "templates"
 
@@ -51,7 +51,7 @@ def test_pony_prompt_becomes_sdxl_template_arguments(catalog: FamilyCatalog) -> 
         "checkpoint": "ponyDiffusionV6XL.safetensors",
     }
     assert suggestion.loras == [{"name": "inkwash", "weight": 0.8}]
-    assert "clip skip 2" in suggestion.note
+    assert "clip skip 2" in handoff_note(family)
 
 
 def test_flux_gets_guidance_and_no_negative(catalog: FamilyCatalog) -> None:
@@ -79,7 +79,7 @@ def test_sd35_gets_its_own_template_with_real_cfg_and_a_negative(catalog: Family
         "checkpoint": "sd3.5_large_fp8_scaled.safetensors",
     }
     assert draft.negative and "clip_skip" not in suggestion.params
-    assert "text encoders" in suggestion.note
+    assert "text encoders" in handoff_note(sd35)
 
 
 @pytest.mark.parametrize("family_id", ["sd15", "sdxl", "illustrious"])

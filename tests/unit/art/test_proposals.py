@@ -146,7 +146,7 @@ async def test_the_director_records_the_entries_and_proposes_them_on_approval(tm
     built, _ = await director.build("fox mascot", family="sdxl", project="launch", asset="mascot")
     assert set(built.draft.eye_entries) == {"anti-preferences-neon", "color-earth-tones"}
     eye_before = (tmp_path / "grimoire" / ".state" / "eye.json").read_bytes()
-    answer = await director.approve("launch", "mascot", 1, notes="lovely")
+    answer = await director.assets.approve("launch", "mascot", 1, notes="lovely")
     assert [(s.action, s.entry_id, s.note) for s in answer.eye_suggestions] == [
         ("confirm", "color-earth-tones", 'Approved launch/mascot v1: "lovely".')
     ]

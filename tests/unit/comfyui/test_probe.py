@@ -70,7 +70,8 @@ async def test_an_older_comfyui_without_the_models_route_is_still_reachable() ->
 async def test_something_else_on_the_port_is_reported_as_not_comfyui() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as http:
         probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
-    assert not probe.reachable and probe.error is not None and "may not be ComfyUI" in probe.error
+    assert not probe.reachable and probe.not_comfyui
+    assert probe.error is not None and "not ComfyUI" in probe.error and "Check the address and the port" in probe.error
 
 
 @pytest.mark.anyio
@@ -80,4 +81,5 @@ async def test_a_web_page_on_the_port_is_not_mistaken_for_comfyui() -> None:
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(page)) as http:
         probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
-    assert not probe.reachable and probe.error is not None and "not like ComfyUI" in probe.error
+    assert not probe.reachable and probe.not_comfyui
+    assert probe.error is not None and "it sent something instead of ComfyUI's JSON" in probe.error

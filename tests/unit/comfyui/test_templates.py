@@ -76,6 +76,9 @@ def test_a_missing_seed_is_random_and_recorded() -> None:
         ({"prompt": "x", "width": 99999}, "outside 64.0..4096.0"),
         ({"prompt": "x", "seed": -1}, "outside 0.."),
         ({"prompt": 3}, "must be a string"),
+        ({"prompt": "x", "cfg": "NaN"}, "must be a float, not 'NaN'"),
+        ({"prompt": "x", "cfg": "-Infinity"}, "must be a float, not '-Infinity'"),
+        ({"prompt": "x", "steps": [None, 1]}, "must be a whole number, not '[null, 1]'"),
     ],
 )
 def test_bad_params_are_refused_with_a_fix(params: dict[str, Any], words: str) -> None:

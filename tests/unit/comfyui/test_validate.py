@@ -43,7 +43,9 @@ def recorded_rejection(case: str) -> PromptRejection:
         ("error_j_link_output_index_out_of_range", {("2", "bad_link", "image")}),
         ("error_k_return_type_mismatch", {("2", "wrong_type", "images")}),
         ("error_l_no_output_node", {("", "no_output", None)}),
-        ("error_o_link_wrong_type_into_int", {("1", "wrong_type", "width")}),
+        # a loop too: ComfyUI names only the type mismatch, found before it would go round the loop
+        ("error_o_link_wrong_type_into_int", {("1", "wrong_type", "width"), ("1", "loop", None)}),
+        ("error_q_self_cycle", {("2", "loop", None)}),  # ComfyUI answers 400 without naming a node
     ],
 )
 def test_recorded_bad_workflows_are_caught_before_submitting(
@@ -130,3 +132,16 @@ def test_paid_api_and_code_running_nodes_are_flagged(object_info: dict[str, Any]
 def test_no_stock_node_outside_the_api_nodes_is_flagged(object_info: dict[str, Any]) -> None:
     graph = {name: {"class_type": name} for name, info in object_info.items() if not info.get("api_node")}
     assert flagged_nodes(graph, object_info) == []
+
+
+def test_a_loop_through_several_nodes_is_named_once_and_a_long_chain_is_no_loop(object_info: dict[str, Any]) -> None:
+    graph = wf("basic_empty_invert_save")
+    graph["1"] = {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}}
+    [loop] = validate_workflow(graph, object_info)
+    assert (loop.node_id, loop.kind) == ("1", "loop") and "Nodes 1 -> 2 -> 1 form a loop" in loop.message
+    chain: dict[str, Any] = {
+        str(i): {"class_type": "ImageInvert", "inputs": {"image": [str(i + 1), 0]}} for i in range(5000)
+    }
+    chain["5000"] = {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 1, "color": 0}}
+    chain["save"] = {"class_type": "SaveImage", "inputs": {"images": ["0", 0], "filename_prefix": "x"}}
+    assert validate_workflow(chain, object_info) == []  # 5,000 nodes deep: checked without recursion

@@ -11,13 +11,9 @@ from mcp import Client
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.wiring import Wiring
+from tests.support.held import held
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)
@@ -50,5 +46,5 @@ def app(settings: Settings) -> Wiring:
 
 @pytest.fixture
 async def client(settings: Settings, app: Wiring) -> AsyncIterator[Client]:
-    async with Client(build_server(settings, app=app), raise_exceptions=False) as connected:
+    async with held(Client(build_server(settings, app=app), raise_exceptions=False)) as connected:
         yield connected

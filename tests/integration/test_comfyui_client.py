@@ -13,7 +13,7 @@ from ategnatos_mcp.comfyui.models import OutputFile, PromptRejection
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def workflow(name: str) -> dict:

@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 from tests.integration.fake_routes import picture_frames
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 RECORDED_PROMPT = "28dced7b-d367-4287-a246-aae86b80a856"
 SKIPPED = ("status", "progress_state", "feature_flags")

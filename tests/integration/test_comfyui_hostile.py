@@ -28,7 +28,7 @@ from ategnatos_mcp.settings import load_settings
 from tests.integration.fake_comfyui import serve_fake
 from tests.integration.hostile_http import Reply, serve_hostile
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 NOT_COMFYUI: dict[str, Callable[[str], Reply]] = {
     "other JSON": lambda path: Reply.json({"status": "ok", "service": "grafana", "items": [1, 2, 3]}),

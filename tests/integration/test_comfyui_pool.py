@@ -17,7 +17,7 @@ from ategnatos_mcp.errors import ConsentError, UpstreamError
 from ategnatos_mcp.settings import ComfyUISettings
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def workflow(name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from ategnatos_mcp.comfyui.models import JobState
 from tests.integration.fake_comfyui import serve_fake
 from tests.integration.test_comfyui_pool import pool_for, workflow
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def streamed_txt2img(seed: int, batch: int = 1) -> dict[str, Any]:

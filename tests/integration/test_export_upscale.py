@@ -14,7 +14,7 @@ from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
 from tests.integration.fake_comfyui import serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _png(size: tuple[int, int], colour: str) -> bytes:

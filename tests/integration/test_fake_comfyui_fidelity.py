@@ -12,7 +12,7 @@ from websockets.asyncio.client import connect
 
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 _NOISE = ("status", "progress_state")
 

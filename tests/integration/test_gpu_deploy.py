@@ -17,7 +17,7 @@ from ategnatos_mcp.providers import Deployer, InstanceStatus, Rental, deploy_pla
 from ategnatos_mcp.remote import stop_detached
 from tests.integration.ssh_server import ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 # Answers like ComfyUI's /system_stats, on the port it is given.
 FAKE_COMFYUI = """import argparse, http.server

@@ -22,7 +22,7 @@ from ategnatos_mcp.settings import Settings, load_settings
 from tests.integration.hostile_cloud import Mode, hostile_endpoint
 from tests.unit.providers.fakes import LAMBDA_KEY, RUNPOD_KEY, VAST_KEY, FakeRunPod
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _settings(home: Path, url: str, **gpu: str) -> Settings:

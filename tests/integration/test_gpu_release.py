@@ -27,7 +27,7 @@ from tests.integration.ssh_server import SSHTestServer, ssh_lab
 from tests.integration.test_ssh_forward import tiny_http_server
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 @dataclass

@@ -18,7 +18,7 @@ from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 WRITER = Path(__file__).with_name("grimoire_writer.py")
 ROOT = Path(__file__).resolve().parents[2]

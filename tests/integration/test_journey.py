@@ -23,7 +23,7 @@ from mcp import Client, StdioServerParameters
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.fake_comfyui import serve_fake
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 HELPER = ROOT / "tests" / "fixtures" / "dataset" / "generated.py"

@@ -11,7 +11,7 @@ from ategnatos_mcp.errors import NotFoundError, StateError
 from ategnatos_mcp.remote import SSHConnectionError, detached_status, read_log, start_detached, stop_detached
 from tests.integration.ssh_server import ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 # Waits for a file the test creates itself: no fixed sleeps, and it ends within the test's fail_after.
 WAIT_FOR_GO = 'echo step 1; while [ ! -f go ]; do sleep 0.02; done; echo step 2; echo "$GREETING"'

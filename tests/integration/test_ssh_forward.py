@@ -14,7 +14,7 @@ import pytest
 from ategnatos_mcp.remote import forward_port
 from tests.integration.ssh_server import ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 @asynccontextmanager

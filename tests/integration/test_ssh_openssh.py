@@ -36,12 +36,12 @@ from ategnatos_mcp.remote import (
     upload,
 )
 from tests.integration.test_ssh_forward import tiny_http_server
+from tests.support.held import held
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 PRIVSEP = Path("/run/sshd")
 
 pytestmark = [
-    pytest.mark.anyio,
     pytest.mark.integration,
     pytest.mark.skipif(SSHD is None, reason="OpenSSH's sshd is not installed"),
 ]
@@ -126,7 +126,7 @@ async def lab(tmp_path: Path) -> AsyncIterator[tuple[SSHConnector, RemoteHost, P
     key = await connector.key()
     port = _free_port()
     host = RemoteHost(host="127.0.0.1", port=port, username=getpass.getuser(), name="openssh-gpu")
-    async with sshd(tmp_path, port, _host_key(tmp_path / "host_key"), key.public_key):
+    async with held(sshd(tmp_path, port, _host_key(tmp_path / "host_key"), key.public_key)):
         yield connector, host, tmp_path / "remote-home", port
 
 

@@ -12,7 +12,7 @@ from ategnatos_mcp.errors import RemoteCommandError
 from ategnatos_mcp.remote import HostKeyChangedError, RemoteHost, SSHConnectionError, SSHConnector
 from tests.integration.ssh_server import SSHTestServer, ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 async def test_command_output_is_streamed_and_returned(tmp_path: Path) -> None:

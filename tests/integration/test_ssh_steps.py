@@ -10,7 +10,7 @@ from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.remote import Step, StepFailedError, forget_steps, run_steps
 from tests.integration.ssh_server import ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _steps(fail_second: bool) -> list[Step]:

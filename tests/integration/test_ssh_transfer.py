@@ -12,7 +12,7 @@ from ategnatos_mcp.remote import TransferError, download, sync_folder, upload
 from ategnatos_mcp.remote.transfer import CHUNK
 from tests.integration.ssh_server import ssh_lab
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 SIZE = 9 * 1024 * 1024 + 123
 

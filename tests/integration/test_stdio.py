@@ -18,7 +18,7 @@ from mcp.types import INVALID_PARAMS, INVALID_REQUEST, PARSE_ERROR
 from ategnatos_mcp import __version__
 from ategnatos_mcp.cli import MIN_TOKEN_LENGTH, BearerAuth, http_token, main
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,7 @@ from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.fake_comfyui import serve_fake
 from tests.tools.test_runs_tools import _gates_1_and_2
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 async def test_evaluation_grid_is_queued_with_each_lora_at_each_weight(home: Path, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from ategnatos_mcp.training.execution.samples import collect_samples
 from tests.integration.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _handle(spec: HostSpec, output: Path, backend: str) -> RunHandle:

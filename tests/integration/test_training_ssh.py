@@ -15,7 +15,7 @@ from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 async def test_run_survives_a_cut_connection_and_a_new_session_reattaches(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.ssh_server import ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 async def test_gates_launch_and_status_over_ssh(settings: Settings, app: Wiring, home: Path, tmp_path: Path) -> None:

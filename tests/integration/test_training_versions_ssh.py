@@ -22,7 +22,7 @@ from tests.integration.ssh_server import ssh_lab
 from tests.tools.test_run_versions_tools import _files
 from tests.tools.test_runs_tools import PLAN, _gates_1_and_2, _text
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 async def _gates_3_and_4(client: Client, name: str, host: str, backend_dir: str) -> None:

@@ -11,15 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.art import ArtAsset
 from ategnatos_mcp.state import GrimoireStore
 from tests.integration.fake_comfyui import FIXTURES, serve_fake
 from tests.tools.test_comfyui_tools import SD15, studio
-
-pytestmark = pytest.mark.anyio
 
 DAY = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 WHERE = {"project": "launch", "asset": "mascot"}

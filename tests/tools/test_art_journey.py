@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.art import ArtAsset
@@ -20,8 +19,6 @@ from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
 from tests.integration.fake_comfyui import serve_fake
 from tests.tools.test_comfyui_tools import studio
-
-pytestmark = pytest.mark.anyio
 
 PONY = "ponyDiffusionV6XL_v6StartWithThisOne.safetensors"
 # What kohya / ComfyUI write into a checkpoint's safetensors header (modelspec), as /view_metadata returns it.

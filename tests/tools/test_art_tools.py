@@ -13,8 +13,6 @@ from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
 from ategnatos_mcp.wiring import Wiring
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 

@@ -27,8 +27,6 @@ from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
 
-pytestmark = pytest.mark.anyio
-
 HUGE = "mascot " * 15_000  # ~100 kB
 ODD = "\u202e\u0000🎨 Zoe\u0301 \ufeff\U0010ffff\u200d"
 DATASET = "workspace/datasets/mine"

@@ -18,8 +18,6 @@ from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
 from tests.integration.fake_comfyui import FIXTURES, FakeComfyUI, serve_fake
 
-pytestmark = pytest.mark.anyio
-
 SD15 = "mcp_random_sd15_layout.safetensors"
 
 

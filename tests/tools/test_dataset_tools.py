@@ -18,8 +18,6 @@ from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.gates import read_gates
 from ategnatos_mcp.wiring import Wiring
 
-pytestmark = pytest.mark.anyio
-
 HELPER = Path(__file__).resolve().parents[1] / "fixtures" / "dataset" / "generated.py"
 
 

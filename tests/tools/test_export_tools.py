@@ -14,8 +14,6 @@ from PIL import Image
 
 from tests.conftest import FIXTURES
 
-pytestmark = pytest.mark.anyio
-
 
 def _text(result) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")

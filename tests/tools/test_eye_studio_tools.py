@@ -15,8 +15,6 @@ from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.wiring import Wiring
 from tests.conftest import FIXTURES
 
-pytestmark = pytest.mark.anyio
-
 
 def _text(result) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.comfyui.templates import list_templates
@@ -14,8 +13,6 @@ from ategnatos_mcp.families import canonical_family, family_ids, load_catalogue,
 from ategnatos_mcp.studio import StudioInventory, register_entry
 from ategnatos_mcp.training import resolve_family as training_family
 from ategnatos_mcp.training.families import load_families
-
-pytestmark = pytest.mark.anyio
 
 # The names the issue found refused by train_plan, then every id, display name and alias in the catalogue.
 ISSUE_NAMES = [("FLUX.1 dev", "flux1"), ("PDXL", "pony"), ("Pony Diffusion V6 XL", "pony"), ("sd-xl", "sdxl"),

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.comfyui import get_template, list_templates
@@ -44,8 +43,6 @@ from tests.tools.test_bad_input import (
     art,  # noqa: F401 - a fixture ``project`` uses
     project,  # noqa: F401 - the fixture: a project with things the artist made
 )
-
-pytestmark = pytest.mark.anyio
 
 SD15 = "mcp_random_sd15_layout.safetensors"
 LORA = "mascot.safetensors"

@@ -11,8 +11,6 @@ from mcp import Client
 from ategnatos_mcp.wiring import Wiring
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, FakeVast, Probe, make_service
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def runpod(app: Wiring) -> FakeRunPod:

@@ -26,8 +26,6 @@ from tests.unit.providers.fakes import (
     make_service,
 )
 
-pytestmark = pytest.mark.anyio
-
 CLOUDS = {"runpod": FakeRunPod, "vast": FakeVast, "lambda": FakeLambda}
 
 

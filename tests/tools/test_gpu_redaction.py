@@ -24,6 +24,7 @@ from mcp import Client
 from ategnatos_mcp.providers import open_gpu_service
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
+from tests.support.held import held
 from tests.unit.providers.fakes import (
     LAMBDA_KEY,
     RUNPOD_KEY,
@@ -36,8 +37,6 @@ from tests.unit.providers.fakes import (
     FakeVast,
     Probe,
 )
-
-pytestmark = pytest.mark.anyio
 
 KEYS = (RUNPOD_KEY, VAST_KEY, LAMBDA_KEY)
 
@@ -105,7 +104,7 @@ async def rig(keyed_settings: Settings) -> AsyncIterator[Rig]:
         service.probe = Probe()
         service.sleep = FakeClock().sleep
         app.gpu, app.deployer = service, FakeDeployer()
-        async with Client(build_server(keyed_settings, app=app), raise_exceptions=False) as client:
+        async with held(Client(build_server(keyed_settings, app=app), raise_exceptions=False)) as client:
             yield Rig(client, clouds, switch)
         await app.exit_stack.aclose()
 

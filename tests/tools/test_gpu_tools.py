@@ -18,6 +18,7 @@ from ategnatos_mcp.providers import GpuDocument, open_gpu_service
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import GpuSettings, Settings, load_settings
 from ategnatos_mcp.wiring import Wiring
+from tests.support.held import held
 from tests.unit.providers.fakes import (
     LAMBDA_KEY,
     RUNPOD_KEY,
@@ -31,8 +32,6 @@ from tests.unit.providers.fakes import (
     make_service,
 )
 from tests.unit.providers.spec import check_request, check_response, unexplained
-
-pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
@@ -219,7 +218,7 @@ async def keyed_client(keyed_settings: Settings) -> AsyncIterator[tuple[Client, 
         service.sleep = FakeClock().sleep
         app.gpu = service
         app.deployer = FakeDeployer()
-        async with Client(build_server(keyed_settings, app=app), raise_exceptions=False) as client:
+        async with held(Client(build_server(keyed_settings, app=app), raise_exceptions=False)) as client:
             yield client, clouds
 
 

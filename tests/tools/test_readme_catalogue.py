@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from mcp import Client
-
-pytestmark = pytest.mark.anyio
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

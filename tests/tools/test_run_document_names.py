@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.server import build_server
@@ -16,8 +15,6 @@ from ategnatos_mcp.training.execution.plans import execution_document, update_ex
 from ategnatos_mcp.training.gates import adopt_old_document_names, document_name
 from ategnatos_mcp.wiring import Wiring
 from tests.tools.test_training_tools import PLAN_ARGS, _dataset
-
-pytestmark = pytest.mark.anyio
 
 
 def test_no_two_runs_share_a_document_name() -> None:

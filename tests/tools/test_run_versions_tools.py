@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
-
-pytestmark = pytest.mark.anyio
 
 
 def _files(folder: Path) -> dict[str, str]:

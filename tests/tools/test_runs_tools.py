@@ -18,8 +18,6 @@ from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
 
-pytestmark = pytest.mark.anyio
-
 PLAN = {
     "name": "ink",
     "dataset_path": "workspace/datasets/ink",

@@ -9,8 +9,6 @@ from mcp import Client
 
 from ategnatos_mcp.skills_catalog import list_skills, tool_names_in
 
-pytestmark = pytest.mark.anyio
-
 # DESIGN.md section 3: the tool catalogue. A SKILL.md may name a tool from it before the engineer owning
 # it has landed it; any other name is a typo and fails at once.
 DESIGN_CATALOGUE = {

@@ -15,8 +15,6 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training import record_dataset_gate, record_training_started
 from ategnatos_mcp.wiring import Wiring
 
-pytestmark = pytest.mark.anyio
-
 PLAN_ARGS: dict[str, Any] = {
     "name": "ink",
     "dataset_path": "workspace/datasets/ink",

@@ -14,8 +14,6 @@ from ategnatos_mcp.art.iterations import IterationLog, add_version, get_version,
 from ategnatos_mcp.art.render import render_iterations
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 5, 1, 12, 30, tzinfo=UTC)
 
 

@@ -12,8 +12,6 @@ from ategnatos_mcp.art.library import PromptLibrary
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.state import GrimoireStore
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from ategnatos_mcp.art import ArtDirector, FamilyCatalog, FeedbackMap, Iteration, TasteGuidance, build_prompt
 from ategnatos_mcp.art.feedback import apply_adjustments, match_feedback
 from ategnatos_mcp.art.iterations import add_version, draft_from_iteration, revert_to
@@ -14,8 +12,6 @@ from ategnatos_mcp.art.models import AppliedFeedback, ArtAsset, LoraUse
 from ategnatos_mcp.art.proposals import approval_evidence, approval_proposals, shaping_entries
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
-
-pytestmark = pytest.mark.anyio
 
 TODAY = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 LAST_WEEK = TODAY - timedelta(days=7)

@@ -14,8 +14,6 @@ from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import LoraEntry, ModelEntry, StudioInventory
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 5, 1, tzinfo=UTC)
 
 

@@ -6,14 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from ategnatos_mcp.art import FamilyCatalog, build_prompt
 from ategnatos_mcp.art.taste import read_taste
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
-
-pytestmark = pytest.mark.anyio
 
 DAY = datetime(2026, 5, 1, tzinfo=UTC)
 

@@ -13,7 +13,6 @@ from ategnatos_mcp.comfyui.jobs import JobWatch
 from ategnatos_mcp.comfyui.models import JobRecord, JobState, WsEvent
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "comfyui"
-pytestmark = pytest.mark.anyio
 
 
 def _no_http(request: httpx.Request) -> httpx.Response:

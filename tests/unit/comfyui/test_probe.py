@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import httpx
-import pytest
 
 from ategnatos_mcp.comfyui import probe_servers
 from ategnatos_mcp.comfyui.client import ComfyUIClient
@@ -35,7 +34,6 @@ def _handler(request: httpx.Request) -> httpx.Response:
     return httpx.Response(404)
 
 
-@pytest.mark.anyio
 async def test_probe_reports_version_queue_and_models_from_recorded_answers() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(_handler)) as http:
         probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
@@ -47,14 +45,12 @@ async def test_probe_reports_version_queue_and_models_from_recorded_answers() ->
     assert probe.devices == ["cpu"]
 
 
-@pytest.mark.anyio
 async def test_probe_of_a_closed_port_says_how_to_start_comfyui() -> None:
     [probe] = await probe_servers(["http://127.0.0.1:9"], timeout=2)
     assert not probe.reachable
     assert probe.error is not None and "Start ComfyUI" in probe.error and "--port 9" in probe.error
 
 
-@pytest.mark.anyio
 async def test_an_older_comfyui_without_the_models_route_is_still_reachable() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path.startswith("/models"):
@@ -66,7 +62,6 @@ async def test_an_older_comfyui_without_the_models_route_is_still_reachable() ->
     assert probe.reachable and probe.models == {}
 
 
-@pytest.mark.anyio
 async def test_something_else_on_the_port_is_reported_as_not_comfyui() -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as http:
         probe = await probe_client(ComfyUIClient("http://comfy.test:8188", http))
@@ -74,7 +69,6 @@ async def test_something_else_on_the_port_is_reported_as_not_comfyui() -> None:
     assert probe.error is not None and "not ComfyUI" in probe.error and "Check the address and the port" in probe.error
 
 
-@pytest.mark.anyio
 async def test_a_web_page_on_the_port_is_not_mistaken_for_comfyui() -> None:
     def page(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, text="<html>router login</html>")

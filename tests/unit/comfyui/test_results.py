@@ -7,13 +7,10 @@ import json
 import os
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from ategnatos_mcp.comfyui.models import SavedOutput
 from ategnatos_mcp.comfyui.results import make_previews
-
-pytestmark = pytest.mark.anyio
 
 
 def _noise_png(path: Path, size: int) -> SavedOutput:

@@ -62,7 +62,6 @@ def test_subgraphs_are_refused_with_a_way_out(object_info: dict[str, Any]) -> No
     assert "Export (API)" in caught.value.hint
 
 
-@pytest.mark.anyio
 async def test_library_saves_lists_gets_and_deletes(tmp_path: Path) -> None:
     library = WorkflowLibrary(tmp_path / "workflows")
     graph = json.loads((FIX / "workflows" / "multi_output.json").read_text(encoding="utf-8"))

@@ -21,8 +21,6 @@ from ategnatos_mcp.dataset.models import AuditResult
 from ategnatos_mcp.dataset.report import render_report
 from ategnatos_mcp.dataset.runner import ProbeRunner
 
-pytestmark = pytest.mark.anyio
-
 
 def _png(path: Path, size: tuple[int, int] = (1024, 1024), colour: tuple[int, int, int] = (200, 40, 90)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)

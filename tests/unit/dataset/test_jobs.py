@@ -13,8 +13,6 @@ from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.jobs import ProbeJobs, StillReading
 from ategnatos_mcp.dataset.runner import ProbeRunner
 
-pytestmark = pytest.mark.anyio
-
 
 def _folder(tmp_path: Path, n: int = 3) -> Path:
     root = tmp_path / "ds"

@@ -12,8 +12,6 @@ from ategnatos_mcp.export import AssetExporter, ExportRequest, load_specs
 from ategnatos_mcp.export.encode import format_available
 from tests.unit.export.images import noisy_image, profile_description, subject_at_right, swapped_primaries_profile
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def exporter(tmp_path: Path) -> AssetExporter:

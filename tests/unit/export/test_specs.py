@@ -12,8 +12,6 @@ from ategnatos_mcp.errors import NotFoundError
 from ategnatos_mcp.export import AssetExporter, ExportRequest, find_spec, load_specs
 from tests.unit.export.images import noisy_image
 
-pytestmark = pytest.mark.anyio
-
 PLATFORMS = {
     "youtube-banner": [(2560, 1440)],
     "youtube-thumbnail": [(1280, 720)],

@@ -25,8 +25,6 @@ from ategnatos_mcp.providers import (
 )
 from tests.unit.providers.spec import case, example
 
-pytestmark = pytest.mark.anyio
-
 
 def _answer(response: dict[str, Any]) -> httpx.AsyncClient:
     def handler(request: httpx.Request) -> httpx.Response:

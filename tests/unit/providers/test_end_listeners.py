@@ -12,8 +12,6 @@ from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
 
-pytestmark = pytest.mark.anyio
-
 YES = Consent(confirmed=True)
 
 

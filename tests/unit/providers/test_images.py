@@ -16,8 +16,6 @@ from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service
 from tests.unit.providers.spec import check_request, unexplained
 
-pytestmark = pytest.mark.anyio
-
 YES = Consent(confirmed=True)
 CUSTOM = "ghcr.io/ai-dock/comfyui:v2-cuda-12.1.1-base-22.04"
 

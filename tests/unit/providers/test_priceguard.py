@@ -15,8 +15,6 @@ from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 OFFER = GpuOffer(
     provider="runpod", offer_ref="x|COMMUNITY", gpu="RTX4090", gpu_label="RTX 4090", vram_gb=24, usd_per_hour=0.34

@@ -15,8 +15,6 @@ from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
 from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, Probe, make_service
 from tests.unit.providers.spec import case
 
-pytestmark = pytest.mark.anyio
-
 YES = Consent(confirmed=True)
 
 

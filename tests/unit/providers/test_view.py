@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from inline_snapshot import snapshot
 
 from ategnatos_mcp.providers import GPU_DOCUMENT, GPU_VIEW, Consent, GpuDocument, OfferQuery
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
-
-pytestmark = pytest.mark.anyio
 
 
 async def _history(tmp_path: Path) -> GrimoireStore:

@@ -9,8 +9,6 @@ import pytest
 from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.remote import HostKeyChangedError, HostKeyStore
 
-pytestmark = pytest.mark.anyio
-
 
 async def test_first_pin_is_kept_and_the_same_key_pins_again_quietly(tmp_path: Path) -> None:
     store = HostKeyStore(tmp_path / "known_hosts.json")

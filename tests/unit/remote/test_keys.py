@@ -12,8 +12,6 @@ from ategnatos_mcp.errors import ConfigError
 from ategnatos_mcp.remote import default_key_dir, ensure_key
 from ategnatos_mcp.settings import load_settings
 
-pytestmark = pytest.mark.anyio
-
 # The pattern RunPod's PUT /v2/account/ssh-keys enforces on every entry (../shared/providers/runpod.md, 2.5).
 RUNPOD_KEY_PATTERN = re.compile(r"^(ssh|ecdsa|sk)-\S+ \S+( .*)?$")
 

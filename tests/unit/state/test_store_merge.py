@@ -14,8 +14,6 @@ from ategnatos_mcp.eye import EYE_DOCUMENT, EYE_VIEW, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
 from tests.conftest import FIXTURES
 
-pytestmark = pytest.mark.anyio
-
 NOW = datetime(2026, 12, 5, 1, 16, tzinfo=UTC)
 
 

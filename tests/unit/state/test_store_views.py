@@ -8,8 +8,6 @@ import pytest
 from mcp import Client
 from mcp.types import TextResourceContents
 
-pytestmark = pytest.mark.anyio
-
 
 def _text(result) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")

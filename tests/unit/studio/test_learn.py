@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import pytest
 
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, ModelEntry, StudioInventory, learn_models
-
-pytestmark = pytest.mark.anyio
 
 URL = "http://127.0.0.1:8188"
 

@@ -250,7 +250,6 @@ def _request(**changes: Any) -> PlanRequest:
     return PlanRequest(**{**values, **changes})
 
 
-@pytest.mark.anyio
 async def test_the_plan_uses_each_folders_repeats_and_keeps_reg_images_out_of_the_count(
     settings: Settings, home: Path
 ) -> None:
@@ -276,7 +275,6 @@ async def test_the_plan_uses_each_folders_repeats_and_keeps_reg_images_out_of_th
     assert other.hours_on_target == run_hours(other.config, 1.0)
 
 
-@pytest.mark.anyio
 async def test_an_explicit_repeats_override_wins_for_every_folder(settings: Settings, home: Path) -> None:
     _layout(home, FOLDERS)
     plan = await build_plan(
@@ -291,7 +289,6 @@ async def test_an_explicit_repeats_override_wins_for_every_folder(settings: Sett
     assert any("(4) replace the numbers in the folder names" in n for n in plan.notes)
 
 
-@pytest.mark.anyio
 async def test_a_mixed_layout_gives_plain_folders_the_plans_repeats(settings: Settings, home: Path) -> None:
     _layout(home, {"5_ink": 4, "extra": 6})
     plan = await build_plan(settings, GrimoireStore(settings.grimoire_dir), _request())
@@ -300,7 +297,6 @@ async def test_a_mixed_layout_gives_plain_folders_the_plans_repeats(settings: Se
     assert plan.steps.images_per_epoch == 4 * 5 + 6 * cfg.repeats
 
 
-@pytest.mark.anyio
 async def test_a_dataset_of_only_regularisation_images_is_refused(settings: Settings, home: Path) -> None:
     _layout(home, {"1_reg": 5})
     with pytest.raises(InvalidRequestError, match="only regularisation images") as caught:
@@ -308,7 +304,6 @@ async def test_a_dataset_of_only_regularisation_images_is_refused(settings: Sett
     assert "dataset_structure" in (caught.value.hint or "")
 
 
-@pytest.mark.anyio
 async def test_folder_settings_cannot_be_overridden(settings: Settings, home: Path) -> None:
     _layout(home, FOLDERS)
     with pytest.raises(InvalidRequestError, match="measured from the dataset"):

@@ -20,8 +20,6 @@ from ategnatos_mcp.training import (
     record_plan,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> GrimoireStore:

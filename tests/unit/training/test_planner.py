@@ -22,8 +22,6 @@ from ategnatos_mcp.training import (
     run_status,
 )
 
-pytestmark = pytest.mark.anyio
-
 
 def _dataset(home: Path, count: int = 12, name: str = "ink") -> Path:
     folder = home / "workspace" / "datasets" / name

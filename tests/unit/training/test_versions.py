@@ -28,8 +28,6 @@ from ategnatos_mcp.training import (
 from ategnatos_mcp.training.versions import start_version
 from tests.unit.training.test_gates import _all_gates
 
-pytestmark = pytest.mark.anyio
-
 WHEN = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
 
 

@@ -6,14 +6,10 @@ import json
 import shlex
 from pathlib import Path
 
-import pytest
-
 from ategnatos_mcp.training.execution.environment import _judge, _Probe, needed_disk_gb, probe_script
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.unit.training_exec.conftest import make_config
-
-pytestmark = pytest.mark.anyio
 
 
 async def _probe(host: LocalHost, dataset: Path, backend_dir: str, script: str = "sdxl_train_network.py") -> _Probe:

@@ -13,8 +13,6 @@ from ategnatos_mcp.providers.ledger import sync_studio
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.execution import HostSpec, resolve_host
 
-pytestmark = pytest.mark.anyio
-
 
 async def _store_with_rental(tmp_path: Path) -> GrimoireStore:
     store = GrimoireStore(tmp_path / "grimoire")

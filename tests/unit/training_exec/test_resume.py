@@ -6,8 +6,6 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle
 from ategnatos_mcp.training.execution.resume import (
@@ -18,8 +16,6 @@ from ategnatos_mcp.training.execution.resume import (
     set_aside_saves,
 )
 from tests.unit.training_exec.conftest import make_config
-
-pytestmark = pytest.mark.anyio
 
 
 def _handle(output: Path, backend: str, kind: str = "training") -> RunHandle:

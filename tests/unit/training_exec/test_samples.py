@@ -19,7 +19,6 @@ from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
-pytestmark = pytest.mark.anyio
 PROMPTS = ["ink_style, a cat", "ink_style, a lighthouse at night"]
 
 

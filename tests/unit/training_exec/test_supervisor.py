@@ -18,7 +18,6 @@ from ategnatos_mcp.training.execution.supervisor_script import edit_json, edit_t
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
-pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 
 

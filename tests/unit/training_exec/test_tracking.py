@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
-import pytest
 
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.execution.evaluate import build_eval_grid, render_eval_md
@@ -15,8 +14,6 @@ from ategnatos_mcp.training.execution.runner import start_run
 from ategnatos_mcp.training.execution.tracking import follow_run
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
-
-pytestmark = pytest.mark.anyio
 
 
 async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_names(

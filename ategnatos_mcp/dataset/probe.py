@@ -82,7 +82,9 @@ def _dct_matrix() -> np.ndarray:
 def dct_hash(pixels: np.ndarray) -> int:
     """A 64-bit perceptual hash (pHash): the signs of the 8x8 lowest DCT frequencies against their median."""
     d = _dct_matrix()
-    low = (d @ pixels @ d.T)[:8, :8]
+    low = (d @ pixels.astype(np.float64) @ d.T)[:8, :8]
+    # Rounding noise is no frequency: a flat picture has exactly zero AC terms, as imagehash (scipy) computes them.
+    low[np.abs(low) < 1e-9 * max(float(np.abs(low).max()), 1.0)] = 0.0
     bits = (low > np.median(low)).ravel()
     return int(np.packbits(bits).view(">u8")[0])
 

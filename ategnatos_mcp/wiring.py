@@ -111,7 +111,7 @@ class Wiring:
     runs: TrainingRuns | None = None
     art: ArtDirector | None = None
 
-    _locks: dict[str, anyio.Lock] = field(default_factory=dict, repr=False)
+    _locks: dict[str, anyio.Lock] = field(default_factory=dict[str, anyio.Lock], repr=False)
 
     def __post_init__(self) -> None:
         # The markdown views of documents several domains write (each domain renders its own).

@@ -18,7 +18,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -77,7 +77,7 @@ class Update(Generic[D]):
     """
 
     doc: D
-    notices: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list[str])
     discard: bool = False
     relayed: bool = False
 
@@ -200,7 +200,7 @@ class GrimoireStore:
         return self._locks[name]
 
     @asynccontextmanager
-    async def update(self, name: str, model: type[D]) -> AsyncIterator[Update[D]]:
+    async def update(self, name: str, model: type[D]) -> AsyncGenerator[Update[D]]:
         """Lock, read fresh, let the caller change ``doc``, then write atomically and render the view.
 
         Nothing is written if the block raises or sets ``discard``.
@@ -222,7 +222,7 @@ class GrimoireStore:
     @asynccontextmanager
     async def _transaction(
         self, name: str, model: type[D], *, startup: bool = False, accept_held: bool = False
-    ) -> AsyncIterator[Update[D]]:
+    ) -> AsyncGenerator[Update[D]]:
         async with self._lock(name):
             self.state_dir.mkdir(parents=True, exist_ok=True)
             lock_fd = await anyio.to_thread.run_sync(self._acquire_file_lock, name, abandon_on_cancel=False)

@@ -43,10 +43,10 @@ class Merge(Generic[D]):
     doc: D
     before: int = 0  # entries in the view as we rendered it (0 for a file we did not write)
     after: int = 0  # entries in the edited view
-    removed: list[str] = field(default_factory=list)  # labels of the entries the edit takes out
+    removed: list[str] = field(default_factory=list[str])  # labels of the entries the edit takes out
     changed: int = 0  # entries added or changed
-    unread: list[str] = field(default_factory=list)  # lines newly kept as written, described
-    notes: list[str] = field(default_factory=list)  # anything else worth saying (a heading read as another)
+    unread: list[str] = field(default_factory=list[str])  # lines newly kept as written, described
+    notes: list[str] = field(default_factory=list[str])  # anything else worth saying (a heading read as another)
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ class ViewOutcome(Generic[D]):
     backup: Path | None = None  # first rewrite of a file we did not write: keep it under this name
     aside: Path | None = None  # an edit not applied: keep it under this name
     held: HeldEdit | None = None
-    said: list[str] = field(default_factory=list)  # what the view says (given once, also on reads)
-    done: list[str] = field(default_factory=list)  # what the commit does with files (only when committing)
+    said: list[str] = field(default_factory=list[str])  # what the view says (given once, also on reads)
+    done: list[str] = field(default_factory=list[str])  # what the commit does with files (only when committing)
 
 
 def record_path(state_dir: Path, name: str) -> Path:

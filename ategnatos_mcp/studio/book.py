@@ -29,7 +29,7 @@ class StudioChange:
     message: str
     inventory: StudioInventory
     entry: Any = None
-    notices: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list[str])
 
     @property
     def counts(self) -> dict[str, int]:

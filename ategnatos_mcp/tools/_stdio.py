@@ -11,7 +11,7 @@ on with the next line. Blank lines are not messages and are skipped.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -57,7 +57,7 @@ def protocol_error(exc: Exception) -> ErrorData | None:
 @asynccontextmanager
 async def sift_malformed(
     read_stream: AsyncIterable[SessionMessage | Exception], write_stream: _Writer
-) -> AsyncIterator[MemoryObjectReceiveStream[SessionMessage | Exception]]:
+) -> AsyncGenerator[MemoryObjectReceiveStream[SessionMessage | Exception]]:
     """A read stream carrying only the valid messages of ``read_stream``; the rest are answered on ``write_stream``."""
     send, receive = anyio.create_memory_object_stream[SessionMessage | Exception](0)
 

@@ -33,12 +33,16 @@ class EyeUpdateResult(BaseModel):
     message: str
     entry: Preference | None
     total_entries: int
-    notices: list[str] = Field(default_factory=list, description="E.g. hand edits of eye.md imported or kept aside.")
+    notices: list[str] = Field(
+        default_factory=list[str], description="E.g. hand edits of eye.md imported or kept aside."
+    )
 
 
 class EyeQueryResult(EyeQuery):
-    entries: list[Preference] = Field(default_factory=list, description="Full entries with evidence (detail=true).")
-    notices: list[str] = Field(default_factory=list)
+    entries: list[Preference] = Field(
+        default_factory=list[Preference], description="Full entries with evidence (detail=true)."
+    )
+    notices: list[str] = Field(default_factory=list[str])
 
 
 @guard

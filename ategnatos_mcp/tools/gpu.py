@@ -58,7 +58,7 @@ def _consent(ctx: Context[Wiring], answer: ElicitationResult[RentalConfirmation]
         return Consent(confirmed=confirm)
     # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
     approved = False
-    if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, RentalConfirmation):
+    if isinstance(answer, AcceptedElicitation):
         approved = answer.data.rent is True
     return Consent(dialog=True, approved=approved)
 

@@ -227,9 +227,7 @@ async def train_confirm(
         )
     if client_has_dialog(ctx):
         # With a form only the artist's answer there counts, never a hash passed by the model.
-        said_yes = (
-            isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmAnswer) and answer.data.confirm
-        )
+        said_yes = isinstance(answer, AcceptedElicitation) and answer.data.confirm
         if not said_yes:
             raise ConsentError(
                 f"The artist did not confirm the plan for '{name}'; nothing was recorded.",

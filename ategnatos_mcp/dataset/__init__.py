@@ -23,13 +23,14 @@ if TYPE_CHECKING:
         CaptionWriteResult,
         ConceptSpec,
         DedupeResult,
+        QuarantineResult,
         StructureResult,
     )
     from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
     from ategnatos_mcp.dataset.report import audit_summary, render_report
     from ategnatos_mcp.dataset.scan import DatasetScan, FileEntry, dataset_fingerprint, scan_dataset
     from ategnatos_mcp.dataset.service import DatasetService
-    from ategnatos_mcp.dataset.structure import Concept, build_structure, compute_repeats
+    from ategnatos_mcp.dataset.structure import Concept, Protected, build_structure, compute_repeats
 
 _WHERE = {
     "AuditOptions": "ategnatos_mcp.dataset.audit",
@@ -45,6 +46,8 @@ _WHERE = {
     "DatasetScan": "ategnatos_mcp.dataset.scan",
     "DatasetService": "ategnatos_mcp.dataset.service",
     "DedupeResult": "ategnatos_mcp.dataset.models",
+    "Protected": "ategnatos_mcp.dataset.structure",
+    "QuarantineResult": "ategnatos_mcp.dataset.models",
     "FileEntry": "ategnatos_mcp.dataset.scan",
     "StructureResult": "ategnatos_mcp.dataset.models",
     "audit_summary": "ategnatos_mcp.dataset.report",
@@ -87,6 +90,8 @@ __all__ = [
     "DatasetService",
     "DedupeResult",
     "FileEntry",
+    "Protected",
+    "QuarantineResult",
     "StructureResult",
     "audit_summary",
     "build_structure",

@@ -69,8 +69,7 @@ def choose_keeper(
     ):
         return best.rel, "identical files: kept the first by name"
     if any(o.markers > best.markers for o in others):
-        marked = next(o.rel for o in others if o.markers > best.markers)
-        return best.rel, f"its name looks like the original ('{marked.rsplit('/', 1)[-1]}' looks like a copy)"
+        return best.rel, "the original's name (the other names look like copies)"
     r = records[best.rel]
     if any(o.pixels < best.pixels for o in others):
         return best.rel, f"the largest ({r.display_width}x{r.display_height})"

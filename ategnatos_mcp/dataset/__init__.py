@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.buckets import Bucketing, make_buckets
     from ategnatos_mcp.dataset.captioning import caption_guide
     from ategnatos_mcp.dataset.captions import CaptionRefused, estimate_tokens, normalise_caption
+    from ategnatos_mcp.dataset.dedupe_report import quarantine_summary
     from ategnatos_mcp.dataset.models import (
         AuditResult,
         CaptionReview,
@@ -59,6 +60,7 @@ _WHERE = {
     "make_buckets": "ategnatos_mcp.dataset.buckets",
     "normalise_caption": "ategnatos_mcp.dataset.captions",
     "quarantine_files": "ategnatos_mcp.dataset.quarantine",
+    "quarantine_summary": "ategnatos_mcp.dataset.dedupe_report",
     "render_report": "ategnatos_mcp.dataset.report",
     "run_audit": "ategnatos_mcp.dataset.audit",
     "scan_dataset": "ategnatos_mcp.dataset.scan",
@@ -102,6 +104,7 @@ __all__ = [
     "make_buckets",
     "normalise_caption",
     "quarantine_files",
+    "quarantine_summary",
     "render_report",
     "run_audit",
     "scan_dataset",

@@ -20,12 +20,13 @@ from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
 from ategnatos_mcp.dataset.scan import IMAGE_EXTENSIONS, DatasetScan, fingerprint_of, scan_dataset
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.dataset.dedupe import DuplicateCluster, VerifyMemo
+    from ategnatos_mcp.dataset.dedupe import DuplicateCluster
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
 __all__ = [
     "AuditOptions",
     "LoadedDataset",
+    "ProofBook",
     "audit_loaded",
     "left_out_notes",
     "load_dataset",
@@ -46,6 +47,22 @@ class AuditOptions:
     quarantine_unreadable: bool = False
 
 
+class ProofBook(dict[tuple[str, str, bool], float]):
+    """Duplicate proofs by (sha256 a, sha256 b, mirrored): those known, and those made since (``fresh``, to store)."""
+
+    def __init__(self, known: dict[tuple[str, str, bool], float]) -> None:
+        super().__init__(known)
+        self.fresh: dict[tuple[str, str, bool], float] = {}
+
+    def __setitem__(self, key: tuple[str, str, bool], value: float) -> None:
+        super().__setitem__(key, value)
+        self.fresh[key] = value
+
+    def take_fresh(self) -> dict[tuple[str, str, bool], float]:
+        fresh, self.fresh = self.fresh, {}
+        return fresh
+
+
 @dataclass
 class LoadedDataset:
     """A scan plus a probe record for every image in it."""
@@ -54,7 +71,7 @@ class LoadedDataset:
     records: dict[str, ProbeRecord]
     decoded: int
     captions: CaptionIndex = field(default_factory=CaptionIndex)
-    proofs: VerifyMemo = field(default_factory=dict)  # duplicate proofs by file contents, shared by audit and dedupe
+    proofs: ProofBook = field(default_factory=lambda: ProofBook({}))  # duplicate proofs by contents (see jobs.py)
 
     @property
     def mtimes(self) -> dict[str, int]:

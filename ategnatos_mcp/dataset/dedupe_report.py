@@ -16,7 +16,7 @@ from ategnatos_mcp.dataset.models import DedupeResult, DuplicateFile, DuplicateG
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures"]
+__all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures", "quarantine_summary"]
 
 MAX_PICTURES = 12
 _MATCH_WORDS = {"identical": "identical", "copy": "copy", "mirrored": "mirrored copy"}
@@ -153,3 +153,18 @@ def dedupe_pictures(root: Path, found: Duplicates, result: DedupeResult) -> list
         if pair.picture is not None
     )
     return sheets
+
+
+def quarantine_summary(q: QuarantineResult) -> str:
+    """What an undo, or a quarantine of files the artist named, did, in plain words."""
+    if q.action == "undo":
+        lines = [f"Restored {len(q.moved)} file(s) from quarantine ({q.batch}), byte for byte."]
+    else:
+        lines = [
+            f"Set aside {len(q.moved)} file(s) (with their captions) in quarantine batch {q.batch}: "
+            + ", ".join(q.moved[:20])
+            + (f" and {len(q.moved) - 20} more" if len(q.moved) > 20 else "")
+            + ". Undo: action='undo' with the same files, or the whole batch."
+        ]
+    lines += [f"Left in place: {s}" for s in q.skipped]
+    return "\n".join(lines)

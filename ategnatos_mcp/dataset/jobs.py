@@ -22,7 +22,8 @@ from ategnatos_mcp.dataset.runner import ProbeRunner, Progress
 from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.dataset.audit import LoadedDataset
+    from ategnatos_mcp.dataset.audit import LoadedDataset, ProofBook
+    from ategnatos_mcp.dataset.probe import ProbeRecord
 
 __all__ = ["ProbeJob", "ProbeJobs", "Spawner", "StillReading"]
 
@@ -80,24 +81,36 @@ class ProbeJobs:
         try:
             scan = await anyio.to_thread.run_sync(lambda: scan_dataset(job.root, roots=self.roots))
             last = self._last.get(job.root)
-            proofs = last.proofs if last is not None else {}  # keyed by content: valid whatever changed
             if last is not None and _same_files(last, scan):
                 # Nothing changed since the last read (typically dedupe right after audit): no cache query, no
                 # caption re-read.
                 total = len(scan.images)
                 await job.report(total, total, f"{total} of {total} images already known")
                 job.result = LoadedDataset(
-                    scan=scan, records=dict(last.records), decoded=0, captions=last.captions, proofs=proofs
+                    scan=scan, records=dict(last.records), decoded=0, captions=last.captions, proofs=last.proofs
                 )
                 return
             records, decoded = await self.runner.probe(scan.images, self.cache, job.report)
             captions = await anyio.to_thread.run_sync(index_captions, scan)
+            proofs = await anyio.to_thread.run_sync(lambda: self._proofs(records))
             job.result = LoadedDataset(scan=scan, records=records, decoded=decoded, captions=captions, proofs=proofs)
             self._last = {job.root: job.result}  # one dataset kept: it is what the next call most likely reads
         except Exception as exc:  # handed to the caller that waits for this job
             job.error = exc
         finally:
             job.finished.set()
+
+    def _proofs(self, records: dict[str, ProbeRecord]) -> ProofBook:
+        from ategnatos_mcp.dataset.audit import ProofBook
+        from ategnatos_mcp.dataset.verify import VERSION
+
+        return ProofBook(self.cache.proofs((r.sha256 for r in records.values() if r.ok), version=VERSION))
+
+    def keep_proofs(self, loaded: LoadedDataset) -> None:
+        """Store the proofs made since the dataset was read (blocking: run it in a worker thread)."""
+        from ategnatos_mcp.dataset.verify import VERSION
+
+        self.cache.store_proofs(loaded.proofs.take_fresh(), version=VERSION)
 
     def running(self, root: Path) -> ProbeJob | None:
         """The job reading ``root`` right now, if any."""

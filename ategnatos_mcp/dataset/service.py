@@ -75,12 +75,15 @@ class DatasetService:
             return AuditResult(dataset=str(root), complete=False, images_read=busy.done, images=busy.total)
         broken = unreadable_files(loaded) if options.quarantine_unreadable else {}
         if not broken:
-            return await audit_loaded(root, loaded, options)
+            result = await audit_loaded(root, loaded, options)
+            await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
+            return result
         when = self.clock()
         moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, broken, when=when, roots=self.roots))
         # The verdict must describe the folder as it is now: read it again (every image is cached).
         loaded = await self.jobs.load(root, wait_seconds=None, progress=None)
         result = await audit_loaded(root, loaded, options)
+        await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
         result.quarantine = moved
         return result
 
@@ -116,6 +119,7 @@ class DatasetService:
                 loaded.records, threshold=limit, mirror=mirror, mtimes=loaded.mtimes, memo=loaded.proofs
             )
         )
+        await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
         left_out = [e.rel for e in loaded.scan.outside_links]
 
         def answer(moved: QuarantineResult | None = None) -> DedupeResult:

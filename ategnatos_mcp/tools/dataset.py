@@ -23,10 +23,10 @@ from ategnatos_mcp.dataset import (
     DatasetService,
     DedupeResult,
     Protected,
-    QuarantineResult,
     StructureResult,
     audit_summary,
     caption_guide,
+    quarantine_summary,
     render_report,
 )
 from ategnatos_mcp.errors import InvalidRequestError
@@ -209,7 +209,7 @@ async def dataset_dedupe(
     if action == "undo" or (action == "quarantine" and files):
         moved = await (service.undo(root, batch, files) if action == "undo" else service.set_aside(root, files or []))
         result = DedupeResult(dataset=str(root), threshold=service.threshold, quarantine=moved)
-        result.summary = _moved_summary(moved)
+        result.summary = quarantine_summary(moved)
         return respond(result, result.summary)
     result, pictures = await service.dedupe(
         root,
@@ -225,20 +225,6 @@ async def dataset_dedupe(
         return respond(result, _still_reading(result.images_read, result.images_checked))
     images = [ImagePart(data=d, mime_type="image/jpeg") for d in pictures]
     return respond(result, result.summary, images=images)
-
-
-def _moved_summary(q: QuarantineResult) -> str:
-    if q.action == "undo":
-        lines = [f"Restored {len(q.moved)} file(s) from quarantine ({q.batch}), byte for byte."]
-    else:
-        lines = [
-            f"Set aside {len(q.moved)} file(s) (with their captions) in quarantine batch {q.batch}: "
-            + ", ".join(q.moved[:20])
-            + (f" and {len(q.moved) - 20} more" if len(q.moved) > 20 else "")
-            + ". Undo: action='undo' with the same files, or the whole batch."
-        ]
-    lines += [f"Left in place: {s}" for s in q.skipped]
-    return "\n".join(lines)
 
 
 CAPTION_GUIDE_URI = "ategnatos://dataset/caption-guide"

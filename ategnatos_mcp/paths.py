@@ -15,7 +15,7 @@ from typing import Literal
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, PathNotAllowedError
 
-__all__ = ["confine", "dataset_folder", "safe_name"]
+__all__ = ["confine", "dataset_folder", "inside_roots", "safe_name"]
 
 Kind = Literal["file", "dir", "any", "new"]
 
@@ -91,6 +91,18 @@ def confine(raw: str | os.PathLike[str], *, home: Path, roots: Sequence[Path], k
         )
     _check_kind(resolved, text, kind)
     return resolved
+
+
+def inside_roots(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, with every symlink followed, lies inside one of ``roots`` (the rule ``confine`` applies).
+
+    Tools that walk folders use it to skip, and report, links that leave the project instead of refusing the walk.
+    """
+    try:
+        resolved = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # gone, unreadable or a loop: not a file of the project either
+        return False
+    return any(resolved == root.resolve() or resolved.is_relative_to(root.resolve()) for root in roots)
 
 
 def _resolve(candidate: Path, text: str) -> Path:

@@ -178,6 +178,7 @@ class Wiring:
                     workers=cfg.workers,
                     threshold=cfg.near_duplicate_threshold,
                     clock=self.clock,
+                    roots=self.settings.roots,
                     spawn=self._spawn,
                     wait_seconds=cfg.max_wait_seconds,
                 )

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.buckets import Bucketing, make_buckets
     from ategnatos_mcp.dataset.captioning import caption_guide
     from ategnatos_mcp.dataset.captions import CaptionRefused, estimate_tokens, normalise_caption
+    from ategnatos_mcp.dataset.dedupe_report import quarantine_summary
     from ategnatos_mcp.dataset.models import (
         AuditResult,
         CaptionReview,
@@ -23,13 +24,14 @@ if TYPE_CHECKING:
         CaptionWriteResult,
         ConceptSpec,
         DedupeResult,
+        QuarantineResult,
         StructureResult,
     )
     from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
     from ategnatos_mcp.dataset.report import audit_summary, render_report
     from ategnatos_mcp.dataset.scan import DatasetScan, FileEntry, dataset_fingerprint, scan_dataset
     from ategnatos_mcp.dataset.service import DatasetService
-    from ategnatos_mcp.dataset.structure import Concept, build_structure, compute_repeats
+    from ategnatos_mcp.dataset.structure import Concept, Protected, build_structure, compute_repeats
 
 _WHERE = {
     "AuditOptions": "ategnatos_mcp.dataset.audit",
@@ -45,6 +47,8 @@ _WHERE = {
     "DatasetScan": "ategnatos_mcp.dataset.scan",
     "DatasetService": "ategnatos_mcp.dataset.service",
     "DedupeResult": "ategnatos_mcp.dataset.models",
+    "Protected": "ategnatos_mcp.dataset.structure",
+    "QuarantineResult": "ategnatos_mcp.dataset.models",
     "FileEntry": "ategnatos_mcp.dataset.scan",
     "StructureResult": "ategnatos_mcp.dataset.models",
     "audit_summary": "ategnatos_mcp.dataset.report",
@@ -56,6 +60,7 @@ _WHERE = {
     "make_buckets": "ategnatos_mcp.dataset.buckets",
     "normalise_caption": "ategnatos_mcp.dataset.captions",
     "quarantine_files": "ategnatos_mcp.dataset.quarantine",
+    "quarantine_summary": "ategnatos_mcp.dataset.dedupe_report",
     "render_report": "ategnatos_mcp.dataset.report",
     "run_audit": "ategnatos_mcp.dataset.audit",
     "scan_dataset": "ategnatos_mcp.dataset.scan",
@@ -87,6 +92,8 @@ __all__ = [
     "DatasetService",
     "DedupeResult",
     "FileEntry",
+    "Protected",
+    "QuarantineResult",
     "StructureResult",
     "audit_summary",
     "build_structure",
@@ -97,6 +104,7 @@ __all__ = [
     "make_buckets",
     "normalise_caption",
     "quarantine_files",
+    "quarantine_summary",
     "render_report",
     "run_audit",
     "scan_dataset",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,16 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["AuditOptions", "LoadedDataset", "audit_loaded", "load_dataset", "run_audit", "unreadable_files"]
+__all__ = [
+    "AuditOptions",
+    "LoadedDataset",
+    "ProofBook",
+    "audit_loaded",
+    "left_out_notes",
+    "load_dataset",
+    "run_audit",
+    "unreadable_files",
+]
 
 MIN_IMAGES = 10
 SPARSE_BUCKET = 2  # a bucket with this many images or fewer is nearly empty
@@ -38,6 +48,22 @@ class AuditOptions:
     quarantine_unreadable: bool = False
 
 
+class ProofBook(dict[tuple[str, str, bool], float]):
+    """Duplicate proofs by (sha256 a, sha256 b, mirrored): those known, and those made since (``fresh``, to store)."""
+
+    def __init__(self, known: dict[tuple[str, str, bool], float]) -> None:
+        super().__init__(known)
+        self.fresh: dict[tuple[str, str, bool], float] = {}
+
+    def __setitem__(self, key: tuple[str, str, bool], value: float) -> None:
+        super().__setitem__(key, value)
+        self.fresh[key] = value
+
+    def take_fresh(self) -> dict[tuple[str, str, bool], float]:
+        fresh, self.fresh = self.fresh, {}
+        return fresh
+
+
 @dataclass
 class LoadedDataset:
     """A scan plus a probe record for every image in it."""
@@ -46,6 +72,11 @@ class LoadedDataset:
     records: dict[str, ProbeRecord]
     decoded: int
     captions: CaptionIndex = field(default_factory=CaptionIndex)
+    proofs: ProofBook = field(default_factory=lambda: ProofBook({}))  # duplicate proofs by contents (see jobs.py)
+
+    @property
+    def mtimes(self) -> dict[str, int]:
+        return {e.rel: e.mtime_ns for e in self.scan.images}
 
 
 def unreadable_files(loaded: LoadedDataset) -> dict[str, str]:
@@ -58,13 +89,38 @@ def unreadable_files(loaded: LoadedDataset) -> dict[str, str]:
 
 
 async def load_dataset(
-    root: Path, *, cache: ProbeCache, runner: ProbeRunner, progress: Progress | None = None
+    root: Path,
+    *,
+    cache: ProbeCache,
+    runner: ProbeRunner,
+    progress: Progress | None = None,
+    roots: Sequence[Path] | None = None,
 ) -> LoadedDataset:
     """Scan, probe every image (cache first) and read every caption."""
-    scan = await anyio.to_thread.run_sync(scan_dataset, root)
+    scan = await anyio.to_thread.run_sync(lambda: scan_dataset(root, roots=roots))
     records, decoded = await runner.probe(scan.images, cache, progress)
     captions = await anyio.to_thread.run_sync(index_captions, scan)
     return LoadedDataset(scan=scan, records=records, decoded=decoded, captions=captions)
+
+
+def left_out_notes(scan: DatasetScan, shown: int = 5) -> list[str]:
+    """Plain sentences about the links the walk did not follow (the same words in every dataset tool)."""
+    notes = []
+    if scan.outside_links:
+        names = [e.rel for e in scan.outside_links]
+        listed = ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+        notes.append(
+            f"{len(names)} linked file(s) point outside the project and were left out: {listed}. Copy them into "
+            "the dataset folder, or add the folder they are in to extra_roots in ategnatos.toml."
+        )
+    if scan.skipped_links:
+        listed = ", ".join(scan.skipped_links[:shown])
+        more = f" and {len(scan.skipped_links) - shown} more" if len(scan.skipped_links) > shown else ""
+        notes.append(
+            f"{len(scan.skipped_links)} linked folder(s) or broken link(s) were not followed: {listed}{more}. "
+            "Put the images themselves in the dataset folder."
+        )
+    return notes
 
 
 def _resolution(records: list[ProbeRecord]) -> ResolutionSummary:
@@ -186,10 +242,14 @@ async def audit_loaded(root: Path, loaded: LoadedDataset, options: AuditOptions)
     readable = [loaded.records[rel] for rel in readable_rels]
     findings = await anyio.to_thread.run_sync(_findings, loaded, options)
     captions = caption_stats(readable_rels, loaded.captions, options.trigger_word)
-    clusters = await anyio.to_thread.run_sync(
-        lambda: find_duplicates(loaded.records, threshold=options.threshold, mirror=False)
+    found = await anyio.to_thread.run_sync(
+        lambda: find_duplicates(
+            loaded.records, threshold=options.threshold, mirror=False, mtimes=loaded.mtimes, memo=loaded.proofs
+        )
     )
+    clusters = found.clusters
     reasons, advice = _verdict(len(readable), findings, captions, clusters)
+    advice += left_out_notes(loaded.scan)
     fingerprint = fingerprint_of(loaded.scan)
     return AuditResult(
         dataset=str(root),
@@ -214,4 +274,5 @@ async def audit_loaded(root: Path, loaded: LoadedDataset, options: AuditOptions)
         duplicate_groups=len(clusters),
         duplicate_extras=sum(len(c.extras) for c in clusters),
         decoded=loaded.decoded,
+        left_out=[e.rel for e in loaded.scan.outside_links],
     )

@@ -2,6 +2,8 @@
 
 An unchanged file is never decoded twice, so re-auditing an unchanged dataset costs one folder walk
 and one query. A record made by an older probe version is ignored (and replaced on the next probe).
+The same file keeps the duplicate proofs (``verify.py``), keyed by the two files' contents: a pair is
+proven once, whatever is renamed, moved or re-audited later.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import marshal
 import os.path
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ategnatos_mcp.dataset.scan import FileEntry
@@ -23,8 +25,17 @@ CREATE TABLE IF NOT EXISTS probe (
     mtime_ns INTEGER NOT NULL,
     version INTEGER NOT NULL,
     record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS proof (
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    mirrored INTEGER NOT NULL,
+    version INTEGER NOT NULL,
+    score REAL NOT NULL,
+    PRIMARY KEY (a, b, mirrored)
 )
 """
+_IN_CHUNK = 500  # sqlite's limit on bound parameters is 999 in older builds
 
 
 class ProbeCache:
@@ -42,13 +53,13 @@ class ProbeCache:
         conn = sqlite3.connect(self.path, timeout=30)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError:
             conn.close()
             # A damaged cache is only a cache: start a new one.
             self.path.unlink(missing_ok=True)
             conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute(_SCHEMA)
+            conn.executescript(_SCHEMA)
         return conn
 
     def lookup(self, entries: Sequence[FileEntry]) -> dict[str, tuple[object, ...]]:
@@ -81,6 +92,35 @@ class ProbeCache:
         try:
             with conn:
                 conn.executemany("INSERT OR REPLACE INTO probe VALUES (?, ?, ?, ?, ?)", rows)
+        finally:
+            conn.close()
+
+    def proofs(self, shas: Iterable[str], *, version: int) -> dict[tuple[str, str, bool], float]:
+        """Stored proofs (see ``verify.worst_patch``) of pairs whose first file has one of these contents."""
+        wanted = sorted(set(shas))
+        found: dict[tuple[str, str, bool], float] = {}
+        conn = self._connect()
+        try:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = conn.execute(
+                    f"SELECT a, b, mirrored, score FROM proof WHERE version = ? AND a IN ({','.join('?' * len(chunk))})",
+                    (version, *chunk),
+                )
+                found.update({(a, b, bool(m)): score for a, b, m, score in rows})
+        finally:
+            conn.close()
+        return found
+
+    def store_proofs(self, proofs: Mapping[tuple[str, str, bool], float], *, version: int) -> None:
+        """Keep new proofs for later runs."""
+        rows = [(a, b, int(m), version, float(score)) for (a, b, m), score in proofs.items()]
+        if not rows:
+            return
+        conn = self._connect()
+        try:
+            with conn:
+                conn.executemany("INSERT OR REPLACE INTO proof VALUES (?, ?, ?, ?, ?)", rows)
         finally:
             conn.close()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import stat
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -130,6 +132,7 @@ def review_batch(
     max_side: int,
     budget: int,
     include_guide: bool = False,
+    roots: Sequence[Path] | None = None,
 ) -> tuple[CaptionReview, list[bytes]]:
     """The next ``count`` images from ``start`` with their captions and previews (blocking).
 
@@ -141,7 +144,7 @@ def review_batch(
     """
     from ategnatos_mcp.dataset.previews import make_preview
 
-    scan = scan_dataset(root)
+    scan = scan_dataset(root, roots=roots)
     index = index_captions(scan)
     wanted = [not (only_missing and index.texts.get(e.rel, "").strip()) for e in scan.images]
     positions = [i for i, keep in enumerate(wanted) if keep and i >= start]
@@ -161,6 +164,7 @@ def review_batch(
         total=sum(wanted),
         items=items,
         trigger_word=trigger_word,
+        left_out=[e.rel for e in scan.outside_links],
     )
     if include_guide or start == 0:
         review.guide = caption_guide()
@@ -178,9 +182,14 @@ def _target(root: Path, rel: str, images: dict[str, Path], index: CaptionIndex) 
     return images[rel].with_suffix(".txt")
 
 
-def write_captions(root: Path, writes: list[CaptionWrite], *, trigger_word: str | None) -> CaptionWriteResult:
-    """Normalise and save each caption atomically next to its image; refuse the ones that would break (blocking)."""
-    scan = scan_dataset(root)
+def write_captions(
+    root: Path, writes: list[CaptionWrite], *, trigger_word: str | None, roots: Sequence[Path] | None = None
+) -> CaptionWriteResult:
+    """Normalise and save each caption atomically next to its image; refuse the ones that would break (blocking).
+
+    A caption file that exists keeps its permissions; a new one gets the folder's usual ones (as the images have).
+    """
+    scan = scan_dataset(root, roots=roots)
     index = index_captions(scan)
     images = {e.rel: e.path for e in scan.images}
     result = CaptionWriteResult(dataset=str(root), written=[], refused=[], warnings=[])
@@ -207,7 +216,7 @@ def write_captions(root: Path, writes: list[CaptionWrite], *, trigger_word: str 
                 )
             )
             continue
-        write_text_atomic(target, text + "\n")
+        write_text_atomic(target, text + "\n", mode=_mode_for(target, images[rel]))
         index.texts[rel], index.files[rel] = text, target.relative_to(root).as_posix()
         item = _item(rel, index)
         if item.tokens > CLIP_TOKEN_LIMIT:
@@ -223,13 +232,23 @@ def write_captions(root: Path, writes: list[CaptionWrite], *, trigger_word: str 
     return result
 
 
+def _mode_for(caption: Path, image: Path) -> int | None:
+    """The permissions a caption keeps (its own), or takes from its image when new (without execute bits)."""
+    for source, mask in ((caption, 0o7777), (image, 0o666)):
+        try:
+            return stat.S_IMODE(source.stat().st_mode) & mask
+        except OSError:
+            continue
+    return None
+
+
 def _tags_of(text: str) -> set[str]:
     return {t.casefold() for t in split_tags(text)}
 
 
-def summarise_captions(root: Path, *, trigger_word: str | None) -> CaptionSummary:
+def summarise_captions(root: Path, *, trigger_word: str | None, roots: Sequence[Path] | None = None) -> CaptionSummary:
     """Tag frequency and outliers across the dataset's captions (blocking)."""
-    scan = scan_dataset(root)
+    scan = scan_dataset(root, roots=roots)
     index = index_captions(scan)
     rels = [e.rel for e in scan.images]
     stats = caption_stats(rels, index, trigger_word)

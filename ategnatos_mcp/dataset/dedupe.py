@@ -1,36 +1,46 @@
-"""Exact and near-duplicate groups from probe records, without a Python loop over every pair.
+"""Duplicate groups from probe records: found by hash, proven by comparing every patch, never guessed.
 
-1. Exact: the same sha256.
-2. Candidates: 64-bit perceptual hashes compared in numpy blocks (XOR + popcount), a whole row of
-   the distance matrix at a time, optionally against the mirrored hash too.
-3. Second check on candidates only, for precision: the coarse colour layout must agree and the
-   32x32 structure must correlate (allowing a shift of a few pixels, for crops).
-Groups are the connected components of confirmed pairs; the file to keep is the largest, least
-compressed one.
+1. Identical: the same sha256.
+2. Candidates: 64-bit perceptual hashes compared in numpy blocks (XOR + popcount), a whole row of the
+   distance matrix at a time, optionally against the mirrored hash too.
+3. A glance, for speed: the shape must agree (or one is squashed to a square), and the coarse colour layout
+   and the 32x32 structure must be close. One artist's paintings pass this glance by the dozen.
+4. The proof (``verify.py``): after aligning the pair (crops, squashes), no 4x4 patch of the 64 px detail
+   image may differ by more than a resampling explains. Only proven pairs (and identical files) make groups;
+   pairs that come close without passing are look-alikes for the artist to look at, never duplicates.
+Groups are the connected components of identical and proven pairs; the file to keep is chosen in ``keeper.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ategnatos_mcp.dataset.keeper import choose_keeper
+from ategnatos_mcp.dataset.verify import PROVEN, Details, worst_patch
+
 if TYPE_CHECKING:
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["DuplicateCluster", "Member", "find_duplicates"]
+__all__ = ["Duplicates", "DuplicateCluster", "LookAlike", "Member", "VerifyMemo", "find_duplicates"]
 
 _BLOCK = 256  # rows of the distance matrix at a time: 256 x n x 8 bytes stays small at n = 10,000
-SEARCH_MARGIN = 8  # candidates reach this far past the threshold: crops move the hash, the second check decides
+SEARCH_MARGIN = 12  # candidates reach this far past the threshold: crops move the hash, the proof decides
 MAX_GAIN = 0.25  # |log| of the per-channel brightness ratio: a colour-corrected copy stays within ~28 %
 MAX_LAYOUT_DIFF = 0.12  # mean difference of the gain-normalised 4x4 colour layout (relative units)
-MAX_ASPECT_CHANGE = 0.1  # |log(aspect a / aspect b)|: a copy keeps its shape within ~10 %
+MAX_ASPECT_CHANGE = 0.1  # |log(aspect a / aspect b)|: a cropped copy keeps its shape within ~10 %
+SQUARE = 0.02  # |log aspect| of a picture squashed to 1:1
 MIN_STRUCTURE = 0.5  # normalised correlation of the 32x32 structure, best over small shifts
+LOOK_ALIKE = 2 * PROVEN  # a pair that fails the proof by less than this is shown for review
 _SHIFT = 2
 _CONFIRM_CHUNK = 8192
-_LOSSLESS = {"PNG", "TIFF", "BMP"}
+
+# (sha256 of a, sha256 of b, a mirrored) -> worst patch difference. The proof is the costly step: audit and dedupe
+# share it, and keyed by contents it stays true whatever is renamed, added or removed.
+VerifyMemo = MutableMapping[tuple[str, str, bool], float]
 
 
 @dataclass
@@ -38,13 +48,13 @@ class Member:
     """One file of a duplicate group and how it matched."""
 
     rel: str
-    match: str  # "keep" | "identical" | "near" | "mirrored"
-    similarity: float  # 0-1, against the best-matching file in the group
+    match: str  # "keep" | "identical" | "copy" | "mirrored"
+    similarity: float  # 0-1 at a glance (32x32 structure), against the best-matching file in the group
 
 
 @dataclass
 class DuplicateCluster:
-    """A group of files showing the same picture."""
+    """A group of files proven to show the same picture."""
 
     keep: str
     reason: str
@@ -53,6 +63,22 @@ class DuplicateCluster:
     @property
     def extras(self) -> list[str]:
         return [m.rel for m in self.members if m.match != "keep"]
+
+
+@dataclass
+class LookAlike:
+    """Two files that look alike but differ in places: not proven copies, for the artist to look at."""
+
+    a: str
+    b: str
+    mirrored: bool
+    difference: float  # worst patch difference, grey levels; under PROVEN would have been a copy
+
+
+@dataclass
+class Duplicates:
+    clusters: list[DuplicateCluster] = field(default_factory=list)
+    look_alikes: list[LookAlike] = field(default_factory=list)
 
 
 def _pairs_within(hashes: np.ndarray, others: np.ndarray, limit: int, *, skip_self: bool) -> np.ndarray:
@@ -99,9 +125,11 @@ class _Features:
     log_aspect: np.ndarray
 
 
-def _confirm_chunk(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
+def _glance_chunk(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
     a, b = pairs[:, 0], pairs[:, 1]
-    same_shape = np.abs(f.log_aspect[a] - f.log_aspect[b]) <= MAX_ASPECT_CHANGE
+    aspect_a, aspect_b = f.log_aspect[a], f.log_aspect[b]
+    squashed = (np.abs(aspect_a) <= SQUARE) | (np.abs(aspect_b) <= SQUARE)
+    same_shape = (np.abs(aspect_a - aspect_b) <= MAX_ASPECT_CHANGE) | squashed
     pairs, a, b = pairs[same_shape], a[same_shape], b[same_shape]
     a_col, b_col = f.colours[a], f.colours[b]
     if mirrored:
@@ -120,17 +148,31 @@ def _confirm_chunk(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.
     return pairs[ok], sims[ok]
 
 
-def _confirm(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs that pass the second check, with their structure similarity.
+def _glance(pairs: np.ndarray, mirrored: bool, f: _Features) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs that look alike at a glance, with their structure similarity.
 
     Look-alike art gives hundreds of thousands of candidates at n = 10,000: checked in chunks so memory stays flat.
     """
     kept, sims = [np.empty((0, 2), dtype=np.int64)], [np.empty(0, dtype=np.float32)]
     for start in range(0, len(pairs), _CONFIRM_CHUNK):
-        ok, sim = _confirm_chunk(pairs[start : start + _CONFIRM_CHUNK], mirrored, f)
+        ok, sim = _glance_chunk(pairs[start : start + _CONFIRM_CHUNK], mirrored, f)
         kept.append(ok)
         sims.append(sim)
     return np.concatenate(kept), np.concatenate(sims)
+
+
+def _prove(pairs: np.ndarray, mirrored: bool, recs: list[ProbeRecord], memo: VerifyMemo) -> np.ndarray:
+    """The worst patch difference of each pair (see verify.py), from ``memo`` where known."""
+    keys = [(recs[i].sha256, recs[j].sha256, mirrored) for i, j in pairs.tolist()]
+    todo = [k for k, key in enumerate(keys) if key not in memo]
+    if todo:
+        involved = sorted({int(i) for i in pairs[todo].ravel()})
+        slot = {i: s for s, i in enumerate(involved)}
+        details = Details.from_bytes([recs[i].detail for i in involved])
+        local = np.array([[slot[int(i)], slot[int(j)]] for i, j in pairs[todo]], dtype=np.intp).reshape(-1, 2)
+        for k, score in zip(todo, worst_patch(details, local, mirrored=mirrored).tolist(), strict=True):
+            memo[keys[k]] = score
+    return np.array([memo[key] for key in keys], dtype=np.float32)
 
 
 class _Components:
@@ -149,42 +191,23 @@ class _Components:
             self.parent[max(ri, rj)] = min(ri, rj)
 
 
-def _keeper(rels: list[str], records: Mapping[str, ProbeRecord]) -> tuple[str, str]:
-    def score(rel: str) -> tuple[int, int, int, str]:
-        r = records[rel]
-        return (r.display_width * r.display_height, r.format in _LOSSLESS, r.size, _neg(rel))
-
-    best = max(rels, key=score)
-    r = records[best]
-    others = [records[x] for x in rels if x != best]
-    if all(o.sha256 == r.sha256 for o in others):
-        return best, "identical copies: kept the first by name"
-    if any(o.display_width * o.display_height < r.display_width * r.display_height for o in others):
-        reason = f"largest ({r.display_width}x{r.display_height})"
-    elif r.format in _LOSSLESS and any(o.format not in _LOSSLESS for o in others):
-        reason = f"same size, saved without loss ({r.format})"
-    else:
-        reason = "same size, least compressed (biggest file)"
-    return best, reason
-
-
-def _neg(rel: str) -> str:
-    # max() picks the highest score: invert the name so that, all else equal, the first name wins.
-    return "".join(chr(0x10FFFF - ord(c)) for c in rel)
-
-
 def find_duplicates(
-    records: Mapping[str, ProbeRecord], *, threshold: int = 10, mirror: bool = False
-) -> list[DuplicateCluster]:
-    """Duplicate groups among readable images (blocking: run it in a worker thread).
+    records: Mapping[str, ProbeRecord],
+    *,
+    threshold: int = 10,
+    mirror: bool = False,
+    mtimes: Mapping[str, int] | None = None,
+    memo: VerifyMemo | None = None,
+) -> Duplicates:
+    """Proven duplicate groups and close look-alikes among readable images (blocking: run it in a worker thread).
 
     ``threshold`` is the perceptual-hash distance (of 64 bits) a close copy may have; the search reaches
-    ``SEARCH_MARGIN`` further and lets the second check decide. ``mirror`` also matches mirrored copies.
+    ``SEARCH_MARGIN`` further and the proof decides. ``mirror`` also matches mirrored copies. ``mtimes``
+    (dataset-relative path -> mtime in ns) lets the older file be kept; ``memo`` keeps proofs for the next call.
     """
-    rels = sorted(rel for rel, r in records.items() if r.ok)
-    n = len(rels)
-    if n < 2:
-        return []
+    rels = sorted(rel for rel, r in records.items() if r.ok and r.detail)
+    if len(rels) < 2:
+        return Duplicates()
     recs = [records[rel] for rel in rels]
     f = _Features(
         hashes=np.array([r.phash for r in recs], dtype=np.uint64),
@@ -193,28 +216,42 @@ def find_duplicates(
         colours=np.stack([np.frombuffer(r.color, np.uint8).reshape(4, 4, 3) for r in recs]).astype(np.float32),
         log_aspect=np.log(np.array([max(r.display_width, 1) / max(r.display_height, 1) for r in recs])),
     )
+    memo = {} if memo is None else memo
     limit = threshold + SEARCH_MARGIN
-
     edges: dict[tuple[int, int], tuple[str, float]] = {}
     by_sha: dict[str, int] = {}
     for i, r in enumerate(recs):
         first = by_sha.setdefault(r.sha256, i)
         if first != i:
             edges[(first, i)] = ("identical", 1.0)
-    pairs, sims = _confirm(_pairs_within(f.hashes, f.hashes, limit, skip_self=True), False, f)
-    for (i, j), sim in zip(pairs.tolist(), sims.tolist(), strict=True):
-        edges.setdefault((i, j), ("near", sim))
-    if f.mirrored is not None:
-        pairs, sims = _confirm(_pairs_within(f.mirrored, f.hashes, limit, skip_self=False), True, f)
-        for (i, j), sim in zip(pairs.tolist(), sims.tolist(), strict=True):
+    look_alikes: dict[tuple[int, int], LookAlike] = {}
+    searches = [(False, f.hashes)] + ([(True, f.mirrored)] if f.mirrored is not None else [])
+    for mirrored, hashes in searches:
+        candidates = _pairs_within(hashes, f.hashes, limit, skip_self=not mirrored)
+        if mirrored:  # a mirrored against b is b mirrored against a: check each pair once
+            candidates = np.unique(np.sort(candidates, axis=1), axis=0).reshape(-1, 2)
+        pairs, sims = _glance(candidates, mirrored, f)
+        differences = _prove(pairs, mirrored, recs, memo) if len(pairs) else np.empty(0)
+        for (i, j), sim, diff in zip(pairs.tolist(), sims.tolist(), differences.tolist(), strict=True):
             key = (min(i, j), max(i, j))
-            if key not in edges:
-                edges[key] = ("mirrored", sim)
-    return _clusters(rels, records, edges)
+            if diff <= PROVEN:
+                edges.setdefault(key, ("mirrored" if mirrored else "copy", sim))
+            elif diff <= LOOK_ALIKE and key not in look_alikes:
+                look_alikes[key] = LookAlike(a=rels[key[0]], b=rels[key[1]], mirrored=mirrored, difference=diff)
+    clusters = _clusters(rels, records, edges, mtimes or {})
+    grouped = {m.rel: c.keep for c in clusters for m in c.members}
+    alike = [
+        la for la in look_alikes.values() if la.a not in grouped or grouped.get(la.a) != grouped.get(la.b)
+    ]  # two files of one proven group are not a look-alike of each other
+    alike.sort(key=lambda la: (la.difference, la.a, la.b))
+    return Duplicates(clusters=clusters, look_alikes=alike)
 
 
 def _clusters(
-    rels: list[str], records: Mapping[str, ProbeRecord], edges: dict[tuple[int, int], tuple[str, float]]
+    rels: list[str],
+    records: Mapping[str, ProbeRecord],
+    edges: dict[tuple[int, int], tuple[str, float]],
+    mtimes: Mapping[str, int],
 ) -> list[DuplicateCluster]:
     comps = _Components(len(rels))
     for i, j in edges:
@@ -222,11 +259,11 @@ def _clusters(
     groups: dict[int, list[int]] = {}
     for i in {k for edge in edges for k in edge}:
         groups.setdefault(comps.find(i), []).append(i)
+    index = {rel: i for i, rel in enumerate(rels)}
     clusters = []
     for members in groups.values():
-        names = sorted(rels[i] for i in members)
-        keep, reason = _keeper(names, records)
-        k = rels.index(keep)
+        keep, reason = choose_keeper([rels[i] for i in members], records, mtimes)
+        k = index[keep]
         cluster = DuplicateCluster(keep=keep, reason=reason)
         for i in sorted(members, key=lambda m: rels[m]):
             if i == k:

@@ -8,7 +8,7 @@ server's task group, filling the cache. The next call joins the same job (or fin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,8 @@ from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
 from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.dataset.audit import LoadedDataset
+    from ategnatos_mcp.dataset.audit import LoadedDataset, ProofBook
+    from ategnatos_mcp.dataset.probe import ProbeRecord
 
 __all__ = ["ProbeJob", "ProbeJobs", "Spawner", "StillReading"]
 
@@ -64,10 +65,14 @@ class ProbeJob:
 class ProbeJobs:
     """At most one reading job per dataset folder."""
 
-    def __init__(self, cache: ProbeCache, runner: ProbeRunner, spawn: Spawner | None) -> None:
+    def __init__(
+        self, cache: ProbeCache, runner: ProbeRunner, spawn: Spawner | None, roots: Sequence[Path] | None = None
+    ) -> None:
+        """``roots``: the project's folders; linked files pointing outside them are left out (and listed)."""
         self.cache = cache
         self.runner = runner
         self.spawn = spawn
+        self.roots = roots
         self._jobs: dict[Path, ProbeJob] = {}
         self._last: dict[Path, LoadedDataset] = {}
 
@@ -75,23 +80,38 @@ class ProbeJobs:
         from ategnatos_mcp.dataset.audit import LoadedDataset
 
         try:
-            scan = await anyio.to_thread.run_sync(scan_dataset, job.root)
+            scan = await anyio.to_thread.run_sync(lambda: scan_dataset(job.root, roots=self.roots))
             last = self._last.get(job.root)
             if last is not None and _same_files(last, scan):
                 # Nothing changed since the last read (typically dedupe right after audit): no cache query, no
                 # caption re-read.
                 total = len(scan.images)
                 await job.report(total, total, f"{total} of {total} images already known")
-                job.result = LoadedDataset(scan=scan, records=dict(last.records), decoded=0, captions=last.captions)
+                job.result = LoadedDataset(
+                    scan=scan, records=dict(last.records), decoded=0, captions=last.captions, proofs=last.proofs
+                )
                 return
             records, decoded = await self.runner.probe(scan.images, self.cache, job.report)
             captions = await anyio.to_thread.run_sync(index_captions, scan)
-            job.result = LoadedDataset(scan=scan, records=records, decoded=decoded, captions=captions)
+            proofs = await anyio.to_thread.run_sync(lambda: self._proofs(records))
+            job.result = LoadedDataset(scan=scan, records=records, decoded=decoded, captions=captions, proofs=proofs)
             self._last = {job.root: job.result}  # one dataset kept: it is what the next call most likely reads
         except Exception as exc:  # handed to the caller that waits for this job
             job.error = exc
         finally:
             job.finished.set()
+
+    def _proofs(self, records: dict[str, ProbeRecord]) -> ProofBook:
+        from ategnatos_mcp.dataset.audit import ProofBook
+        from ategnatos_mcp.dataset.verify import VERSION
+
+        return ProofBook(self.cache.proofs((r.sha256 for r in records.values() if r.ok), version=VERSION))
+
+    def keep_proofs(self, loaded: LoadedDataset) -> None:
+        """Store the proofs made since the dataset was read (blocking: run it in a worker thread)."""
+        from ategnatos_mcp.dataset.verify import VERSION
+
+        self.cache.store_proofs(loaded.proofs.take_fresh(), version=VERSION)
 
     def running(self, root: Path) -> ProbeJob | None:
         """The job reading ``root`` right now, if any."""

@@ -20,6 +20,7 @@ __all__ = [
     "DuplicateFile",
     "DuplicateGroup",
     "FileProblem",
+    "LookAlikePair",
     "QuarantineEntry",
     "QuarantineResult",
     "ResolutionSummary",
@@ -85,8 +86,11 @@ class CaptionStats(BaseModel):
 
 class DuplicateFile(BaseModel):
     path: str
-    match: Literal["keep", "identical", "near", "mirrored"]
-    similarity: float = Field(description="0-1, structure similarity to its closest match in the group.")
+    match: Literal["keep", "identical", "copy", "mirrored"] = Field(
+        description="keep: the file to keep; identical: the same bytes; copy: proven the same picture "
+        "(re-saved, resized, cropped, colour-shifted or squashed); mirrored: the same picture flipped."
+    )
+    similarity: float = Field(description="0-1, how alike at a glance (32x32 structure) to its closest match.")
     width: int
     height: int
     format: str
@@ -94,19 +98,33 @@ class DuplicateFile(BaseModel):
 
 
 class DuplicateGroup(BaseModel):
-    """Files that show the same picture; keep one, the rest would overweight it in training."""
+    """Files proven to show the same picture; keep one, the rest would overweight it in training."""
 
     keep: str
-    reason: str
+    reason: str = Field(description="Why this file is the one to keep.")
     files: list[DuplicateFile]
+    picture: int | None = Field(default=None, description="Which picture of this answer shows the group (1 = first).")
+
+
+class LookAlikePair(BaseModel):
+    """Two files that look alike but differ in places: not duplicates, never moved without being named."""
+
+    a: str
+    b: str
+    mirrored: bool = False
+    picture: int | None = Field(default=None, description="Which picture of this answer shows the pair (1 = first).")
 
 
 class QuarantineEntry(BaseModel):
+    """One line of ``quarantine/manifest.json``: a file moved aside, and how to prove it comes back unchanged."""
+
     original: str = Field(description="Where the file was, relative to the dataset.")
     quarantined: str = Field(description="Where it is now, relative to the dataset.")
     sha256: str
     reason: str
     batch: str
+    caption_of: str | None = Field(default=None, description="For a caption: the image it travelled with.")
+    pending: bool = Field(default=False, description="Journal: planned, and maybe moved, when the batch was cut short.")
     restored: bool = False
 
 
@@ -115,7 +133,7 @@ class QuarantineResult(BaseModel):
 
     action: Literal["quarantine", "undo"]
     batch: str | None = None
-    moved: list[QuarantineEntry] = Field(default_factory=list)
+    moved: list[str] = Field(default_factory=list, description="The files moved (paths they have in the dataset).")
     skipped: list[str] = Field(default_factory=list, description="Files left where they are, with the reason.")
     manifest: str = ""
 
@@ -127,12 +145,19 @@ class DedupeResult(BaseModel):
     images_checked: int = 0
     threshold: int = 10
     mirror_aware: bool = False
-    exact_groups: int = 0
-    near_groups: int = 0
+    exact_groups: int = Field(default=0, description="Groups of byte-identical files.")
+    near_groups: int = Field(default=0, description="Groups with proven copies that are not byte-identical.")
     extra_files: int = Field(default=0, description="Files beyond the one kept per group.")
+    start: int = Field(default=0, description="Index of the first group listed here.")
+    next_start: int | None = Field(default=None, description="Pass as start to list the next groups.")
     groups: list[DuplicateGroup] = Field(default_factory=list)
-    groups_shown: int = 0
+    look_alike_pairs: int = Field(default=0, description="Pairs that look alike but are not proven copies.")
+    look_alikes: list[LookAlikePair] = Field(default_factory=list)
+    left_out: list[str] = Field(
+        default_factory=list, description="Linked files pointing outside the project: not read, not compared."
+    )
     quarantine: QuarantineResult | None = None
+    summary: str = Field(default="", description="The answer in a few plain sentences, with the next step.")
 
 
 class AuditResult(BaseModel):
@@ -163,6 +188,9 @@ class AuditResult(BaseModel):
     report_path: str | None = None
     decoded: int = Field(default=0, description="Images decoded this run (the rest came from the cache).")
     quarantine: QuarantineResult | None = Field(default=None, description="Unreadable files moved aside, if asked.")
+    left_out: list[str] = Field(
+        default_factory=list, description="Linked files pointing outside the project: not read, not counted."
+    )
 
 
 class CaptionItem(BaseModel):
@@ -186,6 +214,9 @@ class CaptionReview(BaseModel):
         "later batches leave it out and say where to find it in guide_note.",
     )
     guide_note: str | None = Field(default=None, description="Where to find the guide when it is left out.")
+    left_out: list[str] = Field(
+        default_factory=list, description="Linked files pointing outside the project: not shown, not counted."
+    )
 
 
 class CaptionWrite(BaseModel):

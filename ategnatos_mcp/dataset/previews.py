@@ -7,11 +7,14 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-__all__ = ["make_preview"]
+__all__ = ["make_preview", "open_upright"]
 
 
-def make_preview(path: Path, *, max_side: int = 512, budget: int = 60_000) -> bytes | None:
-    """A JPEG preview of at most ``budget`` bytes, or None when the file cannot be decoded."""
+def open_upright(path: Path, max_side: int) -> Image.Image | None:
+    """The picture as displayed (EXIF rotation applied, transparency on white), in RGB, or None if it can't be read.
+
+    JPEGs are decoded at a reduced size (at least ``max_side``); other formats at full size.
+    """
     try:
         with Image.open(path) as im:
             if im.format == "JPEG":
@@ -19,8 +22,15 @@ def make_preview(path: Path, *, max_side: int = 512, budget: int = 60_000) -> by
             im.seek(0)
             im.load()
             upright = ImageOps.exif_transpose(im) or im
-            rgb = _flatten(upright)
+            return _flatten(upright)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def make_preview(path: Path, *, max_side: int = 512, budget: int = 60_000) -> bytes | None:
+    """A JPEG preview of at most ``budget`` bytes, or None when the file cannot be decoded."""
+    rgb = open_upright(path, max_side)
+    if rgb is None:
         return None
     side = max_side
     while True:

@@ -17,10 +17,11 @@ import numpy as np
 from PIL import Image
 
 from ategnatos_mcp.dataset.fastdecode import PngScan, png_pixels, scan_png, webp_pixels
+from ategnatos_mcp.dataset.verify import CHROMA_SIDE, DETAIL_SIDE
 
 __all__ = ["PROBE_VERSION", "ProbeRecord", "dct_hash", "probe_bytes", "probe_file", "probe_files"]
 
-PROBE_VERSION = 4
+PROBE_VERSION = 5
 HASH_SIDE = 32
 MAX_PIXELS = 2 * 89_478_485  # twice Pillow's own warning limit: beyond this, decoding is refused
 
@@ -60,6 +61,7 @@ class ProbeRecord:
     phash_mirror: int = 0
     thumb: bytes = b""  # HASH_SIDE x HASH_SIDE grayscale, row-major
     color: bytes = b""  # 4 x 4 RGB, row-major: a coarse colour layout for the second check
+    detail: bytes = b""  # luminance 64 x 64, then Cb and Cr 32 x 32: the proof of a duplicate (see verify.py)
 
     @property
     def ok(self) -> bool:
@@ -120,16 +122,20 @@ def _transparent(im: Image.Image) -> bool:
 
 
 def _hashes(im: Image.Image, record: ProbeRecord) -> None:
-    # reducing_gap: a fast integer box reduce to >= 4x the hash side first (what JPEG draft mode gives JPEGs),
+    # reducing_gap: a fast integer box reduce to >= 4x the detail side first (what JPEG draft mode gives JPEGs),
     # then the exact box resize; a full-size resize of a large PNG or WebP cost about as much again as a hash.
-    small = _to_rgb_or_l(im).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX, reducing_gap=4.0)
+    mid = _to_rgb_or_l(im).resize((DETAIL_SIDE, DETAIL_SIDE), Image.Resampling.BOX, reducing_gap=4.0)
     for method in _TRANSPOSE.get(record.orientation, []):  # on the square thumbnail, not the full image
-        small = small.transpose(method)
+        mid = mid.transpose(method)
+    small = mid.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
     gray = np.asarray(small.convert("L"), dtype=np.float32)
     record.phash = dct_hash(gray)
     record.phash_mirror = dct_hash(gray[:, ::-1])
     record.thumb = gray.astype(np.uint8).tobytes()
     record.color = small.convert("RGB").resize((4, 4), Image.Resampling.BOX).tobytes()
+    luma, cb, cr = mid.convert("YCbCr").split()
+    chroma = [band.resize((CHROMA_SIDE, CHROMA_SIDE), Image.Resampling.BOX).tobytes() for band in (cb, cr)]
+    record.detail = luma.tobytes() + b"".join(chroma)
 
 
 def _open_checked(data: bytes, record: ProbeRecord) -> Image.Image | None:
@@ -208,7 +214,7 @@ def probe_bytes(data: bytes) -> ProbeRecord:
         fast = _fast_image(data, record, png)
         if fast is None:
             if record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
-                im.draft(im.mode, (HASH_SIDE * 4, HASH_SIDE * 4))
+                im.draft(im.mode, (DETAIL_SIDE * 2, DETAIL_SIDE * 2))
             im.load()
             fast = im
         record.transparent = _transparent(fast)

@@ -1,8 +1,16 @@
-"""Move doubtful files into ``<dataset>/quarantine/<batch>/`` with a manifest; undo puts the exact bytes back.
+"""Move files aside into ``<dataset>/quarantine/<batch>/``, all or nothing; undo puts the exact bytes back.
 
-Nothing is ever deleted. A file is moved with a rename inside the dataset's own disk, its caption
-travels with it, and its sha256 is recorded so undo can prove it restores the same bytes. Undo never
-overwrites a file that has appeared at the original place since.
+Nothing is ever deleted. The rules that make every move undoable, even after an error or a kill part-way:
+
+1. Plan first: every file is checked (inside the dataset, a real file or a link within the project) and
+   hashed before anything moves; files that cannot be moved are named in ``skipped`` and left alone.
+2. Journal first: the manifest lists the whole batch as *pending* before the first move.
+3. Move (a rename inside the dataset's own disk, never over an existing file); a caption travels with its image.
+   If a move fails, every file moved so far goes back and the batch is dropped from the manifest.
+4. Mark the batch done. A batch still pending when the manifest is read again was cut short: its files are
+   wherever the kill left them, and undo brings back those in quarantine (the others never left).
+
+Undo checks each file's sha256 against the manifest and never overwrites a file that has appeared since.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -18,6 +26,7 @@ from ategnatos_mcp.dataset.captions import caption_files_by_stem
 from ategnatos_mcp.dataset.models import QuarantineEntry, QuarantineResult
 from ategnatos_mcp.dataset.scan import QUARANTINE_DIR, scan_dataset
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
+from ategnatos_mcp.paths import inside_roots
 from ategnatos_mcp.state import write_text_atomic
 
 __all__ = ["MANIFEST_NAME", "quarantine_files", "read_manifest", "undo_quarantine"]
@@ -34,7 +43,11 @@ def _sha256(path: Path) -> str:
 
 
 def read_manifest(root: Path) -> list[QuarantineEntry]:
-    """Every quarantine move recorded for this dataset (oldest first)."""
+    """Every quarantine move recorded for this dataset (oldest first).
+
+    Raises:
+        StateError: the manifest exists but cannot be read.
+    """
     path = root / QUARANTINE_DIR / MANIFEST_NAME
     if not path.exists():
         return []
@@ -52,106 +65,230 @@ def read_manifest(root: Path) -> list[QuarantineEntry]:
 def _write_manifest(root: Path, entries: Sequence[QuarantineEntry]) -> Path:
     path = root / QUARANTINE_DIR / MANIFEST_NAME
     payload = {"note": "Files moved here by Ategnatos; undo with dataset_dedupe action='undo'.", "entries": []}
-    payload["entries"] = [e.model_dump(mode="json") for e in entries]
+    payload["entries"] = [e.model_dump(mode="json", exclude_defaults=True) for e in entries]
     write_text_atomic(path, json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
     return path
 
 
 def _move_no_clobber(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists():
+    if dst.exists() or dst.is_symlink():
         raise FileExistsError(str(dst))
     os.rename(src, dst)
 
 
-def _inside(root: Path, rel: str) -> Path:
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()) or QUARANTINE_DIR in Path(rel).parts[:1]:
+def _dataset_path(root: Path, rel: str) -> tuple[str, Path]:
+    """The clean relative path and the path of the entry itself (a link is moved, not what it points to)."""
+    clean = rel.strip().replace("\\", "/").removeprefix("./")
+    parts = Path(clean).parts
+    if not clean or Path(clean).is_absolute() or ".." in parts or parts[:1] == (QUARANTINE_DIR,):
+        raise InvalidRequestError(
+            f"'{rel}' is not a file of this dataset.",
+            hint="Use paths relative to the dataset folder, as dataset_audit and dataset_dedupe list them.",
+        )
+    path = root / clean
+    if not path.parent.resolve().is_relative_to(root.resolve()):
         raise InvalidRequestError(f"'{rel}' is not a file of this dataset.", hint="Use paths the audit listed.")
-    return path
+    return clean, path
 
 
-def quarantine_files(root: Path, files: dict[str, str], *, when: datetime) -> QuarantineResult:
-    """Move ``files`` (dataset-relative path -> reason) and their captions into a new quarantine batch.
+def _refusal(path: Path, roots: Sequence[Path] | None) -> str | None:
+    """Why ``path`` cannot be moved, or None."""
+    if not (path.exists() or path.is_symlink()):
+        return "not found"
+    if path.is_symlink():
+        if not path.exists():
+            return "a link that points nowhere; left alone"
+        if roots is not None and not inside_roots(path, roots):
+            return "a link to a file outside the project; left alone"
+    if not path.is_file():
+        return "not a file"
+    return None
 
-    Blocking: run it in a worker thread.
-    """
-    batch = when.strftime("%Y%m%dT%H%M%S")
-    entries = read_manifest(root)
-    while any(e.batch == batch for e in entries):
-        batch += "b"
-    captions = caption_files_by_stem(scan_dataset(root))
-    result = QuarantineResult(action="quarantine", batch=batch)
-    for rel, reason in sorted(files.items()):
-        src = _inside(root, rel)
-        if not src.is_file():
-            result.skipped.append(f"{rel}: not found")
+
+def _plan(
+    root: Path, files: Mapping[str, str], batch: str, roots: Sequence[Path] | None
+) -> tuple[list[QuarantineEntry], list[str]]:
+    captions = caption_files_by_stem(scan_dataset(root, roots=roots))
+    cleaned = [(*_dataset_path(root, rel), reason) for rel, reason in files.items()]  # refuses before anything moves
+    plan: list[QuarantineEntry] = []
+    skipped: list[str] = []
+    taken: set[str] = set()
+    for rel, path, reason in sorted(cleaned):
+        problem = _refusal(path, roots)
+        if problem is not None:
+            skipped.append(f"{rel}: {problem}")
             continue
-        moving = [(rel, reason)]
-        stem = rel.rsplit(".", 1)[0]
-        if stem in captions:
-            moving.append((captions[stem].rel, f"caption of {rel}"))
-        for item_rel, item_reason in moving:
-            item = root / item_rel
-            target_rel = f"{QUARANTINE_DIR}/{batch}/{item_rel}"
-            entry = QuarantineEntry(
-                original=item_rel, quarantined=target_rel, sha256=_sha256(item), reason=item_reason, batch=batch
-            )
-            try:
-                _move_no_clobber(item, root / target_rel)
-            except OSError as exc:
-                result.skipped.append(f"{item_rel}: could not be moved ({exc.strerror or exc})")
+        moving: list[tuple[str, str, str | None]] = [(rel, reason, None)]
+        caption = captions.get(rel.rsplit(".", 1)[0])
+        if caption is not None and caption.rel != rel:
+            moving.append((caption.rel, f"caption of {rel}", rel))
+        for item_rel, item_reason, caption_of in moving:
+            if item_rel in taken:
                 continue
-            entries.append(entry)
-            result.moved.append(entry)
-    if result.moved:
-        result.manifest = str(_write_manifest(root, entries))
+            taken.add(item_rel)
+            plan.append(
+                QuarantineEntry(
+                    original=item_rel,
+                    quarantined=f"{QUARANTINE_DIR}/{batch}/{item_rel}",
+                    sha256=_sha256(root / item_rel),
+                    reason=item_reason,
+                    batch=batch,
+                    caption_of=caption_of,
+                    pending=True,
+                )
+            )
+    return plan, skipped
+
+
+def _settle(root: Path, entries: list[QuarantineEntry]) -> list[QuarantineEntry]:
+    """Entries of a batch cut short by a kill: those in quarantine count as moved; the rest never left."""
+    settled = []
+    for e in entries:
+        if e.pending:
+            if not (root / e.quarantined).exists():
+                continue
+            e.pending = False
+        settled.append(e)
+    return settled
+
+
+def _new_batch(root: Path, entries: list[QuarantineEntry], when: datetime) -> str:
+    batch = when.strftime("%Y%m%dT%H%M%S")
+    while any(e.batch == batch for e in entries) or (root / QUARANTINE_DIR / batch).exists():
+        batch += "b"
+    return batch
+
+
+def quarantine_files(
+    root: Path, files: Mapping[str, str], *, when: datetime, roots: Sequence[Path] | None = None
+) -> QuarantineResult:
+    """Move ``files`` (dataset-relative path -> reason) and their captions into a new quarantine batch, all or none.
+
+    ``roots``: the project's roots; a link pointing outside them is left alone. Blocking: run it in a worker thread.
+
+    Raises:
+        InvalidRequestError: a path is outside the dataset (nothing is moved).
+        StateError: a move failed; every file moved so far was put back.
+    """
+    entries = _settle(root, read_manifest(root))
+    batch = _new_batch(root, entries, when)
+    plan, skipped = _plan(root, files, batch, roots)
+    result = QuarantineResult(action="quarantine", batch=batch, skipped=skipped)
+    if not plan:
+        return result
+    _write_manifest(root, entries + plan)  # the journal: written before the first move
+    done: list[QuarantineEntry] = []
+    entry = plan[0]
+    try:
+        for entry in plan:
+            _move_no_clobber(root / entry.original, root / entry.quarantined)
+            done.append(entry)
+    except OSError as exc:
+        _roll_back(root, done, entries)
+        _write_manifest(root, entries)
+        _prune_empty(root / QUARANTINE_DIR / batch)
+        raise StateError(
+            f"Moving {entry.original} into quarantine failed ({exc.strerror or exc}); the {len(done)} file(s) "
+            "moved before it were put back, so the dataset is as it was.",
+            document=str(root / QUARANTINE_DIR / MANIFEST_NAME),
+            hint="Check that the dataset folder can be written to, then try again.",
+        ) from exc
+    for entry in plan:
+        entry.pending = False
+    result.manifest = str(_write_manifest(root, entries + plan))
+    result.moved = [e.original for e in plan]
     return result
 
 
-def undo_quarantine(root: Path, *, batch: str | None = None) -> QuarantineResult:
-    """Move a batch (default: the latest) back to where its files were, checking their bytes.
+def _roll_back(root: Path, done: list[QuarantineEntry], earlier: list[QuarantineEntry]) -> None:
+    for k in range(len(done) - 1, -1, -1):
+        try:
+            os.rename(root / done[k].quarantined, root / done[k].original)
+        except OSError as exc:
+            # Cannot even put it back: keep the journal of what is still in quarantine, so undo finds it.
+            _write_manifest(root, earlier + done[: k + 1])
+            raise StateError(
+                f"Moving files into quarantine failed, and {k + 1} of them could not be put back.",
+                document=str(root / QUARANTINE_DIR / MANIFEST_NAME),
+                hint="Run dataset_dedupe action='undo' once the dataset folder can be written to again.",
+            ) from exc
 
-    Raises:
-        NotFoundError: there is nothing in quarantine (or no such batch).
-    """
-    entries = read_manifest(root)
-    open_batches = [e.batch for e in entries if not e.restored]
-    if not open_batches:
+
+def _chosen(
+    entries: list[QuarantineEntry], batch: str | None, files: Sequence[str] | None, root: Path
+) -> tuple[str, list[QuarantineEntry]]:
+    waiting = [e for e in entries if not e.restored]
+    if not waiting:
         raise NotFoundError(
             "Nothing is in quarantine for this dataset.",
             kind="quarantine",
             name=str(root),
-            hint="Quarantine happens with dataset_dedupe action='quarantine'.",
+            hint="Files go to quarantine with dataset_dedupe action='quarantine'.",
         )
-    batch = batch or open_batches[-1]
-    chosen = [e for e in entries if e.batch == batch and not e.restored]
+    if files:
+        wanted = {_dataset_path(root, f)[0] for f in files}
+        chosen = [e for e in waiting if e.original in wanted or e.caption_of in wanted]
+        missing = wanted - {e.original for e in chosen}
+        if missing:
+            raise NotFoundError(
+                f"Not in quarantine: {', '.join(sorted(missing))}.",
+                kind="quarantine",
+                name=sorted(missing)[0],
+                hint="Give the paths the files had in the dataset, as the quarantine answer listed them.",
+            )
+        return ", ".join(sorted({e.batch for e in chosen})), chosen
+    batch = batch or waiting[-1].batch
+    chosen = [e for e in waiting if e.batch == batch]
     if not chosen:
+        open_batches = sorted({e.batch for e in waiting})
         raise NotFoundError(
             f"No files of quarantine batch '{batch}' are waiting to be restored.",
             kind="quarantine",
             name=batch,
-            hint=f"Open batches: {', '.join(sorted(set(open_batches)))}.",
+            hint=f"Open batches: {', '.join(open_batches)}.",
         )
-    result = QuarantineResult(action="undo", batch=batch)
+    return batch, chosen
+
+
+def undo_quarantine(root: Path, *, batch: str | None = None, files: Sequence[str] | None = None) -> QuarantineResult:
+    """Move files back where they were, checking their bytes: ``files`` (with their captions), else a batch.
+
+    The batch defaults to the latest. Blocking: run it in a worker thread.
+
+    Raises:
+        NotFoundError: nothing is in quarantine, or not the batch or files asked for.
+    """
+    entries = _settle(root, read_manifest(root))
+    label, chosen = _chosen(entries, batch, files, root)
+    result = QuarantineResult(action="undo", batch=label)
     for entry in chosen:
-        src, dst = root / entry.quarantined, root / entry.original
-        if not src.is_file():
-            result.skipped.append(f"{entry.original}: its quarantined copy is gone ({entry.quarantined})")
-            continue
-        if _sha256(src) != entry.sha256:
-            result.skipped.append(f"{entry.original}: the quarantined copy changed since it was moved; left in place")
-            continue
-        try:
-            _move_no_clobber(src, dst)
-        except FileExistsError:
-            result.skipped.append(f"{entry.original}: a file with that name exists again; left in quarantine")
-            continue
-        entry.restored = True
-        result.moved.append(entry)
+        problem = _restore(root, entry)
+        if problem is None:
+            entry.restored = True
+            result.moved.append(entry.original)
+        else:
+            result.skipped.append(f"{entry.original}: {problem}")
     result.manifest = str(_write_manifest(root, entries))
-    _prune_empty(root / QUARANTINE_DIR / batch)
+    for name in {e.batch for e in chosen}:
+        _prune_empty(root / QUARANTINE_DIR / name)
     return result
+
+
+def _restore(root: Path, entry: QuarantineEntry) -> str | None:
+    """Put one file back; the reason it stays where it is, or None."""
+    src, dst = root / entry.quarantined, root / entry.original
+    if not src.exists():
+        if dst.exists() and _sha256(dst) == entry.sha256:
+            return None  # already back: an undo cut short by a kill moved it before the manifest was written
+        return f"its quarantined copy is gone ({entry.quarantined})"
+    if _sha256(src) != entry.sha256:
+        return "the quarantined copy changed since it was moved; left in place"
+    try:
+        _move_no_clobber(src, dst)
+    except FileExistsError:
+        return "a file with that name exists again; left in quarantine"
+    return None
 
 
 def _prune_empty(folder: Path) -> None:
@@ -159,7 +296,7 @@ def _prune_empty(folder: Path) -> None:
     if not folder.is_dir():
         return
     for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-        if path.is_dir() and not any(path.iterdir()):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
             path.rmdir()
     if not any(folder.iterdir()):
         folder.rmdir()

@@ -1,7 +1,9 @@
 """Walk a dataset folder once: images, caption files, layout (flat or kohya ``{repeats}_{name}``).
 
 The walk never follows symlinked folders (so a link loop cannot trap it), skips hidden entries and
-the ``quarantine/`` folder, and records files it cannot read instead of failing on them.
+the ``quarantine/`` folder, and records files it cannot read instead of failing on them. Given the
+project's roots, it leaves out linked files that point outside them (the rule every tool follows, see
+``paths.confine``) and lists them, so the answer can say so.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import hashlib
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.paths import inside_roots
 
 __all__ = [
     "CAPTION_EXTENSIONS",
@@ -69,7 +73,8 @@ class DatasetScan:
     images: list[FileEntry] = field(default_factory=list)
     captions: list[FileEntry] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (rel, reason)
-    skipped_links: list[str] = field(default_factory=list)
+    skipped_links: list[str] = field(default_factory=list)  # linked folders (never followed), broken links
+    outside_links: list[FileEntry] = field(default_factory=list)  # linked files pointing outside the project
     layout: str = "flat"  # "flat" | "kohya" | "mixed"
     concepts: dict[str, int] = field(default_factory=dict)  # kohya folder -> repeats
 
@@ -94,8 +99,11 @@ def _check_root(root: Path) -> None:
         )
 
 
-def scan_dataset(root: Path) -> DatasetScan:
+def scan_dataset(root: Path, *, roots: Sequence[Path] | None = None) -> DatasetScan:
     """Walk ``root`` (blocking: run it in a worker thread).
+
+    With ``roots`` (the project's folders), a linked file pointing outside them is left out and listed in
+    ``outside_links``; without, every linked file is taken in.
 
     Raises:
         NotFoundError: the folder does not exist.
@@ -103,14 +111,14 @@ def scan_dataset(root: Path) -> DatasetScan:
     """
     _check_root(root)
     scan = DatasetScan(root=root)
-    _walk(root, "", scan, depth=0)
+    _walk(root, "", scan, depth=0, roots=roots)
     scan.images.sort(key=lambda e: e.rel)
     scan.captions.sort(key=lambda e: e.rel)
     _detect_layout(scan)
     return scan
 
 
-def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int) -> None:
+def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int, roots: Sequence[Path] | None) -> None:
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except PermissionError:
@@ -124,26 +132,37 @@ def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int) -> None:
             continue
         rel = prefix + entry.name
         if entry.is_symlink():
-            _add_symlink(entry, rel, scan)
+            _add_symlink(entry, rel, scan, roots)
             continue
         if entry.is_dir(follow_symlinks=False):
             if depth == 0 and entry.name == QUARANTINE_DIR:
                 continue
             if depth < 8:
-                _walk(Path(entry.path), rel + "/", scan, depth + 1)
+                _walk(Path(entry.path), rel + "/", scan, depth + 1, roots)
             continue
         _add_file(entry, rel, scan)
 
 
-def _add_symlink(entry: os.DirEntry[str], rel: str, scan: DatasetScan) -> None:
-    # A linked file is fine (artists link images from elsewhere); a linked folder is not followed.
+def _add_symlink(entry: os.DirEntry[str], rel: str, scan: DatasetScan, roots: Sequence[Path] | None) -> None:
+    # A linked file inside the project is fine (artists link images from elsewhere); a linked folder is not followed.
     try:
         if entry.is_file(follow_symlinks=True):
-            _add_file(entry, rel, scan, follow=True)
+            if roots is None or inside_roots(Path(entry.path), roots):
+                _add_file(entry, rel, scan, follow=True)
+            else:
+                _add_outside(entry, rel, scan)
             return
     except OSError:
         pass
     scan.skipped_links.append(rel)
+
+
+def _add_outside(entry: os.DirEntry[str], rel: str, scan: DatasetScan) -> None:
+    suffix = os.path.splitext(entry.name)[1].lower()
+    if suffix not in IMAGE_EXTENSIONS and suffix not in CAPTION_EXTENSIONS:
+        return
+    st = entry.stat(follow_symlinks=True)
+    scan.outside_links.append(FileEntry(rel=rel, path=Path(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns))
 
 
 def _add_file(entry: os.DirEntry[str], rel: str, scan: DatasetScan, *, follow: bool = False) -> None:
@@ -193,8 +212,12 @@ def dataset_fingerprint(path: Path) -> str:
 
 
 def fingerprint_of(scan: DatasetScan) -> str:
-    """The fingerprint of an existing scan (see ``dataset_fingerprint``)."""
+    """The fingerprint of an existing scan (see ``dataset_fingerprint``).
+
+    Links left out as pointing outside the project count too: the fingerprint of a folder is the same whether or
+    not it was walked with the project's roots.
+    """
     digest = hashlib.sha256()
-    for entry in sorted([*scan.images, *scan.captions], key=lambda e: e.rel):
+    for entry in sorted([*scan.images, *scan.captions, *scan.outside_links], key=lambda e: e.rel):
         digest.update(f"{entry.rel}\x00{entry.size}\x00{entry.mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -19,13 +19,12 @@ from ategnatos_mcp.dataset.models import (
     CaptionWrite,
     CaptionWriteResult,
     DedupeResult,
-    DuplicateFile,
-    DuplicateGroup,
+    QuarantineResult,
     StructureResult,
 )
 from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
 from ategnatos_mcp.dataset.runner import ProbeRunner
-from ategnatos_mcp.dataset.structure import Concept, build_structure
+from ategnatos_mcp.dataset.structure import Concept, Protected, build_structure
 from ategnatos_mcp.progress import Progress
 
 __all__ = ["CACHE_FILE", "DatasetService"]
@@ -43,15 +42,21 @@ class DatasetService:
         workers: int,
         threshold: int,
         clock: Callable[[], datetime],
+        roots: Sequence[Path] | None = None,
         spawn: Spawner | None = None,
         wait_seconds: float | None = None,
     ) -> None:
-        """``spawn`` starts a background task that outlives the call; without it, calls wait until done."""
+        """``spawn`` starts a background task that outlives the call; without it, calls wait until done.
+
+        ``roots``: the project's folders. A linked file in a dataset that points outside them is left alone (not
+        read, previewed, linked or moved) and named in the answer: the rule ``paths.confine`` applies to paths.
+        """
         from ategnatos_mcp.dataset.probe import PROBE_VERSION
 
         self.cache = ProbeCache(cache_dir / CACHE_FILE, version=PROBE_VERSION)
         self.runner = ProbeRunner(workers)
-        self.jobs = ProbeJobs(self.cache, self.runner, spawn)
+        self.roots = list(roots) if roots is not None else None
+        self.jobs = ProbeJobs(self.cache, self.runner, spawn, self.roots)
         self.threshold = threshold
         self.clock = clock
         self.wait_seconds = wait_seconds
@@ -71,12 +76,15 @@ class DatasetService:
             return AuditResult(dataset=str(root), complete=False, images_read=busy.done, images=busy.total)
         broken = unreadable_files(loaded) if options.quarantine_unreadable else {}
         if not broken:
-            return await audit_loaded(root, loaded, options)
+            result = await audit_loaded(root, loaded, options)
+            await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
+            return result
         when = self.clock()
-        moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, broken, when=when))
+        moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, broken, when=when, roots=self.roots))
         # The verdict must describe the folder as it is now: read it again (every image is cached).
         loaded = await self.jobs.load(root, wait_seconds=None, progress=None)
         result = await audit_loaded(root, loaded, options)
+        await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
         result.quarantine = moved
         return result
 
@@ -87,12 +95,18 @@ class DatasetService:
         threshold: int | None,
         mirror: bool,
         quarantine: bool,
-        groups_shown: int,
+        start: int = 0,
+        shown: int = 12,
         progress: Progress | None = None,
         wait_seconds: float | None = None,
-    ) -> DedupeResult:
-        """Duplicate groups; with ``quarantine`` the extras (and their captions) move to ``quarantine/``."""
+    ) -> tuple[DedupeResult, list[bytes]]:
+        """Proven duplicate groups and look-alikes, a page of them with contact sheets.
+
+        With ``quarantine`` the extra copies of every group (and their captions) move to ``quarantine/``;
+        look-alikes never do.
+        """
         from ategnatos_mcp.dataset.dedupe import find_duplicates
+        from ategnatos_mcp.dataset.dedupe_report import dedupe_answer, dedupe_pictures
 
         limit = self.threshold if threshold is None else threshold
         try:
@@ -100,56 +114,47 @@ class DatasetService:
                 root, wait_seconds=self.wait_seconds if wait_seconds is None else wait_seconds, progress=progress
             )
         except StillReading as busy:
-            return DedupeResult(dataset=str(root), complete=False, images_read=busy.done, images_checked=0)
-        records = loaded.records
-        clusters = await anyio.to_thread.run_sync(lambda: find_duplicates(records, threshold=limit, mirror=mirror))
-        groups = [
-            DuplicateGroup(
-                keep=c.keep,
-                reason=c.reason,
-                files=[
-                    DuplicateFile(
-                        path=m.rel,
-                        match=m.match,  # type: ignore[arg-type]
-                        similarity=m.similarity,
-                        width=records[m.rel].display_width,
-                        height=records[m.rel].display_height,
-                        format=records[m.rel].format,
-                        bytes=records[m.rel].size,
-                    )
-                    for m in c.members
-                ],
+            return DedupeResult(dataset=str(root), complete=False, images_read=busy.done, images_checked=busy.total), []
+        found = await anyio.to_thread.run_sync(
+            lambda: find_duplicates(
+                loaded.records, threshold=limit, mirror=mirror, mtimes=loaded.mtimes, memo=loaded.proofs
             )
-            for c in clusters
-        ]
-        exact = sum(1 for g in groups if all(f.match in ("keep", "identical") for f in g.files))
-        result = DedupeResult(
-            dataset=str(root),
-            images_checked=sum(1 for r in records.values() if r.ok),
-            threshold=limit,
-            mirror_aware=mirror,
-            exact_groups=exact,
-            near_groups=len(groups) - exact,
-            extra_files=sum(len(c.extras) for c in clusters),
-            groups=groups[:groups_shown],
-            groups_shown=min(groups_shown, len(groups)),
         )
-        if quarantine and clusters:
-            moves = {
-                rel: f"duplicate of {c.keep} ({m.match}, similarity {m.similarity:.2f})"
-                for c in clusters
-                for m in c.members
-                for rel in [m.rel]
-                if m.match != "keep"
-            }
-            when = self.clock()
-            result.quarantine = await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when))
-        return result
+        await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
+        left_out = [e.rel for e in loaded.scan.outside_links]
 
-    async def undo(self, root: Path, batch: str | None) -> DedupeResult:
-        """Put a quarantine batch back."""
-        moved = await anyio.to_thread.run_sync(lambda: undo_quarantine(root, batch=batch))
-        return DedupeResult(dataset=str(root), threshold=self.threshold, quarantine=moved)
+        def answer(moved: QuarantineResult | None = None) -> DedupeResult:
+            return dedupe_answer(
+                root,
+                found,
+                loaded.records,
+                threshold=limit,
+                mirror=mirror,
+                start=start,
+                shown=shown,
+                left_out=left_out,
+                moved=moved,
+            )
+
+        result = answer()
+        # Drawn before anything moves: the sheets show the files where the artist knows them.
+        pictures = await anyio.to_thread.run_sync(lambda: dedupe_pictures(root, found, result))
+        if quarantine:
+            moves = {m.rel: f"{m.match} of {c.keep}" for c in found.clusters for m in c.members if m.match != "keep"}
+            when = self.clock()
+            moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when, roots=self.roots))
+            result = answer(moved)
+        return result, pictures
+
+    async def set_aside(self, root: Path, files: list[str]) -> QuarantineResult:
+        """Move the files the artist named (and their captions) into quarantine."""
+        when = self.clock()
+        moves = dict.fromkeys(files, "set aside by the artist")
+        return await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when, roots=self.roots))
+
+    async def undo(self, root: Path, batch: str | None, files: list[str] | None = None) -> QuarantineResult:
+        """Put files back from quarantine: the ones named, else a batch (default: the latest)."""
+        return await anyio.to_thread.run_sync(lambda: undo_quarantine(root, batch=batch, files=files))
 
     async def review(
         self,
@@ -173,22 +178,41 @@ class DatasetService:
                 max_side=512,
                 budget=budget,
                 include_guide=include_guide,
+                roots=self.roots,
             )
         )
 
     async def write(self, root: Path, writes: list[CaptionWrite], trigger_word: str | None) -> CaptionWriteResult:
         """Save captions safely."""
-        return await anyio.to_thread.run_sync(lambda: write_captions(root, writes, trigger_word=trigger_word))
+        return await anyio.to_thread.run_sync(
+            lambda: write_captions(root, writes, trigger_word=trigger_word, roots=self.roots)
+        )
 
     async def summary(self, root: Path, trigger_word: str | None) -> CaptionSummary:
         """Tag frequency and outliers."""
-        return await anyio.to_thread.run_sync(lambda: summarise_captions(root, trigger_word=trigger_word))
+        return await anyio.to_thread.run_sync(
+            lambda: summarise_captions(root, trigger_word=trigger_word, roots=self.roots)
+        )
 
     async def structure(
-        self, output: Path, concepts: list[Concept], *, target_steps: int, epochs: int
+        self,
+        output: Path,
+        concepts: list[Concept],
+        *,
+        target_steps: int,
+        epochs: int,
+        protected: Sequence[Protected] = (),
     ) -> StructureResult:
-        """Kohya folders from flat ones."""
+        """Kohya folders from flat ones (never in a ``protected`` folder)."""
         when = self.clock()
         return await anyio.to_thread.run_sync(
-            lambda: build_structure(output, concepts, target_steps=target_steps, epochs=epochs, when=when)
+            lambda: build_structure(
+                output,
+                concepts,
+                target_steps=target_steps,
+                epochs=epochs,
+                when=when,
+                roots=self.roots,
+                protected=protected,
+            )
         )

@@ -12,6 +12,7 @@ import filecmp
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,7 @@ from ategnatos_mcp.dataset.models import StructureResult
 from ategnatos_mcp.dataset.scan import KOHYA_FOLDER, QUARANTINE_DIR, FileEntry, scan_dataset
 from ategnatos_mcp.errors import InvalidRequestError
 
-__all__ = ["Concept", "build_structure", "compute_repeats"]
+__all__ = ["Concept", "Protected", "build_structure", "check_output", "compute_repeats"]
 
 
 @dataclass
@@ -37,8 +38,14 @@ def compute_repeats(images: int, *, target_steps: int, epochs: int) -> int:
     return max(1, math.ceil(target_steps / (images * max(1, epochs))))
 
 
-def _files_of(concept: Concept, notes: list[str]) -> list[FileEntry]:
-    scan = scan_dataset(concept.source)
+def _files_of(concept: Concept, notes: list[str], roots: Sequence[Path] | None) -> list[FileEntry]:
+    scan = scan_dataset(concept.source, roots=roots)
+    if scan.outside_links:
+        names = ", ".join(e.rel for e in scan.outside_links[:5])
+        notes.append(
+            f"{len(scan.outside_links)} linked file(s) in {concept.source.name} point outside the project and were "
+            f"left out: {names}. Copy them into the folder to include them."
+        )
     if scan.layout != "flat":
         raise InvalidRequestError(
             f"'{concept.source}' is already laid out in kohya folders ({', '.join(scan.concepts)}).",
@@ -91,23 +98,82 @@ def _existing_folder(output: Path, name: str) -> Path | None:
     return None
 
 
-def build_structure(
-    output: Path, concepts: list[Concept], *, target_steps: int, epochs: int, when: datetime
-) -> StructureResult:
-    """Create or update ``output/{repeats}_{name}/`` for each concept. Blocking: run it in a worker thread.
+_HINT = "Choose a new folder for the kohya layout next to the images, e.g. workspace/datasets/<name>-kohya."
+
+
+@dataclass(frozen=True)
+class Protected:
+    """A folder no kohya layout goes in: what it holds in plain words, and whether its subfolders are refused too."""
+
+    folder: Path
+    what: str
+    with_subfolders: bool = False
+
+
+def check_output(output: Path, concepts: Sequence[Concept], protected: Sequence[Protected]) -> None:
+    """Refuse an output that makes no sense: one of Ategnatos' folders, a source or a folder holding sources, or a
+    folder that already holds other things than a kohya layout.
 
     Raises:
-        InvalidRequestError: a source is already kohya-shaped, the output is inside a source or is a file, names clash.
+        InvalidRequestError: the output is one of those.
     """
-    names = [c.name for c in concepts]
-    if len(set(names)) != len(names):
-        raise InvalidRequestError("Two concepts have the same name.", hint="Give each concept its own name.")
+    out = output.resolve()
+    for p in protected:
+        folder = p.folder.resolve()
+        if out == folder:
+            raise InvalidRequestError(f"The output {output} is {p.what}.", hint=_HINT)
+        if p.with_subfolders and out.is_relative_to(folder):
+            raise InvalidRequestError(f"The output {output} is inside {p.what}.", hint=_HINT)
     for c in concepts:
-        if output.resolve().is_relative_to(c.source.resolve()):
+        source = c.source.resolve()
+        if out.is_relative_to(source):
             raise InvalidRequestError(
                 f"The output folder is inside the source folder {c.source}.",
                 hint="Choose an output folder next to the source, e.g. workspace/datasets/<name>-kohya.",
             )
+        if source.is_relative_to(out):
+            raise InvalidRequestError(
+                f"The output {output} holds the source folder {c.source}: the layout would be built around your images.",
+                hint=_HINT,
+            )
+    if out.is_dir():
+        other = sorted(
+            p.name
+            for p in out.iterdir()
+            if not p.name.startswith(".")
+            and p.name != QUARANTINE_DIR
+            and not (p.is_dir() and KOHYA_FOLDER.match(p.name))
+        )
+        if other:
+            raise InvalidRequestError(
+                f"The output {output} already holds other things than a kohya layout ({', '.join(other[:5])}).",
+                hint=_HINT,
+            )
+
+
+def build_structure(
+    output: Path,
+    concepts: list[Concept],
+    *,
+    target_steps: int,
+    epochs: int,
+    when: datetime,
+    roots: Sequence[Path] | None = None,
+    protected: Sequence[Protected] = (),
+) -> StructureResult:
+    """Create or update ``output/{repeats}_{name}/`` for each concept. Blocking: run it in a worker thread.
+
+    ``roots``: the project's folders (linked files pointing outside them are left out); ``protected``: see
+    ``check_output``.
+
+    Raises:
+        InvalidRequestError: a source is already kohya-shaped, the output makes no sense (see ``check_output``) or
+            is a file, names clash.
+    """
+    names = [c.name for c in concepts]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("Two concepts have the same name.", hint="Give each concept its own name.")
+    check_output(output, concepts, protected)
     existing = next((p for p in (output, *output.parents) if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise InvalidRequestError(
@@ -122,7 +188,7 @@ def build_structure(
         output=str(output), concepts={}, repeats={}, linked=0, copied=0, unchanged=0, method="none", notes=notes
     )
     for concept in concepts:
-        files = _files_of(concept, notes)
+        files = _files_of(concept, notes, roots)
         images = sum(1 for f in files if not f.rel.endswith((".txt", ".caption")))
         repeats = concept.repeats or compute_repeats(images, target_steps=target_steps, epochs=epochs)
         folder = output / f"{repeats}_{concept.name}"

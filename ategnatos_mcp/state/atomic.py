@@ -37,14 +37,20 @@ _OURS = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX) + "$")
 _OURS_BEFORE_MARKER = re.compile(r"^\..+\.(json|md|sha256)\.[a-z0-9_]{8}\.tmp$")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename."""
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
+
+    ``mode``: the file's permissions (the temp file's 0600 otherwise), set before the rename so the file never
+    shows up with others.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
     try:
         # Held until the file is closed: the leftover sweep never touches a temp file someone is writing.
         fcntl.flock(fd, fcntl.LOCK_EX)
         with os.fdopen(fd, "wb") as fh:
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -56,9 +62,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write UTF-8 text atomically."""
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
+    """Write UTF-8 text atomically (``mode`` as in ``write_bytes_atomic``)."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
 
 
 def copy_name(path: Path, label: str, now: datetime, n: int = 1) -> Path:

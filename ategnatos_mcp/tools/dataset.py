@@ -19,13 +19,16 @@ from ategnatos_mcp.dataset import (
     Concept,
     ConceptSpec,
     DedupeResult,
+    Protected,
     StructureResult,
     audit_summary,
     caption_guide,
+    quarantine_summary,
     render_report,
 )
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine, dataset_folder, safe_name
+from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 from ategnatos_mcp.wiring import Wiring
 
@@ -128,60 +131,65 @@ async def dataset_dedupe(
     action: Annotated[
         Literal["report", "quarantine", "undo"],
         Field(
-            description="report (default, changes nothing); quarantine (move the extra copies and their captions "
-            "into quarantine/ with a manifest); undo (put the last quarantine batch back, exact bytes)."
+            description="report (default, changes nothing: groups with a picture each); quarantine (move the extra "
+            "copies of every group, or exactly the files given, with their captions, into quarantine/); undo (put "
+            "back the files given, else the last quarantine batch, exact bytes)."
         ),
     ] = "report",
+    files: Annotated[
+        list[str] | None,
+        Field(
+            description="quarantine: set aside exactly these files (paths in the dataset, e.g. one of a look-alike "
+            "pair, or a picture the artist dropped after a caption review); undo: put back exactly these.",
+            max_length=10_000,
+        ),
+    ] = None,
     mirror: Annotated[bool, Field(description="Also match mirrored (horizontally flipped) copies.")] = False,
     threshold: Annotated[
         int | None,
-        Field(ge=0, le=32, description="Hash distance for close copies (0-32; default 10). Lower is stricter."),
+        Field(ge=0, le=32, description="Hash distance for candidates (0-32; default 10). Copies are proven anyway."),
     ] = None,
     batch: Annotated[str | None, Field(description="For undo: the quarantine batch id (default: the latest).")] = None,
-    detail: Annotated[int, Field(ge=0, le=100_000, description="How many groups to list.")] = 20,
+    start: Annotated[
+        int, Field(ge=0, description="Report: the first group to list (next_start of the last answer).")
+    ] = 0,
+    detail: Annotated[
+        int,
+        Field(ge=1, le=100_000, description="How many groups (and look-alike pairs) to list; 12 come with pictures."),
+    ] = 12,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, DedupeResult]:
-    """Find exact and near-duplicate images (re-saved, resized, cropped, colour-shifted, optionally mirrored).
+    """Find duplicate images and prove them: exact copies and re-saved, resized, cropped, colour-shifted or squashed
+    ones (mirrored too with mirror=true). Pictures that only look alike (one artist's series) are never called
+    duplicates: they are listed apart, for the artist to look at.
 
-    Each group names the file to keep (largest, least compressed) and why. Duplicates overweight one picture in
-    training. Nothing is deleted: quarantine moves extras aside and undo restores them.
+    Each group comes with a picture of its files side by side (names under them, the file to keep framed) and says
+    which file to keep and why: the artist's own name over copy names (copy, (1), IMG_...), then the larger, older,
+    less compressed file. Nothing is deleted: quarantine moves only proven copies (or the files named) aside, all or
+    nothing, and undo restores them byte for byte, all at once or file by file.
     """
     app = app_of(ctx)
     root = _folder(app, path)
     service = await app.dataset_service()
-    if action == "undo":
-        result = await service.undo(root, batch)
-        q = result.quarantine
-        assert q is not None
-        lines = [f"Restored {len(q.moved)} file(s) from quarantine batch {q.batch}."]
-        lines += [f"Left in place: {s}" for s in q.skipped]
-        return respond(result, "\n".join(lines))
-    result = await service.dedupe(
+    if action == "undo" or (action == "quarantine" and files):
+        moved = await (service.undo(root, batch, files) if action == "undo" else service.set_aside(root, files or []))
+        result = DedupeResult(dataset=str(root), threshold=service.threshold, quarantine=moved)
+        result.summary = quarantine_summary(moved)
+        return respond(result, result.summary)
+    result, pictures = await service.dedupe(
         root,
         threshold=threshold,
         mirror=mirror,
         quarantine=action == "quarantine",
-        groups_shown=detail,
+        start=start,
+        shown=detail,
         progress=progress_reporter(ctx),
         wait_seconds=wait_seconds,
     )
     if not result.complete:
         return respond(result, _still_reading(result.images_read, result.images_checked))
-    lines = [
-        f"{result.images_checked} images checked: {result.exact_groups} group(s) of identical files, "
-        f"{result.near_groups} group(s) of near-duplicates, {result.extra_files} extra copies."
-    ]
-    for g in result.groups[:5]:
-        others = ", ".join(f"{f.path} ({f.match}, {f.similarity:.2f})" for f in g.files if f.path != g.keep)
-        lines.append(f"- keep {g.keep} ({g.reason}); copies: {others}")
-    if result.quarantine is not None:
-        lines.append(
-            f"Moved {len(result.quarantine.moved)} file(s) to quarantine batch {result.quarantine.batch}; "
-            "undo with action='undo'."
-        )
-    elif result.extra_files:
-        lines.append("Nothing was moved. Use action='quarantine' to move the extra copies aside (undo restores them).")
-    return respond(result, "\n".join(lines))
+    images = [ImagePart(data=d, mime_type="image/jpeg") for d in pictures]
+    return respond(result, result.summary, images=images)
 
 
 CAPTION_GUIDE_URI = "ategnatos://dataset/caption-guide"
@@ -258,6 +266,11 @@ async def dataset_captions(
         text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
         if review.next_start is not None:
             text.append(f"Next batch: start={review.next_start}.")
+        if review.left_out:
+            text.append(
+                f"{len(review.left_out)} linked file(s) point outside the project and are not shown: "
+                f"{', '.join(review.left_out[:5])}. Copy them into the dataset folder to caption them."
+            )
         if review.guide_note is not None:
             review.guide_note += f" It is also at {CAPTION_GUIDE_URI}."
         text.append(("\n" + review.guide) if review.guide is not None else str(review.guide_note))
@@ -321,12 +334,28 @@ async def dataset_structure(
         for c in extra_concepts or []
     ]
     service = await app.dataset_service()
-    result = await service.structure(out, concepts, target_steps=target_steps, epochs=epochs)
+    result = await service.structure(
+        out, concepts, target_steps=target_steps, epochs=epochs, protected=_protected(app.settings)
+    )
     text = [f"Kohya layout in {result.output}:"]
     text += [f"- {folder}: {n} images, {result.repeats[folder]} repeats" for folder, n in result.concepts.items()]
     text.append(f"{result.linked} linked, {result.copied} copied, {result.unchanged} already in place.")
     text += result.notes
     return respond(result, "\n".join(text))
+
+
+def _protected(s: Settings) -> list[Protected]:
+    """Folders a kohya layout never goes in, in the words the refusal uses."""
+    return [
+        Protected(s.grimoire_dir, "the grimoire, where Ategnatos keeps its records", with_subfolders=True),
+        Protected(s.cache_dir, "Ategnatos' cache folder", with_subfolders=True),
+        Protected(s.workspace_dir, "the workspace folder itself"),
+        Protected(s.datasets_dir, "the folder holding all your datasets"),
+        Protected(s.outputs_dir, "the folder of generated images"),
+        Protected(s.exports_dir, "the folder of exported assets"),
+        Protected(s.configs_dir, "the folder of training configs"),
+        *(Protected(root, "one of your project folders itself") for root in s.extra_roots),
+    ]
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:

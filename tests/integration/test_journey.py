@@ -149,10 +149,10 @@ async def _dataset_part(client: Client, home: Path, dataset: Path, planted: dict
     assert report.read_text(encoding="utf-8").startswith("# Dataset report: inkwash")
 
     dedupe = await _call(client, "dataset_dedupe", {"path": path, "action": "quarantine"})
-    moved = dedupe.structured_content["quarantine"]["moved"]
-    assert sorted(m["original"] for m in moved) == planted["copies"]
-    assert all((dataset / m["quarantined"]).is_file() and not (dataset / m["original"]).exists() for m in moved)
-    assert "undo with action='undo'" in _text(dedupe)
+    moved, batch = dedupe.structured_content["quarantine"]["moved"], dedupe.structured_content["quarantine"]["batch"]
+    assert sorted(moved) == planted["copies"]
+    assert all((dataset / "quarantine" / batch / m).is_file() and not (dataset / m).exists() for m in moved)
+    assert "Undo: action='undo'" in _text(dedupe)
 
     # Claude looks at the paintings in batches and captions what it sees, batch after batch.
     captioned: list[str] = []
@@ -184,7 +184,7 @@ async def _dataset_part(client: Client, home: Path, dataset: Path, planted: dict
     second = await _call(client, "dataset_audit", {**audit_args, "quarantine_unreadable": True})
     audit = second.structured_content
     assert audit["go"] is True, audit["reasons"]
-    assert sorted(m["original"] for m in audit["quarantine"]["moved"]) == planted["damaged"]
+    assert sorted(audit["quarantine"]["moved"]) == planted["damaged"]
     assert audit["readable"] == audit["images"] == len(planted["paintings"])
     assert _text(second).startswith("Moved 2 unreadable file(s)") and "GO" in _text(second)
 

@@ -245,7 +245,7 @@ async def test_audit_can_quarantine_unreadable_files_and_undo_puts_them_back(
     assert not result.is_error, result.content
     data = result.structured_content
     assert data is not None
-    moved = {e["original"] for e in data["quarantine"]["moved"]}
+    moved = set(data["quarantine"]["moved"])
     assert moved == {"bad-truncated_jpeg.jpg", "bad-zero_byte.jpg", "bad-zero_byte.txt", "bad-text_as_png.png"}
     assert data["problem_counts"].get("truncated") is None  # the verdict describes the folder as it is now
     assert "Moved 4 unreadable file(s)" in result.content[0].text

@@ -14,10 +14,11 @@ from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.scan import scan_dataset
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "dataset" / "generated.py"
+SERIES = Path(__file__).resolve().parents[2] / "fixtures" / "dataset" / "make_series.py"
 
 
-def load_generator_helper() -> Any:
-    spec = importlib.util.spec_from_file_location("ategnatos_dataset_fixture", FIXTURE)
+def load_generator_helper(path: Path = FIXTURE) -> Any:
+    spec = importlib.util.spec_from_file_location(f"ategnatos_fixture_{path.stem}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -46,6 +47,25 @@ def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> ProbeCache:
 def probed(generated: Path, probe_cache: ProbeCache) -> dict[str, Any]:
     """A probe record for every image of the generated dataset, by relative path."""
     scan = scan_dataset(generated / "dataset")
+    runner = ProbeRunner(workers=2)
+    try:
+        records, _ = anyio.run(runner.probe, scan.images, probe_cache)
+    finally:
+        runner.close()
+    return records
+
+
+@pytest.fixture(scope="session")
+def series(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """One artist's series: 36 distinct paintings of a few shared motifs, 12 planted copies (see make_series.py)."""
+    out = tmp_path_factory.mktemp("series")
+    truth = load_generator_helper(SERIES).make_series(out, paintings=36, copies=12, seed=11, long_side=384)
+    return out / "dataset", truth
+
+
+@pytest.fixture(scope="session")
+def series_probed(series: tuple[Path, dict[str, Any]], probe_cache: ProbeCache) -> dict[str, Any]:
+    scan = scan_dataset(series[0])
     runner = ProbeRunner(workers=2)
     try:
         records, _ = anyio.run(runner.probe, scan.images, probe_cache)

@@ -42,3 +42,15 @@ def test_a_damaged_cache_file_is_replaced(tmp_path: Path) -> None:
     assert cache.lookup(entries) == {}
     cache.store((e, (2,)) for e in entries)
     assert len(cache.lookup(entries)) == 2
+
+
+def test_duplicate_proofs_are_kept_by_contents_and_version(tmp_path: Path) -> None:
+    cache = ProbeCache(tmp_path / "c.sqlite", version=1)
+    cache.store_proofs({("sha-a", "sha-b", False): 1.5, ("sha-a", "sha-c", True): 9.0}, version=3)
+    again = ProbeCache(tmp_path / "c.sqlite", version=1)  # another server process, later
+    assert again.proofs(["sha-a", "sha-z"], version=3) == {
+        ("sha-a", "sha-b", False): 1.5,
+        ("sha-a", "sha-c", True): 9.0,
+    }
+    assert again.proofs(["sha-b"], version=3) == {}  # looked up by the first file of a pair
+    assert again.proofs(["sha-a"], version=4) == {}  # a changed comparison proves again

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -168,3 +170,20 @@ def test_regularisation_captions_never_get_the_trigger_word_and_do_not_count_aga
         False,
         True,
     ]
+
+
+def test_a_rewritten_caption_keeps_its_file_mode_and_a_new_one_takes_the_images(tmp_path: Path) -> None:
+    # Issue 16 (Low 13): writes went through a 0600 temp file, so a shared 0664 caption lost group access.
+    _image(tmp_path / "a.png")
+    _image(tmp_path / "b.png")
+    (tmp_path / "a.txt").write_text("old", encoding="utf-8")
+    os.chmod(tmp_path / "a.txt", 0o664)
+    os.chmod(tmp_path / "b.png", 0o644)
+    write_captions(
+        tmp_path,
+        [CaptionWrite(path="a.png", caption="a fox"), CaptionWrite(path="b.png", caption="a hare")],
+        trigger_word=None,
+    )
+    assert stat.S_IMODE((tmp_path / "a.txt").stat().st_mode) == 0o664
+    assert stat.S_IMODE((tmp_path / "b.txt").stat().st_mode) == 0o644
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "a fox\n"

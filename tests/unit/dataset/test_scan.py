@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from ategnatos_mcp.dataset import dataset_fingerprint, scan_dataset
+from ategnatos_mcp.dataset.scan import fingerprint_of
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 
 
@@ -70,3 +71,20 @@ def test_fingerprint_ignores_quarantine(tmp_path: Path) -> None:
     first = dataset_fingerprint(tmp_path)
     _touch(tmp_path / "quarantine" / "b.png")
     assert dataset_fingerprint(tmp_path) == first
+
+
+def test_a_linked_file_leaving_the_project_is_left_out_and_listed(tmp_path: Path) -> None:
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    dataset = project / "ds"
+    _touch(dataset / "a.png")
+    _touch(project / "outputs" / "render.png", b"made in the project")
+    _touch(elsewhere / "private.png", b"not the project's")
+    os.symlink(project / "outputs" / "render.png", dataset / "linked-inside.png")
+    os.symlink(elsewhere / "private.png", dataset / "linked-outside.png")
+    scan = scan_dataset(dataset, roots=[project])
+    assert [e.rel for e in scan.images] == ["a.png", "linked-inside.png"]
+    assert [e.rel for e in scan.outside_links] == ["linked-outside.png"]
+    # Without the roots every linked file counts (how the training gates walk it); the fingerprint is the same.
+    unconfined = scan_dataset(dataset)
+    assert [e.rel for e in unconfined.images] == ["a.png", "linked-inside.png", "linked-outside.png"]
+    assert dataset_fingerprint(dataset) == fingerprint_of(scan)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ategnatos_mcp.dataset import Concept, build_structure, compute_repeats
+from ategnatos_mcp.dataset import Concept, Protected, build_structure, compute_repeats
 from ategnatos_mcp.errors import InvalidRequestError
 
 WHEN = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -73,3 +73,40 @@ def test_kohya_source_and_output_inside_source_are_refused(tmp_path: Path) -> No
     (kohya / "3_x" / "a.png").write_bytes(b"a")
     with pytest.raises(InvalidRequestError):
         build_structure(tmp_path / "o", [Concept(kohya, "s")], target_steps=10, epochs=1, when=WHEN)
+
+
+@pytest.mark.parametrize(
+    ("where", "words"),
+    [
+        ("grimoire", "is the grimoire"),
+        ("grimoire/training", "is inside the grimoire"),
+        ("workspace", "holds the source folder"),
+        ("workspace/outputs", "already holds other things than a kohya layout"),
+    ],
+)
+def test_nonsensical_outputs_are_refused_in_plain_words(tmp_path: Path, where: str, words: str) -> None:
+    # Issue 16 (Low 13): output="grimoire" was accepted and filled Ategnatos' records with training images.
+    style = _flat(tmp_path / "workspace" / "datasets" / "style", 3)
+    (tmp_path / "workspace" / "outputs").mkdir()
+    (tmp_path / "workspace" / "outputs" / "render.png").write_bytes(b"a render")
+    protected = [Protected(tmp_path / "grimoire", "the grimoire", with_subfolders=True)]
+    before = _state(tmp_path)
+    with pytest.raises(InvalidRequestError) as caught:
+        build_structure(
+            tmp_path / where, [Concept(style, "s")], target_steps=10, epochs=1, when=WHEN, protected=protected
+        )
+    assert words in caught.value.message
+    assert _state(tmp_path) == before
+
+
+def test_linked_files_leaving_the_project_are_not_linked_into_the_layout(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    style = _flat(project / "style", 3)
+    (tmp_path / "private.png").write_bytes(b"not the project's")
+    os.symlink(tmp_path / "private.png", style / "borrowed.png")
+    result = build_structure(
+        project / "out", [Concept(style, "s", repeats=1)], target_steps=1, epochs=1, when=WHEN, roots=[project]
+    )
+    assert result.concepts == {"1_s": 3}
+    assert not (project / "out" / "1_s" / "borrowed.png").exists()
+    assert any("borrowed.png" in note and "outside the project" in note for note in result.notes)

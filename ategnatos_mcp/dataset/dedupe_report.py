@@ -1,0 +1,170 @@
+"""The dedupe answer: a page of groups with one contact sheet each, look-alikes to review, and plain words.
+
+An answer carries at most ``MAX_PICTURES`` pictures: the groups of this page first, then look-alike pairs while
+room is left. The text names every group of the page and says how many more there are and how to list them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ategnatos_mcp.dataset.dedupe import DuplicateCluster, Duplicates, LookAlike
+from ategnatos_mcp.dataset.models import DedupeResult, DuplicateFile, DuplicateGroup, LookAlikePair, QuarantineResult
+
+if TYPE_CHECKING:
+    from ategnatos_mcp.dataset.probe import ProbeRecord
+
+__all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures", "quarantine_summary"]
+
+MAX_PICTURES = 12
+_MATCH_WORDS = {"identical": "identical", "copy": "copy", "mirrored": "mirrored copy"}
+
+
+def _group(c: DuplicateCluster, records: Mapping[str, ProbeRecord]) -> DuplicateGroup:
+    files = [
+        DuplicateFile(
+            path=m.rel,
+            match=m.match,  # type: ignore[arg-type]
+            similarity=m.similarity,
+            width=records[m.rel].display_width,
+            height=records[m.rel].display_height,
+            format=records[m.rel].format,
+            bytes=records[m.rel].size,
+        )
+        for m in c.members
+    ]
+    return DuplicateGroup(keep=c.keep, reason=c.reason, files=files)
+
+
+def dedupe_answer(
+    root: Path,
+    found: Duplicates,
+    records: Mapping[str, ProbeRecord],
+    *,
+    threshold: int,
+    mirror: bool,
+    start: int,
+    shown: int,
+    left_out: list[str],
+    moved: QuarantineResult | None = None,
+) -> DedupeResult:
+    """The structured answer (pictures are numbered here; ``dedupe_pictures`` draws them in the same order)."""
+    clusters = found.clusters
+    exact = sum(1 for c in clusters if all(m.match in ("keep", "identical") for m in c.members))
+    page = [_group(c, records) for c in clusters[start : start + shown]]
+    pairs = [LookAlikePair(a=la.a, b=la.b, mirrored=la.mirrored) for la in found.look_alikes[:shown]]
+    picture = 0
+    for item in [*page, *pairs]:
+        if picture < MAX_PICTURES:
+            picture += 1
+            item.picture = picture
+    result = DedupeResult(
+        dataset=str(root),
+        images_checked=sum(1 for r in records.values() if r.ok),
+        threshold=threshold,
+        mirror_aware=mirror,
+        exact_groups=exact,
+        near_groups=len(clusters) - exact,
+        extra_files=sum(len(c.extras) for c in clusters),
+        start=start,
+        next_start=start + shown if start + shown < len(clusters) else None,
+        groups=page,
+        look_alike_pairs=len(found.look_alikes),
+        look_alikes=pairs,
+        left_out=left_out,
+        quarantine=moved,
+    )
+    result.summary = _summary(result, len(clusters), found.look_alikes)
+    return result
+
+
+def _summary(result: DedupeResult, total: int, look_alikes: list[LookAlike]) -> str:
+    lines = [
+        f"{result.images_checked} images checked: {result.exact_groups} group(s) of identical files and "
+        f"{result.near_groups} group(s) of proven copies ({result.extra_files} extra file(s) in all)."
+    ]
+    for n, g in enumerate(result.groups, start=result.start + 1):
+        copies = ", ".join(f"{f.path} ({_MATCH_WORDS[f.match]})" for f in g.files if f.match != "keep")
+        seen = f" [picture {g.picture}]" if g.picture else ""
+        lines.append(f"{n}. keep {g.keep}: {g.reason}; copies: {copies}{seen}")
+    if result.next_start is not None:
+        lines.append(f"...and {total - result.next_start} more group(s): call again with start={result.next_start}.")
+    if look_alikes:
+        lines.append(
+            f"{len(look_alikes)} pair(s) look alike but differ in places, so they are not treated as duplicates "
+            "(nothing of them is moved unless named in files):"
+        )
+        for pair in result.look_alikes:
+            seen = f" [picture {pair.picture}]" if pair.picture else ""
+            lines.append(f"- {pair.a} and {pair.b}{' (mirrored)' if pair.mirrored else ''}{seen}")
+        if len(look_alikes) > len(result.look_alikes):
+            lines.append(f"...and {len(look_alikes) - len(result.look_alikes)} more (a larger detail lists them).")
+    lines.extend(_left_out(result.left_out))
+    lines.append(_next_step(result))
+    return "\n".join(lines)
+
+
+def _left_out(names: list[str]) -> list[str]:
+    if not names:
+        return []
+    listed = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return [
+        f"{len(names)} linked file(s) point outside the project and were not compared: {listed}. Copy them into "
+        "the dataset folder, or add the folder they are in to extra_roots in ategnatos.toml."
+    ]
+
+
+def _next_step(result: DedupeResult) -> str:
+    q = result.quarantine
+    if q is not None:
+        moved = (
+            f"Moved {len(q.moved)} file(s) (extra copies and their captions) to quarantine batch {q.batch}."
+            if q.moved
+            else "Nothing needed moving."
+        )
+        skipped = f" Left in place: {'; '.join(q.skipped)}." if q.skipped else ""
+        return f"{moved}{skipped} Undo: action='undo' (the whole batch) or action='undo' with files=[...]."
+    if result.extra_files:
+        return (
+            "Nothing was moved. Look at the pictures; action='quarantine' then moves the extra copies of every group "
+            "(only proven copies) and their captions aside, and action='undo' puts them back. To set aside other "
+            "files (e.g. one of a look-alike pair), pass them in files with action='quarantine'."
+        )
+    return "No duplicates to move."
+
+
+def dedupe_pictures(root: Path, found: Duplicates, result: DedupeResult) -> list[bytes]:
+    """One contact sheet per numbered group and look-alike pair, in picture order (blocking: a worker thread)."""
+    from ategnatos_mcp.dataset.sheets import Tile, contact_sheet
+
+    sheets: list[bytes] = []
+    for group in result.groups:
+        if group.picture is not None:
+            tiles = [
+                Tile(root / f.path, f.path, "keep" if f.match == "keep" else _MATCH_WORDS[f.match], f.match == "keep")
+                for f in sorted(group.files, key=lambda f: f.match != "keep")
+            ]
+            sheets.append(contact_sheet(tiles))
+    sheets.extend(
+        contact_sheet([Tile(root / pair.a, pair.a, "look-alike"), Tile(root / pair.b, pair.b, "look-alike")])
+        for pair in result.look_alikes
+        if pair.picture is not None
+    )
+    return sheets
+
+
+def quarantine_summary(q: QuarantineResult) -> str:
+    """What an undo, or a quarantine of files the artist named, did, in plain words."""
+    if q.action == "undo":
+        lines = [f"Restored {len(q.moved)} file(s) from quarantine ({q.batch}), byte for byte."]
+    else:
+        lines = [
+            f"Set aside {len(q.moved)} file(s) (with their captions) in quarantine batch {q.batch}: "
+            + ", ".join(q.moved[:20])
+            + (f" and {len(q.moved) - 20} more" if len(q.moved) > 20 else "")
+            + ". Undo: action='undo' with the same files, or the whole batch."
+        ]
+    lines += [f"Left in place: {s}" for s in q.skipped]
+    return "\n".join(lines)

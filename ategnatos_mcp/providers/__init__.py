@@ -14,7 +14,6 @@ from ategnatos_mcp.providers.base import (
     ProviderHttpError,
 )
 from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
-from ategnatos_mcp.providers.deploy import Deployer, DeployPlan, DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.providers.factory import build_providers, open_gpu_service, runpod_rest_url, vast_list_url
 from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
 from ategnatos_mcp.providers.lambdalabs import LambdaProvider
@@ -47,6 +46,7 @@ from ategnatos_mcp.providers.results import (
 )
 from ategnatos_mcp.providers.runpod import RunPodProvider
 from ategnatos_mcp.providers.service import Consent, GpuService
+from ategnatos_mcp.providers.setup.deploy import Deployer, DeployPlan, DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.providers.vastai import VastProvider
 from ategnatos_mcp.providers.view import GPU_VIEW, render_gpu, teardown_reminder
 from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for

@@ -5,7 +5,7 @@ Use ``open_gpu_service(settings, store, stack, clock=...)`` for the real thing; 
 with providers over a mocked ``httpx.AsyncClient`` and a fake SSH probe.
 """
 
-from ategnatos_mcp.providers.base import (
+from ategnatos_mcp.providers.clouds.base import (
     AnswerLimits,
     CreateOutcomeUnknownError,
     GpuProvider,
@@ -13,12 +13,12 @@ from ategnatos_mcp.providers.base import (
     PaymentRequiredError,
     ProviderHttpError,
 )
-from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.clouds.gpus import gpu_matches, unify_gpu_name
+from ategnatos_mcp.providers.clouds.lambdalabs import LambdaProvider
+from ategnatos_mcp.providers.clouds.local import LocalProvider
+from ategnatos_mcp.providers.clouds.runpod import RunPodProvider
+from ategnatos_mcp.providers.clouds.vastai import VastProvider
 from ategnatos_mcp.providers.factory import build_providers, open_gpu_service, runpod_rest_url, vast_list_url
-from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
-from ategnatos_mcp.providers.lambdalabs import LambdaProvider
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT
-from ategnatos_mcp.providers.local import LocalProvider
 from ategnatos_mcp.providers.models import (
     MAX_HOURS,
     MAX_USD_PER_HOUR,
@@ -34,8 +34,10 @@ from ategnatos_mcp.providers.models import (
     Quote,
     Rental,
 )
-from ategnatos_mcp.providers.priceguard import PriceRefusedError
-from ategnatos_mcp.providers.results import (
+from ategnatos_mcp.providers.rental.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT
+from ategnatos_mcp.providers.rental.priceguard import PriceRefusedError
+from ategnatos_mcp.providers.rental.results import (
     InstancesResult,
     InstanceView,
     OffersResult,
@@ -44,12 +46,10 @@ from ategnatos_mcp.providers.results import (
     TeardownItem,
     TeardownResult,
 )
-from ategnatos_mcp.providers.runpod import RunPodProvider
-from ategnatos_mcp.providers.service import Consent, GpuService
+from ategnatos_mcp.providers.rental.service import Consent, GpuService
+from ategnatos_mcp.providers.rental.view import GPU_VIEW, render_gpu, teardown_reminder
 from ategnatos_mcp.providers.setup.deploy import Deployer, DeployPlan, DeployResult, DeployTarget, deploy_plan
-from ategnatos_mcp.providers.vastai import VastProvider
-from ategnatos_mcp.providers.view import GPU_VIEW, render_gpu, teardown_reminder
-from ategnatos_mcp.providers.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
+from ategnatos_mcp.providers.setup.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for
 
 __all__ = [
     "GPU_DOCUMENT",

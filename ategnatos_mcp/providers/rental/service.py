@@ -10,16 +10,12 @@ from datetime import datetime, timedelta
 import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError, UpstreamError
-from ategnatos_mcp.providers.base import (
+from ategnatos_mcp.providers.clouds.base import (
     GpuProvider,
     OfferUnavailableError,
     ProviderHttpError,
 )
-from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
-from ategnatos_mcp.providers.create import create_once
-from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
-from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
+from ategnatos_mcp.providers.clouds.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
 from ategnatos_mcp.providers.models import (
     CreateRequest,
     GpuDocument,
@@ -31,8 +27,12 @@ from ategnatos_mcp.providers.models import (
     Quote,
     Rental,
 )
-from ategnatos_mcp.providers.priceguard import agreement_for
-from ategnatos_mcp.providers.quotes import (
+from ategnatos_mcp.providers.rental.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.rental.create import create_once
+from ategnatos_mcp.providers.rental.fleet import EndListener, Lifecycle, Probe
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT, open_rental, sync_studio
+from ategnatos_mcp.providers.rental.priceguard import agreement_for
+from ategnatos_mcp.providers.rental.quotes import (
     PRICE_TOLERANCE_USD,
     alternatives,
     find_quote,
@@ -42,8 +42,8 @@ from ategnatos_mcp.providers.quotes import (
     price_rose,
     worst_case_usd,
 )
-from ategnatos_mcp.providers.reconcile import TAG_PREFIX
-from ategnatos_mcp.providers.results import (
+from ategnatos_mcp.providers.rental.reconcile import TAG_PREFIX
+from ategnatos_mcp.providers.rental.results import (
     InstanceView,
     OffersResult,
     OfferView,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ategnatos_mcp.errors import UpstreamError
-from ategnatos_mcp.providers.base import CreateOutcomeUnknownError, GpuProvider, ProviderHttpError
+from ategnatos_mcp.providers.clouds.base import CreateOutcomeUnknownError, GpuProvider, ProviderHttpError
 from ategnatos_mcp.providers.models import CreateRequest, Instance, InstanceStatus
 
 __all__ = ["create_once", "find_by_tag"]

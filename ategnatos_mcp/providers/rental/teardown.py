@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
-from ategnatos_mcp.providers.base import GpuProvider, ProviderHttpError
+from ategnatos_mcp.providers.clouds.base import GpuProvider, ProviderHttpError
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
-from ategnatos_mcp.providers.results import TeardownItem, TeardownResult
+from ategnatos_mcp.providers.rental.results import TeardownItem, TeardownResult
 
 __all__ = ["STILL_BILLING_WHEN_STOPPED", "Progress", "bounded_teardown", "teardown_result", "terminate_confirmed"]
 

@@ -10,15 +10,15 @@ from functools import partial
 import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError, UpstreamError
-from ategnatos_mcp.providers.base import GpuProvider
-from ategnatos_mcp.providers.budget import month_spend
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
+from ategnatos_mcp.providers.clouds.base import GpuProvider
 from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, LedgerEntry, Quote, Rental
-from ategnatos_mcp.providers.priceguard import PriceRefusedError, PriceVerdict, judge_price, refusal
-from ategnatos_mcp.providers.quotes import make_quote
-from ategnatos_mcp.providers.reconcile import reconcile_provider
-from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
-from ategnatos_mcp.providers.teardown import (
+from ategnatos_mcp.providers.rental.budget import month_spend
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
+from ategnatos_mcp.providers.rental.priceguard import PriceRefusedError, PriceVerdict, judge_price, refusal
+from ategnatos_mcp.providers.rental.quotes import make_quote
+from ategnatos_mcp.providers.rental.reconcile import reconcile_provider
+from ategnatos_mcp.providers.rental.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
+from ategnatos_mcp.providers.rental.teardown import (
     STILL_BILLING_WHEN_STOPPED,
     Progress,
     bounded_teardown,

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ategnatos_mcp.errors import UpstreamError
-from ategnatos_mcp.providers.base import GpuProvider
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, open_rental, refresh_rental
+from ategnatos_mcp.providers.clouds.base import GpuProvider
 from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, Rental
-from ategnatos_mcp.providers.priceguard import PriceRefusedError
-from ategnatos_mcp.providers.teardown import terminate_confirmed
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT, close_rental, open_rental, refresh_rental
+from ategnatos_mcp.providers.rental.priceguard import PriceRefusedError
+from ategnatos_mcp.providers.rental.teardown import terminate_confirmed
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.providers.lifecycle import Lifecycle
+    from ategnatos_mcp.providers.rental.fleet import Lifecycle
 
 __all__ = ["reconcile_provider"]
 

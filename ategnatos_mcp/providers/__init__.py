@@ -2,7 +2,15 @@
 a spend ledger, reconcile and teardown. No GPU is rented without a fresh quote and an explicit yes.
 
 Use ``open_gpu_service(settings, store, stack, clock=...)`` for the real thing; tests build ``GpuService``
-with providers over a mocked ``httpx.AsyncClient`` and a fake SSH probe.
+with providers over a mocked ``httpx.AsyncClient`` and a fake SSH probe. Import every name from here.
+
+Inside, one folder per concern:
+- ``models.py``: the shared vocabulary (offers, instances, quotes, rentals, the ``gpu.json`` document);
+- ``clouds/``: each cloud's own API behind ``GpuProvider``, GPU names, container images, secret redaction;
+- ``rental/``: ``GpuService`` = offers + a ``Renter`` (quote and yes to a rental) + a ``Fleet`` (boot watch,
+  billed-price check, reconcile, teardown), with quotes, consent, budgets, the ledger and the answers;
+- ``setup/``: deploying ComfyUI or a training backend on a rented instance, and its idle watchdog;
+- ``factory.py``: the real clouds (one HTTP client per key) and the real service (SSH through ``remote``).
 """
 
 from ategnatos_mcp.providers.clouds.base import (
@@ -35,6 +43,7 @@ from ategnatos_mcp.providers.models import (
     Rental,
 )
 from ategnatos_mcp.providers.rental.budget import BudgetExceededError, enforce_budget, month_spend
+from ategnatos_mcp.providers.rental.consent import Consent
 from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT
 from ategnatos_mcp.providers.rental.priceguard import PriceRefusedError
 from ategnatos_mcp.providers.rental.results import (
@@ -46,7 +55,7 @@ from ategnatos_mcp.providers.rental.results import (
     TeardownItem,
     TeardownResult,
 )
-from ategnatos_mcp.providers.rental.service import Consent, GpuService
+from ategnatos_mcp.providers.rental.service import GpuService
 from ategnatos_mcp.providers.rental.view import GPU_VIEW, render_gpu, teardown_reminder
 from ategnatos_mcp.providers.setup.deploy import Deployer, DeployPlan, DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.providers.setup.watchdog import HEARTBEAT_COMMAND, install_command, render_watchdog, stop_command_for

@@ -12,14 +12,12 @@ import anyio
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.providers.clouds.base import GpuProvider, ProviderHttpError
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
+from ategnatos_mcp.providers.rental.hooks import Progress, Sleep
 from ategnatos_mcp.providers.rental.results import TeardownItem, TeardownResult
 
-__all__ = ["STILL_BILLING_WHEN_STOPPED", "Progress", "bounded_teardown", "teardown_result", "terminate_confirmed"]
+__all__ = ["STILL_BILLING_WHEN_STOPPED", "bounded_teardown", "teardown_result", "terminate_confirmed"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
-
-Sleep = Callable[[float], Awaitable[None]]
-Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 STILL_BILLING_WHEN_STOPPED = {
     "runpod": "The GPU is released, but a volume disk keeps billing (about $0.20/GB per month) and the "

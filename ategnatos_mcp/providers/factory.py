@@ -11,12 +11,12 @@ import httpx
 from pydantic import SecretStr
 
 from ategnatos_mcp.errors import AtegnatosError
-from ategnatos_mcp.providers.base import AnswerLimits, GpuProvider
-from ategnatos_mcp.providers.lambdalabs import LambdaProvider
-from ategnatos_mcp.providers.local import LocalProvider
-from ategnatos_mcp.providers.runpod import RunPodProvider
-from ategnatos_mcp.providers.service import GpuService
-from ategnatos_mcp.providers.vastai import VastProvider
+from ategnatos_mcp.providers.clouds.base import AnswerLimits, GpuProvider
+from ategnatos_mcp.providers.clouds.lambdalabs import LambdaProvider
+from ategnatos_mcp.providers.clouds.local import LocalProvider
+from ategnatos_mcp.providers.clouds.runpod import RunPodProvider
+from ategnatos_mcp.providers.clouds.vastai import VastProvider
+from ategnatos_mcp.providers.rental.service import GpuService
 from ategnatos_mcp.remote import HostKeyChangedError, RemoteHost, SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore

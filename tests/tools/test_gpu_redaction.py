@@ -22,6 +22,7 @@ import respx
 from mcp import Client
 
 from ategnatos_mcp.providers import open_gpu_service
+from ategnatos_mcp.providers.clouds.redact import client_secrets, redact, redact_bytes
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from tests.support.held import held
@@ -148,8 +149,6 @@ async def test_echoed_keys_never_reach_answers_errors_or_logs(
 
 
 def test_one_redaction_for_every_shape() -> None:
-    from ategnatos_mcp.providers.redact import client_secrets, redact, redact_bytes
-
     http = httpx.AsyncClient(headers={"Authorization": f"Bearer {RUNPOD_KEY}"}, params={"api_key": VAST_KEY})
     secrets = client_secrets(http)
     assert RUNPOD_KEY in secrets and VAST_KEY in secrets

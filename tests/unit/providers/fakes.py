@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import respx
 
-from ategnatos_mcp.providers import GpuService, LambdaProvider, RunPodProvider, VastProvider
+from ategnatos_mcp.providers import DeployResult, GpuService, LambdaProvider, RunPodProvider, VastProvider
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.spec import case, example
@@ -448,8 +448,6 @@ class FakeDeployer:
         self.released: list[tuple[str, str]] = []  # (instance key, its status when released)
 
     async def deploy(self, rental: Any, plan: Any, progress: Any = None) -> Any:
-        from ategnatos_mcp.providers import DeployResult
-
         self.deployed.append((rental.key, plan.target, [step.name for step in plan.steps]))
         names = [step.name for step in plan.steps]
         return DeployResult(

@@ -9,10 +9,12 @@ import pytest
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.providers import (
+    Consent,
     CreateOutcomeUnknownError,
     CreateRequest,
     InstanceStatus,
     LambdaProvider,
+    LocalProvider,
     OfferQuery,
     OfferUnavailableError,
     PaymentRequiredError,
@@ -23,6 +25,8 @@ from ategnatos_mcp.providers import (
     unify_gpu_name,
     vast_list_url,
 )
+from ategnatos_mcp.state import GrimoireStore
+from tests.unit.providers.fakes import FakeClock, make_service
 from tests.unit.providers.spec import case, example
 
 
@@ -223,10 +227,6 @@ def test_unified_gpu_names_and_urls() -> None:
 
 
 async def test_local_gpu_is_a_free_offer_that_is_never_rented(tmp_path: Any) -> None:
-    from ategnatos_mcp.providers import Consent, LocalProvider
-    from ategnatos_mcp.state import GrimoireStore
-    from tests.unit.providers.fakes import FakeClock, make_service
-
     async def one_4090() -> list[tuple[str, float]]:
         return [("NVIDIA GeForce RTX 4090", 24.0)]
 

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.providers import GpuService, OfferQuery
-from ategnatos_mcp.providers.images import DEFAULT_IMAGE, check_image, cuda_too_new, image_cuda, image_for, min_cuda_for
-from ategnatos_mcp.providers.service import Consent
+from ategnatos_mcp.providers import Consent, GpuService, OfferQuery
+from ategnatos_mcp.providers.clouds.images import (
+    DEFAULT_IMAGE,
+    check_image,
+    cuda_too_new,
+    image_cuda,
+    image_for,
+    min_cuda_for,
+)
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service
 from tests.unit.providers.spec import check_request, unexplained

@@ -10,7 +10,7 @@ import pytest
 
 from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.providers import GPU_DOCUMENT, Consent, GpuDocument, GpuOffer, OfferQuery, Rental
-from ategnatos_mcp.providers.priceguard import PriceAgreement, PriceRefusedError, judge_price, price_slack
+from ategnatos_mcp.providers.rental.priceguard import PriceAgreement, PriceRefusedError, judge_price, price_slack
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service

@@ -9,7 +9,7 @@ import pytest
 
 from ategnatos_mcp.errors import NotFoundError
 from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument, Rental
-from ategnatos_mcp.providers.ledger import sync_studio
+from ategnatos_mcp.providers.rental.ledger import sync_studio
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.execution import HostSpec, resolve_host
 

@@ -10,8 +10,8 @@ import anyio
 import httpx
 
 from ategnatos_mcp.errors import UpstreamError
+from ategnatos_mcp.providers.clouds.redact import client_secrets, redact, redact_bytes
 from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery, ProviderName
-from ategnatos_mcp.providers.redact import client_secrets, redact, redact_bytes
 
 __all__ = [
     "AnswerLimits",

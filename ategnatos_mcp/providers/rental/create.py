@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from ategnatos_mcp.errors import UpstreamError
-from ategnatos_mcp.providers.base import CreateOutcomeUnknownError, GpuProvider, ProviderHttpError
+from ategnatos_mcp.providers.clouds.base import CreateOutcomeUnknownError, GpuProvider, ProviderHttpError
 from ategnatos_mcp.providers.models import CreateRequest, Instance, InstanceStatus
+from ategnatos_mcp.providers.rental.hooks import Sleep
 
 __all__ = ["create_once", "find_by_tag"]
 
 
-async def create_once(
-    provider: GpuProvider, request: CreateRequest, *, sleep: Callable[[float], Awaitable[None]]
-) -> Instance:
+async def create_once(provider: GpuProvider, request: CreateRequest, *, sleep: Sleep) -> Instance:
     """Create, waiting out rate limits (at most 3 tries); an unknown outcome is resolved by listing, never retried.
 
     Raises:

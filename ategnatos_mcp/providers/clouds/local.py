@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
+from ategnatos_mcp.providers.clouds.gpus import gpu_matches, unify_gpu_name
 from ategnatos_mcp.providers.models import Balance, CreateRequest, GpuOffer, Instance, OfferQuery, ProviderName
 
 __all__ = ["LocalProvider", "detect_local_gpus"]

@@ -1,25 +1,25 @@
-"""The life of a rental after it starts: boot watch (terminate if never usable), listing with reconcile, teardown."""
+"""The fleet: the rentals we hold, after they start. Boot watch (terminate if never usable), the billed-price check,
+listing with reconcile, teardown, and the listeners told when a rental ends."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from functools import partial
 
 import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError, UpstreamError
 from ategnatos_mcp.progress import Progress
-from ategnatos_mcp.providers.base import GpuProvider
-from ategnatos_mcp.providers.budget import month_spend
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
-from ategnatos_mcp.providers.models import GpuDocument, Instance, InstanceStatus, LedgerEntry, Quote, Rental
-from ategnatos_mcp.providers.priceguard import PriceRefusedError, PriceVerdict, judge_price, refusal
-from ategnatos_mcp.providers.quotes import make_quote
-from ategnatos_mcp.providers.reconcile import reconcile_provider
-from ategnatos_mcp.providers.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
-from ategnatos_mcp.providers.teardown import (
+from ategnatos_mcp.providers.clouds.base import GpuProvider
+from ategnatos_mcp.providers.models import Balance, GpuDocument, Instance, InstanceStatus, LedgerEntry, Quote, Rental
+from ategnatos_mcp.providers.rental.budget import month_spend
+from ategnatos_mcp.providers.rental.hooks import Clock, EndListener, Probe, Sleep
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT, close_rental, refresh_rental, sync_studio
+from ategnatos_mcp.providers.rental.priceguard import PriceRefusedError, PriceVerdict, judge_price, refusal
+from ategnatos_mcp.providers.rental.quotes import make_quote
+from ategnatos_mcp.providers.rental.reconcile import Reconciler
+from ategnatos_mcp.providers.rental.results import InstancesResult, InstanceView, TeardownItem, TeardownResult
+from ategnatos_mcp.providers.rental.teardown import (
     STILL_BILLING_WHEN_STOPPED,
     bounded_teardown,
     teardown_result,
@@ -28,27 +28,33 @@ from ategnatos_mcp.providers.teardown import (
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 
-__all__ = ["EndListener", "Lifecycle", "Probe"]
+__all__ = ["Fleet"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
 
-# (host, port, user, identity) -> SSH answered (and its host key is pinned).
-Probe = Callable[[str, int, str, str], Awaitable[bool]]
-# Hears about each rental that ended (terminated, stopped, gone, boot timeout, hour cap), once, after it is recorded.
-EndListener = Callable[[Rental], Awaitable[None]]
 
+class Fleet:
+    """Boot watch, the billed-price check, instances and teardown of the rentals recorded in gpu.json."""
 
-class Lifecycle:
-    """Boot watch, instances and teardown; ``GpuService`` adds offers and spin-up on top."""
-
-    caps: GpuSettings
-    store: GrimoireStore
-    providers: dict[str, GpuProvider]
-    clock: Callable[[], datetime]
-    probe: Probe
-    sleep: Callable[[float], Awaitable[None]]
-    poll_seconds: float
-    end_listeners: dict[str, EndListener]
+    def __init__(
+        self,
+        caps: GpuSettings,
+        store: GrimoireStore,
+        providers: dict[str, GpuProvider],
+        *,
+        clock: Clock,
+        probe: Probe,
+        sleep: Sleep = anyio.sleep,
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.caps = caps
+        self.store = store
+        self.providers = providers
+        self.clock = clock
+        self.probe = probe
+        self.sleep = sleep
+        self.poll_seconds = poll_seconds
+        self.end_listeners: dict[str, EndListener] = {}  # by name, so registering twice replaces
 
     # Boot watch ------------------------------------------------------------------------------------
     async def wait_ready(self, key: str, wait_seconds: float, progress: Progress | None = None) -> Rental:
@@ -62,7 +68,7 @@ class Lifecycle:
             rental = await self._rental(key)
             if rental.ready or rental.ended_at is not None:
                 return rental
-            provider = self._provider(rental.provider)
+            provider = self.provider(rental.provider)
             seen = await provider.get(rental.instance_id)
             now = self.clock()
             if seen is None or seen.status is InstanceStatus.TERMINATED:
@@ -101,7 +107,7 @@ class Lifecycle:
             InvalidRequestError: it is not running with SSH yet.
         """
         rental = await self._rental(key)
-        provider = self._provider(rental.provider)
+        provider = self.provider(rental.provider)
         seen = None if rental.status is InstanceStatus.TERMINATED else await provider.get(rental.instance_id)
         if seen is None or seen.status is InstanceStatus.TERMINATED:
             if rental.ended_at is None:
@@ -161,7 +167,7 @@ class Lifecycle:
         raise await self._refuse_price(rental, verdict)
 
     async def _refuse_price(self, rental: Rental, verdict: PriceVerdict) -> PriceRefusedError:
-        provider = self._provider(rental.provider)
+        provider = self.provider(rental.provider)
         try:
             gone = await terminate_confirmed(provider, rental.instance_id, sleep=self.sleep)
         except UpstreamError as exc:
@@ -242,7 +248,12 @@ class Lifecycle:
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         return _lookup(doc, key)
 
-    def _provider(self, name: str) -> GpuProvider:
+    def provider(self, name: str) -> GpuProvider:
+        """The provider client by name.
+
+        Raises:
+            InvalidRequestError: its API key is not set.
+        """
         provider = self.providers.get(name)
         if provider is None:
             raise InvalidRequestError(
@@ -258,10 +269,11 @@ class Lifecycle:
         before = await self.store.read(GPU_DOCUMENT, GpuDocument)
         still_open = {key for key, rental in before.rentals.items() if rental.ended_at is None}
         reconciled: dict[str, list[str]] = {}
+        reconciler = Reconciler(self.caps, self.store, self.clock, self.probe, self.sleep, self.settle_price)
 
         async def reconcile(provider: GpuProvider) -> None:
             try:
-                reconciled[provider.name] = await reconcile_provider(self, provider)
+                reconciled[provider.name] = await reconciler.reconcile(provider)
             except AtegnatosError as exc:  # in a task group: report it here, or it would end every reconcile
                 reconciled[provider.name] = [f"{provider.label} could not be fully checked: {exc.message}"]
 
@@ -279,7 +291,7 @@ class Lifecycle:
             r for r in doc.rentals.values() if include_ended or r.ended_at is None or r.status is InstanceStatus.STOPPED
         ]
         views = [InstanceView.of(r, now) for r in sorted(shown, key=lambda r: r.started_at)]
-        found_balances = []
+        found_balances: list[Balance] = []
         if balances:
             for provider in self.providers.values():
                 try:
@@ -331,7 +343,7 @@ class Lifecycle:
         if rental.status is InstanceStatus.TERMINATED:
             return TeardownItem(key=rental.key, outcome="already gone", final_usd=rental.final_usd)
         try:
-            provider = self._provider(rental.provider)
+            provider = self.provider(rental.provider)
         except InvalidRequestError as exc:
             return TeardownItem(
                 key=rental.key,

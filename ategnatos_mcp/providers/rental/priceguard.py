@@ -18,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from ategnatos_mcp.errors import ConsentError
-from ategnatos_mcp.providers.budget import budget_breaches
 from ategnatos_mcp.providers.models import GpuOffer, PriceAgreement, Quote, Rental
+from ategnatos_mcp.providers.rental.budget import budget_breaches
 from ategnatos_mcp.settings import GpuSettings
 
 __all__ = [

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
-from ategnatos_mcp.providers.watchdog import (
+from ategnatos_mcp.providers.setup.watchdog import (
     HEARTBEAT_COMMAND,
     VAST_API_URL,
     install_command,

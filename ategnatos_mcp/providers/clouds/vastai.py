@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict
 
-from ategnatos_mcp.providers.base import (
+from ategnatos_mcp.providers.clouds.base import (
     AnswerLimits,
     CreateOutcomeUnknownError,
     HttpApi,
@@ -17,7 +17,7 @@ from ategnatos_mcp.providers.base import (
     PaymentRequiredError,
     ProviderHttpError,
 )
-from ategnatos_mcp.providers.gpus import gpu_matches, unify_gpu_name
+from ategnatos_mcp.providers.clouds.gpus import gpu_matches, unify_gpu_name
 from ategnatos_mcp.providers.models import (
     Balance,
     CreateRequest,

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime, timedelta
 
 from ategnatos_mcp.errors import ConsentError, NotFoundError
-from ategnatos_mcp.providers.gpus import gpu_matches
+from ategnatos_mcp.providers.clouds.gpus import gpu_matches
 from ategnatos_mcp.providers.models import GpuDocument, GpuOffer, OfferQuery, Quote
 
 __all__ = [

@@ -10,7 +10,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ategnatos_mcp.errors import InvalidRequestError
-from ategnatos_mcp.providers.base import (
+from ategnatos_mcp.providers.clouds.base import (
     AnswerLimits,
     CreateOutcomeUnknownError,
     HttpApi,
@@ -18,7 +18,7 @@ from ategnatos_mcp.providers.base import (
     PaymentRequiredError,
     ProviderHttpError,
 )
-from ategnatos_mcp.providers.gpus import KNOWN_VRAM_GB, gpu_matches, lambda_gpu
+from ategnatos_mcp.providers.clouds.gpus import KNOWN_VRAM_GB, gpu_matches, lambda_gpu
 from ategnatos_mcp.providers.models import (
     Balance,
     CreateRequest,

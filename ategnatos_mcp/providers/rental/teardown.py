@@ -11,15 +11,14 @@ import anyio
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.progress import Progress
-from ategnatos_mcp.providers.base import GpuProvider, ProviderHttpError
+from ategnatos_mcp.providers.clouds.base import GpuProvider, ProviderHttpError
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
-from ategnatos_mcp.providers.results import TeardownItem, TeardownResult
+from ategnatos_mcp.providers.rental.hooks import Sleep
+from ategnatos_mcp.providers.rental.results import TeardownItem, TeardownResult
 
 __all__ = ["STILL_BILLING_WHEN_STOPPED", "bounded_teardown", "teardown_result", "terminate_confirmed"]
 
 logger = logging.getLogger("ategnatos_mcp.providers")
-
-Sleep = Callable[[float], Awaitable[None]]
 
 STILL_BILLING_WHEN_STOPPED = {
     "runpod": "The GPU is released, but a volume disk keeps billing (about $0.20/GB per month) and the "

@@ -1,189 +1,75 @@
-"""GpuService: offers across providers, spin-up with consent, boot watch, reconcile and teardown."""
+"""The renter: from a quote and the user's yes to a recorded rental. Every check runs before anyone is asked, the
+create is remembered before it is sent (a lost answer is found by tag), and one quote never rents twice."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import anyio
-
-from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError, UpstreamError
-from ategnatos_mcp.providers.base import (
-    GpuProvider,
-    OfferUnavailableError,
-    ProviderHttpError,
-)
-from ategnatos_mcp.providers.budget import BudgetExceededError, enforce_budget, month_spend
-from ategnatos_mcp.providers.create import create_once
-from ategnatos_mcp.providers.images import DEFAULT_IMAGE, IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
-from ategnatos_mcp.providers.ledger import GPU_DOCUMENT, open_rental, sync_studio
-from ategnatos_mcp.providers.lifecycle import EndListener, Lifecycle, Probe
+from ategnatos_mcp.errors import ConsentError, InvalidRequestError, UpstreamError
+from ategnatos_mcp.providers.clouds.base import GpuProvider, OfferUnavailableError, ProviderHttpError
+from ategnatos_mcp.providers.clouds.images import IMAGE_PROVIDERS, cuda_too_new, image_for, min_cuda_for
 from ategnatos_mcp.providers.models import (
     CreateRequest,
     GpuDocument,
     GpuOffer,
     Instance,
-    OfferQuery,
     PendingCreate,
     PriceAgreement,
     Quote,
     Rental,
 )
-from ategnatos_mcp.providers.priceguard import agreement_for
-from ategnatos_mcp.providers.quotes import (
-    PRICE_TOLERANCE_USD,
-    alternatives,
-    find_quote,
-    fits,
-    make_quote,
-    new_tag,
-    price_rose,
-    worst_case_usd,
-)
-from ategnatos_mcp.providers.reconcile import TAG_PREFIX
-from ategnatos_mcp.providers.results import (
-    InstanceView,
-    OffersResult,
-    OfferView,
-    SpinupResult,
-    why_prices_differ,
-)
+from ategnatos_mcp.providers.rental.budget import enforce_budget
+from ategnatos_mcp.providers.rental.consent import Consent, RentalPlan, get_consent
+from ategnatos_mcp.providers.rental.create import create_once
+from ategnatos_mcp.providers.rental.fleet import Fleet
+from ategnatos_mcp.providers.rental.hooks import Clock, PublicKey
+from ategnatos_mcp.providers.rental.ledger import GPU_DOCUMENT, open_rental, sync_studio
+from ategnatos_mcp.providers.rental.priceguard import agreement_for
+from ategnatos_mcp.providers.rental.quotes import find_quote, make_quote, new_tag, price_rose, worst_case_usd
+from ategnatos_mcp.providers.rental.reconcile import TAG_PREFIX
+from ategnatos_mcp.providers.rental.results import InstanceView, SpinupResult
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 
-__all__ = ["Consent", "GpuService", "TAG_PREFIX"]
-
-logger = logging.getLogger("ategnatos_mcp.providers")
+__all__ = ["Renter"]
 
 
-@dataclass(frozen=True)
-class _Plan:
-    quote: Quote
-    provider: GpuProvider
-    current: GpuOffer | None
-    ceiling: float
-    worst: float
-    question: str
-    image: str
-
-
-@dataclass(frozen=True)
-class Consent:
-    """How the user says yes. A client with a confirmation dialog (elicitation) either asks live (``ask``) or
-    already asked (``dialog`` + ``approved``); then ``confirmed`` counts for nothing. Only a client without a
-    dialog may rent with ``confirmed`` (the explicit ``confirm=true`` after the user's yes)."""
-
-    ask: Callable[[str], Awaitable[bool]] | None = None
-    dialog: bool = False
-    approved: bool = False
-    confirmed: bool = False
-
-
-class GpuService(Lifecycle):
-    """Everything that spends or saves money on GPU clouds goes through here."""
+class Renter:
+    """Rents from quotes; a new rental joins ``fleet``, which checks its billed price and watches it from then on."""
 
     def __init__(
         self,
         caps: GpuSettings,
         store: GrimoireStore,
-        providers: dict[str, GpuProvider],
+        fleet: Fleet,
         *,
-        clock: Callable[[], datetime],
-        public_key: Callable[[], Awaitable[str]],
-        probe: Probe,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
-        missing_keys: list[str] | None = None,
-        image: str = DEFAULT_IMAGE,
-        poll_seconds: float = 5.0,
+        clock: Clock,
+        public_key: PublicKey,
+        image: str,
     ) -> None:
         self.caps = caps
         self.store = store
-        self.providers = providers
+        self.fleet = fleet
         self.clock = clock
-        self._public_key = public_key
-        self.probe = probe
-        self.sleep = sleep
-        self.missing_keys = missing_keys or []
         self.image = image
-        self.poll_seconds = poll_seconds
-        self.end_listeners: dict[str, EndListener] = {}  # by name, so registering twice replaces
-        self._registered: set[str] = set()
+        self._public_key = public_key
+        self._registered: set[str] = set()  # providers that already have our SSH key
         self._shown: dict[str, float] = {}  # quote id -> the hourly price the last dialog question showed
 
-    # Offers --------------------------------------------------------------------------------------
-    async def find_offers(self, query: OfferQuery, limit: int = 8) -> OffersResult:
-        """The cheapest fitting offers across providers, each saved as a quote with an expiry."""
-        offered: dict[str, list[GpuOffer]] = {}
-        failed: dict[str, str] = {}
-
-        async def search(name: str, provider: GpuProvider) -> None:
-            try:
-                offered[name] = await provider.offers(query)
-            except AtegnatosError as exc:  # in a task group: report it here, or it would end the whole search
-                logger.info("offers from %s failed: %s", name, exc.message)
-                failed[name] = f"{provider.label} ({exc.message})"
-            except (ValueError, KeyError, TypeError):  # an answer in a shape we do not know: skip, don't fail all
-                logger.exception("offers from %s could not be read", name)
-                failed[name] = f"{provider.label} (answered in a form Ategnatos does not understand)"
-
-        async with anyio.create_task_group() as group:  # the clouds side by side: one slow cloud delays no other
-            for name, provider in self.providers.items():
-                group.start_soon(search, name, provider)
-        found = [offer for name in self.providers for offer in offered.get(name, [])]
-        not_searched = [f"{name} (no API key set)" for name in self.missing_keys]
-        not_searched += [failed[name] for name in self.providers if name in failed]
-        fitting = sorted((o for o in found if fits(o, query)), key=lambda o: (o.usd_per_hour, -(o.reliability or 0)))
-        now = self.clock()
-        quotes = [
-            make_quote(query, offer, alternatives(offer, fitting), now=now, ttl_seconds=self.caps.quote_ttl_seconds)
-            for offer in fitting[:limit]
-        ]
-        async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
-            upd.doc.quotes = {k: q for k, q in upd.doc.quotes.items() if q.expires_at > now and not q.used}
-            upd.doc.quotes.update({q.quote_id: q for q in quotes})
-            spent = month_spend(upd.doc.rentals.values(), now)
-            rentals = list(upd.doc.rentals.values())
-        return OffersResult(
-            offers=[OfferView.of(q, self._budget_note(q, rentals, now)) for q in quotes],
-            hours=query.hours,
-            why_prices_differ=why_prices_differ(quotes),
-            not_searched=not_searched,
-            max_usd_per_hour=self.caps.max_usd_per_hour,
-            month_spent_usd=spent,
-            monthly_cap_usd=self.caps.monthly_usd_cap,
-        )
-
-    def _budget_note(self, quote: Quote, rentals: list[Rental], now: datetime) -> str:
-        try:
-            enforce_budget(
-                self.caps,
-                usd_per_hour=quote.offer.usd_per_hour,
-                hours=quote.hours,
-                worst_case_usd=quote.worst_case_usd,
-                rentals=rentals,
-                now=now,
-            )
-        except BudgetExceededError as exc:
-            return exc.message
-        return ""
-
-    # Spin-up ---------------------------------------------------------------------------------------
-    async def consent_question(self, quote_id: str, image: str | None = None) -> str:
+    async def question(self, quote_id: str, image: str | None = None) -> str:
         """The plain-language question a confirmation dialog shows for this quote (runs every check first).
 
         Raises:
-            ConsentError, NotFoundError, BudgetExceededError, InvalidRequestError: as ``spinup`` would, before
+            ConsentError, NotFoundError, BudgetExceededError, InvalidRequestError: as ``rent`` would, before
                 anyone is asked.
         """
         plan = await self._plan(quote_id, dialog=True, image=image)
         self._shown[plan.quote.quote_id] = plan.ceiling
         return plan.question
 
-    async def spinup(self, quote_id: str, consent: Consent, label: str = "", image: str | None = None) -> SpinupResult:
+    async def rent(self, quote_id: str, consent: Consent, label: str = "", image: str | None = None) -> SpinupResult:
         """Rent from a quote after an explicit yes; never rents twice for one quote. ``image``: the container
-        image to start (RunPod and Vast.ai; default: the service's image).
+        image to start (RunPod and Vast.ai; default: ``self.image``).
 
         Raises:
             InvalidRequestError: not a plausible image name, or an image for a provider that starts none.
@@ -192,10 +78,10 @@ class GpuService(Lifecycle):
             UpstreamError: the provider failed; the message says whether anything may have been rented.
         """
         plan = await self._plan(quote_id, dialog=consent.dialog or consent.ask is not None, image=image)
-        await self._get_consent(plan, consent)
+        await get_consent(plan, consent, self._shown)
         return await self._rent(plan, label)
 
-    async def _plan(self, quote_id: str, *, dialog: bool, image: str | None = None) -> _Plan:
+    async def _plan(self, quote_id: str, *, dialog: bool, image: str | None = None) -> RentalPlan:
         now = self.clock()
         doc = await self.store.read(GPU_DOCUMENT, GpuDocument)
         quote = find_quote(doc, quote_id, now)
@@ -204,7 +90,7 @@ class GpuService(Lifecycle):
                 "That offer is this computer's own GPU: there is nothing to rent.",
                 hint="Use it directly (ComfyUI and training run here), or pick a cloud offer to rent.",
             )
-        provider = self._provider(quote.offer.provider)
+        provider = self.fleet.provider(quote.offer.provider)
         chosen = image_for(provider.name, provider.label, image, default=self.image)
         needed = cuda_too_new(chosen, quote.offer.max_cuda)
         if needed is not None:
@@ -243,36 +129,7 @@ class GpuService(Lifecycle):
             f"(at the latest after {self.caps.max_hours_per_instance:g} hours, your cap)."
             + (f" It starts the image {chosen}." if image and image.strip() else "")
         )
-        return _Plan(quote, provider, current, ceiling, worst, question, chosen)
-
-    async def _get_consent(self, plan: _Plan, consent: Consent) -> None:
-        if consent.ask is not None:
-            try:
-                approved = await consent.ask(plan.question)
-            except Exception:  # a client that fails to ask has not said yes
-                logger.exception("asking the user to confirm the rental failed")
-                approved = False
-        elif consent.dialog:
-            # The user answered a question asked earlier (maybe minutes ago): it must have shown this price.
-            shown = self._shown.pop(plan.quote.quote_id, None)
-            if consent.approved and (shown is None or plan.ceiling > shown + PRICE_TOLERANCE_USD):
-                raise ConsentError(
-                    "The price changed while the user was deciding, so nothing was rented.",
-                    hint="Call gpu_spinup again with the same quote id to ask with the current price.",
-                )
-            approved = consent.approved
-        else:
-            if not consent.confirmed:
-                raise ConsentError(
-                    f"Confirmation needed: {plan.question}",
-                    hint="Show this to the user; only if they say yes, call gpu_spinup again with quote_id "
-                    f"'{plan.quote.quote_id}' and confirm=true.",
-                )
-            approved = True
-        if not approved:
-            raise ConsentError(
-                "The rental was not confirmed, so nothing was rented.", hint="Ask for offers again when ready."
-            )
+        return RentalPlan(quote, provider, current, ceiling, worst, question, chosen)
 
     async def _requote(self, quote: Quote, current: GpuOffer) -> Quote:
         fresh = make_quote(
@@ -283,7 +140,7 @@ class GpuService(Lifecycle):
             upd.doc.quotes[fresh.quote_id] = fresh
         return fresh
 
-    async def _rent(self, plan: _Plan, label: str) -> SpinupResult:
+    async def _rent(self, plan: RentalPlan, label: str) -> SpinupResult:
         quote, provider, current, ceiling = plan.quote, plan.provider, plan.current, plan.ceiling
         tag = new_tag()
         name = f"{TAG_PREFIX}{tag}" + (f"-{_slug(label)}" if label else "")
@@ -318,7 +175,7 @@ class GpuService(Lifecycle):
                     ssh_public_key=public_key,
                 )
                 try:
-                    instance = await create_once(provider, request, sleep=self.sleep)
+                    instance = await create_once(provider, request, sleep=self.fleet.sleep)
                 except OfferUnavailableError as exc:
                     tried.append(f"{candidate.offer_ref}: {exc.message}")
                     continue
@@ -338,7 +195,7 @@ class GpuService(Lifecycle):
         rental = await self._record(instance, tag, offer.gpu, quote, agreement)
         # The create answer may already say what the provider bills (RunPod's pod cost; Vast.ai and Lambda once
         # the new instance is read back); above the yes or a cap it is ended here, before any answer.
-        rental = await self.settle_price(rental.key, instance.usd_per_hour)
+        rental = await self.fleet.settle_price(rental.key, instance.usd_per_hour)
         return SpinupResult(
             instance=InstanceView.of(rental, self.clock()),
             quote_id=quote.quote_id,

@@ -58,8 +58,10 @@ def _consent(ctx: Context[Wiring], answer: ElicitationResult[RentalConfirmation]
         return Consent(confirmed=confirm)
     # With a dialog only the user's answer there counts: confirm=true or "always allow" never does.
     approved = False
-    if isinstance(answer, AcceptedElicitation):
-        approved = answer.data.rent is True
+    # The resolver may have answered NoDialog (no form in this client): only a real form answer counts.
+    data: object = answer.data if isinstance(answer, AcceptedElicitation) else None
+    if isinstance(data, RentalConfirmation):
+        approved = data.rent is True
     return Consent(dialog=True, approved=approved)
 
 

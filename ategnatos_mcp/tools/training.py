@@ -227,7 +227,9 @@ async def train_confirm(
         )
     if client_has_dialog(ctx):
         # With a form only the artist's answer there counts, never a hash passed by the model.
-        said_yes = isinstance(answer, AcceptedElicitation) and answer.data.confirm
+        # The resolver may have answered NoDialog: only a real form answer counts.
+        data: object = answer.data if isinstance(answer, AcceptedElicitation) else None
+        said_yes = isinstance(data, ConfirmAnswer) and data.confirm
         if not said_yes:
             raise ConsentError(
                 f"The artist did not confirm the plan for '{name}'; nothing was recorded.",

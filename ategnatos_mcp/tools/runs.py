@@ -121,14 +121,15 @@ async def train_dry_run(
     wait_seconds: Annotated[
         float, Field(ge=0, le=240, description="How long to wait for it before handing back (it keeps running).")
     ] = 45.0,
+    steps: Annotated[int, Field(description="Training steps of the dry run: 2 to 5 (default 3), then one save.")] = 3,
 ) -> Annotated[CallToolResult, DryRunResult]:
-    """Gate 4: run the dry-run variant of the confirmed config (a few steps, one save) on the host.
+    """Gate 4: run the dry-run variant of the confirmed config (3 steps by default, 2-5 accepted, one save) on the host.
 
     Passes when the trainer reaches its steps and writes its one save with no error in the log. If it is
     still running after wait_seconds, call again (it re-attaches, never starts twice). Needs gate 3 on that host.
     """
     runs = await training_runs(app_of(ctx))
-    result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx))
+    result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx), steps=steps)
     status = result.status
     if result.state == "running":
         summary = (

@@ -99,7 +99,7 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert not dry.is_error, dry.content
     result = dry.structured_content
     assert result is not None and result["passed"] is True, result
-    assert result["progress"]["step"] == result["progress"]["total_steps"] == 10
+    assert result["progress"]["step"] == result["progress"]["total_steps"] == 3
     assert [c["kind"] for c in result["progress"]["checkpoints"]] == ["final"]
     assert result["gates"]["dry_run"]["status"] == "passed"
     assert result["gates"]["dry_run"]["config_hash"] == config_hash
@@ -226,6 +226,31 @@ async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_tha
     assert result["gates"]["dry_run"]["status"] == "failed"
     refused = await client.call_tool("launch_training", {"name": "ink"})
     assert refused.is_error and "Gate 4 (dry run): no passing dry run yet." in _text(refused)
+
+
+async def test_a_dry_run_takes_three_steps_and_one_save_unless_told_two_to_five(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_3(client, home, fake)
+    for steps in (1, 6, 10, 0, -3):
+        refused = await client.call_tool("train_dry_run", {"name": "ink", "steps": steps, "wait_seconds": 60})
+        assert refused.is_error, refused.content
+        assert f"A dry run takes 2 to 5 training steps; {steps} was asked for" in _text(refused)
+        assert "steps between 2 and 5" in _text(refused)
+    assert not (home / "workspace" / "training" / "ink" / "runs").exists()  # nothing started for a refusal
+
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    result = dry.structured_content
+    assert result is not None and result["passed"] is True, dry.content
+    assert result["progress"]["step"] == result["progress"]["total_steps"] == 3
+    assert [c["kind"] for c in result["progress"]["checkpoints"]] == ["final"]  # one save
+    args = (home / "workspace" / "configs" / "ink" / "dryrun-ink.toml").read_text(encoding="utf-8")
+    assert "max_train_steps = 3\n" in args  # the plan's dry-run file says the same
+
+    five = await client.call_tool("train_dry_run", {"name": "ink", "steps": 5, "wait_seconds": 60})
+    assert five.structured_content["passed"] is True, five.content  # type: ignore[index]
+    assert five.structured_content["progress"]["total_steps"] == 5  # type: ignore[index]
 
 
 async def test_a_running_dry_run_is_reattached_not_started_twice(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
+from ategnatos_mcp.training.models import DRY_RUN_STEP_RANGE, DRY_RUN_STEPS
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
@@ -28,7 +29,7 @@ from ategnatos_mcp.training.execution.runner import (
     wait_for_run,
 )
 
-__all__ = ["DryRunResult", "judge_dry_run", "run_dry_run"]
+__all__ = ["DryRunResult", "check_dry_run_steps", "judge_dry_run", "run_dry_run"]
 
 _DRY_RUN_HANG_SECONDS = 300.0
 
@@ -45,6 +46,23 @@ class DryRunResult(BaseModel):
     progress: TrainingProgress
     log_tail: str = Field(default="", description="The last lines of the trainer's log.")
     gates: GateState | None = None
+
+
+def check_dry_run_steps(steps: int) -> int:
+    """``steps`` when it is a dry run's length (2-5 steps, as the seed's gate 4 asks).
+
+    Raises:
+        InvalidRequestError: any other number.
+    """
+    low, high = DRY_RUN_STEP_RANGE
+    if not low <= steps <= high:
+        raise InvalidRequestError(
+            f"A dry run takes {low} to {high} training steps; {steps} was asked for. It only has to prove that the "
+            "model and the images load and that a step and a save work, so a few steps are enough, and each one "
+            "costs GPU time.",
+            hint=f"Call train_dry_run again with steps between {low} and {high}, or leave steps out ({DRY_RUN_STEPS}).",
+        )
+    return steps
 
 
 def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress) -> list[str]:
@@ -78,12 +96,14 @@ async def run_dry_run(
     now: datetime,
     report: Reporter | None = None,
     env: dict[str, str] | None = None,
+    steps: int = DRY_RUN_STEPS,
 ) -> DryRunResult:
     """Start (or re-attach to) the dry run on ``host``, follow it for ``wait_seconds``, record gate 4 when done.
 
     Raises:
-        InvalidRequestError: gate 3 has not passed on this host.
+        InvalidRequestError: gate 3 has not passed on this host, or ``steps`` is not 2-5.
     """
+    check_dry_run_steps(steps)
     cfg, identity = plan.cfg, host.spec.identity
     env_gate = plan.gates.environment
     if env_gate.status != "passed" or env_gate.host != identity:
@@ -106,6 +126,7 @@ async def run_dry_run(
             now=now,
             hang_seconds=_DRY_RUN_HANG_SECONDS,
             env=env,
+            dry_run_steps=steps,
         )
         await _save(store, cfg.name, handle)
     status = await wait_for_run(host, handle, wait_seconds, report)

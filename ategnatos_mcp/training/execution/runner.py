@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
+from ategnatos_mcp.training.models import DRY_RUN_STEPS
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
@@ -54,11 +55,18 @@ def supervisor_source() -> str:
 
 
 def render_for_host(
-    cfg: TrainingConfig, backend: str, *, dataset_dir: str, run_dir: str, output_dir: str, dry_run: bool
+    cfg: TrainingConfig,
+    backend: str,
+    *,
+    dataset_dir: str,
+    run_dir: str,
+    output_dir: str,
+    dry_run: bool,
+    dry_run_steps: int = DRY_RUN_STEPS,
 ) -> RenderedBackend:
     """The backend's files and command with the host's own paths."""
     paths = RunPaths(dataset_dir=dataset_dir, config_dir=f"{run_dir}/config", output_dir=output_dir)
-    return render_backend(cfg, backend, paths, dry_run=dry_run)  # type: ignore[arg-type]
+    return render_backend(cfg, backend, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)  # type: ignore[arg-type]
 
 
 def _edits(rendered: RenderedBackend, config_dir: str) -> list[dict[str, object]]:
@@ -123,6 +131,7 @@ async def start_run(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     batch: tuple[int, int] | None = None,
+    dry_run_steps: int = DRY_RUN_STEPS,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
 
@@ -141,7 +150,13 @@ async def start_run(
         run_dir = f"{base}/runs/{kind}-{stamp}-{n}"
     output_dir = f"{base}/output" + ("/dryrun" if kind == "dry_run" else "")
     rendered = render_for_host(
-        cfg, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output", dry_run=kind == "dry_run"
+        cfg,
+        backend,
+        dataset_dir=dataset_dir,
+        run_dir=run_dir,
+        output_dir=f"{base}/output",
+        dry_run=kind == "dry_run",
+        dry_run_steps=dry_run_steps,
     )
     config_dir = f"{run_dir}/config"
     for filename, text in rendered.files.items():

@@ -21,7 +21,7 @@ from ategnatos_mcp.training import (
     record_training_started,
     refuse_if_trained,
 )
-from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
+from ategnatos_mcp.training.execution.dryrun import DryRunResult, check_dry_run_steps, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
@@ -37,6 +37,7 @@ from ategnatos_mcp.training.execution.runner import Reporter, host_dataset_dir
 from ategnatos_mcp.training.execution.samples import SamplePreview, sample_previews
 from ategnatos_mcp.training.execution.tracking import RunReport, follow_run
 from ategnatos_mcp.training.execution.uploads import DatasetUploads, UploadJob
+from ategnatos_mcp.training.models import DRY_RUN_STEPS
 
 __all__ = ["DEFAULT_BACKEND_DIRS", "TrainingRuns"]
 
@@ -165,15 +166,19 @@ class TrainingRuns:
             name=name, host=key[1], passed=False, problems=[problem], facts={}, upload=job.progress, gates=gates
         )
 
-    async def dry_run(self, name: str, host_text: str, *, wait_seconds: float, report: Reporter | None) -> DryRunResult:
+    async def dry_run(
+        self, name: str, host_text: str, *, wait_seconds: float, report: Reporter | None, steps: int = DRY_RUN_STEPS
+    ) -> DryRunResult:
+        check_dry_run_steps(steps)  # before anything else: a plain word on the argument first
         plan = await load_confirmed_plan(self.store, name)
         refuse_if_trained(plan.gates, "a dry run")  # its dry-run folder is kept as it was too
         spec = await resolve_host(self.store, host_text)
         async with self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
             return await run_dry_run(
-                host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report
-            )
+                host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report,
+                steps=steps,
+            )  # fmt: skip
 
     async def launch(
         self, name: str, host_text: str, *, report: Reporter | None, resume: bool = False, fresh: bool = False

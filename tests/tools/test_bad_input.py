@@ -301,6 +301,7 @@ CASES: dict[str, ToolCases] = {
             E({"name": "no-such-run"}, "no-such-run"),
             E({"name": "ink"}, "dataset_audit", "train_confirm"),  # before every gate
             E({"name": "ink", "resume": True, "fresh": True}, "resume", "fresh"),
+            E({"name": "ink", "action": "stop"}, "Nothing of 'ink' was started"),
             E({"name": "ink", "host": "runpod:no-such-pod"}, "runpod:no-such-pod"),
         ],
     ),

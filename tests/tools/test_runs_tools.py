@@ -273,7 +273,9 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
     assert [r.name.split("-")[0] for r in runs] == ["dry_run"]  # one run folder: the second call re-attached
 
 
-async def test_stop_through_training_status(client: Client, app: AppContext, home: Path, tmp_path: Path) -> None:
+async def test_training_status_only_reads_and_launch_training_stops_the_run(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
     await _through_gate_3(client, home, fake)
@@ -297,11 +299,26 @@ async def test_stop_through_training_status(client: Client, app: AppContext, hom
     )
     assert held.structured_content["state"] == "running", held.content  # type: ignore[index]
     assert seen and seen[-1][1] == held.structured_content["status"]["total_steps"]  # type: ignore[index]
-    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert "stop" not in tools["training_status"].input_schema["properties"]
+    asked = await client.call_tool("training_status", {"name": "ink", "stop": True})  # an old habit: ignored
+    assert asked.structured_content["state"] == "running", asked.content  # type: ignore[index]
+    still = await client.call_tool("training_status", {"name": "ink"})
+    assert still.structured_content["state"] == "running"  # type: ignore[index]  # reading never stops it
+    both = await client.call_tool("launch_training", {"name": "ink", "action": "stop", "resume": True})
+    assert both.is_error and "choose one" in _text(both)
+
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
     assert not stopped.is_error, stopped.content
-    assert stopped.structured_content["state"] == "stopped"  # type: ignore[index]
+    answer = stopped.structured_content
+    assert answer is not None and answer["action"] == "stop" and answer["status"]["state"] == "stopped"
+    assert answer["handle"]["run_dir"] == launched.structured_content["handle"]["run_dir"]  # type: ignore[index]
+    assert f"Training of 'ink' on local stopped at step {answer['status']['step']}" in _text(stopped)
+    assert "resume=true" in answer["next_step"]
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "State: stopped" in progress_md
+    again = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert not again.is_error and "had already ended (stopped); nothing was stopped" in _text(again)
 
 
 async def _held_then_stopped(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
@@ -315,9 +332,9 @@ async def _held_then_stopped(client: Client, app: AppContext, fake: FakeInstall,
             if status["total_steps"] and status["step"] == status["total_steps"] - 1:
                 break
             await anyio.sleep(0.05)
-    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
-    assert stopped.structured_content["state"] == "stopped", stopped.content  # type: ignore[index]
-    return stopped.structured_content  # type: ignore[return-value]
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert stopped.structured_content["status"]["state"] == "stopped", stopped.content  # type: ignore[index]
+    return (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content  # type: ignore[return-value]
 
 
 async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishes(
@@ -587,3 +604,71 @@ async def test_a_kohya_run_with_regularisation_images_runs_the_doubled_steps_the
     assert report["status"]["total_steps"] == epochs * 2 * 20  # sd-scripts pairs each view with a reg image
     saved = [c["epoch"] for c in report["checkpoints"] if c["kind"] == "epoch"]
     assert saved == list(range(1, epochs))  # epochs named right although each holds twice the planned steps
+
+
+async def _held_before_the_last_step(client: Client, app: AppContext, fake: FakeInstall, go: Path) -> dict[str, Any]:
+    """Launch with the trainer held before its last step; the status once it got there."""
+    app.services["training-hosts"].local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(10):
+        while True:
+            report = (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content
+            assert report is not None
+            status = report["status"]
+            if status["total_steps"] and status["step"] == status["total_steps"] - 1:
+                return report
+            await anyio.sleep(0.05)
+
+
+async def test_training_status_says_how_long_the_run_still_needs(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    fake.env["FAKE_SECONDS_PER_STEP"] = "1500"  # a slow card: its bar says 25:00 left at the last step
+    await _held_before_the_last_step(client, app, fake, go)
+    status = await client.call_tool("training_status", {"name": "ink", "previews": 0})
+    report = status.structured_content
+    assert report is not None and report["state"] == "running", status.content
+    assert report["progress"]["eta_seconds"] == 1500 and report["progress"]["seconds_per_step"] == 1500
+    assert report["time_left"] == {"seconds": 1500, "words": "about 25 minutes", "basis": "trainer"}
+    assert "Time left: about 25 minutes (from the trainer's own estimate)." in _text(status)
+    assert report["next_step"].startswith("Still running, about 25 minutes left")
+    assert report["cost"] is None and report["stall"] is None  # this computer costs nothing; the log is fresh
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Time left: about 25 minutes" in progress_md
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
+    assert done.structured_content["time_left"] is None and "Time left" not in _text(done)  # type: ignore[index]
+
+
+async def test_a_run_whose_log_stops_moving_is_named_with_what_to_do(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    app.settings.training.stall_minutes = 0.02  # 1.2 s instead of 15 minutes, so the test need not wait
+    await _held_before_the_last_step(client, app, fake, go)  # silent from here on, as a hung trainer is
+    with anyio.fail_after(15):
+        while (
+            report := (await client.call_tool("training_status", {"name": "ink", "previews": 0}))
+        ).structured_content[  # type: ignore[index]
+            "stall"
+        ] is None:
+            await anyio.sleep(0.2)
+    stall = report.structured_content["stall"]  # type: ignore[index]
+    assert stall["kind"] == "silent" and stall["step"] == report.structured_content["status"]["step"]  # type: ignore[index]
+    assert stall["warning"].startswith("No progress for ") and "printed nothing since step" in stall["warning"]
+    assert "launch_training(name='ink', action='stop')" in stall["warning"]
+    assert "launch_training(name='ink', resume=true)" in stall["warning"]
+    assert f"Warning: {stall['warning']}" in _text(report)
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Warning: No progress for" in progress_md
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
+    assert done.structured_content["stall"] is None  # type: ignore[index]

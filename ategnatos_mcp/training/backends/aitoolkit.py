@@ -111,7 +111,10 @@ def render_aitoolkit(
     import yaml
 
     name = f"{cfg.name}-dryrun" if dry_run else cfg.name
-    job = {"job": "extension", "config": {"name": name, "process": [_process(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)]}}
+    job = {
+        "job": "extension",
+        "config": {"name": name, "process": [_process(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)]},
+    }
     check_aitoolkit(job)
     job["meta"] = {"name": "[name]", "version": "1.0"}
     filename = f"{'dryrun-' if dry_run else ''}{cfg.name}.yaml"

@@ -14,7 +14,6 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
-from ategnatos_mcp.training.models import DRY_RUN_STEP_RANGE, DRY_RUN_STEPS
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
@@ -28,6 +27,7 @@ from ategnatos_mcp.training.execution.runner import (
     stop_run,
     wait_for_run,
 )
+from ategnatos_mcp.training.models import DRY_RUN_STEP_RANGE, DRY_RUN_STEPS
 
 __all__ = ["DryRunResult", "check_dry_run_steps", "judge_dry_run", "run_dry_run"]
 

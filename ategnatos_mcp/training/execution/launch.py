@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
@@ -20,7 +21,7 @@ from ategnatos_mcp.training import (
     write_records,
 )
 from ategnatos_mcp.training.execution.hosts import TrainingHost
-from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
+from ategnatos_mcp.training.execution.models import RunHandle, RunKind, SupervisorStatus
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
 from ategnatos_mcp.training.execution.resume import (
     ResumePoint,
@@ -38,12 +39,17 @@ _HANG_SECONDS = 900.0  # no output for 15 minutes after an OOM: the job is stuck
 
 
 class LaunchResult(BaseModel):
-    """A started training run and the handle training_status uses to find it again."""
+    """A started (or, with action 'stop', stopped) run and the handle training_status uses to find it again."""
 
     name: str
     host: str
+    action: Literal["start", "stop"] = "start"
+    kind: RunKind = "training"
     handle: RunHandle
     status: SupervisorStatus
+    resume: str = Field(default="", description="After a stop: where a resume would continue from, in words.")
+    resume_from_step: int | None = Field(default=None, description="After a stop: the step a resume continues from.")
+    next_step: str = ""
     resumed_from_step: int | None = None
     batch_size: int | None = Field(default=None, description="The batch size it starts at.")
     gradient_accumulation: int | None = Field(default=None, description="The gradient accumulation it starts at.")
@@ -204,7 +210,8 @@ async def _earlier_run_ended(
             raise StateError(
                 f"A training run of '{plan.cfg.name}' is still going on {previous.host.identity}.",
                 document=previous.run_dir,
-                hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
+                hint=f"Follow it with training_status, or stop it first: launch_training(name='{plan.cfg.name}', "
+                "action='stop').",
             )
     ended = previous.final_state or (status.state if status is not None else "lost")
     if status is not None or (await read_gates(store, plan.cfg.name)).training_run is None:

@@ -73,6 +73,8 @@ class SupervisorStatus(BaseModel):
     attempts: list[dict[str, object]] = Field(default_factory=list)
     started_at: str | None = None
     updated_at: str | None = None
+    last_output_at: str | None = Field(default=None, description="When the trainer last printed anything (host clock).")
+    last_step_at: str | None = Field(default=None, description="When the step count last moved (host clock).")
 
     @property
     def finished(self) -> bool:
@@ -110,6 +112,9 @@ class TrainingProgress(BaseModel):
     checkpoints: list[CheckpointInfo] = Field(default_factory=list)
     samples_at_steps: list[int] = Field(default_factory=list)
     completed: bool = False
+    elapsed_seconds: float | None = Field(default=None, description="The progress bar's elapsed time.")
+    eta_seconds: float | None = Field(default=None, description="The progress bar's own estimate of the time left.")
+    seconds_per_step: float | None = Field(default=None, description="The progress bar's rate, as seconds per step.")
     errors: list[Diagnosis] = Field(default_factory=list)
     resume: str = Field(default="", description="Honest word on where a restart would begin.")
 

@@ -21,10 +21,10 @@ from pydantic import ValidationError
 
 from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
-from ategnatos_mcp.training.models import DRY_RUN_STEPS
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
+from ategnatos_mcp.training.models import DRY_RUN_STEPS
 
 __all__ = [
     "Reporter",

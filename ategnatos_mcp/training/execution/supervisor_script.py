@@ -170,6 +170,8 @@ class Supervisor:
             "attempts": [],
             "started_at": _now(),
             "updated_at": _now(),
+            "last_output_at": None,  # host clock, like updated_at: how long the log has been still is their difference
+            "last_step_at": None,
         }
 
     # bookkeeping
@@ -248,7 +250,10 @@ class Supervisor:
         match = self.progress.search(line) if self.progress else None
         if match:
             seen["progress"] = True
-            self.status["step"] = int(match.group("step"))
+            step = int(match.group("step"))
+            if step != self.status["step"] or self.status["last_step_at"] is None:
+                self.status["last_step_at"] = _now()
+            self.status["step"] = step
             self.status["total_steps"] = int(match.group("total"))
             if "epoch" in match.groupdict() and match.group("epoch"):
                 self.status["epoch"] = int(match.group("epoch"))
@@ -300,6 +305,7 @@ class Supervisor:
             now = time.monotonic()
             if chunk:
                 last_output = now
+                self.status["last_output_at"] = _now()
                 log.write(chunk)
                 log.flush()
                 self._heartbeat(now)

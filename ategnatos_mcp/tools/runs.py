@@ -233,6 +233,8 @@ def _report_summary(report: RunReport) -> str:
         + (f", loss {report.progress.loss:g}" if report.progress.loss is not None else "")
         + "."
     ]
+    if status.savers:
+        lines.append(f"Memory savers switched on after running out of memory: {', '.join(status.savers)}.")
     if report.checkpoints:
         lines.append(
             "Saved: "

@@ -672,3 +672,139 @@ async def test_a_run_whose_log_stops_moving_is_named_with_what_to_do(
     done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
     assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
     assert done.structured_content["stall"] is None  # type: ignore[index]
+
+
+# The stand-in card fits only once gradient checkpointing is on, named as each backend's own config names it.
+_FITS_WITH_CHECKPOINTING = {
+    "kohya": "gradient_checkpointing=true",
+    "simpletuner": "gradient_checkpointing=true",
+    "ai-toolkit": "gradient_checkpointing=true",
+}
+
+
+@pytest.mark.parametrize("backend", ["kohya", "simpletuner", "ai-toolkit"])
+async def test_out_of_memory_at_batch_1_goes_on_with_the_trainers_memory_savers_named_in_plain_words(
+    client: Client, app: AppContext, home: Path, tmp_path: Path, backend: str
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    overrides = {"gradient_checkpointing": False, "batch_size": 2}
+    await _through_gate_4(client, home, fake, backend, overrides=overrides)
+    go = tmp_path / "go"
+    knobs = {"FAKE_OOM_UNLESS": _FITS_WITH_CHECKPOINTING[backend], "FAKE_WAIT_FILE": str(go)}
+    app.services["training-hosts"].local_env = {**fake.env, **knobs}  # the long run needs more memory
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(20):  # until it runs again after the ladder
+        while (
+            report := (await client.call_tool("training_status", {"name": "ink", "previews": 0}))
+        ).structured_content[  # type: ignore[index]
+            "status"
+        ]["step"] < 1 or not report.structured_content["status"]["savers"]:  # type: ignore[index]
+            await anyio.sleep(0.05)
+    status = report.structured_content["status"]  # type: ignore[index]
+    assert status["message"] == (
+        "Ran out of graphics memory at batch size 1; now trying with gradient checkpointing, which saves memory at "
+        "about 20 % more time (values are recomputed instead of kept)."
+    )
+    assert "Memory savers switched on after running out of memory: gradient checkpointing." in _text(report)
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    final = done.structured_content
+    assert final is not None and final["state"] == "succeeded", done.content
+    attempts = [(a["batch_size"], a["gradient_accumulation"], a["savers"]) for a in final["status"]["attempts"]]
+    assert attempts == [(2, 1, []), (1, 2, []), (1, 2, ["gradient checkpointing"])]
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Memory savers switched on after running out of memory: gradient checkpointing" in progress_md
+
+
+async def test_when_nothing_fits_the_run_stops_and_only_proposes_a_lower_resolution(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya", overrides={"batch_size": 2})
+    app.services["training-hosts"].local_env = {**fake.env, "FAKE_OOM_ABOVE": "0"}  # the long run does not fit at all
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    report = done.structured_content
+    assert report is not None and report["state"] == "failed", done.content
+    status = report["status"]
+    assert status["memory_exhausted"] is True
+    assert [(a["batch_size"], a["savers"]) for a in status["attempts"]] == [
+        (2, []), (1, []), (1, ["the base model loaded in 8 bits"]),
+    ]  # fmt: skip
+    assert status["message"] == (
+        "Out of graphics memory even at batch size 1, with every memory saver this trainer offers switched on "
+        "(the base model loaded in 8 bits)."
+    )
+    step = report["next_step"]
+    assert step.startswith("What is left is training at a lower resolution, 768 px instead of 1024 px.")
+    assert "not done without the artist's yes" in step and "(it plans the next version, 'ink-v2')" in step
+    assert "overrides={'batch_size': 2, 'resolution': 768})" in step and "train_plan(name='ink'" in step
+    assert step.endswith("then confirm it. Or train on a GPU with more memory (gpu_offers shows which fit).")
+    assert "gpu_offers" in step and "resume=true" not in step  # resuming would only run out of memory again
+    run_config = Path(launched.structured_content["handle"]["run_dir"]) / "config"  # type: ignore[index]
+    assert all("resolution = 1024" in p.read_text() for p in run_config.glob("*-dataset.toml"))  # never lowered
+
+
+async def test_a_dry_run_that_fits_only_with_a_memory_saver_names_the_plan_that_fits(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path, FAKE_OOM_UNLESS="gradient_checkpointing=true")
+    _dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    plan_args = {**PLAN, "overrides": {"gradient_checkpointing": False, "batch_size": 2}}
+    planned = await client.call_tool("train_plan", plan_args)
+    config_hash = planned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})).is_error
+    env_args = {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
+    assert (await client.call_tool("train_validate_environment", env_args)).structured_content["passed"] is True  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    result = dry.structured_content
+    assert result is not None and result["passed"] is False, dry.content
+    problem = result["problems"][0]
+    assert (
+        "only fit at batch size 1 with gradient accumulation 2 and with gradient checkpointing switched on" in problem
+    )
+    call = problem.split("confirm again: ")[1].rstrip(".")
+    assert call.startswith("train_plan(name='ink', ") and "'gradient_checkpointing': True" in call
+    assert "'batch_size': 1, 'gradient_accumulation': 2" in call
+
+    replanned = await client.call_tool(
+        "train_plan", eval("dict" + call.removeprefix("train_plan"))
+    )  # the call as given
+    assert not replanned.is_error, replanned.content
+    fitted = replanned.structured_content["config"]  # type: ignore[index]
+    assert (fitted["gradient_checkpointing"], fitted["batch_size"], fitted["gradient_accumulation"]) == (True, 1, 2)
+    new_hash = replanned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": new_hash})).is_error
+    assert (await client.call_tool("train_validate_environment", env_args)).structured_content["passed"] is True  # type: ignore[index]
+    again = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert again.structured_content["passed"] is True, again.content  # type: ignore[index]
+
+
+async def test_a_resume_keeps_the_memory_savers_the_ladder_switched_on(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya", overrides={"gradient_checkpointing": False, "batch_size": 2})
+    fake.env["FAKE_OOM_UNLESS"] = "gradient_checkpointing=true"  # the long run needs more memory than the dry run
+    report = await _held_then_stopped(client, app, fake, go)
+    assert report["status"]["savers"] == ["gradient checkpointing"] and report["resume_from_step"], report
+
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    assert "only fit with gradient checkpointing switched on by the out-of-memory ladder" in _text(resumed)
+    answer = resumed.structured_content
+    assert answer is not None and answer["handle"]["memory_savers"] == ["gradient checkpointing"]
+    assert "gradient_checkpointing = true" in (Path(answer["handle"]["run_dir"]) / "config" / "ink.toml").read_text()
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    attempts = [(a["batch_size"], a["savers"]) for a in result["status"]["attempts"]]
+    assert attempts == [(1, ["gradient checkpointing"])]  # no second trip down the ladder

@@ -15,6 +15,7 @@ from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import out_of_memory_advice, replan_call
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
@@ -65,19 +66,30 @@ def check_dry_run_steps(steps: int) -> int:
     return steps
 
 
-def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress) -> list[str]:
-    """Why a finished dry run does not pass (empty: it passed)."""
+def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress, plan: ConfirmedPlan | None = None) -> list[str]:
+    """Why a finished dry run does not pass (empty: it passed). With ``plan``, a run that only fit with a smaller
+    batch or memory savers names the exact train_plan call that plans what fit."""
     problems: list[str] = []
+    name = plan.cfg.name if plan is not None else ""
+    request = plan.gates.plan_request if plan is not None else None
     if len(status.attempts) > 1 and status.state == "succeeded":
         first = status.attempts[0]
+        overrides = {
+            **status.saver_overrides,
+            "batch_size": status.batch_size,
+            "gradient_accumulation": status.gradient_accumulation,
+        }
+        savers = f" and with {', '.join(status.savers)} switched on" if status.savers else ""
         problems.append(
             f"It ran out of graphics memory at batch size {first['batch_size']} and only fit at batch size "
-            f"{status.batch_size} with gradient accumulation {status.gradient_accumulation}. Re-plan with "
-            f"overrides {{'batch_size': {status.batch_size}, 'gradient_accumulation': {status.gradient_accumulation}}}"
-            " and confirm again."
+            f"{status.batch_size} with gradient accumulation {status.gradient_accumulation}{savers}. Re-plan with "
+            f"overrides {overrides} and confirm again"
+            + (f": {replan_call(name, request, overrides)}." if plan is not None else ".")
         )
     elif status.state != "succeeded":
         problems.append(status.message or f"The dry run ended as {status.state}.")
+        if status.memory_exhausted and plan is not None:
+            problems.append(out_of_memory_advice(plan.cfg, name, request))
     if status.state == "succeeded" and progress.total_steps and progress.step < progress.total_steps:
         problems.append(f"It stopped at step {progress.step} of {progress.total_steps}.")
     if status.state == "succeeded" and not progress.checkpoints:
@@ -137,7 +149,7 @@ async def run_dry_run(
         return DryRunResult(
             name=cfg.name, host=identity, state="running", passed=None, status=status, progress=progress, log_tail=tail
         )
-    problems = judge_dry_run(status, progress)
+    problems = judge_dry_run(status, progress, plan)
     gates = await record_dry_run_gate(
         store, cfg.name, host=identity, config_hash=cfg.config_hash, passed=not problems, log_tail=log[-4000:]
     )

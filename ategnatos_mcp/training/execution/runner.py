@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import memory_rungs
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
 from ategnatos_mcp.training.models import DRY_RUN_STEPS
@@ -132,11 +133,13 @@ async def start_run(
     extra_args: list[str] | None = None,
     batch: tuple[int, int] | None = None,
     dry_run_steps: int = DRY_RUN_STEPS,
+    start_rung: int = 0,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
 
-    ``batch`` (batch size, gradient accumulation) starts at another rung than the plan's: the one an earlier
-    run's OOM ladder reached (the supervisor edits its copy of the files before the first attempt).
+    ``batch`` (batch size, gradient accumulation) and ``start_rung`` (memory savers on) start at another rung than
+    the plan's: the one an earlier run's OOM ladder reached (the supervisor edits its copy of the files before the
+    first attempt). The spec carries every memory-saver rung of this backend, rendered (see ``ladder.py``).
 
     Raises:
         StateError: the supervisor did not come up.
@@ -161,6 +164,17 @@ async def start_run(
     config_dir = f"{run_dir}/config"
     for filename, text in rendered.files.items():
         await host.write_text(f"{config_dir}/{filename}", text)
+
+    def files_of(variant: TrainingConfig) -> dict[str, str]:
+        return render_for_host(
+            variant, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output",
+            dry_run=kind == "dry_run", dry_run_steps=dry_run_steps,
+        ).files  # fmt: skip
+
+    rungs = [
+        {**rung.model_dump(exclude={"files"}), "files": {f"{config_dir}/{n}": t for n, t in rung.files.items()}}
+        for rung in memory_rungs(cfg, backend, files_of)
+    ]
     workdir = rendered.workdir if rendered.workdir.startswith("/") else backend_dir
     progress, loss = progress_regex(backend, _job_name(rendered))
     start_batch, start_accumulation = batch or (cfg.batch_size, cfg.gradient_accumulation)
@@ -176,6 +190,8 @@ async def start_run(
         "max_halvings": max_halvings,
         "hang_seconds": hang_seconds,
         "edits": _edits(rendered, config_dir),
+        "rungs": rungs,
+        "start_rung": min(start_rung, len(rungs)),
         "signatures": [{"id": s["id"], "regex": s["regex"]} for s in signatures()],
         "oom_ids": list(OOM_IDS),
         "progress_regex": progress,
@@ -201,6 +217,7 @@ async def start_run(
         started_at=now,
         batch_size=start_batch,
         gradient_accumulation=start_accumulation,
+        memory_savers=[str(r["label"]) for r in rungs[:start_rung]],
     )
     with anyio.move_on_after(20):
         while (await read_status(host, handle)).state == "missing":

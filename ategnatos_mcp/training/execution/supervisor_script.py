@@ -172,6 +172,10 @@ class Supervisor:
             "updated_at": _now(),
             "last_output_at": None,  # host clock, like updated_at: how long the log has been still is their difference
             "last_step_at": None,
+            "rung": 0,  # memory-saver rungs switched on (spec "rungs", in order)
+            "savers": [],
+            "saver_overrides": {},
+            "memory_exhausted": False,
         }
 
     # bookkeeping
@@ -336,16 +340,80 @@ class Supervisor:
         real = [s for s in found if s not in ("accelerate_wrapper", "aitk_oom_skip", "st_bucket_removed")]
         return real[-1] if real else None
 
+    def _write_rungs(self, upto: int) -> None:
+        """Switch on the memory savers of rungs [current, upto): write their files, then the batch again."""
+        rungs = self.spec.get("rungs", [])
+        for rung in rungs[self.status["rung"] : upto]:
+            for path, text in rung["files"].items():
+                tmp = path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as fh:
+                    fh.write(text)
+                os.replace(tmp, path)
+        if upto:
+            self.status.update(
+                rung=upto, savers=[r["label"] for r in rungs[:upto]], saver_overrides=rungs[upto - 1]["overrides"]
+            )
+        apply_edits(self.spec.get("edits", []), self.status["batch_size"], self.status["gradient_accumulation"])
+
+    def _next_try(self, seen: dict, halvings: int) -> str | None:
+        """After an out-of-memory attempt: set up the next rung and say so (None: nothing is left to try).
+
+        A smaller batch first (while halvings are left), then the trainer's memory savers one at a time. An OOM
+        while loading the model skips to the first saver that lowers what loading needs.
+        """
+        batch, accumulation = self.status["batch_size"], self.status["gradient_accumulation"]
+        rungs, at = self.spec.get("rungs", []), self.status["rung"]
+        hung = " (it hung after the error and was stopped)" if seen.get("hung") else ""
+        if seen.get("oom_before_progress"):
+            target = next((i for i in range(at, len(rungs)) if rungs[i].get("helps_loading")), None)
+            if target is None:
+                return None
+            also = [r["label"] for r in rungs[at:target]]
+            self._write_rungs(target + 1)
+            with_too = f" ({', '.join(also)} switched on with it)" if also else ""
+            return (
+                f"Ran out of graphics memory while loading the model{hung}; now trying with "
+                f"{rungs[target]['label']}{with_too}, {rungs[target]['why']}."
+            )
+        if halvings < int(self.spec.get("max_halvings", 3)) and batch > 1:
+            batch, accumulation = next_rung(batch, accumulation)
+            self.status.update(batch_size=batch, gradient_accumulation=accumulation)
+            apply_edits(self.spec.get("edits", []), batch, accumulation)
+            return (
+                f"Out of graphics memory{hung}; retrying with batch size {batch} and gradient accumulation "
+                f"{accumulation} (same effective batch)."
+            )
+        if at >= len(rungs):
+            return None
+        self._write_rungs(at + 1)
+        return (
+            f"Ran out of graphics memory at batch size {batch}{hung}; now trying with {rungs[at]['label']}, "
+            f"{rungs[at]['why']}."
+        )
+
+    def _give_up(self, seen: dict) -> str:
+        batch, savers = self.status["batch_size"], self.status["savers"]
+        self.status["memory_exhausted"] = True
+        if seen.get("oom_before_progress"):
+            head = (
+                "Out of graphics memory while loading the model, before the first step: a smaller batch will not help"
+            )
+        else:
+            head = f"Out of graphics memory even at batch size {batch}"
+        if savers:
+            return f"{head}, with every memory saver this trainer offers switched on ({', '.join(savers)})."
+        return f"{head}, and this trainer has no memory saver left to switch on."
+
     def run(self) -> int:
         os.makedirs(self.run_dir, exist_ok=True)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        max_halvings = int(self.spec.get("max_halvings", 3))
         halvings = 0
-        if self.spec.get("edit_before_start"):
-            apply_edits(self.spec.get("edits", []), self.status["batch_size"], self.status["gradient_accumulation"])
+        start_rung = int(self.spec.get("start_rung", 0))
+        if start_rung or self.spec.get("edit_before_start"):
+            self._write_rungs(start_rung)  # a resume at the rung and batch an earlier run's ladder reached
         self.save()
         with open(self.log_path, "ab") as log:
             while True:
@@ -353,12 +421,12 @@ class Supervisor:
                 seen = self._attempt(log)
                 code = seen["exit_code"]
                 signature = self._signature(seen)
-                oom = signature in self.oom_ids
                 self.status["attempts"].append(
                     {
                         "attempt": self.status["attempt"],
                         "batch_size": self.status["batch_size"],
                         "gradient_accumulation": self.status["gradient_accumulation"],
+                        "savers": list(self.status["savers"]),
                         "exit_code": code,
                         "error_signature": signature,
                         "hung": bool(seen.get("hung")),
@@ -371,35 +439,16 @@ class Supervisor:
                 if code == 0 and not seen.get("hung"):
                     self.status.update(state="succeeded", message="Training finished.")
                     break
-                if not oom:
+                if signature not in self.oom_ids:
                     self.status.update(state="failed", message=f"The trainer stopped with exit status {code}.")
                     break
-                if seen.get("oom_before_progress"):
-                    self.status.update(
-                        state="failed",
-                        message="Out of graphics memory while loading the model, before the first step: a smaller "
-                        "batch will not help.",
-                    )
+                before = self.status["batch_size"]
+                message = self._next_try(seen, halvings)
+                if message is None:
+                    self.status.update(state="failed", message=self._give_up(seen))
                     break
-                batch, accumulation = self.status["batch_size"], self.status["gradient_accumulation"]
-                if halvings >= max_halvings or batch <= 1:
-                    self.status.update(
-                        state="failed",
-                        message=f"Out of graphics memory even at batch size {batch} after {halvings} halvings.",
-                    )
-                    break
-                halvings += 1
-                batch, accumulation = next_rung(batch, accumulation)
-                apply_edits(self.spec.get("edits", []), batch, accumulation)
-                hung = " (it hung after the error and was stopped)" if seen.get("hung") else ""
-                self.status.update(
-                    state="retrying",
-                    batch_size=batch,
-                    gradient_accumulation=accumulation,
-                    step=0,
-                    message=f"Out of graphics memory{hung}; retrying with batch size {batch} and gradient "
-                    f"accumulation {accumulation} (same effective batch).",
-                )
+                halvings += self.status["batch_size"] != before
+                self.status.update(state="retrying", step=0, message=message)
                 self.save()
         self.status["child_pid"] = None
         self.save()

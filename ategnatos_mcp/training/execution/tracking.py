@@ -8,8 +8,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import TrainingConfig, record_training_outcome, write_records
+from ategnatos_mcp.training import TrainingConfig, find_versions, read_gates, record_training_outcome, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import out_of_memory_advice
 from ategnatos_mcp.training.execution.models import (
     CheckpointInfo,
     Diagnosis,
@@ -124,6 +125,8 @@ def render_progress_md(name: str, report: RunReport) -> str:
         f"- Batch size {status.batch_size}, gradient accumulation {status.gradient_accumulation}"
         f" (attempt {status.attempt})",
     ]
+    if status.savers:
+        lines.append(f"- Memory savers switched on after running out of memory: {', '.join(status.savers)}")
     if report.time_left is not None:
         lines.append(f"- Time left: {report.time_left.words}")
     if report.cost is not None:
@@ -214,6 +217,10 @@ async def follow_run(
             cfg.name, handle.kind, status, rented=handle.host.kind != "local", resumable=point is not None
         ),
     )
+    if status.memory_exhausted and handle.kind == "training":  # resuming as it is would run out of memory again
+        request = (await read_gates(store, cfg.name)).plan_request
+        following = (await find_versions(store, cfg.name)).next_name
+        result.next_step = out_of_memory_advice(cfg, cfg.name, request, new_version=following)
     result.time_left = time_left(status, progress)
     if result.time_left is not None:
         result.next_step = (
@@ -259,6 +266,8 @@ async def _remember(
         handle.gradient_accumulation,
     ):
         changes.update(batch_size=status.batch_size, gradient_accumulation=status.gradient_accumulation)
+    if status.savers != handle.memory_savers and status.state != "missing":
+        changes.update(memory_savers=list(status.savers))
     if not changes and not newly_seen:
         return
     async with update_execution(store, name) as upd:

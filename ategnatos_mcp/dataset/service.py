@@ -184,10 +184,18 @@ class DatasetService:
         return await anyio.to_thread.run_sync(lambda: summarise_captions(root, trigger_word=trigger_word))
 
     async def structure(
-        self, output: Path, concepts: list[Concept], *, target_steps: int, epochs: int
+        self,
+        output: Path,
+        concepts: list[Concept],
+        *,
+        target_steps: int = 1500,
+        epochs: int = 10,
+        repeats_for: Callable[[int], int] | None = None,
     ) -> StructureResult:
-        """Kohya folders from flat ones."""
+        """Kohya folders from flat ones (repeats: ``repeats_for(images)``, else from target steps and epochs)."""
         when = self.clock()
         return await anyio.to_thread.run_sync(
-            lambda: build_structure(output, concepts, target_steps=target_steps, epochs=epochs, when=when)
+            lambda: build_structure(
+                output, concepts, target_steps=target_steps, epochs=epochs, when=when, repeats_for=repeats_for
+            )
         )

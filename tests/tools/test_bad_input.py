@@ -262,7 +262,7 @@ CASES: dict[str, ToolCases] = {
             E({**PLAN, "name": ""}, "name"),
             E({**PLAN, "name": "../x"}, "../x"),
             E({**PLAN, "family": "dalle"}, "dalle", "SDXL"),
-            E({**PLAN, "base_model": None}, "base_model"),
+            OK({**PLAN, "base_model": None}, "stabilityai/stable-diffusion-xl-base-1.0", "base_model=..."),  # chosen
             E({**PLAN, "overrides": {"network_rank": 0}}, "network_rank"),
         ]
     ),

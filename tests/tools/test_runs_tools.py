@@ -225,7 +225,10 @@ async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_tha
     assert "'batch_size': 1" in result["problems"][0]
     assert result["gates"]["dry_run"]["status"] == "failed"
     refused = await client.call_tool("launch_training", {"name": "ink"})
-    assert refused.is_error and "Gate 4 (dry run): no passing dry run yet." in _text(refused)
+    assert (
+        refused.is_error
+        and "Gate 4 (dry run): no passing dry run yet; call train_dry_run(name='ink', host='local')." in _text(refused)
+    )
 
 
 async def test_a_dry_run_takes_three_steps_and_one_save_unless_told_two_to_five(

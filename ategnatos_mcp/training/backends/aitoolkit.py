@@ -122,8 +122,9 @@ def render_aitoolkit(
     command = ["python", "run.py", f"{paths.config_dir}/{filename}"]
     notes = [
         f"ai-toolkit counts steps only: the epochs and repeats of the plan are turned into {cfg.total_steps} steps.",
-        "ai-toolkit adds the trigger word to captions that do not contain it.",
     ]
+    if cfg.trigger_word:
+        notes.append("ai-toolkit adds the trigger word to captions that do not contain it.")
     if cfg.folder_repeats:
         listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)
         notes.append(

@@ -167,10 +167,14 @@ def render_kohya(
         fam.kohya.script,
         f"--config_file={paths.config_dir}/{args_file}",
     ]
-    notes = [
-        "Captions are used as written; the trigger word is only used for images without a caption file, "
-        "so make sure your captions contain it.",
-    ]
+    notes = (
+        [
+            "Captions are used as written; the trigger word is only used for images without a caption file, "
+            "so make sure your captions contain it."
+        ]
+        if cfg.trigger_word
+        else []
+    )
     named = [f for f in cfg.image_folders if f and KOHYA_FOLDER.match(f.split("/")[0])]
     if cfg.folder_repeats:
         listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)

@@ -155,8 +155,8 @@ def render_simpletuner(
     }
     command = ["simpletuner", "train"]
     notes = [
-        "SimpleTuner reads captions from the .txt file beside each image and uses them as written: make sure "
-        "they contain the trigger word.",
+        "SimpleTuner reads captions from the .txt file beside each image and uses them as written"
+        + (": make sure they contain the trigger word." if cfg.trigger_word else "."),
         _repeats_note(cfg),
     ]
     if cfg.reg_folders:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
+from ategnatos_mcp.training.calls import environment_call
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.ladder import out_of_memory_advice, replan_call
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
@@ -121,7 +122,7 @@ async def run_dry_run(
     if env_gate.status != "passed" or env_gate.host != identity:
         raise InvalidRequestError(
             f"The environment on {identity} has not passed its check for '{cfg.name}' (gate 3).",
-            hint="Run train_validate_environment on that host first.",
+            hint=f"Check it first: {environment_call(cfg.name, identity)}.",
         )
     state = await read_execution(store, cfg.name)
     handle = state.dry_run

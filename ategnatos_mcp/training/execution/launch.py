@@ -94,8 +94,8 @@ async def ensure_launch_ready(
     if blockers:
         raise InvalidRequestError(
             f"'{cfg.name}' cannot be launched on {identity} yet. " + " ".join(blockers),
-            hint="Pass the gates in order (dataset_audit, train_confirm, train_validate_environment, train_dry_run) "
-            "for this exact dataset, configuration and host, then launch again.",
+            hint="Pass the gates in order, each with the call named above, for this exact dataset, configuration "
+            "and host; then launch again.",
         )
 
 

@@ -50,9 +50,9 @@ async def host_dataset_dir(host: TrainingHost, cfg: TrainingConfig) -> str:
     return f"{await host.base_dir(cfg.name)}/dataset"
 
 
-def supervisor_source() -> str:
-    """The supervisor script, shipped as package data."""
-    return resources.files("ategnatos_mcp.training.execution").joinpath("supervisor_script.py").read_text("utf-8")
+def supervisor_source(module: str = "supervisor_script") -> str:
+    """The supervisor script (or its config edits, ``supervisor_edits``), shipped as package data."""
+    return resources.files("ategnatos_mcp.training.execution").joinpath(f"{module}.py").read_text("utf-8")
 
 
 def render_for_host(
@@ -200,6 +200,7 @@ async def start_run(
     }
     await host.write_text(f"{run_dir}/spec.json", json.dumps(spec, indent=1, ensure_ascii=False))
     script = f"{base}/supervisor.py"
+    await host.write_text(f"{base}/supervisor_edits.py", supervisor_source("supervisor_edits"))
     await host.write_text(script, supervisor_source())
     process = f"{'dryrun' if kind == 'dry_run' else 'train'}-{cfg.name}"
     await host.start(

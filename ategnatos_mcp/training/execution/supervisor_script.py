@@ -3,15 +3,18 @@
 Copied to the host and started as ``python3 supervisor.py <spec.json>``. It runs the backend's command,
 tees its output to ``<run_dir>/train.log``, keeps ``<run_dir>/status.json`` up to date (written atomically),
 and on a CUDA out-of-memory error halves the batch size in the rendered config files (keeping the effective
-batch through gradient accumulation) and tries again, at most ``max_halvings`` times. A job that goes silent
-after printing an OOM is killed after ``hang_seconds``. SIGTERM, SIGINT or a ``stop`` file in the run folder
-stop the job. It needs nothing from the MCP server once started, so a dropped SSH connection does not matter.
+batch through gradient accumulation) and tries again, at most ``max_halvings`` times; then it switches the
+backend's memory savers on one at a time (the ``rungs``: their files are rendered by the server) and gives up
+only when none is left. A job that goes silent after printing an OOM is killed after ``hang_seconds``. SIGTERM,
+SIGINT or a ``stop`` file in the run folder stop the job. It needs nothing from the MCP server once started, so a
+dropped SSH connection does not matter. The config edits live in ``supervisor_edits.py``, copied beside it.
 
 The spec (JSON) holds: command (argv), workdir, env, run_dir, backend, batch_size, gradient_accumulation,
-max_halvings, hang_seconds, edits (config files to change on a retry), signatures ([{id, regex}]),
-oom_ids, progress_regex, loss_regex, heartbeat_command (touches the instance watchdog's heartbeat), and
-edit_before_start (true when batch_size / gradient_accumulation differ from the rendered files: a resume at the
-batch an earlier OOM ladder reached; the same edits as a retry are made before the first attempt).
+max_halvings, hang_seconds, edits (config files to change on a retry), rungs ([{id, label, why, overrides,
+helps_loading, files}]) and start_rung, signatures ([{id, regex}]), oom_ids, progress_regex, loss_regex,
+heartbeat_command (touches the instance watchdog's heartbeat), and edit_before_start (true when batch_size /
+gradient_accumulation differ from the rendered files: a resume at the batch an earlier OOM ladder reached; the
+same edits as a retry, and the rungs up to start_rung, are made before the first attempt).
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ import subprocess
 import sys
 import threading
 import time
+
+try:  # beside this script on the host (the runner copies both)
+    from supervisor_edits import apply_edits, next_rung, write_text_atomic  # pyright: ignore[reportMissingImports]
+except ImportError:  # imported from the package (tests)
+    from ategnatos_mcp.training.execution.supervisor_edits import apply_edits, next_rung, write_text_atomic
 
 STATUS_FILE = "status.json"
 LOG_FILE = "train.log"
@@ -50,86 +58,6 @@ def write_json_atomic(path: str, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-# Config edits -----------------------------------------------------------------------------------------
-
-
-def _set_line_values(text: str, pattern: str, value: int) -> tuple[str, int]:
-    """Replace the integer of every ``key = N`` / ``key: N`` line the pattern matches."""
-    regex = re.compile(pattern, re.M)
-    return regex.subn(lambda m: m.group(1) + str(value) + m.group(3), text)
-
-
-def edit_toml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    for key in batch_keys:
-        text, _ = _set_line_values(text, r"^(\s*" + re.escape(key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", batch)
-    if accumulation_key:
-        text, count = _set_line_values(
-            text, r"^(\s*" + re.escape(accumulation_key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", accumulation
-        )
-        if count == 0:  # top-level keys must come before the first table
-            text = f"{accumulation_key} = {accumulation}\n" + text
-    return text
-
-
-def edit_yaml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    """A careful line edit of known keys (the host may have no PyYAML): ``  batch_size: 4`` lines only."""
-    for key in batch_keys:
-        text, _ = _set_line_values(text, r"^(\s*-?\s*" + re.escape(key) + r":\s*)(\d+)(\s*(?:#.*)?)$", batch)
-    if accumulation_key:
-        text, count = _set_line_values(
-            text, r"^(\s*" + re.escape(accumulation_key) + r":\s*)(\d+)(\s*(?:#.*)?)$", accumulation
-        )
-        if count == 0:
-            # Put it beside the train block's batch_size (same indentation = same mapping).
-            match = re.search(r"^(\s*)batch_size:\s*\d+\s*$", text, re.M)
-            if match:
-                line = f"{match.group(1)}{accumulation_key}: {accumulation}\n"
-                end = match.end() + 1
-                text = text[:end] + line + text[end:]
-    return text
-
-
-def _edit_json_value(data: object, batch_keys: list, batch: int) -> None:
-    if isinstance(data, dict):
-        for key in batch_keys:
-            if isinstance(data.get(key), int):
-                data[key] = batch
-    elif isinstance(data, list):
-        for item in data:
-            _edit_json_value(item, batch_keys, batch)
-
-
-def edit_json(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    data = json.loads(text)
-    _edit_json_value(data, batch_keys, batch)
-    if accumulation_key and isinstance(data, dict):
-        data[accumulation_key] = accumulation
-    return json.dumps(data, indent=2) + "\n"
-
-
-EDITORS = {"toml": edit_toml, "yaml": edit_yaml, "json": edit_json}
-
-
-def apply_edits(edits: list, batch: int, accumulation: int) -> None:
-    for edit in edits:
-        path = edit["path"]
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-        new = EDITORS[edit["format"]](
-            text, edit.get("batch_keys", []), edit.get("accumulation_key"), batch, accumulation
-        )
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(new)
-        os.replace(tmp, path)
-
-
-def next_rung(batch: int, accumulation: int) -> tuple[int, int]:
-    """Half the batch, double the accumulation: the effective batch (batch x accumulation) stays the same."""
-    new_batch = max(1, batch // 2)
-    return new_batch, -(-batch * accumulation // new_batch)
 
 
 # The supervisor ---------------------------------------------------------------------------------------
@@ -345,10 +273,7 @@ class Supervisor:
         rungs = self.spec.get("rungs", [])
         for rung in rungs[self.status["rung"] : upto]:
             for path, text in rung["files"].items():
-                tmp = path + ".tmp"
-                with open(tmp, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                os.replace(tmp, path)
+                write_text_atomic(path, text)
         if upto:
             self.status.update(
                 rung=upto, savers=[r["label"] for r in rungs[:upto]], saver_overrides=rungs[upto - 1]["overrides"]

@@ -21,7 +21,7 @@ from ategnatos_mcp.training.execution.runner import (
     stop_run,
     wait_for_run,
 )
-from ategnatos_mcp.training.execution.supervisor_script import edit_json, edit_toml, edit_yaml, next_rung
+from ategnatos_mcp.training.execution.supervisor_edits import edit_json, edit_toml, edit_yaml, next_rung
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
@@ -261,18 +261,21 @@ def test_config_edits_touch_only_the_known_keys() -> None:
     ]
 
 
-def test_supervisor_script_uses_only_the_standard_library() -> None:
+def test_supervisor_script_uses_only_the_standard_library(tmp_path: Path) -> None:
     from ategnatos_mcp.training.execution.runner import supervisor_source
 
+    for module in ("supervisor_script", "supervisor_edits"):  # as the runner copies them to the host
+        (tmp_path / module.replace("_script", "")).with_suffix(".py").write_text(supervisor_source(module))
     code = (
         "import sys; sys.modules['pydantic'] = None; sys.modules['ategnatos_mcp'] = None\n"
-        "src = sys.stdin.read(); exec(compile(src, 'supervisor.py', 'exec'), {'__name__': 'check'})"
+        f"sys.path.insert(0, {str(tmp_path)!r}); import supervisor; assert supervisor.apply_edits"
     )
-    done = subprocess.run([sys.executable, "-I", "-c", code], input=supervisor_source(), text=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-I", "-c", code], text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
     import ast
 
-    ast.parse(supervisor_source(), feature_version=(3, 8))  # GPU images often ship an older python3
+    for module in ("supervisor_script", "supervisor_edits"):
+        ast.parse(supervisor_source(module), feature_version=(3, 8))  # GPU images often ship an older python3
 
 
 async def test_a_supervisor_that_breaks_takes_the_trainer_down_with_it(

@@ -811,3 +811,23 @@ async def test_a_resume_keeps_the_memory_savers_the_ladder_switched_on(
     assert result is not None and result["state"] == "succeeded", result
     attempts = [(a["batch_size"], a["savers"]) for a in result["status"]["attempts"]]
     assert attempts == [(1, ["gradient checkpointing"])]  # no second trip down the ladder
+
+
+async def test_stop_ends_a_running_dry_run_when_no_training_run_was_started(
+    client: Client, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(tmp_path / "never"))
+    await _through_gate_3(client, home, fake)
+    nothing = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert nothing.is_error and "Nothing of 'ink' was started" in _text(nothing)
+    first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
+    assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    answer = stopped.structured_content
+    assert answer is not None and answer["kind"] == "dry_run" and answer["status"]["state"] == "stopped", (
+        stopped.content
+    )
+    assert _text(stopped).startswith("Dry run of 'ink' on local stopped at step")
+    judged = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 10})
+    assert judged.structured_content["passed"] is False  # type: ignore[index]
+    assert judged.structured_content["problems"][0] == "Stopped on request."  # type: ignore[index]

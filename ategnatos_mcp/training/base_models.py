@@ -40,6 +40,9 @@ class BaseModelChoice(BaseModel):
     label: str
     note: str = ""
     source: str = ""
+    ready: bool = Field(
+        default=True, description="base_model takes it as it is (a file to download first or a ComfyUI name: no)."
+    )
 
 
 @functools.cache
@@ -66,6 +69,7 @@ def downloadable_models(family: Family) -> list[BaseModelChoice]:
                 label=entry["label"],
                 note=" ".join(p for p in (fetched, entry.get("note", ""), gated.strip()) if p),
                 source=entry["source"],
+                ready=entry["kind"] == "hf",
             )  # fmt: skip
         )
     return choices
@@ -109,7 +113,9 @@ async def base_model_choices(
             "that machine, pass its full path there as base_model."
         )
         choices += [
-            BaseModelChoice(value=f, where="comfyui", label=f, note=note) for f in files if _named_for(family, f)
+            BaseModelChoice(value=f, where="comfyui", label=f, note=note, ready=False)
+            for f in files
+            if _named_for(family, f)
         ]
     return [*choices, *downloadable_models(family)]
 
@@ -145,10 +151,12 @@ async def resolve_base_model(
     if request.base_model:
         return request.base_model, family, [], None
     choices = await base_model_choices(store, family, await comfyui() if comfyui is not None else None)
-    usable = [c for c in choices if c.where != "comfyui"]
+    usable = [c for c in choices if c.ready]
     if not usable:
+        found_here = " ".join(f"{c.value}: {c.note}" for c in choices)
         raise InvalidRequestError(
-            f"Which {family.label} model should the LoRA be trained on?",
+            f"Which {family.label} model should the LoRA be trained on? None can be taken as it is."
+            + (f" Found: {found_here}" if found_here else ""),
             hint="Pass base_model: a model registered in the studio, a file path on the training machine, or a "
             "Hugging Face id.",
         )

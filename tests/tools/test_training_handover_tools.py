@@ -154,24 +154,25 @@ async def test_comfyui_checkpoints_of_the_family_are_offered_beside_a_downloadab
         comfy.add_model("checkpoints", "sd_xl_base_1.0.safetensors")
         comfy.add_model("checkpoints", "ponyDiffusionV6XL_v6StartWithThisOne.safetensors")
         app.settings.comfyui.urls = [comfy.url]
-        pony = await client.call_tool("train_plan", {**STYLE_PLAN, "dataset_path": "ink", "family": "Pony"})
         xl = await client.call_tool("train_plan", {**STYLE_PLAN, "dataset_path": "ink", "name": "ink-xl"})
-    choices = [(c["value"], c["where"]) for c in pony.structured_content["base_model_choices"]]  # type: ignore[index]
-    assert choices == [
-        ("ponyDiffusionV6XL_v6StartWithThisOne.safetensors", "comfyui"),
-        ("https://civitai.com/api/download/models/290640", "download"),
+        pony = await client.call_tool("train_plan", {**STYLE_PLAN, "dataset_path": "ink", "family": "Pony"})
+    assert [(c["value"], c["where"]) for c in xl.structured_content["base_model_choices"]] == [  # type: ignore[index]
+        ("sd_xl_base_1.0.safetensors", "comfyui"),
+        ("stabilityai/stable-diffusion-xl-base-1.0", "download"),
     ]
-    # a ComfyUI file is only a name on that machine: never chosen by itself; the download is, with what to do
-    assert pony.structured_content["config"]["base_model"] == "https://civitai.com/api/download/models/290640"  # type: ignore[index]
-    assert "Download ponyDiffusionV6XL_v6StartWithThisOne.safetensors first" in _text(pony)
-    assert [c["value"] for c in xl.structured_content["base_model_choices"]] == [  # type: ignore[index]
-        "sd_xl_base_1.0.safetensors",
-        "stabilityai/stable-diffusion-xl-base-1.0",
-    ]
+    # a ComfyUI file is only a name on that machine: offered, never chosen by itself
+    assert xl.structured_content["config"]["base_model"] == "stabilityai/stable-diffusion-xl-base-1.0"  # type: ignore[index]
+    assert "sd_xl_base_1.0.safetensors (comfyui)" in _text(xl) and comfy.url in str(xl.structured_content)
+    # Pony has no id a trainer can fetch by itself: the refusal names the file to download and what ComfyUI has
+    assert pony.is_error
+    assert "ponyDiffusionV6XL_v6StartWithThisOne.safetensors: In the checkpoints of the ComfyUI" in _text(pony)
+    assert "https://civitai.com/api/download/models/290640: Download " in _text(pony) and "base_model" in _text(pony)
+    planned = await client.call_tool(
+        "train_plan", {**STYLE_PLAN, "dataset_path": "ink", "family": "Pony", "base_model": "/m/pony.safetensors"}
+    )
     # the captions start with the trigger word here, and Pony's prompts get its quality tags first
-    assert (
-        pony.structured_content["config"]["sample_prompts"][0] == "score_9, score_8_up, score_7_up, ink_style, study 0"
-    )  # type: ignore[index]
+    prompts = planned.structured_content["config"]["sample_prompts"]  # type: ignore[index]
+    assert prompts[0] == "score_9, score_8_up, score_7_up, ink_style, study 0"
 
 
 async def test_one_trigger_word_rule_in_the_plan_the_captioning_guide_and_the_skill(client: Client, home: Path) -> None:

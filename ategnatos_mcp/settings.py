@@ -116,6 +116,9 @@ class TrainingSettings(_Section):
     """Training defaults."""
 
     default_backend: Literal["kohya", "simpletuner", "ai-toolkit"] = "kohya"
+    stall_minutes: float = Field(
+        default=15, gt=0, le=24 * 60, description="training_status warns when a running log has not moved this long."
+    )
 
 
 class Settings(BaseSettings):

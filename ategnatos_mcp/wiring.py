@@ -7,8 +7,8 @@ lifetimes; what ties them is written here, once:
   ComfyUI server leaves the pool;
 - a deploy connects ComfyUI on an instance -> the server joins the pool (a tunnel that moved takes its old URL out);
 - a rental becomes ready -> the idle watchdog is installed on it;
-- an audit for a training run -> gate 1 of that run;
-- an evaluation grid -> jobs on ComfyUI; an export that must enlarge -> ComfyUI's upscaler;
+- an audit for a training run -> gate 1 of that run; a kohya layout -> the training preset's repeats;
+- a training plan -> the checkpoints ComfyUI lists (base-model suggestions); an evaluation grid -> jobs on ComfyUI; an export that must enlarge -> ComfyUI's upscaler;
 - a ComfyUI job for an asset -> the asset's history;
 - start-up -> views that do not match the state are rendered again, and the clouds are reconciled.
 
@@ -33,7 +33,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.art import ArtDirector, Generation, LoraUse
-from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, JobView, LoraChoice, probe_servers
+from ategnatos_mcp.comfyui import ComfyUIClient, ComfyUIPool, ComfyUIService, JobView, LoraChoice, probe_servers
 from ategnatos_mcp.dataset import DatasetService
 from ategnatos_mcp.errors import AtegnatosError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
@@ -62,9 +62,11 @@ from ategnatos_mcp.studio import (
     detect_environment,
     server_info,
 )
+from ategnatos_mcp.training import resolve_family
 from ategnatos_mcp.training.execution import EvalJob, HostRegistry, TrainingRuns
 from ategnatos_mcp.training.execution.models import ExecutionState
 from ategnatos_mcp.training.gates import adopt_old_document_names, record_dataset_gate
+from ategnatos_mcp.training.presets import preset_repeats
 
 __all__ = ["Wiring", "utc_now"]
 
@@ -321,12 +323,37 @@ class Wiring:
             notices.insert(0, f"Logged on {name} version {logged}.{later}")
         view.asset_log = " ".join(notices) or None
 
+    async def comfyui_checkpoints(self, *, timeout: float = 2.0) -> dict[str, list[str]]:
+        """The checkpoint (and diffusion-model) files each reachable ComfyUI lists, for a training plan's base-model
+        suggestions; a server that is down or answers something else is left out (never a reason to fail a plan)."""
+        urls = self.settings.comfyui.urls
+        found: dict[str, list[str]] = {}
+        async with httpx.AsyncClient(timeout=timeout) as http:
+
+            async def one(url: str) -> None:
+                client = ComfyUIClient(url, http, timeout=timeout)
+                try:
+                    found[client.url] = [*await client.models("checkpoints"), *await client.models("diffusion_models")]
+                except (AtegnatosError, ValueError):
+                    return
+
+            with anyio.move_on_after(2 * timeout):
+                async with anyio.create_task_group() as tg:
+                    for url in urls:
+                        tg.start_soon(one, url)
+        return {url: found[url] for url in (u.rstrip("/") for u in urls) if url in found}
+
     async def teardown_note(self, comfyui_url: str) -> str | None:
         """Work that ran on a rented instance (through its tunnel) ends with a teardown reminder."""
         key = self.deployer.instance_for(comfyui_url) if self.deployer is not None else None
         if key is None:
             return None
         return teardown_reminder(await self.store.read(GPU_DOCUMENT, GpuDocument), key, self.clock())
+
+    def training_repeats(self, preset: str, family: str | None) -> Callable[[int], int]:
+        """A kohya layout follows the training preset: the repeats train_plan would choose for a folder of n images."""
+        resolved = resolve_family(family) if family else None
+        return lambda images: preset_repeats(preset, resolved, images)  # type: ignore[arg-type]
 
     async def dataset_audited(
         self, name: str, root: Path, *, fingerprint: str, go: bool, reasons: list[str], report: str

@@ -199,11 +199,13 @@ class DatasetService:
         output: Path,
         concepts: list[Concept],
         *,
-        target_steps: int,
-        epochs: int,
+        target_steps: int = 1500,
+        epochs: int = 10,
         protected: Sequence[Protected] = (),
+        repeats_for: Callable[[int], int] | None = None,
     ) -> StructureResult:
-        """Kohya folders from flat ones (never in a ``protected`` folder)."""
+        """Kohya folders from flat ones (never in a ``protected`` folder; repeats: ``repeats_for(images)``, else
+        from target steps and epochs)."""
         when = self.clock()
         return await anyio.to_thread.run_sync(
             lambda: build_structure(
@@ -214,5 +216,6 @@ class DatasetService:
                 when=when,
                 roots=self.roots,
                 protected=protected,
+                repeats_for=repeats_for,
             )
         )

@@ -12,7 +12,7 @@ import filecmp
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -155,16 +155,18 @@ def build_structure(
     output: Path,
     concepts: list[Concept],
     *,
-    target_steps: int,
-    epochs: int,
+    target_steps: int = 1500,
+    epochs: int = 10,
     when: datetime,
     roots: Sequence[Path] | None = None,
     protected: Sequence[Protected] = (),
+    repeats_for: Callable[[int], int] | None = None,
 ) -> StructureResult:
     """Create or update ``output/{repeats}_{name}/`` for each concept. Blocking: run it in a worker thread.
 
     ``roots``: the project's folders (linked files pointing outside them are left out); ``protected``: see
-    ``check_output``.
+    ``check_output``. A concept without its own repeats gets ``repeats_for(images)`` (e.g. a training preset's
+    rule), else ``compute_repeats`` from ``target_steps`` and ``epochs``.
 
     Raises:
         InvalidRequestError: a source is already kohya-shaped, the output makes no sense (see ``check_output``) or
@@ -190,7 +192,11 @@ def build_structure(
     for concept in concepts:
         files = _files_of(concept, notes, roots)
         images = sum(1 for f in files if not f.rel.endswith((".txt", ".caption")))
-        repeats = concept.repeats or compute_repeats(images, target_steps=target_steps, epochs=epochs)
+        repeats = concept.repeats or (
+            repeats_for(images)
+            if repeats_for is not None
+            else compute_repeats(images, target_steps=target_steps, epochs=epochs)
+        )
         folder = output / f"{repeats}_{concept.name}"
         previous = _existing_folder(output, concept.name)
         if previous is not None and previous != folder:

@@ -306,10 +306,17 @@ async def dataset_structure(
         str | None, Field(description="Where to build the kohya layout (default: '<path>-kohya' next to it).")
     ] = None,
     repeats: Annotated[int | None, Field(ge=1, le=1000, description="Repeats; leave empty to compute them.")] = None,
+    preset: Annotated[
+        Literal["quick", "standard", "thorough"] | None,
+        Field(description="The train_plan preset these images are for: its repeats are used (default standard)."),
+    ] = None,
+    family: Annotated[
+        str | None, Field(description="Model family the LoRA is for (FLUX.1 and SD3.5 use fewer repeats).")
+    ] = None,
     target_steps: Annotated[
-        int, Field(ge=1, le=1_000_000, description="Steps to aim for when computing repeats.")
-    ] = 1500,
-    epochs: Annotated[int, Field(ge=1, le=1000, description="Planned epochs, used when computing repeats.")] = 10,
+        int | None, Field(ge=1, le=1_000_000, description="Instead of a preset: steps to aim for (with epochs).")
+    ] = None,
+    epochs: Annotated[int | None, Field(ge=1, le=1000, description="Planned epochs, used with target_steps.")] = None,
     extra_concepts: Annotated[
         list[ConceptSpec] | None,
         Field(
@@ -321,8 +328,10 @@ async def dataset_structure(
 ) -> Annotated[CallToolResult, StructureResult]:
     """Lay flat image folders out as kohya `{repeats}_{name}` folders (images + captions).
 
-    Repeats default to ceil(target_steps / (images x epochs)). Files are hard-linked (no extra disk) or copied;
-    the source is never changed, and running it again changes nothing.
+    Repeats default to what train_plan's preset uses (about 200/300/400 image views per epoch for
+    quick/standard/thorough, 100 for FLUX.1 and SD3.5), so the plan keeps them; with target_steps/epochs they are
+    ceil(target_steps / (images x epochs)). Files are hard-linked (no extra disk) or copied; the source is never
+    changed, and running it again changes nothing.
     """
     app = app_of(ctx)
     source = _folder(app, path)
@@ -334,11 +343,22 @@ async def dataset_structure(
         for c in extra_concepts or []
     ]
     service = await app.dataset_service()
-    result = await service.structure(
-        out, concepts, target_steps=target_steps, epochs=epochs, protected=_protected(app.settings)
-    )
+    protected = _protected(app.settings)
+    if target_steps is None and epochs is None:
+        level = preset or "standard"
+        rule = app.training_repeats(level, family)
+        result = await service.structure(out, concepts, protected=protected, repeats_for=rule)
+        result.notes.insert(0, f"Repeats follow train_plan's {level} preset, so the plan keeps them.")
+    else:
+        result = await service.structure(
+            out, concepts, target_steps=target_steps or 1500, epochs=epochs or 10, protected=protected
+        )
     text = [f"Kohya layout in {result.output}:"]
-    text += [f"- {folder}: {n} images, {result.repeats[folder]} repeats" for folder, n in result.concepts.items()]
+    text += [
+        f"- {folder}: {n} images x {result.repeats[folder]} repeats = {n * result.repeats[folder]} image views per "
+        "epoch"
+        for folder, n in result.concepts.items()
+    ]
     text.append(f"{result.linked} linked, {result.copied} copied, {result.unchanged} already in place.")
     text += result.notes
     return respond(result, "\n".join(text))

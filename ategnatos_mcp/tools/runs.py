@@ -8,6 +8,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 from ategnatos_mcp.training.execution import (
     DryRunResult,
@@ -15,6 +16,7 @@ from ategnatos_mcp.training.execution import (
     EvalGrid,
     LaunchResult,
     RunReport,
+    TrainingRuns,
 )
 from ategnatos_mcp.wiring import Wiring
 
@@ -92,14 +94,15 @@ async def train_dry_run(
     wait_seconds: Annotated[
         float, Field(ge=0, le=240, description="How long to wait for it before handing back (it keeps running).")
     ] = 45.0,
+    steps: Annotated[int, Field(description="Training steps of the dry run: 2 to 5 (default 3), then one save.")] = 3,
 ) -> Annotated[CallToolResult, DryRunResult]:
-    """Gate 4: run the dry-run variant of the confirmed config (a few steps, one save) on the host.
+    """Gate 4: run the dry-run variant of the confirmed config (3 steps by default, 2-5 accepted, one save) on the host.
 
     Passes when the trainer reaches its steps and writes its one save with no error in the log. If it is
     still running after wait_seconds, call again (it re-attaches, never starts twice). Needs gate 3 on that host.
     """
     runs = await app_of(ctx).training_runs()
-    result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx))
+    result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx), steps=steps)
     status = result.status
     if result.state == "running":
         summary = (
@@ -135,8 +138,16 @@ async def launch_training(
             "at step 0."
         ),
     ] = False,
+    action: Annotated[
+        Literal["start", "stop"],
+        Field(
+            description="'stop' ends the run that is going (the trainer and its supervisor; its saves are kept and "
+            "it can be resumed); 'start' (default) starts or resumes it."
+        ),
+    ] = "start",
 ) -> Annotated[CallToolResult, LaunchResult]:
-    """Start the real training run, detached under the supervisor (it survives a dropped connection).
+    """Start the real training run, detached under the supervisor (it survives a dropped connection); or stop it
+    (action='stop', the only way to stop a run: training_status only reads).
 
     A run starts once: a finished run is refused (evaluate it, or plan a new version with train_plan and the
     same name); a stopped or failed one only resumes. With resume=true it continues from the step its last saved
@@ -146,9 +157,12 @@ async def launch_training(
 
     Refuses unless all four gates passed for this exact dataset, configuration and host, naming each gate
     that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size
-    (at most 3 times, same effective batch). Follow it with training_status.
+    (at most 3 times, same effective batch), then with the trainer's memory savers one at a time. Follow it with
+    training_status.
     """
     runs = await app_of(ctx).training_runs()
+    if action == "stop":
+        return await _stop(runs, name, resume=resume, fresh=fresh)
     result = await runs.launch(name, host, report=progress_reporter(ctx), resume=resume, fresh=fresh)
     how = "started" if result.resumed_from_step is None else f"resumed from step {result.resumed_from_step}"
     summary = (
@@ -156,6 +170,28 @@ async def launch_training(
         "It keeps running if this conversation ends; follow it with training_status."
     )
     return respond(result, "\n".join([summary, *result.notices]))
+
+
+async def _stop(runs: TrainingRuns, name: str, *, resume: bool, fresh: bool) -> CallToolResult:
+    if resume or fresh:
+        raise InvalidRequestError(
+            "action='stop' ends the run; resume and fresh belong to starting one: choose one.",
+            hint=f"Stop it with launch_training(name='{name}', action='stop'), then start it again if you want.",
+        )
+    report, handle, stopped = await runs.stop(name)
+    what = "Dry run" if report.kind == "dry_run" else "Training"
+    done = (
+        f"{what} of '{report.name}' on {report.host} stopped at step {report.status.step} of "
+        f"{report.status.total_steps or '?'}."
+        if stopped
+        else f"{what} of '{report.name}' had already ended ({report.state}); nothing was stopped."
+    )
+    result = LaunchResult(
+        name=report.name, host=report.host, action="stop", kind=report.kind, handle=handle,  # type: ignore[arg-type]
+        status=report.status, resume=report.resume, resume_from_step=report.resume_from_step,
+        next_step=report.next_step, notices=report.notices,
+    )  # fmt: skip
+    return respond(result, "\n".join([done, f"Resume: {report.resume}", f"Next: {report.next_step}", *report.notices]))
 
 
 def _report_summary(report: RunReport) -> str:
@@ -169,6 +205,8 @@ def _report_summary(report: RunReport) -> str:
         + (f", loss {report.progress.loss:g}" if report.progress.loss is not None else "")
         + "."
     ]
+    if status.savers:
+        lines.append(f"Memory savers switched on after running out of memory: {', '.join(status.savers)}.")
     if report.checkpoints:
         lines.append(
             "Saved: "
@@ -187,6 +225,13 @@ def _report_summary(report: RunReport) -> str:
             + (f", prompt: {newest.prompt!r}" if newest.prompt is not None else "")
             + "."
         )
+    if report.time_left is not None:
+        basis = {"trainer": "the trainer's own estimate", "rate": "its speed", "average": "its pace so far"}
+        lines.append(f"Time left: {report.time_left.words} (from {basis[report.time_left.basis]}).")
+    if report.cost is not None:
+        lines.append(f"Cost: {report.cost.words}")
+    if report.stall is not None:
+        lines.append(f"Warning: {report.stall.warning}")
     lines += [f"Problem: {p.meaning} Fix: {p.fix}" for p in report.problems[:3]]
     lines += [f"Resume: {report.resume}", f"Next: {report.next_step}", *report.notices]
     if report.log_tail:
@@ -203,7 +248,6 @@ async def training_status(
         float, Field(ge=0, le=240, description="Wait up to this long for it to finish (0: answer at once).")
     ] = 0.0,
     log_lines: Annotated[int, Field(ge=0, le=200, description="Also return the last N lines of the log.")] = 0,
-    stop: Annotated[bool, Field(description="Stop the run (the trainer and its supervisor).")] = False,
     previews: Annotated[
         int,
         Field(
@@ -211,9 +255,11 @@ async def training_status(
         ),
     ] = 4,
 ) -> Annotated[CallToolResult, RunReport]:
-    """Where a started run stands: step, epoch, loss, retries after out-of-memory, saved LoRA files with the epoch
-    each carries, errors with plain fixes, and where a restart would begin. Re-attaches from the host's status
-    file, so it works after a dropped connection or a new conversation. stop=true ends the run.
+    """Where a started run stands: step, epoch, loss, time left, cost so far and in all on a rented GPU, retries and
+    memory savers after out-of-memory, saved LoRA files with the epoch each carries, errors with plain fixes, a
+    warning when the log has stopped moving, and where a restart would begin. Re-attaches from the host's status
+    file, so it works after a dropped connection or a new conversation. It only reads: stop a run with
+    launch_training action='stop'.
 
     Also lists the sample images the trainer made (step, epoch, prompt), copies new ones from an SSH host into the
     workspace, and shows the newest new ones as small previews; each image counts as new once.
@@ -224,9 +270,9 @@ async def training_status(
         kind=run,
         wait_seconds=wait_seconds,
         log_lines=log_lines,
-        stop=stop,
         previews=previews,
         report=progress_reporter(ctx),
+        stall_seconds=app_of(ctx).settings.training.stall_minutes * 60,
     )
     images = [ImagePart(data=p.data, mime_type=p.mime_type) for p in shown]
     return respond(report, _report_summary(report), images=images)

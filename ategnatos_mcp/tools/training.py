@@ -52,6 +52,7 @@ def _plan_summary(plan: TrainingPlan) -> str:
         lines.append(
             f"Cheapest rented GPU that fits: {cheapest.gpu}, about {cheapest.hours:g} h, ~${cheapest.usd:.2f}."
         )
+    lines.append(plan.dataset_gate)
     lines.append(
         f"Files in {plan.config_dir}. Config hash {plan.config_hash}: the artist must confirm it (train_confirm)."
     )
@@ -88,10 +89,17 @@ async def train_plan(
     base_model: Annotated[
         str | None,
         Field(
-            description="A model registered in the studio, or a file path / Hugging Face id on the training machine."
+            description="A model registered in the studio, or a file path / Hugging Face id on the training "
+            "machine. Default: the studio's model of the family, else a downloadable id (the plan lists others)."
         ),
     ] = None,
-    trigger_word: Annotated[str | None, Field(description="Word that switches the LoRA on (none for styles).")] = None,
+    trigger_word: Annotated[
+        str | None,
+        Field(
+            description="Word that switches the LoRA on, first in every caption: for a character, object or "
+            "concept. A style has none unless the artist wants a switch for it."
+        ),
+    ] = None,
     preset: Annotated[
         Literal["quick", "standard", "thorough"], Field(description="quick: a first test; thorough: best quality.")
     ] = "standard",
@@ -100,7 +108,8 @@ async def train_plan(
         float | None, Field(description="Card to plan for, in GB; default: the studio's detected GPU.", gt=0)
     ] = None,
     sample_prompts: Annotated[
-        list[str] | None, Field(description="Prompts for preview images during training.")
+        list[str] | None,
+        Field(description="Prompts for preview images during training (default: built from the captions)."),
     ] = None,
     overrides: Annotated[
         dict[str, Any] | None,
@@ -134,7 +143,7 @@ async def train_plan(
         sample_prompts=sample_prompts or [],
         overrides=overrides or {},
     )
-    plan = await build_plan(app.settings, app.store, request)
+    plan = await build_plan(app.settings, app.store, request, comfyui=app.comfyui_checkpoints)
     return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
 
 
@@ -223,7 +232,8 @@ async def train_confirm(
     if config_hash is not None and config_hash != planned:
         raise InvalidRequestError(
             f"The hash {config_hash!r} is not the current plan of '{name}' ({planned}).",
-            hint="Show the current plan (train_gates or train_plan) and confirm the hash it shows now.",
+            hint=f"The plan changed: show the current one to the artist; after their yes: "
+            f"train_confirm(name={name!r}, config_hash={planned!r}).",
         )
     if client_has_dialog(ctx):
         # With a form only the artist's answer there counts, never a hash passed by the model.
@@ -239,7 +249,7 @@ async def train_confirm(
     elif config_hash is None:
         raise ConsentError(
             f"The plan for '{name}' needs the artist's explicit yes.",
-            hint=f"Show the plan to the artist; when they agree, call train_confirm again with config_hash='{planned}'.",
+            hint=f"Show the plan to the artist; when they agree: train_confirm(name={name!r}, config_hash={planned!r}).",
         )
     else:
         status = await confirm_plan(app.store, name, config_hash=config_hash, method="explicit")

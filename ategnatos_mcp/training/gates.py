@@ -26,6 +26,7 @@ import anyio.to_thread
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training.calls import audit_call, gate_calls
 from ategnatos_mcp.training.models import (
     ConfirmationGate,
     DatasetGate,
@@ -234,13 +235,13 @@ async def note_dataset_fingerprint(
         checked = doc.dataset.dataset_path
         if dataset_path is not None and checked is not None and Path(checked) != Path(dataset_path):
             reason = f"the plan trains on {dataset_path}, but the dataset report is for {checked}"
-            advice = f"run dataset_audit on {dataset_path} with training_name='{name}'"
+            advice = f"call {audit_call(name, str(dataset_path), (doc.planned_config or {}).get('trigger_word'))}"
         else:
             reason = (
                 f"the dataset changed since it was checked (fingerprint {_short(doc.dataset.fingerprint)} → "
                 f"{_short(fingerprint)})"
             )
-            advice = "run dataset_audit again"
+            advice = f"call {audit_call(name, checked, (doc.planned_config or {}).get('trigger_word'))} again"
         _reset_after(doc, 1, reason)
         if doc.dataset.status != "open":
             doc.notices.append(f"Gate 1 (dataset) reset because {reason}; {advice}.")
@@ -299,13 +300,12 @@ async def record_confirmation(
         if config_hash != doc.planned_config_hash:
             raise InvalidRequestError(
                 f"The hash {config_hash!r} is not the current plan of '{name}' ({doc.planned_config_hash}).",
-                hint="The plan may have changed: look at it again with train_gates or train_plan, then confirm "
-                "the hash it shows now.",
+                hint=f"The plan changed: show the current one to the artist; after their yes: {gate_calls(doc, 'local')[2]}.",
             )
         if doc.dataset.status != "passed":
             raise InvalidRequestError(
                 f"The dataset of '{name}' has no GO report yet (gate 1), so the plan cannot be confirmed.",
-                hint="Run dataset_audit on this run's dataset folder, fix what it reports, then confirm.",
+                hint=f"Call {gate_calls(doc, 'local')[1]}, fix what it reports, then confirm.",
             )
         if method not in ("elicitation", "explicit"):
             raise ValueError(f"unknown confirmation method {method}")
@@ -334,7 +334,7 @@ async def record_environment_gate(
         if doc.confirmation.status != "passed":
             raise InvalidRequestError(
                 f"The configuration of '{name}' is not confirmed yet (gate 2); check the environment after that.",
-                hint="Show the plan to the user and confirm it with train_confirm.",
+                hint=f"Show the plan to the user; after their yes: {gate_calls(doc, host)[2]}.",
             )
         if doc.environment.host is not None and doc.environment.host != host:
             _reset_after(doc, 3, f"the host changed ({doc.environment.host} → {host})")
@@ -374,13 +374,13 @@ async def record_dry_run_gate(
         if doc.environment.status != "passed" or doc.environment.host != host:
             raise InvalidRequestError(
                 f"The environment on {host} has not been validated for '{name}' (gate 3).",
-                hint="Validate the environment on that host first, then run the dry run there.",
+                hint=f"Validate it first: {gate_calls(doc, host)[3]}; then run the dry run there.",
             )
         if doc.confirmation.config_hash != config_hash:
             raise InvalidRequestError(
                 f"The dry run used config {_short(config_hash)}, but the confirmed config of '{name}' is "
                 f"{_short(doc.confirmation.config_hash)}.",
-                hint="Dry-run the confirmed configuration, or confirm the new plan first.",
+                hint=f"Dry-run the confirmed configuration ({gate_calls(doc, host)[4]}), or confirm the new plan first.",
             )
         doc.dry_run = DryRunGate(
             status="passed" if passed else "failed",
@@ -393,29 +393,33 @@ async def record_dry_run_gate(
 
 
 def launch_blockers(doc: GateState, *, dataset_fingerprint: str, config_hash: str, host: str) -> list[str]:
-    """Plain reasons why ``doc`` does not allow launching this exact run (empty = ready)."""
+    """Plain reasons why ``doc`` does not allow launching this exact run (empty = ready), each with the call that
+    fixes it."""
+    calls = gate_calls(doc.model_copy(update={"planned_config_hash": config_hash}), host)
     reasons: list[str] = []
     if doc.dataset.status != "passed":
-        reasons.append("Gate 1 (dataset): there is no GO dataset report; run dataset_audit.")
+        reasons.append(f"Gate 1 (dataset): there is no GO dataset report; call {calls[1]}.")
     elif doc.dataset.fingerprint != dataset_fingerprint:
-        reasons.append("Gate 1 (dataset): the dataset changed since its report; run dataset_audit again.")
+        reasons.append(f"Gate 1 (dataset): the dataset changed since its report; call {calls[1]} again.")
     if doc.confirmation.status != "passed":
-        reasons.append("Gate 2 (confirmation): the user has not confirmed the configuration; use train_confirm.")
+        reasons.append(
+            f"Gate 2 (confirmation): the user has not confirmed the configuration; after their yes: {calls[2]}."
+        )
     elif doc.confirmation.config_hash != config_hash:
         reasons.append(
             f"Gate 2 (confirmation): the confirmed config is {_short(doc.confirmation.config_hash)}, "
-            f"not {_short(config_hash)}; confirm this configuration first."
+            f"not {_short(config_hash)}; confirm this configuration first: {calls[2]}."
         )
     if doc.environment.status != "passed":
-        reasons.append(f"Gate 3 (environment): the environment on {host} has not passed its check.")
+        reasons.append(f"Gate 3 (environment): the environment on {host} has not passed its check; call {calls[3]}.")
     elif doc.environment.host != host:
-        reasons.append(f"Gate 3 (environment): it was checked on {doc.environment.host}, not on {host}.")
+        reasons.append(f"Gate 3 (environment): it was checked on {doc.environment.host}, not on {host}; {calls[3]}.")
     if doc.dry_run.status != "passed":
-        reasons.append("Gate 4 (dry run): no passing dry run yet.")
+        reasons.append(f"Gate 4 (dry run): no passing dry run yet; call {calls[4]}.")
     elif doc.dry_run.host != host or doc.dry_run.config_hash != config_hash:
         reasons.append(
             f"Gate 4 (dry run): the dry run that passed was config {_short(doc.dry_run.config_hash)} on "
-            f"{doc.dry_run.host}, not config {_short(config_hash)} on {host}."
+            f"{doc.dry_run.host}, not config {_short(config_hash)} on {host}; {calls[4]}."
         )
     return reasons
 

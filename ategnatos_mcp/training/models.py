@@ -127,6 +127,10 @@ class GateState(Document):
 
 BackendName = Literal["kohya", "simpletuner", "ai-toolkit"]
 
+# Gate 4 runs the trainer for a few steps and one save (the seed's dry run: 2-5 steps).
+DRY_RUN_STEPS = 3
+DRY_RUN_STEP_RANGE = (2, 5)
+
 
 class RunPaths(_Strict):
     """Where a run's files live on the machine that trains (local folders, or a remote host's)."""

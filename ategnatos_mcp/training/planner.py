@@ -17,13 +17,15 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
 from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.backends import render_backend
+from ategnatos_mcp.training.base_models import BaseModelChoice, CheckpointLister, resolve_base_model
+from ategnatos_mcp.training.calls import dataset_gate_words
 from ategnatos_mcp.training.config import TrainingConfig, is_regularisation_folder
 from ategnatos_mcp.training.costs import GpuOption, gpu_options, run_hours, vram_inputs
-from ategnatos_mcp.training.families import Family, resolve_family
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_plan
 from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, RenderedBackend, RunPaths
 from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
 from ategnatos_mcp.training.presets import build_preset, explain
+from ategnatos_mcp.training.sample_prompts import prompts_from_captions, trigger_word_note
 from ategnatos_mcp.training.steps import StepSummary, backend_steps, step_summary
 from ategnatos_mcp.training.versions import find_versions, new_version_notice, start_version
 from ategnatos_mcp.training.vram import (
@@ -65,19 +67,18 @@ class TrainingPlan(BaseModel):
     dry_run_command: str
     notes: list[str]
     gates: GateState
+    base_model_choices: list[BaseModelChoice] = Field(
+        default_factory=list, description="When no base model was named: the ones this plan could use (first chosen)."
+    )
+    dataset_gate_holds: bool = Field(default=False, description="Gate 1 holds for this run's folder as it is now.")
+    dataset_gate: str = Field(default="", description="Gate 1 for this run, in plain words.")
+    dataset_audit_call: str | None = Field(
+        default=None, description="When gate 1 does not hold: the exact dataset_audit call that records it."
+    )
     new_version_of: str | None = Field(
         default=None, description="Set when the name asked for was already trained: this plan is its new version."
     )
     notices: list[str] = Field(default_factory=list)
-
-
-async def _studio_model(store: GrimoireStore, wanted: str) -> tuple[str, str] | None:
-    """(location, base) of a studio inventory model called ``wanted``, if there is one."""
-    inventory = await read_studio(store)
-    for model in inventory.models:
-        if model.name.lower() == wanted.strip().lower():
-            return (model.location or model.name, model.base)
-    return None
 
 
 async def _local_vram(store: GrimoireStore) -> float | None:
@@ -88,32 +89,13 @@ async def _local_vram(store: GrimoireStore) -> float | None:
     return round(max(g.memory_total_mib for g in env.gpus) / 1024, 1)
 
 
-async def _base_model(store: GrimoireStore, request: PlanRequest) -> tuple[str, Family]:
-    found = await _studio_model(store, request.base_model) if request.base_model else None
-    family_name = request.family or (found[1] if found else None)
-    if not family_name:
-        raise InvalidRequestError(
-            "The plan needs a model family (SD1.5, SDXL, Pony, Illustrious, FLUX.1 or SD3.5).",
-            hint="Pass family=..., or name a base model registered in the studio with its base (studio_register).",
-        )
-    family = resolve_family(family_name)
-    if found:
-        return found[0], family
-    if not request.base_model:
-        raise InvalidRequestError(
-            f"Which {family.label} model should the LoRA be trained on?",
-            hint="Pass base_model: a model registered in the studio, a file path on the training machine, or a "
-            "Hugging Face id.",
-        )
-    return request.base_model, family
-
-
 class _Layout(BaseModel):
     """What the dataset folder holds: images per top-level folder and the repeats in kohya folder names."""
 
     folder_images: dict[str, int]
     kohya_repeats: dict[str, int]
     fingerprint: str
+    captions: list[str] = Field(default_factory=list, description="Caption files (.txt), relative to the dataset.")
 
     @property
     def folders(self) -> list[str]:
@@ -136,7 +118,12 @@ def _scan(dataset: Path) -> _Layout:
     for entry in scan.images:
         folder = scan.concept_of(entry.rel)
         counts[folder] = counts.get(folder, 0) + 1
-    return _Layout(folder_images=counts, kohya_repeats=dict(scan.concepts), fingerprint=dataset_fingerprint(dataset))
+    return _Layout(
+        folder_images=counts,
+        kohya_repeats=dict(scan.concepts),
+        fingerprint=dataset_fingerprint(dataset),
+        captions=[c.rel for c in scan.captions if c.rel.endswith(".txt")],
+    )
 
 
 def _folder_values(layout: _Layout, overrides: dict[str, object]) -> dict[str, Any]:
@@ -206,8 +193,13 @@ def _check_overrides(overrides: dict[str, object]) -> None:
         )
 
 
-async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequest) -> TrainingPlan:
+async def build_plan(
+    settings: Settings, store: GrimoireStore, request: PlanRequest, *, comfyui: CheckpointLister | None = None
+) -> TrainingPlan:
     """Build or revise the plan called ``request.name`` and write its files and records.
+
+    Without a base model, one is chosen from the studio's models of the family, else a downloadable id; ComfyUI's
+    checkpoints (``comfyui()``: url -> file names, asked only then) are offered beside them.
 
     Raises:
         InvalidRequestError: unknown family, unusable setting or override, an empty dataset.
@@ -220,7 +212,7 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
     # A trained name is never planned again: the plan goes to its next version (own name, folders, records).
     name = (await find_versions(store, asked, taken=functools.partial(_has_folders, settings))).next_name
     request = request.model_copy(update={"name": name, "dataset_path": str(dataset)})
-    base_model, family = await _base_model(store, request)
+    base_model, family, choices, base_note = await resolve_base_model(store, request, comfyui)
     layout = await anyio.to_thread.run_sync(_scan, dataset)
     if not layout.folder_images:
         raise InvalidRequestError(
@@ -233,6 +225,11 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
             hint="Add a folder of your own images beside it, e.g. with dataset_structure (folders named reg, "
             "regularisation, regularization or class are treated as regularisation images).",
         )
+    prompts, made = list(request.sample_prompts), []
+    if not prompts:
+        made = prompts = await anyio.to_thread.run_sync(
+            functools.partial(prompts_from_captions, dataset, layout.captions, request.trigger_word, family)
+        )
     values: dict[str, Any] = {
         "name": name,
         "family": family.key,
@@ -244,7 +241,7 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
         "image_count": image_count,
         **_folder_values(layout, request.overrides),
         "trigger_word": request.trigger_word,
-        "sample_prompts": list(request.sample_prompts),
+        "sample_prompts": prompts,
         **build_preset(
             request.preset, request.training_type, family, image_count, has_trigger=bool(request.trigger_word)
         ),
@@ -258,11 +255,48 @@ async def build_plan(settings: Settings, store: GrimoireStore, request: PlanRequ
     if name != asked:
         carried = await start_version(store, name, of=asked, dataset_path=dataset, fingerprint=layout.fingerprint)
         notice = new_version_notice(await read_gates(store, asked), name, carried)
-    plan = await _finish(settings, store, request, cfg, target_gb, applied)
+    preview = (
+        "Preview prompts built from your captions (pass sample_prompts to choose your own): " + " | ".join(made)
+        if made
+        else None
+        if prompts
+        else "No preview images: no sample prompts, and no captions to build them from (pass sample_prompts)."
+    )
+    notes = [
+        n
+        for n in (
+            base_note,
+            trigger_word_note(request.training_type, request.trigger_word),
+            preview,
+            _repeats_difference(cfg, values["repeats"], request.preset),
+        )
+        if n
+    ]
+    plan = await _finish(settings, store, request, cfg, target_gb, applied, notes)
+    plan.base_model_choices = choices
     if notice is not None:
         plan.new_version_of = asked
         plan.notices.insert(0, notice)
     return plan
+
+
+def _repeats_difference(cfg: TrainingConfig, preset_repeats: int, level: str) -> str | None:
+    """What the repeats in the kohya folder names do to the run, when they are not the preset's."""
+    if not cfg.folder_repeats:
+        return None
+    preset = cfg.model_copy(update={"folder_repeats": {}, "repeats": preset_repeats})
+    own, wanted = cfg.total_steps, preset.total_steps
+    if abs(own - wanted) <= 0.1 * wanted:
+        return None
+    effect = (
+        "it learns less and may come out weak" if own < wanted else "it learns more and may overfit (copy the images)"
+    )
+    return (
+        f"The folder names set the repeats, so an epoch holds {cfg.samples_per_epoch} image views where the {level} "
+        f"preset aims at {preset.samples_per_epoch}: the run is {own} steps instead of {wanted}, so {effect}. To use "
+        f"the preset's {preset_repeats} repeats, plan again with overrides={{'repeats': {preset_repeats}}} (or lay "
+        f"the folder out again with dataset_structure, which follows the preset)."
+    )
 
 
 def _has_folders(settings: Settings, name: str) -> bool:
@@ -277,6 +311,7 @@ async def _finish(
     cfg: TrainingConfig,
     target_gb: float | None,
     applied: list[str],
+    extra_notes: list[str],
 ) -> TrainingPlan:
     backend: BackendName = request.backend or settings.training.default_backend
     config_dir = settings.configs_dir / cfg.name
@@ -310,7 +345,7 @@ async def _finish(
         files=written,
         command=rendered.command_line,
         dry_run_command=dry.command_line,
-        notes=[*cfg.family_info.notes, *rendered.notes],
+        notes=[*cfg.family_info.notes, *rendered.notes, *extra_notes],
         gates=GateState(),
     )
     before = (await read_gates(store, cfg.name)).notices
@@ -327,6 +362,9 @@ async def _finish(
     if cfg.dataset_fingerprint:
         gates = await note_dataset_fingerprint(store, cfg.name, cfg.dataset_fingerprint, cfg.dataset_path)
     plan.gates = gates
+    plan.dataset_gate_holds, plan.dataset_gate, plan.dataset_audit_call = dataset_gate_words(
+        gates, cfg.dataset_fingerprint
+    )
     plan.notices = [*notices, *(n for n in gates.notices if n not in before)]
     return plan
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from ategnatos_mcp.training.families import Family
 
-__all__ = ["PRESET_LEVELS", "PresetLevel", "build_preset", "explain"]
+__all__ = ["PRESET_LEVELS", "PresetLevel", "build_preset", "explain", "preset_repeats"]
 
 PresetLevel = Literal["quick", "standard", "thorough"]
 PRESET_LEVELS: tuple[str, ...] = ("quick", "standard", "thorough")
@@ -65,6 +65,17 @@ EXPLANATIONS: dict[str, str] = {
 }
 
 
+_LARGE_SAMPLES_PER_EPOCH = 100  # big transformer families: epochs of ~100 views, the length set in steps
+
+
+def preset_repeats(level: str, family: Family | None, image_count: int) -> int:
+    """The repeats a preset gives ``image_count`` images: about 200 / 300 / 400 image views per epoch (quick /
+    standard / thorough; conventions.md §2), about 100 for FLUX.1 and SD3.5 (``family`` None: the former)."""
+    large = family is not None and family.architecture in _LARGE
+    target = _LARGE_SAMPLES_PER_EPOCH if large else _SAMPLES_PER_EPOCH[level]
+    return max(1, round(target / max(1, image_count)))
+
+
 def _optimizer_values(level: str) -> dict[str, Any]:
     if level == "thorough":
         return {"optimizer": "prodigy", "learning_rate": 1.0, "lr_scheduler": "cosine"}
@@ -86,13 +97,12 @@ def build_preset(
     rank, alpha = _RANK[size][level]
     values: dict[str, Any] = {"network_rank": rank, "network_alpha": float(alpha), **_optimizer_values(level)}
     values["text_encoder_lr"] = _text_encoder_lr(family, training_type, values["optimizer"])
+    repeats = preset_repeats(level, family, image_count)
     if size == "large":
-        repeats = max(1, round(100 / image_count))
         steps_per_epoch = image_count * repeats
         epochs = max(1, round(_TARGET_STEPS[level] / steps_per_epoch))
         save_every = max(1, round(250 / steps_per_epoch))  # ai-toolkit examples save every 250 steps
     else:
-        repeats = max(1, round(_SAMPLES_PER_EPOCH[level] / image_count))
         epochs = _EPOCHS[level]
         save_every = 1 if epochs <= 10 else 2
     resolution = family.default_resolution
@@ -169,8 +179,13 @@ def explain(config_values: dict[str, Any]) -> dict[str, str]:
         "samples": v.get("samples_per_epoch") or (v["image_count"] * v["repeats"] if "image_count" in v else "?"),
         "percent": round(v["caption_dropout"] * 100),
     }
+    if not v.get("sample_prompts") and "sample_every_epochs" in v:
+        fills["sample_every_epochs"] = None
     for key, template in EXPLANATIONS.items():
         if key not in v or (key == "max_train_steps" and not v.get(key)):
+            continue
+        if key == "sample_every_epochs" and fills.get(key, 0) is None:
+            out[key] = "No preview images during training: there are no sample prompts (pass sample_prompts)."
             continue
         out[key] = template.format(value=fills.get(key, v[key]), **{k: fills[k] for k in ("samples", "percent")})
     if v.get("folder_repeats") and "repeats" in out:

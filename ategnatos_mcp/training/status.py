@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.errors import AtegnatosError, NotFoundError
 from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.training.calls import gate_calls
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_confirmation
 from ategnatos_mcp.training.models import GateState, TrainingRunRecord
 from ategnatos_mcp.training.versions import find_versions, plan_call, trained_next_step
@@ -88,20 +89,27 @@ def _views(doc: GateState) -> list[GateView]:
 
 
 def _next_step(doc: GateState, stale: bool) -> str:
+    host = doc.environment.host or "local"
+    calls = gate_calls(doc, host)
     if stale or doc.planned_config_hash is None:
-        return "Make (or remake) the plan with train_plan."
+        again = plan_call(doc.name, doc.plan_request)
+        return f"Make the plan again: {again}." if again else "Make the plan with train_plan."
     if doc.dataset.status != "passed":
-        folder = doc.dataset.dataset_path or "the dataset"
-        return f"Run dataset_audit on {folder} with training_name='{doc.name}' and fix what it reports (gate 1)."
+        return f"Check the dataset and fix what the report says (gate 1): {calls[1]}."
     if doc.confirmation.status != "passed":
-        return f"Show the plan to the artist and confirm config {doc.planned_config_hash} with train_confirm (gate 2)."
+        return f"Show the plan to the artist; after their yes (gate 2): {calls[2]}."
     if doc.environment.status == "pending":
-        return "The dataset is still being sent to the GPU host; call train_validate_environment again to follow it (gate 3)."
+        return f"The dataset is still being sent to {host}; follow it (gate 3): {calls[3]}."
     if doc.environment.status != "passed":
-        return "Validate the training environment on the GPU host (gate 3)."
+        where = (
+            ""
+            if doc.environment.host
+            else " (host: 'local', a GPU instance name from gpu_instances, or user@host:port)"
+        )
+        return f"Check the training machine (gate 3): {calls[3]}{where}."
     if doc.dry_run.status != "passed":
-        return "Run the dry run on that host (gate 4)."
-    return "All four gates passed: training can be launched."
+        return f"Run the dry run on that host (gate 4): {calls[4]}."
+    return f"All four gates passed: training can be launched with launch_training(name={doc.name!r}, host={host!r})."
 
 
 def _fingerprint(path: Path) -> str | None:
@@ -178,7 +186,8 @@ async def confirm_plan(
     if status.plan_is_stale:
         raise InvalidRequestError(
             f"The dataset of '{name}' changed after the plan was made, so this plan cannot be confirmed.",
-            hint="Run train_plan again, show the new plan, then confirm its new config hash.",
+            hint=f"Plan it again ({plan_call(name, (await read_gates(store, name)).plan_request) or 'train_plan'}), "
+            "show the new plan, then confirm its new config hash.",
         )
     await record_confirmation(store, name, config_hash=config_hash, method=method)
     return await run_status(store, name)

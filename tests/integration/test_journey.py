@@ -222,7 +222,8 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     plan = planned.structured_content
     # The plan trains on the kohya layout, not the folder audited first: gate 1 asks for that folder's audit.
     assert plan["gates"]["dataset"]["status"] == "open"
-    assert f"run dataset_audit on {home / kohya}" in _text(planned)
+    audit_call = f"dataset_audit(path='{home / kohya}', training_name='inkwash', trigger_word='{TRIGGER}')"
+    assert plan["dataset_audit_call"] == audit_call and audit_call in _text(planned)
     # The plan keeps the repeats dataset_structure wrote into the folder name (not the preset's).
     [folder] = plan["config"]["image_folders"]
     repeats = int(folder.split("_", 1)[0])
@@ -235,7 +236,7 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     )
     gates = await _call(client, "train_gates", {"name": "inkwash"})
     assert gates.structured_content["plan_is_stale"] is False
-    assert gates.structured_content["next_step"].startswith(f"Run dataset_audit on {home / kohya}")
+    assert gates.structured_content["next_step"].endswith(f"(gate 1): {audit_call}.")
     audit = await _call(client, "dataset_audit", {"path": kohya, "training_name": "inkwash", "trigger_word": TRIGGER})
     assert audit.structured_content["go"] is True and audit.structured_content["layout"] == "kohya"
 

@@ -114,9 +114,9 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
                     ):
                         break
                     await anyio.sleep(0.05)
-            stopped = await client.call_tool("training_status", {"name": "ink", "stop": True, "previews": 0})
+            stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
             report = stopped.structured_content
-            assert report is not None and report["state"] == "stopped", stopped.content  # recorded, not lost
+            assert report is not None and report["status"]["state"] == "stopped", stopped.content  # recorded, not lost
             with pytest.raises(ProcessLookupError):  # the trainer is gone too: it writes nothing more
                 os.kill(status["status"]["child_pid"], 0)
             saves = {p.name: p.read_bytes() for p in output.glob("ink-*.safetensors")}

@@ -260,7 +260,7 @@ CASES: dict[str, ToolCases] = {
             E({**PLAN, "name": ""}, "name"),
             E({**PLAN, "name": "../x"}, "../x"),
             E({**PLAN, "family": "dalle"}, "dalle", "SDXL"),
-            E({**PLAN, "base_model": None}, "base_model"),
+            OK({**PLAN, "base_model": None}, "stabilityai/stable-diffusion-xl-base-1.0", "base_model=..."),  # chosen
             E({**PLAN, "overrides": {"network_rank": 0}}, "network_rank"),
         ]
     ),
@@ -299,6 +299,7 @@ CASES: dict[str, ToolCases] = {
             E({"name": "no-such-run"}, "no-such-run"),
             E({"name": "ink"}, "dataset_audit", "train_confirm"),  # before every gate
             E({"name": "ink", "resume": True, "fresh": True}, "resume", "fresh"),
+            E({"name": "ink", "action": "stop"}, "Nothing of 'ink' was started"),
             E({"name": "ink", "host": "runpod:no-such-pod"}, "runpod:no-such-pod"),
         ],
     ),

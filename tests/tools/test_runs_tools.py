@@ -97,7 +97,7 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert not dry.is_error, dry.content
     result = dry.structured_content
     assert result is not None and result["passed"] is True, result
-    assert result["progress"]["step"] == result["progress"]["total_steps"] == 10
+    assert result["progress"]["step"] == result["progress"]["total_steps"] == 3
     assert [c["kind"] for c in result["progress"]["checkpoints"]] == ["final"]
     assert result["gates"]["dry_run"]["status"] == "passed"
     assert result["gates"]["dry_run"]["config_hash"] == config_hash
@@ -223,7 +223,35 @@ async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_tha
     assert "'batch_size': 1" in result["problems"][0]
     assert result["gates"]["dry_run"]["status"] == "failed"
     refused = await client.call_tool("launch_training", {"name": "ink"})
-    assert refused.is_error and "Gate 4 (dry run): no passing dry run yet." in _text(refused)
+    assert (
+        refused.is_error
+        and "Gate 4 (dry run): no passing dry run yet; call train_dry_run(name='ink', host='local')." in _text(refused)
+    )
+
+
+async def test_a_dry_run_takes_three_steps_and_one_save_unless_told_two_to_five(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_3(client, home, fake)
+    for steps in (1, 6, 10, 0, -3):
+        refused = await client.call_tool("train_dry_run", {"name": "ink", "steps": steps, "wait_seconds": 60})
+        assert refused.is_error, refused.content
+        assert f"A dry run takes 2 to 5 training steps; {steps} was asked for" in _text(refused)
+        assert "steps between 2 and 5" in _text(refused)
+    assert not (home / "workspace" / "training" / "ink" / "runs").exists()  # nothing started for a refusal
+
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    result = dry.structured_content
+    assert result is not None and result["passed"] is True, dry.content
+    assert result["progress"]["step"] == result["progress"]["total_steps"] == 3
+    assert [c["kind"] for c in result["progress"]["checkpoints"]] == ["final"]  # one save
+    args = (home / "workspace" / "configs" / "ink" / "dryrun-ink.toml").read_text(encoding="utf-8")
+    assert "max_train_steps = 3\n" in args  # the plan's dry-run file says the same
+
+    five = await client.call_tool("train_dry_run", {"name": "ink", "steps": 5, "wait_seconds": 60})
+    assert five.structured_content["passed"] is True, five.content  # type: ignore[index]
+    assert five.structured_content["progress"]["total_steps"] == 5  # type: ignore[index]
 
 
 async def test_a_running_dry_run_is_reattached_not_started_twice(
@@ -246,7 +274,9 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
     assert [r.name.split("-")[0] for r in runs] == ["dry_run"]  # one run folder: the second call re-attached
 
 
-async def test_stop_through_training_status(client: Client, app: Wiring, home: Path, tmp_path: Path) -> None:
+async def test_training_status_only_reads_and_launch_training_stops_the_run(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
     go = tmp_path / "go"
     fake = _fake_env(app, tmp_path)
     await _through_gate_3(client, home, fake)
@@ -270,11 +300,26 @@ async def test_stop_through_training_status(client: Client, app: Wiring, home: P
     )
     assert held.structured_content["state"] == "running", held.content  # type: ignore[index]
     assert seen and seen[-1][1] == held.structured_content["status"]["total_steps"]  # type: ignore[index]
-    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
+    tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert "stop" not in tools["training_status"].input_schema["properties"]
+    asked = await client.call_tool("training_status", {"name": "ink", "stop": True})  # an old habit: ignored
+    assert asked.structured_content["state"] == "running", asked.content  # type: ignore[index]
+    still = await client.call_tool("training_status", {"name": "ink"})
+    assert still.structured_content["state"] == "running"  # type: ignore[index]  # reading never stops it
+    both = await client.call_tool("launch_training", {"name": "ink", "action": "stop", "resume": True})
+    assert both.is_error and "choose one" in _text(both)
+
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
     assert not stopped.is_error, stopped.content
-    assert stopped.structured_content["state"] == "stopped"  # type: ignore[index]
+    answer = stopped.structured_content
+    assert answer is not None and answer["action"] == "stop" and answer["status"]["state"] == "stopped"
+    assert answer["handle"]["run_dir"] == launched.structured_content["handle"]["run_dir"]  # type: ignore[index]
+    assert f"Training of 'ink' on local stopped at step {answer['status']['step']}" in _text(stopped)
+    assert "resume=true" in answer["next_step"]
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "State: stopped" in progress_md
+    again = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert not again.is_error and "had already ended (stopped); nothing was stopped" in _text(again)
 
 
 async def _held_then_stopped(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
@@ -288,9 +333,9 @@ async def _held_then_stopped(client: Client, app: Wiring, fake: FakeInstall, go:
             if status["total_steps"] and status["step"] == status["total_steps"] - 1:
                 break
             await anyio.sleep(0.05)
-    stopped = await client.call_tool("training_status", {"name": "ink", "stop": True})
-    assert stopped.structured_content["state"] == "stopped", stopped.content  # type: ignore[index]
-    return stopped.structured_content  # type: ignore[return-value]
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert stopped.structured_content["status"]["state"] == "stopped", stopped.content  # type: ignore[index]
+    return (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content  # type: ignore[return-value]
 
 
 async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishes(
@@ -560,3 +605,227 @@ async def test_a_kohya_run_with_regularisation_images_runs_the_doubled_steps_the
     assert report["status"]["total_steps"] == epochs * 2 * 20  # sd-scripts pairs each view with a reg image
     saved = [c["epoch"] for c in report["checkpoints"] if c["kind"] == "epoch"]
     assert saved == list(range(1, epochs))  # epochs named right although each holds twice the planned steps
+
+
+async def _held_before_the_last_step(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
+    """Launch with the trainer held before its last step; the status once it got there."""
+    app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(10):
+        while True:
+            report = (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content
+            assert report is not None
+            status = report["status"]
+            if status["total_steps"] and status["step"] == status["total_steps"] - 1:
+                return report
+            await anyio.sleep(0.05)
+
+
+async def test_training_status_says_how_long_the_run_still_needs(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    fake.env["FAKE_SECONDS_PER_STEP"] = "1500"  # a slow card: its bar says 25:00 left at the last step
+    await _held_before_the_last_step(client, app, fake, go)
+    status = await client.call_tool("training_status", {"name": "ink", "previews": 0})
+    report = status.structured_content
+    assert report is not None and report["state"] == "running", status.content
+    assert report["progress"]["eta_seconds"] == 1500 and report["progress"]["seconds_per_step"] == 1500
+    assert report["time_left"] == {"seconds": 1500, "words": "about 25 minutes", "basis": "trainer"}
+    assert "Time left: about 25 minutes (from the trainer's own estimate)." in _text(status)
+    assert report["next_step"].startswith("Still running, about 25 minutes left")
+    assert report["cost"] is None and report["stall"] is None  # this computer costs nothing; the log is fresh
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Time left: about 25 minutes" in progress_md
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
+    assert done.structured_content["time_left"] is None and "Time left" not in _text(done)  # type: ignore[index]
+
+
+async def test_a_run_whose_log_stops_moving_is_named_with_what_to_do(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya")
+    app.settings.training.stall_minutes = 0.02  # 1.2 s instead of 15 minutes, so the test need not wait
+    await _held_before_the_last_step(client, app, fake, go)  # silent from here on, as a hung trainer is
+    with anyio.fail_after(15):
+        while (
+            report := (await client.call_tool("training_status", {"name": "ink", "previews": 0}))
+        ).structured_content[  # type: ignore[index]
+            "stall"
+        ] is None:
+            await anyio.sleep(0.2)
+    stall = report.structured_content["stall"]  # type: ignore[index]
+    assert stall["kind"] == "silent" and stall["step"] == report.structured_content["status"]["step"]  # type: ignore[index]
+    assert stall["warning"].startswith("No progress for ") and "printed nothing since step" in stall["warning"]
+    assert "launch_training(name='ink', action='stop')" in stall["warning"]
+    assert "launch_training(name='ink', resume=true)" in stall["warning"]
+    assert f"Warning: {stall['warning']}" in _text(report)
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Warning: No progress for" in progress_md
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
+    assert done.structured_content["stall"] is None  # type: ignore[index]
+
+
+# The stand-in card fits only once gradient checkpointing is on, named as each backend's own config names it.
+_FITS_WITH_CHECKPOINTING = {
+    "kohya": "gradient_checkpointing=true",
+    "simpletuner": "gradient_checkpointing=true",
+    "ai-toolkit": "gradient_checkpointing=true",
+}
+
+
+@pytest.mark.parametrize("backend", ["kohya", "simpletuner", "ai-toolkit"])
+async def test_out_of_memory_at_batch_1_goes_on_with_the_trainers_memory_savers_named_in_plain_words(
+    client: Client, app: Wiring, home: Path, tmp_path: Path, backend: str
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    overrides = {"gradient_checkpointing": False, "batch_size": 2}
+    await _through_gate_4(client, home, fake, backend, overrides=overrides)
+    go = tmp_path / "go"
+    knobs = {"FAKE_OOM_UNLESS": _FITS_WITH_CHECKPOINTING[backend], "FAKE_WAIT_FILE": str(go)}
+    app.hosts.local_env = {**fake.env, **knobs}  # the long run needs more memory
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    with anyio.fail_after(20):  # until it runs again after the ladder
+        while (
+            report := (await client.call_tool("training_status", {"name": "ink", "previews": 0}))
+        ).structured_content[  # type: ignore[index]
+            "status"
+        ]["step"] < 1 or not report.structured_content["status"]["savers"]:  # type: ignore[index]
+            await anyio.sleep(0.05)
+    status = report.structured_content["status"]  # type: ignore[index]
+    assert status["message"] == (
+        "Ran out of graphics memory at batch size 1; now trying with gradient checkpointing, which saves memory at "
+        "about 20 % more time (values are recomputed instead of kept)."
+    )
+    assert "Memory savers switched on after running out of memory: gradient checkpointing." in _text(report)
+    go.touch()
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    final = done.structured_content
+    assert final is not None and final["state"] == "succeeded", done.content
+    attempts = [(a["batch_size"], a["gradient_accumulation"], a["savers"]) for a in final["status"]["attempts"]]
+    assert attempts == [(2, 1, []), (1, 2, []), (1, 2, ["gradient checkpointing"])]
+    progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
+    assert "- Memory savers switched on after running out of memory: gradient checkpointing" in progress_md
+
+
+async def test_when_nothing_fits_the_run_stops_and_only_proposes_a_lower_resolution(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya", overrides={"batch_size": 2})
+    app.hosts.local_env = {**fake.env, "FAKE_OOM_ABOVE": "0"}  # the long run does not fit at all
+    launched = await client.call_tool("launch_training", {"name": "ink"})
+    assert not launched.is_error, launched.content
+    done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    report = done.structured_content
+    assert report is not None and report["state"] == "failed", done.content
+    status = report["status"]
+    assert status["memory_exhausted"] is True
+    assert [(a["batch_size"], a["savers"]) for a in status["attempts"]] == [
+        (2, []), (1, []), (1, ["the base model loaded in 8 bits"]),
+    ]  # fmt: skip
+    assert status["message"] == (
+        "Out of graphics memory even at batch size 1, with every memory saver this trainer offers switched on "
+        "(the base model loaded in 8 bits)."
+    )
+    step = report["next_step"]
+    assert step.startswith("What is left is training at a lower resolution, 768 px instead of 1024 px.")
+    assert "not done without the artist's yes" in step and "(it plans the next version, 'ink-v2')" in step
+    assert "overrides={'batch_size': 2, 'resolution': 768})" in step and "train_plan(name='ink'" in step
+    assert step.endswith("then confirm it. Or train on a GPU with more memory (gpu_offers shows which fit).")
+    assert "gpu_offers" in step and "resume=true" not in step  # resuming would only run out of memory again
+    run_config = Path(launched.structured_content["handle"]["run_dir"]) / "config"  # type: ignore[index]
+    assert all("resolution = 1024" in p.read_text() for p in run_config.glob("*-dataset.toml"))  # never lowered
+
+
+async def test_a_dry_run_that_fits_only_with_a_memory_saver_names_the_plan_that_fits(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path, FAKE_OOM_UNLESS="gradient_checkpointing=true")
+    _dataset(home)
+    audit = await client.call_tool(
+        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
+    )
+    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
+    plan_args = {**PLAN, "overrides": {"gradient_checkpointing": False, "batch_size": 2}}
+    planned = await client.call_tool("train_plan", plan_args)
+    config_hash = planned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})).is_error
+    env_args = {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
+    assert (await client.call_tool("train_validate_environment", env_args)).structured_content["passed"] is True  # type: ignore[index]
+    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    result = dry.structured_content
+    assert result is not None and result["passed"] is False, dry.content
+    problem = result["problems"][0]
+    assert (
+        "only fit at batch size 1 with gradient accumulation 2 and with gradient checkpointing switched on" in problem
+    )
+    call = problem.split("confirm again: ")[1].rstrip(".")
+    assert call.startswith("train_plan(name='ink', ") and "'gradient_checkpointing': True" in call
+    assert "'batch_size': 1, 'gradient_accumulation': 2" in call
+
+    replanned = await client.call_tool(
+        "train_plan", eval("dict" + call.removeprefix("train_plan"))
+    )  # the call as given
+    assert not replanned.is_error, replanned.content
+    fitted = replanned.structured_content["config"]  # type: ignore[index]
+    assert (fitted["gradient_checkpointing"], fitted["batch_size"], fitted["gradient_accumulation"]) == (True, 1, 2)
+    new_hash = replanned.structured_content["config_hash"]  # type: ignore[index]
+    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": new_hash})).is_error
+    assert (await client.call_tool("train_validate_environment", env_args)).structured_content["passed"] is True  # type: ignore[index]
+    again = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
+    assert again.structured_content["passed"] is True, again.content  # type: ignore[index]
+
+
+async def test_a_resume_keeps_the_memory_savers_the_ladder_switched_on(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    fake = _fake_env(app, tmp_path)
+    await _through_gate_4(client, home, fake, "kohya", overrides={"gradient_checkpointing": False, "batch_size": 2})
+    fake.env["FAKE_OOM_UNLESS"] = "gradient_checkpointing=true"  # the long run needs more memory than the dry run
+    report = await _held_then_stopped(client, app, fake, go)
+    assert report["status"]["savers"] == ["gradient checkpointing"] and report["resume_from_step"], report
+
+    go.touch()
+    resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
+    assert not resumed.is_error, resumed.content
+    assert "only fit with gradient checkpointing switched on by the out-of-memory ladder" in _text(resumed)
+    answer = resumed.structured_content
+    assert answer is not None and answer["handle"]["memory_savers"] == ["gradient checkpointing"]
+    assert "gradient_checkpointing = true" in (Path(answer["handle"]["run_dir"]) / "config" / "ink.toml").read_text()
+    finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
+    result = finished.structured_content
+    assert result is not None and result["state"] == "succeeded", result
+    attempts = [(a["batch_size"], a["savers"]) for a in result["status"]["attempts"]]
+    assert attempts == [(1, ["gradient checkpointing"])]  # no second trip down the ladder
+
+
+async def test_stop_ends_a_running_dry_run_when_no_training_run_was_started(
+    client: Client, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(tmp_path / "never"))
+    await _through_gate_3(client, home, fake)
+    nothing = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    assert nothing.is_error and "Nothing of 'ink' was started" in _text(nothing)
+    first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
+    assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
+    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
+    answer = stopped.structured_content
+    assert answer is not None and answer["kind"] == "dry_run" and answer["status"]["state"] == "stopped", (
+        stopped.content
+    )
+    assert _text(stopped).startswith("Dry run of 'ink' on local stopped at step")
+    judged = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 10})
+    assert judged.structured_content["passed"] is False  # type: ignore[index]
+    assert judged.structured_content["problems"][0] == "Stopped on request."  # type: ignore[index]

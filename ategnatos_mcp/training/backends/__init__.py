@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ategnatos_mcp.training.backends.catalogue import CatalogueError
 from ategnatos_mcp.training.config import TrainingConfig
-from ategnatos_mcp.training.models import BackendName, RenderedBackend, RunPaths
+from ategnatos_mcp.training.models import DRY_RUN_STEPS, BackendName, RenderedBackend, RunPaths
 
 __all__ = ["BACKENDS", "CatalogueError", "render_backend"]
 
@@ -12,17 +12,23 @@ BACKENDS: tuple[BackendName, ...] = ("kohya", "simpletuner", "ai-toolkit")
 
 
 def render_backend(
-    cfg: TrainingConfig, backend: BackendName, paths: RunPaths, *, dry_run: bool = False
+    cfg: TrainingConfig,
+    backend: BackendName,
+    paths: RunPaths,
+    *,
+    dry_run: bool = False,
+    dry_run_steps: int = DRY_RUN_STEPS,
 ) -> RenderedBackend:
-    """The files and launch command of ``backend`` for ``cfg`` (the dry-run variant when ``dry_run``)."""
+    """The files and launch command of ``backend`` for ``cfg`` (the dry-run variant of ``dry_run_steps`` steps and
+    one save when ``dry_run``)."""
     if backend == "kohya":
         from ategnatos_mcp.training.backends.kohya import render_kohya
 
-        return render_kohya(cfg, paths, dry_run=dry_run)
+        return render_kohya(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)
     if backend == "simpletuner":
         from ategnatos_mcp.training.backends.simpletuner import render_simpletuner
 
-        return render_simpletuner(cfg, paths, dry_run=dry_run)
+        return render_simpletuner(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)
     from ategnatos_mcp.training.backends.aitoolkit import render_aitoolkit
 
-    return render_aitoolkit(cfg, paths, dry_run=dry_run)
+    return render_aitoolkit(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)

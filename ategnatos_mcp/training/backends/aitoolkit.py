@@ -15,18 +15,17 @@ from typing import Any
 
 from ategnatos_mcp.training.backends.catalogue import check_aitoolkit
 from ategnatos_mcp.training.config import TrainingConfig
-from ategnatos_mcp.training.models import RenderedBackend, RunPaths
+from ategnatos_mcp.training.models import DRY_RUN_STEPS, RenderedBackend, RunPaths
 
-__all__ = ["DRY_RUN_STEPS", "render_aitoolkit"]
+__all__ = ["render_aitoolkit"]
 
-DRY_RUN_STEPS = 10
 _OPTIMIZER = {"adamw8bit": "adamw8bit", "prodigy": "prodigy", "lion": "lion", "adafactor": "adafactor"}
 _QUANTIZE = {"bf16": None, "fp8": "qfloat8", "int8": "qint8", "nf4": "qint4"}
 
 
-def _process(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool) -> dict[str, Any]:
+def _process(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dry_run_steps: int) -> dict[str, Any]:
     fam = cfg.family_info
-    steps = DRY_RUN_STEPS if dry_run else cfg.total_steps
+    steps = dry_run_steps if dry_run else cfg.total_steps
     save_every = steps if dry_run else cfg.steps_per_epoch * cfg.save_every_epochs
     train: dict[str, Any] = {
         "batch_size": cfg.batch_size,
@@ -105,12 +104,17 @@ def _process(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool) -> dict[str
     return process
 
 
-def render_aitoolkit(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False) -> RenderedBackend:
+def render_aitoolkit(
+    cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False, dry_run_steps: int = DRY_RUN_STEPS
+) -> RenderedBackend:
     """The ai-toolkit job YAML and launch command for ``cfg`` (checked against the catalogue)."""
     import yaml
 
     name = f"{cfg.name}-dryrun" if dry_run else cfg.name
-    job = {"job": "extension", "config": {"name": name, "process": [_process(cfg, paths, dry_run=dry_run)]}}
+    job = {
+        "job": "extension",
+        "config": {"name": name, "process": [_process(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)]},
+    }
     check_aitoolkit(job)
     job["meta"] = {"name": "[name]", "version": "1.0"}
     filename = f"{'dryrun-' if dry_run else ''}{cfg.name}.yaml"
@@ -118,8 +122,9 @@ def render_aitoolkit(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = Fa
     command = ["python", "run.py", f"{paths.config_dir}/{filename}"]
     notes = [
         f"ai-toolkit counts steps only: the epochs and repeats of the plan are turned into {cfg.total_steps} steps.",
-        "ai-toolkit adds the trigger word to captions that do not contain it.",
     ]
+    if cfg.trigger_word:
+        notes.append("ai-toolkit adds the trigger word to captions that do not contain it.")
     if cfg.folder_repeats:
         listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)
         notes.append(

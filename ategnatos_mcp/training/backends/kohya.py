@@ -16,11 +16,10 @@ from typing import Any
 from ategnatos_mcp.dataset.scan import KOHYA_FOLDER
 from ategnatos_mcp.training.backends.catalogue import check_kohya_args, check_kohya_dataset
 from ategnatos_mcp.training.config import TrainingConfig
-from ategnatos_mcp.training.models import RenderedBackend, RunPaths
+from ategnatos_mcp.training.models import DRY_RUN_STEPS, RenderedBackend, RunPaths
 
-__all__ = ["DRY_RUN_STEPS", "render_kohya", "state_folder_name"]
+__all__ = ["render_kohya", "state_folder_name"]
 
-DRY_RUN_STEPS = 10
 _OPTIMIZER = {"adamw8bit": "AdamW8bit", "prodigy": "Prodigy", "lion": "Lion", "adafactor": "Adafactor"}
 _OPTIMIZER_ARGS = {
     # conventions.md §4 [community]/[doc]
@@ -37,7 +36,13 @@ _OPTIMIZER_ARGS = {
 
 
 def _args(
-    cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dataset_file: str, prompts_file: str | None
+    cfg: TrainingConfig,
+    paths: RunPaths,
+    *,
+    dry_run: bool,
+    dry_run_steps: int = DRY_RUN_STEPS,
+    dataset_file: str,
+    prompts_file: str | None,
 ) -> dict[str, Any]:
     fam = cfg.family_info
     suffix = "-dryrun" if dry_run else ""
@@ -84,7 +89,7 @@ def _args(
         args[component] = cfg.model_components.get(component, str(base_folder / default_file))
     args.update(fam.kohya.extra_args)
     if dry_run:
-        args["max_train_steps"] = DRY_RUN_STEPS
+        args["max_train_steps"] = dry_run_steps
     else:
         if cfg.max_train_steps:
             args["max_train_steps"] = cfg.max_train_steps
@@ -135,7 +140,9 @@ def _dataset(cfg: TrainingConfig, paths: RunPaths) -> dict[str, Any]:
     }
 
 
-def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False) -> RenderedBackend:
+def render_kohya(
+    cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False, dry_run_steps: int = DRY_RUN_STEPS
+) -> RenderedBackend:
     """The sd-scripts files and launch command for ``cfg`` (checked against the catalogue)."""
     import tomli_w
 
@@ -143,7 +150,9 @@ def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False)
     prefix = "dryrun-" if dry_run else ""
     args_file, dataset_file = f"{prefix}{cfg.name}.toml", f"{prefix}{cfg.name}-dataset.toml"
     prompts_file = "sample-prompts.txt" if cfg.sample_prompts and not dry_run else None
-    args = _args(cfg, paths, dry_run=dry_run, dataset_file=dataset_file, prompts_file=prompts_file)
+    args = _args(
+        cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps, dataset_file=dataset_file, prompts_file=prompts_file
+    )
     dataset = _dataset(cfg, paths)
     check_kohya_args(args, fam.kohya.script)
     check_kohya_dataset(dataset)
@@ -158,10 +167,14 @@ def render_kohya(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False)
         fam.kohya.script,
         f"--config_file={paths.config_dir}/{args_file}",
     ]
-    notes = [
-        "Captions are used as written; the trigger word is only used for images without a caption file, "
-        "so make sure your captions contain it.",
-    ]
+    notes = (
+        [
+            "Captions are used as written; the trigger word is only used for images without a caption file, "
+            "so make sure your captions contain it."
+        ]
+        if cfg.trigger_word
+        else []
+    )
     named = [f for f in cfg.image_folders if f and KOHYA_FOLDER.match(f.split("/")[0])]
     if cfg.folder_repeats:
         listed = ", ".join(f"{f} x{cfg.repeats_of(f)}" for f in cfg.image_folders)

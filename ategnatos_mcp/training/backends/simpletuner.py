@@ -16,11 +16,10 @@ from typing import Any
 
 from ategnatos_mcp.training.backends.catalogue import check_simpletuner, check_simpletuner_dataloader
 from ategnatos_mcp.training.config import TrainingConfig
-from ategnatos_mcp.training.models import RenderedBackend, RunPaths
+from ategnatos_mcp.training.models import DRY_RUN_STEPS, RenderedBackend, RunPaths
 
-__all__ = ["DRY_RUN_STEPS", "render_simpletuner"]
+__all__ = ["render_simpletuner"]
 
-DRY_RUN_STEPS = 10
 _OPTIMIZER = {
     "adamw8bit": "bnb-adamw8bit",
     "prodigy": "prodigy",
@@ -30,7 +29,9 @@ _OPTIMIZER = {
 _PRECISION = {"bf16": "no_change", "fp8": "int8-quanto", "int8": "int8-quanto", "nf4": "nf4-bnb"}
 
 
-def _config(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dataloader_file: str) -> dict[str, Any]:
+def _config(
+    cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dry_run_steps: int = DRY_RUN_STEPS, dataloader_file: str
+) -> dict[str, Any]:
     fam = cfg.family_info
     out = f"{paths.output_dir}{'/dryrun' if dry_run else ''}"
     config: dict[str, Any] = {
@@ -60,9 +61,9 @@ def _config(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool, dataloader_f
     }
     if dry_run:
         config.update(
-            max_train_steps=DRY_RUN_STEPS,
+            max_train_steps=dry_run_steps,
             num_train_epochs=0,
-            checkpoint_step_interval=DRY_RUN_STEPS,
+            checkpoint_step_interval=dry_run_steps,
             checkpoints_total_limit=1,
             validation_disable=True,
         )
@@ -137,11 +138,13 @@ def _reg_note(cfg: TrainingConfig) -> str:
     return note
 
 
-def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False) -> RenderedBackend:
+def render_simpletuner(
+    cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = False, dry_run_steps: int = DRY_RUN_STEPS
+) -> RenderedBackend:
     """SimpleTuner's config.json, multidatabackend.json and launch command (checked against the catalogue)."""
     prefix = "dryrun-" if dry_run else ""
     dataloader_file = f"{prefix}simpletuner/multidatabackend.json"
-    config = _config(cfg, paths, dry_run=dry_run, dataloader_file=dataloader_file)
+    config = _config(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps, dataloader_file=dataloader_file)
     dataloader = _dataloader(cfg, paths)
     check_simpletuner(config)
     check_simpletuner_dataloader(dataloader)
@@ -152,8 +155,8 @@ def render_simpletuner(cfg: TrainingConfig, paths: RunPaths, *, dry_run: bool = 
     }
     command = ["simpletuner", "train"]
     notes = [
-        "SimpleTuner reads captions from the .txt file beside each image and uses them as written: make sure "
-        "they contain the trigger word.",
+        "SimpleTuner reads captions from the .txt file beside each image and uses them as written"
+        + (": make sure they contain the trigger word." if cfg.trigger_word else "."),
         _repeats_note(cfg),
     ]
     if cfg.reg_folders:

@@ -15,7 +15,9 @@ from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import GateState, record_dry_run_gate
+from ategnatos_mcp.training.calls import environment_call
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import out_of_memory_advice, replan_call
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
@@ -27,8 +29,9 @@ from ategnatos_mcp.training.execution.runner import (
     stop_run,
     wait_for_run,
 )
+from ategnatos_mcp.training.models import DRY_RUN_STEP_RANGE, DRY_RUN_STEPS
 
-__all__ = ["DryRunResult", "judge_dry_run", "run_dry_run"]
+__all__ = ["DryRunResult", "check_dry_run_steps", "judge_dry_run", "run_dry_run"]
 
 _DRY_RUN_HANG_SECONDS = 300.0
 
@@ -47,19 +50,47 @@ class DryRunResult(BaseModel):
     gates: GateState | None = None
 
 
-def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress) -> list[str]:
-    """Why a finished dry run does not pass (empty: it passed)."""
+def check_dry_run_steps(steps: int) -> int:
+    """``steps`` when it is a dry run's length (2-5 steps, as the seed's gate 4 asks).
+
+    Raises:
+        InvalidRequestError: any other number.
+    """
+    low, high = DRY_RUN_STEP_RANGE
+    if not low <= steps <= high:
+        raise InvalidRequestError(
+            f"A dry run takes {low} to {high} training steps; {steps} was asked for. It only has to prove that the "
+            "model and the images load and that a step and a save work, so a few steps are enough, and each one "
+            "costs GPU time.",
+            hint=f"Call train_dry_run again with steps between {low} and {high}, or leave steps out ({DRY_RUN_STEPS}).",
+        )
+    return steps
+
+
+def judge_dry_run(status: SupervisorStatus, progress: TrainingProgress, plan: ConfirmedPlan | None = None) -> list[str]:
+    """Why a finished dry run does not pass (empty: it passed). With ``plan``, a run that only fit with a smaller
+    batch or memory savers names the exact train_plan call that plans what fit."""
     problems: list[str] = []
+    name = plan.cfg.name if plan is not None else ""
+    request = plan.gates.plan_request if plan is not None else None
     if len(status.attempts) > 1 and status.state == "succeeded":
         first = status.attempts[0]
+        overrides = {
+            **status.saver_overrides,
+            "batch_size": status.batch_size,
+            "gradient_accumulation": status.gradient_accumulation,
+        }
+        savers = f" and with {', '.join(status.savers)} switched on" if status.savers else ""
         problems.append(
             f"It ran out of graphics memory at batch size {first['batch_size']} and only fit at batch size "
-            f"{status.batch_size} with gradient accumulation {status.gradient_accumulation}. Re-plan with "
-            f"overrides {{'batch_size': {status.batch_size}, 'gradient_accumulation': {status.gradient_accumulation}}}"
-            " and confirm again."
+            f"{status.batch_size} with gradient accumulation {status.gradient_accumulation}{savers}. Re-plan with "
+            f"overrides {overrides} and confirm again"
+            + (f": {replan_call(name, request, overrides)}." if plan is not None else ".")
         )
     elif status.state != "succeeded":
         problems.append(status.message or f"The dry run ended as {status.state}.")
+        if status.memory_exhausted and plan is not None:
+            problems.append(out_of_memory_advice(plan.cfg, name, request))
     if status.state == "succeeded" and progress.total_steps and progress.step < progress.total_steps:
         problems.append(f"It stopped at step {progress.step} of {progress.total_steps}.")
     if status.state == "succeeded" and not progress.checkpoints:
@@ -78,18 +109,20 @@ async def run_dry_run(
     now: datetime,
     report: Progress | None = None,
     env: dict[str, str] | None = None,
+    steps: int = DRY_RUN_STEPS,
 ) -> DryRunResult:
     """Start (or re-attach to) the dry run on ``host``, follow it for ``wait_seconds``, record gate 4 when done.
 
     Raises:
-        InvalidRequestError: gate 3 has not passed on this host.
+        InvalidRequestError: gate 3 has not passed on this host, or ``steps`` is not 2-5.
     """
+    check_dry_run_steps(steps)
     cfg, identity = plan.cfg, host.spec.identity
     env_gate = plan.gates.environment
     if env_gate.status != "passed" or env_gate.host != identity:
         raise InvalidRequestError(
             f"The environment on {identity} has not passed its check for '{cfg.name}' (gate 3).",
-            hint="Run train_validate_environment on that host first.",
+            hint=f"Check it first: {environment_call(cfg.name, identity)}.",
         )
     state = await read_execution(store, cfg.name)
     handle = state.dry_run
@@ -106,6 +139,7 @@ async def run_dry_run(
             now=now,
             hang_seconds=_DRY_RUN_HANG_SECONDS,
             env=env,
+            dry_run_steps=steps,
         )
         await _save(store, cfg.name, handle)
     status = await wait_for_run(host, handle, wait_seconds, report)
@@ -116,7 +150,7 @@ async def run_dry_run(
         return DryRunResult(
             name=cfg.name, host=identity, state="running", passed=None, status=status, progress=progress, log_tail=tail
         )
-    problems = judge_dry_run(status, progress)
+    problems = judge_dry_run(status, progress, plan)
     gates = await record_dry_run_gate(
         store, cfg.name, host=identity, config_hash=cfg.config_hash, passed=not problems, log_tail=log[-4000:]
     )

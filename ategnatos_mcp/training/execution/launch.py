@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import anyio.to_thread
 from pydantic import BaseModel, Field
@@ -21,7 +22,7 @@ from ategnatos_mcp.training import (
     write_records,
 )
 from ategnatos_mcp.training.execution.hosts import TrainingHost
-from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus
+from ategnatos_mcp.training.execution.models import RunHandle, RunKind, SupervisorStatus
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
 from ategnatos_mcp.training.execution.resume import (
     ResumePoint,
@@ -39,12 +40,17 @@ _HANG_SECONDS = 900.0  # no output for 15 minutes after an OOM: the job is stuck
 
 
 class LaunchResult(BaseModel):
-    """A started training run and the handle training_status uses to find it again."""
+    """A started (or, with action 'stop', stopped) run and the handle training_status uses to find it again."""
 
     name: str
     host: str
+    action: Literal["start", "stop"] = "start"
+    kind: RunKind = "training"
     handle: RunHandle
     status: SupervisorStatus
+    resume: str = Field(default="", description="After a stop: where a resume would continue from, in words.")
+    resume_from_step: int | None = Field(default=None, description="After a stop: the step a resume continues from.")
+    next_step: str = ""
     resumed_from_step: int | None = None
     batch_size: int | None = Field(default=None, description="The batch size it starts at.")
     gradient_accumulation: int | None = Field(default=None, description="The gradient accumulation it starts at.")
@@ -89,8 +95,8 @@ async def ensure_launch_ready(
     if blockers:
         raise InvalidRequestError(
             f"'{cfg.name}' cannot be launched on {identity} yet. " + " ".join(blockers),
-            hint="Pass the gates in order (dataset_audit, train_confirm, train_validate_environment, train_dry_run) "
-            "for this exact dataset, configuration and host, then launch again.",
+            hint="Pass the gates in order, each with the call named above, for this exact dataset, configuration "
+            "and host; then launch again.",
         )
 
 
@@ -141,6 +147,7 @@ async def launch_run(
             hint=f"Plan a new version to train again: train_plan with name='{cfg.name}'.",
         )
     point, batch, notes = await _starting_point(host, plan, state.training, resume=resume, fresh=fresh, now=now)
+    rung = len(batch[2]) if batch is not None else 0
     dataset_dir = await host_dataset_dir(host, cfg)
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
@@ -157,7 +164,8 @@ async def launch_run(
         hang_seconds=_HANG_SECONDS,
         env=env,
         extra_args=point.args if point else None,
-        batch=batch,
+        batch=batch[:2] if batch is not None else None,
+        start_rung=rung,
     )
     if point is not None:
         handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
@@ -179,6 +187,7 @@ async def launch_run(
         f"({plan.backend}, config {cfg.config_hash}, {cfg.total_steps} steps planned).\n\n"
         + (f"Resumed from step {point.step} ({point.source}).\n\n" if point else "")
         + (f"Batch size {batch[0]}, gradient accumulation {batch[1]} (what fit before).\n\n" if batch else "")
+        + (f"Memory savers on (what fit before): {', '.join(batch[2])}.\n\n" if batch and batch[2] else "")
         + f"Supervisor folder on the host: {handle.run_dir}\n\nAsk training_status for progress.\n"
     )
     notices = notes + await write_records(store, cfg.name, {"progress.md": text})
@@ -205,7 +214,8 @@ async def _earlier_run_ended(
             raise StateError(
                 f"A training run of '{plan.cfg.name}' is still going on {previous.host.identity}.",
                 document=previous.run_dir,
-                hint="Follow it with training_status, or stop it there (training_status stop=true) first.",
+                hint=f"Follow it with training_status, or stop it first: launch_training(name='{plan.cfg.name}', "
+                "action='stop').",
             )
     ended = previous.final_state or (status.state if status is not None else "lost")
     if status is not None or (await read_gates(store, plan.cfg.name)).training_run is None:
@@ -225,8 +235,9 @@ _ENDINGS = ("succeeded", "failed", "stopped", "lost")
 
 async def _starting_point(
     host: TrainingHost, plan: ConfirmedPlan, previous: RunHandle | None, *, resume: bool, fresh: bool, now: datetime
-) -> tuple[ResumePoint | None, tuple[int, int] | None, list[str]]:
-    """Where the new run starts: the save it continues from, the batch to run at (None: the plan's), and notes.
+) -> tuple[ResumePoint | None, tuple[int, int, list[str]] | None, list[str]]:
+    """Where the new run starts: the save it continues from, the batch and memory savers to run with (None: the
+    plan's), and notes.
 
     A first launch never writes over files already in the output folder (refused; ``fresh`` moves them aside);
     a resume moves aside any save newer than the state it continues from (the resumed run would write it again).
@@ -262,25 +273,34 @@ async def _starting_point(
             f"{len(later)} save(s) newer than the state it continues from ({', '.join(later)}) were moved (not "
             f"deleted) to {moved}, so the resumed run cannot write over them."
         )
-    batch = await _fitted_batch(host, previous)
-    if batch is None or batch == (cfg.batch_size, cfg.gradient_accumulation):
+    fitted = await _fitted(host, previous)
+    if fitted is None:
         return point, None, notes
+    batch, savers = (fitted[0], fitted[1]), fitted[2]
+    if savers:
+        notes.append(
+            f"The earlier run only fit with {', '.join(savers)} switched on by the out-of-memory ladder; this run "
+            "continues with them on."
+        )
+    if batch == (cfg.batch_size, cfg.gradient_accumulation):
+        return point, ((*batch, savers) if savers else None), notes
     notes.append(
         f"The earlier run only fit at batch size {batch[0]} with gradient accumulation {batch[1]} (the "
         f"out-of-memory ladder reduced it from {cfg.batch_size}); this run continues at that batch (same "
         "effective batch) instead of running out of memory again."
     )
-    return point, batch, notes
+    return point, (*batch, savers), notes
 
 
-async def _fitted_batch(host: TrainingHost, previous: RunHandle) -> tuple[int, int] | None:
-    """The batch / accumulation the earlier run really ran at (its OOM ladder may have reduced the plan's)."""
+async def _fitted(host: TrainingHost, previous: RunHandle) -> tuple[int, int, list[str]] | None:
+    """The batch, accumulation and memory savers the earlier run really ran with (its OOM ladder may have reduced
+    the plan's batch and switched savers on)."""
     if previous.host == host.spec:
         status = await read_status(host, previous)
         if status.state != "missing" and status.batch_size and status.gradient_accumulation:
-            return status.batch_size, status.gradient_accumulation
+            return status.batch_size, status.gradient_accumulation, status.savers
     if previous.batch_size and previous.gradient_accumulation:
-        return previous.batch_size, previous.gradient_accumulation
+        return previous.batch_size, previous.gradient_accumulation, previous.memory_savers
     return None
 
 

@@ -73,6 +73,16 @@ class SupervisorStatus(BaseModel):
     attempts: list[dict[str, object]] = Field(default_factory=list)
     started_at: str | None = None
     updated_at: str | None = None
+    last_output_at: str | None = Field(default=None, description="When the trainer last printed anything (host clock).")
+    last_step_at: str | None = Field(default=None, description="When the step count last moved (host clock).")
+    rung: int = Field(default=0, description="How many memory savers the out-of-memory ladder has switched on.")
+    savers: list[str] = Field(default_factory=list, description="Those memory savers, in plain words, in order.")
+    saver_overrides: dict[str, object] = Field(
+        default_factory=dict, description="The standard-config settings those savers amount to (for a new plan)."
+    )
+    memory_exhausted: bool = Field(
+        default=False, description="It ran out of graphics memory with nothing left to try (batch 1, every saver)."
+    )
 
     @property
     def finished(self) -> bool:
@@ -110,6 +120,9 @@ class TrainingProgress(BaseModel):
     checkpoints: list[CheckpointInfo] = Field(default_factory=list)
     samples_at_steps: list[int] = Field(default_factory=list)
     completed: bool = False
+    elapsed_seconds: float | None = Field(default=None, description="The progress bar's elapsed time.")
+    eta_seconds: float | None = Field(default=None, description="The progress bar's own estimate of the time left.")
+    seconds_per_step: float | None = Field(default=None, description="The progress bar's rate, as seconds per step.")
     errors: list[Diagnosis] = Field(default_factory=list)
     resume: str = Field(default="", description="Honest word on where a restart would begin.")
 
@@ -132,6 +145,9 @@ class RunHandle(_Strict):
     resumed_from: str | None = Field(default=None, description="The saved state or checkpoint it continued from.")
     batch_size: int | None = Field(default=None, description="The batch size it runs at (after any OOM halving).")
     gradient_accumulation: int | None = Field(default=None, description="Its gradient accumulation (same).")
+    memory_savers: list[str] = Field(
+        default_factory=list, description="Memory savers the out-of-memory ladder switched on, in order."
+    )
     samples_seen: list[str] = Field(default_factory=list, description="Sample images already reported (file names).")
 
 

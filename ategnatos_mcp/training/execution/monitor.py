@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = [
     "OOM_IDS",
     "WARNING_IDS",
+    "bar_seconds",
+    "bar_seconds_per_step",
     "checkpoint_info",
     "diagnose",
     "parse_log",
@@ -130,9 +132,32 @@ def _diagnosis_by_id(sig_id: str, line: str) -> Diagnosis:
     return Diagnosis(id=sig_id, line=line.strip()[:300], meaning=sig["meaning"], fix=sig["fix"])
 
 
+def bar_seconds(text: str | None) -> float | None:
+    """A tqdm time ('12:28', '4:35:07', '1d, 2:03:04') in seconds; None for '?' or anything else."""
+    found = re.fullmatch(r"(?:(\d+)d, )?(?:(\d+):)?(\d+):(\d{2})", (text or "").strip())
+    if found is None:
+        return None
+    days, hours, minutes, seconds = (int(g or 0) for g in found.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def bar_seconds_per_step(rate: str | None, unit: str | None) -> float | None:
+    """tqdm's rate ('1.20' 'it/s', or '1.66' 's/it') as seconds per step; None when unknown ('?') or zero."""
+    try:
+        value = float(rate or "")
+    except ValueError:
+        return None
+    if value <= 0 or math.isnan(value) or math.isinf(value):
+        return None
+    return value if unit == "s/it" else 1.0 / value
+
+
 def _apply_progress(result: TrainingProgress, match: re.Match[str], loss: re.Match[str] | None) -> None:
     result.step, result.total_steps = int(match.group("step")), int(match.group("total"))
     groups = match.groupdict()
+    result.elapsed_seconds = bar_seconds(groups.get("elapsed"))
+    result.eta_seconds = bar_seconds(groups.get("eta"))
+    result.seconds_per_step = bar_seconds_per_step(groups.get("rate"), groups.get("unit"))
     if groups.get("epoch"):
         result.epoch, result.total_epochs = int(groups["epoch"]), int(groups["epochs"])
     if loss:

@@ -10,6 +10,7 @@ from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import GrimoireStore, Update
 from ategnatos_mcp.training import GateState, TrainingConfig, read_gates
+from ategnatos_mcp.training.calls import confirm_call
 from ategnatos_mcp.training.execution.models import ExecutionState
 from ategnatos_mcp.training.gates import DOCUMENT_PREFIX
 
@@ -49,7 +50,7 @@ async def load_confirmed_plan(store: GrimoireStore, name: str, *, require_confir
     if require_confirmed and not confirmed:
         raise InvalidRequestError(
             f"The plan of '{name}' is not confirmed yet (gate 2), so nothing can run on a GPU for it.",
-            hint=f"Show the plan to the artist and confirm config {gates.planned_config_hash} with train_confirm.",
+            hint=f"Show the plan to the artist; after their yes: {confirm_call(name, gates.planned_config_hash)}.",
         )
     try:
         cfg = TrainingConfig(**gates.planned_config)

@@ -22,8 +22,10 @@ from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.training import RenderedBackend, RunPaths, TrainingConfig, render_backend
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import memory_rungs
 from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import OOM_IDS, parse_log, progress_regex, signatures
+from ategnatos_mcp.training.models import DRY_RUN_STEPS
 
 __all__ = [
     "host_dataset_dir",
@@ -46,17 +48,24 @@ async def host_dataset_dir(host: TrainingHost, cfg: TrainingConfig) -> str:
     return f"{await host.base_dir(cfg.name)}/dataset"
 
 
-def supervisor_source() -> str:
-    """The supervisor script, shipped as package data."""
-    return resources.files("ategnatos_mcp.training.execution").joinpath("supervisor_script.py").read_text("utf-8")
+def supervisor_source(module: str = "supervisor_script") -> str:
+    """The supervisor script (or its config edits, ``supervisor_edits``), shipped as package data."""
+    return resources.files("ategnatos_mcp.training.execution").joinpath(f"{module}.py").read_text("utf-8")
 
 
 def render_for_host(
-    cfg: TrainingConfig, backend: str, *, dataset_dir: str, run_dir: str, output_dir: str, dry_run: bool
+    cfg: TrainingConfig,
+    backend: str,
+    *,
+    dataset_dir: str,
+    run_dir: str,
+    output_dir: str,
+    dry_run: bool,
+    dry_run_steps: int = DRY_RUN_STEPS,
 ) -> RenderedBackend:
     """The backend's files and command with the host's own paths."""
     paths = RunPaths(dataset_dir=dataset_dir, config_dir=f"{run_dir}/config", output_dir=output_dir)
-    return render_backend(cfg, backend, paths, dry_run=dry_run)  # type: ignore[arg-type]
+    return render_backend(cfg, backend, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)  # type: ignore[arg-type]
 
 
 def _edits(rendered: RenderedBackend, config_dir: str) -> list[dict[str, object]]:
@@ -121,11 +130,14 @@ async def start_run(
     env: dict[str, str] | None = None,
     extra_args: list[str] | None = None,
     batch: tuple[int, int] | None = None,
+    dry_run_steps: int = DRY_RUN_STEPS,
+    start_rung: int = 0,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
 
-    ``batch`` (batch size, gradient accumulation) starts at another rung than the plan's: the one an earlier
-    run's OOM ladder reached (the supervisor edits its copy of the files before the first attempt).
+    ``batch`` (batch size, gradient accumulation) and ``start_rung`` (memory savers on) start at another rung than
+    the plan's: the one an earlier run's OOM ladder reached (the supervisor edits its copy of the files before the
+    first attempt). The spec carries every memory-saver rung of this backend, rendered (see ``ladder.py``).
 
     Raises:
         StateError: the supervisor did not come up.
@@ -139,11 +151,28 @@ async def start_run(
         run_dir = f"{base}/runs/{kind}-{stamp}-{n}"
     output_dir = f"{base}/output" + ("/dryrun" if kind == "dry_run" else "")
     rendered = render_for_host(
-        cfg, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output", dry_run=kind == "dry_run"
+        cfg,
+        backend,
+        dataset_dir=dataset_dir,
+        run_dir=run_dir,
+        output_dir=f"{base}/output",
+        dry_run=kind == "dry_run",
+        dry_run_steps=dry_run_steps,
     )
     config_dir = f"{run_dir}/config"
     for filename, text in rendered.files.items():
         await host.write_text(f"{config_dir}/{filename}", text)
+
+    def files_of(variant: TrainingConfig) -> dict[str, str]:
+        return render_for_host(
+            variant, backend, dataset_dir=dataset_dir, run_dir=run_dir, output_dir=f"{base}/output",
+            dry_run=kind == "dry_run", dry_run_steps=dry_run_steps,
+        ).files  # fmt: skip
+
+    rungs = [
+        {**rung.model_dump(exclude={"files"}), "files": {f"{config_dir}/{n}": t for n, t in rung.files.items()}}
+        for rung in memory_rungs(cfg, backend, files_of)
+    ]
     workdir = rendered.workdir if rendered.workdir.startswith("/") else backend_dir
     progress, loss = progress_regex(backend, _job_name(rendered))
     start_batch, start_accumulation = batch or (cfg.batch_size, cfg.gradient_accumulation)
@@ -159,6 +188,8 @@ async def start_run(
         "max_halvings": max_halvings,
         "hang_seconds": hang_seconds,
         "edits": _edits(rendered, config_dir),
+        "rungs": rungs,
+        "start_rung": min(start_rung, len(rungs)),
         "signatures": [{"id": s["id"], "regex": s["regex"]} for s in signatures()],
         "oom_ids": list(OOM_IDS),
         "progress_regex": progress,
@@ -167,6 +198,7 @@ async def start_run(
     }
     await host.write_text(f"{run_dir}/spec.json", json.dumps(spec, indent=1, ensure_ascii=False))
     script = f"{base}/supervisor.py"
+    await host.write_text(f"{base}/supervisor_edits.py", supervisor_source("supervisor_edits"))
     await host.write_text(script, supervisor_source())
     process = f"{'dryrun' if kind == 'dry_run' else 'train'}-{cfg.name}"
     await host.start(
@@ -184,6 +216,7 @@ async def start_run(
         started_at=now,
         batch_size=start_batch,
         gradient_accumulation=start_accumulation,
+        memory_savers=[str(r["label"]) for r in rungs[:start_rung]],
     )
     with anyio.move_on_after(20):
         while (await read_status(host, handle)).state == "missing":

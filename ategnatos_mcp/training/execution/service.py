@@ -21,12 +21,12 @@ from ategnatos_mcp.training import (
     record_training_started,
     refuse_if_trained,
 )
-from ategnatos_mcp.training.execution.dryrun import DryRunResult, run_dry_run
+from ategnatos_mcp.training.execution.dryrun import DryRunResult, check_dry_run_steps, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
 from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
 from ategnatos_mcp.training.execution.launch import LaunchResult, check_start_choice, ensure_launch_ready, launch_run
-from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunKind, UploadProgress
+from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunHandle, RunKind, UploadProgress
 from ategnatos_mcp.training.execution.plans import (
     ConfirmedPlan,
     load_confirmed_plan,
@@ -37,6 +37,7 @@ from ategnatos_mcp.training.execution.runner import host_dataset_dir
 from ategnatos_mcp.training.execution.samples import SamplePreview, sample_previews
 from ategnatos_mcp.training.execution.tracking import RunReport, follow_run
 from ategnatos_mcp.training.execution.uploads import DatasetUploads, UploadJob
+from ategnatos_mcp.training.models import DRY_RUN_STEPS
 
 __all__ = ["DEFAULT_BACKEND_DIRS", "TrainingRuns"]
 
@@ -165,15 +166,19 @@ class TrainingRuns:
             name=name, host=key[1], passed=False, problems=[problem], facts={}, upload=job.progress, gates=gates
         )
 
-    async def dry_run(self, name: str, host_text: str, *, wait_seconds: float, report: Progress | None) -> DryRunResult:
+    async def dry_run(
+        self, name: str, host_text: str, *, wait_seconds: float, report: Progress | None, steps: int = DRY_RUN_STEPS
+    ) -> DryRunResult:
+        check_dry_run_steps(steps)  # before anything else: a plain word on the argument first
         plan = await load_confirmed_plan(self.store, name)
         refuse_if_trained(plan.gates, "a dry run")  # its dry-run folder is kept as it was too
         spec = await resolve_host(self.store, host_text)
         async with self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
             return await run_dry_run(
-                host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report
-            )
+                host, self.store, plan, backend_dir=folder, wait_seconds=wait_seconds, now=self.clock(), report=report,
+                steps=steps,
+            )  # fmt: skip
 
     async def launch(
         self, name: str, host_text: str, *, report: Progress | None, resume: bool = False, fresh: bool = False
@@ -225,8 +230,13 @@ class TrainingRuns:
         stop: bool,
         report: Progress | None,
         samples: bool = True,
+        stall_seconds: float = 15 * 60,
     ) -> RunReport:
-        """Where the run stands; ``samples``: also list its sample images (new ones count as shown after this)."""
+        """Where the run stands; ``samples``: also list its sample images (new ones count as shown after this).
+
+        ``stop`` ends it first (launch_training's stop; training_status only reads). A run whose log has been still
+        for ``stall_seconds`` is reported as stalled, with what to do.
+        """
         plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
         state = await read_execution(self.store, plan.cfg.name)
         handle = state.training if kind == "training" else state.dry_run
@@ -242,8 +252,35 @@ class TrainingRuns:
         async with self.hosts.open(handle.host) as host:
             return await follow_run(
                 host, self.store, handle, plan.cfg, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop,
-                report=report, samples_dir=folder if samples else None, now=self.clock(),
+                report=report, samples_dir=folder if samples else None, now=self.clock(), stall_seconds=stall_seconds,
             )  # fmt: skip
+
+    async def stop(self, name: str) -> tuple[RunReport, RunHandle, bool]:
+        """Stop the training run of ``name`` (or its dry run, when only that runs) and wait until it is recorded.
+
+        A run that has already ended is left as it is and reported as it ended (the flag says whether this call
+        stopped it).
+
+        Raises:
+            NotFoundError: nothing was ever started for ``name``.
+        """
+        plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
+        state = await read_execution(self.store, plan.cfg.name)
+        kind: RunKind = "training" if state.training is not None else "dry_run"  # a training run follows its dry run
+        if state.training is None and state.dry_run is None:
+            raise NotFoundError(
+                f"Nothing of '{name}' was started, so there is nothing to stop.",
+                kind="training run",
+                name=name,
+                hint=f"train_gates(name='{name}') shows where it stands.",
+            )
+        handle = state.training or state.dry_run
+        assert handle is not None
+        before = await self.status(name, kind=kind, wait_seconds=0, log_lines=5, stop=False, report=None, samples=False)
+        if before.status.finished:
+            return before, handle, False
+        report = await self.status(name, kind=kind, wait_seconds=0, log_lines=5, stop=True, report=None, samples=False)
+        return report, handle, True
 
     async def status_with_previews(
         self,
@@ -252,14 +289,16 @@ class TrainingRuns:
         kind: RunKind,
         wait_seconds: float,
         log_lines: int,
-        stop: bool,
         previews: int,
         report: Progress | None,
+        stall_seconds: float = 15 * 60,
     ) -> tuple[RunReport, list[SamplePreview]]:
-        """``status`` plus small previews of the newest new sample images (newest first, at most ``previews``)."""
+        """``status`` (read only: it never stops the run) plus small previews of the newest new sample images
+        (newest first, at most ``previews``)."""
         result = await self.status(
-            name, kind=kind, wait_seconds=wait_seconds, log_lines=log_lines, stop=stop, report=report
-        )
+            name, kind=kind, wait_seconds=wait_seconds, log_lines=log_lines, stop=False, report=report,
+            stall_seconds=stall_seconds,
+        )  # fmt: skip
         return result, await sample_previews(result.samples, count=previews) if previews else []
 
     async def evaluate(

@@ -3,15 +3,18 @@
 Copied to the host and started as ``python3 supervisor.py <spec.json>``. It runs the backend's command,
 tees its output to ``<run_dir>/train.log``, keeps ``<run_dir>/status.json`` up to date (written atomically),
 and on a CUDA out-of-memory error halves the batch size in the rendered config files (keeping the effective
-batch through gradient accumulation) and tries again, at most ``max_halvings`` times. A job that goes silent
-after printing an OOM is killed after ``hang_seconds``. SIGTERM, SIGINT or a ``stop`` file in the run folder
-stop the job. It needs nothing from the MCP server once started, so a dropped SSH connection does not matter.
+batch through gradient accumulation) and tries again, at most ``max_halvings`` times; then it switches the
+backend's memory savers on one at a time (the ``rungs``: their files are rendered by the server) and gives up
+only when none is left. A job that goes silent after printing an OOM is killed after ``hang_seconds``. SIGTERM,
+SIGINT or a ``stop`` file in the run folder stop the job. It needs nothing from the MCP server once started, so a
+dropped SSH connection does not matter. The config edits live in ``supervisor_edits.py``, copied beside it.
 
 The spec (JSON) holds: command (argv), workdir, env, run_dir, backend, batch_size, gradient_accumulation,
-max_halvings, hang_seconds, edits (config files to change on a retry), signatures ([{id, regex}]),
-oom_ids, progress_regex, loss_regex, heartbeat_command (touches the instance watchdog's heartbeat), and
-edit_before_start (true when batch_size / gradient_accumulation differ from the rendered files: a resume at the
-batch an earlier OOM ladder reached; the same edits as a retry are made before the first attempt).
+max_halvings, hang_seconds, edits (config files to change on a retry), rungs ([{id, label, why, overrides,
+helps_loading, files}]) and start_rung, signatures ([{id, regex}]), oom_ids, progress_regex, loss_regex,
+heartbeat_command (touches the instance watchdog's heartbeat), and edit_before_start (true when batch_size /
+gradient_accumulation differ from the rendered files: a resume at the batch an earlier OOM ladder reached; the
+same edits as a retry, and the rungs up to start_rung, are made before the first attempt).
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ import subprocess
 import sys
 import threading
 import time
+
+try:  # beside this script on the host (the runner copies both)
+    from supervisor_edits import apply_edits, next_rung, write_text_atomic  # pyright: ignore[reportMissingImports]
+except ImportError:  # imported from the package (tests)
+    from ategnatos_mcp.training.execution.supervisor_edits import apply_edits, next_rung, write_text_atomic
 
 STATUS_FILE = "status.json"
 LOG_FILE = "train.log"
@@ -50,86 +58,6 @@ def write_json_atomic(path: str, data: dict) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-# Config edits -----------------------------------------------------------------------------------------
-
-
-def _set_line_values(text: str, pattern: str, value: int) -> tuple[str, int]:
-    """Replace the integer of every ``key = N`` / ``key: N`` line the pattern matches."""
-    regex = re.compile(pattern, re.M)
-    return regex.subn(lambda m: m.group(1) + str(value) + m.group(3), text)
-
-
-def edit_toml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    for key in batch_keys:
-        text, _ = _set_line_values(text, r"^(\s*" + re.escape(key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", batch)
-    if accumulation_key:
-        text, count = _set_line_values(
-            text, r"^(\s*" + re.escape(accumulation_key) + r"\s*=\s*)(\d+)(\s*(?:#.*)?)$", accumulation
-        )
-        if count == 0:  # top-level keys must come before the first table
-            text = f"{accumulation_key} = {accumulation}\n" + text
-    return text
-
-
-def edit_yaml(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    """A careful line edit of known keys (the host may have no PyYAML): ``  batch_size: 4`` lines only."""
-    for key in batch_keys:
-        text, _ = _set_line_values(text, r"^(\s*-?\s*" + re.escape(key) + r":\s*)(\d+)(\s*(?:#.*)?)$", batch)
-    if accumulation_key:
-        text, count = _set_line_values(
-            text, r"^(\s*" + re.escape(accumulation_key) + r":\s*)(\d+)(\s*(?:#.*)?)$", accumulation
-        )
-        if count == 0:
-            # Put it beside the train block's batch_size (same indentation = same mapping).
-            match = re.search(r"^(\s*)batch_size:\s*\d+\s*$", text, re.M)
-            if match:
-                line = f"{match.group(1)}{accumulation_key}: {accumulation}\n"
-                end = match.end() + 1
-                text = text[:end] + line + text[end:]
-    return text
-
-
-def _edit_json_value(data: object, batch_keys: list, batch: int) -> None:
-    if isinstance(data, dict):
-        for key in batch_keys:
-            if isinstance(data.get(key), int):
-                data[key] = batch
-    elif isinstance(data, list):
-        for item in data:
-            _edit_json_value(item, batch_keys, batch)
-
-
-def edit_json(text: str, batch_keys: list, accumulation_key: str | None, batch: int, accumulation: int) -> str:
-    data = json.loads(text)
-    _edit_json_value(data, batch_keys, batch)
-    if accumulation_key and isinstance(data, dict):
-        data[accumulation_key] = accumulation
-    return json.dumps(data, indent=2) + "\n"
-
-
-EDITORS = {"toml": edit_toml, "yaml": edit_yaml, "json": edit_json}
-
-
-def apply_edits(edits: list, batch: int, accumulation: int) -> None:
-    for edit in edits:
-        path = edit["path"]
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-        new = EDITORS[edit["format"]](
-            text, edit.get("batch_keys", []), edit.get("accumulation_key"), batch, accumulation
-        )
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(new)
-        os.replace(tmp, path)
-
-
-def next_rung(batch: int, accumulation: int) -> tuple[int, int]:
-    """Half the batch, double the accumulation: the effective batch (batch x accumulation) stays the same."""
-    new_batch = max(1, batch // 2)
-    return new_batch, -(-batch * accumulation // new_batch)
 
 
 # The supervisor ---------------------------------------------------------------------------------------
@@ -170,6 +98,12 @@ class Supervisor:
             "attempts": [],
             "started_at": _now(),
             "updated_at": _now(),
+            "last_output_at": None,  # host clock, like updated_at: how long the log has been still is their difference
+            "last_step_at": None,
+            "rung": 0,  # memory-saver rungs switched on (spec "rungs", in order)
+            "savers": [],
+            "saver_overrides": {},
+            "memory_exhausted": False,
         }
 
     # bookkeeping
@@ -248,7 +182,10 @@ class Supervisor:
         match = self.progress.search(line) if self.progress else None
         if match:
             seen["progress"] = True
-            self.status["step"] = int(match.group("step"))
+            step = int(match.group("step"))
+            if step != self.status["step"] or self.status["last_step_at"] is None:
+                self.status["last_step_at"] = _now()
+            self.status["step"] = step
             self.status["total_steps"] = int(match.group("total"))
             if "epoch" in match.groupdict() and match.group("epoch"):
                 self.status["epoch"] = int(match.group("epoch"))
@@ -300,6 +237,7 @@ class Supervisor:
             now = time.monotonic()
             if chunk:
                 last_output = now
+                self.status["last_output_at"] = _now()
                 log.write(chunk)
                 log.flush()
                 self._heartbeat(now)
@@ -330,16 +268,77 @@ class Supervisor:
         real = [s for s in found if s not in ("accelerate_wrapper", "aitk_oom_skip", "st_bucket_removed")]
         return real[-1] if real else None
 
+    def _write_rungs(self, upto: int) -> None:
+        """Switch on the memory savers of rungs [current, upto): write their files, then the batch again."""
+        rungs = self.spec.get("rungs", [])
+        for rung in rungs[self.status["rung"] : upto]:
+            for path, text in rung["files"].items():
+                write_text_atomic(path, text)
+        if upto:
+            self.status.update(
+                rung=upto, savers=[r["label"] for r in rungs[:upto]], saver_overrides=rungs[upto - 1]["overrides"]
+            )
+        apply_edits(self.spec.get("edits", []), self.status["batch_size"], self.status["gradient_accumulation"])
+
+    def _next_try(self, seen: dict, halvings: int) -> str | None:
+        """After an out-of-memory attempt: set up the next rung and say so (None: nothing is left to try).
+
+        A smaller batch first (while halvings are left), then the trainer's memory savers one at a time. An OOM
+        while loading the model skips to the first saver that lowers what loading needs.
+        """
+        batch, accumulation = self.status["batch_size"], self.status["gradient_accumulation"]
+        rungs, at = self.spec.get("rungs", []), self.status["rung"]
+        hung = " (it hung after the error and was stopped)" if seen.get("hung") else ""
+        if seen.get("oom_before_progress"):
+            target = next((i for i in range(at, len(rungs)) if rungs[i].get("helps_loading")), None)
+            if target is None:
+                return None
+            also = [r["label"] for r in rungs[at:target]]
+            self._write_rungs(target + 1)
+            with_too = f" ({', '.join(also)} switched on with it)" if also else ""
+            return (
+                f"Ran out of graphics memory while loading the model{hung}; now trying with "
+                f"{rungs[target]['label']}{with_too}, {rungs[target]['why']}."
+            )
+        if halvings < int(self.spec.get("max_halvings", 3)) and batch > 1:
+            batch, accumulation = next_rung(batch, accumulation)
+            self.status.update(batch_size=batch, gradient_accumulation=accumulation)
+            apply_edits(self.spec.get("edits", []), batch, accumulation)
+            return (
+                f"Out of graphics memory{hung}; retrying with batch size {batch} and gradient accumulation "
+                f"{accumulation} (same effective batch)."
+            )
+        if at >= len(rungs):
+            return None
+        self._write_rungs(at + 1)
+        return (
+            f"Ran out of graphics memory at batch size {batch}{hung}; now trying with {rungs[at]['label']}, "
+            f"{rungs[at]['why']}."
+        )
+
+    def _give_up(self, seen: dict) -> str:
+        batch, savers = self.status["batch_size"], self.status["savers"]
+        self.status["memory_exhausted"] = True
+        if seen.get("oom_before_progress"):
+            head = (
+                "Out of graphics memory while loading the model, before the first step: a smaller batch will not help"
+            )
+        else:
+            head = f"Out of graphics memory even at batch size {batch}"
+        if savers:
+            return f"{head}, with every memory saver this trainer offers switched on ({', '.join(savers)})."
+        return f"{head}, and this trainer has no memory saver left to switch on."
+
     def run(self) -> int:
         os.makedirs(self.run_dir, exist_ok=True)
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        max_halvings = int(self.spec.get("max_halvings", 3))
         halvings = 0
-        if self.spec.get("edit_before_start"):
-            apply_edits(self.spec.get("edits", []), self.status["batch_size"], self.status["gradient_accumulation"])
+        start_rung = int(self.spec.get("start_rung", 0))
+        if start_rung or self.spec.get("edit_before_start"):
+            self._write_rungs(start_rung)  # a resume at the rung and batch an earlier run's ladder reached
         self.save()
         with open(self.log_path, "ab") as log:
             while True:
@@ -347,12 +346,12 @@ class Supervisor:
                 seen = self._attempt(log)
                 code = seen["exit_code"]
                 signature = self._signature(seen)
-                oom = signature in self.oom_ids
                 self.status["attempts"].append(
                     {
                         "attempt": self.status["attempt"],
                         "batch_size": self.status["batch_size"],
                         "gradient_accumulation": self.status["gradient_accumulation"],
+                        "savers": list(self.status["savers"]),
                         "exit_code": code,
                         "error_signature": signature,
                         "hung": bool(seen.get("hung")),
@@ -365,35 +364,16 @@ class Supervisor:
                 if code == 0 and not seen.get("hung"):
                     self.status.update(state="succeeded", message="Training finished.")
                     break
-                if not oom:
+                if signature not in self.oom_ids:
                     self.status.update(state="failed", message=f"The trainer stopped with exit status {code}.")
                     break
-                if seen.get("oom_before_progress"):
-                    self.status.update(
-                        state="failed",
-                        message="Out of graphics memory while loading the model, before the first step: a smaller "
-                        "batch will not help.",
-                    )
+                before = self.status["batch_size"]
+                message = self._next_try(seen, halvings)
+                if message is None:
+                    self.status.update(state="failed", message=self._give_up(seen))
                     break
-                batch, accumulation = self.status["batch_size"], self.status["gradient_accumulation"]
-                if halvings >= max_halvings or batch <= 1:
-                    self.status.update(
-                        state="failed",
-                        message=f"Out of graphics memory even at batch size {batch} after {halvings} halvings.",
-                    )
-                    break
-                halvings += 1
-                batch, accumulation = next_rung(batch, accumulation)
-                apply_edits(self.spec.get("edits", []), batch, accumulation)
-                hung = " (it hung after the error and was stopped)" if seen.get("hung") else ""
-                self.status.update(
-                    state="retrying",
-                    batch_size=batch,
-                    gradient_accumulation=accumulation,
-                    step=0,
-                    message=f"Out of graphics memory{hung}; retrying with batch size {batch} and gradient "
-                    f"accumulation {accumulation} (same effective batch).",
-                )
+                halvings += self.status["batch_size"] != before
+                self.status.update(state="retrying", step=0, message=message)
                 self.save()
         self.status["child_pid"] = None
         self.save()

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import TrainingConfig, record_training_outcome, write_records
+from ategnatos_mcp.training import TrainingConfig, find_versions, read_gates, record_training_outcome, write_records
 from ategnatos_mcp.training.execution.hosts import TrainingHost
+from ategnatos_mcp.training.execution.ladder import out_of_memory_advice
 from ategnatos_mcp.training.execution.models import (
     CheckpointInfo,
     Diagnosis,
@@ -22,6 +23,7 @@ from ategnatos_mcp.training.execution.models import (
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS, checkpoint_info, resume_note
 from ategnatos_mcp.training.execution.plans import update_execution
 from ategnatos_mcp.training.execution.resume import find_resume_point
+from ategnatos_mcp.training.execution.run_cost import RunCost, run_cost
 from ategnatos_mcp.training.execution.runner import (
     parse_run_log,
     read_log_tail,
@@ -30,6 +32,7 @@ from ategnatos_mcp.training.execution.runner import (
     wait_for_run,
 )
 from ategnatos_mcp.training.execution.samples import SampleSet, collect_samples
+from ategnatos_mcp.training.execution.timing import Stall, TimeLeft, find_stall, time_left
 from ategnatos_mcp.training.models import TrainingOutcome
 from ategnatos_mcp.training.steps import backend_steps_per_epoch
 
@@ -57,6 +60,9 @@ class RunReport(BaseModel):
     samples: SampleSet = Field(
         default_factory=SampleSet, description="Sample images made during training (path, step/epoch, prompt)."
     )
+    time_left: TimeLeft | None = Field(default=None, description="While it runs: how long it still needs.")
+    cost: RunCost | None = Field(default=None, description="On a rented GPU: this run's cost so far and in all.")
+    stall: Stall | None = Field(default=None, description="Set when the log has not moved for a while: what to do.")
     log_tail: str | None = None
     notices: list[str] = Field(default_factory=list)
     next_step: str
@@ -119,6 +125,14 @@ def render_progress_md(name: str, report: RunReport) -> str:
         f"- Batch size {status.batch_size}, gradient accumulation {status.gradient_accumulation}"
         f" (attempt {status.attempt})",
     ]
+    if status.savers:
+        lines.append(f"- Memory savers switched on after running out of memory: {', '.join(status.savers)}")
+    if report.time_left is not None:
+        lines.append(f"- Time left: {report.time_left.words}")
+    if report.cost is not None:
+        lines.append(f"- Cost: {report.cost.words}")
+    if report.stall is not None:
+        lines.append(f"- Warning: {report.stall.warning}")
     if report.resumed_from_step is not None:
         lines.append(f"- Resumed from step {report.resumed_from_step} of an earlier run")
     if progress.loss is not None or progress.loss_is_nan:
@@ -157,6 +171,7 @@ async def follow_run(
     report: Progress | None = None,
     samples_dir: Path | None = None,
     now: datetime | None = None,
+    stall_seconds: float = 15 * 60,
 ) -> RunReport:
     """Status, progress and files of ``handle``; optionally stop it or wait for it; progress.md is rewritten.
 
@@ -202,6 +217,24 @@ async def follow_run(
             cfg.name, handle.kind, status, rented=handle.host.kind != "local", resumable=point is not None
         ),
     )
+    if status.memory_exhausted and handle.kind == "training":  # resuming as it is would run out of memory again
+        request = (await read_gates(store, cfg.name)).plan_request
+        following = (await find_versions(store, cfg.name)).next_name
+        result.next_step = out_of_memory_advice(cfg, cfg.name, request, new_version=following)
+    result.time_left = time_left(status, progress)
+    if result.time_left is not None:
+        result.next_step = (
+            f"Still running, {result.time_left.words} left: check again later with training_status (it keeps "
+            "running if this conversation ends)."
+        )
+    result.stall = find_stall(status, progress, threshold_seconds=stall_seconds, name=cfg.name)
+    result.cost = await run_cost(
+        store,
+        handle,
+        status,
+        now=now or datetime.now(UTC),
+        seconds_left=result.time_left.seconds if result.time_left else None,
+    )
     if handle.kind == "training":
         result.notices = await write_records(store, cfg.name, {"progress.md": render_progress_md(cfg.name, result)})
         await _remember(store, cfg.name, handle, status, newly_seen)
@@ -233,6 +266,8 @@ async def _remember(
         handle.gradient_accumulation,
     ):
         changes.update(batch_size=status.batch_size, gradient_accumulation=status.gradient_accumulation)
+    if status.savers != handle.memory_savers and status.state != "missing":
+        changes.update(memory_savers=list(status.savers))
     if not changes and not newly_seen:
         return
     async with update_execution(store, name) as upd:

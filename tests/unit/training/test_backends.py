@@ -129,19 +129,19 @@ def test_dry_run_variants_run_a_few_steps_without_sampling_and_save_once(backend
     assert rendered.dry_run
     if backend == "kohya":
         args = tomllib.loads(rendered.files["dryrun-ink.toml"])
-        assert args["max_train_steps"] == 10 and "max_train_epochs" not in args
+        assert args["max_train_steps"] == 3 and "max_train_epochs" not in args
         assert "sample_prompts" not in args and "save_every_n_epochs" not in args and "save_state" not in args
         assert args["output_name"] == "ink-dryrun"
         assert rendered.command[-1] == "--config_file=/cfg/ink/dryrun-ink.toml"
     elif backend == "simpletuner":
         config = json.loads(rendered.files["dryrun-simpletuner/config.json"])
-        assert (config["max_train_steps"], config["num_train_epochs"]) == (10, 0)
-        assert config["validation_disable"] is True and config["checkpoint_step_interval"] == 10
+        assert (config["max_train_steps"], config["num_train_epochs"]) == (3, 0)
+        assert config["validation_disable"] is True and config["checkpoint_step_interval"] == 3
         assert config["output_dir"] == "/out/ink/dryrun"
     else:
         train = yaml.safe_load(rendered.files["dryrun-ink.yaml"])["config"]["process"][0]
-        assert train["train"]["steps"] == 10 and train["train"]["disable_sampling"] is True
-        assert train["save"]["save_every"] == 10 and "sample" not in train
+        assert train["train"]["steps"] == 3 and train["train"]["disable_sampling"] is True
+        assert train["save"]["save_every"] == 3 and "sample" not in train
 
 
 def test_kohya_sdxl_config_is_rendered_exactly() -> None:

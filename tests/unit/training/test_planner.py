@@ -66,7 +66,9 @@ async def test_plan_writes_backend_files_and_records_and_explains_every_setting(
         "dryrun-ink.toml",
         "ink-dataset.toml",
         "ink.toml",
+        "sample-prompts.txt",  # built from the captions: no sample_prompts were given
     ]
+    assert cfg.sample_prompts == ["ink_style, drawing 0", "ink_style, drawing 11"]
     args = tomllib.loads((config_dir / "ink.toml").read_text(encoding="utf-8"))
     assert args["output_name"] == "ink" and args["max_train_epochs"] == 10
     assert plan.command.endswith(f"--config_file={config_dir}/ink.toml")
@@ -222,7 +224,10 @@ async def test_a_plan_on_another_folder_than_the_audited_one_asks_for_its_audit_
     assert "the plan trains on" in plan.notices[-1] and "dataset changed" not in plan.notices[-1]
     status = await run_status(store, "ink")
     assert not status.plan_is_stale  # the plan's own folder did not change: planning again would not help
-    assert status.next_step.startswith(f"Run dataset_audit on {kohya.parent}")
+    assert status.next_step == (
+        "Check the dataset and fix what the report says (gate 1): "
+        f"dataset_audit(path='{kohya.parent}', training_name='ink', trigger_word='ink_style')."
+    )
     await record_dataset_gate(
         store,
         "ink",

@@ -13,8 +13,15 @@ import anyio
 import pytest
 
 from ategnatos_mcp.training.execution.hosts import LocalHost
-from ategnatos_mcp.training.execution.runner import read_log_tail, read_status, start_run, stop_run, wait_for_run
-from ategnatos_mcp.training.execution.supervisor_script import edit_json, edit_toml, edit_yaml, next_rung
+from ategnatos_mcp.training.execution.runner import (
+    read_log_tail,
+    read_status,
+    render_for_host,
+    start_run,
+    stop_run,
+    wait_for_run,
+)
+from ategnatos_mcp.training.execution.supervisor_edits import edit_json, edit_toml, edit_yaml, next_rung
 from tests.fixtures.training_exec.install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
@@ -72,14 +79,20 @@ async def test_oom_ladder_halves_the_batch_and_keeps_the_effective_batch(
         assert (train["batch_size"], train["gradient_accumulation_steps"]) == (2, 4)
 
 
-async def test_gives_up_after_three_halvings_with_a_plain_message(
+async def test_gives_up_after_three_halvings_and_every_saver_with_a_plain_message(
     local: LocalHost, install: FakeInstall, dataset: Path
 ) -> None:
     _cfg, handle = await _run(local, install, dataset, batch_size=8, env={"FAKE_OOM_ABOVE": 0})
     status = await _finish(local, handle)
-    assert status.state == "failed"
-    assert [a["batch_size"] for a in status.attempts] == [8, 4, 2, 1]
-    assert "even at batch size 1 after 3 halvings" in status.message
+    assert status.state == "failed" and status.memory_exhausted
+    # the plan already had every saver on but the 8-bit base model: that one is the last rung
+    assert [(a["batch_size"], a["savers"]) for a in status.attempts] == [
+        (8, []), (4, []), (2, []), (1, []), (1, ["the base model loaded in 8 bits"]),
+    ]  # fmt: skip
+    assert status.message == (
+        "Out of graphics memory even at batch size 1, with every memory saver this trainer offers switched on "
+        "(the base model loaded in 8 bits)."
+    )
     assert status.error_signature == "oom_allocator"
 
 
@@ -91,14 +104,100 @@ async def test_a_job_that_hangs_after_an_oom_is_killed_and_retried(
     )
     status = await _finish(local, handle)
     assert status.state == "failed"
-    assert [(a["batch_size"], a["hung"]) for a in status.attempts] == [(2, True), (1, True)]
+    assert [(a["batch_size"], a["hung"]) for a in status.attempts] == [(2, True), (1, True), (1, True)]
 
 
-async def test_oom_while_loading_is_not_retried(local: LocalHost, install: FakeInstall, dataset: Path) -> None:
-    _cfg, handle = await _run(local, install, dataset, batch_size=4, env={"FAKE_OOM_AT_LOAD": 1})
+async def test_oom_while_loading_skips_the_smaller_batch_for_the_savers_that_lower_loading(
+    local: LocalHost, install: FakeInstall, dataset: Path
+) -> None:
+    _cfg, handle = await _run(
+        local, install, dataset, batch_size=4, gradient_checkpointing=False, env={"FAKE_OOM_AT_LOAD": 1}
+    )
     status = await _finish(local, handle)
-    assert status.state == "failed" and len(status.attempts) == 1
-    assert "before the first step" in status.message
+    assert status.state == "failed" and len(status.attempts) == 2  # batch 4, then with the 8-bit base model
+    assert status.attempts[1]["batch_size"] == 4
+    assert status.savers == ["gradient checkpointing", "the base model loaded in 8 bits"]
+    assert status.message.startswith("Out of graphics memory while loading the model, before the first step")
+
+
+_ALL_OFF = {
+    "batch_size": 2,
+    "gradient_checkpointing": False,
+    "cache_latents": False,
+    "cache_text_encoder": False,
+    "optimizer": "prodigy",
+    "learning_rate": 1.0,
+}
+# The stand-in card only fits once the base model is loaded in 8 bits, in each backend's own words.
+_FITS_WITH_FP8 = {
+    "kohya": "fp8_base=true",
+    "ai-toolkit": "quantize=true,qtype=qfloat8",
+    "simpletuner": "base_model_precision=int8-quanto",
+}
+_LADDER = {
+    "kohya": [
+        "gradient checkpointing",
+        "cached image latents",
+        "cached text-encoder outputs",
+        "the 8-bit AdamW optimizer",
+        "the base model loaded in 8 bits",
+    ],
+    "ai-toolkit": [
+        "gradient checkpointing",
+        "cached image latents",
+        "the 8-bit AdamW optimizer",
+        "the base model loaded in 8 bits",
+    ],
+    "simpletuner": ["gradient checkpointing", "the 8-bit AdamW optimizer", "the base model loaded in 8 bits"],
+}
+
+
+@pytest.mark.parametrize("backend", ["kohya", "simpletuner", "ai-toolkit"])
+async def test_after_batch_1_the_ladder_switches_the_backends_memory_savers_on_one_at_a_time(
+    local: LocalHost, install: FakeInstall, dataset: Path, backend: str
+) -> None:
+    cfg, handle = await _run(
+        local, install, dataset, backend, env={"FAKE_OOM_UNLESS": _FITS_WITH_FP8[backend]}, **_ALL_OFF
+    )
+    status = await _finish(local, handle)
+    assert status.state == "succeeded", status.message
+    ladder = _LADDER[backend]
+    expected = [(2, 1, [])] + [(1, 2, ladder[:n]) for n in range(len(ladder) + 1)]
+    assert [(a["batch_size"], a["gradient_accumulation"], a["savers"]) for a in status.attempts] == expected
+    assert status.savers == ladder and status.rung == len(ladder)
+    assert status.saver_overrides == {
+        "gradient_checkpointing": True,
+        **({"cache_latents": True} if backend != "simpletuner" else {}),
+        **({"cache_text_encoder": True} if backend == "kohya" else {}),
+        "optimizer": "adamw8bit",
+        "learning_rate": 1e-4,
+        "lr_scheduler": "constant",
+        "base_precision": "fp8",
+    }
+    config_dir = Path(handle.run_dir) / "config"
+    if backend == "kohya":  # the run's own copy holds every saver and the batch that fit
+        args = tomllib.loads((config_dir / "ink.toml").read_text())
+        assert args["gradient_checkpointing"] and args["cache_latents"] and args["fp8_base"]
+        assert args["cache_text_encoder_outputs"] and args["optimizer_type"] == "AdamW8bit"
+        assert "optimizer_args" not in args and args["gradient_accumulation_steps"] == 2
+        assert tomllib.loads((config_dir / "ink-dataset.toml").read_text())["datasets"][0]["batch_size"] == 1
+    elif backend == "simpletuner":
+        data = json.loads((config_dir / "simpletuner" / "config.json").read_text())
+        assert (data["base_model_precision"], data["optimizer"]) == ("int8-quanto", "bnb-adamw8bit")
+        assert (data["train_batch_size"], data["gradient_accumulation_steps"], data["gradient_checkpointing"]) == (
+            1, 2, True,
+        )  # fmt: skip
+    else:
+        import yaml
+
+        process = yaml.safe_load((config_dir / "ink.yaml").read_text())["config"]["process"][0]
+        assert process["model"]["quantize"] is True and process["train"]["optimizer"] == "adamw8bit"
+        assert "optimizer_params" not in process["train"] and process["train"]["gradient_checkpointing"] is True
+        assert process["datasets"][0]["cache_latents_to_disk"] is True and process["train"]["batch_size"] == 1
+    planned = render_for_host(
+        cfg, backend, dataset_dir=str(dataset), run_dir="/plan", output_dir="/plan/out", dry_run=False
+    )
+    assert not any("fp8_base = true" in text for text in planned.files.values())  # the plan itself is untouched
 
 
 async def test_stop_ends_the_trainer_and_records_stopped(
@@ -161,18 +260,21 @@ def test_config_edits_touch_only_the_known_keys() -> None:
     ]
 
 
-def test_supervisor_script_uses_only_the_standard_library() -> None:
+def test_supervisor_script_uses_only_the_standard_library(tmp_path: Path) -> None:
     from ategnatos_mcp.training.execution.runner import supervisor_source
 
+    for module in ("supervisor_script", "supervisor_edits"):  # as the runner copies them to the host
+        (tmp_path / module.replace("_script", "")).with_suffix(".py").write_text(supervisor_source(module))
     code = (
         "import sys; sys.modules['pydantic'] = None; sys.modules['ategnatos_mcp'] = None\n"
-        "src = sys.stdin.read(); exec(compile(src, 'supervisor.py', 'exec'), {'__name__': 'check'})"
+        f"sys.path.insert(0, {str(tmp_path)!r}); import supervisor; assert supervisor.apply_edits"
     )
-    done = subprocess.run([sys.executable, "-I", "-c", code], input=supervisor_source(), text=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-I", "-c", code], text=True, capture_output=True)
     assert done.returncode == 0, done.stderr
     import ast
 
-    ast.parse(supervisor_source(), feature_version=(3, 8))  # GPU images often ship an older python3
+    for module in ("supervisor_script", "supervisor_edits"):
+        ast.parse(supervisor_source(module), feature_version=(3, 8))  # GPU images often ship an older python3
 
 
 async def test_a_supervisor_that_breaks_takes_the_trainer_down_with_it(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from ategnatos_mcp.providers.ledger import open_rental, sync_studio
+from ategnatos_mcp.providers.rental.ledger import open_rental, sync_studio
 from mcp import Client
 
 from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument, InstanceStatus, Rental

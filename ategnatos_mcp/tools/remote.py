@@ -11,8 +11,11 @@ from pydantic import Field
 from ategnatos_mcp.comfyui import get_pool
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.providers import DeployResult, DeployTarget, deploy_plan
+from ategnatos_mcp.providers.deploy import TRAINER_TARGETS
+from ategnatos_mcp.providers.trainers import TrainerVersion
 from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
 from ategnatos_mcp.tools.gpu import deployer, gpu_service
+from ategnatos_mcp.training.backends.catalogue import catalogue_version
 
 __all__ = ["register"]
 
@@ -24,7 +27,9 @@ async def remote_deploy(
     target: Annotated[
         DeployTarget,
         Field(
-            description="comfyui (install, start, connect), kohya (training scripts), or watchdog (only the safety stop)."
+            description="comfyui (install, start, connect); a trainer: kohya (sd-scripts), simpletuner or ai-toolkit "
+            "(at the version Ategnatos knows, with PyTorch matched to the GPU's driver); or watchdog (only the safety "
+            "stop)."
         ),
     ] = "comfyui",
     connect_comfyui: Annotated[
@@ -33,7 +38,9 @@ async def remote_deploy(
 ) -> Annotated[CallToolResult, DeployResult]:
     """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
     sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
-    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
+    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel. A trainer is
+    installed at the commit Ategnatos' option catalogue was read from, with the PyTorch build that fits the
+    instance's NVIDIA driver and GPU; then run train_validate_environment (gate 3) on the instance.
     """
     app = app_of(ctx)
     rental = await (await gpu_service(app)).refreshed(instance)
@@ -46,6 +53,7 @@ async def remote_deploy(
         now=app.clock(),
         forward=connect_comfyui,
         vast_api_url=app.settings.vast_api_url,
+        trainer_version=(await trainer_versions(app)).get(target),
     )
     result = await (await deployer(app)).deploy(rental, plan, progress_reporter(ctx))
     if result.comfyui_url or result.replaced_urls:
@@ -55,6 +63,19 @@ async def remote_deploy(
         if result.comfyui_url:
             pool.add_server(result.comfyui_url)
     return respond(result, _deploy_summary(result))
+
+
+TRAINER_VERSIONS = "trainer-versions"
+
+
+async def trainer_versions(app: AppContext) -> dict[str, TrainerVersion]:
+    """The version of each backend to install: the commit its option catalogue was read from (tests may pre-load
+    ``app.services['trainer-versions']`` with commits of a local mirror)."""
+
+    async def build(_: AppContext) -> dict[str, TrainerVersion]:
+        return {name: TrainerVersion.model_validate(catalogue_version(name)) for name in TRAINER_TARGETS}
+
+    return await app.service(TRAINER_VERSIONS, build)
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:
@@ -70,4 +91,6 @@ def _deploy_summary(result: DeployResult) -> str:
         comfy += f", tunnelled to {result.comfyui_url}" + (
             " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
         )
-    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''} {result.watchdog}"
+    trainer = f" Installed {result.trainer}; {result.pytorch}" if result.trainer else ""
+    after = " Next: train_validate_environment on this instance (gate 3)." if result.trainer else ""
+    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''}{trainer} {result.watchdog}{after}"

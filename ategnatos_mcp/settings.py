@@ -58,6 +58,11 @@ class ComfyUISettings(_Section):
         gt=0,
         description="Longest wait for ComfyUI's websocket to open before following the job by polling instead.",
     )
+    models_dir: Path | None = Field(
+        default=None,
+        description="The models folder of the ComfyUI on this machine (e.g. ~/ComfyUI/models): train_evaluate puts "
+        "LoRA files into its loras/ folder. Default: ~/ComfyUI/models when that exists.",
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

@@ -211,6 +211,11 @@ class Deployer:
         """The key of the instance whose tunnel ``url`` is (a ComfyUI server in the pool), if it is one of ours."""
         return next((key for key, urls in self._urls.items() if url in urls), None)
 
+    def session_for(self, key: str) -> SSHSession | None:
+        """The open SSH session to instance ``key`` (e.g. to put files next to its ComfyUI), if this deployer has one."""
+        session = self._sessions.get(key)
+        return session if session is not None and not session.closed else None
+
     @property
     def held(self) -> list[str]:
         """Instance keys this deployer holds an SSH session to."""

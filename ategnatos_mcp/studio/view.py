@@ -189,10 +189,12 @@ def parse_studio(text: str, current: StudioInventory) -> StudioInventory:
             result.models.append(ModelEntry.model_validate(fields))
         except ValueError as exc:
             raise ValueError(f"model '{name}': type must be checkpoint, vae, upscaler, controlnet, ...") from exc
+    old_loras = {lo.name.casefold(): lo for lo in current.loras}
     result.loras = []
     for name, trigger, weights, base, trained_on, location in _rows(sections.get("loras", []), _LORA_HEADER, "LoRAs"):
         low, high = _weights(weights, name)
         triggers = [t.strip() for t in trigger.split(",") if t.strip()]
+        old = old_loras.get(name.casefold())
         result.loras.append(
             LoraEntry(
                 name=name,
@@ -202,6 +204,7 @@ def parse_studio(text: str, current: StudioInventory) -> StudioInventory:
                 base_model=base,
                 trained_on=trained_on,
                 location=location,
+                provenance=old.provenance if old else None,  # not in the table: kept from the state
             )
         )
     return result

@@ -1,4 +1,5 @@
-"""MCP adapter for running training: environment check (gate 3), dry run (gate 4), launch, status, evaluation."""
+"""MCP adapter for running training: environment check (gate 3), dry run (gate 4), launch, status, evaluation
+(the contact sheet and keeping the chosen LoRA)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,20 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._evaluation import eval_studio, evaluations, keeper
+from ategnatos_mcp.training.evaluation import EvalAnswer, EvalRequest
 from ategnatos_mcp.training.execution import (
     DryRunResult,
     EnvironmentCheck,
-    EvalGrid,
-    EvalJob,
     HostRegistry,
     LaunchResult,
     RunReport,
-    Submitter,
     TrainingRuns,
 )
 
@@ -260,76 +262,142 @@ async def training_status(
     return respond(report, _report_summary(report), images=images)
 
 
-class EvalAnswer(BaseModel):
-    """The grid, and notices about records."""
-
-    grid: EvalGrid
-    notices: list[str] = Field(default_factory=list)
-
-
-def _comfyui_submitter(app: AppContext) -> Submitter:
-    async def submit(job: EvalJob) -> str:
-        from ategnatos_mcp.comfyui import LoraChoice, get_service
-
-        args = job.comfyui_submit
-        service = await get_service(app)
-        view = await service.submit(
-            template=str(args["template"]),
-            params=dict(args["params"]),  # type: ignore[arg-type]
-            workflow=None,
-            loras=[LoraChoice.model_validate(lora) for lora in args["loras"]],  # type: ignore[union-attr]
-            images={},
-            wait_seconds=0,
-            allow_flagged=False,
-            progress=None,
-        )
-        return view.job_id
-
-    return submit
-
-
 @guard
 async def train_evaluate(
     ctx: Context[AppContext],
     name: NameArg,
+    action: Annotated[
+        Literal["sheet", "keep"],
+        Field(
+            description="sheet: draw the saves side by side in ComfyUI as one contact sheet. keep: bring the save "
+            "the artist picked home (workspace/loras) and register it in the studio for art_prompt."
+        ),
+    ] = "sheet",
+    epochs: Annotated[
+        list[int] | None,
+        Field(
+            description="sheet: which saves to compare, by epoch (the final save is the last epoch); default: the "
+            "last three."
+        ),
+    ] = None,
     weights: Annotated[
-        list[float] | None, Field(description="LoRA strengths to compare (default 0.4, 0.6, 0.8, 1.0).")
+        list[float] | None,
+        Field(
+            description="sheet: LoRA weights to compare, 0-2 (0 = the base model without the LoRA); default 0, 0.7, 1.0."
+        ),
     ] = None,
     prompts: Annotated[
-        list[str] | None, Field(description="3-4 test prompts (default: the plan's sample prompts).")
+        list[str] | None, Field(description="sheet: 1-3 test prompts (default: the plan's first sample prompt).")
     ] = None,
-    seed: Annotated[int | None, Field(ge=0, description="Fixed seed for every image (default: the plan's).")] = None,
-    submit: Annotated[
-        bool, Field(description="Also queue the images on the configured ComfyUI (the LoRA files must be there).")
-    ] = False,
+    checkpoint: Annotated[
+        str | None,
+        Field(
+            description="sheet: the base model to draw with, as ComfyUI lists it (default: the run's own base model; "
+            "refused, never replaced, when ComfyUI does not have it)."
+        ),
+    ] = None,
+    reference_image: Annotated[
+        str | None, Field(description="sheet: one of the artist's own images to show beside the grid (a file path).")
+    ] = None,
+    seed: Annotated[
+        int | None, Field(ge=0, description="sheet: the seed of every picture (default: the plan's).")
+    ] = None,
+    epoch: Annotated[int | None, Field(ge=0, description="keep: the epoch of the save the artist picked.")] = None,
+    weight: Annotated[
+        float | None, Field(gt=0, le=2, description="keep: the weight the artist picked (becomes its default).")
+    ] = None,
+    verdict: Annotated[
+        str, Field(max_length=500, description="keep: why this one, in the artist's words (kept with it).")
+    ] = "",
+    wait_seconds: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=240,
+            description="How long to wait for the work before answering with how far it got (it goes on; call again "
+            "with the same arguments to follow it).",
+        ),
+    ] = 45.0,
 ) -> Annotated[CallToolResult, EvalAnswer]:
-    """Plan the evaluation grid: each saved LoRA (one per epoch) x weights x prompts at one fixed seed.
+    """Compare a finished (or running) run's saves, and keep the best one.
 
-    Returns ready comfyui_submit arguments (template lora-test) per image and writes eval.md with the grid for
-    the artist's verdicts. Copy the LoRA files into ComfyUI's models/loras first; with submit=true the images
-    are queued at once (follow them with comfyui_job).
+    action='sheet' (default): puts the last saves where ComfyUI finds them (a local ComfyUI's models/loras, or the
+    rented instance's ComfyUI), draws each save at each weight with the run's own base model, one prompt and one
+    seed, and returns ONE labelled contact sheet (rows = saves, columns = weights; weight 0 is the base model
+    alone) as an image, saved under workspace/. Look at it with the artist and pick a row and a column.
+
+    action='keep' with epoch and weight: copies that save home into workspace/loras/ (verified) and registers it
+    in the studio with its trigger word, that weight and where it came from; art_prompt then offers it.
     """
     app = app_of(ctx)
     runs = await training_runs(app)
-    grid, notices = await runs.evaluate(
-        name, weights=weights, prompts=prompts, seed=seed, submit=_comfyui_submitter(app) if submit else None
-    )
-    summary = (
-        f"Evaluation grid for '{grid.name}': {len(grid.lora_files)} LoRA files x {len(grid.weights)} weights x "
-        f"{len(grid.prompts)} prompts = {len(grid.jobs)} images at seed {grid.seed}. "
-    )
-    if grid.submitted:  # said plainly, or the model queues the same images a second time
-        summary += (
-            f"Queued {len(grid.submitted)} of {len(grid.jobs)} on ComfyUI; follow them with comfyui_job "
-            f"(job ids, in grid order: {', '.join(grid.submitted)}). eval.md has the grid for verdicts."
+    report = progress_reporter(ctx)
+    _cfg, handle = await (await evaluations(app, runs)).training_run(name)  # an unknown run is refused first
+    handle_host = handle.host.identity
+    if action == "keep":
+        studio = None
+        try:
+            studio = await eval_studio(app, handle_host)
+        except AtegnatosError:
+            studio = None  # no ComfyUI now: the LoRA still comes home and is registered
+        answer = await (await keeper(app, runs)).keep(
+            name, epoch=epoch, weight=weight, verdict=verdict, studio=studio, wait_seconds=wait_seconds, report=report
         )
-    else:
-        summary += "Queue each job's comfyui_submit arguments; eval.md has the grid for verdicts."
-    return respond(
-        EvalAnswer(grid=grid, notices=notices),
-        "\n".join([summary, *grid.notes, *notices]),
-        links=[(f"ategnatos://training/{grid.name}", grid.name, "text/markdown")],
+        return respond(answer, _keep_summary(answer))
+    reference = None
+    if reference_image:
+        reference = confine(reference_image, home=app.settings.home, roots=app.settings.roots, kind="file")
+    request = EvalRequest(
+        epochs=epochs, weights=weights, prompts=prompts, checkpoint=checkpoint, reference_image=reference, seed=seed
     )
+    studio = await eval_studio(app, handle_host)
+    answer, sheet = await (await evaluations(app, runs)).evaluate(
+        name, request, studio, wait_seconds=wait_seconds, report=report
+    )
+    images = [ImagePart(data=sheet, mime_type="image/jpeg")] if sheet else []
+    return respond(
+        answer,
+        _sheet_summary(answer),
+        images=images,
+        links=[(f"ategnatos://training/{answer.name}", answer.name, "text/markdown")],
+    )
+
+
+def _sheet_summary(answer: EvalAnswer) -> str:
+    if answer.state == "done":
+        head = (
+            f"Contact sheet of '{answer.name}' (shown below; full size: {answer.sheet}): rows are the saves "
+            f"({', '.join(answer.saves)}), columns the weights {', '.join(f'{w:g}' for w in answer.weights)} "
+            f"(0 = base model alone), seed {answer.seed}, base model {', '.join(answer.models.values())}."
+        )
+    elif answer.state == "failed":
+        head = f"The contact sheet of '{answer.name}' could not be made."
+    else:
+        head = (
+            f"Making the contact sheet of '{answer.name}': {answer.images_done} of {answer.images_total} pictures done."
+        )
+    failed = [c for c in answer.cells if c.error]
+    lines = [head, *answer.notes]
+    if failed:
+        lines.append(
+            f"{len(failed)} picture(s) could not be made, e.g. {failed[0].row} at {failed[0].weight:g}: {failed[0].error}"
+        )
+    return "\n".join([*lines, f"Next: {answer.next_step}"])
+
+
+def _keep_summary(answer: EvalAnswer) -> str:
+    if answer.state == "done" and answer.kept is not None:
+        p = answer.kept.provenance
+        head = (
+            f"Kept {answer.kept.name} (epoch {p.epoch}, weight {p.weight:g}) from '{answer.name}': copied to "
+            f"{answer.kept.path} (sha256 {p.sha256[:12]}...) and registered in the studio"
+            + (f" with trigger word '{p.trigger_word}'." if p.trigger_word else ".")
+        )
+    elif answer.state == "failed":
+        head = f"Could not keep the LoRA of '{answer.name}'."
+    else:
+        head = f"Bringing the LoRA of '{answer.name}' home."
+    return "\n".join([head, *answer.notes, f"Next: {answer.next_step}"])
 
 
 def register(server: MCPServer[AppContext], app: AppContext) -> None:

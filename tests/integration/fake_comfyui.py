@@ -7,6 +7,8 @@ Knobs for tests: ``node_seconds`` (execution time per node), ``response_delay`` 
 websocket handshake away with HTTP 403, as a proxy without upgrade support does; counted in ``ws_refused``),
 ``hang_ws`` (accept the connection, never answer the handshake; counted in ``ws_hung``),
 ``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``,
+``models_dir`` (a folder read like ComfyUI's ``models/``: files under ``<models_dir>/<folder>/`` are listed too,
+subfolders included, as ``sub/name``, with ComfyUI's model file extensions),
 ``preview_frames`` (latent previews per sampler step, as with ``--preview-method latent2rgb``),
 ``feature_flags_supported`` (False: an older server that ignores the client's ``feature_flags`` and only ever
 sends type 1 picture frames). Picture frames follow the recordings: type 1 right after its ``progress``, type 4
@@ -47,8 +49,13 @@ MODEL_INPUTS: dict[tuple[str, str], str] = {
     ("VAELoader", "vae_name"): "vae",
     ("DualCLIPLoader", "clip_name1"): "text_encoders",
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name1"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name3"): "text_encoders",
+    ("CLIPLoader", "clip_name"): "text_encoders",
     ("LoadImage", "image"): "input",
 }
+MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft")  # folder_paths.py
 PREVIEW_JPEG = bytes.fromhex("ffd8ffe000104a464946000101") + b"\x00" * 32 + bytes.fromhex("ffd9")
 
 
@@ -98,6 +105,7 @@ class FakeComfyUI:
             "text_encoders": [],
             "input": ["example.png"],
         }
+        self.models_dir: Path | None = None
         self.port = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[dict[str, Any]] = []
@@ -127,15 +135,24 @@ class FakeComfyUI:
     def remove_model(self, folder: str, name: str) -> None:
         self.models[folder].remove(name)
 
+    def listing(self, folder: str) -> list[str]:
+        """What ComfyUI lists for a model folder: the names added, plus the files on disk under ``models_dir``."""
+        names = list(self.models.get(folder, []))
+        root = self.models_dir / folder if self.models_dir is not None else None
+        if root is not None and root.is_dir():
+            found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS]
+            names += sorted(p.relative_to(root).as_posix() for p in found)
+        return names
+
     def object_info(self) -> dict[str, Any]:
         info = copy.copy(_base_object_info())
         for (cls, name), folder in MODEL_INPUTS.items():
             node = copy.deepcopy(info[cls])
             spec = node["input"]["required"][name]
             if spec[0] == "COMBO":
-                spec[1]["options"] = list(self.models.get(folder, []))
+                spec[1]["options"] = self.listing(folder)
             else:
-                spec[0] = list(self.models.get(folder, []))
+                spec[0] = self.listing(folder)
             info[cls] = node
         return info
 

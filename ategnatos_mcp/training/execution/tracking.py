@@ -85,12 +85,14 @@ def _next_step(kind: str, status: SupervisorStatus, *, rented: bool) -> str:
     if kind == "dry_run":
         return "The dry run has ended: call train_dry_run on the same host to judge it and record gate 4."
     if status.state == "succeeded":
-        if not rented:  # this machine: there is no instance to tear down
-            return "Finished. Compare the saved epochs with train_evaluate."
-        return (
-            "Finished. Compare the saved epochs with train_evaluate, and tear the GPU instance down when you are "
-            "done (gpu_teardown)."
+        evaluate = (
+            "Finished. Compare the last saves side by side with train_evaluate (one contact sheet), then bring the "
+            "best one home with train_evaluate action='keep' epoch=<N> weight=<W>: it is copied into the workspace "
+            "and registered in the studio for art_prompt."
         )
+        if not rented:  # this machine: there is no instance to tear down
+            return evaluate
+        return f"{evaluate} Tear the GPU instance down once it is home (gpu_teardown)."
     if status.state == "stopped":
         return (
             "Stopped on request. Launch again when ready (resume=true continues from the last saved state; "

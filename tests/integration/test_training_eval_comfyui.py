@@ -210,3 +210,63 @@ async def test_without_a_known_lora_folder_the_refusal_says_how_to_name_it(home:
         text = result.content[0].text  # type: ignore[union-attr]
         assert "I can't put the LoRA files" in text and "models_dir" in text
         assert run.fake.prompts == []
+
+
+async def test_the_kept_save_comes_home_registered_with_provenance_and_art_prompt_offers_it(
+    home: Path, tmp_path: Path
+) -> None:
+    async with trained_run(home, tmp_path) as run:
+        run.fake.add_model("checkpoints", "sdxl.safetensors")
+        sheet = await run.client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+        assert sheet.structured_content["state"] == "done", sheet.content  # type: ignore[index]
+        epoch = len(run.saves) - 1
+        picked = run.saves[-2]  # the artist liked the row before the final one, at 0.7
+
+        kept = await run.client.call_tool(
+            "train_evaluate",
+            {"name": "ink", "action": "keep", "epoch": epoch, "weight": 0.7, "verdict": "ink lines clear, no noise"},
+        )
+        assert not kept.is_error, kept.content
+        answer = kept.structured_content
+        assert answer is not None and answer["state"] == "done", answer
+        home_copy = run.home / "workspace" / "loras" / "ink" / picked.name
+        assert answer["kept"]["path"] == str(home_copy) and home_copy.read_bytes() == picked.read_bytes()
+        name = f"ategnatos/ink/{picked.name}"
+        assert answer["kept"]["name"] == name and name in answer["next_step"] and "art_prompt" in answer["next_step"]
+
+        studio = json.loads((run.home / "grimoire" / ".state" / "studio.json").read_text(encoding="utf-8"))
+        [entry] = studio["loras"]
+        assert entry["name"] == name and entry["trigger_words"] == ["ink_style"] and entry["base_model"] == "sdxl"
+        assert (entry["weight_min"], entry["weight_max"]) == (0.55, 0.85) and entry["location"] == str(home_copy)
+        provenance = entry["provenance"]
+        gates = json.loads((run.home / "grimoire" / ".state" / "training-ink.json").read_text(encoding="utf-8"))
+        assert provenance["run"] == "ink" and provenance["base_model"] == "/models/sdxl.safetensors"
+        assert provenance["config_hash"] == gates["confirmation"]["config_hash"]
+        assert (
+            provenance["dataset_hash"] and provenance["dataset_hash"] == gates["planned_config"]["dataset_fingerprint"]
+        )
+        assert (provenance["epoch"], provenance["weight"], provenance["trigger_word"]) == (epoch, 0.7, "ink_style")
+        assert (
+            provenance["verdict"] == "ink lines clear, no noise"
+            and provenance["sheet"] == sheet.structured_content["sheet"]
+        )  # type: ignore[index]
+        assert provenance["source"] == f"local:{picked}" and len(provenance["sha256"]) == 64
+        assert name in (run.home / "grimoire" / "studio.md").read_text(encoding="utf-8")
+        assert "ink lines clear" in (run.home / "grimoire" / "training" / "ink" / "eval.md").read_text(encoding="utf-8")
+
+        offered = await run.client.call_tool("art_prompt", {"intent": "a harbour at dawn", "family": "sdxl"})
+        assert name in offered.structured_content["draft"]["available_loras"]  # type: ignore[index]
+        used = await run.client.call_tool(
+            "art_prompt", {"intent": "a harbour at dawn", "family": "sdxl", "loras": [name]}
+        )
+        assert not used.is_error, used.content
+        draft = used.structured_content["draft"]  # type: ignore[index]
+        assert "ink_style" in draft["positive"]  # its trigger word, added by itself
+        assert [(lora["name"], lora["weight"]) for lora in draft["loras"]] == [(name, 0.7)]  # the weight picked
+        submit = used.structured_content["comfyui_submit"]  # type: ignore[index]
+        assert submit is not None and {"name": name, "weight": 0.7} in submit["loras"]
+        # (art_prompt names no checkpoint unless the studio lists one: the artist says which, as the sheet used)
+        params = {**submit["params"], "checkpoint": "sdxl.safetensors"}
+        drawn = await run.client.call_tool("comfyui_submit", {**submit, "params": params, "wait_seconds": 30})
+        assert not drawn.is_error and drawn.structured_content["state"] == "succeeded", drawn.content  # type: ignore[index]
+        assert (name, 0.7) in _loras(run.fake.prompts[-1])  # ComfyUI finds it under that name

@@ -264,7 +264,12 @@ def resolve_models(
     for need in recipe.needs:
         listed = listing.get(need.folder, [])
         if need.pattern is None:
-            found = _named(listed, checkpoint) if checkpoint else _find(listed, _base_keys(cfg.base_model))
+            own = PurePosixPath(cfg.base_model.replace("\\", "/")).name
+            found = (
+                _named(listed, checkpoint)
+                if checkpoint
+                else _named(listed, own) or _find(listed, _base_keys(cfg.base_model))
+            )
             asked = (
                 f"'{checkpoint}' (the checkpoint you named)"
                 if checkpoint

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client
 from PIL import Image
 
 from ategnatos_mcp.server import build_app, build_server
-from ategnatos_mcp.settings import load_settings
+from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.fake_comfyui import FakeComfyUI, serve_fake
@@ -38,6 +39,22 @@ class Trained:
     home: Path
     models: Path
     saves: list[Path]
+    settings: Settings
+    env: dict[str, str]
+
+    @asynccontextmanager
+    async def another_server(self) -> AsyncIterator[Client]:
+        """A second server process on the same project (as a new conversation would start)."""
+        app = build_app(self.settings)
+
+        async def no_ssh():  # type: ignore[no-untyped-def]
+            raise AssertionError("local host only")
+
+        app.services["training-hosts"] = HostRegistry(
+            self.settings.workspace_dir / "training", no_ssh, local_env=self.env
+        )
+        async with Client(build_server(self.settings, app=app), raise_exceptions=False) as client:
+            yield client
 
 
 async def _gates_1_and_2(client: Client, home: Path, plan: dict[str, Any] | None) -> None:
@@ -87,7 +104,7 @@ async def trained_run(
             assert report is not None and report["state"] == "succeeded", report
             assert "train_evaluate action='keep'" in report["next_step"]
             saves = [Path(c["file"]) for c in report["checkpoints"]]
-            yield Trained(client, fake, home, models, saves)
+            yield Trained(client, fake, home, models, saves, settings, install.env)
 
 
 def _loras(prompt: dict[str, Any]) -> list[tuple[str, float]]:
@@ -270,3 +287,41 @@ async def test_the_kept_save_comes_home_registered_with_provenance_and_art_promp
         drawn = await run.client.call_tool("comfyui_submit", {**submit, "params": params, "wait_seconds": 30})
         assert not drawn.is_error and drawn.structured_content["state"] == "succeeded", drawn.content  # type: ignore[index]
         assert (name, 0.7) in _loras(run.fake.prompts[-1])  # ComfyUI finds it under that name
+
+
+async def test_a_sheet_cut_short_by_a_server_stopping_is_finished_by_the_next_call(home: Path, tmp_path: Path) -> None:
+    async with trained_run(home, tmp_path) as run:
+        fake = run.fake
+        fake.add_model("checkpoints", "sdxl.safetensors")
+        fake.hold_class = "KSampler"  # ComfyUI is busy: the first picture waits
+        async with run.another_server() as first:
+            started = await first.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 0})
+            answer = started.structured_content
+            assert answer is not None and answer["state"] in ("placing", "rendering"), started.content
+            assert answer["images_done"] == 0 and answer["images_total"] == 7
+            assert "Call train_evaluate again with the same arguments" in answer["next_step"]
+            assert not [c for c in started.content if c.type == "image"]
+            with anyio.fail_after(30):
+                await fake.hold_reached.wait()
+        # That server is gone (its background work with it); the pictures it queued are unknown to the next one.
+        fake.hold_release.set()
+        finished = await run.client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+        answer = finished.structured_content
+        assert answer is not None and answer["state"] == "done", finished.content
+        assert answer["images_done"] == 7 and all(cell["image"] for cell in answer["cells"])
+        assert len([c for c in finished.content if c.type == "image"]) == 1
+
+
+async def test_pictures_comfyui_fails_to_make_are_named_on_the_sheet_and_in_the_answer(
+    home: Path, tmp_path: Path
+) -> None:
+    async with trained_run(home, tmp_path) as run:
+        run.fake.add_model("checkpoints", "sdxl.safetensors")
+        run.fake.fail_class = "KSampler"
+        result = await run.client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+        answer = result.structured_content
+        assert answer is not None and answer["state"] == "done", result.content
+        assert all(cell["image"] is None and cell["error"] for cell in answer["cells"])
+        text = result.content[0].text  # type: ignore[union-attr]
+        assert "7 picture(s) could not be made" in text and "simulated out of memory" in text
+        assert Path(answer["sheet"]).is_file()  # the sheet still shows what happened, cell by cell

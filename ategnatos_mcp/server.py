@@ -18,7 +18,20 @@ from ategnatos_mcp import __version__
 from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.tools import art, comfyui, dataset, export, eye, gpu, remote, runs, skills, studio, training
+from ategnatos_mcp.tools import (
+    art,
+    comfyui,
+    dataset,
+    evaluation,
+    export,
+    eye,
+    gpu,
+    remote,
+    runs,
+    skills,
+    studio,
+    training,
+)
 from ategnatos_mcp.tools._common import argument_problems
 
 __all__ = ["DOMAINS", "build_server"]
@@ -26,7 +39,20 @@ __all__ = ["DOMAINS", "build_server"]
 logger = logging.getLogger("ategnatos_mcp")
 
 # Each module has `register(server, app)` and may have `async def startup(app)` (run in the background).
-DOMAINS: tuple[ModuleType, ...] = (eye, studio, comfyui, art, export, dataset, training, runs, gpu, remote, skills)
+DOMAINS: tuple[ModuleType, ...] = (
+    eye,
+    studio,
+    comfyui,
+    art,
+    export,
+    dataset,
+    training,
+    runs,
+    evaluation,
+    gpu,
+    remote,
+    skills,
+)
 
 INSTRUCTIONS = """Ategnatos is an AI-art studio assistant for artists. It remembers the artist's taste (eye_*),
 knows their studio (studio_*), runs ComfyUI (comfyui_*), rents GPUs only with a quote and a yes (gpu_*),

@@ -21,6 +21,7 @@ from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraProvenance, StudioInventor
 from ategnatos_mcp.training import TrainingConfig, write_records
 from ategnatos_mcp.training.evaluation.grid import choose_saves
 from ategnatos_mcp.training.evaluation.models import EvalAnswer, EvalRecord, EvalSave, KeptLora, evaluation_document
+from ategnatos_mcp.training.evaluation.placing import shelve
 from ategnatos_mcp.training.evaluation.records import render_eval_md
 from ategnatos_mcp.training.evaluation.service import EvalStudio, Evaluations, Work
 from ategnatos_mcp.training.evaluation.shelves import file_sha256, host_sha256
@@ -183,7 +184,7 @@ class Keeper:
         """Also onto ComfyUI's LoRA shelf, so the studio's name works in comfyui_submit right away."""
         if studio is None or studio.shelf is None:
             return ["ComfyUI could not be reached to put it there; the studio entry names the file to copy."]
-        await self.ev.shelve(name, handle, host, save, studio.shelf)
+        await shelve(self.ev.workspace, name, handle, host, save, studio.shelf)
         return []
 
     async def _register(self, cfg: TrainingConfig, kept: KeptLora, weight: float) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ategnatos_mcp.training.evaluation.models import EvalImage, EvalRecord, EvalSpec
+from ategnatos_mcp.training.evaluation.models import EvalAnswer, EvalCell, EvalImage, EvalRecord, EvalSpec
 from ategnatos_mcp.training.evaluation.sheet import SheetCell
 
-__all__ = ["column_label", "render_eval_md", "row_labels", "sheet_cells"]
+__all__ = ["column_label", "eval_answer", "render_eval_md", "row_labels", "sheet_cells"]
 
 
 def column_label(weight: float) -> str:
@@ -81,3 +81,52 @@ def render_eval_md(name: str, record: EvalRecord) -> str:
         ]
     lines += ["", "## Verdicts", ""]
     return "\n".join(lines) + "\n"
+
+
+def eval_answer(record: EvalRecord, working_on: str | None, notes: list[str]) -> EvalAnswer:
+    """The tool's answer from the record: small (the cells name picture files; the sheet is one image)."""
+    spec = record.spec
+    assert spec is not None
+    labels = [s.label for s in spec.saves]
+    cells = [
+        EvalCell(
+            row=labels[i.save] if i.save is not None else "base model (no LoRA)",
+            weight=i.weight,
+            prompt=i.prompt + 1,
+            image=i.path,
+            error=i.error,
+        )
+        for i in record.images
+    ]
+    done = sum(1 for i in record.images if i.path or i.error)
+    if record.state == "done":
+        rows = ", ".join(labels)
+        next_step = (
+            f"Look at the sheet: rows are the saves ({rows}), columns the LoRA weights (0 = the base model "
+            "alone). Pick the save and weight where the LoRA shows clearly without artefacts, then keep it: "
+            "train_evaluate with action='keep', epoch=<the row's epoch>, weight=<the column>, verdict=<why>."
+        )
+    elif record.state == "failed":
+        next_step = "Fix what the message says, then call train_evaluate again (pictures already made are kept)."
+    else:
+        now = working_on or record.state
+        next_step = (
+            f"Still working ({now}). Call train_evaluate again with the same arguments to follow it; nothing is "
+            "made twice."
+        )
+    return EvalAnswer(
+        name=record.name,
+        state=record.state,
+        server=record.server,
+        models=spec.models,
+        saves=labels,
+        weights=spec.weights,
+        prompts=spec.prompts,
+        seed=spec.seed,
+        images_done=done,
+        images_total=len(record.images),
+        sheet=record.sheet,
+        cells=cells,
+        notes=[*notes, *([record.message] if record.message else [])],
+        next_step=next_step,
+    )

@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError, StateError
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError
 from ategnatos_mcp.remote.models import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import TrainingConfig, write_records
@@ -37,15 +37,15 @@ from ategnatos_mcp.training.evaluation.grid import (
 )
 from ategnatos_mcp.training.evaluation.models import (
     EvalAnswer,
-    EvalCell,
     EvalRecord,
     EvalSave,
     EvalSpec,
     evaluation_document,
 )
-from ategnatos_mcp.training.evaluation.records import render_eval_md, sheet_cells
+from ategnatos_mcp.training.evaluation.placing import place_saves
+from ategnatos_mcp.training.evaluation.records import eval_answer, render_eval_md, sheet_cells
 from ategnatos_mcp.training.evaluation.sheet import compose_sheet, preview_of
-from ategnatos_mcp.training.evaluation.shelves import LoraShelf, host_sha256
+from ategnatos_mcp.training.evaluation.shelves import LoraShelf
 from ategnatos_mcp.training.execution import HostRegistry, RunHandle, TrainingRuns
 from ategnatos_mcp.training.execution.plans import load_confirmed_plan, read_execution
 
@@ -206,7 +206,7 @@ class Evaluations:
             preview = await anyio.to_thread.run_sync(
                 lambda: preview_of(png, max_side=self.preview_max_side, budget_bytes=self.preview_budget_bytes)
             )
-        return self._answer(record, job, notes), preview
+        return eval_answer(record, job.message if job is not None else None, notes), preview
 
     # --- the question -------------------------------------------------------------------------------------------
     async def _spec(
@@ -287,7 +287,14 @@ class Evaluations:
         self, cfg: TrainingConfig, handle: RunHandle, spec: EvalSpec, studio: EvalStudio, job: Work
     ) -> None:
         try:
-            await self._place(cfg.name, handle, spec, studio, job)
+            count = iter(range(1, len(spec.saves) + 1))
+
+            def placing(save: EvalSave) -> None:
+                job.message = f"putting {PurePosixPath(save.file).name} where ComfyUI finds it ({next(count)} of {len(spec.saves)})"
+
+            await place_saves(
+                self.hosts, self.workspace, cfg.name, handle, spec, studio.renderer, studio.shelf, placing
+            )
             await self._render(cfg.name, spec, studio, job)
             await self._compose(cfg, spec, job)
         except AtegnatosError as exc:
@@ -306,50 +313,6 @@ class Evaluations:
                 setattr(upd.doc, key, value)
             if changes.get("state") in ("done", "failed"):
                 upd.doc.finished_at = self.clock()
-
-    async def _place(self, name: str, handle: RunHandle, spec: EvalSpec, studio: EvalStudio, job: Work) -> None:
-        """Every save onto ComfyUI's LoRA shelf (unless ComfyUI already lists it and there is no shelf to check)."""
-        shelf = studio.shelf
-        if shelf is not None:
-            async with self.hosts.open(handle.host) as host:
-                for index, save in enumerate(spec.saves, 1):
-                    job.message = (
-                        f"putting {PurePosixPath(save.file).name} where ComfyUI finds it ({index} of {len(spec.saves)})"
-                    )
-                    await self.shelve(name, handle, host, save, shelf)
-        listed = set((await studio.renderer.listing()).get("loras", []))
-        unseen = [s.comfyui_name for s in spec.saves if s.comfyui_name not in listed]
-        if unseen:
-            raise InvalidRequestError(
-                f"The LoRA files are in {shelf.where if shelf else 'place'}, but the ComfyUI at {studio.renderer.url} "
-                f"does not list them ({', '.join(unseen)}): that folder is not the one this ComfyUI reads.",
-                hint="Set [comfyui] models_dir in ategnatos.toml to the models folder of that ComfyUI, then call "
-                "train_evaluate again.",
-            )
-
-    async def shelve(self, name: str, handle: RunHandle, host: Any, save: EvalSave, shelf: LoraShelf) -> None:
-        """One save onto ComfyUI's LoRA shelf: left alone when already there, copied on the machine when the
-        shelf is on the training host, else brought here (verified) and put there."""
-        digest = await host_sha256(host, save.file)
-        if digest is None:
-            raise NotFoundError(
-                f"The save '{save.label}' ({save.file}) is no longer on {handle.host.identity}.",
-                kind="LoRA file",
-                name=save.file,
-                hint="Pick other epochs (training_status lists the saves), then call train_evaluate again.",
-            )
-        if await shelf.holds(save.comfyui_name, digest):
-            return
-        if shelf.shares_disk_with(handle.host.identity):
-            await shelf.copy_within(save.file, save.comfyui_name)
-        else:
-            home = self.workspace / "training" / name / "loras" / PurePosixPath(save.comfyui_name).name
-            await shelf.put_file(await host.fetch(save.file, home), save.comfyui_name, None)
-        if not await shelf.holds(save.comfyui_name, digest):
-            raise StateError(
-                f"{save.comfyui_name} arrived in {shelf.where} with other content than the save on the training host.",
-                document="",
-            )
 
     async def _render(self, name: str, spec: EvalSpec, studio: EvalStudio, job: Work) -> None:
         record = await self.store.read(evaluation_document(name), EvalRecord)
@@ -395,54 +358,6 @@ class Evaluations:
         await self._set(cfg.name, state="done", sheet=str(path), message="")
         record = await self.store.read(evaluation_document(cfg.name), EvalRecord)
         await write_records(self.store, cfg.name, {"eval.md": render_eval_md(cfg.name, record)})
-
-    # --- the answer ---------------------------------------------------------------------------------------------
-    def _answer(self, record: EvalRecord, job: Work | None, notes: list[str]) -> EvalAnswer:
-        spec = record.spec
-        assert spec is not None
-        labels = [s.label for s in spec.saves]
-        cells = [
-            EvalCell(
-                row=labels[i.save] if i.save is not None else "base model (no LoRA)",
-                weight=i.weight,
-                prompt=i.prompt + 1,
-                image=i.path,
-                error=i.error,
-            )
-            for i in record.images
-        ]
-        done = sum(1 for i in record.images if i.path or i.error)
-        if record.state == "done":
-            rows = ", ".join(labels)
-            next_step = (
-                f"Look at the sheet: rows are the saves ({rows}), columns the LoRA weights (0 = the base model "
-                "alone). Pick the save and weight where the LoRA shows clearly without artefacts, then keep it: "
-                "train_evaluate with action='keep', epoch=<the row's epoch>, weight=<the column>, verdict=<why>."
-            )
-        elif record.state == "failed":
-            next_step = "Fix what the message says, then call train_evaluate again (pictures already made are kept)."
-        else:
-            now = job.message if job is not None else record.state
-            next_step = (
-                f"Still working ({now}). Call train_evaluate again with the same arguments to follow it; nothing is "
-                "made twice."
-            )
-        return EvalAnswer(
-            name=record.name,
-            state=record.state,
-            server=record.server,
-            models=spec.models,
-            saves=labels,
-            weights=spec.weights,
-            prompts=spec.prompts,
-            seed=spec.seed,
-            images_done=done,
-            images_total=len(record.images),
-            sheet=record.sheet,
-            cells=cells,
-            notes=[*notes, *([record.message] if record.message else [])],
-            next_step=next_step,
-        )
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -211,6 +211,23 @@ class Deployer:
         """The key of the instance whose tunnel ``url`` is (a ComfyUI server in the pool), if it is one of ours."""
         return next((key for key, urls in self._urls.items() if url in urls), None)
 
+    async def revive(self, url: str) -> bool:
+        """Reopen the tunnel ``url`` belongs to after its SSH connection dropped (same local port, so the same URL).
+
+        Returns False when ``url`` is not one of our tunnels, or the instance cannot be reached now.
+        """
+        key = self.instance_for(url)
+        forward = self.forwards.get(key) if key is not None else None
+        if forward is None:
+            return False
+        if forward.open:
+            return True
+        try:
+            await forward.reopen()
+        except SSHConnectionError:
+            return False
+        return True
+
     def session_for(self, key: str) -> SSHSession | None:
         """The open SSH session to instance ``key`` (e.g. to put files next to its ComfyUI), if this deployer has one."""
         session = self._sessions.get(key)

@@ -7,6 +7,7 @@ Kept apart from the adapter so it moves as one piece into the typed wiring objec
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,14 +66,18 @@ async def keeper(app: AppContext, runs: TrainingRuns) -> Keeper:
 class PoolRenderer:
     """One ComfyUI of the pool, as the evaluation's Renderer."""
 
-    def __init__(self, service: ComfyUIService, url: str) -> None:
+    def __init__(self, service: ComfyUIService, url: str, revive: Callable[[str], Awaitable[bool]] | None) -> None:
         self.service = service
         self.url = url
+        self.revive = revive  # reopens an SSH tunnel a dropped link closed (a rented ComfyUI)
 
     async def listing(self) -> dict[str, list[str]]:
-        for status in await self.service.pool.status():
-            if status.url == self.url and status.reachable:
-                return status.models
+        for attempt in range(2):
+            for status in await self.service.pool.status():
+                if status.url == self.url and status.reachable:
+                    return status.models
+            if attempt or self.revive is None or not await self.revive(self.url):
+                break
         raise UpstreamError(
             f"The ComfyUI at {self.url} stopped answering.",
             service="comfyui",
@@ -152,4 +157,6 @@ async def eval_studio(app: AppContext, training_host: str) -> EvalStudio:
     near = [s for s in up if (shelf := shelves[s.url]) is not None and shelf.shares_disk_with(training_host)]
     reachable = [s for s in up if shelves[s.url] is not None]
     chosen = (near or reachable or up)[0]
-    return EvalStudio(PoolRenderer(service, chosen.url), shelves[chosen.url])
+    deployer = app.services.get("gpu-deploy")
+    revive = deployer.revive if isinstance(deployer, Deployer) and deployer.instance_for(chosen.url) else None
+    return EvalStudio(PoolRenderer(service, chosen.url, revive), shelves[chosen.url])

@@ -325,3 +325,10 @@ async def test_pictures_comfyui_fails_to_make_are_named_on_the_sheet_and_in_the_
         text = result.content[0].text  # type: ignore[union-attr]
         assert "7 picture(s) could not be made" in text and "simulated out of memory" in text
         assert Path(answer["sheet"]).is_file()  # the sheet still shows what happened, cell by cell
+
+        run.fake.fail_class = None  # the artist freed the GPU: asking again draws the failed pictures again
+        again = await run.client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+        answer = again.structured_content
+        assert answer is not None and answer["state"] == "done", again.content
+        assert all(cell["image"] and not cell["error"] for cell in answer["cells"])
+        assert len(run.fake.prompts) == 14

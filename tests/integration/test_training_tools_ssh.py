@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -260,3 +261,64 @@ async def test_a_rented_run_is_evaluated_on_the_instances_comfyui_and_the_kept_s
             assert home_copy.read_bytes() == saves[-1].read_bytes() and home_copy.stat().st_size > big
             assert kept.structured_content["kept"]["provenance"]["source"] == f"127.0.0.1:{server.port}:{saves[-1]}"  # type: ignore[index]
             assert not list(home_copy.parent.glob("*.part"))
+
+
+async def test_a_local_run_is_evaluated_on_a_rented_comfyui_its_saves_uploaded_over_sftp_after_a_cut(
+    settings: Settings, app: AppContext, home: Path, tmp_path: Path
+) -> None:
+    install = make_fake_install(tmp_path / "install")
+    big = 2_000_000
+    async with ssh_lab(tmp_path) as (server, connector, lab_host), serve_fake() as fake, AsyncExitStack() as stack:
+
+        async def no_ssh() -> SSHConnector:
+            raise AssertionError("the run trains on this machine")
+
+        app.services["training-hosts"] = HostRegistry(
+            settings.workspace_dir / "training", no_ssh, local_env={**install.env, "FAKE_SAVE_BYTES": str(big)}
+        )
+        fake.models_dir = server.home / "ComfyUI" / "models"  # the rented instance's ComfyUI
+        fake.add_model("checkpoints", "sdxl.safetensors")
+        rental = Rental(
+            provider="vast",
+            instance_id="42",
+            status=InstanceStatus.RUNNING,
+            started_at=datetime.now(UTC),
+            ssh_host=lab_host.host,
+            ssh_port=lab_host.port,
+            ssh_user=lab_host.username,
+        )
+        deployer = Deployer(connector, stack)
+        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
+        tunnel = (await deployer.deploy(rental, plan)).comfyui_url
+        assert tunnel is not None
+        app.services["gpu-deploy"] = deployer
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            (await get_pool(app)).add_server(tunnel)
+            await _gates_1_and_2(client, home)
+            for tool, args in (
+                ("train_validate_environment", {"backend_dir": install.backend_dirs["kohya"]}),
+                ("train_dry_run", {"wait_seconds": 60}),
+                ("launch_training", {}),
+                ("training_status", {"wait_seconds": 60, "previews": 0}),
+            ):
+                result = await client.call_tool(tool, {"name": "ink", **args})
+                assert not result.is_error, (tool, result.content)
+            saves = [Path(c["file"]) for c in result.structured_content["checkpoints"]]  # type: ignore[index]
+
+            server.cut_after_bytes = big + big // 2  # the link drops while the second save is being sent
+            sheet = await client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+            answer = sheet.structured_content
+            assert answer is not None and answer["state"] == "done", sheet.content
+            assert server.cuts == 1
+            on_instance = server.home / "ComfyUI" / "models" / "loras" / "ategnatos" / "ink"
+            assert all((on_instance / s.name).read_bytes() == s.read_bytes() for s in saves[-3:])
+            assert not list(on_instance.glob("*.part"))
+            assert {lora for p in fake.prompts for lora in _loras(p)} >= {(f"ategnatos/ink/{saves[-1].name}", 1.0)}
+
+
+def _loras(prompt: dict[str, Any]) -> list[tuple[str, float]]:
+    return [
+        (node["inputs"]["lora_name"], node["inputs"]["strength_model"])
+        for node in prompt.values()
+        if node["class_type"] == "LoraLoader"
+    ]

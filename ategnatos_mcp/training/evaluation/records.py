@@ -106,6 +106,10 @@ def eval_answer(record: EvalRecord, working_on: str | None, notes: list[str]) ->
             "alone). Pick the save and weight where the LoRA shows clearly without artefacts, then keep it: "
             "train_evaluate with action='keep', epoch=<the row's epoch>, weight=<the column>, verdict=<why>."
         )
+        if any(i.error for i in record.images):
+            next_step += (
+                " Pictures that failed are drawn again when you call train_evaluate again with the same arguments."
+            )
     elif record.state == "failed":
         next_step = "Fix what the message says, then call train_evaluate again (pictures already made are kept)."
     else:

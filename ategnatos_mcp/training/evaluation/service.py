@@ -134,6 +134,7 @@ class Evaluations:
         self.workspace = workspace
         self.preview_max_side, self.preview_budget_bytes = preview_max_side, preview_budget_bytes
         self._jobs: dict[str, Work] = {}
+        self._lock = anyio.Lock()
 
     async def training_run(self, name: str) -> tuple[TrainingConfig, RunHandle]:
         """The confirmed plan and its training run's handle.
@@ -181,22 +182,28 @@ class Evaluations:
                 LoRA files cannot be put where ComfyUI finds them.
         """
         cfg, handle, checkpoints, total_epochs, run_state = await self.run_facts(name)
-        spec = await self._spec(cfg, checkpoints, total_epochs, request, studio)
+        listing = await studio.renderer.listing()
+        spec = self._spec(cfg, checkpoints, total_epochs, request, studio, listing)
         spec_hash = spec.fingerprint()
-        record = await self.store.read(evaluation_document(cfg.name), EvalRecord)
-        job = self._jobs.get(cfg.name)
-        if job is not None and not job.finished.is_set() and job.spec_hash != spec_hash:
-            raise InvalidRequestError(
-                f"Another sheet of '{cfg.name}' is still being made ({job.message}).",
-                hint="Wait for it (call train_evaluate again with the same arguments as before), then ask this one.",
-            )
         notes = [] if run_state == "succeeded" else [f"The run is {run_state}: this sheet covers the saves so far."]
-        fresh = (
-            record.spec_hash == spec_hash and record.state == "done" and record.sheet and Path(record.sheet).is_file()
-        )
-        if not fresh and (job is None or job.finished.is_set()):
-            self._check_shelf(spec, studio, await studio.renderer.listing())
-            job = await self._start(cfg, handle, spec, spec_hash, studio, record)
+        async with self._lock:  # two calls at once start one piece of work, not two
+            record = await self.store.read(evaluation_document(cfg.name), EvalRecord)
+            job = self._jobs.get(cfg.name)
+            if job is not None and not job.finished.is_set() and job.spec_hash != spec_hash:
+                raise InvalidRequestError(
+                    f"Another sheet of '{cfg.name}' is still being made ({job.message}).",
+                    hint="Wait for it (call train_evaluate again with the same arguments as before), then ask this one.",
+                )
+            fresh = (
+                record.spec_hash == spec_hash
+                and record.state == "done"
+                and not any(i.error for i in record.images)  # a picture that failed is tried again
+                and record.sheet is not None
+                and await anyio.Path(record.sheet).is_file()
+            )
+            if not fresh and (job is None or job.finished.is_set()):
+                self._check_shelf(spec, studio, listing)
+                job = await self._start(cfg, handle, spec, spec_hash, studio, record)
         if job is not None and not fresh:
             await self.follow(job, wait_seconds, report)
         record = await self.store.read(evaluation_document(cfg.name), EvalRecord)
@@ -209,19 +216,19 @@ class Evaluations:
         return eval_answer(record, job.message if job is not None else None, notes), preview
 
     # --- the question -------------------------------------------------------------------------------------------
-    async def _spec(
-        self,
+    @staticmethod
+    def _spec(
         cfg: TrainingConfig,
         checkpoints: list[Any],
         total_epochs: int | None,
         request: EvalRequest,
         studio: EvalStudio,
+        listing: dict[str, list[str]],
     ) -> EvalSpec:
         saves = choose_saves(cfg.name, checkpoints, request.epochs, total_epochs)
         weights = choose_weights(request.weights)
         prompts = default_prompts(cfg, request.prompts)
         recipe = RECIPES[cfg.family]
-        listing = await studio.renderer.listing()
         models = resolve_models(cfg, recipe, listing, request.checkpoint, studio.renderer.url)
         spec = EvalSpec(
             saves=saves,
@@ -259,8 +266,12 @@ class Evaluations:
         studio: EvalStudio,
         previous: EvalRecord,
     ) -> Work:
-        keep = previous.spec_hash == spec_hash  # the same question, cut short: keep the pictures made
-        images = previous.images if keep and previous.images else plan_images(spec)
+        images = plan_images(spec)
+        if previous.spec_hash == spec_hash and previous.images:  # the same question again: keep what was made
+            images = [
+                i if i.path or not i.error else i.model_copy(update={"job_id": None, "error": None})
+                for i in previous.images
+            ]
         async with self.store.update(evaluation_document(cfg.name), EvalRecord) as upd:
             upd.doc.name = cfg.name
             upd.doc.spec, upd.doc.spec_hash, upd.doc.server = spec, spec_hash, studio.renderer.url

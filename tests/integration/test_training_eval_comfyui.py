@@ -332,3 +332,34 @@ async def test_pictures_comfyui_fails_to_make_are_named_on_the_sheet_and_in_the_
         assert answer is not None and answer["state"] == "done", again.content
         assert all(cell["image"] and not cell["error"] for cell in answer["cells"])
         assert len(run.fake.prompts) == 14
+
+
+async def test_a_flux_run_is_drawn_with_its_own_diffusion_model_text_encoders_and_vae(
+    home: Path, tmp_path: Path
+) -> None:
+    flux = {**PLAN, "family": "flux1", "base_model": "/models/flux1-dev.safetensors", "gpu_vram_gb": 48}
+    async with trained_run(home, tmp_path, plan=flux) as run:
+        fake = run.fake
+        fake.add_model("diffusion_models", "flux1-dev.safetensors")
+        for encoder in ("clip_l.safetensors", "t5xxl_fp16.safetensors"):
+            fake.add_model("text_encoders", encoder)
+        fake.add_model("vae", "ae.safetensors")
+        result = await run.client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+        answer = result.structured_content
+        assert answer is not None and answer["state"] == "done", result.content
+        assert answer["models"] == {
+            "model": "flux1-dev.safetensors",
+            "clip_l": "clip_l.safetensors",
+            "t5": "t5xxl_fp16.safetensors",
+            "vae": "ae.safetensors",
+        }
+        for prompt in fake.prompts:
+            assert _inputs(prompt, "UNETLoader")["unet_name"] == "flux1-dev.safetensors"
+            assert _inputs(prompt, "DualCLIPLoader")["type"] == "flux"
+            assert not [n for n in prompt.values() if n["class_type"] in ("CheckpointLoaderSimple", "LoraLoader")]
+        drawn = sorted(lora for p in fake.prompts for lora in _loras(p))
+        assert len(drawn) == 7 and {w for _n, w in drawn} == {
+            0.0,
+            0.7,
+            1.0,
+        }  # LoraLoaderModelOnly, as ComfyUI's FLUX examples

@@ -77,6 +77,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
             "base_model": "SDXL",
             "trained_on": "my ink paintings",
             "location": "/models/loras/inkwash.safetensors",
+            "provenance": None,  # only LoRAs trained and kept here have one
         }
     ]
 

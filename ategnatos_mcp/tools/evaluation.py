@@ -92,7 +92,6 @@ async def train_evaluate(
     _cfg, handle = await (await evaluations(app, runs)).training_run(name)  # an unknown run is refused first
     handle_host = handle.host.identity
     if action == "keep":
-        studio = None
         try:
             studio = await eval_studio(app, handle_host)
         except AtegnatosError:

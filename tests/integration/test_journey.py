@@ -59,9 +59,11 @@ async def _call(
 ) -> Any:
     """One tool call as Claude makes it; its text must read as plain language whether it failed or not."""
 
-    async def on_progress(done: float, total: float | None, message: str | None) -> None:
-        if progress is not None:
-            progress.append(done)
+    seen = progress
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        if seen is not None:
+            seen.append(progress)
 
     CALLS.append(tool)
     result = await client.call_tool(tool, args, progress_callback=on_progress)
@@ -306,7 +308,7 @@ async def _training_part(client: Client, home: Path, fake: Any, install: Any, ko
     lora = kept.structured_content["kept"]["name"]
     assert Path(kept.structured_content["kept"]["path"]).read_bytes() == loras[-1].read_bytes()
     record = await client.read_resource("ategnatos://training/inkwash")
-    text = "\n".join(c.text for c in record.contents if hasattr(c, "text"))
+    text = "\n".join(getattr(c, "text", "") for c in record.contents)
     assert "✓ Gate 4 (dry run)" in text and "State: succeeded" in text and "the washes read as ink" in text
     return lora
 

@@ -67,7 +67,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
     inventory = await client.read_resource("ategnatos://studio.json")
     import json
 
-    loras = json.loads(inventory.contents[0].text)["loras"]
+    loras = json.loads(getattr(inventory.contents[0], "text", ""))["loras"]
     assert loras == [
         {
             "name": "inkwash",

@@ -125,8 +125,8 @@ def test_every_family_draws_with_its_own_files_and_a_graph_comfyui_accepts(famil
         assert node["inputs"]["strength_model"] == image.weight
         sampler = next(n["inputs"] for n in rendered.workflow.values() if n["class_type"] == "KSampler")
         assert sampler["seed"] == cfg.seed and sampler["steps"] == recipe.settings["steps"]
-    if family == "pony":
-        assert rendered.workflow["20"]["inputs"]["stop_at_clip_layer"] == -2  # Pony wants clip skip 2
+        if family == "pony":
+            assert rendered.workflow["20"]["inputs"]["stop_at_clip_layer"] == -2  # Pony wants clip skip 2
 
 
 def test_a_missing_text_encoder_is_named_with_what_comfyui_has(tmp_path: Path) -> None:

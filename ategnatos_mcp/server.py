@@ -19,7 +19,20 @@ from pydantic import ValidationError
 from ategnatos_mcp import __version__
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.tools import art, comfyui, dataset, export, eye, gpu, remote, runs, skills, studio, training
+from ategnatos_mcp.tools import (
+    art,
+    comfyui,
+    dataset,
+    evaluation,
+    export,
+    eye,
+    gpu,
+    remote,
+    runs,
+    skills,
+    studio,
+    training,
+)
 from ategnatos_mcp.tools._common import argument_problems
 from ategnatos_mcp.tools._stdio import sift_malformed
 from ategnatos_mcp.tools.skills import prompt_problem
@@ -30,7 +43,20 @@ __all__ = ["DOMAINS", "build_server"]
 logger = logging.getLogger("ategnatos_mcp")
 
 # Each module has `register(server, wiring)`: its tools, resources and prompts.
-DOMAINS: tuple[ModuleType, ...] = (eye, studio, comfyui, art, export, dataset, training, runs, gpu, remote, skills)
+DOMAINS: tuple[ModuleType, ...] = (
+    eye,
+    studio,
+    comfyui,
+    art,
+    export,
+    dataset,
+    training,
+    runs,
+    evaluation,
+    gpu,
+    remote,
+    skills,
+)
 
 INSTRUCTIONS = """Ategnatos is an AI-art studio assistant for artists. It remembers the artist's taste (eye_*),
 knows their studio (studio_*), runs ComfyUI (comfyui_*), rents GPUs only with a quote and a yes (gpu_*),

@@ -65,6 +65,11 @@ class ComfyUISettings(_Section):
     max_answer_bytes: int = Field(default=16_000_000, ge=1024, description="Queue, history, model lists...")
     max_object_info_bytes: int = Field(default=64_000_000, ge=1024, description="The node catalogue.")
     max_download_bytes: int = Field(default=256_000_000, ge=1024, description="One output file or live picture.")
+    models_dir: Path | None = Field(
+        default=None,
+        description="The models folder of the ComfyUI on this machine (e.g. ~/ComfyUI/models): train_evaluate puts "
+        "LoRA files into its loras/ folder. Default: ~/ComfyUI/models when that exists.",
+    )
 
     @field_validator("urls", mode="before")
     @classmethod

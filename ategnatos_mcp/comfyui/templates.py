@@ -55,10 +55,13 @@ class TemplateParameter(BaseModel):
 
 
 class LoraHook(BaseModel):
+    """Where a LoRA stack plugs in; without ``clip`` the LoRAs touch the diffusion model only (``LoraLoaderModelOnly``,
+    as ComfyUI's FLUX examples do: FLUX LoRAs rarely carry text-encoder weights)."""
+
     model_config = ConfigDict(extra="forbid")
 
     model: tuple[str, int]
-    clip: tuple[str, int]
+    clip: tuple[str, int] | None = None
 
 
 class Template(BaseModel):
@@ -176,28 +179,26 @@ def _next_id(workflow: dict[str, Any]) -> int:
 
 
 def _insert_loras(workflow: dict[str, Any], hook: LoraHook, stack: list[tuple[str, float]]) -> None:
-    model_src, clip_src = list(hook.model), list(hook.clip)
+    model_src = list(hook.model)
+    clip_src = list(hook.clip) if hook.clip is not None else None
     consumers = [
         (node_id, name, value)
         for node_id, node in workflow.items()
         for name, value in node["inputs"].items()
-        if value in (model_src, clip_src)
+        if value == model_src or (clip_src is not None and value == clip_src)
     ]
     model, clip = model_src, clip_src
     for lora_name, weight in stack:
         node_id = str(_next_id(workflow))
-        workflow[node_id] = {
-            "class_type": "LoraLoader",
-            "inputs": {
-                "lora_name": lora_name,
-                "strength_model": weight,
-                "strength_clip": weight,
-                "model": model,
-                "clip": clip,
-            },
-            "_meta": {"title": f"LoRA {lora_name}"},
-        }
-        model, clip = [node_id, 0], [node_id, 1]
+        if clip is None:
+            inputs: dict[str, Any] = {"lora_name": lora_name, "strength_model": weight, "model": model}
+            workflow[node_id] = {"class_type": "LoraLoaderModelOnly", "inputs": inputs}
+        else:
+            inputs = {"lora_name": lora_name, "strength_model": weight, "strength_clip": weight}
+            workflow[node_id] = {"class_type": "LoraLoader", "inputs": {**inputs, "model": model, "clip": clip}}
+            clip = [node_id, 1]
+        workflow[node_id]["_meta"] = {"title": f"LoRA {lora_name}"}
+        model = [node_id, 0]
     for node_id, name, value in consumers:
         workflow[node_id]["inputs"][name] = model if value == model_src else clip
 

@@ -15,6 +15,7 @@ from typing import Protocol
 
 import anyio
 
+from ategnatos_mcp.cuda_matrix import cuda_matrix
 from ategnatos_mcp.studio.models import ComfyUIServerInfo, Environment, GpuInfo
 
 __all__ = [
@@ -176,6 +177,9 @@ def describe_environment(env: Environment) -> list[str]:
     if env.gpus:
         lines.extend(f"GPU {g.index}: {g.name}, {g.memory_total_mib / 1024:.0f} GB memory" for g in env.gpus)
         lines.append(f"Driver {env.driver_version or '?'}, CUDA {env.cuda_version or '?'}.")
+        advice = cuda_matrix().advice(env.driver_version, gpu_name=env.gpus[0].name)
+        if advice:
+            lines.append(advice)
     else:
         lines.append(f"No local GPU: {env.gpu_problem}. Rented GPUs (gpu_offers) can do the heavy work.")
     if env.disk_free_gb is not None:

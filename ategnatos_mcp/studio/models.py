@@ -16,6 +16,7 @@ __all__ = [
     "GpuInfo",
     "InstanceEntry",
     "LoraEntry",
+    "LoraProvenance",
     "ModelEntry",
     "ModelKind",
     "StudioInventory",
@@ -48,6 +49,27 @@ class ModelEntry(_Entry):
     other_columns: dict[str, str] = _other_columns()
 
 
+class LoraProvenance(_Entry):
+    """Where a kept LoRA came from, as the studio records it."""
+
+    run: str
+    base_model: str
+    family: str
+    trigger_word: str | None = None
+    dataset_path: str = ""
+    dataset_hash: str | None = None
+    config_hash: str = ""
+    backend: str = ""
+    epoch: int | None = None
+    step: int | None = None
+    source: str = Field(description="The file it was copied from: host and path.")
+    sha256: str
+    weight: float = Field(description="The weight the artist chose.")
+    verdict: str = ""
+    sheet: str | None = Field(default=None, description="The contact sheet the choice was made on.")
+    kept_at: datetime
+
+
 class LoraEntry(_Entry):
     """A LoRA with what it takes to use it well."""
 
@@ -59,6 +81,9 @@ class LoraEntry(_Entry):
     trained_on: str = Field(default="", description="What it was trained on (provenance).")
     location: str = ""
     other_columns: dict[str, str] = _other_columns()
+    provenance: LoraProvenance | None = Field(
+        default=None, description="For a LoRA trained here: run, dataset, config, save, chosen weight, verdict."
+    )
 
 
 class WorkflowEntry(_Entry):

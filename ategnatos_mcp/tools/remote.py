@@ -22,7 +22,9 @@ async def remote_deploy(
     target: Annotated[
         DeployTarget,
         Field(
-            description="comfyui (install, start, connect), kohya (training scripts), or watchdog (only the safety stop)."
+            description="comfyui (install, start, connect); a trainer: kohya (sd-scripts), simpletuner or ai-toolkit "
+            "(at the version Ategnatos knows, with PyTorch matched to the GPU's driver); or watchdog (only the safety "
+            "stop)."
         ),
     ] = "comfyui",
     connect_comfyui: Annotated[
@@ -31,7 +33,9 @@ async def remote_deploy(
 ) -> Annotated[CallToolResult, DeployResult]:
     """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
     sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
-    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel.
+    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel. A trainer is
+    installed at the commit Ategnatos' option catalogue was read from, with the PyTorch build that fits the
+    instance's NVIDIA driver and GPU; then run train_validate_environment (gate 3) on the instance.
     """
     app = app_of(ctx)
     rental = await (await app.gpu_service()).refreshed(instance)
@@ -44,6 +48,7 @@ async def remote_deploy(
         now=app.clock(),
         forward=connect_comfyui,
         vast_api_url=app.settings.vast_api_url,
+        trainer_version=app.trainer_version(target),
     )
     result = await app.deploy(rental, plan, progress_reporter(ctx))
     return respond(result, _deploy_summary(result))
@@ -62,4 +67,6 @@ def _deploy_summary(result: DeployResult) -> str:
         comfy += f", tunnelled to {result.comfyui_url}" + (
             " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
         )
-    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''} {result.watchdog}"
+    trainer = f" Installed {result.trainer}; {result.pytorch}" if result.trainer else ""
+    after = " Next: train_validate_environment on this instance (gate 3)." if result.trainer else ""
+    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''}{trainer} {result.watchdog}{after}"

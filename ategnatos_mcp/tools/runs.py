@@ -1,4 +1,5 @@
-"""MCP adapter for running training: environment check (gate 3), dry run (gate 4), launch, status, evaluation."""
+"""MCP adapter for running training: environment check (gate 3), dry run (gate 4), launch, status
+(the evaluation of a run: tools/evaluation.py)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,13 @@ from typing import Annotated, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
 from ategnatos_mcp.training.execution import (
     DryRunResult,
     EnvironmentCheck,
-    EvalGrid,
     LaunchResult,
     RunReport,
     TrainingRuns,
@@ -278,61 +278,9 @@ async def training_status(
     return respond(report, _report_summary(report), images=images)
 
 
-class EvalAnswer(BaseModel):
-    """The grid, and notices about records."""
-
-    grid: EvalGrid
-    notices: list[str] = Field(default_factory=list)
-
-
-@guard
-async def train_evaluate(
-    ctx: Context[Wiring],
-    name: NameArg,
-    weights: Annotated[
-        list[float] | None, Field(description="LoRA strengths to compare (default 0.4, 0.6, 0.8, 1.0).")
-    ] = None,
-    prompts: Annotated[
-        list[str] | None, Field(description="3-4 test prompts (default: the plan's sample prompts).")
-    ] = None,
-    seed: Annotated[int | None, Field(ge=0, description="Fixed seed for every image (default: the plan's).")] = None,
-    submit: Annotated[
-        bool, Field(description="Also queue the images on the configured ComfyUI (the LoRA files must be there).")
-    ] = False,
-) -> Annotated[CallToolResult, EvalAnswer]:
-    """Plan the evaluation grid: each saved LoRA (one per epoch) x weights x prompts at one fixed seed.
-
-    Returns ready comfyui_submit arguments (template lora-test) per image and writes eval.md with the grid for
-    the artist's verdicts. Copy the LoRA files into ComfyUI's models/loras first; with submit=true the images
-    are queued at once (follow them with comfyui_job).
-    """
-    app = app_of(ctx)
-    runs = await app.training_runs()
-    grid, notices = await runs.evaluate(
-        name, weights=weights, prompts=prompts, seed=seed, submit=app.submit_evaluation if submit else None
-    )
-    summary = (
-        f"Evaluation grid for '{grid.name}': {len(grid.lora_files)} LoRA files x {len(grid.weights)} weights x "
-        f"{len(grid.prompts)} prompts = {len(grid.jobs)} images at seed {grid.seed}. "
-    )
-    if grid.submitted:  # said plainly, or the model queues the same images a second time
-        summary += (
-            f"Queued {len(grid.submitted)} of {len(grid.jobs)} on ComfyUI; follow them with comfyui_job "
-            f"(job ids, in grid order: {', '.join(grid.submitted)}). eval.md has the grid for verdicts."
-        )
-    else:
-        summary += "Queue each job's comfyui_submit arguments; eval.md has the grid for verdicts."
-    return respond(
-        EvalAnswer(grid=grid, notices=notices),
-        "\n".join([summary, *grid.notes, *notices]),
-        links=[(f"ategnatos://training/{grid.name}", grid.name, "text/markdown")],
-    )
-
-
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the training-run tools."""
     server.add_tool(train_validate_environment, name="train_validate_environment")
     server.add_tool(train_dry_run, name="train_dry_run")
     server.add_tool(launch_training, name="launch_training")
     server.add_tool(training_status, name="training_status")
-    server.add_tool(train_evaluate, name="train_evaluate")

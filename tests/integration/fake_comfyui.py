@@ -9,6 +9,8 @@ websocket handshake away with HTTP 403, as a proxy without upgrade support does;
 ``hold`` (pause before a node class until released or interrupted), ``restart()``, ``add_model()``/``remove_model()``,
 ``model_metadata`` (what GET /view_metadata/{folder} returns per file, as ComfyUI's server.py does: 404 without it),
 ``custom_nodes`` (extra node classes in /object_info, as an installed custom node pack adds them; they run as no-ops),
+``models_dir`` (a folder read like ComfyUI's ``models/``: files under ``<models_dir>/<folder>/`` are listed too,
+subfolders included, as ``sub/name``, with ComfyUI's model file extensions),
 ``preview_frames`` (latent previews per sampler step, as with ``--preview-method latent2rgb``),
 ``feature_flags_supported`` (False: an older server that ignores the client's ``feature_flags`` and only ever
 sends type 1 picture frames). Picture frames follow the recordings: type 1 right after its ``progress``, type 4
@@ -49,8 +51,13 @@ MODEL_INPUTS: dict[tuple[str, str], str] = {
     ("VAELoader", "vae_name"): "vae",
     ("DualCLIPLoader", "clip_name1"): "text_encoders",
     ("DualCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name1"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name2"): "text_encoders",
+    ("TripleCLIPLoader", "clip_name3"): "text_encoders",
+    ("CLIPLoader", "clip_name"): "text_encoders",
     ("LoadImage", "image"): "input",
 }
+MODEL_EXTENSIONS = (".ckpt", ".pt", ".pt2", ".bin", ".pth", ".safetensors", ".pkl", ".sft")  # folder_paths.py
 PREVIEW_JPEG = bytes.fromhex("ffd8ffe000104a464946000101") + b"\x00" * 32 + bytes.fromhex("ffd9")
 
 
@@ -104,6 +111,7 @@ class FakeComfyUI:
         self.custom_nodes: dict[str, dict[str, Any]] = {}
         # (folder, file) -> the safetensors __metadata__ GET /view_metadata/{folder} answers with (none: 404).
         self.model_metadata: dict[tuple[str, str], dict[str, Any]] = {}
+        self.models_dir: Path | None = None
         self.port = 0
         self.requests: list[tuple[str, str]] = []
         self.prompts: list[dict[str, Any]] = []
@@ -133,15 +141,24 @@ class FakeComfyUI:
     def remove_model(self, folder: str, name: str) -> None:
         self.models[folder].remove(name)
 
+    def listing(self, folder: str) -> list[str]:
+        """What ComfyUI lists for a model folder: the names added, plus the files on disk under ``models_dir``."""
+        names = list(self.models.get(folder, []))
+        root = self.models_dir / folder if self.models_dir is not None else None
+        if root is not None and root.is_dir():
+            found = [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in MODEL_EXTENSIONS]
+            names += sorted(p.relative_to(root).as_posix() for p in found)
+        return names
+
     def object_info(self) -> dict[str, Any]:
         info = copy.copy(_base_object_info())
         for (cls, name), folder in MODEL_INPUTS.items():
             node = copy.deepcopy(info[cls])
             spec = node["input"]["required"][name]
             if spec[0] == "COMBO":
-                spec[1]["options"] = list(self.models.get(folder, []))
+                spec[1]["options"] = self.listing(folder)
             else:
-                spec[0] = list(self.models.get(folder, []))
+                spec[0] = self.listing(folder)
             info[cls] = node
         return {**info, **self.custom_nodes}
 

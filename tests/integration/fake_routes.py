@@ -109,7 +109,7 @@ def build_routes(fake: FakeComfyUI) -> list[Any]:  # noqa: C901 - one closure pe
             return JSONResponse([f for f in fake.models if f != "input"] + ["configs", "vae_approx"])
         if folder not in fake.models or folder == "input":
             return Response(status_code=404)
-        return JSONResponse(fake.models[folder])
+        return JSONResponse(fake.listing(folder))
 
     async def view_metadata(request: Request) -> Response:
         # As server.py's view_metadata: 404 for a missing filename, a non-.safetensors name, an unknown file or a

@@ -4,6 +4,7 @@ Commands run through ``/bin/sh -c`` in ``home`` with ``HOME=home``, like sshd do
 process group gets SIGHUP when its connection goes away, so only properly detached processes survive a drop.
 Tests can cut every connection (``cut()``) or have the SFTP side cut the connection once after N bytes written
 (``cut_after_bytes``) or read (``cut_after_read_bytes``), or when a command prints ``cut_on_output``.
+``env`` is added to every command's environment (e.g. ``PATH`` with stand-ins for ``nvidia-smi`` and ``pip``).
 """
 
 from __future__ import annotations
@@ -76,8 +77,11 @@ class _SFTP(asyncssh.SFTPServer):
 class SSHTestServer:
     """``async with SSHTestServer(home, host_key, authorized_key_line) as server: server.port``."""
 
-    def __init__(self, home: Path, host_key: asyncssh.SSHKey, authorized_key: str) -> None:
+    def __init__(
+        self, home: Path, host_key: asyncssh.SSHKey, authorized_key: str, env: dict[str, str] | None = None
+    ) -> None:
         self.home = home
+        self.env = dict(env or {})
         self.host_key = host_key
         self.authorized_key = authorized_key
         self.port = 0
@@ -120,7 +124,9 @@ class SSHTestServer:
 
     def kill_detached(self) -> None:
         """End every detached process the tests started here, so a failing test leaves nothing running."""
-        for pid_file in self.home.glob(".ategnatos/runs/*/pid"):
+        # The idle watchdog (remote_deploy's first step) runs detached too, under its own process group.
+        pid_files = [*self.home.glob(".ategnatos/runs/*/pid"), *self.home.glob(".ategnatos/watchdog/watchdog.pid")]
+        for pid_file in pid_files:
             text = pid_file.read_text(encoding="utf-8").strip()
             if text.isdigit():
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -133,7 +139,7 @@ class SSHTestServer:
 
     async def _run_command(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
         conn = process.get_extra_info("connection")
-        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        env = {"HOME": str(self.home), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", **self.env}
         proc = await asyncio.create_subprocess_exec(
             "/bin/sh",
             "-c",
@@ -178,13 +184,19 @@ class SSHTestServer:
 
 
 @contextlib.asynccontextmanager
-async def ssh_lab(tmp_path: Path, *, host_key: asyncssh.SSHKey | None = None, name: str = "test-gpu"):
+async def ssh_lab(
+    tmp_path: Path,
+    *,
+    host_key: asyncssh.SSHKey | None = None,
+    name: str = "test-gpu",
+    env: dict[str, str] | None = None,
+):
     """A running server, a connector with its own key folder, and the ``RemoteHost`` to reach the server."""
     from ategnatos_mcp.remote import RemoteHost, SSHConnector
 
     connector = SSHConnector(tmp_path / "ssh-keys", connect_timeout=5, reconnect_delays=(0, 0, 0))
     key = await connector.key()
     async with SSHTestServer(
-        tmp_path / "remote-home", host_key or asyncssh.generate_private_key("ssh-ed25519"), key.public_key
+        tmp_path / "remote-home", host_key or asyncssh.generate_private_key("ssh-ed25519"), key.public_key, env
     ) as server:
         yield server, connector, RemoteHost(host="127.0.0.1", port=server.port, username="artist", name=name)

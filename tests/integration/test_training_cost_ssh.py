@@ -8,10 +8,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from ategnatos_mcp.providers.rental.ledger import open_rental, sync_studio
 from mcp import Client
 
 from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument, InstanceStatus, Rental
+from ategnatos_mcp.providers.rental.ledger import open_rental, sync_studio
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings

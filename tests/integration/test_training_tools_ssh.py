@@ -1,23 +1,29 @@
-"""The training-run tools against the real loopback SSH server: dataset upload, gates 3-4, launch, status."""
+"""The training-run tools against the real loopback SSH server: dataset upload, gates 3-4, launch, status, the
+evaluation on the instance's ComfyUI and the chosen LoRA brought home."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from mcp import Client
 
 from ategnatos_mcp.progress import Progress
+from ategnatos_mcp.providers import Deployer, DeployPlan, InstanceStatus, Rental
 from ategnatos_mcp.remote import SSHConnector, TransferError
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTrainingHost, TrainingHost
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import make_fake_install
+from tests.integration.fake_comfyui import serve_fake
 from tests.integration.ssh_server import ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
 
@@ -181,3 +187,134 @@ async def test_a_failed_background_upload_says_so_and_the_next_call_sends_again(
             sent = await client.call_tool("train_validate_environment", args)
             assert sent.structured_content["passed"] is True, sent.content  # type: ignore[index]
             assert len(registry.uploads) == 2  # the failed one, then a new one
+
+
+async def test_a_rented_run_is_evaluated_on_the_instances_comfyui_and_the_kept_save_comes_home_after_a_cut(
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    install = make_fake_install(tmp_path / "install")
+    big = 3_000_000  # bytes per save: a download the test can cut in the middle
+    async with ssh_lab(tmp_path) as (server, connector, lab_host), serve_fake() as fake, AsyncExitStack() as stack:
+
+        async def the_connector() -> SSHConnector:
+            return connector
+
+        app.hosts = HostRegistry(
+            settings.workspace_dir / "training", the_connector, remote_env={**install.env, "FAKE_SAVE_BYTES": str(big)}
+        )
+        # The instance runs ComfyUI (here: the fake, reading the instance's ~/ComfyUI/models), reached through the
+        # tunnel remote_deploy opens; the real Deployer holds the instance's SSH session.
+        fake.models_dir = server.home / "ComfyUI" / "models"
+        fake.add_model("checkpoints", "sdxl.safetensors")
+        rental = Rental(
+            provider="runpod",
+            instance_id="pod1",
+            status=InstanceStatus.RUNNING,
+            started_at=datetime.now(UTC),
+            ssh_host=lab_host.host,
+            ssh_port=lab_host.port,
+            ssh_user=lab_host.username,
+        )
+        deployer = Deployer(connector, stack)
+        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
+        tunnel = (await deployer.deploy(rental, plan)).comfyui_url
+        assert tunnel is not None
+        app.deployer = deployer
+        host = f"artist@127.0.0.1:{server.port}"
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            (await app.comfyui_pool()).add_server(tunnel)  # what remote_deploy does with the tunnel
+            await _gates_1_and_2(client, home)
+            for tool, args in (
+                ("train_validate_environment", {"backend_dir": install.backend_dirs["kohya"], "upload_dataset": True}),
+                ("train_dry_run", {"wait_seconds": 60}),
+                ("launch_training", {}),
+                ("training_status", {"wait_seconds": 60, "previews": 0}),
+            ):
+                result = await client.call_tool(
+                    tool,
+                    {"name": "ink", "host": host, **args} if tool != "training_status" else {"name": "ink", **args},
+                )
+                assert not result.is_error, (tool, result.content)
+            saves = [Path(c["file"]) for c in result.structured_content["checkpoints"]]  # type: ignore[index]
+
+            sheet = await client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+            answer = sheet.structured_content
+            assert answer is not None and answer["state"] == "done", sheet.content
+            assert answer["server"] == tunnel
+            on_instance = server.home / "ComfyUI" / "models" / "loras" / "ategnatos" / "ink"
+            assert sorted(p.name for p in on_instance.iterdir()) == sorted(s.name for s in saves[-3:])
+            assert all((on_instance / s.name).read_bytes() == s.read_bytes() for s in saves[-3:])
+            # copied on the instance itself: nothing travelled through this computer
+            assert not (settings.workspace_dir / "training" / "ink" / "loras").exists()
+
+            server.cut_after_read_bytes = big // 2  # the link drops halfway through the download
+            kept = await client.call_tool(
+                "train_evaluate", {"name": "ink", "action": "keep", "epoch": len(saves), "weight": 1.0}
+            )
+            assert kept.structured_content["state"] == "done", kept.content  # type: ignore[index]
+            assert server.cuts == 1
+            home_copy = settings.workspace_dir / "loras" / "ink" / "ink.safetensors"
+            assert home_copy.read_bytes() == saves[-1].read_bytes() and home_copy.stat().st_size > big
+            assert kept.structured_content["kept"]["provenance"]["source"] == f"127.0.0.1:{server.port}:{saves[-1]}"  # type: ignore[index]
+            assert not list(home_copy.parent.glob("*.part"))
+
+
+async def test_a_local_run_is_evaluated_on_a_rented_comfyui_its_saves_uploaded_over_sftp_after_a_cut(
+    settings: Settings, app: Wiring, home: Path, tmp_path: Path
+) -> None:
+    install = make_fake_install(tmp_path / "install")
+    big = 2_000_000
+    async with ssh_lab(tmp_path) as (server, connector, lab_host), serve_fake() as fake, AsyncExitStack() as stack:
+
+        async def no_ssh() -> SSHConnector:
+            raise AssertionError("the run trains on this machine")
+
+        app.hosts = HostRegistry(
+            settings.workspace_dir / "training", no_ssh, local_env={**install.env, "FAKE_SAVE_BYTES": str(big)}
+        )
+        fake.models_dir = server.home / "ComfyUI" / "models"  # the rented instance's ComfyUI
+        fake.add_model("checkpoints", "sdxl.safetensors")
+        rental = Rental(
+            provider="vast",
+            instance_id="42",
+            status=InstanceStatus.RUNNING,
+            started_at=datetime.now(UTC),
+            ssh_host=lab_host.host,
+            ssh_port=lab_host.port,
+            ssh_user=lab_host.username,
+        )
+        deployer = Deployer(connector, stack)
+        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
+        tunnel = (await deployer.deploy(rental, plan)).comfyui_url
+        assert tunnel is not None
+        app.deployer = deployer
+        async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
+            (await app.comfyui_pool()).add_server(tunnel)
+            await _gates_1_and_2(client, home)
+            for tool, args in (
+                ("train_validate_environment", {"backend_dir": install.backend_dirs["kohya"]}),
+                ("train_dry_run", {"wait_seconds": 60}),
+                ("launch_training", {}),
+                ("training_status", {"wait_seconds": 60, "previews": 0}),
+            ):
+                result = await client.call_tool(tool, {"name": "ink", **args})
+                assert not result.is_error, (tool, result.content)
+            saves = [Path(c["file"]) for c in result.structured_content["checkpoints"]]  # type: ignore[index]
+
+            server.cut_after_bytes = big + big // 2  # the link drops while the second save is being sent
+            sheet = await client.call_tool("train_evaluate", {"name": "ink", "wait_seconds": 60})
+            answer = sheet.structured_content
+            assert answer is not None and answer["state"] == "done", sheet.content
+            assert server.cuts == 1
+            on_instance = server.home / "ComfyUI" / "models" / "loras" / "ategnatos" / "ink"
+            assert all((on_instance / s.name).read_bytes() == s.read_bytes() for s in saves[-3:])
+            assert not list(on_instance.glob("*.part"))
+            assert {lora for p in fake.prompts for lora in _loras(p)} >= {(f"ategnatos/ink/{saves[-1].name}", 1.0)}
+
+
+def _loras(prompt: dict[str, Any]) -> list[tuple[str, float]]:
+    return [
+        (node["inputs"]["lora_name"], node["inputs"]["strength_model"])
+        for node in prompt.values()
+        if node["class_type"] == "LoraLoader"
+    ]

@@ -260,7 +260,7 @@ async def test_workflow_manage_saves_lists_gets_and_deletes(home: Path) -> None:
     assert saved.structured_content["path"] == str(home / "grimoire" / "workflows" / "invert.json")
     assert not (home / "grimoire" / "workflows" / "invert.json").exists()
     names = [t["name"] for t in listed.structured_content["templates"]]
-    assert len(names) == 9 and {"upscale-esrgan", "txt2img-sd35"} <= set(names)
+    assert len(names) == 11 and {"upscale-esrgan", "txt2img-sd35", "lora-test-flux", "lora-test-sd35"} <= set(names)
     assert [w["name"] for w in listed.structured_content["workflows"]] == ["invert"]
     assert json.loads(getattr(resource.contents[0], "text", "")) == wf
     assert json.loads(getattr(template.contents[0], "text", ""))["name"] == "upscale-esrgan"

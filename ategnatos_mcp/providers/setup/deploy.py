@@ -1,5 +1,8 @@
 """remote_deploy: idempotent setup of ComfyUI or a training backend on a rented instance, plus the watchdog.
 
+A training backend (kohya sd-scripts, SimpleTuner, ai-toolkit) is installed at the commit its option catalogue
+was read from, with the PyTorch build the CUDA matrix picks for the instance's driver (``trainers.py``).
+
 Every step leaves a done-marker on the host (``remote.run_steps``), so a rerun after a dropped connection
 continues where it stopped. ComfyUI listens on the host's 127.0.0.1 only and is reached through an SSH port
 forward (it has no authentication; never expose it publicly).
@@ -19,6 +22,14 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
+from ategnatos_mcp.providers.setup.trainers import (
+    TRAINERS,
+    TrainerSetup,
+    TrainerVersion,
+    choose_pytorch,
+    read_gpu,
+    trainer_steps,
+)
 from ategnatos_mcp.providers.setup.watchdog import (
     HEARTBEAT_COMMAND,
     VAST_API_URL,
@@ -39,12 +50,12 @@ from ategnatos_mcp.remote import (
     start_detached,
 )
 
-__all__ = ["DeployPlan", "DeployResult", "DeployTarget", "Deployer", "deploy_plan"]
+__all__ = ["TRAINER_TARGETS", "DeployPlan", "DeployResult", "DeployTarget", "Deployer", "deploy_plan"]
 
-DeployTarget = Literal["comfyui", "kohya", "watchdog"]
+DeployTarget = Literal["comfyui", "kohya", "simpletuner", "ai-toolkit", "watchdog"]
+TRAINER_TARGETS = ("kohya", "simpletuner", "ai-toolkit")
 
 COMFYUI_REPO = "https://github.com/comfyanonymous/ComfyUI.git"
-KOHYA_REPO = "https://github.com/kohya-ss/sd-scripts.git"
 
 
 class DeployPlan(BaseModel):
@@ -58,6 +69,9 @@ class DeployPlan(BaseModel):
     forward: bool = True
     ready_seconds: float = Field(default=120.0, ge=0, description="How long to wait for ComfyUI to answer.")
     watchdog_note: str = ""
+    trainer: TrainerSetup | None = Field(
+        default=None, description="A training backend to install (its steps depend on the GPU found there)."
+    )
 
 
 class DeployResult(BaseModel):
@@ -73,6 +87,8 @@ class DeployResult(BaseModel):
         default_factory=list, description="Earlier tunnel URLs of this instance that no longer lead to it."
     )
     comfyui_answering: bool = Field(default=False, description="ComfyUI answered through the tunnel.")
+    trainer: str | None = Field(default=None, description="The backend installed: which version, where.")
+    pytorch: str | None = Field(default=None, description="The PyTorch build installed, and why that one.")
     watchdog: str
 
 
@@ -107,9 +123,14 @@ def deploy_plan(
     stop_command: str | None = None,
     forward: bool = True,
     vast_api_url: str = VAST_API_URL,
+    trainer_version: TrainerVersion | None = None,
 ) -> DeployPlan:
     """The steps for ``target``; the watchdog always comes first (stop when idle or past ``max_hours``, the
-    settings' hard cap per instance, which the server's reconcile enforces too)."""
+    settings' hard cap per instance, which the server's reconcile enforces too).
+
+    A training backend needs ``trainer_version`` (the commit its option catalogue names); ``repo`` may point at a
+    mirror of it.
+    """
     deadline = int(rental.started_at.timestamp() + max_hours * 3600) if max_hours > 0 else 0
     script = render_watchdog(
         idle_minutes=idle_minutes,
@@ -119,8 +140,14 @@ def deploy_plan(
     steps = [Step(name="watchdog", description="install the idle/time-limit watchdog", command=install_command(script))]
     if target == "comfyui":
         steps += [_clone("comfyui", repo or COMFYUI_REPO, "~/ComfyUI"), _requirements("comfyui", "~/ComfyUI")]
-    elif target == "kohya":
-        steps += [_clone("kohya", repo or KOHYA_REPO, "~/sd-scripts"), _requirements("kohya", "~/sd-scripts")]
+    trainer = None
+    if target in TRAINER_TARGETS:
+        if trainer_version is None:
+            raise ValueError(f"deploying {target} needs the version its option catalogue was read from")
+        recipe = TRAINERS[target]
+        mirror = repo or trainer_version.repo
+        recipe = recipe.model_copy(update={"repo": mirror}) if mirror else recipe
+        trainer = TrainerSetup(recipe=recipe, version=trainer_version)
     idle = f"after {idle_minutes} idle minutes" if idle_minutes else "never for idleness (it only warns)"
     limit = f"at {datetime.fromtimestamp(deadline, now.tzinfo):%Y-%m-%d %H:%M %Z}" if deadline else "no time limit"
     return DeployPlan(
@@ -130,6 +157,7 @@ def deploy_plan(
         comfyui_port=comfyui_port,
         forward=forward and target == "comfyui",
         watchdog_note=f"The instance stops itself {idle}; time limit: {limit}.",
+        trainer=trainer,
     )
 
 
@@ -183,6 +211,28 @@ class Deployer:
         """The key of the instance whose tunnel ``url`` is (a ComfyUI server in the pool), if it is one of ours."""
         return next((key for key, urls in self._urls.items() if url in urls), None)
 
+    async def revive(self, url: str) -> bool:
+        """Reopen the tunnel ``url`` belongs to after its SSH connection dropped (same local port, so the same URL).
+
+        Returns False when ``url`` is not one of our tunnels, or the instance cannot be reached now.
+        """
+        key = self.instance_for(url)
+        forward = self.forwards.get(key) if key is not None else None
+        if forward is None:
+            return False
+        if forward.open:
+            return True
+        try:
+            await forward.reopen()
+        except SSHConnectionError:
+            return False
+        return True
+
+    def session_for(self, key: str) -> SSHSession | None:
+        """The open SSH session to instance ``key`` (e.g. to put files next to its ComfyUI), if this deployer has one."""
+        session = self._sessions.get(key)
+        return session if session is not None and not session.closed else None
+
     @property
     def held(self) -> list[str]:
         """Instance keys this deployer holds an SSH session to."""
@@ -213,8 +263,7 @@ class Deployer:
             )
         host = RemoteHost(host=rental.ssh_host, port=rental.ssh_port, username=rental.ssh_user, name=rental.key)
         session = await self._session(rental.key, host)
-        report = await run_steps(session, plan.steps, progress)
-        await session.run(HEARTBEAT_COMMAND, timeout=30)
+        report = await run_steps(session, plan.steps, progress)  # the watchdog first, whatever happens next
         result = DeployResult(
             instance=rental.key,
             target=plan.target,
@@ -223,6 +272,15 @@ class Deployer:
             watchdog=("Watchdog installed. " if "watchdog" in report.ran else "Watchdog already installed. ")
             + plan.watchdog_note,
         )
+        if plan.trainer is not None:
+            gpu = await read_gpu(session, rental.key)
+            choice = choose_pytorch(gpu, plan.trainer.recipe, rental.key)
+            more = await run_steps(session, trainer_steps(plan.trainer, choice), progress)
+            result.ran += more.ran
+            result.skipped += more.skipped
+            result.trainer = plan.trainer.describe()
+            result.pytorch = f"PyTorch {choice.label} for the {gpu.name}: {choice.reason}."
+        await session.run(HEARTBEAT_COMMAND, timeout=30)
         if plan.start_comfyui:
             status = await detached_status(session, "comfyui")
             if not status.running:

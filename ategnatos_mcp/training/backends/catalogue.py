@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "CatalogueError",
     "aitoolkit_catalogue",
+    "catalogue_version",
     "check_aitoolkit",
     "check_kohya_args",
     "check_kohya_dataset",
@@ -45,6 +46,14 @@ def aitoolkit_catalogue() -> dict[str, Any]:
 
 def simpletuner_catalogue() -> dict[str, Any]:
     return _load("simpletuner-options.json")
+
+
+def catalogue_version(backend: str) -> dict[str, str]:
+    """The commit (and date, package version) of ``backend`` its catalogue was read from: the version to install."""
+    files = {"kohya": "kohya-sd-scripts-options.json", "simpletuner": "simpletuner-options.json"}
+    header = _load(files.get(backend, "ai-toolkit-options.json"))["header"]
+    note = str(header.get("package_version", "")).split(" (")[0]
+    return {"commit": header["commit"], "date": header["commit_date"], "note": f"version {note}" if note else ""}
 
 
 def _is_number(value: Any) -> bool:

@@ -1,5 +1,6 @@
 """Training execution: gate 3 (environment), gate 4 (dry run), launch under the OOM-recovering supervisor,
-monitoring from the host's status file and log (sample images included), and the evaluation grid.
+monitoring from the host's status file and log (sample images included). The evaluation of a finished run lives
+in ``training/evaluation``.
 
 ``TrainingRuns`` (service.py) is the entry point the MCP tools use; one method per step. Runs execute on a
 ``TrainingHost``: ``local`` (subprocesses) or SSH (``remote`` package), opened by a ``HostRegistry``.
@@ -8,14 +9,11 @@ monitoring from the host's status file and log (sample images included), and the
 
 from ategnatos_mcp.training.execution.dryrun import DryRunResult, judge_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck
-from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid
 from ategnatos_mcp.training.execution.hosts import HostRegistry, LocalHost, SSHTrainingHost, TrainingHost, resolve_host
 from ategnatos_mcp.training.execution.launch import LaunchResult
 from ategnatos_mcp.training.execution.models import (
     CheckpointInfo,
     Diagnosis,
-    EvalGrid,
-    EvalJob,
     ExecutionState,
     HostSpec,
     RunHandle,
@@ -38,8 +36,6 @@ __all__ = [
     "Diagnosis",
     "DryRunResult",
     "EnvironmentCheck",
-    "EvalGrid",
-    "EvalJob",
     "ExecutionState",
     "HostRegistry",
     "HostSpec",
@@ -51,12 +47,10 @@ __all__ = [
     "SampleImage",
     "SamplePreview",
     "SampleSet",
-    "Submitter",
     "SupervisorStatus",
     "TrainingHost",
     "TrainingProgress",
     "TrainingRuns",
-    "build_eval_grid",
     "checkpoint_info",
     "diagnose",
     "judge_dry_run",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.cuda_matrix import cuda_matrix
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import EnvironmentReport, GateState, TrainingConfig, record_environment_gate
@@ -48,6 +49,13 @@ try:
         out["nvidia_smi_error"] = (smi.stdout + smi.stderr).strip()[-300:] or "exit status %d" % smi.returncode
 except (OSError, subprocess.SubprocessError) as exc:
     out["nvidia_smi_error"] = str(exc)
+try:  # a query of its own: drivers older than 510 do not know compute_cap and would fail the one above
+    cap = subprocess.run(["nvidia-smi", "--query-gpu=compute_cap", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=30)
+    if cap.returncode == 0:
+        out["compute_caps"] = [line.strip() for line in cap.stdout.splitlines() if line.strip()]
+except (OSError, subprocess.SubprocessError):
+    pass
 probe = args["disk_path"]
 while probe and not os.path.exists(probe):
     probe = os.path.dirname(probe)
@@ -81,6 +89,7 @@ class _Probe(BaseModel):
     cuda_available: bool = False
     torch_cuda: str | None = None
     gpus: list[list[str]] = Field(default_factory=list)
+    compute_caps: list[str] = Field(default_factory=list)
     nvidia_smi_error: str | None = None
     disk_free_gb: float = 0.0
     backend_found: bool = False
@@ -127,6 +136,23 @@ def _number(text: str) -> bool:
     return True
 
 
+def _torch_problems(probe: _Probe, gpu: list[str] | None) -> list[str]:
+    """PyTorch against the driver and the GPU (the CUDA matrix), else whether it sees a GPU at all."""
+    driver = gpu[3] if gpu is not None and len(gpu) > 3 else None
+    mismatch = cuda_matrix().check_torch(
+        torch_version=probe.torch,
+        torch_cuda=probe.torch_cuda,
+        driver=driver,
+        gpu_name=gpu[0] if gpu is not None else None,
+        compute_cap=probe.compute_caps[0] if probe.compute_caps else None,
+    )
+    if mismatch:
+        return mismatch
+    if not probe.cuda_available:
+        return ["PyTorch cannot see a CUDA GPU: it is a CPU-only build, or the GPU driver is not loaded."]
+    return []
+
+
 def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[str], list[str], dict[str, str]]:
     problems: list[str] = []
     warnings: list[str] = []
@@ -134,6 +160,8 @@ def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[s
     version = tuple(int(p) for p in probe.python.split(".")[:2] if p.isdigit())
     if version < _MIN_PYTHON:
         problems.append(f"Python {probe.python} is too old for the trainer; it needs 3.10 or newer.")
+    usable = [g for g in probe.gpus if len(g) >= 3 and _number(g[1]) and _number(g[2])]
+    gpu = usable[0] if usable else None  # trainers use GPU 0 unless told otherwise
     if probe.torch_error is not None:
         problems.append(
             f"PyTorch does not load there ({probe.torch_error}): install the trainer's requirements in the "
@@ -141,12 +169,9 @@ def _judge(cfg: TrainingConfig, probe: _Probe, need_disk: float) -> tuple[list[s
         )
     else:
         facts["torch"] = f"{probe.torch} (CUDA {probe.torch_cuda})"
-        if not probe.cuda_available:
-            problems.append("PyTorch cannot see a CUDA GPU: it is a CPU-only build, or the GPU driver is not loaded.")
+        problems += _torch_problems(probe, gpu)
     estimate = estimate_vram(vram_inputs(cfg))
     facts["vram needed"] = f"about {estimate.gb:g} GB (range {estimate.low_gb:g}-{estimate.high_gb:g})"
-    usable = [g for g in probe.gpus if len(g) >= 3 and _number(g[1]) and _number(g[2])]
-    gpu = usable[0] if usable else None  # trainers use GPU 0 unless told otherwise
     if gpu is None:
         problems.append(f"No NVIDIA GPU answered nvidia-smi ({probe.nvidia_smi_error or 'no output'}).")
     else:

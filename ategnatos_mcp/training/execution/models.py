@@ -1,4 +1,4 @@
-"""Models of training execution: hosts, supervisor status, parsed progress, run handles, evaluation grids."""
+"""Models of training execution: hosts, supervisor status, parsed progress, run handles."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from ategnatos_mcp.state import Document
 __all__ = [
     "CheckpointInfo",
     "Diagnosis",
-    "EvalGrid",
-    "EvalJob",
     "ExecutionState",
     "HostSpec",
     "RunHandle",
@@ -161,32 +159,6 @@ class ExecutionState(Document):
     dry_run: RunHandle | None = None
     training: RunHandle | None = None
     history: list[RunHandle] = Field(default_factory=list)
-
-
-class EvalJob(BaseModel):
-    """One image of the weight grid: a ready comfyui_submit call."""
-
-    checkpoint: str = Field(description="The saved file on the training host.")
-    lora_name: str = Field(description="The name to give it in ComfyUI's models/loras.")
-    epoch: int | None
-    step: int | None
-    weight: float
-    prompt: str
-    seed: int
-    comfyui_submit: dict[str, object]
-
-
-class EvalGrid(BaseModel):
-    """LoRA file per saved epoch x weights x prompts, at one fixed seed."""
-
-    name: str
-    lora_files: list[CheckpointInfo]
-    weights: list[float]
-    prompts: list[str]
-    seed: int
-    jobs: list[EvalJob]
-    submitted: list[str] = Field(default_factory=list, description="ComfyUI job ids, when they were queued.")
-    notes: list[str] = Field(default_factory=list)
 
 
 class UploadProgress(BaseModel):

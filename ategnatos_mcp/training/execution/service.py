@@ -23,10 +23,9 @@ from ategnatos_mcp.training import (
 )
 from ategnatos_mcp.training.execution.dryrun import DryRunResult, check_dry_run_steps, run_dry_run
 from ategnatos_mcp.training.execution.environment import EnvironmentCheck, check_environment
-from ategnatos_mcp.training.execution.evaluate import Submitter, build_eval_grid, submit_grid, write_eval_md
 from ategnatos_mcp.training.execution.hosts import HostRegistry, TrainingHost, resolve_host
 from ategnatos_mcp.training.execution.launch import LaunchResult, check_start_choice, ensure_launch_ready, launch_run
-from ategnatos_mcp.training.execution.models import EvalGrid, HostSpec, RunHandle, RunKind, UploadProgress
+from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind, UploadProgress
 from ategnatos_mcp.training.execution.plans import (
     ConfirmedPlan,
     load_confirmed_plan,
@@ -46,7 +45,7 @@ DEFAULT_BACKEND_DIRS = {"kohya": "~/sd-scripts", "ai-toolkit": "~/ai-toolkit", "
 
 
 class TrainingRuns:
-    """Gate 3, gate 4, launch, status and evaluation for the runs of one grimoire."""
+    """Gate 3, gate 4, launch and status for the runs of one grimoire (evaluation: ``training/evaluation``)."""
 
     def __init__(
         self,
@@ -300,24 +299,3 @@ class TrainingRuns:
             stall_seconds=stall_seconds,
         )  # fmt: skip
         return result, await sample_previews(result.samples, count=previews) if previews else []
-
-    async def evaluate(
-        self,
-        name: str,
-        *,
-        weights: list[float] | None,
-        prompts: list[str] | None,
-        seed: int | None,
-        submit: Submitter | None = None,
-    ) -> tuple[EvalGrid, list[str]]:
-        report = await self.status(
-            name, kind="training", wait_seconds=0, log_lines=0, stop=False, report=None, samples=False
-        )
-        plan = await load_confirmed_plan(self.store, name, require_confirmed=False)
-        grid = build_eval_grid(plan.cfg, report.checkpoints, weights=weights, prompts=prompts, seed=seed)
-        if report.state not in ("succeeded",):
-            grid.notes.insert(0, f"The run is {report.state}: this grid covers the files saved so far.")
-        if submit is not None:
-            await submit_grid(grid, submit)
-        notices = await write_eval_md(self.store, grid)
-        return grid, notices

@@ -98,8 +98,14 @@ def _next_step(name: str, kind: str, status: SupervisorStatus, *, rented: bool, 
         "stay as they are)."
     )
     if status.state == "succeeded":
-        teardown = " Tear the GPU instance down when you are done (gpu_teardown)." if rented else ""
-        return f"Finished. Compare the saved epochs with train_evaluate.{teardown} {again}"
+        evaluate = (
+            "Finished. Compare the last saves side by side with train_evaluate (one contact sheet), then bring the "
+            "best one home with train_evaluate action='keep' epoch=<N> weight=<W>: it is copied into the workspace "
+            "and registered in the studio for art_prompt."
+        )
+        if not rented:  # this machine: there is no instance to tear down
+            return f"{evaluate} {again}"
+        return f"{evaluate} Tear the GPU instance down once it is home (gpu_teardown). {again}"
     resume = (
         f"launch_training(name='{name}', resume=true) continues this run from its last saved state when ready"
         if resumable

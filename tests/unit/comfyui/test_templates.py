@@ -20,6 +20,8 @@ NAMES = [
     "img2img-flux",
     "img2img-sdxl",
     "lora-test",
+    "lora-test-flux",
+    "lora-test-sd35",
     "txt2img-flux",
     "txt2img-sd35",
     "txt2img-sdxl",
@@ -33,7 +35,7 @@ def object_info() -> dict[str, Any]:
         return json.load(fh)["response"]["body"]
 
 
-def test_the_nine_templates_exist() -> None:
+def test_the_eleven_templates_exist() -> None:
     assert sorted(t.name for t in list_templates()) == NAMES
 
 
@@ -169,3 +171,27 @@ def test_sd35_samples_through_model_sampling_sd3_after_the_lora_stack(object_inf
     assert {(p.kind, p.node_id) for p in problems} <= {("not_in_list", "4"), ("not_in_list", lora)}, [
         p.message for p in problems
     ]
+
+
+def test_a_flux_lora_test_loads_the_lora_into_the_diffusion_model_only(object_info: dict[str, Any]) -> None:
+    loras = [LoraChoice(name="ink-000004.safetensors", weight=0.7), LoraChoice(name="b.safetensors", weight=0.5)]
+    rendered = render_template(get_template("lora-test-flux"), {"prompt": "a fox", "seed": 3}, loras=loras)
+    wf = rendered.workflow
+    first, second = [k for k, v in wf.items() if v["class_type"] == "LoraLoaderModelOnly"]
+    assert wf[first]["inputs"] == {"lora_name": "ink-000004.safetensors", "strength_model": 0.7, "model": ["1", 0]}
+    assert wf[second]["inputs"]["model"] == [first, 0] and wf["8"]["inputs"]["model"] == [second, 0]
+    assert wf["4"]["inputs"]["clip"] == ["2", 0]  # the text encoders are left alone
+    assert not [v for v in wf.values() if v["class_type"] == "LoraLoader"]
+    assert all(p.kind == "not_in_list" for p in validate_workflow(wf, object_info))
+
+
+def test_an_sd35_lora_test_feeds_the_lora_from_the_three_text_encoders(object_info: dict[str, Any]) -> None:
+    rendered = render_template(
+        get_template("lora-test-sd35"), {"prompt": "a fox"}, loras=[LoraChoice(name="a.safetensors", weight=1.0)]
+    )
+    wf = rendered.workflow
+    [lora] = [k for k, v in wf.items() if v["class_type"] == "LoraLoader"]
+    assert wf[lora]["inputs"]["model"] == ["4", 0] and wf[lora]["inputs"]["clip"] == ["11", 0]
+    assert wf["13"]["inputs"]["model"] == [lora, 0]  # ModelSamplingSD3 after the LoRA
+    assert wf["6"]["inputs"]["clip"] == wf["7"]["inputs"]["clip"] == [lora, 1]
+    assert all(p.kind == "not_in_list" for p in validate_workflow(wf, object_info))

@@ -78,6 +78,7 @@ async def test_hand_edited_studio_tables_are_imported(client: Client, home: Path
             "trained_on": "my ink paintings",
             "location": "/models/loras/inkwash.safetensors",
             "other_columns": {},
+            "provenance": None,  # only LoRAs trained and kept here have one
         }
     ]
 

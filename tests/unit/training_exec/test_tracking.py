@@ -1,4 +1,4 @@
-"""Following a finished run: which saved file is which epoch, progress.md, and the evaluation grid built on it."""
+"""Following a finished run: which saved file is which epoch, progress.md, and the saves an evaluation compares."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import anyio
 
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training.execution.evaluate import build_eval_grid, render_eval_md
+from ategnatos_mcp.training.evaluation import choose_saves
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.runner import start_run
 from ategnatos_mcp.training.execution.tracking import follow_run
@@ -28,7 +28,7 @@ async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_na
     with anyio.fail_after(30):
         report = await follow_run(local, store, handle, cfg, wait_seconds=30)
     assert report.state == "succeeded", report.status
-    assert report.next_step.startswith("Finished. Compare the saved epochs with train_evaluate. To train again")
+    assert report.next_step.startswith("Finished. Compare the last saves side by side with train_evaluate")
     assert "gpu_teardown" not in report.next_step  # nothing rented here
     assert [(c.kind, c.step, c.epoch) for c in report.checkpoints] == [
         ("step", 8, 1),
@@ -38,14 +38,13 @@ async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_na
     ]
     assert all(c.file.endswith("pytorch_lora_weights.safetensors") for c in report.checkpoints)
     assert Path(report.checkpoints[-1].file).is_file()
-    grid = build_eval_grid(cfg, report.checkpoints, weights=[1.0], prompts=["ink_style, a cat"])
-    assert [j.lora_name for j in grid.jobs] == [
-        "ink-step00000008.safetensors",
-        "ink-step00000016.safetensors",
-        "ink-step00000024.safetensors",
-        "ink.safetensors",
+    saves = choose_saves("ink", report.checkpoints, None, report.status.total_epochs)
+    assert [(s.label, s.comfyui_name) for s in saves] == [  # the last step save is the final file's twin
+        ("step 8 (epoch 1)", "ategnatos/ink/ink-step00000008.safetensors"),
+        ("step 16 (epoch 2)", "ategnatos/ink/ink-step00000016.safetensors"),
+        ("final (epoch 3)", "ategnatos/ink/ink.safetensors"),
     ]
-    assert "| ink-step00000016.safetensors | 2 | 16 |" in render_eval_md(grid)
+    assert [s.file for s in choose_saves("ink", report.checkpoints, [2], 3)] == [report.checkpoints[1].file]
 
 
 async def test_progress_md_lists_each_epoch_file_and_the_honest_resume(

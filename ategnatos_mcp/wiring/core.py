@@ -8,7 +8,8 @@ lifetimes; what ties them is written here, once:
 - a deploy connects ComfyUI on an instance -> the server joins the pool (a tunnel that moved takes its old URL out);
 - a rental becomes ready -> the idle watchdog is installed on it;
 - an audit for a training run -> gate 1 of that run; a kohya layout -> the training preset's repeats;
-- a training plan -> the checkpoints ComfyUI lists (base-model suggestions); an evaluation grid -> jobs on ComfyUI; an export that must enlarge -> ComfyUI's upscaler;
+- a training plan -> the checkpoints ComfyUI lists (base-model suggestions); an evaluation -> a ComfyUI of the pool
+  and its LoRA folder (on this machine, or on a rented instance through its SSH session); an export that must enlarge -> ComfyUI's upscaler;
 - a ComfyUI job for an asset -> the asset's history;
 - start-up -> views that do not match the state are rendered again, and the clouds are reconciled.
 
@@ -33,7 +34,7 @@ import httpx
 from anyio.abc import TaskGroup
 
 from ategnatos_mcp.art import ArtDirector, Generation, LoraUse
-from ategnatos_mcp.comfyui import ComfyUIClient, ComfyUIPool, ComfyUIService, JobView, LoraChoice, probe_servers
+from ategnatos_mcp.comfyui import ComfyUIClient, ComfyUIPool, ComfyUIService, JobView, probe_servers
 from ategnatos_mcp.dataset import DatasetService
 from ategnatos_mcp.errors import AtegnatosError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
@@ -51,6 +52,8 @@ from ategnatos_mcp.providers import (
     open_gpu_service,
     teardown_reminder,
 )
+from ategnatos_mcp.providers.setup.deploy import TRAINER_TARGETS
+from ategnatos_mcp.providers.setup.trainers import TrainerVersion
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
@@ -63,10 +66,13 @@ from ategnatos_mcp.studio import (
     server_info,
 )
 from ategnatos_mcp.training import resolve_family
-from ategnatos_mcp.training.execution import EvalJob, HostRegistry, TrainingRuns
+from ategnatos_mcp.training.backends.catalogue import catalogue_version
+from ategnatos_mcp.training.evaluation import EvalStudio, Evaluations, Keeper
+from ategnatos_mcp.training.execution import HostRegistry, TrainingRuns
 from ategnatos_mcp.training.execution.models import ExecutionState
 from ategnatos_mcp.training.gates import adopt_old_document_names, record_dataset_gate
 from ategnatos_mcp.training.presets import preset_repeats
+from ategnatos_mcp.wiring.evaluation import choose_studio
 
 __all__ = ["Wiring", "utc_now"]
 
@@ -112,6 +118,9 @@ class Wiring:
     hosts: HostRegistry | None = None
     runs: TrainingRuns | None = None
     art: ArtDirector | None = None
+    evaluations: Evaluations | None = None
+    keeper: Keeper | None = None
+    trainer_versions: dict[str, TrainerVersion] | None = None  # a test may pin commits of a local mirror
 
     _locks: dict[str, anyio.Lock] = field(default_factory=dict[str, anyio.Lock], repr=False)
 
@@ -209,6 +218,39 @@ class Wiring:
             if self.art is None:
                 self.art = await ArtDirector.open(self.store, self.clock)
         return self.art
+
+    async def training_evaluations(self) -> Evaluations:
+        """One per server, so a repeat call of train_evaluate finds the sheet being made."""
+        runs = await self.training_runs()
+        async with self._lock("evaluations"):
+            if self.evaluations is None:
+                cfg = self.settings.comfyui
+                self.evaluations = Evaluations(
+                    self.store,
+                    runs,
+                    runs.hosts,
+                    self.clock,
+                    self.task_group,
+                    self.settings.workspace_dir,
+                    preview_max_side=max(cfg.preview_max_side, 1536),
+                    preview_budget_bytes=min(cfg.preview_budget_bytes, 600_000),
+                )
+        return self.evaluations
+
+    async def lora_keeper(self) -> Keeper:
+        found = await self.training_evaluations()
+        async with self._lock("keeper"):
+            if self.keeper is None:
+                self.keeper = Keeper(found)
+        return self.keeper
+
+    def trainer_version(self, target: str) -> TrainerVersion | None:
+        """The version of a backend remote_deploy installs: the commit its option catalogue was read from."""
+        if self.trainer_versions is None:
+            self.trainer_versions = {
+                name: TrainerVersion.model_validate(catalogue_version(name)) for name in TRAINER_TARGETS
+            }
+        return self.trainer_versions.get(target)
 
     def exporter(self, *, upscale: bool) -> AssetExporter:
         """The exporter; with ``upscale`` a source too small for a size is enlarged on ComfyUI."""
@@ -370,25 +412,16 @@ class Wiring:
         )
         return self.settings.grimoire_dir / "training" / name / "dataset-report.md"
 
-    async def submit_evaluation(self, job: EvalJob) -> str:
-        """Queue one cell of an evaluation grid on ComfyUI; returns its job id."""
-        args = job.comfyui_submit
-        view = await (await self.comfyui_service()).submit(
-            template=str(args["template"]),
-            params=dict(args["params"]),  # type: ignore[arg-type]
-            workflow=None,
-            loras=[LoraChoice.model_validate(lora) for lora in args["loras"]],  # type: ignore[union-attr]
-            images={},
-            wait_seconds=0,
-            allow_flagged=False,
-            progress=None,
-        )
-        return view.job_id
+    async def eval_studio(self, training_host: str) -> EvalStudio:
+        """The ComfyUI that draws an evaluation and its LoRA folder: one on the training host's machine first (no
+        file travels), else one whose LoRA folder Ategnatos can reach, else the first that answers."""
+        return await choose_studio(await self.comfyui_service(), self.settings, self.deployer, training_host)
 
     # --- start-up and shut-down -------------------------------------------------------------------------
     def forget_services(self) -> None:
         """After the server stopped: its clients are closed, so the next run builds its services again."""
         self.ssh = self.comfyui = self.gpu = self.deployer = self.datasets = self.hosts = self.runs = self.art = None
+        self.evaluations = self.keeper = None
 
     async def start(self) -> None:
         """Before the first call: older document names adopted, views brought in line with their documents,

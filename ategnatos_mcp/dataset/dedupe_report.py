@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ategnatos_mcp.dataset.dedupe import DuplicateCluster, Duplicates, LookAlike
 from ategnatos_mcp.dataset.models import DedupeResult, DuplicateFile, DuplicateGroup, LookAlikePair, QuarantineResult
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # start-up: the clusters' module brings numpy, which only a dedupe needs
+    from ategnatos_mcp.dataset.dedupe import DuplicateCluster, Duplicates, LookAlike
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
 __all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures", "quarantine_summary"]

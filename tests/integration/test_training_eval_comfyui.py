@@ -252,7 +252,7 @@ async def test_the_kept_save_comes_home_registered_with_provenance_and_art_promp
         assert entry["name"] == name and entry["trigger_words"] == ["ink_style"] and entry["base_model"] == "sdxl"
         assert (entry["weight_min"], entry["weight_max"]) == (0.55, 0.85) and entry["location"] == str(home_copy)
         provenance = entry["provenance"]
-        gates = json.loads((run.home / "grimoire" / ".state" / "training-ink.json").read_text(encoding="utf-8"))
+        gates = json.loads((run.home / "grimoire" / ".state" / "training+ink.json").read_text(encoding="utf-8"))
         assert provenance["run"] == "ink" and provenance["base_model"] == "/models/sdxl.safetensors"
         assert provenance["config_hash"] == gates["confirmation"]["config_hash"]
         assert (

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,6 +15,7 @@ from ategnatos_mcp.state import Document
 from ategnatos_mcp.studio import LoraProvenance
 
 __all__ = [
+    "SheetCell",
     "EVALUATION_PREFIX",
     "EvalAnswer",
     "EvalCell",
@@ -31,6 +34,14 @@ EvalState = Literal["none", "placing", "rendering", "done", "failed"]
 
 def evaluation_document(name: str) -> str:
     return f"{EVALUATION_PREFIX}{name}"
+
+
+@dataclass
+class SheetCell:
+    """One cell of the contact sheet: a picture on disk, or the reason there is none."""
+
+    image: Path | None = None
+    note: str = ""
 
 
 class _Strict(BaseModel):

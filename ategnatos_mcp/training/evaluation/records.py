@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ategnatos_mcp.training.evaluation.models import EvalAnswer, EvalCell, EvalImage, EvalRecord, EvalSpec
-from ategnatos_mcp.training.evaluation.sheet import SheetCell
+from ategnatos_mcp.training.evaluation.models import EvalAnswer, EvalCell, EvalImage, EvalRecord, EvalSpec, SheetCell
 
 __all__ = ["column_label", "eval_answer", "render_eval_md", "row_labels", "sheet_cells"]
 

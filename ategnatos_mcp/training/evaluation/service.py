@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, Protocol
 
 import anyio
@@ -44,7 +45,6 @@ from ategnatos_mcp.training.evaluation.models import (
 )
 from ategnatos_mcp.training.evaluation.placing import place_saves
 from ategnatos_mcp.training.evaluation.records import eval_answer, render_eval_md, sheet_cells
-from ategnatos_mcp.training.evaluation.sheet import compose_sheet, preview_of
 from ategnatos_mcp.training.evaluation.shelves import LoraShelf
 from ategnatos_mcp.training.execution import HostRegistry, RunHandle, TrainingRuns
 from ategnatos_mcp.training.execution.plans import load_confirmed_plan, read_execution
@@ -211,7 +211,7 @@ class Evaluations:
         if record.state == "done" and record.sheet:
             png = await anyio.Path(record.sheet).read_bytes()
             preview = await anyio.to_thread.run_sync(
-                lambda: preview_of(png, max_side=self.preview_max_side, budget_bytes=self.preview_budget_bytes)
+                lambda: _sheet().preview_of(png, max_side=self.preview_max_side, budget_bytes=self.preview_budget_bytes)
             )
         return eval_answer(record, job.message if job is not None else None, notes), preview
 
@@ -363,7 +363,7 @@ class Evaluations:
         record = await self.store.read(evaluation_document(cfg.name), EvalRecord)
         title, rows, columns, cells = sheet_cells(cfg.name, spec, record.images)
         reference = Path(spec.reference_image) if spec.reference_image else None
-        png = await anyio.to_thread.run_sync(lambda: compose_sheet(title, rows, columns, cells, reference))
+        png = await anyio.to_thread.run_sync(lambda: _sheet().compose_sheet(title, rows, columns, cells, reference))
         path = self.workspace / "training" / cfg.name / "evaluation" / f"sheet-{record.spec_hash[:12]}.png"
         await anyio.to_thread.run_sync(_write_bytes, path, png)
         await self._set(cfg.name, state="done", sheet=str(path), message="")
@@ -379,3 +379,10 @@ def _write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(part, path)
+
+
+def _sheet() -> ModuleType:
+    # start-up: the sheet module loads Pillow (about 40 ms), which only drawing a sheet needs
+    from ategnatos_mcp.training.evaluation import sheet
+
+    return sheet

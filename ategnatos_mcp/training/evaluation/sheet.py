@@ -6,10 +6,11 @@ from __future__ import annotations
 import io
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
+
+from ategnatos_mcp.training.evaluation.models import SheetCell
 
 __all__ = ["SheetCell", "compose_sheet", "preview_of"]
 
@@ -18,14 +19,6 @@ _GAP = 12
 _LABEL_W = 200
 _HEADER_H = 44
 _BG, _INK, _MUTED, _EMPTY = (250, 249, 246), (30, 30, 30), (110, 110, 110), (226, 224, 220)
-
-
-@dataclass
-class SheetCell:
-    """A picture on disk, or the reason there is none."""
-
-    image: Path | None = None
-    note: str = ""
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

@@ -42,12 +42,19 @@ def write_record(
         return None
     notice = None
     try:
-        current = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
-        current = None
-    if current is not None and filename in hashes and _sha256(current) != hashes[filename] and current != text:
-        kept = keep_copy(path, current.encode("utf-8"), "edited", datetime.now(UTC))  # never over an earlier copy
-        notice = f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
+        raw = None
+    current = None if raw is None else raw.decode("utf-8", errors="replace")
+    if raw is not None and current != text:
+        if filename not in hashes:  # a record we never wrote (kept by hand before Ategnatos wrote any)
+            kept = keep_copy(path, raw, "backup", datetime.now(UTC))  # never over an earlier copy
+            notice = f"{filename} was already there; your copy is kept as {kept.name} and {filename} was rewritten."
+        elif _sha256(current or "") != hashes[filename]:
+            kept = keep_copy(path, raw, "edited", datetime.now(UTC))
+            notice = (
+                f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
+            )
     write_text_atomic(path, text)
     hashes[filename] = _sha256(text)
     return notice

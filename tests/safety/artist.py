@@ -3,14 +3,15 @@
 ``build_project(home)`` writes what a working artist has: paintings (PNG, JPEG, WebP) with hand-written captions,
 one exact copy and one damaged file among them, a training set, the hand-kept ``grimoire/eye.md`` and
 ``studio.md`` of the markdown version of Ategnatos (``tests/fixtures/grimoire``), a hand-kept ``iterations.md``, a
-training record and a library page from that version, a saved workflow, the saves of an earlier training run,
-earlier ComfyUI outputs and earlier exports. Files carry different permissions (0644, 0664, 0640, 0600) so a
-changed mode shows.
+training record, a library page and a tuned training config from that version, a saved workflow, the saves of
+earlier training runs, earlier ComfyUI outputs and earlier exports. Files carry different permissions (0644,
+0664, 0640, 0600) so a changed mode shows.
 
 ``Snapshot`` records path -> (sha256, mode) of every one of those files. ``check`` says, for each file, whether it
-is still at its place byte for byte with its mode, or (for the grimoire's markdown, which tools re-render) whether
-its exact bytes are kept in a copy beside it. ``put_back_quarantined`` undoes every quarantine batch through the
-MCP client first, so a file moved aside counts only if its undo really brings it back.
+is still at its place byte for byte with its mode, or (for the grimoire's markdown and training configs, which
+tools render again) whether its exact bytes are kept, with its mode, in a copy beside it.
+``put_back_quarantined`` undoes every quarantine batch through the MCP client first, so a file moved aside counts
+only if its undo really brings it back.
 """
 
 from __future__ import annotations
@@ -112,6 +113,8 @@ def build_project(home: Path) -> None:
     for name in (f"{OLD_RUN}-000001.safetensors", f"{OLD_RUN}-000002.safetensors", f"{OLD_RUN}.safetensors"):
         _put(output / name, b"safetensors of an earlier run: " + name.encode() * 40, 0o644)
     _put(output.parent / "ink.toml", 'pretrained_model_name_or_path = "/models/sdxl.safetensors"\n', 0o644)
+    own_config = home / "workspace" / "configs" / "ink" / "ink.toml"  # where the markdown version wrote configs
+    _put(own_config, "# tuned by hand\nlearning_rate = 0.00008\nnetwork_dim = 12\n", 0o664)
     # Saves of an 'ink' run no record knows (the markdown version's), where a new 'ink' run writes its own.
     leftover = home / "workspace" / "training" / "ink" / "output" / "ink-000001.safetensors"
     _put(leftover, b"safetensors the artist trained before: " + b"ink" * 100, 0o644)
@@ -140,6 +143,12 @@ def _entry(path: Path) -> Entry:
     return Entry(hashlib.sha256(path.read_bytes()).hexdigest(), stat.S_IMODE(path.lstat().st_mode))
 
 
+def _rendered(rel: str) -> bool:
+    """Files tools write again from their records (the grimoire's markdown, training configs): an earlier version
+    the artist made must be kept beside."""
+    return (rel.startswith("grimoire/") and rel.endswith(".md")) or rel.startswith("workspace/configs/")
+
+
 def _ours(rel: str) -> bool:
     """Files Ategnatos itself keeps (its state and cache), not the artist's."""
     parts = rel.split("/")
@@ -162,13 +171,17 @@ class Snapshot:
         }
         return cls(home, files)
 
-    def check(self, *, changed_on_request: Collection[str] = (), moved_to: Path | None = None) -> list[str]:
+    def check(
+        self, *, changed_on_request: Collection[str] = (), moved_to: Path | None = None, imported: Collection[str] = ()
+    ) -> list[str]:
         """What is lost or altered: an empty list when every file is at its place byte for byte (mode included),
-        or, for the grimoire's markdown, kept byte for byte with its mode in a copy beside it (the new render
-        keeping the mode too).
+        or, for files tools render (the grimoire's markdown, training configs), kept byte for byte with its mode in a
+        copy beside it (the new render keeping the mode too).
 
         ``changed_on_request``: files the call was explicitly asked to change (a caption rewritten on request).
         ``moved_to``: a folder the call said it moved files into (kept byte for byte, mode included, there).
+        ``imported``: views whose hand edits the grimoire takes in (eye.md, studio.md): rewritten, mode kept; the
+        test checks the edit's entry is in the profile.
         """
         problems: list[str] = []
         for rel, before in self.files.items():
@@ -180,7 +193,10 @@ class Snapshot:
                 continue
             if now is not None and now.sha256 == before.sha256:
                 problems.append(f"{rel}: mode {oct(now.mode)} instead of {oct(before.mode)}")
-            elif rel.startswith("grimoire/") and rel.endswith(".md") and (kept := self._kept_beside(path, before)):
+            elif rel in imported and now is not None:
+                if now.mode != before.mode:
+                    problems.append(f"{rel}: rendered again with mode {oct(now.mode)} instead of {oct(before.mode)}")
+            elif _rendered(rel) and (kept := self._kept_beside(path, before)):
                 if now is not None and now.mode != before.mode:
                     problems.append(f"{rel}: rendered again with mode {oct(now.mode)} instead of {oct(before.mode)}")
                 if kept.mode != before.mode:

@@ -28,82 +28,33 @@ What each test covers (the tools that write several files, killed mid-call, are 
   its 0640), dataset_structure (a kohya layout of hard links; rerun after a caption change sets the old one aside);
   refusals (paths outside, an escaping training name, undo of a file already back, output in the grimoire, the
   datasets folder or inside the source). Everything quarantined comes back byte for byte through undo.
-- train_plan (the hand-kept intent.md and tuned ink.toml kept beside), train_confirm, train_validate_environment,
-  train_dry_run, launch_training (an unrecorded earlier run's save in its output folder: refused, then moved aside
-  byte for byte with fresh=true), training_status (finished; a hand edit of progress.md kept beside its rewrite),
-  train_evaluate, train_gates, all on this computer with the stand-in trainer; refusals (a dataset outside, an
-  escaping name, a wrong hash, gates out of order, a relaunch, an unknown run). Over SSH (loopback server): the
-  dataset upload, dry run, launch, samples copied back and stop, with an earlier run's saves on the host untouched.
-- gpu_offers, gpu_spinup, remote_deploy, gpu_instances, gpu_teardown (fake RunPod, stand-in deployer): the ledger
-  and its gpu.md view (a hand-written gpu.md kept beside); refusals (unconfirmed, unknown quote, unknown instance).
+
+The training and GPU tools are swept in ``test_sweep_training.py``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from mcp import Client
 
 from ategnatos_mcp.context import AppContext
-from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from tests.safety.artist import (
     COPY,
     DAMAGED,
     HAND_KEPT_ITERATIONS,
     HAND_KEPT_LIBRARY,
-    HAND_KEPT_RECORD,
-    OLD_RUN,
     PAINTINGS,
     SAVED_WORKFLOW,
     Snapshot,
-    build_project,
     put_back_quarantined,
 )
+from tests.safety.session import Call, call, ok, refused, serve, text_of
 
 pytestmark = pytest.mark.anyio
-
-
-def _text(result: Any) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-@pytest.fixture
-def project(home: Path) -> Snapshot:
-    build_project(home)
-    return Snapshot.take(home)
-
-
-@asynccontextmanager
-async def serve(settings: Settings, app: AppContext) -> AsyncIterator[Client]:
-    """The real server in memory; tests put stand-ins for the GPU, clouds and SSH into ``app.services`` first."""
-    async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-        yield client
-
-
-async def _call(client: Client, project: Snapshot, tool: str, args: dict[str, Any], must_refuse: bool = False) -> Any:
-    """One call, its refusal or success as expected, and the invariant right after it."""
-    result = await client.call_tool(tool, args)
-    assert result.is_error is must_refuse, (tool, args, _text(result))
-    assert project.check(moved_to=project.home / "workspace" / "training" / "ink" / "earlier-saves") == [], tool
-    return result
-
-
-Call = tuple[str, dict[str, Any], bool]  # tool, arguments, whether it must be refused
-
-
-def ok(tool: str, **args: Any) -> Call:
-    return (tool, args, False)
-
-
-def refused(tool: str, **args: Any) -> Call:
-    return (tool, args, True)
 
 
 @dataclass(frozen=True)
@@ -184,7 +135,7 @@ async def test_grimoire_writers_keep_every_file_the_artist_made(
                 continue
             tool, args, must_refuse = step
             result = await client.call_tool(tool, args)
-            assert result.is_error is must_refuse, (tool, args, _text(result))
+            assert result.is_error is must_refuse, (tool, args, text_of(result))
             assert project.check(imported=imported) == [], (tool, args)
         profile = await client.call_tool("eye_query", {"detail": True})
         inventory = json.loads((await client.read_resource("ategnatos://studio.json")).contents[0].text)  # type: ignore[union-attr]
@@ -219,13 +170,13 @@ async def test_comfyui_outputs_land_beside_earlier_ones_and_the_asset_log_keeps_
     async with serve_fake(node_seconds=0.02) as fake:
         settings = load_settings(env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": fake.url})
         async with serve(settings, build_app(settings)) as client:
-            answers = [await _call(client, project, tool, args, must_refuse) for tool, args, must_refuse in calls]
+            answers = [await call(client, project, tool, args, must_refuse) for tool, args, must_refuse in calls]
             queued = answers[1].structured_content["job_id"]
-            done = await _call(client, project, "comfyui_job", {"job_id": queued, "action": "wait", "wait_seconds": 20})
-            assert done.structured_content["state"] == "succeeded", _text(done)
-            await _call(client, project, "comfyui_job", {"job_id": "no-such-job"}, must_refuse=True)
-    assert answers[0].structured_content["state"] == "succeeded", _text(answers[0])
-    assert "iterations.backup-" in _text(answers[0])  # the hand-kept page, kept and said so
+            done = await call(client, project, "comfyui_job", {"job_id": queued, "action": "wait", "wait_seconds": 20})
+            assert done.structured_content["state"] == "succeeded", text_of(done)
+            await call(client, project, "comfyui_job", {"job_id": "no-such-job"}, must_refuse=True)
+    assert answers[0].structured_content["state"] == "succeeded", text_of(answers[0])
+    assert "iterations.backup-" in text_of(answers[0])  # the hand-kept page, kept and said so
     outputs = sorted(p.name for p in (home / "workspace" / "outputs").rglob("*.png"))
     assert len(outputs) == 3 and "a1b2c3d4e5f6_9_ComfyUI_00001_.png" in outputs
 
@@ -263,7 +214,7 @@ async def test_dataset_tools_move_only_into_quarantine_and_undo_brings_every_byt
     async with serve(settings, app) as client:
         for tool, args, must_refuse in calls:
             result = await client.call_tool(tool, args)
-            assert result.is_error is must_refuse, (tool, args, _text(result))
+            assert result.is_error is must_refuse, (tool, args, text_of(result))
             # Between calls a file may be away only in the dataset's quarantine, byte for byte, mode included.
             assert project.check(changed_on_request={rewritten}, moved_to=dataset / "quarantine") == [], (tool, args)
         assert not (dataset / COPY).exists() and not (dataset / DAMAGED).exists()  # in quarantine, not deleted
@@ -298,141 +249,7 @@ async def test_exports_never_take_the_name_of_an_earlier_export(
     ]
     async with serve(settings, app) as client:
         for tool, args, must_refuse in calls:
-            await _call(client, project, tool, args, must_refuse)
+            await call(client, project, tool, args, must_refuse)
     exports = {p.name for p in (home / "workspace" / "exports").iterdir()}
     assert {"painting_00-og.jpg", "painting_00-og-v2.jpg", "mascot-512x512.webp", "mascot-512x512-v2.webp"} <= exports
     assert not [name for name in exports if name.startswith(".")]  # no temp file left behind
-
-
-PLAN = {
-    "name": "ink",
-    "dataset_path": "ink",
-    "training_type": "style",
-    "family": "SDXL",
-    "base_model": "/models/sdxl.safetensors",
-    "trigger_word": "ink_style",
-    "gpu_vram_gb": 24,
-    "preset": "quick",
-    "sample_prompts": ["ink_style, a cat"],
-}
-
-
-async def test_training_tools_on_this_computer_write_only_their_own_files(
-    project: Snapshot, settings: Settings, app: AppContext, home: Path, tmp_path: Path
-) -> None:
-    from ategnatos_mcp.training.execution import HostRegistry
-    from tests.fixtures.training_exec.install import make_fake_install
-
-    install = make_fake_install(tmp_path / "install")
-
-    async def no_ssh():  # type: ignore[no-untyped-def]
-        raise AssertionError("this test trains on this computer")
-
-    app.services["training-hosts"] = HostRegistry(settings.workspace_dir / "training", no_ssh, local_env=install.env)
-    kohya = install.backend_dirs["kohya"]
-    async with serve(settings, app) as client:
-        await _call(
-            client, project, "dataset_audit", {"path": "ink", "training_name": "ink", "trigger_word": "ink_style"}
-        )
-        await _call(client, project, "train_plan", {**PLAN, "dataset_path": "/etc"}, must_refuse=True)
-        await _call(client, project, "train_plan", {**PLAN, "name": "../eye"}, must_refuse=True)
-        plan = await _call(client, project, "train_plan", PLAN)
-        assert "intent.md was already there" in _text(plan)
-        config_hash = plan.structured_content["config_hash"]
-        await _call(client, project, "train_confirm", {"name": "ink", "config_hash": "0" * 16}, must_refuse=True)
-        await _call(client, project, "train_confirm", {"name": "ink", "config_hash": config_hash})
-        await _call(client, project, "train_dry_run", {"name": "ink"}, must_refuse=True)  # gate 3 first
-        await _call(client, project, "train_validate_environment", {"name": "ink", "backend_dir": kohya})
-        await _call(client, project, "train_dry_run", {"name": "ink", "wait_seconds": 60})
-        refused = await _call(client, project, "launch_training", {"name": "ink"}, must_refuse=True)
-        assert "already holds files no recorded run of it made" in _text(refused)
-        await _call(client, project, "launch_training", {"name": "ink", "fresh": True})
-        status = await _call(client, project, "training_status", {"name": "ink", "wait_seconds": 60, "previews": 1})
-        assert status.structured_content["state"] == "succeeded", _text(status)
-        progress = home / "grimoire" / "training" / "ink" / "progress.md"
-        progress.write_text(progress.read_text(encoding="utf-8") + "\nMy note: epoch 2 looked best.\n", "utf-8")
-        project.add("grimoire/training/ink/progress.md")  # the artist's hand edit of a record we wrote
-        await _call(client, project, "train_evaluate", {"name": "ink", "weights": [0.8], "prompts": ["a cat"]})
-        await _call(client, project, "training_status", {"name": "ink"})  # writes progress.md again
-        await _call(client, project, "train_gates", {"name": "ink"})
-        await _call(client, project, "launch_training", {"name": "ink"}, must_refuse=True)
-        await _call(client, project, "train_evaluate", {"name": "nobody"}, must_refuse=True)
-    saves = home / "workspace" / "training" / OLD_RUN / "output"
-    assert sorted(p.name for p in saves.iterdir()) == [f"{OLD_RUN}-000001.safetensors", f"{OLD_RUN}-000002.safetensors",
-                                                        f"{OLD_RUN}.safetensors"]  # fmt: skip
-    assert [p.name for p in (home / HAND_KEPT_RECORD).parent.glob("intent.backup-*.md")]
-    assert [p.name for p in progress.parent.glob("progress.edited-*.md")]
-
-
-async def test_training_over_ssh_uploads_and_copies_back_without_touching_the_artists_files(
-    project: Snapshot, settings: Settings, app: AppContext, home: Path, tmp_path: Path
-) -> None:
-    from ategnatos_mcp.remote import SSHConnector
-    from ategnatos_mcp.training.execution import HostRegistry
-    from tests.fixtures.training_exec.install import make_fake_install
-    from tests.integration.ssh_server import ssh_lab
-
-    install = make_fake_install(tmp_path / "install")
-    async with ssh_lab(tmp_path) as (server, connector, _remote):
-
-        async def the_connector() -> SSHConnector:
-            return connector
-
-        app.services["training-hosts"] = HostRegistry(
-            settings.workspace_dir / "training", the_connector, remote_env=install.env
-        )
-        earlier = server.home / "ategnatos" / "training" / OLD_RUN / "output"  # a run made on this host before
-        earlier.mkdir(parents=True)
-        for name in (f"{OLD_RUN}-000001.safetensors", f"{OLD_RUN}.safetensors"):
-            (earlier / name).write_bytes(b"made on the rented host: " + name.encode())
-        on_host = Snapshot.take(server.home)
-        host = f"artist@127.0.0.1:{server.port}"
-        kohya = install.backend_dirs["kohya"]
-        async with serve(settings, app) as client:
-            await _call(client, project, "dataset_audit", {"path": "ink", "training_name": "ink"})
-            plan = await _call(client, project, "train_plan", PLAN)
-            await _call(
-                client, project, "train_confirm", {"name": "ink", "config_hash": plan.structured_content["config_hash"]}
-            )
-            args = {"name": "ink", "host": host, "backend_dir": kohya, "upload_dataset": True}
-            away = await _call(client, project, "train_validate_environment", {**args, "host": "artist@127.0.0.1:1"})
-            assert away.structured_content["passed"] is False  # nothing listens there: said, nothing sent
-            sent = await _call(client, project, "train_validate_environment", args)
-            assert sent.structured_content["passed"] is True, _text(sent)
-            await _call(client, project, "train_dry_run", {"name": "ink", "host": host, "wait_seconds": 60})
-            await _call(client, project, "launch_training", {"name": "ink", "host": host})
-            status = await _call(client, project, "training_status", {"name": "ink", "wait_seconds": 60, "previews": 1})
-            report = status.structured_content
-            assert report["state"] == "succeeded" and report["samples"]["new"] > 0, _text(status)
-            copied = [Path(s["local_path"]) for s in report["samples"]["samples"]]
-            assert all(p.is_file() and p.is_relative_to(home / "workspace" / "training" / "ink") for p in copied)
-            await _call(client, project, "training_status", {"name": "ink", "stop": True})
-    assert on_host.check() == []  # the host's earlier run is untouched
-
-
-async def test_gpu_rentals_write_only_the_ledger_and_keep_a_hand_written_gpu_md(
-    project: Snapshot, settings: Settings, app: AppContext, home: Path
-) -> None:
-    from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
-
-    gpu_md = home / "grimoire" / "gpu.md"
-    gpu_md.write_text("# My rentals\n\n- RunPod A100, 2025-01-10, $1.89/h: LoRA for the mascot\n", encoding="utf-8")
-    project.add("grimoire/gpu.md")
-    runpod = FakeRunPod()
-    app.services["gpu"] = make_service(app.store, [runpod], FakeClock(), missing=["Vast.ai", "Lambda"])
-    app.services["gpu-deploy"] = FakeDeployer()
-    async with serve(settings, app) as client:
-        offers = await _call(client, project, "gpu_offers", {"gpu": "4090", "hours": 1})
-        quote = offers.structured_content["offers"][0]["quote_id"]
-        await _call(client, project, "gpu_spinup", {"quote_id": quote}, must_refuse=True)  # no yes from the artist
-        await _call(client, project, "gpu_spinup", {"quote_id": "q-never-given", "confirm": True}, must_refuse=True)
-        rented = await _call(client, project, "gpu_spinup", {"quote_id": quote, "confirm": True, "name": "lora"})
-        key = rented.structured_content["instance"]["key"]
-        await _call(client, project, "remote_deploy", {"instance": key, "target": "kohya"})
-        await _call(client, project, "gpu_instances", {"include_ended": True})
-        await _call(client, project, "remote_deploy", {"instance": "runpod:not-mine"}, must_refuse=True)
-        await _call(client, project, "gpu_teardown", {"keys": [key]})
-        await _call(client, project, "gpu_teardown", {"keys": ["runpod:not-mine"]}, must_refuse=True)
-    assert runpod.pods == {}
-    assert gpu_md.read_text(encoding="utf-8").startswith("# GPU rentals and spend")  # the ledger's own view now
-    assert [p.name for p in gpu_md.parent.glob("gpu.edited-*.md")]

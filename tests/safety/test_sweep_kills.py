@@ -97,14 +97,16 @@ async def kill_mid_call(home: Path, call: tuple[str, dict[str, Any]] | None, pat
             seen["answered"] = json.dumps(reply)[:2000]
             scope.cancel()
 
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(watch_log, tg.cancel_scope)
-                if call is not None:
-                    tg.start_soon(make_call, tg.cancel_scope)
-        proc.kill()  # SIGKILL: no cleanup of any kind runs
-        with anyio.fail_after(20):
-            await proc.wait()
+        try:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(watch_log, tg.cancel_scope)
+                    if call is not None:
+                        tg.start_soon(make_call, tg.cancel_scope)
+        finally:
+            proc.kill()  # SIGKILL: no cleanup of any kind runs (and never a server left behind by a failed test)
+            with anyio.fail_after(20):
+                await proc.wait()
     assert "paused" in seen, f"the call finished before the step to stop at: {seen.get('answered')}"
     return seen["paused"]
 

@@ -92,10 +92,10 @@ class IterationLog:
     def _write_views(self, folder: Path, doc: ArtAsset, notices: list[str]) -> None:
         now = self.clock()
         for name, render in _VIEWS.items():
-            new_hash, kept = write_rendered(folder / name, render(doc), doc.view_hashes.get(name), now)
-            doc.view_hashes[name] = new_hash
-            if kept is not None:
-                notices.append(edited_notice(folder / name, kept))
+            written = write_rendered(folder / name, render(doc), doc.view_hashes.get(name), now)
+            doc.view_hashes[name] = written.hash
+            if written.kept is not None:
+                notices.append(edited_notice(folder / name, written.kept, hand_kept=written.hand_kept))
 
 
 def get_version(doc: ArtAsset, version: int | None) -> Iteration:

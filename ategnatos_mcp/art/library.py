@@ -67,12 +67,12 @@ class PromptLibrary:
                 entry.view_hash = existing.view_hash
                 upd.doc.entries.remove(existing)
             path = self.path_of(entry)
-            new_hash, kept = await anyio.to_thread.run_sync(
+            written = await anyio.to_thread.run_sync(
                 write_rendered, path, render_library_entry(entry), entry.view_hash or None, self.clock()
             )
-            entry.view_hash = new_hash
-            if kept is not None:
-                notices.append(edited_notice(path, kept))
+            entry.view_hash = written.hash
+            if written.kept is not None:
+                notices.append(edited_notice(path, written.kept, hand_kept=written.hand_kept))
             upd.doc.entries.append(entry)
         return entry, notices
 

@@ -125,8 +125,13 @@ def render_library_entry(entry: LibraryEntry) -> str:
     return _HEADER.format(source=".state/art-library.json") + "\n".join(lines) + "\n"
 
 
-def edited_notice(page: Path, kept: Path) -> str:
-    """What the artist hears when a page of theirs had been edited by hand before we rendered it again."""
+def edited_notice(page: Path, kept: Path, *, hand_kept: bool = False) -> str:
+    """What the artist hears when a page of theirs was kept before we rendered it again."""
+    if hand_kept:
+        return (
+            f"{page.name} was already there, not written by Ategnatos; your copy is kept as {kept.name} and "
+            f"{page.name} now shows the log. Make changes through the art tools so they stick."
+        )
     return (
         f"{page.name} had been edited by hand; your copy is kept as {kept.name} and {page.name} was "
         "rendered fresh from the log. Make changes through the art tools so they stick."

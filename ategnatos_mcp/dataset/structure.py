@@ -75,8 +75,7 @@ class _Placer:
                 self.unchanged += 1
                 return
             rel = dst.relative_to(self.output)
-            (self.aside / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.rename(dst, self.aside / rel)
+            os.rename(dst, _free_path(self.aside / rel))
             self.moved_aside.append(str(rel))
         try:
             os.link(src, dst)
@@ -86,6 +85,17 @@ class _Placer:
                 raise
             shutil.copy2(src, dst)
             self.copied += 1
+
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``name-2.ext``, ``name-3.ext``... when taken: a file moved aside never lands on an earlier one
+    (two runs within one second share the aside folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    candidate, n = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def _existing_folder(output: Path, name: str) -> Path | None:

@@ -40,10 +40,12 @@ _OURS_BEFORE_MARKER = re.compile(r"^\..+\.(json|md|sha256)\.[a-z0-9_]{8}\.tmp$")
 def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
 
-    ``mode``: the file's permissions (the temp file's 0600 otherwise), set before the rename so the file never
-    shows up with others.
+    ``mode``: the file's permissions, set before the rename so the file never shows up with others. By default
+    a rewritten file keeps the permissions it had (an artist's 0664 stays 0664), and a new one gets 0600.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None:
+        mode = _mode_of(path)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
     try:
         # Held until the file is closed: the leftover sweep never touches a temp file someone is writing.
@@ -88,14 +90,26 @@ def preserve(path: Path, label: str, now: datetime) -> Path:
         return _exclusive_copy(path, label, now, lambda fh: shutil.copyfileobj(source, fh))
 
 
+def _mode_of(path: Path) -> int | None:
+    """The permission bits of the regular file at ``path``, or None."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return None
+    return stat.S_IMODE(info.st_mode) if stat.S_ISREG(info.st_mode) else None
+
+
 def _exclusive_copy(path: Path, label: str, now: datetime, fill: Callable[[BinaryIO], object]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_of(path)  # as private as the file it keeps: an artist's 0600 eye.md gives a 0600 copy
     for n in range(1, 10_000):
         candidate = copy_name(path, label, now, n)
         try:
             fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             continue
+        if mode is not None:
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fill(fh)
             fh.flush()

@@ -5,6 +5,7 @@ time and cost per GPU, the backend files under ``workspace/configs/{name}/`` and
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import dataset_folder, safe_name
 from ategnatos_mcp.settings import Settings
-from ategnatos_mcp.state import GrimoireStore, write_text_atomic
+from ategnatos_mcp.state import GrimoireStore, keep_copy, write_text_atomic
 from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.backends import render_backend
 from ategnatos_mcp.training.base_models import BaseModelChoice, CheckpointLister, resolve_base_model
@@ -322,7 +323,9 @@ async def _finish(
     )
     rendered = render_backend(cfg, backend, paths)
     dry = render_backend(cfg, backend, paths, dry_run=True)
-    written = await anyio.to_thread.run_sync(_write_files, config_dir, rendered, dry)
+    # Before a name's first plan its folder holds no file of ours: whatever differs there is the artist's, kept.
+    first_plan = (await read_gates(store, cfg.name)).planned_config_hash is None
+    written, kept = await anyio.to_thread.run_sync(_write_files, config_dir, first_plan, rendered, dry)
     estimate = estimate_vram(vram_inputs(cfg))
     fit = fit_to_card(estimate, target_gb) if target_gb else None
     suggested = savers_in_order(vram_inputs(cfg), target_gb) if target_gb and fit != "fits" else []
@@ -366,15 +369,27 @@ async def _finish(
         gates, cfg.dataset_fingerprint
     )
     plan.notices = [*notices, *(n for n in gates.notices if n not in before)]
+    if kept:
+        plan.notices.append(
+            f"{config_dir} already held files of the same names, not written by this plan; kept as "
+            f"{', '.join(kept)} beside the new ones."
+        )
     return plan
 
 
-def _write_files(config_dir: Path, *rendered: RenderedBackend) -> list[str]:
+def _write_files(config_dir: Path, keep_existing: bool, *rendered: RenderedBackend) -> tuple[list[str], list[str]]:
+    """Write the backend's files; with ``keep_existing``, a different file already under a name is kept first.
+
+    Returns the files written and the names of the copies kept.
+    """
     written: list[str] = []
+    kept: list[str] = []
     for item in rendered:
         for filename, text in item.files.items():
             path = config_dir / filename
             path.parent.mkdir(parents=True, exist_ok=True)
+            if keep_existing and path.is_file() and (old := path.read_bytes()) != text.encode("utf-8"):
+                kept.append(keep_copy(path, old, "backup", datetime.now(UTC)).name)
             write_text_atomic(path, text)
             written.append(str(path))
-    return written
+    return written, kept

@@ -35,10 +35,13 @@ def write_record(
     path = folder / filename
     if only_if_missing and path.exists():
         return None
-    hashes[filename], kept = write_rendered(path, text, hashes.get(filename), datetime.now(UTC))
-    if kept is None:
+    written = write_rendered(path, text, hashes.get(filename), datetime.now(UTC))
+    hashes[filename] = written.hash
+    if written.kept is None:
         return None
-    return f"You had edited {filename} by hand; your copy is kept as {kept.name} and {filename} was rewritten."
+    if written.hand_kept:  # a record we never wrote (kept by hand before Ategnatos wrote any)
+        return f"{filename} was already there; your copy is kept as {written.kept.name} and {filename} was rewritten."
+    return f"You had edited {filename} by hand; your copy is kept as {written.kept.name} and {filename} was rewritten."
 
 
 def render_environment_md(name: str, host: str, report: EnvironmentReport) -> str:

@@ -71,11 +71,11 @@ def test_art_and_training_views_keep_two_hand_edits_made_in_one_second(tmp_path:
     from ategnatos_mcp.training.records import write_record
 
     page = tmp_path / "iterations.md"
-    last, _ = write_rendered(page, "rendered 1\n", None, NOW)
+    last = write_rendered(page, "rendered 1\n", None, NOW).hash
     page.write_text("artist's first edit\n", encoding="utf-8")
-    last, first = write_rendered(page, "rendered 2\n", last, NOW)
+    last, first, _ = write_rendered(page, "rendered 2\n", last, NOW)
     page.write_text("artist's second edit\n", encoding="utf-8")
-    _, second = write_rendered(page, "rendered 3\n", last, NOW)
+    second = write_rendered(page, "rendered 3\n", last, NOW).kept
     kept = sorted(tmp_path.glob("iterations.edited-*.md"), key=lambda p: (len(p.name), p.name))
     assert [p.read_text(encoding="utf-8") for p in kept] == ["artist's first edit\n", "artist's second edit\n"]
     assert first is not None and second is not None and kept == [first, second]

@@ -14,6 +14,7 @@ project of ``artist.py`` (see ``test_sweep_tools.py`` for the invariant checked 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.wiring import Wiring
@@ -34,12 +35,25 @@ PLAN = {
 
 
 async def test_training_tools_on_this_computer_write_only_their_own_files(
-    project: Snapshot, settings: Settings, app: Wiring, home: Path, tmp_path: Path
+    project: Snapshot, home: Path, tmp_path: Path
 ) -> None:
-    from ategnatos_mcp.training.execution import HostRegistry
+    from ategnatos_mcp.server import build_app
+    from ategnatos_mcp.settings import load_settings
     from tests.fixtures.training_exec.install import make_fake_install
+    from tests.integration.fake_comfyui import serve_fake
 
     install = make_fake_install(tmp_path / "install")
+    models = tmp_path / "ComfyUI" / "models"  # the evaluation copies the saves into ComfyUI's loras folder
+    (models / "loras").mkdir(parents=True)
+    async with serve_fake() as fake:
+        fake.models_dir = models
+        env = {"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": fake.url}
+        settings = load_settings(env=env, comfyui={"models_dir": str(models)})
+        await _train_and_evaluate(project, settings, build_app(settings), home, install)
+
+
+async def _train_and_evaluate(project: Snapshot, settings: Settings, app: Wiring, home: Path, install: Any) -> None:
+    from ategnatos_mcp.training.execution import HostRegistry
 
     async def no_ssh():  # type: ignore[no-untyped-def]
         raise AssertionError("this test trains on this computer")
@@ -68,7 +82,16 @@ async def test_training_tools_on_this_computer_write_only_their_own_files(
         progress = home / "grimoire" / "training" / "ink" / "progress.md"
         progress.write_text(progress.read_text(encoding="utf-8") + "\nMy note: epoch 2 looked best.\n", "utf-8")
         project.add("grimoire/training/ink/progress.md")  # the artist's hand edit of a record we wrote
-        await call(client, project, "train_evaluate", {"name": "ink", "weights": [0.8], "prompts": ["a cat"]})
+        on_fake = {"checkpoint": "mcp_random_sd15_layout.safetensors"}  # the base model the fake ComfyUI has
+        sheet = await call(
+            client,
+            project,
+            "train_evaluate",
+            {"name": "ink", "weights": [0.8], "prompts": ["a cat"], "wait_seconds": 60, **on_fake},
+        )
+        assert sheet.structured_content["state"] == "done", text_of(sheet)
+        keep = {"name": "ink", "action": "keep", "epoch": 6, "weight": 0.8, "verdict": "crisp lines"}
+        await call(client, project, "train_evaluate", keep)
         await call(client, project, "training_status", {"name": "ink"})  # writes progress.md again
         await call(client, project, "train_gates", {"name": "ink"})
         await call(client, project, "launch_training", {"name": "ink"}, must_refuse=True)

@@ -121,7 +121,17 @@ def _transparent(im: Image.Image) -> bool:
     return False
 
 
-def _hashes(im: Image.Image, record: ProbeRecord) -> None:
+def _reference_phash(gray: np.ndarray) -> int:
+    """imagehash's pHash of the 32x32 grey picture: the same bits as ``dct_hash`` (tested), from the reference
+    implementation. Used for the formats our fast decoders do not handle; it loads scipy, so only in a worker and
+    only when such a file comes."""
+    import imagehash  # ~0.2 s, and scipy inside phash: loaded only when a file without a fast decoder comes
+
+    picture = Image.fromarray(gray.astype(np.uint8), "L")
+    return int(str(imagehash.phash(picture, hash_size=8, highfreq_factor=HASH_SIDE // 8)), 16)
+
+
+def _hashes(im: Image.Image, record: ProbeRecord, *, fast: bool = True) -> None:
     # reducing_gap: a fast integer box reduce to >= 4x the detail side first (what JPEG draft mode gives JPEGs),
     # then the exact box resize; a full-size resize of a large PNG or WebP cost about as much again as a hash.
     mid = _to_rgb_or_l(im).resize((DETAIL_SIDE, DETAIL_SIDE), Image.Resampling.BOX, reducing_gap=4.0)
@@ -129,8 +139,10 @@ def _hashes(im: Image.Image, record: ProbeRecord) -> None:
         mid = mid.transpose(method)
     small = mid.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
     gray = np.asarray(small.convert("L"), dtype=np.float32)
-    record.phash = dct_hash(gray)
-    record.phash_mirror = dct_hash(gray[:, ::-1])
+    if fast:
+        record.phash, record.phash_mirror = dct_hash(gray), dct_hash(gray[:, ::-1])
+    else:  # a format decoded by Pillow's general path (GIF, BMP, TIFF, 16-bit, animated): the reference computes
+        record.phash, record.phash_mirror = _reference_phash(gray), _reference_phash(gray[:, ::-1])
     record.thumb = gray.astype(np.uint8).tobytes()
     record.color = small.convert("RGB").resize((4, 4), Image.Resampling.BOX).tobytes()
     luma, cb, cr = mid.convert("YCbCr").split()
@@ -211,14 +223,15 @@ def probe_bytes(data: bytes) -> ProbeRecord:
     try:
         png = scan_png(data) if record.format == "PNG" else None
         _describe(im, data, record, png)
-        fast = _fast_image(data, record, png)
-        if fast is None:
-            if record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK"):
+        decoded = _fast_image(data, record, png)
+        drafted = record.format == "JPEG" and im.mode in ("RGB", "L", "CMYK")  # JPEG's own fast path: DCT scaling
+        if decoded is None:
+            if drafted:
                 im.draft(im.mode, (DETAIL_SIDE * 2, DETAIL_SIDE * 2))
             im.load()
-            fast = im
-        record.transparent = _transparent(fast)
-        _hashes(fast, record)
+        picture = decoded or im
+        record.transparent = _transparent(picture)
+        _hashes(picture, record, fast=decoded is not None or drafted)
     except OSError as exc:
         text = str(exc)
         truncated = "truncated" in text or "broken data stream" in text or "unrecognized data stream" in text

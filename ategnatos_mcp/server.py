@@ -13,7 +13,7 @@ from mcp import MCPError
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
-from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult
+from mcp.types import INVALID_PARAMS, CallToolResult, GetPromptResult, InputRequiredResult, Tool
 from pydantic import ValidationError
 
 from ategnatos_mcp import __version__
@@ -34,6 +34,7 @@ from ategnatos_mcp.tools import (
     training,
 )
 from ategnatos_mcp.tools._common import argument_problems
+from ategnatos_mcp.tools._definitions import lean_tool
 from ategnatos_mcp.tools._stdio import sift_malformed
 from ategnatos_mcp.tools.skills import prompt_problem
 from ategnatos_mcp.wiring import Wiring
@@ -71,7 +72,10 @@ def build_app(settings: Settings) -> Wiring:
 
 class AtegnatosServer(MCPServer[Wiring]):
     """MCPServer whose refusals read like every other refusal of ours (what is wrong, what next): tool arguments,
-    prompt names and arguments, and stdin lines that are not JSON-RPC messages."""
+    prompt names and arguments, and stdin lines that are not JSON-RPC messages. Its tools are published lean."""
+
+    async def list_tools(self) -> list[Tool]:
+        return [lean_tool(tool) for tool in await super().list_tools()]
 
     async def run_stdio_async(self) -> None:
         async with stdio_server() as (read_stream, write_stream), sift_malformed(read_stream, write_stream) as sifted:

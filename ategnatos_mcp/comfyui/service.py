@@ -90,7 +90,7 @@ class JobView(BaseModel):
             seconds=seconds,
         )
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         head = f"Job {self.job_id} on {self.server}: {self.state}"
         if self.state == "running" and self.live_progress:
             head += f" ({self.percent:.0f}%)"
@@ -129,7 +129,7 @@ class StatusView(BaseModel):
     servers: list[ServerStatus]
     jobs: list[JobView] = Field(default_factory=list, description="This session's unfinished jobs.")
 
-    def summary(self) -> str:
+    def describe(self) -> str:
         lines = []
         for s in self.servers:
             if s.reachable:

@@ -157,7 +157,8 @@ class DedupeResult(BaseModel):
         default_factory=list, description="Linked files pointing outside the project: not read, not compared."
     )
     quarantine: QuarantineResult | None = None
-    summary: str = Field(default="", description="The answer in a few plain sentences, with the next step.")
+    # The answer in a few plain sentences; the adapter puts it first in both views (so it is not dumped twice).
+    summary: str = Field(default="", exclude=True)
 
 
 class AuditResult(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.types import CallToolResult, ContentBlock, ImageContent, ResourceLink, TextContent
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.text import show_invisible
@@ -28,6 +28,8 @@ __all__ = [
     "guard_resource",
     "progress_reporter",
     "respond",
+    "ANSWER_KEYS",
+    "picture_label",
 ]
 
 logger = logging.getLogger("ategnatos_mcp.tools")
@@ -143,32 +145,70 @@ class NoDialog(BaseModel):
 
 
 class ImagePart(BaseModel):
-    """An image to show the model inline (already downscaled to fit the byte budget)."""
+    """An image to show the model inline (already downscaled to fit the byte budget), with what it is."""
 
     data: bytes
     mime_type: str = "image/png"
+    label: str = Field(default="", description="What the picture is: its file name, and what it shows where useful.")
+
+
+# The keys every structured answer starts with. A result model must not use them for its own fields.
+ANSWER_KEYS = ("summary", "next_step", "pictures")
 
 
 def respond(
     result: BaseModel,
     summary: str,
     *,
+    next_step: str = "",
+    details: str = "",
     images: Sequence[ImagePart] = (),
     links: Sequence[tuple[str, str, str | None]] = (),
 ) -> CallToolResult:
-    """A result with a short human summary, structured content, inline images and resource links.
+    """One answer, complete in both views a client may hand the model.
 
-    Invisible characters (controls, bidi overrides) in the summary are written out so nothing echoed hides text.
+    Content-first clients (Claude Desktop, the Inspector) show the text blocks and the pictures; structured-first
+    clients (Claude Code, VS Code) hand the model only ``JSON.stringify(structuredContent)`` plus the pictures and
+    links. So the summary and the next step go into both, word for word: the text is ``summary``, then ``details``
+    (what the next call needs, written out: the JSON carries the same as fields), then ``Next step: ...``; the JSON
+    starts with ``summary`` and ``next_step``, then the result's fields. Each picture is preceded by a text block
+    naming it, and the same names are listed in order under ``pictures``.
 
+    Invisible characters (controls, bidi overrides) are written out so nothing echoed hides text.
     ``links`` are ``(uri, name, mime_type)`` triples.
     """
-    content: list[ContentBlock] = [TextContent(type="text", text=show_invisible(summary))]
-    content.extend(
-        ImageContent(type="image", data=base64.b64encode(img.data).decode("ascii"), mime_type=img.mime_type)
-        for img in images
-    )
+    body = result.model_dump(mode="json")
+    # A domain answer that knows its own next step (a run's status, a prompt's submit) hands it over here.
+    own_next = body.pop("next_step", None)
+    if isinstance(own_next, str) and not next_step:
+        next_step = own_next
+    summary = show_invisible(summary.strip())
+    next_step = show_invisible(next_step.strip())
+    text = "\n\n".join(part for part in (summary, show_invisible(details.strip()), _next_line(next_step)) if part)
+    content: list[ContentBlock] = [TextContent(type="text", text=text)]
+    labels = [picture_label(number, image.label) for number, image in enumerate(images, 1)]
+    for label, image in zip(labels, images, strict=True):
+        content.append(TextContent(type="text", text=label))
+        content.append(
+            ImageContent(type="image", data=base64.b64encode(image.data).decode("ascii"), mime_type=image.mime_type)
+        )
     content.extend(ResourceLink(type="resource_link", uri=uri, name=name, mime_type=mime) for uri, name, mime in links)
-    return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+    clash = set(ANSWER_KEYS) & body.keys()
+    if clash:  # a programming error, caught by the tests of every tool
+        raise TypeError(f"{type(result).__name__} uses the answer keys {sorted(clash)} for its own fields")
+    structured: dict[str, Any] = {"summary": summary, "next_step": next_step, **body}
+    if labels:
+        structured["pictures"] = labels
+    return CallToolResult(content=content, structured_content=structured)
+
+
+def _next_line(next_step: str) -> str:
+    return f"Next step: {next_step}" if next_step else ""
+
+
+def picture_label(number: int, label: str) -> str:
+    """How a picture is named in both views: 'Picture 2: mascot_v3.png (1024x1024)'."""
+    return f"Picture {number}: {show_invisible(label) or 'untitled'}"
 
 
 def progress_reporter(ctx: Context[Any, Any]) -> Callable[[float, float | None, str | None], Awaitable[None]]:

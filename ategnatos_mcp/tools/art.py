@@ -21,6 +21,7 @@ from ategnatos_mcp.art import (
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -61,7 +62,6 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
             "again in adjust mode with `changes`."
         )
     lines += _submit_lines(answer.comfyui_submit, answer.submit_note)
-    lines.append(answer.next_step)
     return "\n".join(lines)
 
 
@@ -363,9 +363,9 @@ async def art_library(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the art tools and the model database / feedback mapping as JSON resources."""
-    server.add_tool(art_prompt, name="art_prompt")
-    server.add_tool(art_iterations, name="art_iterations")
-    server.add_tool(art_library, name="art_library")
+    add_tool(server, art_prompt, name="art_prompt", title="Build or adjust an art prompt")
+    add_tool(server, art_iterations, name="art_iterations", title="Versions of an asset")
+    add_tool(server, art_library, name="art_library", title="Prompts that worked", idempotent=True)
 
     @server.resource(
         "ategnatos://art/families",

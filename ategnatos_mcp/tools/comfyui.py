@@ -13,6 +13,7 @@ from pydantic import Field
 from ategnatos_mcp.comfyui import JobView, LoraChoice, StatusView, WorkflowAnswer, read_workflow
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, guard_resource, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -22,9 +23,14 @@ async def _answer(ctx: Context[Wiring], view: JobView) -> CallToolResult:
     app = app_of(ctx)
     service = await app.comfyui_service()
     previews = await service.previews(view) if view.files else []
-    images = [ImagePart(data=data, mime_type=mime) for data, mime in previews]
+    # the previews follow the job's pictures in order, each marked previewed when it fit the byte budget
+    shown = [f for f in view.files if f.kind == "image" and f.previewed]
+    names = [Path(f.path).name for f in shown] + [f"picture of job {view.job_id}"] * len(previews)
+    images = [
+        ImagePart(data=data, mime_type=mime, label=name) for (data, mime), name in zip(previews, names, strict=False)
+    ]
     links = [(Path(f.path).as_uri(), Path(f.path).name, None) for f in view.files]
-    text = view.summary()
+    text = view.describe()
     if view.state not in ("queued", "running") and (note := await app.teardown_note(view.server)):
         text += "\n" + note
     return respond(view, text, images=images, links=links)
@@ -35,7 +41,7 @@ async def comfyui_status(ctx: Context[Wiring]) -> Annotated[CallToolResult, Stat
     """Show each configured ComfyUI server: reachable or not (and how to start it), version, queue, and the
     models it has (checkpoints, LoRAs, upscalers...), plus this session's unfinished jobs."""
     view = await (await app_of(ctx).comfyui_service()).status()
-    return respond(view, view.summary())
+    return respond(view, view.describe())
 
 
 @guard
@@ -135,7 +141,7 @@ async def comfyui_job(
     view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
     await app_of(ctx).log_generation(view, None)
     if action == "status":
-        return respond(view, view.summary())
+        return respond(view, view.describe())
     return await _answer(ctx, view)
 
 
@@ -176,10 +182,27 @@ async def workflow_manage(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the ComfyUI tools and the workflow resource."""
-    server.add_tool(comfyui_status, name="comfyui_status")
-    server.add_tool(comfyui_submit, name="comfyui_submit")
-    server.add_tool(comfyui_job, name="comfyui_job")
-    server.add_tool(workflow_manage, name="workflow_manage")
+    add_tool(
+        server,
+        comfyui_status,
+        name="comfyui_status",
+        title="Check the ComfyUI servers",
+        read_only=True,
+        open_world=True,
+    )
+    add_tool(server, comfyui_submit, name="comfyui_submit", title="Generate images on ComfyUI", open_world=True)
+    add_tool(
+        server,
+        comfyui_job,
+        name="comfyui_job",
+        title="Follow or cancel a ComfyUI job",
+        destructive=True,
+        idempotent=True,
+        open_world=True,
+    )
+    add_tool(
+        server, workflow_manage, name="workflow_manage", title="List, read, save or delete workflows", destructive=True
+    )
 
     @guard_resource
     async def workflow_resource(name: str) -> str:

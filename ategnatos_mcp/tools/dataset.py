@@ -30,6 +30,7 @@ from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine, dataset_folder, safe_name
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -201,7 +202,7 @@ class CaptionsResult(BaseModel):
     mode: Literal["review", "write", "summary"]
     review: CaptionReview | None = None
     write: CaptionWriteResult | None = None
-    summary: CaptionSummary | None = None
+    tag_summary: CaptionSummary | None = None
 
 
 @guard
@@ -294,7 +295,7 @@ async def dataset_captions(
     ]
     if summary.rare_tags:
         text.append("Used once: " + ", ".join(summary.rare_tags[:15]))
-    return respond(CaptionsResult(mode="summary", summary=summary), "\n".join(text))
+    return respond(CaptionsResult(mode="summary", tag_summary=summary), "\n".join(text))
 
 
 @guard
@@ -380,10 +381,14 @@ def _protected(s: Settings) -> list[Protected]:
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the dataset tools."""
-    server.add_tool(dataset_audit, name="dataset_audit")
-    server.add_tool(dataset_dedupe, name="dataset_dedupe")
-    server.add_tool(dataset_captions, name="dataset_captions")
-    server.add_tool(dataset_structure, name="dataset_structure")
+    add_tool(server, dataset_audit, name="dataset_audit", title="Check a dataset (gate 1)", idempotent=True)
+    add_tool(
+        server, dataset_dedupe, name="dataset_dedupe", title="Find duplicates; quarantine or restore", destructive=True
+    )
+    add_tool(server, dataset_captions, name="dataset_captions", title="Review and write captions", destructive=True)
+    add_tool(
+        server, dataset_structure, name="dataset_structure", title="Lay a dataset out for the trainer", idempotent=True
+    )
     server.resource(
         CAPTION_GUIDE_URI,
         name="caption-guide",

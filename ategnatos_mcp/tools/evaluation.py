@@ -11,6 +11,7 @@ from pydantic import Field
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.tools.runs import NameArg
 from ategnatos_mcp.training.evaluation import EvalAnswer, EvalRequest
 from ategnatos_mcp.wiring import Wiring
@@ -107,7 +108,8 @@ async def train_evaluate(
     )
     studio = await app.eval_studio(handle_host)
     answer, sheet = await evaluations.evaluate(name, request, studio, wait_seconds=wait_seconds, report=report)
-    images = [ImagePart(data=sheet, mime_type="image/jpeg")] if sheet else []
+    label = f"contact sheet of '{answer.name}' (rows: saves; columns: weights; full size: {answer.sheet})"
+    images = [ImagePart(data=sheet, mime_type="image/jpeg", label=label)] if sheet else []
     return respond(
         answer,
         _sheet_summary(answer),
@@ -135,7 +137,7 @@ def _sheet_summary(answer: EvalAnswer) -> str:
         lines.append(
             f"{len(failed)} picture(s) could not be made, e.g. {failed[0].row} at {failed[0].weight:g}: {failed[0].error}"
         )
-    return "\n".join([*lines, f"Next: {answer.next_step}"])
+    return "\n".join(lines)
 
 
 def _keep_summary(answer: EvalAnswer) -> str:
@@ -150,9 +152,9 @@ def _keep_summary(answer: EvalAnswer) -> str:
         head = f"Could not keep the LoRA of '{answer.name}'."
     else:
         head = f"Bringing the LoRA of '{answer.name}' home."
-    return "\n".join([head, *answer.notes, f"Next: {answer.next_step}"])
+    return "\n".join([head, *answer.notes])
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register train_evaluate."""
-    server.add_tool(train_evaluate, name="train_evaluate")
+    add_tool(server, train_evaluate, name="train_evaluate", title="Evaluate the saved LoRAs", open_world=True)

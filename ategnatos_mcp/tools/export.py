@@ -23,6 +23,7 @@ from ategnatos_mcp.export import (
 from ategnatos_mcp.imageinfo import ImageInfo, inspect_image
 from ategnatos_mcp.paths import confine
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -137,7 +138,8 @@ async def asset_export(
     # One small look at the largest file is enough to check the crop; the rest are linked.
     largest = max(result.files, key=lambda f: f.width * f.height)
     shown = await preview(largest)
-    images = [ImagePart(data=shown, mime_type="image/jpeg")] if shown else []
+    label = f"preview of {Path(largest.path).name} ({largest.width}x{largest.height})"
+    images = [ImagePart(data=shown, mime_type="image/jpeg", label=label)] if shown else []
     return respond(result, summary, images=images, links=links)
 
 
@@ -190,8 +192,12 @@ def _info_summary(info: ImageInfo) -> str:
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register ``asset_export`` and ``image_info`` and the list of export specs."""
-    server.add_tool(asset_export, name="asset_export")
-    server.add_tool(image_info, name="image_info")
+    add_tool(
+        server, asset_export, name="asset_export", title="Export an image for its use", idempotent=True, open_world=True
+    )
+    add_tool(
+        server, image_info, name="image_info", title="Read an image's size, profile and parameters", read_only=True
+    )
 
     @server.resource(
         "ategnatos://export/specs",

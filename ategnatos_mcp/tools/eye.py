@@ -19,6 +19,7 @@ from ategnatos_mcp.eye import (
     render_eye,
 )
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -155,8 +156,8 @@ async def eye_query(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the eye's tools and resources."""
-    server.add_tool(eye_update, name="eye_update")
-    server.add_tool(eye_query, name="eye_query")
+    add_tool(server, eye_update, name="eye_update", title="Record the artist's taste", destructive=True)
+    add_tool(server, eye_query, name="eye_query", title="Read the taste profile for a piece", read_only=True)
 
     @guard_resource
     async def eye_markdown() -> str:

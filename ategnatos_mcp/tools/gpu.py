@@ -24,6 +24,7 @@ from ategnatos_mcp.providers import (
     TeardownResult,
 )
 from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -210,10 +211,20 @@ async def gpu_teardown(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the gpu tools and the grimoire/gpu.md view of the spend ledger."""
-    server.add_tool(gpu_offers, name="gpu_offers")
-    server.add_tool(gpu_spinup, name="gpu_spinup")
-    server.add_tool(gpu_instances, name="gpu_instances")
-    server.add_tool(gpu_teardown, name="gpu_teardown")
+    add_tool(server, gpu_offers, name="gpu_offers", title="Find and price GPU offers", read_only=True, open_world=True)
+    add_tool(server, gpu_spinup, name="gpu_spinup", title="Rent a GPU (after the artist's yes)", open_world=True)
+    add_tool(
+        server, gpu_instances, name="gpu_instances", title="Rented GPUs and their cost", read_only=True, open_world=True
+    )
+    add_tool(
+        server,
+        gpu_teardown,
+        name="gpu_teardown",
+        title="Stop paying for a GPU",
+        destructive=True,
+        idempotent=True,
+        open_world=True,
+    )
 
 
 # Summaries -------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from ategnatos_mcp.providers import DeployResult, DeployTarget, deploy_plan
 from ategnatos_mcp.tools._common import app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -56,7 +57,14 @@ async def remote_deploy(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Add remote_deploy (rentals come from tools.gpu)."""
-    server.add_tool(remote_deploy, name="remote_deploy")
+    add_tool(
+        server,
+        remote_deploy,
+        name="remote_deploy",
+        title="Set up ComfyUI or a trainer on a GPU",
+        idempotent=True,
+        open_world=True,
+    )
 
 
 def _deploy_summary(result: DeployResult) -> str:

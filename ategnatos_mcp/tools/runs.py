@@ -11,6 +11,7 @@ from pydantic import Field
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.tools._common import ImagePart, app_of, guard, progress_reporter, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.training.execution import (
     DryRunResult,
     EnvironmentCheck,
@@ -78,12 +79,18 @@ async def train_validate_environment(
             "in the background; the environment check (gate 3) runs by itself once it has arrived. Call "
             "train_validate_environment again (or train_gates) to see where it is."
         )
-        return respond(check, summary)
+        return respond(
+            check, summary, next_step=f"Call train_validate_environment name='{check.name}' again in a while."
+        )
     head = f"Environment on {check.host} is {'ready' if check.passed else 'NOT ready'} for '{check.name}' (gate 3)."
     lines = [head, *(f"- {k}: {v}" for k, v in check.facts.items())]
     lines += [f"Problem: {p}" for p in check.problems] + [f"Note: {w}" for w in check.warnings]
-    lines.append("Next: train_dry_run on this host." if check.passed else "Fix the problems, then check again.")
-    return respond(check, "\n".join(lines))
+    step = (
+        f"Run the short test (gate 4): train_dry_run name='{check.name}' host='{check.host}'."
+        if check.passed
+        else f"Fix the problems above, then train_validate_environment name='{check.name}' host='{check.host}' again."
+    )
+    return respond(check, "\n".join(lines), next_step=step)
 
 
 @guard
@@ -191,7 +198,7 @@ async def _stop(runs: TrainingRuns, name: str, *, resume: bool, fresh: bool) -> 
         status=report.status, resume=report.resume, resume_from_step=report.resume_from_step,
         next_step=report.next_step, notices=report.notices,
     )  # fmt: skip
-    return respond(result, "\n".join([done, f"Resume: {report.resume}", f"Next: {report.next_step}", *report.notices]))
+    return respond(result, "\n".join([done, f"Resume: {report.resume}", *report.notices]))
 
 
 def _report_summary(report: RunReport) -> str:
@@ -233,7 +240,7 @@ def _report_summary(report: RunReport) -> str:
     if report.stall is not None:
         lines.append(f"Warning: {report.stall.warning}")
     lines += [f"Problem: {p.meaning} Fix: {p.fix}" for p in report.problems[:3]]
-    lines += [f"Resume: {report.resume}", f"Next: {report.next_step}", *report.notices]
+    lines += [f"Resume: {report.resume}", *report.notices]
     if report.log_tail:
         lines += ["Log tail:", report.log_tail]
     return "\n".join(lines)
@@ -274,13 +281,27 @@ async def training_status(
         report=progress_reporter(ctx),
         stall_seconds=app_of(ctx).settings.training.stall_minutes * 60,
     )
-    images = [ImagePart(data=p.data, mime_type=p.mime_type) for p in shown]
+    images = [ImagePart(data=p.data, mime_type=p.mime_type, label=f"sample image {p.file}") for p in shown]
     return respond(report, _report_summary(report), images=images)
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the training-run tools."""
-    server.add_tool(train_validate_environment, name="train_validate_environment")
-    server.add_tool(train_dry_run, name="train_dry_run")
-    server.add_tool(launch_training, name="launch_training")
-    server.add_tool(training_status, name="training_status")
+    add_tool(
+        server,
+        train_validate_environment,
+        name="train_validate_environment",
+        title="Check the training machine (gate 3)",
+        idempotent=True,
+        open_world=True,
+    )
+    add_tool(server, train_dry_run, name="train_dry_run", title="Dry run of the training (gate 4)", open_world=True)
+    add_tool(server, launch_training, name="launch_training", title="Start or stop the training run", open_world=True)
+    add_tool(
+        server,
+        training_status,
+        name="training_status",
+        title="Progress of a training run",
+        read_only=True,
+        open_world=True,
+    )

@@ -22,6 +22,7 @@ from ategnatos_mcp.studio import (
     render_studio,
 )
 from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
@@ -37,7 +38,7 @@ class RegisterResult(BaseModel):
 
 class DetectResult(BaseModel):
     environment: Environment
-    summary: list[str]
+    findings: list[str]
     notices: list[str] = Field(default_factory=list)
 
 
@@ -114,13 +115,20 @@ async def studio_detect(ctx: Context[Wiring]) -> Annotated[CallToolResult, Detec
     env = await app.detect_environment()
     notices = (await record_environment(app.store, env)).notices
     summary = describe_environment(env)
-    return respond(DetectResult(environment=env, summary=summary, notices=notices), "\n".join(summary + notices))
+    return respond(DetectResult(environment=env, findings=summary, notices=notices), "\n".join(summary + notices))
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the studio's tools and resources."""
-    server.add_tool(studio_register, name="studio_register")
-    server.add_tool(studio_detect, name="studio_detect")
+    add_tool(server, studio_register, name="studio_register", title="Edit the studio inventory", destructive=True)
+    add_tool(
+        server,
+        studio_detect,
+        name="studio_detect",
+        title="Detect GPU, ComfyUI and cloud keys",
+        read_only=True,
+        open_world=True,
+    )
 
     @guard_resource
     async def studio_markdown() -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import AtegnatosError, ConsentError, InvalidRequestError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.tools._common import NoDialog, app_of, client_has_dialog, guard, guard_resource, respond
+from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.training import (
     PlanRequest,
     RunStatus,
@@ -177,7 +178,7 @@ def _status_summary(status: RunStatus) -> str:
             + (f", resumed {run.resumes} time(s)" if run.resumes else "")
             + ". Its gates stay as they were when it started."
         )
-    lines += [*status.notices, f"Next: {status.next_step}"]
+    lines += status.notices
     return "\n".join(lines)
 
 
@@ -273,9 +274,9 @@ async def train_gates(
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
     """Register the training tools and the ategnatos://training/{name} resource."""
-    server.add_tool(train_plan, name="train_plan")
-    server.add_tool(train_confirm, name="train_confirm")
-    server.add_tool(train_gates, name="train_gates")
+    add_tool(server, train_plan, name="train_plan", title="Plan a LoRA training", idempotent=True)
+    add_tool(server, train_confirm, name="train_confirm", title="Confirm a training plan (gate 2)", idempotent=True)
+    add_tool(server, train_gates, name="train_gates", title="Where a training run stands", read_only=True)
 
     @guard_resource
     async def training_run(name: str) -> str:

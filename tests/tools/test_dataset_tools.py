@@ -161,7 +161,7 @@ async def test_captions_review_write_and_summary(client: Client, home: Path, gen
     assert first.read_text(encoding="utf-8") == "mystyle, a picture, number 0\n"
 
     summary = await client.call_tool("dataset_captions", {"path": str(folder), "mode": "summary"})
-    stats = summary.structured_content["summary"]["stats"]  # type: ignore[index]
+    stats = summary.structured_content["tag_summary"]["stats"]  # type: ignore[index]
     assert stats["captioned"] == 4 and stats["missing"] == len(list(folder.glob("*.*"))) - 8
 
 
@@ -174,7 +174,7 @@ async def test_caption_review_sends_the_guide_once_then_points_to_it(
     first = await client.call_tool("dataset_captions", {**args, "start": 0})
     guide = first.structured_content["review"]["guide"]  # type: ignore[index]
     assert guide and "style" in guide
-    assert guide in first.content[0].text  # type: ignore[union-attr]
+    assert guide.strip() in first.content[0].text  # type: ignore[union-attr]
 
     later = await client.call_tool("dataset_captions", {**args, "start": 2})
     assert not later.is_error, later.content

@@ -5,6 +5,7 @@ manual use.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -24,7 +25,6 @@ from ategnatos_mcp.art.library import PromptLibrary, entry_from_version
 from ategnatos_mcp.art.models import (
     Adjustment,
     Family,
-    FamilyDatabase,
     FeedbackMap,
     Iteration,
     LibraryAnswer,
@@ -34,7 +34,7 @@ from ategnatos_mcp.art.models import (
 )
 from ategnatos_mcp.art.prompt import build_prompt, parse_terms, rerender
 from ategnatos_mcp.art.taste import choose_family, pick_checkpoint, read_inventory, read_taste, resolve_loras
-from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import LearnedModel, ModelSource, StudioInventory, learn_models
 
@@ -71,9 +71,47 @@ class ArtDirector:
         feedback_map = await anyio.to_thread.run_sync(load_feedback_map)
         return cls(store, clock, FamilyCatalog(database), feedback_map)
 
-    def catalog_json(self) -> str:
-        """The model database as JSON."""
-        return FamilyDatabase(families=self.catalog.families).model_dump_json(indent=2)
+    def families_index(self) -> str:
+        """The model database's index: one short line of facts per family and where its full entry is."""
+        return json.dumps(
+            {
+                "families": [
+                    {
+                        "id": f.id,
+                        "name": f.name,
+                        "aliases": f.aliases,
+                        "prompt_style": f.prompt_style,
+                        "uri": f"ategnatos://art/families/{f.id}",
+                    }
+                    for f in self.catalog.families
+                ]
+            },
+            indent=2,
+        )
+
+    def family_json(self, name: str) -> str:
+        """One family's full entry (by id, name or alias)."""
+        return self.catalog.get(name).model_dump_json(indent=2)
+
+    def feedback_index(self) -> str:
+        """The feedback mapping's index: the intensity words and each rule's phrases."""
+        rules = [
+            {"id": r.id, "phrases": r.phrases, "uri": f"ategnatos://art/feedback/{r.id}"}
+            for r in self.feedback_map.rules
+        ]
+        return json.dumps({"intensity": self.feedback_map.intensity, "rules": rules}, indent=2)
+
+    def feedback_rule_json(self, rule_id: str) -> str:
+        """One feedback rule in full."""
+        for rule in self.feedback_map.rules:
+            if rule.id == rule_id:
+                return rule.model_dump_json(indent=2)
+        raise NotFoundError(
+            f"There is no feedback rule '{rule_id}'.",
+            kind="feedback rule",
+            name=rule_id,
+            hint="Read ategnatos://art/feedback for the list of rules and their ids.",
+        )
 
     # art_prompt ---------------------------------------------------------------------------------
     async def build(

@@ -20,7 +20,7 @@ from ategnatos_mcp.art import (
 )
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import confine
-from ategnatos_mcp.tools._common import app_of, guard, respond
+from ategnatos_mcp.tools._common import app_of, guard, guard_resource, respond
 from ategnatos_mcp.tools._definitions import add_tool
 from ategnatos_mcp.wiring import Wiring
 
@@ -367,20 +367,48 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
     add_tool(server, art_iterations, name="art_iterations", title="Versions of an asset")
     add_tool(server, art_library, name="art_library", title="Prompts that worked", idempotent=True)
 
-    @server.resource(
-        "ategnatos://art/families",
-        name="model-families",
-        description="The model database: prompt style, weights, score/quality tags, negatives, settings, sizes, sources.",
-        mime_type="application/json",
-    )
+    @guard_resource
     async def model_families() -> str:
-        return (await app.art_director()).catalog_json()
+        return (await app.art_director()).families_index()
 
-    @server.resource(
-        "ategnatos://art/feedback",
-        name="feedback-mapping",
-        description="Feedback phrases ('too dark', 'warmer', 'less busy'...) and the prompt changes each makes.",
-        mime_type="application/json",
-    )
+    @guard_resource
+    async def model_family(family: str) -> str:
+        return (await app.art_director()).family_json(family)
+
+    @guard_resource
     async def feedback_mapping() -> str:
-        return (await app.art_director()).feedback_map.model_dump_json(indent=2)
+        return (await app.art_director()).feedback_index()
+
+    @guard_resource
+    async def feedback_rule(rule: str) -> str:
+        return (await app.art_director()).feedback_rule_json(rule)
+
+    for uri, name, description, handler in (
+        (
+            "ategnatos://art/families",
+            "model-families",
+            "Index of the model database: each family's id, name, aliases, prompt style and the URI of its entry.",
+            model_families,
+        ),
+        (
+            "ategnatos://art/families/{family}",
+            "model-family",
+            "One model family (id or alias): prompt style, weights, score/quality tags, negatives, settings, "
+            "sizes, sources.",
+            model_family,
+        ),
+        (
+            "ategnatos://art/feedback",
+            "feedback-mapping",
+            "Index of the feedback mapping: intensity words and each rule's phrases ('too dark', 'warmer', "
+            "'less busy'...) with the URI of the rule.",
+            feedback_mapping,
+        ),
+        (
+            "ategnatos://art/feedback/{rule}",
+            "feedback-rule",
+            "One feedback rule: its phrases and the prompt and setting changes it makes, per prompt style or family.",
+            feedback_rule,
+        ),
+    ):
+        server.resource(uri, name=name, description=description, mime_type="application/json")(handler)

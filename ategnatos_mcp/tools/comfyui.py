@@ -212,5 +212,6 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
         "ategnatos://workflows/{name}",
         name="workflow",
         title="A saved ComfyUI workflow or built-in template (JSON)",
+        description="name is a built-in template or a workflow saved with workflow_manage (which lists them).",
         mime_type="application/json",
     )(workflow_resource)

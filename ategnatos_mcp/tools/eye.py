@@ -167,7 +167,17 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
     async def eye_json() -> str:
         return (await app.store.read(EYE_DOCUMENT, EyeProfile)).model_dump_json(indent=2)
 
-    server.resource("ategnatos://eye", name="eye", title="Taste profile", mime_type="text/markdown")(eye_markdown)
     server.resource(
-        "ategnatos://eye.json", name="eye-json", title="Taste profile (JSON)", mime_type="application/json"
+        "ategnatos://eye",
+        name="eye",
+        title="Taste profile",
+        description="The artist's taste as grimoire/eye.md shows it: preferences by category, AVOID and NEVER, with evidence.",
+        mime_type="text/markdown",
+    )(eye_markdown)
+    server.resource(
+        "ategnatos://eye.json",
+        name="eye-json",
+        title="Taste profile (JSON)",
+        description="The taste profile as data: every entry with id, level, counts, families and evidence.",
+        mime_type="application/json",
     )(eye_json)

@@ -138,9 +138,17 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
     async def studio_json() -> str:
         return (await read_studio(app.store)).model_dump_json(indent=2)
 
-    server.resource("ategnatos://studio", name="studio", title="Studio inventory", mime_type="text/markdown")(
-        studio_markdown
-    )
     server.resource(
-        "ategnatos://studio.json", name="studio-json", title="Studio inventory (JSON)", mime_type="application/json"
+        "ategnatos://studio",
+        name="studio",
+        title="Studio inventory",
+        description="The studio as grimoire/studio.md shows it: checkpoints, LoRAs, workflows and machines.",
+        mime_type="text/markdown",
+    )(studio_markdown)
+    server.resource(
+        "ategnatos://studio.json",
+        name="studio-json",
+        title="Studio inventory (JSON)",
+        description="The studio inventory as data: every model, LoRA and workflow entry with its fields.",
+        mime_type="application/json",
     )(studio_json)

@@ -291,5 +291,6 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
         "ategnatos://training/{name}",
         name="training-run",
         title="A training run: gates and records",
+        description="name is a training run: where its four gates stand, then its records (intent, report, config...).",
         mime_type="text/markdown",
     )(training_run)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, MCPError
 
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
@@ -202,11 +203,36 @@ def test_the_server_starts_without_importing_heavy_libraries() -> None:
     assert out.strip() == "[]"
 
 
-async def test_model_database_and_feedback_mapping_are_readable_resources(client: Client) -> None:
-    families = json.loads((await client.read_resource("ategnatos://art/families")).contents[0].text)
+async def _resource_json(client: Client, uri: str) -> Any:
+    return json.loads((await client.read_resource(uri)).contents[0].text)  # type: ignore[union-attr]
+
+
+async def test_model_database_and_feedback_mapping_are_indexes_with_one_uri_per_entry(client: Client) -> None:
+    families = await _resource_json(client, "ategnatos://art/families")
     assert {f["id"] for f in families["families"]} >= {"sd15", "sdxl", "pony", "illustrious", "flux1", "sd35"}
-    feedback = json.loads((await client.read_resource("ategnatos://art/feedback")).contents[0].text)
-    assert any("too dark" in rule["phrases"] for rule in feedback["rules"])
+    pony = next(f for f in families["families"] if f["id"] == "pony")
+    full = await _resource_json(client, pony["uri"])
+    assert full["id"] == "pony" and full["score_tags"] and full["aliases"] == pony["aliases"]
+    by_alias = await _resource_json(client, f"ategnatos://art/families/{pony['aliases'][0]}")
+    assert by_alias == full
+    feedback = await _resource_json(client, "ategnatos://art/feedback")
+    dark = next(rule for rule in feedback["rules"] if "too dark" in rule["phrases"])
+    rule = await _resource_json(client, dark["uri"])
+    assert rule["id"] == dark["id"] and rule["default"]
+    assert feedback["intensity"]
+    # the indexes stay small; each entry is read on its own
+    for uri in ("ategnatos://art/families", "ategnatos://art/feedback"):
+        assert len((await client.read_resource(uri)).contents[0].text) < 12_000  # type: ignore[union-attr]
+
+
+async def test_an_unknown_family_or_feedback_rule_resource_is_refused_in_plain_words(client: Client) -> None:
+    for uri, said in (
+        ("ategnatos://art/families/nosuch", "model family 'nosuch'"),
+        ("ategnatos://art/feedback/nosuch", "no feedback rule 'nosuch'"),
+    ):
+        with pytest.raises(MCPError) as refused:
+            await client.read_resource(uri)
+        assert said in str(refused.value)
 
 
 async def test_the_asset_spec_sets_the_size_when_no_aspect_is_given(client: Client) -> None:

@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 .PHONY: install serve test lint format typecheck check bench clean
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || { \
+	  echo "Ategnatos needs Python 3.11 or newer, and '$(PYTHON)' is older or not installed." >&2; \
+	  echo "Install Python 3.11+ and run again, or point make at it: make PYTHON=python3.12 test" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

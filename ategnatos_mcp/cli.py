@@ -1,4 +1,4 @@
-"""``ategnatos-mcp``: serve (stdio or streamable HTTP), doctor, install-skills, --version. Logs go to stderr."""
+"""``ategnatos-mcp``: serve (stdio or streamable HTTP), doctor, install-skills, setup, --version. Logs go to stderr."""
 
 from __future__ import annotations
 
@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
     install = commands.add_parser("install-skills", help="copy the skills into a project's .claude/skills/")
     install.add_argument("target", nargs="?", default=".", help="the project folder (default: here)")
     install.add_argument("--force", action="store_true", help="overwrite skill files you changed")
+    setup = commands.add_parser("setup", help="connect a client: the exact configuration, with absolute paths")
+    setup.add_argument("client", choices=["claude-code", "claude-desktop"], help="which client to connect")
+    setup.add_argument("--print", dest="print_only", action="store_true", help="only print what would be set")
+    setup.add_argument("--config", type=Path, help="claude-desktop: the configuration file (default: the usual place)")
     return parser
 
 
@@ -55,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _doctor(settings)
         if args.command == "install-skills":
             return _install_skills(Path(args.target), force=args.force)
+        if args.command == "setup":
+            return _setup(settings, args.client, print_only=args.print_only, config=args.config)
         return _serve(settings, args.http if args.command == "serve" else None)
     except AtegnatosError as exc:
         print(f"ategnatos-mcp: {exc}", file=sys.stderr)
@@ -209,6 +215,48 @@ def _install_skills(target: Path, *, force: bool) -> int:
         f"{len(report.written)} skill files installed, {len(report.unchanged)} already up to date, "
         f"{len(report.skipped_user_changed)} kept because you changed them; in {report.target}"
     )
+    return 0
+
+
+def _setup(settings: Settings, client: str, *, print_only: bool, config: Path | None) -> int:
+    import json
+    import shutil
+    import subprocess
+
+    from ategnatos_mcp import client_setup
+    from ategnatos_mcp.context import utc_now
+
+    entry = {"mcpServers": {client_setup.SERVER_NAME: client_setup.server_entry(settings.home)}}
+    if client == "claude-code":
+        command = client_setup.claude_code_command(settings.home)
+        line = client_setup.shell_line(command)
+        if print_only or shutil.which("claude") is None:
+            if not print_only:
+                print("The `claude` command is not on PATH here; run this where Claude Code is installed:")
+            print(line)
+            print("(or put this in a project's .mcp.json:)")
+            print(json.dumps(entry, indent=2))
+            return 0
+        print(f"Running: {line}")
+        done = subprocess.run(command, check=False)
+        if done.returncode == 0:
+            print("Done: Claude Code starts Ategnatos in every project (user scope). Check with `claude mcp list`.")
+        return done.returncode
+    path = config or client_setup.desktop_config_path()
+    if print_only:
+        print(f"Add this to {path} (keep any other servers in it), then restart Claude Desktop:")
+        print(json.dumps(entry, indent=2))
+        return 0
+    report = client_setup.write_desktop_config(path, settings.home, now=utc_now())
+    if not report.changed:
+        print(f"{path} already starts Ategnatos with these paths; nothing changed.")
+        return 0
+    print(f"{'Updated' if report.replaced_entry else 'Added'} the 'ategnatos' server in {path}.")
+    if report.kept_copy is not None:
+        print(f"The earlier file is kept as {report.kept_copy}.")
+    if report.other_servers:
+        print(f"Other servers kept: {', '.join(report.other_servers)}.")
+    print("Restart Claude Desktop to connect.")
     return 0
 
 

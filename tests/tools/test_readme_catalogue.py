@@ -1,4 +1,4 @@
-"""The README's list of tools, resources and prompts is exactly what the server registers."""
+"""The README's lists of tools, resources, prompts and environment variables are exactly what the server has."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 
 from mcp import Client
+from pydantic import AliasChoices, BaseModel
+
+from ategnatos_mcp.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -27,3 +30,15 @@ async def test_readme_lists_every_resource_and_prompt(client: Client) -> None:
     assert _section("resources") == static | templates
     prompts = {p.name for p in (await client.list_prompts()).prompts}
     assert _section("prompts") == prompts
+
+
+def test_readme_names_every_environment_variable_the_settings_read() -> None:
+    table = README.read_text(encoding="utf-8").split("| variable | meaning |")[1].split("\n\n")[0]
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", table))
+    expected = set()
+    for name, field in Settings.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            continue  # a section: ATEGNATOS_<SECTION>__<KEY>, one row for all
+        alias = field.validation_alias
+        expected |= set(alias.choices) if isinstance(alias, AliasChoices) else {f"ATEGNATOS_{name.upper()}"}  # type: ignore[arg-type]
+    assert expected - named == set(), f"missing from the README's table: {sorted(expected - named)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import typing
 from collections.abc import Callable
 from typing import Annotated, Any, cast
@@ -19,7 +20,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import Tool, ToolAnnotations
 from pydantic import BaseModel, Field, create_model
 
-__all__ = ["add_tool", "lean_tool"]
+__all__ = ["DEFINITIONS_BUDGET", "add_tool", "definition_bytes", "lean_tool"]
+
+# What every tool costs the model on every turn (name + description + input schema, compact JSON), all tools together.
+DEFINITIONS_BUDGET = 40_000
 
 _NULL = {"type": "null"}
 
@@ -109,16 +113,14 @@ def _compact(node: Any) -> Any:
         else:
             out[key] = _compact(value)
     any_of = out.get("anyOf")
-    if (
-        isinstance(any_of, list)
-        and len(any_of) == 2
-        and _NULL in any_of
-        and "default" in out
-        and out["default"] is None
-    ):
-        (other,) = [option for option in cast("list[Any]", any_of) if option != _NULL]
-        del out["anyOf"], out["default"]
-        out = {**other, **out}
+    if isinstance(any_of, list) and _NULL in any_of and "default" in out and out["default"] is None:
+        options = [option for option in cast("list[Any]", any_of) if option != _NULL]
+        del out["default"]
+        if len(options) == 1:
+            del out["anyOf"]
+            out = {**options[0], **out}
+        else:
+            out["anyOf"] = options
     return out
 
 
@@ -141,3 +143,9 @@ def _with_answer_keys(schema: dict[str, Any]) -> dict[str, Any]:
         "properties": {**_ANSWER_SCHEMA, **{k: v for k, v in properties.items() if k not in _ANSWER_SCHEMA}},
         "required": ["summary", "next_step", *required],
     }
+
+
+def definition_bytes(tool: Tool) -> int:
+    """A tool's share of the model's context: its name, description and input schema as compact JSON."""
+    definition = {"name": tool.name, "description": tool.description or "", "inputSchema": tool.input_schema}
+    return len(json.dumps(definition, ensure_ascii=False, separators=(",", ":")).encode())

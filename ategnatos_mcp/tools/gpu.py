@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.types import CallToolResult
@@ -114,7 +114,7 @@ async def gpu_offers(
         disk_gb=disk_gb,
     )
     result = await (await app_of(ctx).gpu_service()).find_offers(query, limit=limit)
-    return respond(result, _offers_summary(result))
+    return respond(result, **_offers_summary(result)._asdict())
 
 
 @guard
@@ -158,7 +158,7 @@ async def gpu_spinup(
     elif rental.ended_at is None:
         app.watch_boot(rental.key)
     result = result.model_copy(update={"instance": InstanceView.of(rental, app.clock()), "watchdog": watchdog})
-    return respond(result, _spinup_summary(result))
+    return respond(result, **_spinup_summary(result)._asdict())
 
 
 @guard
@@ -178,7 +178,7 @@ async def gpu_instances(
         live = {view.key for view in result.instances if view.status == "running"}
         silent = await app.deployer.heartbeat(live)
         result.notes.extend(f"{key} did not answer the heartbeat over SSH." for key in silent)
-    return respond(result, _instances_summary(result))
+    return respond(result, **_instances_summary(result)._asdict())
 
 
 @guard
@@ -206,7 +206,7 @@ async def gpu_teardown(
     result = await service.teardown(
         list(keys), everything=all_instances, stop=mode == "stop", progress=progress_reporter(ctx)
     )
-    return respond(result, _teardown_summary(result))
+    return respond(result, **_teardown_summary(result)._asdict())
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
@@ -228,50 +228,77 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
 
 
 # Summaries -------------------------------------------------------------------------------------------
-def _offers_summary(result: OffersResult) -> str:
+class _Said(NamedTuple):
+    """An answer's words: the summary, what the next call needs written out, and the next step."""
+
+    summary: str
+    details: str = ""
+    next_step: str = ""
+
+
+def _offers_summary(result: OffersResult) -> _Said:
     if not result.offers:
         skipped = f" Not searched: {', '.join(result.not_searched)}." if result.not_searched else ""
-        return (
-            f"No GPU offers fit right now.{skipped} Try a different GPU, more VRAM flexibility, or a higher price cap."
+        return _Said(
+            f"No GPU offers fit right now.{skipped}",
+            next_step="Try a different GPU, more VRAM flexibility, or a higher price cap, then call gpu_offers again.",
         )
-    lines = [f"Cheapest fitting offers for {result.hours:g} h (worst case = the most it can cost):"]
-    lines.extend(
+    best = result.offers[0]
+    summary = (
+        f"{len(result.offers)} offer(s) fit for {result.hours:g} h; the cheapest is {best.gpu_label} on "
+        f"{best.provider}{f' ({best.kind})' if best.kind else ''} at ${best.usd_per_hour:.2f}/h, at most "
+        f"${best.worst_case_usd:.2f} in all (worst case = the most it can cost)."
+    )
+    lines = [
         f"- {offer.gpu_label} ×{offer.gpu_count} ({offer.vram_gb:g} GB) on {offer.provider}"
         + (f", {offer.kind}" if offer.kind else "")
         + f": ${offer.usd_per_hour:.2f}/h, worst case ${offer.worst_case_usd:.2f} — quote {offer.quote_id}"
         + ("" if offer.within_budget else f" (over budget: {offer.budget_note})")
         for offer in result.offers
-    )
+    ]
     if result.why_prices_differ:
         lines.append("Why the same GPU has different prices: " + " ".join(result.why_prices_differ))
     if result.not_searched:
         lines.append(f"Not searched: {', '.join(result.not_searched)}.")
-    lines.append("Ask the user before renting; quotes expire.")
-    return "\n".join(lines)
+    return _Said(
+        summary,
+        "\n".join(lines),
+        "Show the artist these offers with their worst-case cost; only after their yes, call gpu_spinup with the "
+        "chosen offer's quote_id (quotes expire).",
+    )
 
 
-def _spinup_summary(result: SpinupResult) -> str:
+def _spinup_summary(result: SpinupResult) -> _Said:
     inst = result.instance
     if inst.ready:
         state = f"ready, SSH {inst.ssh}"
     elif inst.status == "running":
-        state = "the machine is up but does not answer SSH yet (still setting up); check gpu_instances in a minute"
+        state = "the machine is up but does not answer SSH yet (still setting up)"
     else:
         phase = {"pending": "waiting for a machine", "starting": "the machine is booting"}.get(inst.status, inst.status)
-        state = f"still starting ({phase}); check gpu_instances in a minute"
-    return (
+        state = f"still starting ({phase})"
+    summary = (
         f"Rented {inst.gpu} on {inst.provider} ({inst.key}) at ${inst.usd_per_hour:.2f}/h — {state}. "
-        f"It bills until torn down (gpu_teardown); worst case for the quote was ${result.worst_case_usd:.2f}. "
+        f"It keeps billing until it is torn down; worst case for the quote was ${result.worst_case_usd:.2f}. "
         + result.watchdog
+    )
+    teardown = f"gpu_teardown with keys=['{inst.key}']"
+    if inst.ready:
+        return _Said(summary, next_step=f"Use it (e.g. remote_deploy); when the work is done, call {teardown}.")
+    return _Said(
+        summary, next_step=f"Check gpu_instances in a minute until it shows SSH; to stop paying, call {teardown}."
     )
 
 
-def _instances_summary(result: InstancesResult) -> str:
+def _instances_summary(result: InstancesResult) -> _Said:
     if not result.instances:
-        return "Nothing is running on your GPU accounts." + "".join(f"\n{note}" for note in result.notes)
-    lines = [
-        f"Running cost now: ${result.burn_usd_per_hour:.2f}/h; this month ${result.month_spent_usd:.2f} of ${result.monthly_cap_usd:.2f}."
-    ]
+        return _Said("Nothing is running on your GPU accounts." + "".join(f"\n{note}" for note in result.notes))
+    running = [inst for inst in result.instances if inst.status != "terminated"]
+    summary = (
+        f"{len(result.instances)} instance(s); running cost now ${result.burn_usd_per_hour:.2f}/h; this month "
+        f"${result.month_spent_usd:.2f} of ${result.monthly_cap_usd:.2f}."
+    )
+    lines = []
     for inst in result.instances:
         flag = " ORPHAN (not in records — offer teardown)" if inst.orphan else ""
         late = " over its time limit" if inst.over_time_limit else ""
@@ -279,12 +306,19 @@ def _instances_summary(result: InstancesResult) -> str:
             f"- {inst.key} {inst.gpu} {inst.status}{late}, {inst.age_hours:.1f} h, ${inst.cost_so_far_usd:.2f} so far{flag}"
         )
     lines.extend(result.notes)
-    return "\n".join(lines)
+    orphans = [inst.key for inst in result.instances if inst.orphan]
+    if orphans:
+        step = f"Ask the artist whether to end the orphan(s) nobody recorded: gpu_teardown with keys={orphans}."
+    elif running:
+        step = f"Tear down what is no longer needed: gpu_teardown with keys={[inst.key for inst in running]}."
+    else:
+        step = ""
+    return _Said(summary, "\n".join(lines), step)
 
 
-def _teardown_summary(result: TeardownResult) -> str:
+def _teardown_summary(result: TeardownResult) -> _Said:
     if not result.items:
-        return "There was nothing to tear down: no instances are running or recorded. Nothing was changed."
+        return _Said("There was nothing to tear down: no instances are running or recorded. Nothing was changed.")
     lines = [
         f"{item.key}: {item.outcome}"
         + (f", final ${item.final_usd:.2f}" if item.final_usd is not None else "")
@@ -293,6 +327,4 @@ def _teardown_summary(result: TeardownResult) -> str:
         for item in result.items
     ]
     lines.append(f"Final cost of these: ${result.total_final_usd:.2f}.")
-    if result.next_step:
-        lines.append(f"Next: {result.next_step}")
-    return "\n".join(lines)
+    return _Said("\n".join(lines))  # the result's own next_step (a retry of what is unconfirmed) is the next step

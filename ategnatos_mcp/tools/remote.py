@@ -52,7 +52,8 @@ async def remote_deploy(
         trainer_version=app.trainer_version(target),
     )
     result = await app.deploy(rental, plan, progress_reporter(ctx))
-    return respond(result, _deploy_summary(result))
+    summary, step = _deploy_summary(result)
+    return respond(result, summary, next_step=step)
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:
@@ -67,14 +68,23 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
     )
 
 
-def _deploy_summary(result: DeployResult) -> str:
+def _deploy_summary(result: DeployResult) -> tuple[str, str]:
+    """The summary and the next step of a deploy."""
     done = f"Ran: {', '.join(result.ran)}." if result.ran else "Everything was already set up."
     skipped = f" Already done before: {', '.join(result.skipped)}." if result.skipped else ""
     comfy = f" ComfyUI {result.comfyui}"
     if result.comfyui_url:
         comfy += f", tunnelled to {result.comfyui_url}" + (
-            " and answering." if result.comfyui_answering else " (not answering yet: check comfyui_status in a minute)."
+            " and answering." if result.comfyui_answering else " (not answering yet)."
         )
     trainer = f" Installed {result.trainer}; {result.pytorch}" if result.trainer else ""
-    after = " Next: train_validate_environment on this instance (gate 3)." if result.trainer else ""
-    return f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''}{trainer} {result.watchdog}{after}"
+    summary = f"{result.instance}: {done}{skipped}{comfy if result.comfyui else ''}{trainer} {result.watchdog}".strip()
+    if result.trainer:
+        step = f"Check the instance for the plan (gate 3): train_validate_environment host='{result.instance}'."
+    elif result.comfyui_url and not result.comfyui_answering:
+        step = "Check comfyui_status in a minute; ComfyUI takes a while to start the first time."
+    elif result.comfyui_url:
+        step = "Generate with comfyui_submit (it now runs on this instance); tear it down with gpu_teardown when done."
+    else:
+        step = f"Use the instance (e.g. train_validate_environment with host='{result.instance}'); tear it down with gpu_teardown when done."
+    return summary, step

@@ -24,6 +24,8 @@ from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
+_EYE_NEXT = "The next art_prompt applies it; the artist can read or edit it in grimoire/eye.md."
+
 
 UpdateAction = Literal["add", "confirm", "weaken", "contradict", "remove", "set_level", "accept_edit"]
 
@@ -89,7 +91,7 @@ async def eye_update(
             action=action, changed=True, message=notices[-1], entry=None, total_entries=len(profile.entries)
         )
         accepted.notices = notices[:-1]
-        return respond(accepted, "\n".join(notices))
+        return respond(accepted, "\n".join(notices), next_step=_EYE_NEXT)
     async with app.store.update(EYE_DOCUMENT, EyeProfile) as upd:
         change = apply_change(
             upd.doc,
@@ -116,7 +118,10 @@ async def eye_update(
         total_entries=total,
         notices=notices,
     )
-    return respond(result, "\n".join([change.message, *notices]))
+    step = _EYE_NEXT if change.changed else ""
+    if action == "remove" and change.changed:
+        step = "Nothing more: the entry no longer shapes prompts (its evidence went with it)."
+    return respond(result, "\n".join([change.message, *notices]), next_step=step)
 
 
 @guard
@@ -151,7 +156,11 @@ async def eye_query(
         lines.append("The request overrides these AVOID entries: " + ", ".join(query.avoid_overrides))
     if query.combos:
         lines.append("Known good combos: " + "; ".join(query.combos))
-    return respond(result, "\n".join(lines + notices))
+    if query.never_conflicts:
+        step = "Tell the artist the request asks for something they never want, and ask before going on."
+    else:
+        step = "Build the prompt with art_prompt: it applies these terms itself."
+    return respond(result, "\n".join(lines + notices), next_step=step)
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:

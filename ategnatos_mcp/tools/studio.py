@@ -27,6 +27,10 @@ from ategnatos_mcp.wiring import Wiring
 
 __all__ = ["register"]
 
+_STUDIO_NEXT = (
+    "art_prompt and train_plan use the inventory as it is now; the artist can read or edit grimoire/studio.md."
+)
+
 
 class RegisterResult(BaseModel):
     message: str
@@ -77,7 +81,7 @@ async def studio_register(
         result = RegisterResult(
             message=accepted.message, kind=kind, entry=None, counts=accepted.counts, notices=accepted.notices
         )
-        return respond(result, "\n".join([*accepted.notices, accepted.message]))
+        return respond(result, "\n".join([*accepted.notices, accepted.message]), next_step=_STUDIO_NEXT)
     if kind is None:
         raise InvalidRequestError(
             f"{action} needs the kind of entry.", hint="Pass kind: model (checkpoints, VAEs...), lora or workflow."
@@ -104,7 +108,7 @@ async def studio_register(
         counts=change.counts,
         notices=change.notices,
     )
-    return respond(result, "\n".join([change.message, *change.notices]))
+    return respond(result, "\n".join([change.message, *change.notices]), next_step=_STUDIO_NEXT)
 
 
 @guard
@@ -115,7 +119,20 @@ async def studio_detect(ctx: Context[Wiring]) -> Annotated[CallToolResult, Detec
     env = await app.detect_environment()
     notices = (await record_environment(app.store, env)).notices
     summary = describe_environment(env)
-    return respond(DetectResult(environment=env, findings=summary, notices=notices), "\n".join(summary + notices))
+    result = DetectResult(environment=env, findings=summary, notices=notices)
+    return respond(result, "\n".join(summary + notices), next_step=_after_detection(env))
+
+
+def _after_detection(env: Environment) -> str:
+    """What to do with what detection found: start ComfyUI, or rent a GPU when this machine has none."""
+    unreachable = [server.url for server in env.comfyui if not server.reachable]
+    if unreachable:
+        return f"Start ComfyUI or correct its URL ({', '.join(unreachable)}); comfyui_status says how."
+    if not env.gpus:
+        return (
+            "No GPU here: for training or heavy generation, find one to rent with gpu_offers (after the artist agrees)."
+        )
+    return "Everything needed is here: make art with art_prompt and comfyui_submit, or plan a LoRA with train_plan."
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:

@@ -11,9 +11,9 @@ import json
 import re
 
 import pytest
+from ategnatos_mcp.context import AppContext
 from mcp import Client
 
-from ategnatos_mcp.context import AppContext
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker

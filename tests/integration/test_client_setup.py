@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from ategnatos_mcp.cli import main
 
-pytestmark = [pytest.mark.anyio, pytest.mark.integration]
+pytestmark = pytest.mark.integration
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

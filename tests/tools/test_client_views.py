@@ -19,8 +19,6 @@ from ategnatos_mcp.settings import Settings
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
 
-pytestmark = pytest.mark.anyio
-
 by_view = pytest.mark.parametrize("family", FAMILIES)
 
 

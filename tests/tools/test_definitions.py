@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from mcp import Client
 
 from ategnatos_mcp.tools._definitions import DEFINITIONS_BUDGET, definition_bytes
-
-pytestmark = pytest.mark.anyio
 
 READ_ONLY = {
     "eye_query",

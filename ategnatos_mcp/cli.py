@@ -224,7 +224,7 @@ def _setup(settings: Settings, client: str, *, print_only: bool, config: Path | 
     import subprocess
 
     from ategnatos_mcp import client_setup
-    from ategnatos_mcp.context import utc_now
+    from ategnatos_mcp.wiring import utc_now
 
     entry = {"mcpServers": {client_setup.SERVER_NAME: client_setup.server_entry(settings.home)}}
     if client == "claude-code":

@@ -96,7 +96,7 @@ def write_desktop_config(path: Path, home: Path, *, now: datetime) -> DesktopSet
     if path.exists():
         original = path.read_text(encoding="utf-8")
         try:
-            loaded = json.loads(original) if original.strip() else {}
+            loaded: object = json.loads(original) if original.strip() else {}
         except json.JSONDecodeError as exc:
             raise ConfigError(
                 f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}), so I left it as it is.",

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ategnatos_mcp.dataset.buckets import Bucketing, make_buckets
     from ategnatos_mcp.dataset.captioning import caption_guide
     from ategnatos_mcp.dataset.captions import CaptionRefused, estimate_tokens, normalise_caption
-    from ategnatos_mcp.dataset.dedupe_report import quarantine_summary
+    from ategnatos_mcp.dataset.dedupe_report import picture_labels, quarantine_summary
     from ategnatos_mcp.dataset.models import (
         AuditResult,
         CaptionReview,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         StructureResult,
     )
     from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
-    from ategnatos_mcp.dataset.report import audit_summary, render_report
+    from ategnatos_mcp.dataset.report import audit_next_step, audit_problem_list, audit_summary, render_report
     from ategnatos_mcp.dataset.scan import DatasetScan, FileEntry, dataset_fingerprint, scan_dataset
     from ategnatos_mcp.dataset.service import DatasetService
     from ategnatos_mcp.dataset.structure import Concept, Protected, build_structure, compute_repeats
@@ -51,6 +51,8 @@ _WHERE = {
     "QuarantineResult": "ategnatos_mcp.dataset.models",
     "FileEntry": "ategnatos_mcp.dataset.scan",
     "StructureResult": "ategnatos_mcp.dataset.models",
+    "audit_next_step": "ategnatos_mcp.dataset.report",
+    "audit_problem_list": "ategnatos_mcp.dataset.report",
     "audit_summary": "ategnatos_mcp.dataset.report",
     "build_structure": "ategnatos_mcp.dataset.structure",
     "caption_guide": "ategnatos_mcp.dataset.captioning",
@@ -60,6 +62,7 @@ _WHERE = {
     "make_buckets": "ategnatos_mcp.dataset.buckets",
     "normalise_caption": "ategnatos_mcp.dataset.captions",
     "quarantine_files": "ategnatos_mcp.dataset.quarantine",
+    "picture_labels": "ategnatos_mcp.dataset.dedupe_report",
     "quarantine_summary": "ategnatos_mcp.dataset.dedupe_report",
     "render_report": "ategnatos_mcp.dataset.report",
     "run_audit": "ategnatos_mcp.dataset.audit",
@@ -95,6 +98,8 @@ __all__ = [
     "Protected",
     "QuarantineResult",
     "StructureResult",
+    "audit_next_step",
+    "audit_problem_list",
     "audit_summary",
     "build_structure",
     "caption_guide",
@@ -104,6 +109,7 @@ __all__ = [
     "make_buckets",
     "normalise_caption",
     "quarantine_files",
+    "picture_labels",
     "quarantine_summary",
     "render_report",
     "run_audit",

@@ -76,34 +76,46 @@ def dedupe_answer(
         left_out=left_out,
         quarantine=moved,
     )
-    result.summary = _summary(result, len(clusters), found.look_alikes)
+    result.summary, result.details = _words(result, len(clusters), found.look_alikes)
+    result.next_step = _next_step(result)
     return result
 
 
-def _summary(result: DedupeResult, total: int, look_alikes: list[LookAlike]) -> str:
-    lines = [
+def _words(result: DedupeResult, total: int, look_alikes: list[LookAlike]) -> tuple[str, str]:
+    """The headline (with what was moved), then every group and look-alike pair of this page, written out."""
+    head = [
         f"{result.images_checked} images checked: {result.exact_groups} group(s) of identical files and "
         f"{result.near_groups} group(s) of proven copies ({result.extra_files} extra file(s) in all)."
     ]
+    if look_alikes:
+        head.append(
+            f"{len(look_alikes)} pair(s) look alike but differ in places, so they are not treated as duplicates "
+            "(nothing of them is moved unless named in files)."
+        )
+    head.extend(_left_out(result.left_out))
+    q = result.quarantine
+    if q is not None:
+        head.append(
+            f"Moved {len(q.moved)} file(s) (extra copies and their captions) to quarantine batch {q.batch}."
+            if q.moved
+            else "Nothing needed moving."
+        )
+        head.extend(f"Left in place: {s}" for s in q.skipped)
+    lines: list[str] = []
     for n, g in enumerate(result.groups, start=result.start + 1):
         copies = ", ".join(f"{f.path} ({_MATCH_WORDS[f.match]})" for f in g.files if f.match != "keep")
         seen = f" [picture {g.picture}]" if g.picture else ""
         lines.append(f"{n}. keep {g.keep}: {g.reason}; copies: {copies}{seen}")
     if result.next_start is not None:
         lines.append(f"...and {total - result.next_start} more group(s): call again with start={result.next_start}.")
-    if look_alikes:
-        lines.append(
-            f"{len(look_alikes)} pair(s) look alike but differ in places, so they are not treated as duplicates "
-            "(nothing of them is moved unless named in files):"
-        )
+    if result.look_alikes:
+        lines.append("Look-alike pairs:")
         for pair in result.look_alikes:
             seen = f" [picture {pair.picture}]" if pair.picture else ""
             lines.append(f"- {pair.a} and {pair.b}{' (mirrored)' if pair.mirrored else ''}{seen}")
         if len(look_alikes) > len(result.look_alikes):
             lines.append(f"...and {len(look_alikes) - len(result.look_alikes)} more (a larger detail lists them).")
-    lines.extend(_left_out(result.left_out))
-    lines.append(_next_step(result))
-    return "\n".join(lines)
+    return "\n".join(head), "\n".join(lines)
 
 
 def _left_out(names: list[str]) -> list[str]:
@@ -117,22 +129,15 @@ def _left_out(names: list[str]) -> list[str]:
 
 
 def _next_step(result: DedupeResult) -> str:
-    q = result.quarantine
-    if q is not None:
-        moved = (
-            f"Moved {len(q.moved)} file(s) (extra copies and their captions) to quarantine batch {q.batch}."
-            if q.moved
-            else "Nothing needed moving."
-        )
-        skipped = f" Left in place: {'; '.join(q.skipped)}." if q.skipped else ""
-        return f"{moved}{skipped} Undo: action='undo' (the whole batch) or action='undo' with files=[...]."
+    if result.quarantine is not None:
+        return "Undo: dataset_dedupe action='undo' (the whole batch) or action='undo' with files=[...]."
     if result.extra_files:
         return (
-            "Nothing was moved. Look at the pictures; action='quarantine' then moves the extra copies of every group "
-            "(only proven copies) and their captions aside, and action='undo' puts them back. To set aside other "
-            "files (e.g. one of a look-alike pair), pass them in files with action='quarantine'."
+            "Show the artist the pictures. action='quarantine' then moves the extra copies of every group (only "
+            "proven copies) and their captions aside, and action='undo' puts them back; to set aside other files "
+            "(e.g. one of a look-alike pair), pass them in files with action='quarantine'."
         )
-    return "No duplicates to move."
+    return "No duplicates to move: go on with dataset_captions or dataset_audit."
 
 
 def dedupe_pictures(root: Path, found: Duplicates, result: DedupeResult) -> list[bytes]:
@@ -155,16 +160,30 @@ def dedupe_pictures(root: Path, found: Duplicates, result: DedupeResult) -> list
     return sheets
 
 
-def quarantine_summary(q: QuarantineResult) -> str:
-    """What an undo, or a quarantine of files the artist named, did, in plain words."""
+def picture_labels(result: DedupeResult) -> list[str]:
+    """What each contact sheet shows, in picture order (the text and the JSON name them the same way)."""
+    named: dict[int, str] = {}
+    for n, g in enumerate(result.groups, start=result.start + 1):
+        if g.picture is not None:
+            named[g.picture] = f"group {n}: {', '.join(f.path for f in g.files)} (keep {g.keep})"
+    for pair in result.look_alikes:
+        if pair.picture is not None:
+            named[pair.picture] = f"look-alike pair: {pair.a} and {pair.b}"
+    return [named[k] for k in sorted(named)]
+
+
+def quarantine_summary(q: QuarantineResult) -> tuple[str, str]:
+    """What an undo, or a quarantine of files the artist named, did, in plain words; and what to do next."""
     if q.action == "undo":
         lines = [f"Restored {len(q.moved)} file(s) from quarantine ({q.batch}), byte for byte."]
+        step = "Check the dataset again with dataset_audit."
     else:
         lines = [
             f"Set aside {len(q.moved)} file(s) (with their captions) in quarantine batch {q.batch}: "
             + ", ".join(q.moved[:20])
             + (f" and {len(q.moved) - 20} more" if len(q.moved) > 20 else "")
-            + ". Undo: action='undo' with the same files, or the whole batch."
+            + "."
         ]
+        step = "To bring them back: dataset_dedupe action='undo' with the same files, or the whole batch."
     lines += [f"Left in place: {s}" for s in q.skipped]
-    return "\n".join(lines)
+    return "\n".join(lines), step

@@ -157,8 +157,11 @@ class DedupeResult(BaseModel):
         default_factory=list, description="Linked files pointing outside the project: not read, not compared."
     )
     quarantine: QuarantineResult | None = None
-    # The answer in a few plain sentences; the adapter puts it first in both views (so it is not dumped twice).
+    # The answer's words, which the adapter puts into both views (not dumped again): the headline, the groups
+    # written out (the JSON carries them as ``groups``), and what to do next.
     summary: str = Field(default="", exclude=True)
+    details: str = Field(default="", exclude=True)
+    next_step: str = Field(default="", exclude=True)
 
 
 class AuditResult(BaseModel):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from ategnatos_mcp.dataset.models import AuditResult
 
-__all__ = ["audit_summary", "render_report"]
+__all__ = ["audit_next_step", "audit_problem_list", "audit_summary", "render_report"]
 
 _LAYOUT = {
     "flat": "flat (all images in plain folders)",
@@ -33,6 +33,37 @@ def audit_summary(result: AuditResult) -> str:
     if result.decoded < result.readable:
         lines.append(f"({result.readable - result.decoded} images were unchanged since the last audit.)")
     return "\n".join(lines)
+
+
+def audit_problem_list(result: AuditResult) -> str:
+    """The problem files the audit lists (``detail`` of them), one per line, with "...and N more" when cut."""
+    if not result.problems:
+        return ""
+    lines = ["Problem files:"]
+    lines += [f"- {p.path}: {p.message} ({p.fix})" for p in result.problems]
+    hidden = sum(result.problem_counts.values()) - result.problems_shown
+    if hidden > 0:
+        lines.append(f"...and {hidden} more (a larger `detail` lists them).")
+    return "\n".join(lines)
+
+
+def audit_next_step(result: AuditResult, *, path: str, training_name: str | None) -> str:
+    """The one call that moves this dataset forward, named exactly."""
+    if result.go:
+        if result.layout == "flat":
+            return f"Lay it out for the trainer with dataset_structure path='{path}' (then plan with train_plan)."
+        run = f" and training_name='{training_name}'" if training_name else ""
+        return f"Plan the training with train_plan dataset_path='{path}'{run}."
+    if result.readable < result.images:
+        return (
+            f"Set the unreadable files aside with dataset_audit path='{path}' quarantine_unreadable=true "
+            "(undo with dataset_dedupe action='undo'), or replace them."
+        )
+    if result.captions.missing or result.captions.empty:
+        return f"Caption the images: dataset_captions path='{path}' mode='review' only_missing=true, then mode='write'."
+    if result.duplicate_groups:
+        return f"Look at the duplicates with dataset_dedupe path='{path}' (report first; nothing moves without asking)."
+    return "Fix the reasons above, then run dataset_audit again."
 
 
 def _problems_table(result: AuditResult) -> list[str]:

@@ -21,8 +21,11 @@ from ategnatos_mcp.dataset import (
     DedupeResult,
     Protected,
     StructureResult,
+    audit_next_step,
+    audit_problem_list,
     audit_summary,
     caption_guide,
+    picture_labels,
     quarantine_summary,
     render_report,
 )
@@ -122,7 +125,8 @@ async def dataset_audit(
         )
     if result.report_path:
         summary += f"\nReport: {result.report_path}"
-    return respond(result, summary)
+    step = audit_next_step(result, path=path, training_name=name)
+    return respond(result, summary, details=audit_problem_list(result), next_step=step)
 
 
 @guard
@@ -175,8 +179,8 @@ async def dataset_dedupe(
     if action == "undo" or (action == "quarantine" and files):
         moved = await (service.undo(root, batch, files) if action == "undo" else service.set_aside(root, files or []))
         result = DedupeResult(dataset=str(root), threshold=service.threshold, quarantine=moved)
-        result.summary = quarantine_summary(moved)
-        return respond(result, result.summary)
+        summary, step = quarantine_summary(moved)
+        return respond(result, summary, next_step=step)
     result, pictures = await service.dedupe(
         root,
         threshold=threshold,
@@ -189,8 +193,11 @@ async def dataset_dedupe(
     )
     if not result.complete:
         return respond(result, _still_reading(result.images_read, result.images_checked))
-    images = [ImagePart(data=d, mime_type="image/jpeg") for d in pictures]
-    return respond(result, result.summary, images=images)
+    images = [
+        ImagePart(data=d, mime_type="image/jpeg", label=label)
+        for d, label in zip(pictures, picture_labels(result), strict=True)
+    ]
+    return respond(result, result.summary, details=result.details, next_step=result.next_step, images=images)
 
 
 CAPTION_GUIDE_URI = "ategnatos://dataset/caption-guide"
@@ -259,24 +266,34 @@ async def dataset_captions(
             include_guide=include_guide,
         )
         if not review.items and start >= review.total > 0:
-            text = [f"start={start} is past the last image: the folder has {review.total}. Begin again with start=0."]
+            head = [f"start={start} is past the last image: the folder has {review.total}. Begin again with start=0."]
         elif only_missing:
-            text = [f"{len(review.items)} of the {review.total} image(s) still without a caption."]
+            head = [f"{len(review.items)} of the {review.total} image(s) still without a caption."]
         else:
-            text = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]
-        text += [f"- {i.path}: {i.caption or '(no caption)'}{' — ' + i.note if i.note else ''}" for i in review.items]
-        if review.next_start is not None:
-            text.append(f"Next batch: start={review.next_start}.")
+            head = [f"Images {review.start + 1}-{review.start + len(review.items)} of {review.total}."]
         if review.left_out:
-            text.append(
+            head.append(
                 f"{len(review.left_out)} linked file(s) point outside the project and are not shown: "
                 f"{', '.join(review.left_out[:5])}. Copy them into the dataset folder to caption them."
             )
+        shown = [item for item in review.items if not item.note]  # the pictures, in this order
+        numbers = {item.path: n for n, item in enumerate(shown, 1)}
+        lines = [
+            f"- {i.path}: {i.caption or '(no caption)'}"
+            + (f" [picture {numbers[i.path]}]" if i.path in numbers else "")
+            + (f" — {i.note}" if i.note else "")
+            for i in review.items
+        ]
         if review.guide_note is not None:
             review.guide_note += f" It is also at {CAPTION_GUIDE_URI}."
-        text.append(("\n" + review.guide) if review.guide is not None else str(review.guide_note))
-        images = [ImagePart(data=d, mime_type="image/jpeg") for d in previews]
-        return respond(CaptionsResult(mode="review", review=review), "\n".join(text), images=images)
+        lines.append(("\n" + review.guide) if review.guide is not None else str(review.guide_note))
+        step = "Look at each picture and write its caption: dataset_captions mode='write' with captions=[{path, caption}, ...]"
+        step += f"; then the next batch with start={review.next_start}." if review.next_start is not None else "."
+        images = [
+            ImagePart(data=d, mime_type="image/jpeg", label=item.path) for d, item in zip(previews, shown, strict=False)
+        ]
+        result = CaptionsResult(mode="review", review=review)
+        return respond(result, "\n".join(head), details="\n".join(lines), next_step=step, images=images)
     if mode == "write":
         if not captions:
             raise InvalidRequestError("No captions to write.", hint="Pass captions=[{path, caption}, ...].")
@@ -284,7 +301,12 @@ async def dataset_captions(
         text = [f"Saved {len(written.written)} caption(s); refused {len(written.refused)}."]
         text += [f"- refused {p.path}: {p.message}" for p in written.refused]
         text += [f"- {w}" for w in written.warnings]
-        return respond(CaptionsResult(mode="write", write=written), "\n".join(text))
+        step = (
+            "Correct the refused ones and write them again."
+            if written.refused
+            else "Review the next batch (dataset_captions mode='review'), or check the dataset with dataset_audit."
+        )
+        return respond(CaptionsResult(mode="write", write=written), "\n".join(text), next_step=step)
     summary = await service.summary(root, trigger_word)
     st = summary.stats
     text = [
@@ -295,7 +317,10 @@ async def dataset_captions(
     ]
     if summary.rare_tags:
         text.append("Used once: " + ", ".join(summary.rare_tags[:15]))
-    return respond(CaptionsResult(mode="summary", tag_summary=summary), "\n".join(text))
+    step = "Make rare or inconsistent words consistent by writing those captions again (mode='write')."
+    if st.missing or st.empty:
+        step = "Caption the rest: dataset_captions mode='review' with only_missing=true, then mode='write'."
+    return respond(CaptionsResult(mode="summary", tag_summary=summary), "\n".join(text), next_step=step)
 
 
 @guard
@@ -362,7 +387,11 @@ async def dataset_structure(
     ]
     text.append(f"{result.linked} linked, {result.copied} copied, {result.unchanged} already in place.")
     text += result.notes
-    return respond(result, "\n".join(text))
+    step = (
+        f"Check it with dataset_audit path='{result.output}' (and the run's training_name), then plan with "
+        f"train_plan dataset_path='{result.output}'."
+    )
+    return respond(result, "\n".join(text), next_step=step)
 
 
 def _protected(s: Settings) -> list[Protected]:

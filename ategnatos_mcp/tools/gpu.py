@@ -298,7 +298,7 @@ def _instances_summary(result: InstancesResult) -> _Said:
         f"{len(result.instances)} instance(s); running cost now ${result.burn_usd_per_hour:.2f}/h; this month "
         f"${result.month_spent_usd:.2f} of ${result.monthly_cap_usd:.2f}."
     )
-    lines = []
+    lines: list[str] = []
     for inst in result.instances:
         flag = " ORPHAN (not in records — offer teardown)" if inst.orphan else ""
         late = " over its time limit" if inst.over_time_limit else ""

@@ -168,7 +168,7 @@ async def _dataset_part(client: Client, home: Path, dataset: Path, planted: dict
     moved, batch = dedupe.structured_content["quarantine"]["moved"], dedupe.structured_content["quarantine"]["batch"]
     assert sorted(moved) == planted["copies"]
     assert all((dataset / "quarantine" / batch / m).is_file() and not (dataset / m).exists() for m in moved)
-    assert "Undo: action='undo'" in _text(dedupe)
+    assert "dataset_dedupe action='undo'" in _text(dedupe)
 
     # Claude looks at the paintings in batches and captions what it sees, batch after batch.
     captioned: list[str] = []

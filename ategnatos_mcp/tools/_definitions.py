@@ -4,7 +4,8 @@ Claude Code puts every tool's name, description and input schema into the model'
 ``title`` and the annotations (``readOnlyHint`` tools run in parallel without asking; the others count as writes).
 So definitions are kept lean here, once, instead of hand-trimming thirty signatures: pydantic's per-property
 ``title`` (the field name again) is dropped, an optional argument is published as its type alone (omitting it
-means "not given"; the server still accepts an explicit null), and docstrings lose their indentation.
+means "not given"; the server still accepts an explicit null), an empty default (``""``, ``false``, ``[]``) and
+the generic size guards are not spelt out, and docstrings lose their indentation.
 """
 
 from __future__ import annotations
@@ -105,13 +106,28 @@ def _compact(node: Any) -> Any:
     source = cast("dict[str, Any]", node)
     out: dict[str, Any] = {}
     for key, value in source.items():
-        if key == "properties" and isinstance(value, dict):
+        if key == "$defs" and isinstance(value, dict):
+            # a nested model's own docstring repeats what the argument's description says; unknown keys are refused
+            # by the server anyway
+            out[key] = {
+                name: {k: v for k, v in _compact(schema).items() if k not in ("description", "additionalProperties")}
+                for name, schema in cast("dict[str, Any]", value).items()
+            }
+        elif key == "properties" and isinstance(value, dict):
             # property names are data here, never schema keywords: compact each schema, keep every name
             out[key] = {prop: _compact(schema) for prop, schema in cast("dict[str, Any]", value).items()}
         elif key == "title" and isinstance(value, str):
             continue
         else:
             out[key] = _compact(value)
+    # The generic guards against pasted novels (200-character names, 4,000-character notes, 64 items) stay on the
+    # server, which refuses by name what passes them; a tight limit (e.g. 40 characters) is published.
+    if isinstance(out.get("maxLength"), int) and out["maxLength"] >= 200:
+        del out["maxLength"]
+    if isinstance(out.get("maxItems"), int) and out["maxItems"] >= 64:
+        del out["maxItems"]
+    if "default" in out and (out["default"] is False or out["default"] in ("", [], {})):  # what a client assumes
+        del out["default"]
     any_of = out.get("anyOf")
     if isinstance(any_of, list) and _NULL in any_of and "default" in out and out["default"] is None:
         options = [option for option in cast("list[Any]", any_of) if option != _NULL]

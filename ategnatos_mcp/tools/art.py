@@ -34,8 +34,7 @@ Version = Annotated[int | None, Field(default=None, ge=1, description="Version n
 Changes = Annotated[
     Adjustment | None,
     Field(
-        description="Your own reading of feedback the mapping did not recognise: terms to add/remove/emphasise, "
-        "negatives to add/remove, cfg/steps/guidance deltas, and `why` in one sentence."
+        description="Your reading of feedback the mapping did not know: terms to add/remove/emphasise, negatives, setting deltas, `why`."
     ),
 ]
 
@@ -82,7 +81,7 @@ async def art_prompt(
         str,
         Field(
             max_length=4000,
-            description="build: what the image should show, in the family's style (tags or a sentence).",
+            description="build: what the image shows (tags or a sentence).",
         ),
     ] = "",
     family: Annotated[
@@ -97,7 +96,7 @@ async def art_prompt(
     ] = None,
     aspect_ratio: Annotated[
         str | None,
-        Field(max_length=200, description="build: '16:9', a final size like '1200x630', or square/portrait/landscape."),
+        Field(max_length=200, description="build: '16:9', '1200x630', square, portrait or landscape."),
     ] = None,
     style_terms: Annotated[
         list[str] | None, Field(max_length=64, description="build: extra style terms to include.")
@@ -114,7 +113,7 @@ async def art_prompt(
     ] = None,
     seed: Annotated[int | None, Field(description="build: a fixed seed, if wanted.")] = None,
     safe_for_work: Annotated[
-        bool, Field(description="build: add the family's safe-for-work rating tags (Pony, Illustrious/NoobAI).")
+        bool, Field(description="build: add the family's safe-for-work tags (Pony, Illustrious).")
     ] = True,
     project: Project = None,
     asset: Asset = None,
@@ -125,23 +124,18 @@ async def art_prompt(
     changes: Changes = None,
     positive: Annotated[
         str | None,
-        Field(max_length=8000, description="adjust without a project: the prompt to change (with `family`)."),
+        Field(max_length=8000, description="adjust without a project: the prompt (with `family`)."),
     ] = None,
     negative: Annotated[str, Field(max_length=8000, description="adjust without a project: its negative prompt.")] = "",
 ) -> Annotated[CallToolResult, PromptAnswer]:
     """Build a prompt in the syntax a model family wants, or adjust one from the artist's feedback.
 
-    build: reads the artist's eye (taste profile), the studio's LoRAs and similar library prompts, and returns
-    positive + negative prompt, settings (sampler, steps, CFG, clip skip, size for the aspect ratio) and one
-    sentence per choice (facts about the family come from the model database, with sources). A NEVER word takes
-    only its phrase out of the request, named in `conflicts` (ask the artist); confirmed taste weighs more.
-    A checkpoint or LoRA a reachable ComfyUI lists is learned into the studio with its family guessed (said in
-    `family_choice`). With project + asset the prompt is logged as the next version, and `comfyui_submit` holds
-    complete comfyui_submit arguments (checkpoint, LoRAs, seed, project/asset/version): pass them as they are.
-    adjust: applies feedback ('too dark', 'warmer', 'less busy'...) to a logged version (or to `positive`) as the
-    feedback mapping says; phrases it does not know come back in `unrecognized_feedback` for you to interpret
-    and pass as `changes`. Works without ComfyUI: present the prompt for manual use, or send it to comfyui_submit.
-    """
+    build: uses the eye (taste), the studio's models and LoRAs and similar library prompts; returns the prompt,
+    negative, settings and one sourced sentence per choice. A NEVER word takes only its phrase out of the request
+    (named in `conflicts`: ask the artist). With project + asset it is logged as the next version.
+    `comfyui_submit` holds complete comfyui_submit arguments: pass them as they are.
+    adjust: applies feedback ('too dark', 'warmer', 'less busy'...) to a logged version or to `positive`;
+    phrases it does not know come back in `unrecognized_feedback`: interpret them and pass `changes`."""
     app = app_of(ctx)
     director = await app.art_director()
     if mode == "build":
@@ -219,10 +213,7 @@ async def art_iterations(
     action: Annotated[
         Literal["log", "history", "revert", "approve", "spec"],
         Field(
-            description="log: record seed/outputs/feedback of a version (or a prompt used elsewhere); history: "
-            "list versions (give `version` for one in full); revert: new version identical to `version`, then "
-            "adjusted by `feedback`/`changes` if given; approve: mark final, propose eye updates; spec: set what "
-            "the asset needs."
+            description="log (a version's seed/outputs/feedback), history, revert (`version` again, adjusted by feedback/changes), approve, spec."
         ),
     ],
     project: Project = None,
@@ -253,17 +244,12 @@ async def art_iterations(
         list[str] | None, Field(max_length=64, description="spec: final formats, e.g. ['png', 'webp'].")
     ] = None,
 ) -> Annotated[CallToolResult, IterationsAnswer]:
-    """Keep the history of one asset's attempts under grimoire/projects/{project}/assets/{asset}/.
+    """The history of one asset's versions (grimoire/projects/{project}/assets/{asset}/).
 
-    Every attempt is a version with what it takes to make it again (prompt, negative, checkpoint, LoRAs,
-    settings, seed, template or workflow), its outputs and feedback (iterations.md); comfyui_submit with project
-    and asset logs its jobs itself. 'revert' makes version N again as a new version and returns complete
-    `comfyui_submit` arguments ("version 3 but warmer" = revert with feedback 'warmer'); 'approve' writes approved.md, can file the prompt in the library, and returns
-    suggested taste updates with their evidence: confirming the eye entries that shaped the approved version
-    (not those already confirmed today), taste its feedback points at, its LoRA combination. Propose them to
-    the artist and record them through eye_update, passing the evidence as `note` (this tool never writes
-    the eye).
-    """
+    Each version keeps what it takes to make it again. revert: version N again as a new version, with complete
+    `comfyui_submit` arguments ("version 3 but warmer" = revert with feedback 'warmer'). approve: marks it final,
+    can file it in the library, and proposes taste updates with their evidence: show them to the artist and record
+    the ones they agree to with eye_update (this tool never writes the eye). comfyui_submit logs its own jobs."""
     app = app_of(ctx)
     book = (await app.art_director()).assets
     p, a = _require(project, asset)
@@ -327,11 +313,8 @@ async def art_library(
     version: Version = None,
     overwrite: Annotated[bool, Field(description="save: replace an entry of the same name.")] = False,
 ) -> Annotated[CallToolResult, LibraryAnswer]:
-    """The prompt library (grimoire/library/{family}/{name}.md): prompts that worked, with settings and notes.
-
-    save: from a logged version (project/asset/version) or from `positive`; search: by words and tags, best
-    first; get: one entry in full. art_prompt already consults the library when it builds a prompt.
-    """
+    """The prompt library (grimoire/library/{family}/{name}.md): prompts that worked, with settings and
+    notes. save (from a logged version or `positive`), search (words and tags), get."""
     director = await app_of(ctx).art_director()
     if action == "search":
         answer = await director.library_search(query, tags or [], family)

@@ -38,8 +38,8 @@ async def _answer(ctx: Context[Wiring], view: JobView) -> CallToolResult:
 
 @guard
 async def comfyui_status(ctx: Context[Wiring]) -> Annotated[CallToolResult, StatusView]:
-    """Show each configured ComfyUI server: reachable or not (and how to start it), version, queue, and the
-    models it has (checkpoints, LoRAs, upscalers...), plus this session's unfinished jobs."""
+    """Each configured ComfyUI server: reachable or not (and how to start it), version, queue, models,
+    plus this session's unfinished jobs."""
     view = await (await app_of(ctx).comfyui_service()).status()
     return respond(view, view.describe())
 
@@ -50,9 +50,7 @@ async def comfyui_submit(
     template: Annotated[
         str | None,
         Field(
-            description="Built-in template: txt2img-sdxl, txt2img-flux, txt2img-sd35, img2img-sdxl, img2img-flux, "
-            "controlnet-sdxl, upscale-esrgan, lora-test, batch-variations (workflow_manage action=list describes "
-            "them). The SD1.5/SDXL ones take clip_skip (2 for Pony)."
+            description="Built-in template, e.g. txt2img-sdxl, txt2img-flux, img2img-sdxl, upscale-esrgan (workflow_manage list describes all)."
         ),
     ] = None,
     params: Annotated[
@@ -70,8 +68,7 @@ async def comfyui_submit(
     images: Annotated[
         dict[str, str] | None,
         Field(
-            description="Input pictures to upload: for a template, image parameter -> file path; "
-            "for a workflow, LoadImage node id -> file path. Paths must be inside the project."
+            description="Pictures to upload: template image parameter (or LoadImage node id) -> file path in the project."
         ),
     ] = None,
     wait_seconds: Annotated[
@@ -92,13 +89,12 @@ async def comfyui_submit(
         Field(ge=1, description="The asset version the prompt is (art_prompt fills it in); omitted: a new version."),
     ] = None,
 ) -> Annotated[CallToolResult, JobView]:
-    """Generate with ComfyUI. Checks the workflow against the server first (missing models or nodes are named
-    with the closest existing ones, nothing is queued), routes it to the least busy server that has what it
-    needs, streams progress, and returns the job with downscaled previews of finished pictures (full-size files
-    saved under workspace/outputs with a provenance sidecar; pictures a SaveImageWebsocket node sends over the
-    live connection are saved the same way). If it is still running, call comfyui_job. When ComfyUI's
-    websocket cannot be opened the job still runs, followed by polling (live_progress=false). With project and
-    asset (art_prompt's `comfyui_submit` carries them) the job is logged on the asset's history by itself."""
+    """Generate with ComfyUI (a template or a workflow).
+
+    Checks it against the server first (missing models or nodes are named with close matches; nothing queued),
+    routes it to the least busy server that has what it needs, streams progress, and returns previews of the
+    pictures (full size in workspace/outputs). Still running after wait_seconds: follow it with comfyui_job.
+    With project and asset (art_prompt's `comfyui_submit` carries them) the job is logged on the asset."""
     if bool(project) != bool(asset):
         raise InvalidRequestError(
             "Give both a project and an asset to log this generation, or neither.",
@@ -131,7 +127,7 @@ async def comfyui_job(
     job_id: Annotated[str, Field(description="The job_id comfyui_submit returned.")],
     action: Annotated[
         Literal["status", "wait", "results", "cancel"],
-        Field(description="status (quick look), wait (up to wait_seconds), results (files + previews), cancel."),
+        Field(description="status, wait (up to wait_seconds), results (files + previews) or cancel."),
     ] = "wait",
     wait_seconds: Annotated[float, Field(ge=0, le=300, description="For wait: how long to wait at most.")] = 30.0,
 ) -> Annotated[CallToolResult, JobView]:
@@ -159,8 +155,8 @@ async def workflow_manage(
     ] = None,
     overwrite: Annotated[bool, Field(description="For save: replace an existing workflow of that name.")] = False,
 ) -> Annotated[CallToolResult, WorkflowAnswer]:
-    """Built-in templates and the artist's saved ComfyUI workflows: list, get, save or delete. Saving an editor
-    (UI-format) export converts it to API format using the server's node catalogue, or says why it cannot."""
+    """Built-in templates and the artist's saved ComfyUI workflows: list, get, save, delete. A saved
+    editor (UI) export is converted to API format with the server's node catalogue."""
     answer = await (await app_of(ctx).comfyui_service()).manage_workflow(action, name, workflow, overwrite)
     if action == "list":
         names = [t["name"] for t in answer.templates]

@@ -40,14 +40,11 @@ __all__ = ["register"]
 
 PathArg = Annotated[
     str,
-    Field(
-        description="The dataset folder inside the project (e.g. workspace/datasets/mystyle), or just its name "
-        "when it is in workspace/datasets/ (e.g. mystyle)."
-    ),
+    Field(description="Dataset folder in the project, or its name in workspace/datasets/."),
 ]
 WaitArg = Annotated[
     float | None,
-    Field(ge=0, le=600, description="Longest to wait in seconds (default 50); reading goes on in the background."),
+    Field(ge=0, le=600, description="Wait at most this long (reading goes on in the background)."),
 ]
 
 
@@ -72,9 +69,7 @@ async def dataset_audit(
     path: PathArg,
     training_name: Annotated[
         str | None,
-        Field(
-            description="The LoRA this dataset is for: records gate 1 and writes grimoire/training/<name>/dataset-report.md."
-        ),
+        Field(description="The LoRA it is for: records gate 1 and its dataset report."),
     ] = None,
     resolution: Annotated[
         int, Field(ge=256, le=4096, description="Training resolution (1024 for SDXL/Flux, 512 for SD1.5).")
@@ -83,20 +78,14 @@ async def dataset_audit(
     detail: Annotated[int, Field(ge=0, le=500, description="How many file problems to list (all are counted).")] = 25,
     quarantine_unreadable: Annotated[
         bool,
-        Field(
-            description="Move files that cannot be opened (and their captions) into quarantine/ first; "
-            "dataset_dedupe action='undo' puts them back."
-        ),
+        Field(description="Move unreadable files (and captions) to quarantine first (undo: dataset_dedupe)."),
     ] = False,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, AuditResult]:
     """Check a training dataset (gate 1) and say GO or NO-GO, in plain language.
 
-    Reads every image once (real format, colour mode, size after rotation, animation, damage), counts
-    captions, trigger-word use and duplicates, shows the training buckets, and recommends fixes. Works on
-    flat folders and kohya `{repeats}_{name}` folders. Unchanged files are not decoded again, so a re-audit is
-    quick. Nothing is changed in the dataset unless quarantine_unreadable is set.
-    """
+    Reads every image once (format, colour mode, size, damage), counts captions, trigger words and duplicates,
+    and recommends fixes; flat or kohya `{repeats}_{name}` folders. Changes nothing unless quarantine_unreadable."""
     app = app_of(ctx)
     root = _folder(app, path)
     name = safe_name(training_name, what="LoRA name") if training_name else None
@@ -136,23 +125,20 @@ async def dataset_dedupe(
     action: Annotated[
         Literal["report", "quarantine", "undo"],
         Field(
-            description="report (default, changes nothing: groups with a picture each); quarantine (move the extra "
-            "copies of every group, or exactly the files given, with their captions, into quarantine/); undo (put "
-            "back the files given, else the last quarantine batch, exact bytes)."
+            description="report (changes nothing); quarantine (the extra copies of every group, or exactly `files`, with captions); undo (`files`, else the last batch)."
         ),
     ] = "report",
     files: Annotated[
         list[str] | None,
         Field(
-            description="quarantine: set aside exactly these files (paths in the dataset, e.g. one of a look-alike "
-            "pair, or a picture the artist dropped after a caption review); undo: put back exactly these.",
+            description="quarantine: exactly these files (dataset paths); undo: exactly these.",
             max_length=10_000,
         ),
     ] = None,
     mirror: Annotated[bool, Field(description="Also match mirrored (horizontally flipped) copies.")] = False,
     threshold: Annotated[
         int | None,
-        Field(ge=0, le=32, description="Hash distance for candidates (0-32; default 10). Copies are proven anyway."),
+        Field(ge=0, le=32, description="Hash distance for candidates (0-32); copies are proven anyway."),
     ] = None,
     batch: Annotated[str | None, Field(description="For undo: the quarantine batch id (default: the latest).")] = None,
     start: Annotated[
@@ -160,19 +146,16 @@ async def dataset_dedupe(
     ] = 0,
     detail: Annotated[
         int,
-        Field(ge=1, le=100_000, description="How many groups (and look-alike pairs) to list; 12 come with pictures."),
+        Field(ge=1, le=100_000, description="Groups (and look-alike pairs) to list; 12 get pictures."),
     ] = 12,
     wait_seconds: WaitArg = None,
 ) -> Annotated[CallToolResult, DedupeResult]:
-    """Find duplicate images and prove them: exact copies and re-saved, resized, cropped, colour-shifted or squashed
-    ones (mirrored too with mirror=true). Pictures that only look alike (one artist's series) are never called
-    duplicates: they are listed apart, for the artist to look at.
+    """Find duplicate images and prove them: exact, re-saved, resized, cropped, colour-shifted or
+    squashed copies (mirrored with mirror=true). Pictures that only look alike (one artist's series) are never
+    duplicates: they are listed apart.
 
-    Each group comes with a picture of its files side by side (names under them, the file to keep framed) and says
-    which file to keep and why: the artist's own name over copy names (copy, (1), IMG_...), then the larger, older,
-    less compressed file. Nothing is deleted: quarantine moves only proven copies (or the files named) aside, all or
-    nothing, and undo restores them byte for byte, all at once or file by file.
-    """
+    Each group comes with a picture of its files side by side and the file to keep, with why. Nothing is deleted:
+    quarantine moves only proven copies (or the files named) aside, undo restores them byte for byte."""
     app = app_of(ctx)
     root = _folder(app, path)
     service = await app.dataset_service()
@@ -218,17 +201,13 @@ async def dataset_captions(
     path: PathArg,
     mode: Annotated[
         Literal["review", "write", "summary"],
-        Field(
-            description="review: show the next batch of images with their captions and the captioning guide; "
-            "write: save captions; summary: tag frequency and outliers."
-        ),
+        Field(description="review (pictures + captions), write (save captions) or summary (tag counts)."),
     ] = "review",
     start: Annotated[
         int,
         Field(
             ge=0,
-            description="Review: where to begin in the folder's image list (use next_start from the last batch; "
-            "captions written in between do not shift it).",
+            description="Review: where to begin (next_start of the last batch).",
         ),
     ] = 0,
     count: Annotated[int, Field(ge=1, le=8, description="Review: images per batch (at most 8).")] = 8,
@@ -239,19 +218,11 @@ async def dataset_captions(
     ] = None,
     include_guide: Annotated[
         bool,
-        Field(
-            description="Review: send the captioning guide with this batch too (it always comes with start=0; "
-            f"later batches only point to it). The guide is also at {CAPTION_GUIDE_URI}."
-        ),
+        Field(description="Review: send the captioning guide again (it comes with start=0)."),
     ] = False,
 ) -> Annotated[CallToolResult, CaptionsResult]:
-    """Caption training images with your own eyes: review shows the pictures, write saves your captions.
-
-    Review returns small previews as images plus the current captions; the first batch (start=0) also brings
-    a style-aware guide: describe the content AND the style (medium, palette, light, composition). Write saves
-    each caption safely next to its image as one clean line, trigger word first; captions that would break the
-    file are refused.
-    """
+    """Caption training images with your own eyes: review shows the pictures and their captions (the
+    first batch brings a style-aware guide), write saves one clean caption line per image, summary counts tags."""
     app = app_of(ctx)
     root = _folder(app, path)
     service = await app.dataset_service()
@@ -334,7 +305,7 @@ async def dataset_structure(
     repeats: Annotated[int | None, Field(ge=1, le=1000, description="Repeats; leave empty to compute them.")] = None,
     preset: Annotated[
         Literal["quick", "standard", "thorough"] | None,
-        Field(description="The train_plan preset these images are for: its repeats are used (default standard)."),
+        Field(description="train_plan preset whose repeats to use (default standard)."),
     ] = None,
     family: Annotated[
         str | None, Field(description="Model family the LoRA is for (FLUX.1 and SD3.5 use fewer repeats).")
@@ -346,19 +317,13 @@ async def dataset_structure(
     extra_concepts: Annotated[
         list[ConceptSpec] | None,
         Field(
-            description="More folders, e.g. regularisation images: {path, name, repeats}. Name regularisation images "
-            "'reg' (or 'regularisation', 'regularization', 'class'): train_plan then writes them as regularisation "
-            "data, not as your own images."
+            description="More folders as {path, name, repeats}; name regularisation images 'reg' so train_plan treats them as such."
         ),
     ] = None,
 ) -> Annotated[CallToolResult, StructureResult]:
-    """Lay flat image folders out as kohya `{repeats}_{name}` folders (images + captions).
-
-    Repeats default to what train_plan's preset uses (about 200/300/400 image views per epoch for
-    quick/standard/thorough, 100 for FLUX.1 and SD3.5), so the plan keeps them; with target_steps/epochs they are
-    ceil(target_steps / (images x epochs)). Files are hard-linked (no extra disk) or copied; the source is never
-    changed, and running it again changes nothing.
-    """
+    """Lay flat image folders out as kohya `{repeats}_{name}` folders (images + captions), hard-linked
+    or copied; the source is never changed and a rerun changes nothing. Repeats follow train_plan's preset unless
+    target_steps/epochs are given."""
     app = app_of(ctx)
     source = _folder(app, path)
     out_raw = output or str(source.parent / f"{source.name}-kohya")

@@ -25,36 +25,25 @@ async def train_evaluate(
     name: NameArg,
     action: Annotated[
         Literal["sheet", "keep"],
-        Field(
-            description="sheet: draw the saves side by side in ComfyUI as one contact sheet. keep: bring the save "
-            "the artist picked home (workspace/loras) and register it in the studio for art_prompt."
-        ),
+        Field(description="sheet (draw the contact sheet) or keep (bring the picked save home and register it)."),
     ] = "sheet",
     epochs: Annotated[
         list[int] | None,
-        Field(
-            description="sheet: which saves to compare, by epoch (the final save is the last epoch); default: the "
-            "last three."
-        ),
+        Field(description="sheet: saves to compare, by epoch (default: the last three)."),
     ] = None,
     weights: Annotated[
         list[float] | None,
-        Field(
-            description="sheet: LoRA weights to compare, 0-2 (0 = the base model without the LoRA); default 0, 0.7, 1.0."
-        ),
+        Field(description="sheet: weights 0-2 (0 = base model alone; default 0, 0.7, 1.0)."),
     ] = None,
     prompts: Annotated[
         list[str] | None, Field(description="sheet: 1-3 test prompts (default: the plan's first sample prompt).")
     ] = None,
     checkpoint: Annotated[
         str | None,
-        Field(
-            description="sheet: the base model to draw with, as ComfyUI lists it (default: the run's own base model; "
-            "refused, never replaced, when ComfyUI does not have it)."
-        ),
+        Field(description="sheet: base model as ComfyUI lists it (default: the run's own; never replaced)."),
     ] = None,
     reference_image: Annotated[
-        str | None, Field(description="sheet: one of the artist's own images to show beside the grid (a file path).")
+        str | None, Field(description="sheet: an image of the artist's to show beside the grid.")
     ] = None,
     seed: Annotated[
         int | None, Field(ge=0, description="sheet: the seed of every picture (default: the plan's).")
@@ -63,29 +52,22 @@ async def train_evaluate(
     weight: Annotated[
         float | None, Field(gt=0, le=2, description="keep: the weight the artist picked (becomes its default).")
     ] = None,
-    verdict: Annotated[
-        str, Field(max_length=500, description="keep: why this one, in the artist's words (kept with it).")
-    ] = "",
+    verdict: Annotated[str, Field(max_length=500, description="keep: why this one, in the artist's words.")] = "",
     wait_seconds: Annotated[
         float,
         Field(
             ge=0,
             le=240,
-            description="How long to wait for the work before answering with how far it got (it goes on; call again "
-            "with the same arguments to follow it).",
+            description="Wait this long, then answer with how far it got (it goes on).",
         ),
     ] = 45.0,
 ) -> Annotated[CallToolResult, EvalAnswer]:
-    """Compare a finished (or running) run's saves, and keep the best one.
+    """Compare a run's saves and keep the best one.
 
-    action='sheet' (default): puts the last saves where ComfyUI finds them (a local ComfyUI's models/loras, or the
-    rented instance's ComfyUI), draws each save at each weight with the run's own base model, one prompt and one
-    seed, and returns ONE labelled contact sheet (rows = saves, columns = weights; weight 0 is the base model
-    alone) as an image, saved under workspace/. Look at it with the artist and pick a row and a column.
-
-    action='keep' with epoch and weight: copies that save home into workspace/loras/ (verified) and registers it
-    in the studio with its trigger word, that weight and where it came from; art_prompt then offers it.
-    """
+    sheet (default): puts the saves where ComfyUI finds them and draws ONE labelled contact sheet (rows = saves,
+    columns = weights; 0 = the base model alone) with the run's base model, one prompt and seed.
+    keep (epoch, weight): copies that save to workspace/loras/ (verified) and registers it in the studio for
+    art_prompt, with its trigger word, weight and provenance."""
     app = app_of(ctx)
     report = progress_reporter(ctx)
     evaluations = await app.training_evaluations()

@@ -35,18 +35,18 @@ _MIME = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp", "avif":
 async def asset_export(
     ctx: Context[Any, Wiring],
     source: Annotated[
-        str | None, Field(description="The image to export (a path inside the project); or give project and asset.")
+        str | None, Field(description="The image (a path in the project); or give project and asset.")
     ] = None,
     project: Annotated[
         str | None, Field(max_length=200, description="With `asset`: export that asset's approved picture.")
     ] = None,
     asset: Annotated[str | None, Field(max_length=200, description="The asset inside `project`.")] = None,
-    version: Annotated[
-        int | None, Field(ge=1, description="With project and asset: export this version instead of the approved one.")
-    ] = None,
+    version: Annotated[int | None, Field(ge=1, description="Export this version instead of the approved one.")] = None,
     spec: Annotated[
         str | None,
-        Field(description="A named spec: og-image, social-square, hero, avatar, favicon, app-icon, print-a4, ..."),
+        Field(
+            description="A named spec, e.g. og-image, youtube-banner, x-header, favicon (see ategnatos://export/specs)."
+        ),
     ] = None,
     width: Annotated[
         int | None, Field(gt=0, le=16384, description="Custom width in pixels (instead of a spec).")
@@ -55,41 +55,33 @@ async def asset_export(
     format: Annotated[ImageFormat | None, Field(description="png, jpeg, webp or avif; default: the spec's.")] = None,
     crop: Annotated[
         CropMode | None,
-        Field(
-            description="fill = cover the exact size and crop the overflow; pad = whole image plus bars; fit = whole image, may be smaller."
-        ),
+        Field(description="fill (crop to the exact size), pad (bars) or fit (may be smaller)."),
     ] = None,
     anchor: Annotated[
-        Anchor, Field(description="For fill: crop around the centre, or around the most detailed area (attention).")
+        Anchor, Field(description="For fill: around the centre or the most detailed area (attention).")
     ] = "centre",
     max_bytes: Annotated[
-        int | None, Field(ge=1024, description="Largest file size allowed per file; quality is lowered to fit.")
+        int | None, Field(ge=1024, description="Largest file size; quality is lowered to fit.")
     ] = None,
     quality: Annotated[int | None, Field(ge=1, le=100, description="Starting quality for jpeg/webp/avif.")] = None,
     keep_metadata: Annotated[
-        bool, Field(description="Keep EXIF and embedded generation parameters (default: strip them for publishing).")
+        bool, Field(description="Keep EXIF and generation parameters (stripped by default).")
     ] = False,
     background: Annotated[
-        str, Field(description="Colour for pad bars and for flattening transparency into JPEG; or 'transparent'.")
+        str, Field(description="Colour for pad bars and JPEG transparency, or 'transparent'.")
     ] = "#ffffff",
     dpi: Annotated[int | None, Field(gt=0, le=2400, description="Dots per inch written into the file.")] = None,
     name: Annotated[str | None, Field(description="Base file name; default: the source file's name.")] = None,
     upscale: Annotated[
         Literal["auto", "lanczos"],
-        Field(
-            description="When the source is too small: auto = an upscale model on a reachable ComfyUI, "
-            "falling back to Lanczos; lanczos = never use ComfyUI."
-        ),
+        Field(description="Too small a source: auto (a ComfyUI upscale model, else Lanczos) or lanczos."),
     ] = "auto",
 ) -> Annotated[CallToolResult, ExportResult]:
-    """Export an approved image at exact sizes and formats into workspace/exports (never overwriting).
+    """Export an image at exact sizes and formats into workspace/exports (never overwriting).
 
-    Give the file as `source`, or `project` + `asset` for the asset's approved picture (`version` for another).
-    Use a named spec for common needs (banner, header and thumbnail sizes for YouTube, X, LinkedIn, Discord,
-    Twitch, Etsy, Patreon...; favicon writes the whole icon set plus favicon.ico) or a custom width/height;
-    with neither, an asset's own final size (art_iterations spec) is used. Colours are converted to sRGB;
-    metadata is stripped unless keep_metadata is true.
-    """
+    Give `source`, or `project` + `asset` for its approved picture (`version` for another). Use a named spec
+    (banners, headers, thumbnails, favicon set, ...) or width/height; with neither, the asset's own size.
+    Colours become sRGB; metadata is stripped unless keep_metadata."""
     app = app_of(ctx)
     settings = app.settings
     notes: list[str] = []
@@ -152,12 +144,10 @@ def _spec_line(name: str) -> str:
 async def image_info(
     path: Annotated[str, Field(description="The image to inspect (a path inside the project).")],
     ctx: Context[Any, Wiring],
-    include_raw: Annotated[
-        bool, Field(description="Also return the embedded generation text itself (long; only when needed).")
-    ] = False,
+    include_raw: Annotated[bool, Field(description="Also return the embedded generation text (long).")] = False,
 ) -> Annotated[CallToolResult, ImageInfo]:
-    """Read an image's size, format, colour mode and profile, EXIF, and the generation parameters embedded
-    by ComfyUI (prompt/workflow) or A1111 (parameters), so a result can be reproduced or reported."""
+    """An image's size, format, colour mode and profile, EXIF, and the generation parameters ComfyUI or
+    A1111 embedded, so a result can be reproduced or reported."""
     settings = app_of(ctx).settings
     resolved = confine(path, home=settings.home, roots=settings.roots, kind="file")
     info = await inspect_image(resolved, include_raw=include_raw)

@@ -54,10 +54,7 @@ async def eye_update(
     action: Annotated[
         UpdateAction,
         Field(
-            description="add a preference; confirm it again (counts once per day); weaken it; contradict it "
-            "(when feedback goes against it); remove it (only when the artist asks); set_level (prefer/avoid/never); "
-            "accept_edit: apply a hand edit of eye.md that was held back for removing most entries at once (only "
-            "when the artist confirms they meant it)."
+            description="add, confirm (once a day), weaken, contradict, remove (only when asked), set_level, accept_edit (a held-back hand edit)."
         ),
     ],
     text: Annotated[
@@ -69,7 +66,7 @@ async def eye_update(
     ] = None,
     level: Annotated[
         Literal["prefer", "avoid", "never"] | None,
-        Field(description="prefer (default), avoid (default negative, can be overridden), never (always excluded)."),
+        Field(description="prefer (default), avoid (a default negative) or never (always excluded)."),
     ] = None,
     terms: Annotated[
         list[str] | None, Field(description="Prompt words for this entry, e.g. ['earth tones', 'amber']. Optional.")
@@ -79,11 +76,10 @@ async def eye_update(
     ] = None,
     note: Annotated[str, Field(description="The evidence: what the artist said or approved, in their words.")] = "",
 ) -> Annotated[CallToolResult, EyeUpdateResult]:
-    """Record the artist's taste. The only tool that writes the taste profile (grimoire/eye.md).
+    """Record the artist's taste: the only tool that writes the taste profile (grimoire/eye.md).
 
-    Use it when the artist states or shows a preference, approves or rejects a result for a reason that will
-    hold again, or asks to forget something. Every entry keeps its evidence and can be removed.
-    """
+    Use it when the artist states or shows a preference that will hold again, or asks to forget something. Every
+    entry keeps its evidence and can be removed."""
     app = app_of(ctx)
     if action == "accept_edit":
         profile, notices = await app.store.accept_held_edit(EYE_DOCUMENT, EyeProfile)
@@ -134,11 +130,10 @@ async def eye_query(
     ] = None,
     detail: Annotated[bool, Field(description="Also return every entry with its evidence.")] = False,
 ) -> Annotated[CallToolResult, EyeQueryResult]:
-    """Read the taste profile for a piece of work: prompt terms to add, negative terms, and conflicts.
+    """The taste profile for one piece of work: prompt terms, negative terms, conflicts.
 
-    NEVER entries always land in the negative, and are flagged when the request asks for them (tell the artist).
-    AVOID entries are default negatives, dropped when the request explicitly asks for them.
-    """
+    NEVER entries always go in the negative and are flagged when the request asks for them (tell the artist);
+    AVOID entries are default negatives, dropped when the request explicitly asks for them."""
     app = app_of(ctx)
     profile, notices = await app.store.read_with_notices(EYE_DOCUMENT, EyeProfile)
     query = query_profile(profile, family=family, subject=subject, request=request)

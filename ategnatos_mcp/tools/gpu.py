@@ -90,7 +90,7 @@ async def gpu_offers(
     hours: Annotated[
         float,
         Field(
-            description="How long the user plans to rent (0.01 to 8760); the quote's worst case covers it.",
+            description="Hours the artist plans to rent (0.01-8760); the worst case covers them.",
             ge=MIN_HOURS,
             le=MAX_HOURS,
         ),
@@ -98,11 +98,8 @@ async def gpu_offers(
     disk_gb: Annotated[int, Field(description="Disk for models and outputs (GB).", ge=10, le=2000)] = 60,
     limit: Annotated[int, Field(description="How many offers to return.", ge=1, le=20)] = 6,
 ) -> Annotated[CallToolResult, OffersResult]:
-    """Find the cheapest GPU offers that fit, across the providers whose API keys are set (and this computer).
-
-    Each offer carries a quote id and the worst-case cost for the requested hours. Show the user the price and the
-    worst case; renting needs gpu_spinup with that quote id and the user's explicit yes. Quotes expire.
-    """
+    """The cheapest fitting GPU offers across the clouds whose keys are set (and this computer), each with a
+    quote id and the worst-case cost for the hours. Renting needs gpu_spinup and the artist's explicit yes."""
     query = OfferQuery(
         gpu=gpu or None,
         min_vram_gb=min_vram_gb,
@@ -123,9 +120,7 @@ async def gpu_spinup(
     quote_id: Annotated[str, Field(description="The quote id from gpu_offers the user agreed to.")],
     confirm: Annotated[
         bool,
-        Field(
-            description="Only for clients without a confirmation dialog: true ONLY after the user said yes to this quote's price."
-        ),
+        Field(description="Clients without a dialog: true ONLY after the artist said yes to this price."),
     ] = False,
     name: Annotated[
         str, Field(description="A short label for the instance, e.g. 'lora-training'.", max_length=40)
@@ -134,20 +129,14 @@ async def gpu_spinup(
     image: Annotated[
         str,
         Field(
-            description="RunPod and Vast.ai only: the container image to start, as name[:tag], e.g. "
-            "'runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04' (the default when empty). It needs "
-            "Python 3 and git; on RunPod it must also start SSH from the PUBLIC_KEY variable (runpod/* images do, "
-            "most others don't: the rental then never becomes ready and is ended at the boot timeout). A CUDA "
-            "version in its tag is required of the host.",
+            description="RunPod/Vast only: container image name[:tag] (default: a runpod/pytorch CUDA image); it must run Python 3, git and (RunPod) SSH from PUBLIC_KEY.",
             max_length=255,
         ),
     ] = "",
     answer: Annotated[ElicitationResult[RentalConfirmation], Resolve(_ask_to_rent)] = None,  # type: ignore[assignment]
 ) -> Annotated[CallToolResult, SpinupResult]:
-    """Rent the GPU of a quote. The user confirms in the client's dialog where it has one; otherwise this needs
-    the quote id plus confirm=true given after the user's explicit yes. Expired quotes, price rises and budget caps
-    refuse. Waits until SSH answers (or returns while it is still starting; gpu_instances shows progress).
-    """
+    """Rent the GPU of a quote after the artist's yes: the client's dialog where it has one, else the quote id
+    plus confirm=true. Expired quotes, price rises and budget caps refuse. Waits for SSH (gpu_instances follows)."""
     app = app_of(ctx)
     service = await app.gpu_service()
     result = await service.spinup(quote_id, _consent(ctx, answer, confirm), label=name, image=image or None)
@@ -167,11 +156,8 @@ async def gpu_instances(
     include_ended: Annotated[bool, Field(description="Also list instances already torn down.")] = False,
     balances: Annotated[bool, Field(description="Also read each provider's remaining credit.")] = False,
 ) -> Annotated[CallToolResult, InstancesResult]:
-    """Everything you are paying for right now: every instance with status, age, cost so far and SSH endpoint.
-
-    Checks each provider's own list first, so instances the records forgot (orphans) are shown too and offered
-    for teardown. Suggest gpu_teardown when GPU work is done.
-    """
+    """Everything being paid for: every instance with status, age, cost so far and SSH, checked against
+    the providers' own lists, so forgotten instances (orphans) show up too."""
     app = app_of(ctx)
     result = await (await app.gpu_service()).instances(include_ended=include_ended, balances=balances)
     if app.deployer is not None:  # only instances we already hold a session to: no new connections here
@@ -191,17 +177,12 @@ async def gpu_teardown(
     all_instances: Annotated[bool, Field(description="Tear down every instance (including orphans).")] = False,
     mode: Annotated[
         Literal["terminate", "stop"],
-        Field(
-            description="terminate (default) ends all billing and deletes the disk; stop keeps the disk, which keeps billing."
-        ),
+        Field(description="terminate (ends all billing) or stop (the disk keeps billing)."),
     ] = "terminate",
 ) -> Annotated[CallToolResult, TeardownResult]:
-    """Terminate (or stop) instances and record their final cost. Terminate is retried until the provider confirms,
-    for at most [gpu] teardown_seconds per provider (progress is reported meanwhile); what is not confirmed by then
-    is listed with the exact call to retry it.
-
-    Stop releases the GPU but the disk keeps billing (RunPod volume, Vast storage); Lambda cannot stop.
-    """
+    """Terminate (or stop) instances and record their final cost; retried until the provider confirms,
+    within a time limit per provider; what is unconfirmed is named with the call to retry. Stop keeps the disk,
+    which keeps billing; Lambda cannot stop."""
     service = await app_of(ctx).gpu_service()
     result = await service.teardown(
         list(keys), everything=all_instances, stop=mode == "stop", progress=progress_reporter(ctx)

@@ -22,22 +22,15 @@ async def remote_deploy(
     instance: Annotated[str, Field(description="Instance key from gpu_instances, e.g. 'runpod:abc123'.")],
     target: Annotated[
         DeployTarget,
-        Field(
-            description="comfyui (install, start, connect); a trainer: kohya (sd-scripts), simpletuner or ai-toolkit "
-            "(at the version Ategnatos knows, with PyTorch matched to the GPU's driver); or watchdog (only the safety "
-            "stop)."
-        ),
+        Field(description="comfyui; a trainer (kohya, simpletuner, ai-toolkit); or watchdog only."),
     ] = "comfyui",
     connect_comfyui: Annotated[
-        bool, Field(description="For comfyui: reach it from here through an SSH tunnel and add it to the ComfyUI pool.")
+        bool, Field(description="For comfyui: reach it through an SSH tunnel and add it to the pool.")
     ] = True,
 ) -> Annotated[CallToolResult, DeployResult]:
-    """Set up a rented instance: ComfyUI or a training backend, plus a watchdog that stops the instance when it
-    sits idle or passes its rental hours. Safe to rerun: finished steps are skipped (e.g. after a dropped
-    connection). ComfyUI stays private on the instance and is reached through an SSH tunnel. A trainer is
-    installed at the commit Ategnatos' option catalogue was read from, with the PyTorch build that fits the
-    instance's NVIDIA driver and GPU; then run train_validate_environment (gate 3) on the instance.
-    """
+    """Set up a rented instance: ComfyUI (reached through an SSH tunnel) or a trainer (kohya, SimpleTuner,
+    ai-toolkit at the version Ategnatos knows, PyTorch matched to the driver), plus a watchdog that stops it when
+    idle or past its hours. Safe to rerun: finished steps are skipped."""
     app = app_of(ctx)
     rental = await (await app.gpu_service()).refreshed(instance)
     caps = app.settings.gpu

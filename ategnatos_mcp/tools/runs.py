@@ -25,9 +25,7 @@ __all__ = ["register"]
 
 HostArg = Annotated[
     str,
-    Field(
-        description="Where to train: 'local' (this machine), a GPU instance name from gpu_instances, or user@host:port."
-    ),
+    Field(description="'local', an instance from gpu_instances, or user@host:port."),
 ]
 NameArg = Annotated[str, Field(description="The training run (the name used with train_plan).")]
 
@@ -39,7 +37,7 @@ async def train_validate_environment(
     host: HostArg = "local",
     backend_dir: Annotated[
         str | None,
-        Field(description="Folder of the trainer's checkout on that host (default ~/sd-scripts or ~/ai-toolkit)."),
+        Field(description="The trainer's folder on that host (default ~/sd-scripts, ~/ai-toolkit)."),
     ] = None,
     upload_dataset: Annotated[
         bool, Field(description="Send the dataset to the SSH host first (only new or changed files travel).")
@@ -49,21 +47,14 @@ async def train_validate_environment(
         Field(
             ge=0,
             le=240,
-            description="How long to wait for a dataset upload before answering with its progress (it goes on "
-            "in the background).",
+            description="Wait this long for an upload before answering (it goes on).",
         ),
     ] = 45.0,
 ) -> Annotated[CallToolResult, EnvironmentCheck]:
-    """Gate 3: check the training host for the confirmed plan and record the result.
+    """Gate 3: check the training host for the confirmed plan (Python, PyTorch and CUDA
+    against the driver, GPU memory, disk, trainer, dataset) and record it; every problem comes with its fix.
 
-    Checks Python, PyTorch with CUDA, the GPU and its free memory against the plan's estimate, free disk,
-    that the trainer is installed, and that the dataset is on the host. Every problem comes back in plain words
-    with what to do. Needs gate 2 (train_confirm). Then run train_dry_run on the same host.
-
-    With upload_dataset=true a long upload goes on in the background after wait_seconds: the answer gives the
-    progress so far, and a repeat call (or train_gates) shows it; the check runs by itself once the files are
-    there. Nothing is sent twice.
-    """
+    upload_dataset=true sends the dataset first; a long upload goes on in the background (a repeat call shows it)."""
     runs = await app_of(ctx).training_runs()
     check = await runs.validate_environment(
         name,
@@ -103,11 +94,8 @@ async def train_dry_run(
     ] = 45.0,
     steps: Annotated[int, Field(description="Training steps of the dry run: 2 to 5 (default 3), then one save.")] = 3,
 ) -> Annotated[CallToolResult, DryRunResult]:
-    """Gate 4: run the dry-run variant of the confirmed config (3 steps by default, 2-5 accepted, one save) on the host.
-
-    Passes when the trainer reaches its steps and writes its one save with no error in the log. If it is
-    still running after wait_seconds, call again (it re-attaches, never starts twice). Needs gate 3 on that host.
-    """
+    """Gate 4: a short run (3 steps by default, one save) of the confirmed config on the host; it passes
+    when the trainer reaches its steps and saves with no error. Still running: call again (never starts twice)."""
     runs = await app_of(ctx).training_runs()
     result = await runs.dry_run(name, host, wait_seconds=wait_seconds, report=progress_reporter(ctx), steps=steps)
     status = result.status
@@ -133,40 +121,26 @@ async def launch_training(
     resume: Annotated[
         bool,
         Field(
-            description="Continue this run after it was stopped or failed, on the same host, from its last saved "
-            "state (the same run: its saves are kept; refused when nothing was saved)."
+            description="Continue this stopped or failed run from its last saved state (same host; its saves are kept)."
         ),
     ] = False,
     fresh: Annotated[
         bool,
         Field(
-            description="Only for a first launch whose output folder already holds files no recorded run of this "
-            "name made: they are moved, never deleted, into a dated folder the answer names, and training starts "
-            "at step 0."
+            description="First launch only: move files already in the output folder aside (never deleted) and start at step 0."
         ),
     ] = False,
     action: Annotated[
         Literal["start", "stop"],
-        Field(
-            description="'stop' ends the run that is going (the trainer and its supervisor; its saves are kept and "
-            "it can be resumed); 'start' (default) starts or resumes it."
-        ),
+        Field(description="start (default) or stop (saves kept; resumable)."),
     ] = "start",
 ) -> Annotated[CallToolResult, LaunchResult]:
-    """Start the real training run, detached under the supervisor (it survives a dropped connection); or stop it
-    (action='stop', the only way to stop a run: training_status only reads).
+    """Start the real training run, detached under a supervisor that survives dropped connections, only
+    when all four gates passed; or stop it (action='stop').
 
-    A run starts once: a finished run is refused (evaluate it, or plan a new version with train_plan and the
-    same name); a stopped or failed one only resumes. With resume=true it continues from the step its last saved
-    state holds (kohya via --resume of the saved -state folder, SimpleTuner and ai-toolkit from their newest
-    checkpoint), at the batch size the earlier run's out-of-memory ladder reached, without touching its saves.
-    Files already in a new run's output folder are never written over (fresh=true moves them aside first).
-
-    Refuses unless all four gates passed for this exact dataset, configuration and host, naming each gate
-    that is missing or stale and why. The supervisor retries CUDA out-of-memory by halving the batch size
-    (at most 3 times, same effective batch), then with the trainer's memory savers one at a time. Follow it with
-    training_status.
-    """
+    A run starts once: a finished run is refused (evaluate it, or plan a new version); a stopped or failed one
+    only resumes (resume=true) from its last saved state without touching its saves. Out of memory: smaller
+    batches, then the trainer's memory savers one at a time. Follow it with training_status."""
     runs = await app_of(ctx).training_runs()
     if action == "stop":
         return await _stop(runs, name, resume=resume, fresh=fresh)
@@ -262,15 +236,9 @@ async def training_status(
         ),
     ] = 4,
 ) -> Annotated[CallToolResult, RunReport]:
-    """Where a started run stands: step, epoch, loss, time left, cost so far and in all on a rented GPU, retries and
-    memory savers after out-of-memory, saved LoRA files with the epoch each carries, errors with plain fixes, a
-    warning when the log has stopped moving, and where a restart would begin. Re-attaches from the host's status
-    file, so it works after a dropped connection or a new conversation. It only reads: stop a run with
-    launch_training action='stop'.
-
-    Also lists the sample images the trainer made (step, epoch, prompt), copies new ones from an SSH host into the
-    workspace, and shows the newest new ones as small previews; each image counts as new once.
-    """
+    """Where a started run stands: step, epoch, loss, time left, cost on a rented GPU, out-of-memory
+    retries, saves per epoch, errors with fixes, a warning when the log stops moving, sample images as previews.
+    Works after a dropped connection. Only reads: stop with launch_training action='stop'."""
     runs = await app_of(ctx).training_runs()
     report, shown = await runs.status_with_previews(
         name,

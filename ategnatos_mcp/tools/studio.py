@@ -52,8 +52,7 @@ async def studio_register(
     action: Annotated[
         RegisterAction | Literal["accept_edit"],
         Field(
-            description="add (or replace), update (change given fields), remove; accept_edit applies a hand edit "
-            "of studio.md that was held back for removing most entries at once (only when the artist confirms it)."
+            description="add (or replace), update, remove; accept_edit (a held-back hand edit of studio.md, when the artist confirms it)."
         ),
     ],
     kind: Annotated[
@@ -113,8 +112,8 @@ async def studio_register(
 
 @guard
 async def studio_detect(ctx: Context[Wiring]) -> Annotated[CallToolResult, DetectResult]:
-    """Detect this machine's GPU (nvidia-smi), driver, CUDA, VRAM, free disk, each configured ComfyUI server,
-    and which GPU cloud keys are set (never their values); record it in the studio inventory."""
+    """Detect this machine's GPU, driver, CUDA, VRAM and free disk, each configured ComfyUI server, and
+    which cloud keys are set (never their values); recorded in the studio inventory."""
     app = app_of(ctx)
     env = await app.detect_environment()
     notices = (await record_environment(app.store, env)).notices

@@ -68,17 +68,13 @@ async def train_plan(
     name: Annotated[
         str,
         Field(
-            description="Name of the LoRA / training run, e.g. 'ink-style'. Re-use it to revise; once it has been "
-            "trained, the same name plans its next version ('ink-style-v2')."
+            description="The LoRA / run name, e.g. 'ink-style'; re-use it to revise (a trained name plans '<name>-v2')."
         ),
     ],
     dataset_path: Annotated[
         str,
         Field(
-            description="The dataset folder (images + .txt captions) inside the project, or its name in "
-            "workspace/datasets/. In a kohya layout "
-            "({repeats}_{name} folders, e.g. from dataset_structure) each folder keeps its own repeats; folders named "
-            "reg, regularisation, regularization or class (any case, after the repeats) are regularisation images."
+            description="Dataset folder (images + .txt captions) in the project, or its name in workspace/datasets/. Kohya folders keep their own repeats; folders named reg/regularisation/class are regularisation images."
         ),
     ],
     training_type: Annotated[
@@ -90,16 +86,12 @@ async def train_plan(
     base_model: Annotated[
         str | None,
         Field(
-            description="A model registered in the studio, or a file path / Hugging Face id on the training "
-            "machine. Default: the studio's model of the family, else a downloadable id (the plan lists others)."
+            description="A studio model, or a file path / Hugging Face id on the training machine (default: one of the family)."
         ),
     ] = None,
     trigger_word: Annotated[
         str | None,
-        Field(
-            description="Word that switches the LoRA on, first in every caption: for a character, object or "
-            "concept. A style has none unless the artist wants a switch for it."
-        ),
+        Field(description="Word that switches the LoRA on (characters, objects, concepts; a style only if wanted)."),
     ] = None,
     preset: Annotated[
         Literal["quick", "standard", "thorough"], Field(description="quick: a first test; thorough: best quality.")
@@ -120,15 +112,10 @@ async def train_plan(
 ) -> Annotated[CallToolResult, TrainingPlan]:
     """Build or revise a LoRA training plan from an intent, a preset and overrides.
 
-    Returns every setting with a plain explanation, the step arithmetic, a VRAM estimate with its range,
-    whether it fits the artist's card (and which memory savers were switched on), rough time and cost on
-    rented GPUs, and writes the backend's real files (plus a dry-run variant) under workspace/configs/{name}/.
-    Nothing trains: show the plan to the artist, then confirm its config hash with train_confirm.
-
-    A run that has been trained is never planned (or trained) again: the plan becomes its next version
-    ('<name>-v2', then '-v3'; the answer's name says which), with its own folders and LoRA files. Gate 1 carries
-    over when the dataset is unchanged; the new version is confirmed and checked like any plan.
-    """
+    Returns every setting explained, the step arithmetic, the memory estimate and fit, time and cost on rented
+    GPUs, whether gate 1 holds, and writes the trainer's files under workspace/configs/{name}/. Nothing trains:
+    show it to the artist, then confirm its config hash with train_confirm. A run that was trained is never
+    planned again in place: the same name plans its next version ('<name>-v2')."""
     app = app_of(ctx)
     request = PlanRequest(
         name=name,
@@ -212,16 +199,12 @@ async def train_confirm(
     name: Annotated[str, Field(description="The training run whose plan the artist confirms.")],
     config_hash: Annotated[
         str | None,
-        Field(description="The config hash the artist said yes to (needed when the client cannot show a form)."),
+        Field(description="The config hash the artist said yes to (clients without a form)."),
     ] = None,
     answer: Annotated[ElicitationResult[ConfirmAnswer], Resolve(_ask_to_confirm)] = None,  # type: ignore[assignment]
 ) -> Annotated[CallToolResult, RunStatus]:
-    """Gate 2: record the artist's confirmation of one exact configuration.
-
-    When the client supports forms (MCP elicitation) the artist is asked directly. Otherwise show the plan,
-    get an explicit yes, and call again with the config hash the plan showed. A later change to the plan or
-    the dataset resets this confirmation.
-    """
+    """Gate 2: record the artist's confirmation of one exact configuration. With a client form the artist
+    is asked directly; otherwise call with the config hash after their explicit yes."""
     app = app_of(ctx)
     gates = await read_gates(app.store, safe_name(name, what="training run name"))
     refuse_if_trained(gates, "a confirmation")  # before judging the form's answer: nothing was asked
@@ -262,12 +245,8 @@ async def train_gates(
     ctx: Context[Wiring],
     name: Annotated[str, Field(description="The training run to look at.")],
 ) -> Annotated[CallToolResult, RunStatus]:
-    """Where a training run stands: its four gates (dataset, confirmation, environment, dry run) and the next step.
-
-    Re-checks the dataset on disk: if an image or caption changed, the gates after it are reset and the
-    answer says which and why. Once training was launched: how it stands (asked of the training host) and what
-    to do next (follow it, evaluate it, resume it, or plan a new version), with its gates kept as they were.
-    """
+    """Where a training run stands: its four gates (dataset, confirmation, environment, dry run), a
+    launched run's state, and the exact next call. A changed dataset resets the gates after it."""
     status = await _run_status(app_of(ctx), name)
     return respond(status, _status_summary(status))
 

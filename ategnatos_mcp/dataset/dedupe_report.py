@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # start-up: the clusters' module brings numpy, which only a d
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster, Duplicates, LookAlike
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
-__all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures", "quarantine_summary"]
+__all__ = ["MAX_PICTURES", "dedupe_answer", "dedupe_pictures", "picture_labels", "quarantine_summary"]
 
 MAX_PICTURES = 12
 _MATCH_WORDS = {"identical": "identical", "copy": "copy", "mirrored": "mirrored copy"}

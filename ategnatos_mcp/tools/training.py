@@ -91,7 +91,9 @@ async def train_plan(
     ] = None,
     trigger_word: Annotated[
         str | None,
-        Field(description="Word that switches the LoRA on (characters, objects, concepts; a style only if wanted)."),
+        Field(
+            description="Switches the LoRA on, first in every caption: for a character, object or concept. A style has none unless wanted."
+        ),
     ] = None,
     preset: Annotated[
         Literal["quick", "standard", "thorough"], Field(description="quick: a first test; thorough: best quality.")
@@ -261,7 +263,7 @@ def register(server: MCPServer[Wiring], app: Wiring) -> None:
     async def training_run(name: str) -> str:
         status = await _run_status(app, name)
         records = await read_records(app.store, status.name)
-        parts = [_status_summary(status), ""]
+        parts = [_status_summary(status), "", f"Next step: {status.next_step}", ""]  # as train_gates says it
         for filename, text in records.items():
             parts += [f"---\n<!-- {filename} -->", text]
         return "\n".join(parts)

@@ -146,8 +146,12 @@ async def test_a_checkpoint_only_comfyui_lists_is_usable_with_its_family_guessed
 # 4. Family facts with sources -----------------------------------------------------------------------------------
 async def test_every_why_the_artist_reads_is_in_the_model_database_with_sources(home: Path) -> None:
     async with studio(home, urls=["http://127.0.0.1:9"]) as client:
-        database = json.loads((await client.read_resource("ategnatos://art/families")).contents[0].text)  # type: ignore[union-attr]
-        for family in database["families"]:
+        index = json.loads((await client.read_resource("ategnatos://art/families")).contents[0].text)  # type: ignore[union-attr]
+        families = [
+            json.loads((await client.read_resource(entry["uri"])).contents[0].text)  # type: ignore[union-attr]
+            for entry in index["families"]
+        ]
+        for family in families:
             data = await _ok(client, "art_prompt", {"intent": "a fox, (waving:1.2)", "family": family["id"],
                                                     "aspect_ratio": "16:9"})  # fmt: skip
             facts = {e["fact"]: e["why"] for e in data["draft"]["explanations"] if e.get("fact")}
@@ -156,7 +160,7 @@ async def test_every_why_the_artist_reads_is_in_the_model_database_with_sources(
                 fact = family["facts"][key]
                 assert why.startswith(fact["text"]) and fact["sources"], (family["id"], key)
                 assert all(family["sources"][i]["url"].startswith("https://") for i in fact["sources"])
-    sdxl = next(f for f in database["families"] if f["id"] == "sdxl")
+    sdxl = next(f for f in families if f["id"] == "sdxl")
     assert "booru" not in sdxl["facts"]["prompt_style"]["text"]
 
 

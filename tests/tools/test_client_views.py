@@ -11,7 +11,7 @@ import json
 import re
 
 import pytest
-from ategnatos_mcp.context import AppContext
+from ategnatos_mcp.wiring import Wiring
 from mcp import Client
 
 from ategnatos_mcp.server import build_server
@@ -29,12 +29,12 @@ def _listed(seen: Seen, label: str) -> list[str]:
 
 @by_view
 async def test_renting_a_gpu_offers_refused_then_consented_then_torn_down(
-    settings: Settings, app: AppContext, family: Family
+    settings: Settings, app: Wiring, family: Family
 ) -> None:
     """offers -> spinup without the artist's yes (refused) -> spinup with it -> teardown."""
     cloud = FakeRunPod()
-    app.services["gpu"] = make_service(app.store, [cloud], FakeClock())
-    app.services["gpu-deploy"] = FakeDeployer()
+    app.gpu = make_service(app.store, [cloud], FakeClock())
+    app.deployer = FakeDeployer()
     async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
         walk = ViewWalker(client, family)
         offers = await walk.call("gpu_offers", {"gpu": "4090", "hours": 3})

@@ -19,6 +19,8 @@ READ_ONLY = {
 DESTRUCTIVE = {"gpu_teardown", "dataset_dedupe", "workflow_manage", "eye_update", "studio_register", "comfyui_job"}
 OPEN_WORLD = {
     "studio_detect",
+    "asset_export",  # may enlarge a small source on ComfyUI
+    "training_status",  # reads the training host (SSH) and copies its samples
     "comfyui_status",
     "comfyui_submit",
     "comfyui_job",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -39,7 +40,8 @@ Changes = Annotated[
 ]
 
 
-def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
+def _prompt_words(answer: PromptAnswer, notices: list[str]) -> tuple[str, str]:
+    """The prompt itself (summary), then the reasons and the ready comfyui_submit arguments written out (details)."""
     d: PromptDraft = answer.draft
     s = d.settings
     where = f" — {answer.project}/{answer.asset} version {answer.version}" if answer.version else ""
@@ -50,9 +52,6 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
     extra += f", clip skip {s.clip_skip}" if s.clip_skip is not None else ""
     lines.append(f"Settings: {s.sampler}/{s.scheduler}, {s.steps} steps, CFG {s.cfg:g}{extra}, {s.width}x{s.height}")
     lines += [f"LoRA: {lora.name} at {lora.weight:g}" for lora in d.loras]
-    if d.available_loras:
-        lines.append(f"Other LoRAs in the studio that fit {d.family_name}: {', '.join(d.available_loras)}")
-    lines += [f"Why {e.choice}: {e.why}" for e in d.explanations]
     lines += [f"CONFLICT: {c}" for c in d.conflicts]
     lines += [f"Note: {w}" for w in [*d.warnings, *notices]]
     if d.unrecognized_feedback:
@@ -60,17 +59,19 @@ def _prompt_summary(answer: PromptAnswer, notices: list[str]) -> str:
             f"Not in the feedback mapping: {'; '.join(d.unrecognized_feedback)}. Interpret it and call art_prompt "
             "again in adjust mode with `changes`."
         )
-    lines += _submit_lines(answer.comfyui_submit, answer.submit_note)
-    return "\n".join(lines)
+    details = [f"Why {e.choice}: {e.why}" for e in d.explanations]
+    if d.available_loras:
+        details.append(f"Other LoRAs in the studio that fit {d.family_name}: {', '.join(d.available_loras)}")
+    details += _submit_lines(answer.comfyui_submit, answer.submit_note)
+    return "\n".join(lines), "\n".join(details)
 
 
 def _submit_lines(args: SubmitSuggestion | None, note: str) -> list[str]:
+    """The next generation's arguments, written out whole for a client that reads only the text."""
     if args is None:
         return [note] if note else []
-    model = args.params.get("checkpoint")
-    where = f", logged on {args.project}/{args.asset} v{args.version}" if args.version else ""
-    head = f"Ready for comfyui_submit: template '{args.template}'" + (f" on {model}" if model else "") + where
-    return [f"{head}; pass the structured `comfyui_submit` as it is." + (f" {note}" if note else "")]
+    written = json.dumps(args.model_dump(mode="json", exclude_none=True), ensure_ascii=False)
+    return [f"comfyui_submit arguments: {written}"] + ([note] if note else [])
 
 
 @guard
@@ -165,10 +166,11 @@ async def art_prompt(
             positive=positive,
             negative=negative,
         )
-    return respond(answer, _prompt_summary(answer, notices))
+    summary, details = _prompt_words(answer, notices)
+    return respond(answer, summary, details=details)
 
 
-def _iterations_summary(answer: IterationsAnswer) -> str:
+def _iterations_summary(answer: IterationsAnswer) -> tuple[str, str]:
     head = f"{answer.project}/{answer.asset}: {answer.version_count} version(s)"
     if answer.approved_version is not None:
         head += f", approved: version {answer.approved_version}"
@@ -186,6 +188,8 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
         lines += [f"Version {d.version}: {d.positive}", f"Negative: {d.negative or '(none)'}"]
         if d.settings.seed is not None:
             lines.append(f"Seed: {d.settings.seed}")
+    summary = "\n".join(lines)
+    lines: list[str] = []
     if answer.eye_suggestions:
         lines.append("Possible taste updates (ask the artist, then use eye_update):")
         lines += [
@@ -198,7 +202,7 @@ def _iterations_summary(answer: IterationsAnswer) -> str:
         lines.append(f"Saved to the library as '{answer.library_entry.name}'.")
     lines += [f"Note: {n}" for n in answer.notices]
     lines += _submit_lines(answer.comfyui_submit, answer.submit_note)
-    return "\n".join(lines)
+    return summary, "\n".join(lines)
 
 
 def _require(project: str | None, asset: str | None) -> tuple[str, str]:
@@ -271,7 +275,8 @@ async def art_iterations(
     else:
         spec = AssetSpec(purpose=purpose, width=width, height=height, formats=formats or [], notes=notes)
         answer = await book.set_spec(p, a, spec)
-    return respond(answer, _iterations_summary(answer))
+    summary, details = _iterations_summary(answer)
+    return respond(answer, summary, details=details)
 
 
 def _library_summary(answer: LibraryAnswer) -> str:

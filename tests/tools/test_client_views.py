@@ -85,8 +85,7 @@ async def test_the_eye_never_neon_reaches_the_next_prompt(client: Client, family
     negative = walk.pick(
         prompt, structured=lambda d: d["draft"]["negative"].split(", "), content=lambda s: _listed(s, "Negative")
     )
-    assert "neon" in negative
-    assert prompt.says("never neon")
+    assert any("neon" in term for term in negative)  # at NEVER's weight where the family has weights: (neon:1.3)
     # the ready comfyui_submit arguments are in both views
     submit = walk.pick(
         prompt, structured=lambda d: d["comfyui_submit"], content=lambda s: s.json_after("comfyui_submit arguments:")

@@ -11,11 +11,11 @@ import json
 import re
 
 import pytest
-from ategnatos_mcp.wiring import Wiring
 from mcp import Client
 
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
+from ategnatos_mcp.wiring import Wiring
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker
 from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
 

@@ -134,7 +134,12 @@ async def train_plan(
         overrides=overrides or {},
     )
     plan = await build_plan(app.settings, app.store, request, comfyui=app.comfyui_checkpoints)
-    return respond(plan, _plan_summary(plan), links=[(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")])
+    confirm = f"train_confirm(name='{plan.name}', config_hash='{plan.config_hash}')"
+    step = f"Show the artist this plan; only after their yes: {confirm}."
+    if not plan.dataset_gate_holds and plan.dataset_audit_call:
+        step = f"First {plan.dataset_audit_call}; then show the artist this plan and, after their yes, {confirm}."
+    links = [(f"ategnatos://training/{plan.name}", plan.name, "text/markdown")]
+    return respond(plan, _plan_summary(plan), next_step=step, links=links)
 
 
 async def _ask_to_confirm(ctx: Context[Wiring], name: str) -> Elicit[ConfirmAnswer] | NoDialog:

@@ -346,7 +346,12 @@ async def art_library(
                 saved_at=app_of(ctx).clock(),
             )  # fmt: skip
             answer = await director.library_save(entry, overwrite=overwrite)
-    return respond(answer, _library_summary(answer))
+    steps = {
+        "search": "Read one in full with art_library action='get' (family and name), or build on it with art_prompt.",
+        "get": "Build on it with art_prompt (same family): the library is consulted there too.",
+        "save": "art_prompt consults it from now on when it builds a prompt for this family.",
+    }
+    return respond(answer, _library_summary(answer), next_step=steps.get(answer.action, ""))
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:

@@ -33,7 +33,18 @@ async def _answer(ctx: Context[Wiring], view: JobView) -> CallToolResult:
     text = view.describe()
     if view.state not in ("queued", "running") and (note := await app.teardown_note(view.server)):
         text += "\n" + note
-    return respond(view, text, images=images, links=links)
+    return respond(view, text, next_step=_after_job(view), images=images, links=links)
+
+
+def _after_job(view: JobView) -> str:
+    if view.state in ("queued", "running"):
+        return f"Follow it: comfyui_job job_id='{view.job_id}' action='wait'."
+    if view.state == "succeeded":
+        return (
+            "Show the artist the pictures; with their reaction, art_prompt mode='adjust' (same project and asset) "
+            "makes the next version, art_iterations action='approve' marks the one they choose."
+        )
+    return "Read the error above with the artist; fix what it names and submit again."
 
 
 @guard
@@ -41,7 +52,11 @@ async def comfyui_status(ctx: Context[Wiring]) -> Annotated[CallToolResult, Stat
     """Each configured ComfyUI server: reachable or not (and how to start it), version, queue, models,
     plus this session's unfinished jobs."""
     view = await (await app_of(ctx).comfyui_service()).status()
-    return respond(view, view.describe())
+    if any(s.reachable for s in view.servers):
+        step = "Generate with comfyui_submit (art_prompt prepares complete arguments for it)."
+    else:
+        step = "Start ComfyUI (or correct its address in ategnatos.toml), then call comfyui_status again."
+    return respond(view, view.describe(), next_step=step)
 
 
 @guard
@@ -137,7 +152,7 @@ async def comfyui_job(
     view = await service.job(job_id, mode, wait_seconds, progress_reporter(ctx))
     await app_of(ctx).log_generation(view, None)
     if action == "status":
-        return respond(view, view.describe())
+        return respond(view, view.describe(), next_step=_after_job(view))
     return await _answer(ctx, view)
 
 
@@ -173,7 +188,13 @@ async def workflow_manage(
         text = f"Deleted workflow '{name}'."
     else:
         text = f"Workflow '{name}' ({len(answer.workflow or {})} entries)."
-    return respond(answer, text)
+    steps = {
+        "list": "Run one with comfyui_submit: template='<name>' with its params, or workflow='<saved name>'.",
+        "save": f"Run it with comfyui_submit workflow='{name}'.",
+        "get": f"Run it with comfyui_submit workflow='{name}' (or template='{name}' for a built-in one).",
+        "delete": "",
+    }
+    return respond(answer, text, next_step=steps[action])
 
 
 def register(server: MCPServer[Wiring], app: Wiring) -> None:

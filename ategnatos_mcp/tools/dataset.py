@@ -56,6 +56,7 @@ def _still_reading(done: int, total: int) -> str:
 
 
 PREVIEW_BUDGET = 60_000
+_AGAIN = "Call again with the same arguments in a moment: reading goes on in the background."
 
 
 def _folder(app: Wiring, raw: str) -> Path:
@@ -99,7 +100,7 @@ async def dataset_audit(
     )
     result = await service.audit(root, options, progress_reporter(ctx), wait_seconds=wait_seconds)
     if not result.complete:
-        return respond(result, _still_reading(result.images_read, result.images))
+        return respond(result, _still_reading(result.images_read, result.images), next_step=_AGAIN)
     if name:
         report = render_report(result, name=name, when=app.clock())
         written = await app.dataset_audited(
@@ -175,7 +176,7 @@ async def dataset_dedupe(
         wait_seconds=wait_seconds,
     )
     if not result.complete:
-        return respond(result, _still_reading(result.images_read, result.images_checked))
+        return respond(result, _still_reading(result.images_read, result.images_checked), next_step=_AGAIN)
     images = [
         ImagePart(data=d, mime_type="image/jpeg", label=label)
         for d, label in zip(pictures, picture_labels(result), strict=True)

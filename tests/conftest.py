@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mcp import Client
@@ -12,6 +13,7 @@ from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.wiring import Wiring
 from tests.support.held import held
+from tests.support.views import both_views_complete
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -23,6 +25,21 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ATEGNATOS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+
+
+@pytest.fixture(autouse=True)
+def _every_answer_complete_in_both_views(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every success answer any test receives through ``mcp.Client`` carries the same summary and next step in
+    its text and its JSON, and names its pictures in both (what Claude Code and Claude Desktop each read)."""
+    call_tool = Client.call_tool
+
+    async def checked(self: Client, name: str, arguments: dict[str, Any] | None = None, *args: Any, **kw: Any) -> Any:
+        result = await call_tool(self, name, arguments, *args, **kw)
+        if not result.is_error:
+            both_views_complete(result, name)
+        return result
+
+    monkeypatch.setattr(Client, "call_tool", checked)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ AtegnatosError                 what went wrong (message) + what to do next (hint
 ├── NotFoundError              an unknown job, instance, dataset, workflow, preference...
 ├── ConsentError               spending or training needs a confirmation that was not given
 ├── StateError                 the grimoire cannot be read or migrated; nothing was overwritten
+├── BusyError                  another conversation is doing that very thing right now; call again after it
 ├── UpstreamError              ComfyUI, a GPU cloud or another service failed; don't retry as-is
 └── RemoteCommandError         a command on a remote host failed (exit status, stderr tail)
 ```
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "AtegnatosError",
+    "BusyError",
     "ConfigError",
     "ConsentError",
     "InvalidRequestError",
@@ -87,6 +89,13 @@ class StateError(AtegnatosError):
     def __init__(self, message: str, *, document: str = "", hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.document = document
+
+
+class BusyError(AtegnatosError):
+    """Another conversation (a second server on this project) is doing that very thing right now: nothing was
+    done twice; the hint says how to see it, or to call again once it finished."""
+
+    retryable = True
 
 
 class UpstreamError(AtegnatosError):

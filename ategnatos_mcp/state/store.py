@@ -19,7 +19,7 @@ import json
 import logging
 import os
 from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
 from ategnatos_mcp.state.atomic import remove_leftover_temp_files, write_text_atomic
+from ategnatos_mcp.state.claims import Refusal, claim, claimed
 from ategnatos_mcp.state.views import (
     Merge,
     View,
@@ -192,6 +193,20 @@ class GrimoireStore:
             version += 1
             raw["schema_version"] = version
         return raw
+
+    # Claims -------------------------------------------------------------------------------------
+    def claim(
+        self, key: str, what: str, *, refuse: Refusal, wait_seconds: float = 0.0
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the claim ``key`` of this project for a block (one conversation at a time, across server
+        processes; see ``state/claims.py``): ``async with store.claim(...):`` re-read, act, record, let go.
+
+        Raises:
+            AtegnatosError: ``refuse(holder)`` when another conversation holds it.
+        """
+        return claim(
+            claimed(self.state_dir, key), what, now=datetime.now(UTC), refuse=refuse, wait_seconds=wait_seconds
+        )
 
     # Writing ------------------------------------------------------------------------------------
     def _lock(self, name: str) -> anyio.Lock:

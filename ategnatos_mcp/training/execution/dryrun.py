@@ -20,7 +20,7 @@ from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.ladder import out_of_memory_advice, replan_call
 from ategnatos_mcp.training.execution.models import RunHandle, SupervisorStatus, TrainingProgress
 from ategnatos_mcp.training.execution.monitor import WARNING_IDS
-from ategnatos_mcp.training.execution.plans import ConfirmedPlan, read_execution, update_execution
+from ategnatos_mcp.training.execution.plans import ConfirmedPlan, claim_start, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import (
     host_dataset_dir,
     parse_run_log,
@@ -124,24 +124,26 @@ async def run_dry_run(
             f"The environment on {identity} has not passed its check for '{cfg.name}' (gate 3).",
             hint=f"Check it first: {environment_call(cfg.name, identity)}.",
         )
-    state = await read_execution(store, cfg.name)
-    handle = state.dry_run
-    if handle is None or handle.finished or handle.config_hash != cfg.config_hash or handle.host != host.spec:
-        if handle is not None and not handle.finished and handle.host == host.spec:
-            await stop_run(host, handle)  # a dry run of an older config: it no longer proves anything
-        handle = await start_run(
-            host,
-            kind="dry_run",
-            cfg=cfg,
-            backend=plan.backend,
-            backend_dir=backend_dir,
-            dataset_dir=await host_dataset_dir(host, cfg),
-            now=now,
-            hang_seconds=_DRY_RUN_HANG_SECONDS,
-            env=env,
-            dry_run_steps=steps,
-        )
-        await _save(store, cfg.name, handle)
+    # One start at a time across every server on this project: another conversation's dry run is followed, never
+    # started a second time beside it.
+    async with claim_start(store, cfg.name, "dry_run"):
+        handle = (await read_execution(store, cfg.name)).dry_run
+        if handle is None or handle.finished or handle.config_hash != cfg.config_hash or handle.host != host.spec:
+            if handle is not None and not handle.finished and handle.host == host.spec:
+                await stop_run(host, handle)  # a dry run of an older config: it no longer proves anything
+            handle = await start_run(
+                host,
+                kind="dry_run",
+                cfg=cfg,
+                backend=plan.backend,
+                backend_dir=backend_dir,
+                dataset_dir=await host_dataset_dir(host, cfg),
+                now=now,
+                hang_seconds=_DRY_RUN_HANG_SECONDS,
+                env=env,
+                dry_run_steps=steps,
+            )
+            await _save(store, cfg.name, handle)
     status = await wait_for_run(host, handle, wait_seconds, report)
     log = await read_log_tail(host, handle)
     progress = await parse_run_log(handle, log)

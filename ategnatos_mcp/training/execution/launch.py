@@ -31,7 +31,7 @@ from ategnatos_mcp.training.execution.resume import (
     saves_after,
     set_aside_saves,
 )
-from ategnatos_mcp.training.execution.runner import host_dataset_dir, read_status, start_run
+from ategnatos_mcp.training.execution.runner import host_dataset_dir, host_label, read_status, start_run
 
 __all__ = ["LaunchResult", "check_start_choice", "ensure_launch_ready", "launch_run"]
 
@@ -212,10 +212,12 @@ async def _earlier_run_ended(
         status = await read_status(host, previous) if previous.host == host.spec else None
         if status is None or not status.finished:
             raise StateError(
-                f"A training run of '{plan.cfg.name}' is still going on {previous.host.identity}.",
+                f"A training run of '{plan.cfg.name}' is still going on {host_label(previous.host)}, started "
+                f"{previous.started_at:%Y-%m-%d %H:%M} UTC (perhaps from another conversation); nothing was started "
+                "twice.",
                 document=previous.run_dir,
-                hint=f"Follow it with training_status, or stop it first: launch_training(name='{plan.cfg.name}', "
-                "action='stop').",
+                hint=f"Follow it with training_status(name='{plan.cfg.name}'), or stop it first: "
+                f"launch_training(name='{plan.cfg.name}', action='stop').",
             )
     ended = previous.final_state or (status.state if status is not None else "lost")
     if status is not None or (await read_gates(store, plan.cfg.name)).training_run is None:

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractAsyncContextManager
 
 from pydantic import ValidationError
 
-from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
+from ategnatos_mcp.errors import BusyError, InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import safe_name
 from ategnatos_mcp.state import GrimoireStore, Update
+from ategnatos_mcp.state.claims import Holder
 from ategnatos_mcp.training import GateState, TrainingConfig, read_gates
 from ategnatos_mcp.training.calls import confirm_call
-from ategnatos_mcp.training.execution.models import ExecutionState
+from ategnatos_mcp.training.execution.models import ExecutionState, RunKind
 from ategnatos_mcp.training.gates import DOCUMENT_PREFIX
 
-__all__ = ["ConfirmedPlan", "execution_document", "load_confirmed_plan", "read_execution", "update_execution"]
+__all__ = [
+    "ConfirmedPlan",
+    "claim_start",
+    "execution_document",
+    "load_confirmed_plan",
+    "read_execution",
+    "update_execution",
+]
 
 
 class ConfirmedPlan:
@@ -71,3 +80,32 @@ async def read_execution(store: GrimoireStore, name: str) -> ExecutionState:
 def update_execution(store: GrimoireStore, name: str) -> AbstractAsyncContextManager[Update[ExecutionState]]:
     """``async with update_execution(store, name) as upd: upd.doc ...`` (an ``ExecutionState``)."""
     return store.update(execution_document(name), ExecutionState)
+
+
+def claim_start(store: GrimoireStore, name: str, kind: RunKind) -> AbstractAsyncContextManager[None]:
+    """Start the training run (or dry run) of ``name`` from one conversation at a time, across every server on this
+    project: under it, re-read whether one was started meanwhile, and record the new one before letting go.
+
+    Raises:
+        BusyError: another conversation is starting it right now.
+    """
+    what = "training run" if kind == "training" else "dry run"
+    step = "launch" if kind == "training" else "dry-run"
+    return store.claim(
+        f"{execution_document(name)}+{step}",
+        f"starting the {what} of '{name}'",
+        refuse=functools.partial(_starting_elsewhere, name, kind),
+    )
+
+
+def _starting_elsewhere(name: str, kind: RunKind, holder: Holder) -> BusyError:
+    what, status = (
+        ("training run", f"training_status(name='{name}')")
+        if kind == "training"
+        else ("dry run", f"train_dry_run(name='{name}') (called again)")
+    )
+    return BusyError(
+        f"The {what} of '{name}' is being started right now from another conversation{holder.since_text}; "
+        "nothing was started twice.",
+        hint=f"Do not start it again here: {status} shows it once it runs.",
+    )

@@ -29,6 +29,7 @@ from ategnatos_mcp.training.models import DRY_RUN_STEPS
 
 __all__ = [
     "host_dataset_dir",
+    "host_label",
     "parse_run_log",
     "read_log_tail",
     "read_status",

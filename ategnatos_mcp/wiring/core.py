@@ -36,7 +36,7 @@ from anyio.abc import TaskGroup
 from ategnatos_mcp.art import ArtDirector, Generation, LoraUse
 from ategnatos_mcp.comfyui import ComfyUIClient, ComfyUIPool, ComfyUIService, JobView, probe_servers
 from ategnatos_mcp.dataset import DatasetService
-from ategnatos_mcp.errors import AtegnatosError, StateError
+from ategnatos_mcp.errors import AtegnatosError, BusyError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
 from ategnatos_mcp.eye import EYE_DOCUMENT, EYE_VIEW
 from ategnatos_mcp.providers import (
@@ -52,7 +52,7 @@ from ategnatos_mcp.providers import (
     open_gpu_service,
     teardown_reminder,
 )
-from ategnatos_mcp.providers.setup.deploy import TRAINER_TARGETS
+from ategnatos_mcp.providers.setup.deploy import TRAINER_TARGETS, setting_up
 from ategnatos_mcp.providers.setup.trainers import TrainerVersion
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.settings import Settings
@@ -272,8 +272,13 @@ class Wiring:
                 pool.remove_server(url)
 
     async def deploy(self, rental: Rental, plan: DeployPlan, progress: Any = None) -> DeployResult:
-        """Set up an instance; a ComfyUI reached through its tunnel joins the pool."""
-        result = await (await self.instance_deployer()).deploy(rental, plan, progress)
+        """Set up an instance; a ComfyUI reached through its tunnel joins the pool.
+
+        Raises:
+            BusyError: another conversation is setting up this instance right now.
+        """
+        async with setting_up(self.store, rental.key):
+            result = await (await self.instance_deployer()).deploy(rental, plan, progress)
         if result.comfyui_url or result.replaced_urls:
             pool = await self.comfyui_pool()
             for url in result.replaced_urls:  # the tunnel had to move to another local port
@@ -294,7 +299,10 @@ class Wiring:
             vast_api_url=self.settings.vast_api_url,
         )
         try:
-            done = await (await self.instance_deployer()).deploy(rental, plan)
+            async with setting_up(self.store, rental.key):
+                done = await (await self.instance_deployer()).deploy(rental, plan)
+        except BusyError:
+            return "Another conversation is setting this instance up right now; its set-up installs the watchdog first."
         except AtegnatosError as exc:
             logger.warning("watchdog on %s: %s", rental.key, exc.message)
             return f"The watchdog could not be installed ({exc.message}); run remote_deploy with target 'watchdog'."

@@ -72,10 +72,7 @@ def find_quote(doc: GpuDocument, quote_id: str, now: datetime) -> Quote:
             hint="Ask for GPU offers again (gpu_offers) and use a quote id from that answer.",
         )
     if quote.used:
-        raise ConsentError(
-            f"Quote {quote.quote_id} was already used for a rental.",
-            hint="Each quote rents once. Ask for GPU offers again (gpu_offers) if you want another GPU.",
-        )
+        raise _used(doc, quote)
     if now >= quote.expires_at:
         minutes = max(int((now - quote.expires_at).total_seconds() // 60), 0)
         raise ConsentError(
@@ -109,3 +106,24 @@ def alternatives(offer: GpuOffer, fitting: list[GpuOffer]) -> list[GpuOffer]:
     """Up to three equivalent offers (same provider and GPU) to fall back on if this one is taken."""
     same = [o for o in fitting if o is not offer and o.provider == offer.provider and o.gpu == offer.gpu]
     return same[:3]
+
+
+def _used(doc: GpuDocument, quote: Quote) -> ConsentError:
+    """A quote already used: what it rented (perhaps from another conversation on this project), and nothing more."""
+    again = "Each quote rents once. Ask for GPU offers again (gpu_offers) if the artist wants another GPU."
+    rental = next((r for r in doc.rentals.values() if r.quote_id == quote.quote_id), None)
+    if rental is not None:
+        state = "still running" if rental.ended_at is None else "ended since"
+        return ConsentError(
+            f"Quote {quote.quote_id} was already used: it rented {rental.gpu} on {rental.provider} as {rental.key} at "
+            f"{rental.started_at:%H:%M} UTC (perhaps from another conversation), {state}. Nothing more was rented.",
+            hint=f"gpu_instances shows it with its cost. {again}",
+        )
+    pending = next((p for p in doc.pending.values() if p.quote_id == quote.quote_id), None)
+    if pending is not None:
+        return ConsentError(
+            f"Quote {quote.quote_id} is being rented right now (asked at {pending.sent_at:%H:%M} UTC, perhaps from "
+            "another conversation). Nothing more was rented.",
+            hint=f"gpu_instances shows the instance once the provider answers. {again}",
+        )
+    return ConsentError(f"Quote {quote.quote_id} was already used for a rental. Nothing more was rented.", hint=again)

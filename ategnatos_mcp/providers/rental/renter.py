@@ -148,6 +148,9 @@ class Renter:
         now = self.clock()
         agreement = agreement_for(quote, quote.offer, ceiling, plan.worst)
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
+            # Under the grimoire's lock, which every server on this project shares: another conversation may have
+            # rented from this quote since it was read. A quote rents once, whoever asks.
+            find_quote(upd.doc, quote.quote_id, now)
             # Mark the quote used and remember the create BEFORE sending it: a lost answer is then found by tag.
             upd.doc.quotes[quote.quote_id] = quote.model_copy(update={"used": True})
             upd.doc.pending[tag] = PendingCreate(

@@ -10,8 +10,9 @@ forward (it has no authentication; never expose it publicly).
 
 from __future__ import annotations
 
+import functools
 import shlex
-from contextlib import AsyncExitStack
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import datetime
 from typing import Literal
 
@@ -19,7 +20,7 @@ import anyio
 import httpx
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError
+from ategnatos_mcp.errors import AtegnatosError, BusyError, InvalidRequestError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.providers.models import InstanceStatus, Rental
 from ategnatos_mcp.providers.setup.trainers import (
@@ -49,8 +50,18 @@ from ategnatos_mcp.remote import (
     run_steps,
     start_detached,
 )
+from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.state.claims import Holder
 
-__all__ = ["TRAINER_TARGETS", "DeployPlan", "DeployResult", "DeployTarget", "Deployer", "deploy_plan"]
+__all__ = [
+    "TRAINER_TARGETS",
+    "DeployPlan",
+    "DeployResult",
+    "DeployTarget",
+    "Deployer",
+    "deploy_plan",
+    "setting_up",
+]
 
 DeployTarget = Literal["comfyui", "kohya", "simpletuner", "ai-toolkit", "watchdog"]
 TRAINER_TARGETS = ("kohya", "simpletuner", "ai-toolkit")
@@ -318,6 +329,27 @@ class Deployer:
         self.forwards[key] = forward
         known.add(forward.url)
         return forward
+
+
+def setting_up(store: GrimoireStore, key: str) -> AbstractAsyncContextManager[None]:
+    """Set up instance ``key`` from one conversation at a time, across every server on this project (two set-ups
+    at once would run the same clone and install steps into the same folders on the host).
+
+    Raises:
+        BusyError: another conversation is setting it up right now.
+    """
+    return store.claim(
+        "deploy+" + "".join(c if c.isalnum() else "-" for c in key),
+        f"setting up {key}",
+        refuse=functools.partial(_setting_up_elsewhere, key),
+    )
+
+
+def _setting_up_elsewhere(key: str, holder: Holder) -> BusyError:
+    return BusyError(
+        f"{key} is being set up right now from another conversation{holder.since_text}; nothing was started twice.",
+        hint=f"Call remote_deploy for {key} again once that has finished: the steps it already did are skipped.",
+    )
 
 
 def _same_endpoint(a: RemoteHost, b: RemoteHost) -> bool:

@@ -15,23 +15,26 @@ Undo checks each file's sha256 against the manifest and never overwrites a file 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
 from ategnatos_mcp.dataset.captions import caption_files_by_stem
 from ategnatos_mcp.dataset.models import QuarantineEntry, QuarantineResult
 from ategnatos_mcp.dataset.scan import QUARANTINE_DIR, scan_dataset
-from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
+from ategnatos_mcp.errors import BusyError, InvalidRequestError, NotFoundError, StateError
 from ategnatos_mcp.paths import inside_roots
 from ategnatos_mcp.state import write_text_atomic
+from ategnatos_mcp.state.claims import hold_folder
 
-__all__ = ["MANIFEST_NAME", "quarantine_files", "read_manifest", "undo_quarantine"]
+__all__ = ["BUSY_WAIT_SECONDS", "MANIFEST_NAME", "quarantine_files", "read_manifest", "undo_quarantine"]
 
 MANIFEST_NAME = "manifest.json"
+BUSY_WAIT_SECONDS = 5.0  # a quarantine or undo takes seconds: wait that long for another conversation's
 
 
 def _sha256(path: Path) -> str:
@@ -107,8 +110,10 @@ def _refusal(path: Path, roots: Sequence[Path] | None) -> str | None:
 
 
 def _plan(
-    root: Path, files: Mapping[str, str], batch: str, roots: Sequence[Path] | None
+    root: Path, files: Mapping[str, str], batch: str, roots: Sequence[Path] | None, waiting: Mapping[str, str]
 ) -> tuple[list[QuarantineEntry], list[str]]:
+    """The moves (captions travel with their images) and the files left alone, each with why; ``waiting``: the
+    files already in quarantine, by batch."""
     captions = caption_files_by_stem(scan_dataset(root, roots=roots))
     cleaned = [(*_dataset_path(root, rel), reason) for rel, reason in files.items()]  # refuses before anything moves
     plan: list[QuarantineEntry] = []
@@ -116,6 +121,8 @@ def _plan(
     taken: set[str] = set()
     for rel, path, reason in sorted(cleaned):
         problem = _refusal(path, roots)
+        if problem == "not found" and rel in waiting:
+            problem = f"already in quarantine (batch {waiting[rel]})"
         if problem is not None:
             skipped.append(f"{rel}: {problem}")
             continue
@@ -161,19 +168,51 @@ def _new_batch(root: Path, entries: list[QuarantineEntry], when: datetime) -> st
 
 
 def quarantine_files(
-    root: Path, files: Mapping[str, str], *, when: datetime, roots: Sequence[Path] | None = None
+    root: Path,
+    files: Mapping[str, str],
+    *,
+    when: datetime,
+    roots: Sequence[Path] | None = None,
+    wait_seconds: float = BUSY_WAIT_SECONDS,
 ) -> QuarantineResult:
     """Move ``files`` (dataset-relative path -> reason) and their captions into a new quarantine batch, all or none.
 
     ``roots``: the project's roots; a link pointing outside them is left alone. Blocking: run it in a worker thread.
+    One move into or out of a dataset's quarantine at a time, across server processes (``wait_seconds`` for another).
 
     Raises:
         InvalidRequestError: a path is outside the dataset (nothing is moved).
         StateError: a move failed; every file moved so far was put back.
+        BusyError: another conversation kept moving files of this dataset for longer than ``wait_seconds``.
     """
+    with _one_at_a_time(root, wait_seconds):
+        return _quarantine(root, files, when, roots)
+
+
+@contextlib.contextmanager
+def _one_at_a_time(root: Path, wait_seconds: float) -> Generator[None]:
+    # The manifest is read, changed and written again: two servers doing that at once would each write their own
+    # batch over the other's, leaving files in quarantine that no manifest lists.
+    if not root.is_dir():
+        yield  # nothing to move here; the caller says so
+        return
+    with hold_folder(root, refuse=_busy, wait_seconds=wait_seconds):
+        yield
+
+
+def _busy() -> BusyError:
+    return BusyError(
+        "Another conversation is moving files of this dataset into or out of quarantine right now; this call moved "
+        "nothing.",
+        hint="Make the same call again in a moment (that move takes seconds).",
+    )
+
+
+def _quarantine(root: Path, files: Mapping[str, str], when: datetime, roots: Sequence[Path] | None) -> QuarantineResult:
     entries = _settle(root, read_manifest(root))
     batch = _new_batch(root, entries, when)
-    plan, skipped = _plan(root, files, batch, roots)
+    waiting = {e.original: e.batch for e in entries if not e.restored}
+    plan, skipped = _plan(root, files, batch, roots, waiting)
     result = QuarantineResult(action="quarantine", batch=batch, skipped=skipped)
     if not plan:
         return result
@@ -251,14 +290,26 @@ def _chosen(
     return batch, chosen
 
 
-def undo_quarantine(root: Path, *, batch: str | None = None, files: Sequence[str] | None = None) -> QuarantineResult:
+def undo_quarantine(
+    root: Path,
+    *,
+    batch: str | None = None,
+    files: Sequence[str] | None = None,
+    wait_seconds: float = BUSY_WAIT_SECONDS,
+) -> QuarantineResult:
     """Move files back where they were, checking their bytes: ``files`` (with their captions), else a batch.
 
     The batch defaults to the latest. Blocking: run it in a worker thread.
 
     Raises:
         NotFoundError: nothing is in quarantine, or not the batch or files asked for.
+        BusyError: another conversation kept moving files of this dataset for longer than ``wait_seconds``.
     """
+    with _one_at_a_time(root, wait_seconds):
+        return _undo(root, batch, files)
+
+
+def _undo(root: Path, batch: str | None, files: Sequence[str] | None) -> QuarantineResult:
     entries = _settle(root, read_manifest(root))
     label, chosen = _chosen(entries, batch, files, root)
     result = QuarantineResult(action="undo", batch=label)

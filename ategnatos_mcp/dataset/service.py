@@ -22,7 +22,7 @@ from ategnatos_mcp.dataset.models import (
     QuarantineResult,
     StructureResult,
 )
-from ategnatos_mcp.dataset.quarantine import quarantine_files, undo_quarantine
+from ategnatos_mcp.dataset.quarantine import BUSY_WAIT_SECONDS, quarantine_files, undo_quarantine
 from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.structure import Concept, Protected, build_structure
 from ategnatos_mcp.progress import Progress
@@ -60,6 +60,7 @@ class DatasetService:
         self.threshold = threshold
         self.clock = clock
         self.wait_seconds = wait_seconds
+        self.busy_wait_seconds = BUSY_WAIT_SECONDS  # for another conversation's quarantine move in the same dataset
 
     def close(self) -> None:
         self.runner.close()
@@ -80,7 +81,7 @@ class DatasetService:
             await anyio.to_thread.run_sync(lambda: self.jobs.keep_proofs(loaded))
             return result
         when = self.clock()
-        moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, broken, when=when, roots=self.roots))
+        moved = await anyio.to_thread.run_sync(lambda: self._quarantine(root, broken, when))
         # The verdict must describe the folder as it is now: read it again (every image is cached).
         loaded = await self.jobs.load(root, wait_seconds=None, progress=None)
         result = await audit_loaded(root, loaded, options)
@@ -142,7 +143,7 @@ class DatasetService:
         if quarantine:
             moves = {m.rel: f"{m.match} of {c.keep}" for c in found.clusters for m in c.members if m.match != "keep"}
             when = self.clock()
-            moved = await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when, roots=self.roots))
+            moved = await anyio.to_thread.run_sync(lambda: self._quarantine(root, moves, when))
             result = answer(moved)
         return result, pictures
 
@@ -150,11 +151,16 @@ class DatasetService:
         """Move the files the artist named (and their captions) into quarantine."""
         when = self.clock()
         moves = dict.fromkeys(files, "set aside by the artist")
-        return await anyio.to_thread.run_sync(lambda: quarantine_files(root, moves, when=when, roots=self.roots))
+        return await anyio.to_thread.run_sync(lambda: self._quarantine(root, moves, when))
 
     async def undo(self, root: Path, batch: str | None, files: list[str] | None = None) -> QuarantineResult:
         """Put files back from quarantine: the ones named, else a batch (default: the latest)."""
-        return await anyio.to_thread.run_sync(lambda: undo_quarantine(root, batch=batch, files=files))
+        return await anyio.to_thread.run_sync(
+            lambda: undo_quarantine(root, batch=batch, files=files, wait_seconds=self.busy_wait_seconds)
+        )
+
+    def _quarantine(self, root: Path, files: dict[str, str], when: datetime) -> QuarantineResult:
+        return quarantine_files(root, files, when=when, roots=self.roots, wait_seconds=self.busy_wait_seconds)
 
     async def review(
         self,

@@ -29,7 +29,7 @@ import anyio.to_thread
 
 from ategnatos_mcp.errors import AtegnatosError
 
-__all__ = ["Holder", "claim", "claimed", "hold", "holding"]
+__all__ = ["Holder", "claim", "claimed", "hold", "hold_folder", "holding"]
 
 _POLL_SECONDS = 0.05
 
@@ -145,6 +145,26 @@ def hold(path: Path, what: str, *, now: datetime, refuse: Refusal, wait_seconds:
         yield
     finally:
         _release(fd)
+
+
+@contextlib.contextmanager
+def hold_folder(folder: Path, *, refuse: Callable[[], AtegnatosError], wait_seconds: float = 0.0) -> Generator[None]:
+    """Hold an artist's ``folder`` for the block: an ``flock`` on the folder itself, so nothing is written into it
+    (a dataset moving files into quarantine, a layout being built). For blocking code (a worker thread).
+
+    Raises:
+        AtegnatosError: ``refuse()`` when another conversation holds it past ``wait_seconds``.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while not _try_lock(fd):
+            if time.monotonic() >= deadline:
+                raise refuse()
+            time.sleep(_POLL_SECONDS)
+        yield
+    finally:
+        os.close(fd)
 
 
 def holding(path: Path) -> Holder | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import anyio
 from ategnatos_mcp.comfyui.client import ComfyUIClient
 from ategnatos_mcp.comfyui.models import JobRecord, OutputFile, SavedOutput, WsImage
 from ategnatos_mcp.errors import AtegnatosError
+from ategnatos_mcp.state.atomic import write_bytes_atomic
 
 __all__ = ["make_previews", "save_outputs"]
 
@@ -121,11 +121,9 @@ def _provenance(own: dict[str, Any], job: dict[str, Any]) -> bytes:
 
 
 def _replace(path: Path, data: bytes) -> None:
-    # Temp file + rename so no reader sees a half-written picture. No fsync: outputs can be fetched
-    # again from ComfyUI, and fsync per file doubled the cost of a fast job.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    # Temp file + rename so no reader sees a half-written picture (a kill leaves only a temp file the sweep knows).
+    # No fsync: outputs can be fetched again from ComfyUI, and fsync per file doubled the cost of a fast job.
+    write_bytes_atomic(path, data, mode=0o644, fsync=False)
 
 
 async def make_previews(saved: list[SavedOutput], *, max_side: int, budget_bytes: int) -> list[tuple[bytes, str]]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from pathlib import Path
+
+from ategnatos_mcp.state.atomic import temp_beside
 
 __all__ = ["versioned_path", "write_new_file"]
 
@@ -20,24 +20,19 @@ def versioned_path(directory: Path, stem: str, suffix: str, version: int) -> Pat
 def write_new_file(directory: Path, stem: str, suffix: str, data: bytes) -> Path:
     """Write ``data`` to the first free versioned name in ``directory`` and return that path.
 
-    The bytes land in a temp file first and are hard-linked into place, so the name appears complete
-    or not at all, and a name taken meanwhile (another export, another server) is never replaced.
+    The bytes land in a temp file first (named and locked as the leftover sweep knows) and are hard-linked into
+    place, so the name appears complete or not at all, and a name taken meanwhile (another export, another server)
+    is never replaced.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+    with temp_beside(directory / f"{stem}{suffix}") as (fh, tmp):
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
         for version in range(1, _MAX_VERSIONS):
             target = versioned_path(directory, stem, suffix, version)
             try:
-                os.link(tmp_name, target)
+                os.link(tmp, target)
             except FileExistsError:
                 continue
             return target
         raise FileExistsError(f"{directory}/{stem}{suffix}: too many versions")
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)

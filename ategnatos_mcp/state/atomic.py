@@ -16,16 +16,18 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
 __all__ = [
+    "copy_file_atomic",
     "copy_name",
     "keep_copy",
     "preserve",
     "remove_leftover_temp_files",
+    "temp_beside",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
@@ -37,31 +39,66 @@ _OURS = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX) + "$")
 _OURS_BEFORE_MARKER = re.compile(r"^\..+\.(json|md|sha256)\.[a-z0-9_]{8}\.tmp$")
 
 
-def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync, then rename.
 
     ``mode``: the file's permissions, set before the rename so the file never shows up with others. By default
     a rewritten file keeps the permissions it had (an artist's 0664 stays 0664), and a new one gets 0600.
+    ``fsync=False``: for files that can be made again (a picture ComfyUI still holds), where speed matters more.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None:
         mode = _mode_of(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        # Held until the file is closed: the leftover sweep never touches a temp file someone is writing.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        with os.fdopen(fd, "wb") as fh:
-            if mode is not None:
-                os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-            fh.flush()
+    with temp_beside(path, mode=mode) as (fh, tmp):
+        fh.write(data)
+        fh.flush()
+        if fsync:
             os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(path.parent)
+        os.replace(tmp, path)
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def copy_file_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` (fsynced) so that ``target`` is whole or not there: never a torn copy, and a
+    copy cut short by a kill leaves only a temp file the next sweep removes."""
+    with source.open("rb") as src, temp_beside(target, mode=_mode_of(source)) as (fh, tmp):
+        shutil.copyfileobj(src, fh, 1024 * 1024)
+        fh.flush()
+        os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+@contextlib.contextmanager
+def temp_beside(path: Path, *, mode: int | None = None) -> Generator[tuple[BinaryIO, Path]]:
+    """A new temp file beside ``path``, named and locked as our sweeps recognise: ``.<name>.<random>.ategnatos.tmp``,
+    ``flock``-ed until the block ends. The block writes it and renames (or links) it into place; whatever is still
+    at the temp name afterwards is removed, also when the block raises.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(5):
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
+        tmp = Path(name)
+        try:
+            # Held until the file is closed: the leftover sweep never touches a temp file someone is writing.
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.fstat(fd).st_nlink == 0:
+                # A sweep took it between its creation and our lock (it was not locked yet): take another.
+                os.close(fd)
+                continue
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if mode is not None:
+                    os.fchmod(fh.fileno(), mode)
+                yield fh, tmp
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        return
+    raise OSError(errno.EAGAIN, f"no temp file beside {path.name} could be kept")
 
 
 def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:

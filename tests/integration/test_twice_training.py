@@ -8,10 +8,16 @@ to both see "nothing started yet".
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import pytest
 
 from ategnatos_mcp.settings import Settings
@@ -98,3 +104,56 @@ async def test_two_conversations_asking_for_the_dry_run_at_once_start_one(
         followed = await second.client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
         assert followed.structured_content["passed"] is True, text_of(followed)  # type: ignore[index]
     assert len(_runs(home, "dry_run")) == 1
+
+
+class _HeldReplace:
+    """``os.replace`` that holds the first rename into ``folder`` (in the server's worker thread) until released;
+    made in this test process only, never in the server's code."""
+
+    def __init__(self, original: Callable[..., Any], folder: Path) -> None:
+        self.original, self.folder = original, str(folder)
+        self.reached, self.go = threading.Event(), threading.Event()
+        self.armed = True
+
+    def __call__(self, src: Any, dst: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.armed and os.fspath(dst).startswith(self.folder):
+            self.armed = False
+            self.reached.set()
+            assert self.go.wait(30)
+        return self.original(src, dst, *args, **kwargs)
+
+
+async def test_two_conversations_keeping_the_same_save_at_once_both_get_it_once(
+    settings: Settings, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = make_fake_install(tmp_path / "install")
+    loras = home / "workspace" / "loras" / "ink"
+    async with two_servers(settings) as (first, second):
+        _hosts(first, fake)
+        _hosts(second, fake)
+        await _through_gate_4(first.client, home, fake, "kohya")
+        assert not (await first.client.call_tool("launch_training", {"name": "ink"})).is_error
+        status = await second.client.call_tool("training_status", {"name": "ink", "wait_seconds": 60})
+        epoch = next(c["epoch"] for c in status.structured_content["checkpoints"] if c["kind"] == "epoch")  # type: ignore[index]
+        keep = {"name": "ink", "action": "keep", "epoch": epoch, "weight": 0.8, "wait_seconds": 60}
+        held = _HeldReplace(os.replace, loras)
+        monkeypatch.setattr(os, "replace", held)
+        answers: dict[str, Any] = {}
+
+        async def keep_first() -> None:
+            answers["first"] = await first.client.call_tool("train_evaluate", {**keep, "verdict": "crisp lines"})
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep_first)
+                await anyio.to_thread.run_sync(held.reached.wait)  # its copy is written, not yet in place
+                answers["second"] = await second.client.call_tool("train_evaluate", {**keep, "verdict": "crisp lines"})
+                held.go.set()
+
+        for answer in answers.values():
+            assert not answer.is_error and answer.structured_content["state"] == "done", text_of(answer)  # type: ignore[index]
+        kept = answers["first"].structured_content["kept"]  # type: ignore[index]
+        assert [p.name for p in loras.iterdir()] == [Path(kept["path"]).name]  # one file, no temp or part left
+        assert hashlib.sha256(Path(kept["path"]).read_bytes()).hexdigest() == kept["provenance"]["sha256"]
+        inventory = json.loads((home / "grimoire" / ".state" / "studio.json").read_text(encoding="utf-8"))
+        assert [lora["name"] for lora in inventory["loras"]] == [kept["name"]]

@@ -8,7 +8,7 @@ Like the sheet, the copy runs in the server's task group; a call waits at most `
 
 from __future__ import annotations
 
-import shutil
+import logging
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,6 +17,7 @@ import anyio.to_thread
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError
 from ategnatos_mcp.progress import Progress
+from ategnatos_mcp.state.atomic import copy_file_atomic
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraProvenance, StudioInventory, register_entry
 from ategnatos_mcp.training import TrainingConfig, write_records
 from ategnatos_mcp.training.evaluation.grid import choose_saves
@@ -29,6 +30,8 @@ from ategnatos_mcp.training.execution import RunHandle
 
 __all__ = ["Keeper", "weight_range"]
 
+logger = logging.getLogger("ategnatos_mcp.training")
+
 _SPREAD = 0.15  # the studio keeps a range around the chosen weight; art_prompt starts from its middle
 
 
@@ -39,10 +42,9 @@ def weight_range(weight: float) -> tuple[float, float]:
 
 
 def _copy_home(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    shutil.copyfile(source, part)
-    part.replace(target)
+    # A temp file of its own (never a shared ".part"): a second conversation keeping the same save at the same
+    # moment copies beside this one, and either copy is the whole file.
+    copy_file_atomic(source, target)
 
 
 class Keeper:
@@ -113,6 +115,12 @@ class Keeper:
             job.done = 1
         except AtegnatosError as exc:
             self._errors[key] = exc
+        except Exception:  # top of a background task: one failed copy must never take the server down
+            logger.exception("Keeping %s failed", key)
+            self._errors[key] = AtegnatosError(
+                "Bringing the LoRA home stopped unexpectedly (the server log has the details).",
+                hint="Call train_evaluate action='keep' again: a finished copy is found and kept, never copied twice.",
+            )
         finally:
             job.finished.set()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +24,7 @@ from anyio.abc import TaskGroup
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError
 from ategnatos_mcp.progress import Progress
-from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.state import GrimoireStore, write_bytes_atomic
 from ategnatos_mcp.training import TrainingConfig, write_records
 from ategnatos_mcp.training.evaluation.grid import (
     RECIPES,
@@ -372,13 +371,7 @@ class Evaluations:
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    part = path.with_name(path.name + ".part")
-    with part.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(part, path)
+    write_bytes_atomic(path, data, mode=0o644)
 
 
 def _sheet() -> ModuleType:

@@ -3,16 +3,14 @@
 A shelf is this machine's folder (a local ComfyUI) or a folder on a rented instance (its ComfyUI, reached over
 SSH). Every file lands under ``ategnatos/<run>/`` there, so the artist's own LoRAs are never touched, and is
 checked by sha256 against the save it came from: an identical copy is left alone, a file is never half-written
-(a ``.part`` renamed once complete), and nothing is sent twice.
+(a temp file renamed once complete), and nothing is sent twice.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import shlex
-import shutil
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +20,7 @@ from ategnatos_mcp.errors import RemoteCommandError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote import SSHSession, upload
 from ategnatos_mcp.remote.transfer import remote_sha256
+from ategnatos_mcp.state.atomic import copy_file_atomic
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 
 __all__ = ["LocalShelf", "LoraShelf", "RemoteShelf", "file_sha256", "host_sha256"]
@@ -68,13 +67,7 @@ async def host_sha256(host: TrainingHost, path: str) -> str | None:
 
 
 def _copy(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + ".part")
-    with source.open("rb") as src, part.open("wb") as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        dst.flush()
-        os.fsync(dst.fileno())
-    os.replace(part, target)
+    copy_file_atomic(source, target)
 
 
 class LocalShelf:

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import pytest
+from mcp import Client, StdioServerParameters
 
 from ategnatos_mcp.settings import Settings
 from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
@@ -26,6 +27,8 @@ from tests.integration.twice import HeldHosts, Server, text_of, two_servers
 from tests.tools.test_runs_tools import _through_gate_3, _through_gate_4
 
 pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _no_ssh() -> Any:
@@ -157,3 +160,33 @@ async def test_two_conversations_keeping_the_same_save_at_once_both_get_it_once(
         assert hashlib.sha256(Path(kept["path"]).read_bytes()).hexdigest() == kept["provenance"]["sha256"]
         inventory = json.loads((home / "grimoire" / ".state" / "studio.json").read_text(encoding="utf-8"))
         assert [lora["name"] for lora in inventory["loras"]] == [kept["name"]]
+
+
+async def test_two_real_server_processes_launching_at_once_start_one_training_run(home: Path, tmp_path: Path) -> None:
+    """The same as two conversations really have it: two ``ategnatos-mcp serve`` processes over stdio, as mcp.json
+    starts them, on one project; both asked to launch at the same moment."""
+    fake = make_fake_install(tmp_path / "install")
+    entry = json.loads((ROOT / "mcp.json").read_text(encoding="utf-8"))["mcpServers"]["ategnatos"]
+    params = StdioServerParameters(
+        command=str(ROOT / entry["command"]),
+        args=entry["args"],
+        env={**entry["env"], **fake.env, "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": "http://127.0.0.1:9"},
+        cwd=str(ROOT),
+    )
+    async with Client(params) as one, Client(params) as two:
+        await _through_gate_4(one, home, fake, "kohya")
+        answers: list[Any] = []
+
+        async def launch(client: Client) -> None:
+            answers.append(await client.call_tool("launch_training", {"name": "ink"}))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(launch, one)
+                tg.start_soon(launch, two)
+        assert sorted(a.is_error for a in answers) == [False, True], [text_of(a) for a in answers]
+        said = text_of(next(a for a in answers if a.is_error))
+        assert "from another conversation" in said and "nothing was started twice" in said, said
+        finished = await two.call_tool("training_status", {"name": "ink", "wait_seconds": 60})
+        assert finished.structured_content["state"] == "succeeded", text_of(finished)  # type: ignore[index]
+    assert len(_runs(home, "training")) == 1

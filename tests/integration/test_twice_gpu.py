@@ -8,10 +8,12 @@ point of its call, after it read the ledger, and the second server's call comes 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
 from ategnatos_mcp.providers import GpuService, RunPodProvider
@@ -124,3 +126,53 @@ async def test_an_instance_is_set_up_by_one_conversation_at_a_time(settings: Set
         again = await second.client.call_tool("remote_deploy", {"instance": key})  # once the first set-up is done
         assert not again.is_error, text_of(again)
         assert [d[:2] for d in other.deployed] == [(key, "comfyui")]
+
+
+async def test_a_rental_found_by_another_conversation_while_its_answer_was_on_the_way_is_recorded_once(
+    settings: Settings, home: Path
+) -> None:
+    cloud, clock, gate = FakeRunPod(), FakeClock(), Gate()
+
+    async def answers_late(request: httpx.Request) -> httpx.Response:
+        response = cloud.handle(request)
+        if request.method == "POST" and request.url.path.endswith("/pods"):
+            await gate.pass_through()  # created at the cloud; the answer is still on its way
+        return response
+
+    late = RunPodProvider(
+        httpx.AsyncClient(
+            base_url=cloud.base_url + "/",
+            headers={"Authorization": f"Bearer {cloud.key}"},
+            transport=httpx.MockTransport(answers_late),
+        ),
+        graphql_url="https://api.runpod.io/graphql",
+    )
+    async with two_servers(settings) as (first, second):
+        first.app.gpu = _service(first.app.store, cloud, clock)
+        first.app.gpu.providers["runpod"] = late
+        second.app.gpu = _service(second.app.store, cloud, clock)
+        first.app.deployer = second.app.deployer = FakeDeployer()  # type: ignore[assignment]
+        offers = await first.client.call_tool("gpu_offers", {"gpu": "4090", "hours": 2})
+        quote = offers.structured_content["offers"][0]["quote_id"]  # type: ignore[index]
+        answers: dict[str, Any] = {}
+
+        async def rent() -> None:
+            answers["rented"] = await first.client.call_tool("gpu_spinup", {"quote_id": quote, "confirm": True})
+
+        gate.armed = True
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(rent)
+                await gate.reached.wait()
+                answers["listed"] = await second.client.call_tool("gpu_instances", {})
+                gate.go.set()
+
+        assert "the rental whose confirmation was lost" in text_of(answers["listed"]), text_of(answers["listed"])
+        rented = answers["rented"]
+        assert not rented.is_error, text_of(rented)
+        key = rented.structured_content["instance"]["key"]  # type: ignore[index]
+        ledger = json.loads((home / "grimoire" / ".state" / "gpu.json").read_text(encoding="utf-8"))
+        opened = [e for e in ledger["ledger"] if e["event"] in ("rented", "adopted")]
+        assert [(e["instance_id"], e["event"]) for e in opened] == [(key.split(":", 1)[1], "adopted")], opened
+        assert list(ledger["rentals"]) == [key] and ledger["pending"] == {}
+        assert cloud.created == 1

@@ -228,7 +228,13 @@ class Renter:
         )
         async with self.store.update(GPU_DOCUMENT, GpuDocument) as upd:
             upd.doc.pending.pop(tag, None)
-            open_rental(upd.doc, rental, note=f"confirmed by the user at ${agreement.usd_per_hour:.2f}/h")
+            found = upd.doc.rentals.get(rental.key)
+            if found is None:
+                open_rental(upd.doc, rental, note=f"confirmed by the user at ${agreement.usd_per_hour:.2f}/h")
+            else:
+                # Another server on this project (another conversation) reconciled while the create answer was on
+                # its way and found the instance by its tag: one rental, one record, whatever it did with it since.
+                rental = found
             doc = upd.doc
         await sync_studio(self.store, doc)
         return rental

@@ -113,6 +113,7 @@ def build_server(settings: Settings, *, app: Wiring | None = None) -> MCPServer[
         async with app.exit_stack, anyio.create_task_group() as tg:
             app.task_group = tg
             tg.start_soon(app.reconcile_clouds)
+            tg.start_soon(app.tidy_workspace)
             try:
                 yield app
             finally:

@@ -18,6 +18,7 @@ from ategnatos_mcp.dataset.models import AuditResult, BucketCount, CaptionStats,
 from ategnatos_mcp.dataset.problems import EXTREME_ASPECT, file_problems, unreadable_problem
 from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.scan import IMAGE_EXTENSIONS, DatasetScan, fingerprint_of, scan_dataset
+from ategnatos_mcp.dataset.structure import unfinished_layout
 from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
@@ -250,6 +251,14 @@ async def audit_loaded(root: Path, loaded: LoadedDataset, options: AuditOptions)
     clusters = found.clusters
     reasons, advice = _verdict(len(readable), findings, captions, clusters)
     advice += left_out_notes(loaded.scan)
+    started = await anyio.to_thread.run_sync(unfinished_layout, root)
+    if started is not None:  # a dataset_structure killed part-way: what is here is not the whole set
+        reasons.insert(
+            0,
+            f"This kohya layout was cut short while it was being made (started {started}): images or captions "
+            "may be missing.",
+        )
+        advice.insert(0, "Run dataset_structure again with the same folders to finish it, then audit again.")
     fingerprint = fingerprint_of(loaded.scan)
     return AuditResult(
         dataset=str(root),

@@ -144,7 +144,7 @@ def review_batch(
     """
     from ategnatos_mcp.dataset.previews import make_preview
 
-    scan = scan_dataset(root, roots=roots)
+    scan = scan_dataset(root, roots=roots, tidy=True)
     index = index_captions(scan)
     wanted = [not (only_missing and index.texts.get(e.rel, "").strip()) for e in scan.images]
     positions = [i for i, keep in enumerate(wanted) if keep and i >= start]
@@ -189,7 +189,7 @@ def write_captions(
 
     A caption file that exists keeps its permissions; a new one gets the folder's usual ones (as the images have).
     """
-    scan = scan_dataset(root, roots=roots)
+    scan = scan_dataset(root, roots=roots, tidy=True)
     index = index_captions(scan)
     images = {e.rel: e.path for e in scan.images}
     result = CaptionWriteResult(dataset=str(root), written=[], refused=[], warnings=[])
@@ -248,7 +248,7 @@ def _tags_of(text: str) -> set[str]:
 
 def summarise_captions(root: Path, *, trigger_word: str | None, roots: Sequence[Path] | None = None) -> CaptionSummary:
     """Tag frequency and outliers across the dataset's captions (blocking)."""
-    scan = scan_dataset(root, roots=roots)
+    scan = scan_dataset(root, roots=roots, tidy=True)
     index = index_captions(scan)
     rels = [e.rel for e in scan.images]
     stats = caption_stats(rels, index, trigger_word)

@@ -80,7 +80,7 @@ class ProbeJobs:
         from ategnatos_mcp.dataset.audit import LoadedDataset
 
         try:
-            scan = await anyio.to_thread.run_sync(lambda: scan_dataset(job.root, roots=self.roots))
+            scan = await anyio.to_thread.run_sync(lambda: scan_dataset(job.root, roots=self.roots, tidy=True))
             last = self._last.get(job.root)
             if last is not None and _same_files(last, scan):
                 # Nothing changed since the last read (typically dedupe right after audit): no cache query, no

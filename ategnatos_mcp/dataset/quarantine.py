@@ -114,7 +114,7 @@ def _plan(
 ) -> tuple[list[QuarantineEntry], list[str]]:
     """The moves (captions travel with their images) and the files left alone, each with why; ``waiting``: the
     files already in quarantine, by batch."""
-    captions = caption_files_by_stem(scan_dataset(root, roots=roots))
+    captions = caption_files_by_stem(scan_dataset(root, roots=roots, tidy=True))
     cleaned = [(*_dataset_path(root, rel), reason) for rel, reason in files.items()]  # refuses before anything moves
     plan: list[QuarantineEntry] = []
     skipped: list[str] = []

@@ -9,6 +9,7 @@ project's roots, it leaves out linked files that point outside them (the rule ev
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError
 from ategnatos_mcp.paths import inside_roots
+from ategnatos_mcp.state.atomic import is_temp_name, remove_if_abandoned
 
 __all__ = [
     "CAPTION_EXTENSIONS",
@@ -32,6 +34,8 @@ __all__ = [
     "is_regularisation_folder",
     "scan_dataset",
 ]
+
+logger = logging.getLogger("ategnatos_mcp.dataset")
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 CAPTION_EXTENSIONS = (".txt", ".caption")
@@ -77,6 +81,7 @@ class DatasetScan:
     outside_links: list[FileEntry] = field(default_factory=list)  # linked files pointing outside the project
     layout: str = "flat"  # "flat" | "kohya" | "mixed"
     concepts: dict[str, int] = field(default_factory=dict)  # kohya folder -> repeats
+    leftovers: list[Path] = field(default_factory=list)  # our temp files a killed write left (hidden, never data)
 
     def concept_of(self, rel: str) -> str:
         """The top-level folder of a file ('' for files at the root)."""
@@ -99,11 +104,13 @@ def _check_root(root: Path) -> None:
         )
 
 
-def scan_dataset(root: Path, *, roots: Sequence[Path] | None = None) -> DatasetScan:
+def scan_dataset(root: Path, *, roots: Sequence[Path] | None = None, tidy: bool = False) -> DatasetScan:
     """Walk ``root`` (blocking: run it in a worker thread).
 
     With ``roots`` (the project's folders), a linked file pointing outside them is left out and listed in
-    ``outside_links``; without, every linked file is taken in.
+    ``outside_links``; without, every linked file is taken in. With ``tidy``, the temp files a killed write of ours
+    left in the folder (a caption, the quarantine manifest) are removed on the way, unless a writer (another server)
+    still holds one; ``leftovers`` lists the ones found.
 
     Raises:
         NotFoundError: the folder does not exist.
@@ -112,6 +119,10 @@ def scan_dataset(root: Path, *, roots: Sequence[Path] | None = None) -> DatasetS
     _check_root(root)
     scan = DatasetScan(root=root)
     _walk(root, "", scan, depth=0, roots=roots)
+    if tidy:
+        for path in scan.leftovers:
+            if remove_if_abandoned(path):
+                logger.info("removed %s, left by a write that was killed", path)
     scan.images.sort(key=lambda e: e.rel)
     scan.captions.sort(key=lambda e: e.rel)
     _detect_layout(scan)
@@ -129,6 +140,8 @@ def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int, roots: Seque
         return
     for entry in entries:
         if entry.name.startswith("."):
+            if is_temp_name(entry.name):
+                scan.leftovers.append(Path(entry.path))
             continue
         rel = prefix + entry.name
         if entry.is_symlink():
@@ -136,11 +149,20 @@ def _walk(folder: Path, prefix: str, scan: DatasetScan, depth: int, roots: Seque
             continue
         if entry.is_dir(follow_symlinks=False):
             if depth == 0 and entry.name == QUARANTINE_DIR:
+                _quarantine_leftovers(Path(entry.path), scan)  # its manifest's, never its files
                 continue
             if depth < 8:
                 _walk(Path(entry.path), rel + "/", scan, depth + 1, roots)
             continue
         _add_file(entry, rel, scan)
+
+
+def _quarantine_leftovers(folder: Path, scan: DatasetScan) -> None:
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    scan.leftovers += [folder / name for name in names if is_temp_name(name)]
 
 
 def _add_symlink(entry: os.DirEntry[str], rel: str, scan: DatasetScan, roots: Sequence[Path] | None) -> None:

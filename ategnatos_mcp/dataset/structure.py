@@ -2,13 +2,15 @@
 
 Idempotent: a rerun with the same inputs changes nothing. A file in the output that no longer matches
 its source (e.g. a caption rewritten since) is moved aside into the output's ``quarantine/``, never
-deleted, and replaced by the current one.
+deleted, and replaced by the current one. A layout cut short by a kill is named as unfinished (a hidden note in
+the output, until every file is in place) and a rerun finishes it; a copied file appears whole or not at all.
 """
 
 from __future__ import annotations
 
 import errno
 import filecmp
+import json
 import math
 import os
 import shutil
@@ -20,8 +22,17 @@ from pathlib import Path
 from ategnatos_mcp.dataset.models import StructureResult
 from ategnatos_mcp.dataset.scan import KOHYA_FOLDER, QUARANTINE_DIR, FileEntry, scan_dataset
 from ategnatos_mcp.errors import InvalidRequestError
+from ategnatos_mcp.state.atomic import remove_leftover_temp_files, temp_beside, write_text_atomic
 
-__all__ = ["Concept", "Protected", "build_structure", "check_output", "compute_repeats"]
+__all__ = [
+    "UNFINISHED",
+    "Concept",
+    "Protected",
+    "build_structure",
+    "check_output",
+    "compute_repeats",
+    "unfinished_layout",
+]
 
 
 @dataclass
@@ -39,7 +50,7 @@ def compute_repeats(images: int, *, target_steps: int, epochs: int) -> int:
 
 
 def _files_of(concept: Concept, notes: list[str], roots: Sequence[Path] | None) -> list[FileEntry]:
-    scan = scan_dataset(concept.source, roots=roots)
+    scan = scan_dataset(concept.source, roots=roots, tidy=True)
     if scan.outside_links:
         names = ", ".join(e.rel for e in scan.outside_links[:5])
         notes.append(
@@ -71,20 +82,56 @@ class _Placer:
 
     def place(self, src: Path, dst: Path) -> None:
         if dst.exists():
-            if os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False):
+            if _same(src, dst):
                 self.unchanged += 1
                 return
             rel = dst.relative_to(self.output)
             os.rename(dst, _free_path(self.aside / rel))
             self.moved_aside.append(str(rel))
         try:
-            os.link(src, dst)
-            self.linked += 1
-        except OSError as exc:
-            if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EACCES):
+            try:
+                os.link(src, dst)
+                self.linked += 1
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK, errno.EACCES):
+                    raise
+                _copy_new(src, dst)
+                self.copied += 1
+        except FileExistsError:
+            if not _same(src, dst):
                 raise
-            shutil.copy2(src, dst)
-            self.copied += 1
+            self.unchanged += 1  # another conversation laying out the same folder placed it a moment ago
+
+
+def _same(src: Path, dst: Path) -> bool:
+    return os.path.samefile(src, dst) or filecmp.cmp(src, dst, shallow=False)
+
+
+def _copy_new(src: Path, dst: Path) -> None:
+    """Copy ``src`` to the new name ``dst``: the whole file or nothing there (a copy cut short by a kill leaves only a
+    hidden temp file, removed the next time the folder is used), and never over a file that appeared meanwhile."""
+    with src.open("rb") as source, temp_beside(dst) as (fh, tmp):
+        shutil.copyfileobj(source, fh, 1024 * 1024)
+        fh.flush()
+        shutil.copystat(src, tmp)
+        os.link(tmp, dst)
+
+
+UNFINISHED = ".ategnatos-layout-unfinished.json"  # in the output while a layout is being made
+
+
+def unfinished_layout(folder: Path) -> str | None:
+    """When a layout being made in ``folder`` (or in the layout ``folder`` is a concept of) was cut short: when it
+    was started, in words; None when it was finished (or never made by us)."""
+    for place in (folder, folder.parent):
+        try:
+            note = json.loads((place / UNFINISHED).read_text(encoding="utf-8"))
+            return str(note.get("started", "at an unknown time"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, AttributeError):
+            return "at an unknown time"
+    return None
 
 
 def _free_path(path: Path) -> Path:
@@ -195,6 +242,14 @@ def build_structure(
             hint="Choose a new or existing folder for the kohya layout, e.g. workspace/datasets/<name>-kohya.",
         )
     notes: list[str] = []
+    earlier = unfinished_layout(output) if output.is_dir() else None
+    if earlier is not None:
+        notes.append(f"The layout started here {earlier} was cut short; this run finishes it.")
+    output.mkdir(parents=True, exist_ok=True)
+    remove_leftover_temp_files(output)  # a copy a kill cut short
+    # Says "unfinished" until every file is in place: a kill part-way leaves it, and the audit names the layout as
+    # cut short (with the call that finishes it) instead of passing a folder with images missing.
+    write_text_atomic(output / UNFINISHED, json.dumps({"started": f"on {when:%Y-%m-%d at %H:%M} UTC"}) + "\n")
     placer = _Placer(output, when)
     result = StructureResult(
         output=str(output), concepts={}, repeats={}, linked=0, copied=0, unchanged=0, method="none", notes=notes
@@ -217,6 +272,7 @@ def build_structure(
             placer.place(entry.path, folder / entry.rel)
         result.concepts[folder.name] = images
         result.repeats[folder.name] = repeats
+    (output / UNFINISHED).unlink(missing_ok=True)
     result.linked, result.copied, result.unchanged = placer.linked, placer.copied, placer.unchanged
     if placer.moved_aside:
         notes.append(f"{len(placer.moved_aside)} outdated file(s) moved aside to {placer.aside.relative_to(output)}.")

@@ -1,8 +1,9 @@
 """Atomic file writes: a crash leaves the old file or the new one, never a torn one.
 
-Temp files carry a name only we use (``.<name>.<random>.ategnatos.tmp``) and stay locked (``flock``) while they
-are written, so the start-up sweep can tell a leftover of a killed write from a file someone else made, or from a
-write still under way in another server process. Copies kept beside a file never replace an earlier copy.
+Temp files carry a name only we use (``.<name>.<random>.ategnatos.tmp``) and stay locked (``flock``) until they are
+renamed into place, so a sweep can tell a leftover of a killed write from a file someone else made, or from a write
+still under way in another server process: the lock decides, whatever the file's age. Copies kept beside a file
+never replace an earlier copy.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -26,13 +28,19 @@ __all__ = [
     "copy_name",
     "keep_copy",
     "preserve",
+    "is_temp_name",
+    "remove_if_abandoned",
     "remove_leftover_temp_files",
     "temp_beside",
+    "tidy_folder",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
 
+logger = logging.getLogger("ategnatos_mcp.state")
+
 _TEMP_SUFFIX = ".ategnatos.tmp"
+LEGACY_LEFTOVER_AGE_SECONDS = 3600.0  # a pre-marker temp file in .state this old was left by a killed write
 # mkstemp's random part: 8 characters of [a-z0-9_].
 _OURS = re.compile(r"^\..+\.[a-z0-9_]{8}" + re.escape(_TEMP_SUFFIX) + "$")
 # What versions before the marker wrote; only trusted inside a `.state` folder, which only we write to.
@@ -156,24 +164,59 @@ def _exclusive_copy(path: Path, label: str, now: datetime, fill: Callable[[Binar
     raise OSError(errno.EEXIST, f"no free name for a copy of {path.name}")
 
 
-def remove_leftover_temp_files(root: Path, *, older_than_seconds: float) -> list[Path]:
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is how our atomic writes name their temp files (``.<name>.<random>.ategnatos.tmp``)."""
+    return _OURS.match(name) is not None
+
+
+def remove_leftover_temp_files(
+    root: Path,
+    *,
+    older_than_seconds: float = 0.0,
+    legacy_older_than_seconds: float = LEGACY_LEFTOVER_AGE_SECONDS,
+    recursive: bool = True,
+) -> list[Path]:
     """Delete temp files our atomic writes left behind when a process was killed; returns what was removed.
 
-    Only files named as we name them (the pre-marker pattern only inside ``.state`` folders), only those not
-    modified for ``older_than_seconds`` and not locked by a writer. Symlinks are neither followed nor removed.
+    Only files named as we name them and not locked by a writer (every writer of that name holds an ``flock``
+    until its rename, in any server process), not modified for ``older_than_seconds``; files named as versions
+    before the marker wrote them only inside a ``.state`` folder, and only after ``legacy_older_than_seconds``
+    (those writers held no lock). Symlinks are neither followed nor removed. ``recursive=False``: ``root`` itself.
     """
     removed: list[Path] = []
-    cutoff = time.time() - older_than_seconds
+    now = time.time()
     for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if not os.path.islink(os.path.join(folder, d))]
+        dirs[:] = [d for d in dirs if recursive and not os.path.islink(os.path.join(folder, d))]
         in_state = os.path.basename(folder) == ".state"
         for name in files:
-            if not (_OURS.match(name) or (in_state and _OURS_BEFORE_MARKER.match(name))):
+            if _OURS.match(name):
+                cutoff = now - older_than_seconds
+            elif in_state and _OURS_BEFORE_MARKER.match(name):
+                cutoff = now - legacy_older_than_seconds
+            else:
                 continue
             path = Path(folder) / name
             if _remove_if_abandoned(path, cutoff):
                 removed.append(path)
     return removed
+
+
+def tidy_folder(folder: Path) -> list[Path]:
+    """``remove_leftover_temp_files`` for housekeeping: each removal logged, a folder that cannot be walked only
+    logged (never raises)."""
+    try:
+        removed = remove_leftover_temp_files(folder)
+    except OSError:
+        logger.exception("tidying %s failed", folder)
+        return []
+    for path in removed:
+        logger.info("removed %s, left by a write that was killed", path)
+    return removed
+
+
+def remove_if_abandoned(path: Path) -> bool:
+    """Remove ``path`` if it is one of our temp files that no writer holds (see ``remove_leftover_temp_files``)."""
+    return is_temp_name(path.name) and _remove_if_abandoned(path, time.time())
 
 
 def _remove_if_abandoned(path: Path, cutoff: float) -> bool:

@@ -49,8 +49,6 @@ logger = logging.getLogger("ategnatos_mcp.state")
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
-LEFTOVER_AGE_SECONDS = 3600.0  # a temp file this old, unlocked, is a leftover of a killed write
-
 
 class Document(BaseModel):
     """Base of every state document. Subclasses set ``SCHEMA_VERSION`` and ``MIGRATIONS``.
@@ -117,7 +115,7 @@ class GrimoireStore:
                 logger.warning("%s was left as it is: %s", view.filename, exc.message)
 
     def _remove_leftovers(self) -> list[Path]:
-        return remove_leftover_temp_files(self.root, older_than_seconds=LEFTOVER_AGE_SECONDS)
+        return remove_leftover_temp_files(self.root)
 
     # Reading ------------------------------------------------------------------------------------
     async def read(self, name: str, model: type[D]) -> D:

@@ -57,6 +57,7 @@ from ategnatos_mcp.providers.setup.trainers import TrainerVersion
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
+from ategnatos_mcp.state.atomic import tidy_folder
 from ategnatos_mcp.studio import (
     STUDIO_DOCUMENT,
     STUDIO_VIEW,
@@ -123,6 +124,7 @@ class Wiring:
     trainer_versions: dict[str, TrainerVersion] | None = None  # a test may pin commits of a local mirror
 
     _locks: dict[str, anyio.Lock] = field(default_factory=dict[str, anyio.Lock], repr=False)
+    tidied: anyio.Event = field(init=False, repr=False)  # set once the start-up tidy of the workspace is done
 
     def __post_init__(self) -> None:
         # The markdown views of documents several domains write (each domain renders its own).
@@ -436,6 +438,16 @@ class Wiring:
         leftovers of killed writes removed."""
         await anyio.to_thread.run_sync(adopt_old_document_names, self.store.state_dir, _is_execution_record)
         await self.store.start()
+        self.tidied = anyio.Event()
+
+    async def tidy_workspace(self) -> None:
+        """In the background after start-up: temp files killed writes left in the workspace (exports, ComfyUI
+        outputs, kept LoRAs, local runs, datasets there) are removed, unless another server's writer holds one.
+        ``tidied`` is set when done. Never fails."""
+        try:
+            await anyio.to_thread.run_sync(tidy_folder, self.settings.workspace_dir)
+        finally:
+            self.tidied.set()
 
     async def reconcile_clouds(self) -> None:
         """Reconcile with the providers when keys are set, so orphans show up at once. Never fails."""

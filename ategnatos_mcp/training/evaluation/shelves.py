@@ -20,7 +20,7 @@ from ategnatos_mcp.errors import RemoteCommandError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.remote import SSHSession, upload
 from ategnatos_mcp.remote.transfer import remote_sha256
-from ategnatos_mcp.state.atomic import copy_file_atomic
+from ategnatos_mcp.state.atomic import copy_file_atomic, remove_leftover_temp_files
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 
 __all__ = ["LocalShelf", "LoraShelf", "RemoteShelf", "file_sha256", "host_sha256"]
@@ -67,6 +67,8 @@ async def host_sha256(host: TrainingHost, path: str) -> str | None:
 
 
 def _copy(source: Path, target: Path) -> None:
+    if target.parent.is_dir():
+        remove_leftover_temp_files(target.parent, recursive=False)  # a copy into this folder a kill cut short
     copy_file_atomic(source, target)
 
 

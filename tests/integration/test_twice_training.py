@@ -76,7 +76,7 @@ async def test_two_conversations_launching_at_once_start_one_training_run(
         assert not started.is_error, text_of(started)
         assert refused.is_error, text_of(refused)
         said = text_of(refused)
-        assert "being started right now from another conversation since" in said, said
+        assert "being started right now by another call since" in said and "another conversation" in said, said
         assert "nothing was started twice" in said and "training_status(name='ink')" in said, said
         assert _runs(home, "training") == [started.structured_content["handle"]["run_dir"].rsplit("/", 1)[-1]]
 
@@ -101,7 +101,7 @@ async def test_two_conversations_asking_for_the_dry_run_at_once_start_one(
 
         assert not started.is_error and started.structured_content["state"] == "running", text_of(started)  # type: ignore[index]
         assert refused.is_error, text_of(refused)
-        assert "The dry run of 'ink' is being started right now from another conversation" in text_of(refused)
+        assert "The dry run of 'ink' is being started right now by another call" in text_of(refused)
         assert len(_runs(home, "dry_run")) == 1
         # The other conversation simply follows the same dry run.
         followed = await second.client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})

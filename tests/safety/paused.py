@@ -26,11 +26,18 @@ NO_COMFYUI = "http://127.0.0.1:9"
 
 @asynccontextmanager
 async def paused_call(
-    home: Path, call: tuple[str, dict[str, Any]], pattern: str, skip: int, *, comfyui_url: str = NO_COMFYUI
+    home: Path,
+    call: tuple[str, dict[str, Any]],
+    pattern: str,
+    skip: int,
+    *,
+    comfyui_url: str = NO_COMFYUI,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[str]:
     """Make ``call`` on a server subprocess on ``home``; yields once it stopped before the step into a path holding
-    ``pattern`` (after ``skip`` such steps), with the step it stopped before. The server is SIGKILLed on exit."""
-    env = {**os.environ, "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": comfyui_url}
+    ``pattern`` (after ``skip`` such steps), with the step it stopped before. The server is SIGKILLed on exit.
+    ``env``: more environment for the server (e.g. the stand-in trainer's PATH)."""
+    env = {**os.environ, **(env or {}), "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": comfyui_url}
     command = [sys.executable, "-m", "tests.safety.paused_server", pattern, str(skip), "call"]
     async with await anyio.open_process(command, env=env, cwd=ROOT) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

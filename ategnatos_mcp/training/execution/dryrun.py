@@ -6,6 +6,7 @@ at the planned batch size (a run that only fit after halving the batch fails, wi
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Literal
 
@@ -23,6 +24,7 @@ from ategnatos_mcp.training.execution.monitor import WARNING_IDS
 from ategnatos_mcp.training.execution.plans import ConfirmedPlan, claim_start, read_execution, update_execution
 from ategnatos_mcp.training.execution.runner import (
     host_dataset_dir,
+    never_started,
     parse_run_log,
     read_log_tail,
     start_run,
@@ -128,8 +130,15 @@ async def run_dry_run(
     # started a second time beside it.
     async with claim_start(store, cfg.name, "dry_run"):
         handle = (await read_execution(store, cfg.name)).dry_run
-        if handle is None or handle.finished or handle.config_hash != cfg.config_hash or handle.host != host.spec:
-            if handle is not None and not handle.finished and handle.host == host.spec:
+        cut = handle is not None and not handle.finished and await never_started(host, handle)  # a killed start
+        if (
+            handle is None
+            or handle.finished
+            or cut
+            or handle.config_hash != cfg.config_hash
+            or handle.host != host.spec
+        ):
+            if handle is not None and not handle.finished and not cut and handle.host == host.spec:
                 await stop_run(host, handle)  # a dry run of an older config: it no longer proves anything
             handle = await start_run(
                 host,
@@ -142,8 +151,8 @@ async def run_dry_run(
                 hang_seconds=_DRY_RUN_HANG_SECONDS,
                 env=env,
                 dry_run_steps=steps,
+                before_start=functools.partial(_save, store, cfg.name),  # recorded first: see launch_run
             )
-            await _save(store, cfg.name, handle)
     status = await wait_for_run(host, handle, wait_seconds, report)
     log = await read_log_tail(host, handle)
     progress = await parse_run_log(handle, log)
@@ -170,7 +179,8 @@ async def run_dry_run(
     )
 
 
-async def _save(store: GrimoireStore, name: str, handle: RunHandle) -> None:
+async def _save(store: GrimoireStore, name: str, handle: RunHandle) -> RunHandle:
     async with update_execution(store, name) as upd:
         upd.doc.name = name
         upd.doc.dry_run = handle
+    return handle

@@ -31,7 +31,13 @@ from ategnatos_mcp.training.execution.resume import (
     saves_after,
     set_aside_saves,
 )
-from ategnatos_mcp.training.execution.runner import host_dataset_dir, host_label, read_status, start_run
+from ategnatos_mcp.training.execution.runner import (
+    host_dataset_dir,
+    host_label,
+    never_started,
+    read_status,
+    start_run,
+)
 
 __all__ = ["LaunchResult", "check_start_choice", "ensure_launch_ready", "launch_run"]
 
@@ -135,9 +141,9 @@ async def launch_run(
     cfg, identity = plan.cfg, host.spec.identity
     check_start_choice(resume=resume, fresh=fresh)
     await ensure_launch_ready(store, plan, identity, resume=resume, fresh=fresh)
-    state = await read_execution(store, cfg.name)
-    if state.training is not None:
-        ended = await _earlier_run_ended(host, store, plan, state.training, now)
+    previous = await _earlier_run(host, store, cfg.name)
+    if previous is not None:
+        ended = await _earlier_run_ended(host, store, plan, previous, now)
         if fresh or not resume or ended == "succeeded":
             doc = await read_gates(store, cfg.name)
             raise relaunch_refusal(doc, await find_versions(store, cfg.name), resume=resume, fresh=fresh)
@@ -146,12 +152,32 @@ async def launch_run(
             f"A training run of '{cfg.name}' was started, but what this computer knew about it is missing.",
             hint=f"Plan a new version to train again: train_plan with name='{cfg.name}'.",
         )
-    point, batch, notes = await _starting_point(host, plan, state.training, resume=resume, fresh=fresh, now=now)
+    point, batch, notes = await _starting_point(host, plan, previous, resume=resume, fresh=fresh, now=now)
     rung = len(batch[2]) if batch is not None else 0
     dataset_dir = await host_dataset_dir(host, cfg)
     if host.spec.kind != "local":
         # Only changed files travel; the fingerprint above proved the local copy is the audited one.
         await host.put_dataset(Path(cfg.dataset_path), dataset_dir, report)  # type: ignore[arg-type]
+
+    async def record(handle: RunHandle) -> RunHandle:
+        # Recorded before the supervisor starts (under the start claim): a server killed from here on leaves a run
+        # training_status follows and a relaunch refuses, never a trainer nobody knows about beside a second one.
+        if point is not None:
+            handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
+        if (
+            not fresh
+            and previous is not None
+            and (previous.host, previous.output_dir) == (host.spec, handle.output_dir)
+        ):
+            handle.samples_seen = list(previous.samples_seen)  # the earlier run's sample images are not new
+        async with update_execution(store, cfg.name) as upd:
+            upd.doc.name = cfg.name
+            if upd.doc.training is not None:
+                upd.doc.history.append(upd.doc.training)
+                del upd.doc.history[:-20]
+            upd.doc.training = handle
+        return handle
+
     handle = await start_run(
         host,
         kind="training",
@@ -166,18 +192,8 @@ async def launch_run(
         extra_args=point.args if point else None,
         batch=batch[:2] if batch is not None else None,
         start_rung=rung,
+        before_start=record,
     )
-    if point is not None:
-        handle = handle.model_copy(update={"resumed_from_step": point.step, "resumed_from": point.source})
-    previous = state.training
-    if not fresh and previous is not None and (previous.host, previous.output_dir) == (host.spec, handle.output_dir):
-        handle.samples_seen = list(previous.samples_seen)  # the earlier run's sample images are not new
-    async with update_execution(store, cfg.name) as upd:
-        upd.doc.name = cfg.name
-        if upd.doc.training is not None:
-            upd.doc.history.append(upd.doc.training)
-            del upd.doc.history[:-20]
-        upd.doc.training = handle
     await record_training_started(
         store, cfg.name, host=identity, config_hash=cfg.config_hash, started_at=now, resumed=point is not None
     )
@@ -201,6 +217,19 @@ async def launch_run(
         gradient_accumulation=handle.gradient_accumulation,
         notices=notices,
     )
+
+
+async def _earlier_run(host: TrainingHost, store: GrimoireStore, name: str) -> RunHandle | None:
+    """The training run recorded for ``name``; a start recorded but cut short before its supervisor ran (a server
+    killed in between) is forgotten here, and the run recorded before it stands again."""
+    state = await read_execution(store, name)
+    cut = state.training
+    if cut is None or cut.finished or not await never_started(host, cut):
+        return cut
+    async with update_execution(store, name) as upd:
+        if upd.doc.training is not None and upd.doc.training.run_dir == cut.run_dir:
+            upd.doc.training = upd.doc.history.pop() if upd.doc.history else None
+        return upd.doc.training
 
 
 async def _earlier_run_ended(

@@ -105,7 +105,7 @@ def _starting_elsewhere(name: str, kind: RunKind, holder: Holder) -> BusyError:
         else ("dry run", f"train_dry_run(name='{name}') (called again)")
     )
     return BusyError(
-        f"The {what} of '{name}' is being started right now from another conversation{holder.since_text}; "
-        "nothing was started twice.",
+        f"The {what} of '{name}' is being started right now by another call{holder.since_text} (perhaps from "
+        "another conversation); nothing was started twice.",
         hint=f"Do not start it again here: {status} shows it once it runs.",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import shlex
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
 from pathlib import PurePosixPath
@@ -30,6 +31,7 @@ from ategnatos_mcp.training.models import DRY_RUN_STEPS
 __all__ = [
     "host_dataset_dir",
     "host_label",
+    "never_started",
     "parse_run_log",
     "read_log_tail",
     "read_status",
@@ -133,12 +135,15 @@ async def start_run(
     batch: tuple[int, int] | None = None,
     dry_run_steps: int = DRY_RUN_STEPS,
     start_rung: int = 0,
+    before_start: Callable[[RunHandle], Awaitable[RunHandle]] | None = None,
 ) -> RunHandle:
     """Write the run's files and start the supervisor detached; returns once it has written its status.
 
     ``batch`` (batch size, gradient accumulation) and ``start_rung`` (memory savers on) start at another rung than
     the plan's: the one an earlier run's OOM ladder reached (the supervisor edits its copy of the files before the
     first attempt). The spec carries every memory-saver rung of this backend, rendered (see ``ladder.py``).
+    ``before_start`` gets the run's handle (and may complete it) just before the supervisor starts: the caller records
+    it there, so a server killed from then on leaves a run its records know (see ``never_started``).
 
     Raises:
         StateError: the supervisor did not come up.
@@ -202,9 +207,6 @@ async def start_run(
     await host.write_text(f"{base}/supervisor_edits.py", supervisor_source("supervisor_edits"))
     await host.write_text(script, supervisor_source())
     process = f"{'dryrun' if kind == 'dry_run' else 'train'}-{cfg.name}"
-    await host.start(
-        process, [host.supervisor_python, script, f"{run_dir}/spec.json"], cwd=run_dir, log=f"{run_dir}/supervisor.out"
-    )
     handle = RunHandle(
         kind=kind,
         host=host.spec,
@@ -219,6 +221,11 @@ async def start_run(
         gradient_accumulation=start_accumulation,
         memory_savers=[str(r["label"]) for r in rungs[:start_rung]],
     )
+    if before_start is not None:
+        handle = await before_start(handle)
+    await host.start(
+        process, [host.supervisor_python, script, f"{run_dir}/spec.json"], cwd=run_dir, log=f"{run_dir}/supervisor.out"
+    )
     with anyio.move_on_after(20):
         while (await read_status(host, handle)).state == "missing":
             await anyio.sleep(0.05)
@@ -229,6 +236,13 @@ async def start_run(
         document=run_dir,
         hint=f"Check that '{host.supervisor_python}' runs there. Its output: {(out or '(none)').strip()[-300:]}",
     )
+
+
+async def never_started(host: TrainingHost, handle: RunHandle) -> bool:
+    """Whether a run recorded just before its supervisor was to start never ran: the server was killed in between
+    (or the supervisor could not start). Its first act is to write its status, so a run folder without one on this
+    host is a start that did not happen. Ask only while holding the run's start claim (``claim_start``)."""
+    return handle.host == host.spec and await host.read_text(f"{handle.run_dir}/status.json") is None
 
 
 async def read_status(host: TrainingHost, handle: RunHandle) -> SupervisorStatus:

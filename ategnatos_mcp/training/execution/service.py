@@ -59,6 +59,7 @@ class TrainingRuns:
         self.hosts = hosts
         self.clock = clock
         self.uploads = DatasetUploads(task_group)  # gate-3 uploads that go on after the call returns
+        self._launching: dict[str, anyio.Lock] = {}
 
     async def _backend_dir(self, host: TrainingHost, name: str, backend: str, given: str | None) -> str:
         if given is None:
@@ -187,9 +188,13 @@ class TrainingRuns:
         spec = await resolve_host(self.store, host_text)
         # refuse before reaching for the GPU host
         await ensure_launch_ready(self.store, plan, spec.identity, resume=resume, fresh=fresh)
-        # One start at a time across every server on this project (another conversation's too); launch_run
-        # re-checks under the claim whether a run was started meanwhile, and records its own before letting go.
-        async with claim_start(self.store, plan.cfg.name, "training"):
+        # Two calls of this server wait for each other (the second then hears the run is going); every other server
+        # on this project is kept out by the claim, and launch_run re-checks under it whether a run was started
+        # meanwhile, recording its own before letting go.
+        async with (
+            self._launching.setdefault(plan.cfg.name, anyio.Lock()),
+            claim_start(self.store, plan.cfg.name, "training"),
+        ):
             async with self.hosts.open(spec) as host:
                 folder = await self._backend_dir(host, plan.cfg.name, plan.backend, None)
                 return await launch_run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -156,17 +157,26 @@ async def test_temp_files_left_by_a_killed_write_are_removed_at_start_up_and_not
     assert json.loads(leftover.read_text(encoding="utf-8"))["revision"] == 3  # the write the kill cut off
     assert _state(grimoire).revision == 2  # the old document, whole
 
-    recent = grimoire / ".state" / ".studio.json.abcd1234.ategnatos.tmp"
-    recent.write_text("a write another server may still be making", encoding="utf-8")
+    # A write another server is making right now holds its temp file locked, however old the file looks; an
+    # unlocked one of our naming is a leftover, however new (the lock decides, see state/atomic.py).
+    writing = grimoire / ".state" / ".studio.json.abcd1234.ategnatos.tmp"
+    writing.write_text("a write another server is making", encoding="utf-8")
+    fresh_leftover = grimoire / ".state" / ".gpu.json.efgh5678.ategnatos.tmp"
+    fresh_leftover.write_text("a write killed a moment ago", encoding="utf-8")
     artists = [grimoire / "notes.tmp", grimoire / ".eye.md.abcd1234.tmp"]
-    for path in [leftover, *artists]:
+    for path in [leftover, writing, *artists]:
         if not path.exists():
             path.write_text("the artist's", encoding="utf-8")
         os.utime(path, (1_700_000_000, 1_700_000_000))  # long ago
 
-    async with Client(build_server(settings)) as client:
-        query = await client.call_tool("eye_query", {})
+    held = os.open(writing, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        async with Client(build_server(settings)) as client:
+            query = await client.call_tool("eye_query", {})
+    finally:
+        os.close(held)
 
-    assert not leftover.exists()
-    assert recent.exists() and all(p.exists() for p in artists)
+    assert not leftover.exists() and not fresh_leftover.exists()
+    assert writing.exists() and all(p.exists() for p in artists)
     assert query.structured_content["positive_terms"] == ["tone 0", "tone 1"]

@@ -78,6 +78,11 @@ async def test_one_confirmed_quote_rents_once_whichever_conversation_asks(settin
         assert cloud.created == 1 and len(cloud.calls("POST", "/v2/pods")) == 1
         listed = await first.client.call_tool("gpu_instances", {})
         assert [i["key"] for i in listed.structured_content["instances"]] == [key]  # type: ignore[index]
+        # Later, after new offers dropped the used quote from the open ones, a third try hears the same.
+        await second.client.call_tool("gpu_offers", {"gpu": "4090", "hours": 2})
+        late = await first.client.call_tool("gpu_spinup", {"quote_id": quote, "confirm": True})
+        assert late.is_error and f"Quote {quote} was already used: it rented" in text_of(late), text_of(late)
+        assert cloud.created == 1
 
 
 class _HeldDeployer(FakeDeployer):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from ategnatos_mcp.errors import ConsentError, NotFoundError
 from ategnatos_mcp.providers.clouds.gpus import gpu_matches
-from ategnatos_mcp.providers.models import GpuDocument, GpuOffer, OfferQuery, Quote
+from ategnatos_mcp.providers.models import GpuDocument, GpuOffer, OfferQuery, Quote, Rental
 
 __all__ = [
     "PRICE_TOLERANCE_USD",
@@ -64,6 +64,8 @@ def find_quote(doc: GpuDocument, quote_id: str, now: datetime) -> Quote:
         ConsentError: the quote expired or was already used.
     """
     quote = doc.quotes.get(quote_id.strip())
+    if quote is None and (used := _rental_of(doc, quote_id.strip())) is not None:
+        raise _used(doc, used)  # used, then dropped from the open quotes by a later gpu_offers
     if quote is None:
         raise NotFoundError(
             f"There is no quote '{quote_id}'.",
@@ -108,22 +110,27 @@ def alternatives(offer: GpuOffer, fitting: list[GpuOffer]) -> list[GpuOffer]:
     return same[:3]
 
 
-def _used(doc: GpuDocument, quote: Quote) -> ConsentError:
+def _rental_of(doc: GpuDocument, quote_id: str) -> Rental | None:
+    return next((r for r in doc.rentals.values() if r.quote_id == quote_id), None)
+
+
+def _used(doc: GpuDocument, quote: Quote | Rental) -> ConsentError:
     """A quote already used: what it rented (perhaps from another conversation on this project), and nothing more."""
     again = "Each quote rents once. Ask for GPU offers again (gpu_offers) if the artist wants another GPU."
-    rental = next((r for r in doc.rentals.values() if r.quote_id == quote.quote_id), None)
+    quote_id = quote.quote_id or ""
+    rental = quote if isinstance(quote, Rental) else _rental_of(doc, quote_id)
     if rental is not None:
         state = "still running" if rental.ended_at is None else "ended since"
         return ConsentError(
-            f"Quote {quote.quote_id} was already used: it rented {rental.gpu} on {rental.provider} as {rental.key} at "
+            f"Quote {quote_id} was already used: it rented {rental.gpu} on {rental.provider} as {rental.key} at "
             f"{rental.started_at:%H:%M} UTC (perhaps from another conversation), {state}. Nothing more was rented.",
             hint=f"gpu_instances shows it with its cost. {again}",
         )
-    pending = next((p for p in doc.pending.values() if p.quote_id == quote.quote_id), None)
+    pending = next((p for p in doc.pending.values() if p.quote_id == quote_id), None)
     if pending is not None:
         return ConsentError(
-            f"Quote {quote.quote_id} is being rented right now (asked at {pending.sent_at:%H:%M} UTC, perhaps from "
+            f"Quote {quote_id} is being rented right now (asked at {pending.sent_at:%H:%M} UTC, perhaps from "
             "another conversation). Nothing more was rented.",
             hint=f"gpu_instances shows the instance once the provider answers. {again}",
         )
-    return ConsentError(f"Quote {quote.quote_id} was already used for a rental. Nothing more was rented.", hint=again)
+    return ConsentError(f"Quote {quote_id} was already used for a rental. Nothing more was rented.", hint=again)

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
 from ategnatos_mcp.state.atomic import remove_leftover_temp_files, write_text_atomic
-from ategnatos_mcp.state.claims import Refusal, claim, claimed
+from ategnatos_mcp.state.claims import Holder, Refusal, claim, claimed, holding
 from ategnatos_mcp.state.views import (
     Merge,
     View,
@@ -205,6 +205,10 @@ class GrimoireStore:
         return claim(
             claimed(self.state_dir, key), what, now=datetime.now(UTC), refuse=refuse, wait_seconds=wait_seconds
         )
+
+    def claim_holder(self, key: str) -> Holder | None:
+        """Who holds the claim ``key`` right now (another conversation, or a call of this server), or None."""
+        return holding(claimed(self.state_dir, key))
 
     # Writing ------------------------------------------------------------------------------------
     def _lock(self, name: str) -> anyio.Lock:

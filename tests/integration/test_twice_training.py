@@ -8,11 +8,12 @@ to both see "nothing started yet".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,14 @@ import anyio.to_thread
 import pytest
 from mcp import Client, StdioServerParameters
 
+from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.settings import Settings
+from ategnatos_mcp.training.execution import HostRegistry
+from ategnatos_mcp.training.execution.hosts import LocalHost
+from ategnatos_mcp.training.execution.models import HostSpec
 from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
-from tests.integration.twice import HeldHosts, Server, text_of, two_servers
-from tests.tools.test_runs_tools import _through_gate_3, _through_gate_4
+from tests.integration.twice import Gate, HeldHosts, Server, text_of, two_servers
+from tests.tools.test_runs_tools import _gates_1_and_2, _through_gate_3, _through_gate_4
 
 pytestmark = pytest.mark.integration
 
@@ -204,3 +209,55 @@ async def test_two_real_server_processes_launching_at_once_start_one_training_ru
     finally:
         go.touch()  # never a stand-in trainer left waiting after the test
     assert len(_runs(home, "training")) == 1
+
+
+class _SendingHost(LocalHost):
+    """A rented host that receives the dataset slowly: each sending is counted and waits at the gate."""
+
+    def __init__(self, runs_root: Path, env: dict[str, str], gate: Gate, sent: list[str]) -> None:
+        super().__init__(runs_root, env=env)
+        self.gate, self.sent = gate, sent
+
+    async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
+        self.sent.append(remote)
+        await self.gate.pass_through()
+        return str(local)
+
+
+class _SendingHosts(HostRegistry):
+    def __init__(self, runs_root: Path, env: dict[str, str], gate: Gate, sent: list[str]) -> None:
+        super().__init__(runs_root, _no_ssh, local_env=env)
+        self.gate, self.sent = gate, sent
+
+    @contextlib.asynccontextmanager
+    async def open(self, spec: HostSpec) -> AsyncIterator[Any]:
+        yield _SendingHost(self.runs_root, dict(self.local_env), self.gate, self.sent)
+
+
+async def test_two_conversations_sending_the_dataset_to_one_host_send_it_once(
+    settings: Settings, home: Path, tmp_path: Path
+) -> None:
+    fake = make_fake_install(tmp_path / "install")
+    gate, sent = Gate(armed=True), []
+    host = "root@127.0.0.1:2222"  # a rented host; only its receiving end is stood in for
+    args = {"name": "ink", "host": host, "backend_dir": fake.backend_dirs["kohya"], "upload_dataset": True}
+    async with two_servers(settings) as (first, second):
+        for server in (first, second):
+            server.app.hosts = _SendingHosts(settings.workspace_dir / "training", fake.env, gate, sent)
+        await _gates_1_and_2(first.client, home)
+        with anyio.fail_after(60):
+            started = await first.client.call_tool("train_validate_environment", {**args, "wait_seconds": 0})
+            assert not started.is_error, text_of(started)
+            await gate.reached.wait()  # the first conversation is sending right now
+            refused = await second.client.call_tool("train_validate_environment", {**args, "wait_seconds": 0})
+            said = text_of(refused)
+            assert refused.is_error and "is being sent to 127.0.0.1:2222 right now by another call" in said, said
+            assert "nothing was sent twice" in said and "without upload_dataset" in said, said
+            gate.go.set()
+            done = await first.client.call_tool("train_validate_environment", {**args, "wait_seconds": 30})
+        assert done.structured_content["passed"] is True, text_of(done)  # type: ignore[index]
+        assert len(sent) == 1, sent
+        # Once it arrived, the other conversation checks the host without sending anything again.
+        checked = await second.client.call_tool("train_validate_environment", {**args, "upload_dataset": False})
+        assert checked.structured_content["passed"] is True, text_of(checked)  # type: ignore[index]
+    assert len(sent) == 1, sent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from contextlib import AbstractAsyncContextManager
 
 from pydantic import ValidationError
@@ -95,6 +96,39 @@ def claim_start(store: GrimoireStore, name: str, kind: RunKind) -> AbstractAsync
         f"{execution_document(name)}+{step}",
         f"starting the {what} of '{name}'",
         refuse=functools.partial(_starting_elsewhere, name, kind),
+    )
+
+
+def _upload_key(name: str, identity: str) -> str:
+    return f"{execution_document(name)}+upload+{re.sub(r'[^A-Za-z0-9._@-]', '_', identity)}"
+
+
+def claim_upload(store: GrimoireStore, name: str, identity: str) -> AbstractAsyncContextManager[None]:
+    """Send the dataset of ``name`` to the host ``identity`` from one conversation at a time, across every server on
+    this project (two would send every file twice, on a host that bills by the hour).
+
+    Raises:
+        BusyError: another conversation is sending it right now.
+    """
+    return store.claim(
+        _upload_key(name, identity),
+        f"sending the dataset of '{name}' to {identity}",
+        refuse=functools.partial(sending_elsewhere, name, identity),
+    )
+
+
+def upload_holder(store: GrimoireStore, name: str, identity: str) -> Holder | None:
+    """Who is sending the dataset of ``name`` to ``identity`` right now, or None."""
+    return store.claim_holder(_upload_key(name, identity))
+
+
+def sending_elsewhere(name: str, identity: str, holder: Holder) -> BusyError:
+    """The answer while another conversation sends this dataset."""
+    return BusyError(
+        f"The dataset of '{name}' is being sent to {identity} right now by another call{holder.since_text} "
+        "(perhaps from another conversation); nothing was sent twice.",
+        hint=f"Wait for it: train_validate_environment(name='{name}', host='{identity}') without upload_dataset "
+        "checks the host once it has arrived (the other conversation shows how far it got).",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -29,9 +30,12 @@ from ategnatos_mcp.training.execution.models import HostSpec, RunHandle, RunKind
 from ategnatos_mcp.training.execution.plans import (
     ConfirmedPlan,
     claim_start,
+    claim_upload,
     load_confirmed_plan,
     read_execution,
+    sending_elsewhere,
     update_execution,
+    upload_holder,
 )
 from ategnatos_mcp.training.execution.runner import host_dataset_dir
 from ategnatos_mcp.training.execution.samples import SamplePreview, sample_previews
@@ -85,7 +89,10 @@ class TrainingRuns:
         spec = await resolve_host(self.store, host_text)
         key = (plan.cfg.name, spec.identity)
         job = self.uploads.get(key)
-        background = upload_dataset and spec.kind != "local" and self.uploads.can_run_in_background
+        sending = upload_dataset and spec.kind != "local"
+        if job is None and sending and (holder := upload_holder(self.store, plan.cfg.name, spec.identity)):
+            raise sending_elsewhere(plan.cfg.name, spec.identity, holder)  # never a second upload of it
+        background = sending and self.uploads.can_run_in_background
         if job is None and background and wait_seconds is not None:
             # Recorded first, so the check the upload ends with is never overwritten by this note.
             await record_environment_gate(
@@ -103,7 +110,10 @@ class TrainingRuns:
                 )
         if job is not None:
             return await self._follow_upload(key, job, plan.cfg.name, wait_seconds, report)
-        async with self.hosts.open(spec) as host:
+        async with contextlib.AsyncExitStack() as stack:
+            if sending:
+                await stack.enter_async_context(claim_upload(self.store, plan.cfg.name, spec.identity))
+            host = await stack.enter_async_context(self.hosts.open(spec))
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, backend_dir)
             check = await check_environment(
                 host, self.store, plan.cfg, backend=plan.backend, backend_dir=folder,
@@ -121,7 +131,7 @@ class TrainingRuns:
         self, plan: ConfirmedPlan, spec: HostSpec, backend_dir: str | None, job: UploadJob, on_bytes: Progress
     ) -> EnvironmentCheck:
         """The background part: send the dataset (only new or changed files), then run the gate-3 check."""
-        async with self.hosts.open(spec) as host:
+        async with claim_upload(self.store, plan.cfg.name, spec.identity), self.hosts.open(spec) as host:
             folder = await self._backend_dir(host, plan.cfg.name, plan.backend, backend_dir)
             await host.put_dataset(Path(plan.cfg.dataset_path), await host_dataset_dir(host, plan.cfg), on_bytes)
             job.progress.state = "checking"

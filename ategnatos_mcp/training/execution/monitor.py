@@ -12,12 +12,10 @@ import math
 import re
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ategnatos_mcp.training.execution.models import CheckpointInfo, Diagnosis, SupervisorStatus, TrainingProgress
-
-if TYPE_CHECKING:
-    from ategnatos_mcp.training.execution.resume import ResumePoint
+from ategnatos_mcp.training.execution.resume import ResumePoint
 
 __all__ = [
     "OOM_IDS",

@@ -21,6 +21,7 @@ from ategnatos_mcp.errors import StateError
 from ategnatos_mcp.training import TrainingConfig
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle
+from ategnatos_mcp.training.execution.shell import listing, quoted
 
 __all__ = ["ResumePoint", "find_resume_point", "leftover_saves", "resume_command", "saves_after", "set_aside_saves"]
 
@@ -37,13 +38,6 @@ class ResumePoint(BaseModel):
     args: list[str] = Field(default_factory=list, description="Extra launch arguments the resume needs.")
 
 
-async def _listing(host: TrainingHost, folder: str) -> list[str]:
-    from ategnatos_mcp.training.execution.runner import quoted
-
-    out = await host.run(f"ls -1 {quoted(folder)} 2>/dev/null", timeout=30)
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.exit_status == 0 else []
-
-
 def _steps_per_epoch(cfg: TrainingConfig) -> int | None:
     from ategnatos_mcp.training.steps import backend_steps_per_epoch
 
@@ -54,7 +48,7 @@ async def _kohya(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig) -> 
     name = re.escape(cfg.name)
     pattern = re.compile(rf"^{name}(?:-(\d{{6}})|-step(\d{{8}}))?-state$")
     found: list[tuple[int, str]] = []
-    for entry in await _listing(host, handle.output_dir):
+    for entry in await listing(host, handle.output_dir):
         if not (match := pattern.match(entry)):
             continue
         folder = f"{handle.output_dir}/{entry}"
@@ -82,7 +76,7 @@ async def _kohya(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig) -> 
 
 
 async def _simpletuner(host: TrainingHost, handle: RunHandle) -> ResumePoint | None:
-    steps = [int(m.group(1)) for e in await _listing(host, handle.output_dir) if (m := _ST_CHECKPOINT.match(e))]
+    steps = [int(m.group(1)) for e in await listing(host, handle.output_dir) if (m := _ST_CHECKPOINT.match(e))]
     if not steps:
         return None
     step = max(steps)
@@ -94,7 +88,7 @@ async def _aitoolkit(host: TrainingHost, handle: RunHandle) -> ResumePoint | Non
         return None
     folder = f"{handle.output_dir}/{handle.job_name}"
     pattern = re.compile(rf"^{re.escape(handle.job_name)}_(\d{{9}})\.safetensors$")
-    steps = [int(m.group(1)) for e in await _listing(host, folder) if (m := pattern.match(e))]
+    steps = [int(m.group(1)) for e in await listing(host, folder) if (m := pattern.match(e))]
     if not steps:
         return None
     step = max(steps)
@@ -127,7 +121,7 @@ async def saves_after(host: TrainingHost, handle: RunHandle, cfg: TrainingConfig
         return []
     pattern = re.compile(rf"^{re.escape(cfg.name)}(?:-(\d{{6}})|-step(\d{{8}}))?\.safetensors$")
     later: list[str] = []
-    for entry in await _listing(host, handle.output_dir):
+    for entry in await listing(host, handle.output_dir):
         if not (match := pattern.match(entry)):
             continue
         epoch, step = match.group(1), match.group(2)
@@ -145,7 +139,7 @@ _NOT_SAVES = ("dryrun", "cache")  # the dry run's own folder; SimpleTuner's late
 
 async def leftover_saves(host: TrainingHost, base: str) -> list[str]:
     """What is in ``<base>/output`` besides the dry run's folder and caches: files a first launch must not touch."""
-    return [e for e in await _listing(host, f"{base}/output") if e not in _NOT_SAVES]
+    return [e for e in await listing(host, f"{base}/output") if e not in _NOT_SAVES]
 
 
 async def set_aside_saves(host: TrainingHost, base: str, now: datetime, entries: list[str] | None = None) -> str | None:
@@ -156,16 +150,14 @@ async def set_aside_saves(host: TrainingHost, base: str, now: datetime, entries:
     Raises:
         StateError: the move failed on the host (the message carries its error).
     """
-    from ategnatos_mcp.training.execution.runner import quoted
-
     output = f"{base}/output"
     if entries is None:
-        entries = [e for e in await _listing(host, output) if e != "dryrun"]
+        entries = [e for e in await listing(host, output) if e != "dryrun"]
     if not entries:
         return None
     target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}"
     for n in range(2, 100):  # two fresh starts in one second keep separate folders
-        if not await _listing(host, target):
+        if not await listing(host, target):
             break
         target = f"{base}/earlier-saves/{now:%Y%m%d-%H%M%S}-{n}"
     sources = " ".join(quoted(f"{output}/{entry}") for entry in entries)

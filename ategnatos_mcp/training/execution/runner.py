@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
-import shlex
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from importlib import resources
-from pathlib import PurePosixPath
 
 import anyio
 import anyio.to_thread
@@ -303,7 +301,3 @@ async def wait_for_run(
 
 def host_label(spec: HostSpec) -> str:
     return "this machine" if spec.kind == "local" else spec.identity
-
-
-def quoted(path: str) -> str:
-    return shlex.quote(str(PurePosixPath(path)))

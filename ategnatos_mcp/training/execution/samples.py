@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.errors import AtegnatosError
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle
+from ategnatos_mcp.training.execution.shell import listing
 
 __all__ = [
     "SampleImage",
@@ -120,13 +121,6 @@ def parse_sample_name(
     return SampleImage(file=name, step=step, epoch=epoch, prompt=prompt), (step if step is not None else -1, position)
 
 
-async def _listing(host: TrainingHost, folder: str) -> list[str]:
-    from ategnatos_mcp.training.execution.runner import quoted
-
-    out = await host.run(f"ls -1 {quoted(folder)} 2>/dev/null", timeout=30)
-    return [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.exit_status == 0 else []
-
-
 async def collect_samples(
     host: TrainingHost,
     handle: RunHandle,
@@ -144,7 +138,7 @@ async def collect_samples(
     """
     folder = sample_folder(handle)
     found: list[tuple[tuple[int, int], SampleImage]] = []
-    for name in await _listing(host, folder):
+    for name in await listing(host, folder):
         parsed = parse_sample_name(
             handle.backend, name, output_name=output_name, prompts=prompts, steps_per_epoch=steps_per_epoch
         )

@@ -30,7 +30,8 @@ from ategnatos_mcp.training.models import (
     RunPaths,
     TrainingRunRecord,
 )
-from ategnatos_mcp.training.planner import TrainingPlan, build_plan
+from ategnatos_mcp.training.plan_records import TrainingPlan
+from ategnatos_mcp.training.planner import build_plan
 from ategnatos_mcp.training.records import RECORD_FILES, records_dir
 from ategnatos_mcp.training.status import GateView, RunStatus, confirm_plan, read_records, run_status
 from ategnatos_mcp.training.steps import FolderSteps, StepSummary, step_summary

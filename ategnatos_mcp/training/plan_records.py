@@ -1,16 +1,54 @@
-"""The markdown records a plan writes: ``intent.md`` and ``config.md`` (settings explained, hash, command)."""
+"""A training plan (what train_plan answers and the artist confirms) and the markdown records it writes:
+``intent.md`` and ``config.md`` (settings explained, hash, command). ``planner`` builds the plan."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pydantic import BaseModel, Field
 
+from ategnatos_mcp.training.base_models import BaseModelChoice
 from ategnatos_mcp.training.config import TrainingConfig
-from ategnatos_mcp.training.models import PlanRequest
+from ategnatos_mcp.training.costs import GpuOption
+from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest
+from ategnatos_mcp.training.steps import StepSummary
+from ategnatos_mcp.training.vram import MemorySaver, VramEstimate
 
-if TYPE_CHECKING:
-    from ategnatos_mcp.training.planner import TrainingPlan
+__all__ = ["TrainingPlan", "render_config_md", "render_intent_md"]
 
-__all__ = ["render_config_md", "render_intent_md"]
+
+class TrainingPlan(BaseModel):
+    """The explained plan the artist confirms (gate 2 is given for ``config_hash``)."""
+
+    name: str
+    backend: BackendName
+    config: TrainingConfig
+    config_hash: str
+    explanations: dict[str, str]
+    steps: StepSummary
+    vram: VramEstimate
+    target_gpu_gb: float | None
+    fit: str | None = Field(description="fits / tight / unlikely / no on the target card; None without one.")
+    savers_applied: list[str]
+    savers_suggested: list[MemorySaver]
+    gpus: list[GpuOption]
+    hours_on_target: float | None
+    config_dir: str
+    files: list[str]
+    command: str
+    dry_run_command: str
+    notes: list[str]
+    gates: GateState
+    base_model_choices: list[BaseModelChoice] = Field(
+        default_factory=list, description="When no base model was named: the ones this plan could use (first chosen)."
+    )
+    dataset_gate_holds: bool = Field(default=False, description="Gate 1 holds for this run's folder as it is now.")
+    dataset_gate: str = Field(default="", description="Gate 1 for this run, in plain words.")
+    dataset_audit_call: str | None = Field(
+        default=None, description="When gate 1 does not hold: the exact dataset_audit call that records it."
+    )
+    new_version_of: str | None = Field(
+        default=None, description="Set when the name asked for was already trained: this plan is its new version."
+    )
+    notices: list[str] = Field(default_factory=list)
 
 
 def render_intent_md(request: PlanRequest, cfg: TrainingConfig) -> str:

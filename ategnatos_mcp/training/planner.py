@@ -18,68 +18,30 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore, keep_copy, write_text_atomic
 from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.backends import render_backend
-from ategnatos_mcp.training.base_models import BaseModelChoice, CheckpointLister, resolve_base_model
+from ategnatos_mcp.training.base_models import CheckpointLister, resolve_base_model
 from ategnatos_mcp.training.calls import dataset_gate_words
 from ategnatos_mcp.training.config import TrainingConfig, is_regularisation_folder
-from ategnatos_mcp.training.costs import GpuOption, gpu_options, run_hours, vram_inputs
+from ategnatos_mcp.training.costs import gpu_options, run_hours, vram_inputs
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_plan
 from ategnatos_mcp.training.models import BackendName, GateState, PlanRequest, RenderedBackend, RunPaths
-from ategnatos_mcp.training.plan_records import render_config_md, render_intent_md
+from ategnatos_mcp.training.plan_records import TrainingPlan, render_config_md, render_intent_md
 from ategnatos_mcp.training.presets import build_preset, explain
 from ategnatos_mcp.training.sample_prompts import prompts_from_captions, trigger_word_note
-from ategnatos_mcp.training.steps import StepSummary, backend_steps, step_summary
+from ategnatos_mcp.training.steps import backend_steps, step_summary
 from ategnatos_mcp.training.versions import find_versions, new_version_notice, start_version
 from ategnatos_mcp.training.vram import (
-    MemorySaver,
-    VramEstimate,
     estimate_vram,
     fit_to_card,
     largest_batch,
     savers_in_order,
 )
 
-__all__ = ["TrainingPlan", "build_plan"]
+__all__ = ["build_plan"]
 
 _MAX_AUTO_BATCH = 4
 # Facts measured from the dataset, or settings that have their own argument, cannot be overridden.
 _MEASURED = {"dataset_fingerprint", "image_count", "image_folders", "folder_images", "folder_repeats", "reg_folders"}
 _OWN_ARGUMENT = {"name", "family", "base_model", "dataset_path", "training_type", "trigger_word", "sample_prompts"}
-
-
-class TrainingPlan(BaseModel):
-    """The explained plan the artist confirms (gate 2 is given for ``config_hash``)."""
-
-    name: str
-    backend: BackendName
-    config: TrainingConfig
-    config_hash: str
-    explanations: dict[str, str]
-    steps: StepSummary
-    vram: VramEstimate
-    target_gpu_gb: float | None
-    fit: str | None = Field(description="fits / tight / unlikely / no on the target card; None without one.")
-    savers_applied: list[str]
-    savers_suggested: list[MemorySaver]
-    gpus: list[GpuOption]
-    hours_on_target: float | None
-    config_dir: str
-    files: list[str]
-    command: str
-    dry_run_command: str
-    notes: list[str]
-    gates: GateState
-    base_model_choices: list[BaseModelChoice] = Field(
-        default_factory=list, description="When no base model was named: the ones this plan could use (first chosen)."
-    )
-    dataset_gate_holds: bool = Field(default=False, description="Gate 1 holds for this run's folder as it is now.")
-    dataset_gate: str = Field(default="", description="Gate 1 for this run, in plain words.")
-    dataset_audit_call: str | None = Field(
-        default=None, description="When gate 1 does not hold: the exact dataset_audit call that records it."
-    )
-    new_version_of: str | None = Field(
-        default=None, description="Set when the name asked for was already trained: this plan is its new version."
-    )
-    notices: list[str] = Field(default_factory=list)
 
 
 async def _local_vram(store: GrimoireStore) -> float | None:

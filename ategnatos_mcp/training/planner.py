@@ -12,6 +12,7 @@ from typing import Any
 import anyio.to_thread
 from pydantic import BaseModel, Field, ValidationError
 
+from ategnatos_mcp.dataset import dataset_fingerprint, scan_dataset
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.paths import dataset_folder, safe_name
 from ategnatos_mcp.settings import Settings
@@ -74,8 +75,6 @@ class _Layout(BaseModel):
 
 
 def _scan(dataset: Path) -> _Layout:
-    from ategnatos_mcp.dataset import dataset_fingerprint, scan_dataset
-
     scan = scan_dataset(dataset)
     counts: dict[str, int] = {}
     for entry in scan.images:

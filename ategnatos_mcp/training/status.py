@@ -9,11 +9,13 @@ from typing import Literal
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
-from ategnatos_mcp.errors import AtegnatosError, NotFoundError
+from ategnatos_mcp.dataset import dataset_fingerprint
+from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, NotFoundError
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training.calls import gate_calls
 from ategnatos_mcp.training.gates import note_dataset_fingerprint, read_gates, record_confirmation
 from ategnatos_mcp.training.models import GateState, TrainingRunRecord
+from ategnatos_mcp.training.records import RECORD_FILES, records_dir
 from ategnatos_mcp.training.versions import find_versions, plan_call, trained_next_step
 
 __all__ = ["GateView", "RunStatus", "confirm_plan", "read_records", "run_status"]
@@ -113,8 +115,6 @@ def _next_step(doc: GateState, stale: bool) -> str:
 
 
 def _fingerprint(path: Path) -> str | None:
-    from ategnatos_mcp.dataset import dataset_fingerprint
-
     try:
         return dataset_fingerprint(path)
     except AtegnatosError:  # folder gone or unreadable: gate 1 will say so when the audit runs again
@@ -180,8 +180,6 @@ async def confirm_plan(
     Raises:
         InvalidRequestError: the plan is stale, the hash is not the current plan's, or gate 1 has not passed.
     """
-    from ategnatos_mcp.errors import InvalidRequestError
-
     status = await run_status(store, name)
     if status.plan_is_stale:
         raise InvalidRequestError(
@@ -194,13 +192,9 @@ async def confirm_plan(
 
 
 def _read_records(folder: Path) -> dict[str, str]:
-    from ategnatos_mcp.training.records import RECORD_FILES
-
     return {f: (folder / f).read_text(encoding="utf-8") for f in RECORD_FILES if (folder / f).is_file()}
 
 
 async def read_records(store: GrimoireStore, name: str) -> dict[str, str]:
     """The markdown records of run ``name`` that exist, by file name."""
-    from ategnatos_mcp.training.records import records_dir
-
     return await anyio.to_thread.run_sync(_read_records, records_dir(store.root, name))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ategnatos_mcp.training.backends.aitoolkit import render_aitoolkit
 from ategnatos_mcp.training.backends.catalogue import CatalogueError
+from ategnatos_mcp.training.backends.kohya import render_kohya
+from ategnatos_mcp.training.backends.simpletuner import render_simpletuner
 from ategnatos_mcp.training.config import TrainingConfig
 from ategnatos_mcp.training.models import DRY_RUN_STEPS, BackendName, RenderedBackend, RunPaths
 
@@ -22,13 +25,7 @@ def render_backend(
     """The files and launch command of ``backend`` for ``cfg`` (the dry-run variant of ``dry_run_steps`` steps and
     one save when ``dry_run``)."""
     if backend == "kohya":
-        from ategnatos_mcp.training.backends.kohya import render_kohya
-
         return render_kohya(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)
     if backend == "simpletuner":
-        from ategnatos_mcp.training.backends.simpletuner import render_simpletuner
-
         return render_simpletuner(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)
-    from ategnatos_mcp.training.backends.aitoolkit import render_aitoolkit
-
     return render_aitoolkit(cfg, paths, dry_run=dry_run, dry_run_steps=dry_run_steps)

@@ -22,7 +22,17 @@ import anyio.to_thread
 
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, StateError
 from ategnatos_mcp.progress import Progress
-from ategnatos_mcp.remote import RemoteHost, SSHConnector, SSHSession
+from ategnatos_mcp.providers import GPU_DOCUMENT, HEARTBEAT_COMMAND, GpuDocument
+from ategnatos_mcp.remote import (
+    RemoteHost,
+    SSHConnector,
+    SSHSession,
+    detached_status,
+    download,
+    start_detached,
+    stop_detached,
+    sync_folder,
+)
 from ategnatos_mcp.state import GrimoireStore, write_text_atomic
 from ategnatos_mcp.studio import read_studio
 from ategnatos_mcp.training.execution.models import HostSpec
@@ -168,8 +178,6 @@ class LocalHost:
 
 
 def _watchdog_heartbeat() -> str:
-    from ategnatos_mcp.providers import HEARTBEAT_COMMAND
-
     return HEARTBEAT_COMMAND
 
 
@@ -220,30 +228,20 @@ class SSHTrainingHost:
         return done.stdout if done.exit_status == 0 else None
 
     async def put_dataset(self, local: Path, remote: str, progress: Progress | None) -> str:
-        from ategnatos_mcp.remote import sync_folder
-
         await sync_folder(self.session, local, remote, progress)
         return remote
 
     async def fetch(self, remote: str, local: Path) -> Path:
-        from ategnatos_mcp.remote import download
-
         await download(self.session, remote, local)  # sha256-verified; an identical local copy is kept as is
         return local
 
     async def start(self, process: str, argv: list[str], *, cwd: str, log: str) -> None:
-        from ategnatos_mcp.remote import start_detached
-
         await start_detached(self.session, process, shlex.join(argv), cwd=cwd, env=dict(self.env))
 
     async def alive(self, process: str, pid: int | None) -> bool:
-        from ategnatos_mcp.remote import detached_status
-
         return (await detached_status(self.session, process)).running
 
     async def stop(self, process: str, pid: int | None) -> None:
-        from ategnatos_mcp.remote import stop_detached
-
         if pid is not None:
             # TERM the supervisor alone: it stops the trainer (a process group of its own) and records "stopped".
             # A KILL of the detached group at once would take the supervisor before it recorded anything and miss
@@ -308,8 +306,6 @@ async def resolve_host(store: GrimoireStore, text: str) -> HostSpec:
 
 async def _ssh_user(store: GrimoireStore, key: str) -> str:
     """The login the provider gave the rental (Lambda uses 'ubuntu'), from the GPU ledger."""
-    from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument
-
     rental = (await store.read(GPU_DOCUMENT, GpuDocument)).rentals.get(key)
     return rental.ssh_user if rental is not None else "root"
 

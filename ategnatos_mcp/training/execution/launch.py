@@ -9,6 +9,7 @@ from typing import Literal
 import anyio.to_thread
 from pydantic import BaseModel, Field
 
+from ategnatos_mcp.dataset import dataset_fingerprint
 from ategnatos_mcp.errors import AtegnatosError, InvalidRequestError, StateError
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
@@ -64,8 +65,6 @@ class LaunchResult(BaseModel):
 
 
 def _fingerprint(path: Path) -> str | None:
-    from ategnatos_mcp.dataset import dataset_fingerprint
-
     try:
         return dataset_fingerprint(path)
     except AtegnatosError:

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from ategnatos_mcp.comfyui.client import ComfyUIClient  # noqa: E402
 from ategnatos_mcp.errors import UpstreamError  # noqa: E402
-from tests.integration.hostile_http import Reply, serve_hostile  # noqa: E402
+from tests.support.hostile_http import Reply, serve_hostile  # noqa: E402
 
 NAME = b'"lora_0000000000000000000000000_v1.safetensors",'  # 49 bytes
 

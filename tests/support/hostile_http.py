@@ -1,25 +1,32 @@
-"""A real HTTP/1.1 server on 127.0.0.1 that answers like anything but ComfyUI: other JSON, HTML, garbage bytes,
-a redirect to itself, a body far too large, or one byte at a time.
+"""A real HTTP/1.1 server on 127.0.0.1 that misbehaves: it answers like anything but ComfyUI (other JSON, HTML,
+garbage bytes, a redirect to itself), or like a GPU cloud gone wrong (a body far too large or that never ends, one
+byte at a time, or no answer at all).
 
 It speaks just enough HTTP by hand (one request per connection, ``Connection: close``) so a test can send what
-no well-behaved framework would: a body that never ends, bytes that are not HTTP, a trickle. Use::
+no well-behaved framework would: a body that never ends, bytes that are not HTTP, a trickle, silence. Use::
 
     async with serve_hostile(lambda path: Reply.json({"status": "ok"})) as server:
-        server.url, server.requests  # the paths asked for, in order
+        server.url, server.requests  # the request lines received ("GET /system_stats HTTP/1.1"), in order
+
+    async with hostile_endpoint("trickle", interval=0.1) as endpoint:  # one misbehaviour for every path
+        ...
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from anyio.abc import SocketStream
 
-__all__ = ["HostileServer", "Reply", "serve_hostile"]
+__all__ = ["HostileServer", "Mode", "Reply", "hostile_endpoint", "serve_hostile"]
+
+Mode = Literal["trickle", "huge", "silent"]
 
 
 @dataclass
@@ -27,7 +34,7 @@ class Reply:
     """What to send back. ``raw`` replaces the whole answer (not even a status line); ``repeat`` sends ``body``
     that many times (a big body without holding it in memory), between ``prefix`` and ``suffix``; ``trickle``
     sends the body one byte per that many seconds; ``length`` overrides Content-Length (None: the real length,
-    -1: no Content-Length at all)."""
+    -1: no Content-Length at all); ``silent`` sends nothing and holds the connection until the client closes it."""
 
     status: int = 200
     body: bytes = b""
@@ -39,6 +46,7 @@ class Reply:
     suffix: bytes = b""
     trickle: float = 0.0
     length: int | None = None
+    silent: bool = False
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Reply:
@@ -48,11 +56,23 @@ class Reply:
     def html(cls, text: str, status: int = 200) -> Reply:
         return cls(status=status, body=text.encode(), content_type="text/html; charset=utf-8")
 
+    @classmethod
+    def of(cls, mode: Mode, interval: float = 0.2) -> Reply:
+        """A GPU cloud gone wrong. ``trickle``: a JSON 200 whose body comes one byte every ``interval`` seconds,
+        forever; ``huge``: a 200 of 64 MiB without a length, in 64 KiB chunks, as fast as the client reads;
+        ``silent``: no answer at all."""
+        if mode == "trickle":
+            return cls(prefix=b"{", body=b" ", repeat=sys.maxsize, trickle=interval, length=-1)
+        if mode == "huge":
+            chunk = (b'{"gpus": [' + b'{"id": "x"},' * 5_000 + b"\n")[: 64 * 1024]
+            return cls(body=chunk, repeat=1024, length=-1)
+        return cls(silent=True)
+
 
 @dataclass
 class HostileServer:
     url: str
-    requests: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # the request lines, in order
     bytes_sent: int = 0
 
 
@@ -64,6 +84,9 @@ async def _read_head(stream: SocketStream) -> bytes:
 
 
 async def _answer(stream: SocketStream, reply: Reply, server: HostileServer) -> None:
+    if reply.silent:
+        while True:  # until the client gives up and closes (EndOfStream)
+            await stream.receive()
     if reply.raw is not None:
         await stream.send(reply.raw)
         server.bytes_sent += len(reply.raw)
@@ -101,7 +124,7 @@ async def serve_hostile(answer: Callable[[str], Reply]) -> AsyncIterator[Hostile
                     return
                 request_line = head.split(b"\r\n", 1)[0].decode("latin-1")
                 path = request_line.split(" ")[1] if " " in request_line else "/"
-                server.requests.append(path)
+                server.requests.append(request_line)
                 await _answer(stream, answer(path), server)
             except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, ConnectionError):
                 return  # the client gave up on us, which is the point of most of these answers
@@ -112,3 +135,11 @@ async def serve_hostile(answer: Callable[[str], Reply]) -> AsyncIterator[Hostile
             yield server
         finally:
             tg.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def hostile_endpoint(mode: Mode, interval: float = 0.2) -> AsyncIterator[HostileServer]:
+    """A GPU cloud (or a proxy before it) gone wrong the same way on every path: see ``Reply.of``."""
+    reply = Reply.of(mode, interval)
+    async with serve_hostile(lambda path: reply) as server:
+        yield server

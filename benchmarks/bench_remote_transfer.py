@@ -23,7 +23,7 @@ from ategnatos_mcp.remote import (  # noqa: E402
     upload,
 )
 from ategnatos_mcp.remote.transfer import CHUNK  # noqa: E402
-from tests.integration.ssh_server import ssh_lab  # noqa: E402
+from tests.support.ssh_server import ssh_lab  # noqa: E402
 
 MB = 1024 * 1024
 

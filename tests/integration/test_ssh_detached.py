@@ -9,7 +9,7 @@ import pytest
 
 from ategnatos_mcp.errors import NotFoundError, StateError
 from ategnatos_mcp.remote import SSHConnectionError, detached_status, read_log, start_detached, stop_detached
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 
 pytestmark = pytest.mark.integration
 

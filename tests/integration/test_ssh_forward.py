@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -12,34 +9,10 @@ import httpx
 import pytest
 
 from ategnatos_mcp.remote import forward_port
-from tests.integration.ssh_server import ssh_lab
+from tests.support.hostile_http import tiny_http_server
+from tests.support.ssh_server import ssh_lab
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def tiny_http_server() -> AsyncIterator[int]:
-    """A one-route HTTP server on 127.0.0.1 standing in for ComfyUI's /system_stats."""
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        request_line = await reader.readline()
-        while (await reader.readline()).strip():
-            pass
-        body = b'{"system": {"comfyui_version": "0.3.0"}, "path": "' + request_line.split()[1] + b'"}'
-        writer.write(
-            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            + f"Content-Length: {len(body)}\r\n\r\n".encode()
-            + body
-        )
-        await writer.drain()
-        writer.close()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_forward_reaches_a_loopback_http_server_through_ssh(tmp_path: Path) -> None:

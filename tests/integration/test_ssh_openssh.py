@@ -35,8 +35,8 @@ from ategnatos_mcp.remote import (
     start_detached,
     upload,
 )
-from tests.integration.test_ssh_forward import tiny_http_server
 from tests.support.held import held
+from tests.support.hostile_http import tiny_http_server
 
 SSHD = shutil.which("sshd") or ("/usr/sbin/sshd" if Path("/usr/sbin/sshd").exists() else None)
 PRIVSEP = Path("/run/sshd")

@@ -10,7 +10,7 @@ import pytest
 
 from ategnatos_mcp.errors import RemoteCommandError
 from ategnatos_mcp.remote import HostKeyChangedError, RemoteHost, SSHConnectionError, SSHConnector
-from tests.integration.ssh_server import SSHTestServer, ssh_lab
+from tests.support.ssh_server import SSHTestServer, ssh_lab
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.remote import Step, StepFailedError, forget_steps, run_steps
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 
 pytestmark = pytest.mark.integration
 

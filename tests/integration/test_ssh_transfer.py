@@ -10,7 +10,7 @@ import pytest
 
 from ategnatos_mcp.remote import TransferError, download, sync_folder, upload
 from ategnatos_mcp.remote.transfer import CHUNK
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, RunHandle
 from ategnatos_mcp.training.execution.resume import find_resume_point, leftover_saves, saves_after, set_aside_saves
 from ategnatos_mcp.training.execution.samples import collect_samples
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, parse_log
 from ategnatos_mcp.training.execution.runner import host_dataset_dir, read_log_tail, read_status, start_run
 from tests.fixtures.training_exec.install import make_fake_install
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTraining
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import make_fake_install
 from tests.integration.fake_comfyui import serve_fake
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.training_exec.install import make_fake_install
-from tests.integration.ssh_server import ssh_lab
+from tests.support.ssh_server import ssh_lab
 from tests.tools.test_run_versions_tools import _files
 from tests.tools.test_runs_tools import PLAN, _gates_1_and_2, _text
 

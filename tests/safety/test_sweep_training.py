@@ -109,7 +109,7 @@ async def test_training_over_ssh_uploads_and_copies_back_without_touching_the_ar
     from ategnatos_mcp.remote import SSHConnector
     from ategnatos_mcp.training.execution import HostRegistry
     from tests.fixtures.training_exec.install import make_fake_install
-    from tests.integration.ssh_server import ssh_lab
+    from tests.support.ssh_server import ssh_lab
 
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):

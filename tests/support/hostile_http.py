@@ -10,6 +10,9 @@ no well-behaved framework would: a body that never ends, bytes that are not HTTP
 
     async with hostile_endpoint("trickle", interval=0.1) as endpoint:  # one misbehaviour for every path
         ...
+
+    async with tiny_http_server() as port:  # well behaved: ComfyUI's /system_stats, naming the path asked for
+        ...
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Literal
 import anyio
 from anyio.abc import SocketStream
 
-__all__ = ["HostileServer", "Mode", "Reply", "hostile_endpoint", "serve_hostile"]
+__all__ = ["HostileServer", "Mode", "Reply", "hostile_endpoint", "serve_hostile", "tiny_http_server"]
 
 Mode = Literal["trickle", "huge", "silent"]
 
@@ -143,3 +146,15 @@ async def hostile_endpoint(mode: Mode, interval: float = 0.2) -> AsyncIterator[H
     reply = Reply.of(mode, interval)
     async with serve_hostile(lambda path: reply) as server:
         yield server
+
+
+@asynccontextmanager
+async def tiny_http_server() -> AsyncIterator[int]:
+    """A one-route server standing in for ComfyUI's /system_stats on a free loopback port (yields the port); its
+    answer names the path asked for, so a test sees which request went through a forward."""
+
+    def answer(path: str) -> Reply:
+        return Reply.json({"system": {"comfyui_version": "0.3.0"}, "path": path})
+
+    async with serve_hostile(answer) as server:
+        yield int(server.url.rsplit(":", 1)[1])

@@ -1,8 +1,13 @@
 """Dataset preparation (gate 1): scan, audit, duplicates, captions, kohya structure, quarantine, report.
 
-Pillow and numpy are imported only inside the modules that decode or compare images (``probe``,
-``dedupe``, ``previews``). The names below load on first use (PEP 562): the worker processes that decode
-images import ``probe`` through this package and should not pay for the audit, captions and pydantic models.
+How this package imports (said once here rather than at each import):
+
+- Pillow and numpy live only in the modules that decode or compare images (``probe``, ``fastdecode``, ``verify``,
+  ``dedupe``, ``previews``, ``sheets``). The other modules import those inside the function that needs them, or
+  under ``TYPE_CHECKING`` for a type, so the server starts without them (they cost +60 ms after the server's own
+  imports; ``tests/tools/test_art_tools.py`` checks, ``benchmarks/bench_startup.py`` measures).
+- The names below load on first use (PEP 562): the worker processes that decode images import ``probe`` through
+  this package and should not pay for the audit, captions and pydantic models.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from ategnatos_mcp.dataset.models import DedupeResult, DuplicateFile, DuplicateGroup, LookAlikePair, QuarantineResult
 
-if TYPE_CHECKING:  # start-up: the clusters' module brings numpy, which only a dedupe needs
+if TYPE_CHECKING:
     from ategnatos_mcp.dataset.dedupe import DuplicateCluster, Duplicates, LookAlike
     from ategnatos_mcp.dataset.probe import ProbeRecord
 

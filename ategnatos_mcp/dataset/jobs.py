@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.to_thread
 
+from ategnatos_mcp.dataset.audit import LoadedDataset, ProofBook
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import index_captions
 from ategnatos_mcp.dataset.runner import ProbeRunner
@@ -23,7 +24,6 @@ from ategnatos_mcp.dataset.scan import DatasetScan, scan_dataset
 from ategnatos_mcp.progress import Progress
 
 if TYPE_CHECKING:
-    from ategnatos_mcp.dataset.audit import LoadedDataset, ProofBook
     from ategnatos_mcp.dataset.probe import ProbeRecord
 
 __all__ = ["ProbeJob", "ProbeJobs", "Spawner", "StillReading"]
@@ -77,8 +77,6 @@ class ProbeJobs:
         self._last: dict[Path, LoadedDataset] = {}
 
     async def _run(self, job: ProbeJob) -> None:
-        from ategnatos_mcp.dataset.audit import LoadedDataset
-
         try:
             scan = await anyio.to_thread.run_sync(lambda: scan_dataset(job.root, roots=self.roots, tidy=True))
             last = self._last.get(job.root)
@@ -102,7 +100,6 @@ class ProbeJobs:
             job.finished.set()
 
     def _proofs(self, records: dict[str, ProbeRecord]) -> ProofBook:
-        from ategnatos_mcp.dataset.audit import ProofBook
         from ategnatos_mcp.dataset.verify import VERSION
 
         return ProofBook(self.cache.proofs((r.sha256 for r in records.values() if r.ok), version=VERSION))

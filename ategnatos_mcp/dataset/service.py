@@ -11,6 +11,7 @@ import anyio.to_thread
 from ategnatos_mcp.dataset.audit import AuditOptions, audit_loaded, unreadable_files
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.captioning import review_batch, summarise_captions, write_captions
+from ategnatos_mcp.dataset.dedupe_report import dedupe_answer, dedupe_pictures
 from ategnatos_mcp.dataset.jobs import ProbeJobs, Spawner, StillReading
 from ategnatos_mcp.dataset.models import (
     AuditResult,
@@ -107,7 +108,6 @@ class DatasetService:
         look-alikes never do.
         """
         from ategnatos_mcp.dataset.dedupe import find_duplicates
-        from ategnatos_mcp.dataset.dedupe_report import dedupe_answer, dedupe_pictures
 
         limit = self.threshold if threshold is None else threshold
         try:

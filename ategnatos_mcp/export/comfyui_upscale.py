@@ -8,12 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ategnatos_mcp.comfyui import ComfyUIService
 from ategnatos_mcp.errors import UpstreamError
-
-if TYPE_CHECKING:
-    from ategnatos_mcp.comfyui import ComfyUIService
 
 __all__ = ["UPSCALE_TEMPLATE", "ComfyUIUpscaler"]
 

@@ -10,11 +10,10 @@ import anyio
 
 from ategnatos_mcp.errors import ConfigError
 from ategnatos_mcp.remote.models import KeyInfo
+from ategnatos_mcp.settings import Settings
 
 if TYPE_CHECKING:
     import asyncssh
-
-    from ategnatos_mcp.settings import Settings
 
 __all__ = ["KEY_FILE_NAME", "default_key_dir", "ensure_key", "load_private_key"]
 

@@ -15,11 +15,10 @@ from ategnatos_mcp.errors import RemoteCommandError, UpstreamError
 from ategnatos_mcp.remote.hostkeys import HOST_KEYS_FILE_NAME, HostKeyChangedError, HostKeyStore
 from ategnatos_mcp.remote.keys import default_key_dir, ensure_key, load_private_key
 from ategnatos_mcp.remote.models import CommandResult, KeyInfo, OutputCallback, RemoteHost
+from ategnatos_mcp.settings import Settings
 
 if TYPE_CHECKING:
     import asyncssh
-
-    from ategnatos_mcp.settings import Settings
 
 __all__ = ["SSHConnectionError", "SSHConnector", "SSHSession"]
 
@@ -87,6 +86,7 @@ class SSHConnector:
             HostKeyChangedError: the host's key differs from the pinned one.
             SSHConnectionError: unreachable, timed out, or our key was refused.
         """
+        # start-up: asyncssh (+100 ms after the server's own imports) loads only when a host is contacted
         import asyncssh
 
         from ategnatos_mcp.remote._pinning import PinningClient, import_key

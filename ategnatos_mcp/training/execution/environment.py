@@ -13,7 +13,14 @@ from pydantic import BaseModel, Field
 from ategnatos_mcp.cuda_matrix import cuda_matrix
 from ategnatos_mcp.progress import Progress
 from ategnatos_mcp.state import GrimoireStore
-from ategnatos_mcp.training import EnvironmentReport, GateState, TrainingConfig, record_environment_gate
+from ategnatos_mcp.training import (
+    EnvironmentReport,
+    GateState,
+    RunPaths,
+    TrainingConfig,
+    record_environment_gate,
+    render_backend,
+)
 from ategnatos_mcp.training.costs import vram_inputs
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import HostSpec, UploadProgress
@@ -114,9 +121,6 @@ class EnvironmentCheck(BaseModel):
 
 
 def _script(cfg: TrainingConfig, backend: str) -> str:
-    from ategnatos_mcp.training import render_backend
-    from ategnatos_mcp.training.models import RunPaths
-
     command = render_backend(cfg, backend, RunPaths(dataset_dir="d", config_dir="c", output_dir="o")).command  # type: ignore[arg-type]
     return next((part for part in command if part.endswith(".py")), "run.py")
 

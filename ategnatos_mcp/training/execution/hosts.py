@@ -177,10 +177,6 @@ class LocalHost:
                 os.kill(pid, signal.SIGTERM)  # the supervisor stops the trainer's whole process group
 
 
-def _watchdog_heartbeat() -> str:
-    return HEARTBEAT_COMMAND
-
-
 _STOP_GRACE_TENTHS = 200  # the supervisor gives the trainer 5 s to stop, then kills it: 20 s is plenty
 
 
@@ -192,7 +188,7 @@ class SSHTrainingHost:
     spec: HostSpec
     python: str = "python3"
     env: Mapping[str, str] = field(default_factory=dict)
-    heartbeat_command: str | None = field(default_factory=_watchdog_heartbeat)
+    heartbeat_command: str | None = HEARTBEAT_COMMAND
 
     def _exports(self) -> str:
         return "".join(f"export {key}={shlex.quote(value)}; " for key, value in self.env.items())

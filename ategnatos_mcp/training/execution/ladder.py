@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ategnatos_mcp.training.config import TrainingConfig
+from ategnatos_mcp.training.versions import plan_call
 
 __all__ = ["SaverRung", "lower_resolution", "memory_rungs", "out_of_memory_advice", "replan_call"]
 
@@ -124,8 +125,6 @@ def lower_resolution(cfg: TrainingConfig) -> int | None:
 
 def replan_call(name: str, request: dict[str, Any] | None, overrides: dict[str, Any]) -> str:
     """The exact train_plan call that plans ``name`` as it was planned, with ``overrides`` added."""
-    from ategnatos_mcp.training.versions import plan_call
-
     merged = {**(request or {}), "overrides": {**dict((request or {}).get("overrides") or {}), **overrides}}
     return plan_call(name, merged) or f"train_plan(name={name!r}, overrides={overrides!r}, ...)"
 

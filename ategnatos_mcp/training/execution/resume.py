@@ -22,6 +22,7 @@ from ategnatos_mcp.training import TrainingConfig
 from ategnatos_mcp.training.execution.hosts import TrainingHost
 from ategnatos_mcp.training.execution.models import RunHandle
 from ategnatos_mcp.training.execution.shell import listing, quoted
+from ategnatos_mcp.training.steps import backend_steps_per_epoch
 
 __all__ = ["ResumePoint", "find_resume_point", "leftover_saves", "resume_command", "saves_after", "set_aside_saves"]
 
@@ -39,8 +40,6 @@ class ResumePoint(BaseModel):
 
 
 def _steps_per_epoch(cfg: TrainingConfig) -> int | None:
-    from ategnatos_mcp.training.steps import backend_steps_per_epoch
-
     return backend_steps_per_epoch(cfg, "kohya") or None  # only kohya's resume needs it (epoch-named states)
 
 

@@ -177,7 +177,7 @@ async def sample_previews(
     samples: SampleSet, *, count: int, max_side: int = PREVIEW_SIDE, budget_bytes: int = PREVIEW_BUDGET
 ) -> list[SamplePreview]:
     """Small JPEGs of the newest new samples on this machine: at most ``count``, together within ``budget_bytes``."""
-    from ategnatos_mcp.dataset.previews import make_preview  # Pillow: only when previews are asked for
+    from ategnatos_mcp.dataset.previews import make_preview  # start-up: Pillow (+10 ms) only for previews
 
     chosen = [s for s in samples.samples if s.new and s.local_path][:count]
     previews: list[SamplePreview] = []

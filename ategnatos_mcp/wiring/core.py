@@ -33,8 +33,8 @@ import anyio.to_thread
 import httpx
 from anyio.abc import TaskGroup
 
-from ategnatos_mcp.art import ArtDirector, Generation, LoraUse
-from ategnatos_mcp.comfyui import ComfyUIClient, ComfyUIPool, ComfyUIService, JobView, probe_servers
+from ategnatos_mcp.art import ArtDirector
+from ategnatos_mcp.comfyui import ComfyUIPool, ComfyUIService, JobView
 from ategnatos_mcp.dataset import DatasetService
 from ategnatos_mcp.errors import AtegnatosError, BusyError, StateError
 from ategnatos_mcp.export import AssetExporter, ComfyUIUpscaler
@@ -58,14 +58,7 @@ from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.state.atomic import tidy_folder
-from ategnatos_mcp.studio import (
-    STUDIO_DOCUMENT,
-    STUDIO_VIEW,
-    ComfyUIServerInfo,
-    Environment,
-    detect_environment,
-    server_info,
-)
+from ategnatos_mcp.studio import STUDIO_DOCUMENT, STUDIO_VIEW, Environment
 from ategnatos_mcp.training import resolve_family
 from ategnatos_mcp.training.backends.catalogue import catalogue_version
 from ategnatos_mcp.training.evaluation import EvalStudio, Evaluations, Keeper
@@ -73,7 +66,10 @@ from ategnatos_mcp.training.execution import HostRegistry, TrainingRuns
 from ategnatos_mcp.training.execution.models import ExecutionState
 from ategnatos_mcp.training.gates import adopt_old_document_names, record_dataset_gate
 from ategnatos_mcp.training.presets import preset_repeats
+from ategnatos_mcp.wiring.checkpoints import comfyui_checkpoints
+from ategnatos_mcp.wiring.environment import this_machine
 from ategnatos_mcp.wiring.evaluation import choose_studio
+from ategnatos_mcp.wiring.generations import log_generation
 
 __all__ = ["Wiring", "utc_now"]
 
@@ -93,10 +89,6 @@ def _is_execution_record(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-async def _probe_comfyui(urls: list[str]) -> list[ComfyUIServerInfo]:
-    return [server_info(probe) for probe in await probe_servers(urls)]
 
 
 @dataclass
@@ -327,73 +319,17 @@ class Wiring:
 
     async def detect_environment(self) -> Environment:
         """This machine's GPU, driver, disk and keys, and each configured ComfyUI server (probed by comfyui)."""
-        settings = self.settings
-        return await detect_environment(
-            now=self.clock(),
-            disk_path=settings.home,
-            provider_keys=settings.provider_keys_present(),
-            comfyui_urls=settings.comfyui.urls,
-            probe_comfyui=_probe_comfyui,
-            nvidia_smi=settings.nvidia_smi,
-        )
+        return await this_machine(self.settings, self.clock())
 
     async def log_generation(
         self, view: JobView, where: tuple[str, str, int | None] | None, workflow: str | None = None
     ) -> None:
-        """A ComfyUI job for an asset goes on the asset's history (seed, model, pictures); a job submitted for a
-        version is completed there once its pictures arrive. Logging never costs the artist the job: a failure
-        becomes a note on the job (``view.asset_log``)."""
-        assets = (await self.art_director()).assets
-        loras = [LoraUse(name=str(x["name"]), weight=float(x["weight"])) for x in view.params.get("loras", [])]
-        gen = Generation(
-            job_id=view.job_id,
-            state=view.state,
-            seed=view.seed,
-            template=view.template,
-            workflow=workflow,
-            params=view.params,
-            loras=loras,
-            outputs=[f.path for f in view.files if f.kind == "image"],
-        )
-        try:
-            if where is not None:
-                project, asset, version = where
-                logged, notices = await assets.record_generation(project, asset, version, gen)
-                name = f"{project}/{asset}"
-            else:
-                finished = await assets.record_finished(gen)
-                if finished is None:
-                    return
-                name, logged, notices = finished
-        except AtegnatosError as exc:
-            view.asset_log = f"The job ran, but logging it on the asset failed: {exc.message} {exc.hint}".strip()
-            return
-        if logged is not None:
-            later = (
-                " Its pictures are added when it finishes (comfyui_job)." if view.state in ("queued", "running") else ""
-            )
-            notices.insert(0, f"Logged on {name} version {logged}.{later}")
-        view.asset_log = " ".join(notices) or None
+        """A ComfyUI job for an asset goes on the asset's history; a failure to log becomes a note on the job."""
+        await log_generation((await self.art_director()).assets, view, where, workflow)
 
     async def comfyui_checkpoints(self, *, timeout: float = 2.0) -> dict[str, list[str]]:
-        """The checkpoint (and diffusion-model) files each reachable ComfyUI lists, for a training plan's base-model
-        suggestions; a server that is down or answers something else is left out (never a reason to fail a plan)."""
-        urls = self.settings.comfyui.urls
-        found: dict[str, list[str]] = {}
-        async with httpx.AsyncClient(timeout=timeout) as http:
-
-            async def one(url: str) -> None:
-                client = ComfyUIClient(url, http, timeout=timeout)
-                try:
-                    found[client.url] = [*await client.models("checkpoints"), *await client.models("diffusion_models")]
-                except (AtegnatosError, ValueError):
-                    return
-
-            with anyio.move_on_after(2 * timeout):
-                async with anyio.create_task_group() as tg:
-                    for url in urls:
-                        tg.start_soon(one, url)
-        return {url: found[url] for url in (u.rstrip("/") for u in urls) if url in found}
+        """The checkpoint files each reachable ComfyUI lists, for a training plan's base-model suggestions."""
+        return await comfyui_checkpoints(self.settings.comfyui.urls, timeout=timeout)
 
     async def teardown_note(self, comfyui_url: str) -> str | None:
         """Work that ran on a rented instance (through its tunnel) ends with a teardown reminder."""

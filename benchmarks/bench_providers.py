@@ -21,13 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 from ategnatos_mcp.providers import OfferQuery  # noqa: E402
 from ategnatos_mcp.state import GrimoireStore  # noqa: E402
-from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service  # noqa: E402
+from tests.support.fake_clouds import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service  # noqa: E402
 
 
 def _import_seconds(module: str, runs: int) -> float:
-    # The MCP SDK and the app context load first either way; time only what comes on top.
+    # The MCP SDK, the settings and the grimoire store load first either way; time only what comes on top.
     code = (
-        "import time, mcp.server.mcpserver, ategnatos_mcp.context; "
+        "import time, mcp.server.mcpserver, ategnatos_mcp.settings, ategnatos_mcp.state; "
         f"t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
     )
     samples = [float(subprocess.check_output([sys.executable, "-c", code], cwd=ROOT)) for _ in range(runs)]

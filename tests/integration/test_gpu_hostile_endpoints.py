@@ -19,8 +19,8 @@ from mcp import Client
 from ategnatos_mcp.providers import GPU_DOCUMENT, GpuDocument, InstanceStatus, Rental, open_gpu_service
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
+from tests.support.fake_clouds import LAMBDA_KEY, RUNPOD_KEY, VAST_KEY, FakeRunPod
 from tests.support.hostile_http import Mode, hostile_endpoint
-from tests.unit.providers.fakes import LAMBDA_KEY, RUNPOD_KEY, VAST_KEY, FakeRunPod
 
 pytestmark = pytest.mark.integration
 

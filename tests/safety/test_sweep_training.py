@@ -150,7 +150,7 @@ async def test_training_over_ssh_uploads_and_copies_back_without_touching_the_ar
 async def test_gpu_rentals_write_only_the_ledger_and_keep_a_hand_written_gpu_md(
     project: Snapshot, settings: Settings, app: Wiring, home: Path
 ) -> None:
-    from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
+    from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 
     gpu_md = home / "grimoire" / "gpu.md"
     gpu_md.write_text("# My rentals\n\n- RunPod A100, 2025-01-10, $1.89/h: LoRA for the mascot\n", encoding="utf-8")

@@ -25,7 +25,7 @@ from mcp import Client
 
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.wiring import Wiring
-from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, make_service
+from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 
 HUGE = "mascot " * 15_000  # ~100 kB
 ODD = "\u202e\u0000🎨 Zoe\u0301 \ufeff\U0010ffff\u200d"
@@ -351,7 +351,7 @@ CASES: dict[str, ToolCases] = {
 
 @pytest.fixture
 def gpu_app(app: Wiring) -> tuple[FakeRunPod, FakeClock, FakeDeployer]:
-    """A RunPod account recorded from the real API (tests/unit/providers/fakes.py); requested before ``client``."""
+    """A RunPod account recorded from the real API (tests/support/fake_clouds.py); requested before ``client``."""
     runpod, clock, deployer = FakeRunPod(), FakeClock(), FakeDeployer()
     app.gpu = make_service(app.store, [runpod], clock, missing=["Vast.ai", "Lambda"])
     app.deployer = deployer

@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
-from tests.unit.providers.fakes import FakeClock, FakeDeployer, FakeRunPod, FakeVast, Probe, make_service
+from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, FakeVast, Probe, make_service
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from ategnatos_mcp.providers import GpuDocument, InstanceStatus
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import GpuSettings, Settings
 from ategnatos_mcp.wiring import Wiring
-from tests.unit.providers.fakes import (
+from tests.support.fake_clouds import (
     FakeClock,
     FakeCloud,
     FakeDeployer,

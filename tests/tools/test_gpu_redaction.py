@@ -25,8 +25,7 @@ from ategnatos_mcp.providers import open_gpu_service
 from ategnatos_mcp.providers.clouds.redact import client_secrets, redact, redact_bytes
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
-from tests.support.held import held
-from tests.unit.providers.fakes import (
+from tests.support.fake_clouds import (
     LAMBDA_KEY,
     RUNPOD_KEY,
     VAST_KEY,
@@ -38,6 +37,7 @@ from tests.unit.providers.fakes import (
     FakeVast,
     Probe,
 )
+from tests.support.held import held
 
 KEYS = (RUNPOD_KEY, VAST_KEY, LAMBDA_KEY)
 

@@ -18,8 +18,8 @@ from ategnatos_mcp.providers import GpuDocument, open_gpu_service
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import GpuSettings, Settings, load_settings
 from ategnatos_mcp.wiring import Wiring
-from tests.support.held import held
-from tests.unit.providers.fakes import (
+from tests.support.cloud_specs import check_request, check_response, unexplained
+from tests.support.fake_clouds import (
     LAMBDA_KEY,
     RUNPOD_KEY,
     VAST_KEY,
@@ -31,7 +31,7 @@ from tests.unit.providers.fakes import (
     Probe,
     make_service,
 )
-from tests.unit.providers.spec import check_request, check_response, unexplained
+from tests.support.held import held
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from ategnatos_mcp.providers import (
     vast_list_url,
 )
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.fakes import FakeClock, make_service
-from tests.unit.providers.spec import case, example
+from tests.support.cloud_specs import case, example
+from tests.support.fake_clouds import FakeClock, make_service
 
 
 def _answer(response: dict[str, Any]) -> httpx.AsyncClient:

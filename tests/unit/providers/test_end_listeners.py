@@ -10,7 +10,7 @@ from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.providers import Consent, GpuService, OfferQuery, Rental
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
+from tests.support.fake_clouds import FakeClock, FakeRunPod, make_service
 
 YES = Consent(confirmed=True)
 

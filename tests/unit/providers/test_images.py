@@ -19,8 +19,8 @@ from ategnatos_mcp.providers.clouds.images import (
     min_cuda_for,
 )
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service
-from tests.unit.providers.spec import check_request, unexplained
+from tests.support.cloud_specs import check_request, unexplained
+from tests.support.fake_clouds import FakeClock, FakeLambda, FakeRunPod, FakeVast, make_service
 
 YES = Consent(confirmed=True)
 CUSTOM = "ghcr.io/ai-dock/comfyui:v2-cuda-12.1.1-base-22.04"

@@ -13,7 +13,7 @@ from ategnatos_mcp.providers import GPU_DOCUMENT, Consent, GpuDocument, GpuOffer
 from ategnatos_mcp.providers.rental.priceguard import PriceAgreement, PriceRefusedError, judge_price, price_slack
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
+from tests.support.fake_clouds import FakeClock, FakeRunPod, make_service
 
 NOW = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
 OFFER = GpuOffer(

@@ -12,8 +12,8 @@ from ategnatos_mcp.providers import GPU_DOCUMENT, BudgetExceededError, Consent, 
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-from tests.unit.providers.fakes import FakeClock, FakeLambda, FakeRunPod, FakeVast, Probe, make_service
-from tests.unit.providers.spec import case
+from tests.support.cloud_specs import case
+from tests.support.fake_clouds import FakeClock, FakeLambda, FakeRunPod, FakeVast, Probe, make_service
 
 YES = Consent(confirmed=True)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.providers.spec import EXAMPLES, check_request, check_response, unexplained
+from tests.support.cloud_specs import EXAMPLES, check_request, check_response, unexplained
 
 # Files whose cases carry no request of their own: the operation they answer.
 _OPERATION_OF = {

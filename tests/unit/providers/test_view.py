@@ -8,7 +8,7 @@ from inline_snapshot import snapshot
 
 from ategnatos_mcp.providers import GPU_DOCUMENT, GPU_VIEW, Consent, GpuDocument, OfferQuery
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.fakes import FakeClock, FakeRunPod, make_service
+from tests.support.fake_clouds import FakeClock, FakeRunPod, make_service
 
 
 async def _history(tmp_path: Path) -> GrimoireStore:

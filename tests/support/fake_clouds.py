@@ -19,7 +19,7 @@ import respx
 from ategnatos_mcp.providers import DeployResult, GpuService, LambdaProvider, RunPodProvider, VastProvider
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.state import GrimoireStore
-from tests.unit.providers.spec import case, example
+from tests.support.cloud_specs import case, example
 
 RUNPOD_KEY = "rpa_TESTKEY_runpod_SHOULD_NEVER_LEAK_0001"
 VAST_KEY = "vast_TESTKEY_SHOULD_NEVER_LEAK_0002"

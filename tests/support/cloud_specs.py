@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "providers"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "providers"
 EXAMPLES = FIXTURES / "examples"
 
 # Where the README says the Vast spec is looser or stricter than the real API (the examples follow the real one).

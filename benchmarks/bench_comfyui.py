@@ -1,4 +1,4 @@
-"""ComfyUI overhead and multi-server throughput against the fake ComfyUI (tests/integration/fake_comfyui.py).
+"""ComfyUI overhead and multi-server throughput against the fake ComfyUI (tests/support/fake_comfyui.py).
 
 1. Per-job overhead, zero execution time, from the call to the images saved on disk.
 
@@ -57,7 +57,7 @@ from ategnatos_mcp.comfyui import results as results_mod  # noqa: E402
 from ategnatos_mcp.comfyui import service as service_mod  # noqa: E402
 from ategnatos_mcp.server import build_app, build_server  # noqa: E402
 from ategnatos_mcp.settings import ComfyUISettings, load_settings  # noqa: E402
-from tests.integration.fake_comfyui import FIXTURES, serve_fake  # noqa: E402
+from tests.support.fake_comfyui import FIXTURES, serve_fake  # noqa: E402
 
 WORKFLOW = json.loads((FIXTURES / "workflows" / "basic_empty_invert_save.json").read_text(encoding="utf-8"))
 OUTPUTS_PER_JOB = 2  # batch_size 2 -> two PNGs per job

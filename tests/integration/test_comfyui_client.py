@@ -11,7 +11,7 @@ import pytest
 from ategnatos_mcp.comfyui.client import ComfyUIClient, PromptRejected
 from ategnatos_mcp.comfyui.models import OutputFile, PromptRejection
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
-from tests.integration.fake_comfyui import FIXTURES, serve_fake
+from tests.support.fake_comfyui import FIXTURES, serve_fake
 
 pytestmark = pytest.mark.integration
 

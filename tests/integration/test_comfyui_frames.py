@@ -10,8 +10,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.integration.fake_comfyui import FIXTURES, serve_fake
-from tests.integration.fake_routes import picture_frames
+from tests.support.fake_comfyui import FIXTURES, serve_fake
+from tests.support.fake_comfyui_routes import picture_frames
 
 pytestmark = pytest.mark.integration
 

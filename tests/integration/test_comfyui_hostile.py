@@ -25,7 +25,7 @@ from ategnatos_mcp.comfyui.models import OutputFile
 from ategnatos_mcp.errors import UpstreamError
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
-from tests.integration.fake_comfyui import serve_fake
+from tests.support.fake_comfyui import serve_fake
 from tests.support.hostile_http import Reply, serve_hostile
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from ategnatos_mcp.comfyui.models import JobState
 from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload, WorkflowInvalid, open_pool
 from ategnatos_mcp.errors import ConsentError, UpstreamError
 from ategnatos_mcp.settings import ComfyUISettings
-from tests.integration.fake_comfyui import FIXTURES, serve_fake
+from tests.support.fake_comfyui import FIXTURES, serve_fake
 
 pytestmark = pytest.mark.integration
 

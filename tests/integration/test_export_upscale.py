@@ -12,7 +12,7 @@ from PIL import Image
 
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
-from tests.integration.fake_comfyui import serve_fake
+from tests.support.fake_comfyui import serve_fake
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.integration.fake_comfyui import FIXTURES, serve_fake
+from tests.support.fake_comfyui import FIXTURES, serve_fake
 
 pytestmark = pytest.mark.integration
 

@@ -22,8 +22,8 @@ from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import GpuSettings, Settings
 from ategnatos_mcp.wiring import Wiring
-from tests.integration.fake_comfyui import serve_fake
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
+from tests.support.fake_comfyui import serve_fake
 from tests.support.hostile_http import tiny_http_server
 from tests.support.ssh_server import SSHTestServer, ssh_lab
 

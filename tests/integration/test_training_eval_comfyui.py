@@ -24,7 +24,7 @@ from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from tests.fixtures.training_exec.install import make_fake_install
-from tests.integration.fake_comfyui import FakeComfyUI, serve_fake
+from tests.support.fake_comfyui import FakeComfyUI, serve_fake
 from tests.tools.test_runs_tools import PLAN, _dataset
 
 pytestmark = pytest.mark.integration

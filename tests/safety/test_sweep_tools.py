@@ -153,7 +153,7 @@ async def test_comfyui_outputs_land_beside_earlier_ones_and_the_asset_log_keeps_
     project: Snapshot, home: Path
 ) -> None:
     from ategnatos_mcp.server import build_app
-    from tests.integration.fake_comfyui import serve_fake
+    from tests.support.fake_comfyui import serve_fake
 
     params = {"prompt": "ink wash hills", "checkpoint": "mcp_random_sd15_layout.safetensors", "steps": 2}
     sized = {**params, "width": 64, "height": 64}

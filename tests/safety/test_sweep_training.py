@@ -40,7 +40,7 @@ async def test_training_tools_on_this_computer_write_only_their_own_files(
     from ategnatos_mcp.server import build_app
     from ategnatos_mcp.settings import load_settings
     from tests.fixtures.training_exec.install import make_fake_install
-    from tests.integration.fake_comfyui import serve_fake
+    from tests.support.fake_comfyui import serve_fake
 
     install = make_fake_install(tmp_path / "install")
     models = tmp_path / "ComfyUI" / "models"  # the evaluation copies the saves into ComfyUI's loras folder

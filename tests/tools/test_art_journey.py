@@ -17,7 +17,7 @@ from ategnatos_mcp.art import ArtAsset
 from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
-from tests.integration.fake_comfyui import serve_fake
+from tests.support.fake_comfyui import serve_fake
 from tests.tools.test_comfyui_tools import studio
 
 PONY = "ponyDiffusionV6XL_v6StartWithThisOne.safetensors"

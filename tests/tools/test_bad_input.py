@@ -637,7 +637,7 @@ async def test_the_loosest_quarantine_is_undone_byte_for_byte(client: Client, pr
 async def test_comfyui_mistakes_against_a_running_server_get_plain_answers(home: Path) -> None:
     from ategnatos_mcp.server import build_app, build_server
     from ategnatos_mcp.settings import load_settings
-    from tests.integration.fake_comfyui import serve_fake
+    from tests.support.fake_comfyui import serve_fake
 
     sd15 = "mcp_random_sd15_layout.safetensors"
     params = {"prompt": "a red fox", "checkpoint": sd15, "width": 512, "height": 512, "steps": 4}

@@ -16,7 +16,7 @@ from mcp import Client
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
-from tests.integration.fake_comfyui import FIXTURES, FakeComfyUI, serve_fake
+from tests.support.fake_comfyui import FIXTURES, FakeComfyUI, serve_fake
 
 SD15 = "mcp_random_sd15_layout.safetensors"
 

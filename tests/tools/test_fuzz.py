@@ -29,7 +29,7 @@ from ategnatos_mcp.comfyui import get_template, list_templates
 from ategnatos_mcp.comfyui.templates import TemplateParameter
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
-from tests.integration.fake_comfyui import FIXTURES, serve_fake
+from tests.support.fake_comfyui import FIXTURES, serve_fake
 from tests.tools.test_bad_input import (
     DATASET,
     FLAT,

@@ -10,7 +10,7 @@ from typing import Any
 from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
-from tests.integration.fake_comfyui import serve_fake
+from tests.support.fake_comfyui import serve_fake
 from tests.tools.test_runs_tools import _dataset, _fake_env
 
 STYLE_PLAN: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ategnatos_mcp.comfyui.frames import decode_binary_frame, streaming_nodes
-from tests.integration.fake_comfyui import FIXTURES
+from tests.support.fake_comfyui import FIXTURES
 
 PNG_MAGIC = bytes.fromhex("89504e470d0a1a0a")
 JPEG_MAGIC = bytes.fromhex("ffd8ffe0")

@@ -22,7 +22,7 @@ from ategnatos_mcp.training.evaluation.grid import (
 )
 from ategnatos_mcp.training.evaluation.models import EvalSpec
 from ategnatos_mcp.training.execution.models import CheckpointInfo
-from tests.integration.fake_comfyui import FakeComfyUI
+from tests.support.fake_comfyui import FakeComfyUI
 from tests.unit.training_exec.conftest import make_config
 
 FAMILIES: dict[str, tuple[str, dict[str, list[str]], dict[str, str], str]] = {

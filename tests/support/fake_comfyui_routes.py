@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 if TYPE_CHECKING:
-    from tests.integration.fake_comfyui import FakeComfyUI
+    from tests.support.fake_comfyui import FakeComfyUI
 
 ERROR_500 = "500 Internal Server Error\n\nServer got itself in trouble"
 FEATURE_FLAGS_REPLY = {"supports_preview_metadata": True, "max_upload_size": 104857600}
@@ -315,7 +315,7 @@ class _Running:
 @asynccontextmanager
 async def serve_fake(**kwargs: Any) -> AsyncIterator[FakeComfyUI]:
     """Run a fake ComfyUI on a free loopback port for the duration of the block."""
-    from tests.integration.fake_comfyui import FakeComfyUI
+    from tests.support.fake_comfyui import FakeComfyUI
 
     fake = FakeComfyUI(**kwargs)
     async with anyio.create_task_group() as tg:

@@ -34,8 +34,15 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tests.integration.fake_routes import ERROR_500, build_routes, picture_frames, serve_fake, text_frame
-from tests.integration.fake_validation import batch_size, image_size, is_link, topological, validate_prompt, value_text
+from tests.support.fake_comfyui_routes import ERROR_500, build_routes, picture_frames, serve_fake, text_frame
+from tests.support.fake_comfyui_validation import (
+    batch_size,
+    image_size,
+    is_link,
+    topological,
+    validate_prompt,
+    value_text,
+)
 
 __all__ = ["FIXTURES", "FakeComfyUI", "load_object_info", "serve_fake"]  # serve_fake lives with the routes
 

@@ -27,7 +27,7 @@ from ategnatos_mcp.training.execution.hosts import LocalHost  # noqa: E402
 from ategnatos_mcp.training.execution.monitor import parse_log  # noqa: E402
 from ategnatos_mcp.training.execution.runner import read_log_tail, read_status, start_run, wait_for_run  # noqa: E402
 from ategnatos_mcp.training.presets import build_preset  # noqa: E402
-from tests.fixtures.training_exec.install import make_fake_install  # noqa: E402
+from tests.support.fake_install import make_fake_install  # noqa: E402
 
 
 def _config(dataset: Path, steps: int) -> TrainingConfig:

@@ -25,8 +25,8 @@ from ategnatos_mcp.remote import stop_detached
 from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.gpu_host import GpuHostSandbox, make_gpu_host, make_mirror
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
+from tests.support.gpu_host import GpuHostSandbox, make_gpu_host, make_mirror
 from tests.support.ssh_server import SSHTestServer, ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
 

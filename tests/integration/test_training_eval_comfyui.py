@@ -23,8 +23,8 @@ from PIL import Image
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
-from tests.fixtures.training_exec.install import make_fake_install
 from tests.support.fake_comfyui import FakeComfyUI, serve_fake
+from tests.support.fake_install import make_fake_install
 from tests.tools.test_runs_tools import PLAN, _dataset
 
 pytestmark = pytest.mark.integration

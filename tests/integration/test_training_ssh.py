@@ -11,7 +11,7 @@ import pytest
 from ategnatos_mcp.remote import SSHConnector
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, parse_log
 from ategnatos_mcp.training.execution.runner import host_dataset_dir, read_log_tail, read_status, start_run
-from tests.fixtures.training_exec.install import make_fake_install
+from tests.support.fake_install import make_fake_install
 from tests.support.ssh_server import ssh_lab
 from tests.unit.training_exec.conftest import make_config
 

@@ -22,8 +22,8 @@ from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTrainingHost, TrainingHost
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.install import make_fake_install
 from tests.support.fake_comfyui import serve_fake
+from tests.support.fake_install import make_fake_install
 from tests.support.ssh_server import ssh_lab
 from tests.tools.test_runs_tools import _gates_1_and_2
 

@@ -39,8 +39,8 @@ async def test_training_tools_on_this_computer_write_only_their_own_files(
 ) -> None:
     from ategnatos_mcp.server import build_app
     from ategnatos_mcp.settings import load_settings
-    from tests.fixtures.training_exec.install import make_fake_install
     from tests.support.fake_comfyui import serve_fake
+    from tests.support.fake_install import make_fake_install
 
     install = make_fake_install(tmp_path / "install")
     models = tmp_path / "ComfyUI" / "models"  # the evaluation copies the saves into ComfyUI's loras folder
@@ -108,7 +108,7 @@ async def test_training_over_ssh_uploads_and_copies_back_without_touching_the_ar
 ) -> None:
     from ategnatos_mcp.remote import SSHConnector
     from ategnatos_mcp.training.execution import HostRegistry
-    from tests.fixtures.training_exec.install import make_fake_install
+    from tests.support.fake_install import make_fake_install
     from tests.support.ssh_server import ssh_lab
 
     install = make_fake_install(tmp_path / "install")

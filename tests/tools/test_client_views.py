@@ -20,9 +20,9 @@ from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.fixtures.dataset.generated import generated_dataset
-from tests.fixtures.training_exec.install import make_fake_install
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 from tests.support.fake_comfyui import serve_fake
+from tests.support.fake_install import make_fake_install
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker
 from tests.tools.test_comfyui_tools import studio
 from tests.tools.test_runs_tools import PLAN, _dataset

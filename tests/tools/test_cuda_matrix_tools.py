@@ -14,7 +14,7 @@ from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.install import FAKE_NVIDIA_SMI, make_fake_install
+from tests.support.fake_install import FAKE_NVIDIA_SMI, make_fake_install
 from tests.tools.test_runs_tools import _gates_1_and_2
 
 

@@ -18,7 +18,7 @@ import anyio
 from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.install import FakeInstall
+from tests.support.fake_install import FakeInstall
 from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
 
 

@@ -1,6 +1,6 @@
 """The training-run tools through a real MCP client: gates 1-4 with the real tools, launch, status, evaluation.
 
-Only the GPU is faked (tests/fixtures/training_exec/install.py): the supervisor and the stand-in trainer run
+Only the GPU is faked (tests/support/fake_install.py): the supervisor and the stand-in trainer run
 as real detached processes on this machine, printing the real kohya log format.
 """
 
@@ -16,7 +16,7 @@ from mcp import Client
 
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
+from tests.support.fake_install import FakeInstall, make_fake_install
 
 PLAN = {
     "name": "ink",

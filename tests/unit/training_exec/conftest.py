@@ -10,7 +10,7 @@ import pytest
 from ategnatos_mcp.training import TrainingConfig, resolve_family
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.presets import build_preset
-from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
+from tests.support.fake_install import FakeInstall, make_fake_install
 
 
 def make_config(dataset: Path, images: int = 4, **changes: Any) -> TrainingConfig:

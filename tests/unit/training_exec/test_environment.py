@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ategnatos_mcp.training.execution.environment import _judge, _Probe, needed_disk_gb, probe_script
 from ategnatos_mcp.training.execution.hosts import LocalHost
-from tests.fixtures.training_exec.install import make_fake_install
+from tests.support.fake_install import make_fake_install
 from tests.unit.training_exec.conftest import make_config
 
 

@@ -16,7 +16,7 @@ from ategnatos_mcp.training.execution.runner import start_run, wait_for_run
 from ategnatos_mcp.training.execution.samples import parse_sample_name, sample_folder, sample_previews
 from ategnatos_mcp.training.execution.tracking import follow_run
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.training_exec.install import FakeInstall
+from tests.support.fake_install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
 PROMPTS = ["ink_style, a cat", "ink_style, a lighthouse at night"]

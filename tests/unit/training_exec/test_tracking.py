@@ -12,7 +12,7 @@ from ategnatos_mcp.training.evaluation import choose_saves
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.runner import start_run
 from ategnatos_mcp.training.execution.tracking import follow_run
-from tests.fixtures.training_exec.install import FakeInstall
+from tests.support.fake_install import FakeInstall
 from tests.unit.training_exec.conftest import make_config
 
 

@@ -19,7 +19,7 @@ from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
-from tests.fixtures.dataset.generated import generated_dataset
+from tests.support.datasets import generated_dataset
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 from tests.support.fake_comfyui import serve_fake
 from tests.support.fake_install import make_fake_install

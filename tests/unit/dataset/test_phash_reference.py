@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from ategnatos_mcp.dataset.probe import HASH_SIDE, dct_hash
-from tests.fixtures.dataset.generated import generated_dataset
+from tests.support.datasets import generated_dataset
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

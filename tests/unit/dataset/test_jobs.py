@@ -107,7 +107,7 @@ def _images(root: Path, names: list[str]) -> None:
 async def test_a_file_that_kills_the_decoder_is_reported_as_damaged_and_everything_else_is_read(tmp_path: Path) -> None:
     from ategnatos_mcp.dataset.problems import file_problems
     from ategnatos_mcp.dataset.runner import CRASHED_DETAIL
-    from tests.unit.dataset.crashing_probe import probe_or_crash
+    from tests.support.crashing_probe import probe_or_crash
 
     root = tmp_path / "ds"
     root.mkdir()
@@ -134,7 +134,7 @@ async def test_a_file_that_kills_the_decoder_is_reported_as_damaged_and_everythi
 
 
 async def test_a_worker_that_dies_once_for_no_lasting_reason_costs_nothing(tmp_path: Path) -> None:
-    from tests.unit.dataset.crashing_probe import crash_once
+    from tests.support.crashing_probe import crash_once
 
     root = tmp_path / "ds"
     root.mkdir()

@@ -10,7 +10,7 @@ from PIL import Image, PngImagePlugin
 from ategnatos_mcp.errors import InvalidRequestError, NotFoundError, UpstreamError
 from ategnatos_mcp.export import AssetExporter, ExportRequest, load_specs
 from ategnatos_mcp.export.encode import format_available
-from tests.unit.export.images import noisy_image, profile_description, subject_at_right, swapped_primaries_profile
+from tests.support.images import noisy_image, profile_description, subject_at_right, swapped_primaries_profile
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from PIL import Image
 
 from ategnatos_mcp.errors import NotFoundError
 from ategnatos_mcp.export import AssetExporter, ExportRequest, find_spec, load_specs
-from tests.unit.export.images import noisy_image
+from tests.support.images import noisy_image
 
 PLATFORMS = {
     "youtube-banner": [(2560, 1440)],

@@ -10,7 +10,7 @@ from PIL import Image, PngImagePlugin
 
 from ategnatos_mcp.errors import InvalidRequestError
 from ategnatos_mcp.imageinfo import read_image_info
-from tests.unit.export.images import swapped_primaries_profile
+from tests.support.images import swapped_primaries_profile
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "imageinfo"
 

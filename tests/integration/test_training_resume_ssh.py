@@ -14,7 +14,7 @@ from ategnatos_mcp.training.execution import HostRegistry, HostSpec, RunHandle
 from ategnatos_mcp.training.execution.resume import find_resume_point, leftover_saves, saves_after, set_aside_saves
 from ategnatos_mcp.training.execution.samples import collect_samples
 from tests.support.ssh_server import ssh_lab
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 pytestmark = pytest.mark.integration
 

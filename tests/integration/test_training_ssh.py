@@ -13,7 +13,7 @@ from ategnatos_mcp.training.execution import HostRegistry, HostSpec, parse_log
 from ategnatos_mcp.training.execution.runner import host_dataset_dir, read_log_tail, read_status, start_run
 from tests.support.fake_install import make_fake_install
 from tests.support.ssh_server import ssh_lab
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 pytestmark = pytest.mark.integration
 

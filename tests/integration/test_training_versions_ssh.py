@@ -19,7 +19,7 @@ from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import make_fake_install
 from tests.support.ssh_server import ssh_lab
-from tests.tools.test_run_versions_tools import _files
+from tests.support.training import file_hashes
 from tests.tools.test_runs_tools import PLAN, _gates_1_and_2, _text
 
 pytestmark = pytest.mark.integration
@@ -61,7 +61,7 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
             gates = await client.call_tool("train_gates", {"name": "ink"})  # asks the host how it ended
             assert gates.structured_content["training"]["state"] == "succeeded", gates.content  # type: ignore[index]
             assert "training can be launched" not in _text(gates) and "'ink-v2'" in _text(gates)
-            v1 = _files(remote / "ink")
+            v1 = file_hashes(remote / "ink")
             assert "output/ink.safetensors" in v1 and "output/ink-000001.safetensors" in v1
             again = await client.call_tool("launch_training", {"name": "ink", "host": host})
             assert again.is_error and "already finished training" in _text(again), _text(again)
@@ -79,7 +79,7 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
             assert report is not None and report["state"] == "succeeded", status.content
             finals = [c["file"] for c in report["checkpoints"] if c["kind"] == "final"]
             assert finals == [str(remote / "ink-v2" / "output" / "ink-v2.safetensors")]
-            assert _files(remote / "ink") == v1  # saves, states, samples, logs, dataset copy: byte for byte
+            assert file_hashes(remote / "ink") == v1  # saves, states, samples, logs, dataset copy: byte for byte
 
 
 async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_without_touching_its_saves(

@@ -7,7 +7,6 @@ written again is caught by comparing bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -19,24 +18,16 @@ from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import FakeInstall
+from tests.support.training import file_hashes
 from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
-
-
-def _files(folder: Path) -> dict[str, str]:
-    """Every file under ``folder`` with the sha256 of its bytes."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def _run_files(home: Path, name: str) -> dict[str, str]:
     """What a run made: its saves, logs and samples, its plan files and its records."""
     return {
-        **{f"run/{k}": v for k, v in _files(home / "workspace" / "training" / name).items()},
-        **{f"configs/{k}": v for k, v in _files(home / "workspace" / "configs" / name).items()},
-        **{f"records/{k}": v for k, v in _files(home / "grimoire" / "training" / name).items()},
+        **{f"run/{k}": v for k, v in file_hashes(home / "workspace" / "training" / name).items()},
+        **{f"configs/{k}": v for k, v in file_hashes(home / "workspace" / "configs" / name).items()},
+        **{f"records/{k}": v for k, v in file_hashes(home / "grimoire" / "training" / name).items()},
     }
 
 

@@ -18,11 +18,9 @@ from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.training import (
     PlanRequest,
     RunPaths,
-    TrainingConfig,
     build_plan,
     is_regularisation_folder,
     render_backend,
-    resolve_family,
     step_summary,
 )
 from ategnatos_mcp.training.backends.catalogue import (
@@ -37,34 +35,11 @@ from ategnatos_mcp.training.backends.catalogue import (
     simpletuner_catalogue,
 )
 from ategnatos_mcp.training.costs import run_hours
-from ategnatos_mcp.training.presets import build_preset
 from ategnatos_mcp.training.steps import backend_steps
+from tests.support.training import FOLDERS, REPEATS, layered_config
 
 PATHS = RunPaths(dataset_dir="/data/ink", config_dir="/cfg/ink", output_dir="/out/ink")
-# Two training concepts with different repeats and a regularisation folder, as dataset_structure lays them out.
-FOLDERS = {"1_reg": 5, "3_sketch": 6, "8_ink": 10}
-REPEATS = {"1_reg": 1, "3_sketch": 3, "8_ink": 8}
 VIEWS = 6 * 3 + 10 * 8  # 98 training image views per epoch; the 5 reg images do not count
-
-
-def _config(**changes: Any) -> TrainingConfig:
-    values = build_preset("standard", "style", resolve_family("sdxl"), 16, has_trigger=True)
-    values.update(
-        name="ink",
-        family="sdxl",
-        base_model="/models/base.safetensors",
-        dataset_path="/data/ink",
-        image_folders=list(FOLDERS),
-        folder_images=dict(FOLDERS),
-        folder_repeats=dict(REPEATS),
-        reg_folders=["1_reg"],
-        image_count=16,
-        trigger_word="ink_style",
-        batch_size=2,
-        epochs=10,
-    )
-    values.update(changes)
-    return TrainingConfig(**values)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +62,7 @@ def test_the_regularisation_folder_rule(folder: str, expected: bool) -> None:
 
 
 def test_images_per_epoch_sum_each_training_folders_images_times_its_own_repeats() -> None:
-    cfg = _config()
+    cfg = layered_config()
     assert cfg.training_folders == ["3_sketch", "8_ink"]
     assert cfg.samples_per_epoch == VIEWS and cfg.regularisation_images == 5
     assert cfg.steps_per_epoch == math.ceil(VIEWS / 2) == 49
@@ -111,7 +86,7 @@ def test_images_per_epoch_sum_each_training_folders_images_times_its_own_repeats
         490,
         490,
     )
-    fixed = _config(max_train_steps=300)  # a fixed length stays fixed; about half of it is reg samples
+    fixed = layered_config(max_train_steps=300)  # a fixed length stays fixed; about half of it is reg samples
     assert backend_steps(fixed, "kohya") == 300
     assert (
         "stays 300 steps, so about half of them are regularisation samples" in step_summary(fixed).per_backend["kohya"]
@@ -124,29 +99,31 @@ def test_images_per_epoch_sum_each_training_folders_images_times_its_own_repeats
 
 def test_bad_folder_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="not among image_folders"):
-        _config(reg_folders=["1_nope"])
+        layered_config(reg_folders=["1_nope"])
     with pytest.raises(ValueError, match="image_count 20 differs"):
-        _config(image_count=20)
+        layered_config(image_count=20)
     with pytest.raises(ValueError, match="no training images"):
-        _config(image_folders=["1_reg"], folder_images={"1_reg": 5}, folder_repeats={"1_reg": 1})
+        layered_config(image_folders=["1_reg"], folder_images={"1_reg": 5}, folder_repeats={"1_reg": 1})
     with pytest.raises(ValueError, match="folder_images must count"):
-        _config(folder_images={})
+        layered_config(folder_images={})
 
 
 def test_a_flat_config_keeps_the_hash_it_had_before_folder_settings_existed() -> None:
     import hashlib
 
-    flat = _config(image_folders=[""], folder_images={}, folder_repeats={}, reg_folders=[], image_count=16, repeats=6)
+    flat = layered_config(
+        image_folders=[""], folder_images={}, folder_repeats={}, reg_folders=[], image_count=16, repeats=6
+    )
     old = flat.model_dump(mode="json")
     for key in ("folder_images", "folder_repeats", "reg_folders"):
         del old[key]
     expected = hashlib.sha256(json.dumps(old, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
     assert flat.config_hash == expected
-    assert _config().config_hash != expected  # folder settings are part of what the artist confirms
+    assert layered_config().config_hash != expected  # folder settings are part of what the artist confirms
 
 
 def test_kohya_subsets_keep_their_repeats_and_mark_the_reg_folder() -> None:
-    cfg = _config()
+    cfg = layered_config()
     rendered = render_backend(cfg, "kohya", PATHS)
     args = tomllib.loads(rendered.files["ink.toml"])
     dataset = tomllib.loads(rendered.files["ink-dataset.toml"])
@@ -170,7 +147,7 @@ def test_kohya_subsets_keep_their_repeats_and_mark_the_reg_folder() -> None:
 
 
 def test_simpletuner_backends_keep_their_repeats_and_mark_the_reg_folder() -> None:
-    cfg = _config()
+    cfg = layered_config()
     rendered = render_backend(cfg, "simpletuner", PATHS)
     config = json.loads(rendered.files["simpletuner/config.json"])
     dataloader = json.loads(rendered.files["simpletuner/multidatabackend.json"])
@@ -191,15 +168,15 @@ def test_simpletuner_backends_keep_their_repeats_and_mark_the_reg_folder() -> No
 
 
 def test_simpletuner_warns_when_the_reg_set_outweighs_the_artists_images() -> None:
-    heavy = _config(folder_repeats={**REPEATS, "1_reg": 40})  # 5 x 40 = 200 reg views against 98
+    heavy = layered_config(folder_repeats={**REPEATS, "1_reg": 40})  # 5 x 40 = 200 reg views against 98
     note = next(n for n in render_backend(heavy, "simpletuner", PATHS).notes if "1_reg:" in n)
     assert "200 image views per epoch against 98 of yours" in note
-    light = next(n for n in render_backend(_config(), "simpletuner", PATHS).notes if "1_reg:" in n)
+    light = next(n for n in render_backend(layered_config(), "simpletuner", PATHS).notes if "1_reg:" in n)
     assert "outweigh" not in light
 
 
 def test_aitoolkit_datasets_keep_their_balance_and_mark_the_reg_folder() -> None:
-    cfg = _config()
+    cfg = layered_config()
     rendered = render_backend(cfg, "ai-toolkit", PATHS)
     job = yaml.safe_load(rendered.files["ink.yaml"])
     check_aitoolkit({k: v for k, v in job.items() if k != "meta"})
@@ -215,7 +192,9 @@ def test_aitoolkit_datasets_keep_their_balance_and_mark_the_reg_folder() -> None
 
 
 def test_a_flat_dataset_renders_as_before() -> None:
-    flat = _config(image_folders=[""], folder_images={}, folder_repeats={}, reg_folders=[], image_count=16, repeats=6)
+    flat = layered_config(
+        image_folders=[""], folder_images={}, folder_repeats={}, reg_folders=[], image_count=16, repeats=6
+    )
     assert flat.samples_per_epoch == 96
     job = yaml.safe_load(render_backend(flat, "ai-toolkit", PATHS).files["ink.yaml"])
     assert job["config"]["process"][0]["datasets"][0]["num_repeats"] == 1

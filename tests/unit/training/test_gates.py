@@ -19,27 +19,12 @@ from ategnatos_mcp.training import (
     record_environment_gate,
     record_plan,
 )
+from tests.support.training import record_all_gates
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> GrimoireStore:
     return GrimoireStore(tmp_path / "grimoire")
-
-
-async def _all_gates(store: GrimoireStore, *, fingerprint: str = "fp-1", config: str = "cfg-1", host: str = "pod-a"):
-    await record_dataset_gate(
-        store,
-        "ink",
-        dataset_path=Path("/d/ink"),
-        fingerprint=fingerprint,
-        go=True,
-        reasons=[],
-        report_markdown="# ok\n",
-    )
-    await record_plan(store, "ink", config_hash=config, backend="kohya", records={"config.md": "# config\n"})
-    await record_confirmation(store, "ink", config_hash=config, method="explicit")
-    await record_environment_gate(store, "ink", host=host, report=EnvironmentReport(passed=True, facts={"GPU": "4090"}))
-    await record_dry_run_gate(store, "ink", host=host, config_hash=config, passed=True, log_tail="steps: 100%")
 
 
 async def test_a_fresh_run_has_four_open_gates_and_is_not_ready(store: GrimoireStore) -> None:
@@ -55,7 +40,7 @@ async def test_a_fresh_run_has_four_open_gates_and_is_not_ready(store: GrimoireS
 
 
 async def test_all_four_gates_for_the_same_dataset_config_and_host_make_the_run_ready(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     assert await check_launch_ready(store, "ink", dataset_fingerprint="fp-1", config_hash="cfg-1", host="pod-a") == []
     records = store.root / "training" / "ink"
     assert (records / "dataset-report.md").read_text(encoding="utf-8") == "# ok\n"
@@ -71,14 +56,14 @@ async def test_all_four_gates_for_the_same_dataset_config_and_host_make_the_run_
 
 
 async def test_launch_with_another_config_or_host_or_dataset_is_refused_with_reasons(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     reasons = await check_launch_ready(store, "ink", dataset_fingerprint="fp-2", config_hash="cfg-9", host="pod-b")
     assert [r.split(" (")[0] for r in reasons] == ["Gate 1", "Gate 2", "Gate 3", "Gate 4"]
     assert "changed since its report" in reasons[0]
 
 
 async def test_a_changed_dataset_fingerprint_resets_gates_two_to_four(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     state = await record_dataset_gate(
         store, "ink", dataset_path=Path("/d/ink"), fingerprint="fp-2", go=True, reasons=[], report_markdown="# ok\n"
     )
@@ -88,7 +73,7 @@ async def test_a_changed_dataset_fingerprint_resets_gates_two_to_four(store: Gri
 
 
 async def test_a_no_go_report_fails_gate_one_and_resets_the_rest(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     state = await record_dataset_gate(
         store,
         "ink",
@@ -106,7 +91,7 @@ async def test_a_no_go_report_fails_gate_one_and_resets_the_rest(store: Grimoire
 async def test_noting_the_same_fingerprint_changes_nothing_and_a_new_one_resets_everything(
     store: GrimoireStore,
 ) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     same = await note_dataset_fingerprint(store, "ink", "fp-1")
     assert same.dry_run.status == "passed"
     changed = await note_dataset_fingerprint(store, "ink", "fp-2")
@@ -115,7 +100,7 @@ async def test_noting_the_same_fingerprint_changes_nothing_and_a_new_one_resets_
 
 
 async def test_a_revised_config_resets_confirmation_environment_and_dry_run(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     state, _ = await record_plan(store, "ink", config_hash="cfg-2", backend="kohya", records={})
     assert state.dataset.status == "passed"
     assert (state.confirmation.status, state.environment.status, state.dry_run.status) == ("open", "open", "open")
@@ -123,13 +108,13 @@ async def test_a_revised_config_resets_confirmation_environment_and_dry_run(stor
 
 
 async def test_replanning_the_same_config_keeps_the_gates(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     state, _ = await record_plan(store, "ink", config_hash="cfg-1", backend="kohya", records={})
     assert state.dry_run.status == "passed"
 
 
 async def test_switching_host_resets_only_the_dry_run(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     state = await record_environment_gate(store, "ink", host="pod-b", report=EnvironmentReport(passed=True))
     assert (state.confirmation.status, state.environment.status, state.dry_run.status) == ("passed", "passed", "open")
     assert "host changed (pod-a → pod-b)" in state.notices[-1]
@@ -151,7 +136,7 @@ async def test_confirming_needs_a_go_dataset_and_the_current_plan_hash(store: Gr
 
 
 async def test_dry_run_needs_the_environment_on_that_host_and_the_confirmed_config(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     with pytest.raises(InvalidRequestError):
         await record_dry_run_gate(store, "ink", host="pod-z", config_hash="cfg-1", passed=True, log_tail="")
     with pytest.raises(InvalidRequestError):

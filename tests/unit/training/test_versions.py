@@ -26,7 +26,7 @@ from ategnatos_mcp.training import (
     series_of,
 )
 from ategnatos_mcp.training.versions import start_version
-from tests.unit.training.test_gates import _all_gates
+from tests.support.training import record_all_gates
 
 WHEN = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
 
@@ -41,7 +41,7 @@ async def _trained(store: GrimoireStore, name: str = "ink") -> None:
 
 
 async def test_a_trained_run_keeps_its_gates_and_records_and_refuses_new_ones(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     await _trained(store)
     records = store.root / "training" / "ink"
     before = {p.name: p.read_bytes() for p in records.iterdir()}
@@ -72,7 +72,7 @@ async def test_versions_are_numbered_in_order_and_a_planned_one_is_revised_not_d
     assert series_of("ink") == ("ink", 1) and series_of("ink-v12") == ("ink", 12) and series_of("v2") == ("v2", 1)
     versions = await find_versions(store, "ink")
     assert (versions.next_name, versions.newest) == ("ink", None)  # not trained: plans revise it
-    await _all_gates(store)
+    await record_all_gates(store)
     await _trained(store)
     assert (await find_versions(store, "ink")).next_name == "ink-v2"
 
@@ -91,7 +91,7 @@ async def test_versions_are_numbered_in_order_and_a_planned_one_is_revised_not_d
 
 
 async def test_gate_one_carries_over_only_for_the_same_folder_as_it_is_now(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     await _trained(store)
     report = (store.root / "training" / "ink" / "dataset-report.md").read_text(encoding="utf-8")
 
@@ -115,7 +115,7 @@ async def test_gate_one_carries_over_only_for_the_same_folder_as_it_is_now(store
 
 
 async def test_how_a_run_ended_is_written_once_and_a_resume_counts(store: GrimoireStore) -> None:
-    await _all_gates(store)
+    await record_all_gates(store)
     await _trained(store)
     ended: dict[str, Any] = {"host": "pod-a", "config_hash": "cfg-1", "started_at": WHEN, "at": WHEN.replace(hour=20)}
     stopped = await record_training_outcome(

@@ -23,7 +23,7 @@ from ategnatos_mcp.training.evaluation.grid import (
 from ategnatos_mcp.training.evaluation.models import EvalSpec
 from ategnatos_mcp.training.execution.models import CheckpointInfo
 from tests.support.fake_comfyui import FakeComfyUI
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 FAMILIES: dict[str, tuple[str, dict[str, list[str]], dict[str, str], str]] = {
     # family: (base model in the plan, what ComfyUI has, expected choice, LoRA loader)

@@ -1,35 +1,13 @@
-"""A real dataset folder, a config for it, and the fake backend install on a local host."""
+"""A real dataset folder and the fake backend install on a local host (a config for it: tests/support/training.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from ategnatos_mcp.training import TrainingConfig, resolve_family
 from ategnatos_mcp.training.execution.hosts import LocalHost
-from ategnatos_mcp.training.presets import build_preset
 from tests.support.fake_install import FakeInstall, make_fake_install
-
-
-def make_config(dataset: Path, images: int = 4, **changes: Any) -> TrainingConfig:
-    fam = resolve_family("sdxl")
-    values = build_preset("quick", "style", fam, images, has_trigger=True)
-    values.update(
-        name="ink",
-        family="sdxl",
-        base_model="/models/base.safetensors",
-        dataset_path=str(dataset),
-        image_count=images,
-        trigger_word="ink_style",
-        repeats=1,
-        epochs=3,
-        batch_size=1,
-        gradient_accumulation=1,
-    )
-    values.update(changes)
-    return TrainingConfig(**values)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 from ategnatos_mcp.training.execution.environment import _judge, _Probe, needed_disk_gb, probe_script
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from tests.support.fake_install import make_fake_install
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 
 async def _probe(host: LocalHost, dataset: Path, backend_dir: str, script: str = "sdxl_train_network.py") -> _Probe:

@@ -11,7 +11,7 @@ import pytest
 from ategnatos_mcp.training import BACKENDS, RunPaths, TrainingConfig, render_backend
 from ategnatos_mcp.training.backends.catalogue import aitoolkit_catalogue, kohya_catalogue, simpletuner_catalogue
 from ategnatos_mcp.training.execution.ladder import lower_resolution, memory_rungs, out_of_memory_advice
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 PATHS = RunPaths(dataset_dir="/data/ink", config_dir="/cfg/ink", output_dir="/out/ink")
 EVERY_SAVER_OFF: dict[str, Any] = {

@@ -15,7 +15,7 @@ from ategnatos_mcp.training.execution.resume import (
     saves_after,
     set_aside_saves,
 )
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import layered_config, make_config
 
 
 def _handle(output: Path, backend: str, kind: str = "training") -> RunHandle:
@@ -76,9 +76,9 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
 async def test_kohya_state_named_by_epoch_counts_the_doubled_steps_of_a_run_with_regularisation_images(
     tmp_path: Path, local: LocalHost
 ) -> None:
-    from tests.unit.training.test_folder_layout import _config
-
-    cfg = _config(name="ink")  # 98 views per epoch at batch 2: 49 steps, which sd-scripts doubles with reg images
+    cfg = layered_config(
+        name="ink"
+    )  # 98 views per epoch at batch 2: 49 steps, which sd-scripts doubles with reg images
     output = tmp_path / "output"
     (output / "ink-000003-state").mkdir(parents=True)  # no train_state.json: only the epoch in the name
     point = await find_resume_point(local, _handle(output, "kohya"), cfg)

@@ -17,7 +17,7 @@ from ategnatos_mcp.training.execution.samples import parse_sample_name, sample_f
 from ategnatos_mcp.training.execution.tracking import follow_run
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import FakeInstall
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 PROMPTS = ["ink_style, a cat", "ink_style, a lighthouse at night"]
 

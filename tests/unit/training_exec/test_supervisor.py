@@ -23,7 +23,7 @@ from ategnatos_mcp.training.execution.runner import (
 )
 from ategnatos_mcp.training.execution.supervisor_edits import edit_json, edit_toml, edit_yaml, next_rung
 from tests.support.fake_install import FakeInstall
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 NOW = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 

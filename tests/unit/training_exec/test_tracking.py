@@ -13,7 +13,7 @@ from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.runner import start_run
 from ategnatos_mcp.training.execution.tracking import follow_run
 from tests.support.fake_install import FakeInstall
-from tests.unit.training_exec.conftest import make_config
+from tests.support.training import make_config
 
 
 async def test_simpletuner_checkpoints_map_to_epochs_and_get_distinct_comfyui_names(

@@ -3,32 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
 from ategnatos_mcp.comfyui.models import JobState
-from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload, WorkflowInvalid, open_pool
+from ategnatos_mcp.comfyui.pool import ComfyUIPool, ImageUpload, WorkflowInvalid
 from ategnatos_mcp.errors import ConsentError, UpstreamError
 from ategnatos_mcp.settings import ComfyUISettings
 from tests.support.fake_comfyui import FIXTURES, serve_fake
+from tests.support.studio import pool_for, workflow
 
 pytestmark = pytest.mark.integration
-
-
-def workflow(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / "workflows" / f"{name}.json").read_text(encoding="utf-8"))
-
-
-@asynccontextmanager
-async def pool_for(urls: list[str], tmp_path: Path, **settings: Any) -> AsyncIterator[ComfyUIPool]:
-    cfg = ComfyUISettings(**{"urls": urls, "request_timeout_seconds": 5, "down_retry_seconds": 30, **settings})
-    async with open_pool(urls, settings=cfg, outputs_dir=tmp_path / "outputs") as pool:
-        yield pool
 
 
 async def test_txt2img_job_runs_reports_progress_and_saves_image_with_provenance(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ategnatos_mcp.comfyui.models import JobState
-from tests.integration.test_comfyui_pool import pool_for, workflow
 from tests.support.fake_comfyui import serve_fake
+from tests.support.studio import pool_for, workflow
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from mcp import Client
 from ategnatos_mcp.art import ArtAsset
 from ategnatos_mcp.state import GrimoireStore
 from tests.support.fake_comfyui import FIXTURES, serve_fake
-from tests.tools.test_comfyui_tools import SD15, studio
+from tests.support.studio import SD15, studio
 
 DAY = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 WHERE = {"project": "launch", "asset": "mascot"}

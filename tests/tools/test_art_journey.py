@@ -18,7 +18,7 @@ from ategnatos_mcp.eye import EYE_DOCUMENT, EyeProfile, apply_change
 from ategnatos_mcp.state import GrimoireStore
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, StudioInventory
 from tests.support.fake_comfyui import serve_fake
-from tests.tools.test_comfyui_tools import studio
+from tests.support.studio import studio
 
 PONY = "ponyDiffusionV6XL_v6StartWithThisOne.safetensors"
 # What kohya / ComfyUI write into a checkpoint's safetensors header (modelspec), as /view_metadata returns it.

@@ -23,8 +23,8 @@ from tests.support.datasets import generated_dataset
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 from tests.support.fake_comfyui import serve_fake
 from tests.support.fake_install import make_fake_install
+from tests.support.studio import studio
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker
-from tests.tools.test_comfyui_tools import studio
 from tests.tools.test_runs_tools import PLAN, _dataset
 
 by_view = pytest.mark.parametrize("family", FAMILIES)

@@ -4,34 +4,15 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from mcp import Client
 
-from ategnatos_mcp.server import build_app, build_server
-from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.studio import STUDIO_DOCUMENT, LoraEntry, StudioInventory
-from tests.support.fake_comfyui import FIXTURES, FakeComfyUI, serve_fake
-
-SD15 = "mcp_random_sd15_layout.safetensors"
-
-
-@asynccontextmanager
-async def studio(
-    home: Path, *fakes: FakeComfyUI, urls: list[str] | None = None, **env_extra: str
-) -> AsyncIterator[Client]:
-    env = {"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": ",".join(urls or [f.url for f in fakes])}
-    env |= env_extra
-    settings = load_settings(env=env)
-    app = build_app(settings)
-    async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-        client.app = app  # type: ignore[attr-defined]
-        yield client
+from tests.support.fake_comfyui import FIXTURES, serve_fake
+from tests.support.studio import SD15, studio
 
 
 def _text(result: Any) -> str:

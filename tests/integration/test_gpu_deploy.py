@@ -27,8 +27,8 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 from tests.support.gpu_host import GpuHostSandbox, make_gpu_host, make_mirror
+from tests.support.ink_run import gates_1_and_2
 from tests.support.ssh_server import SSHTestServer, ssh_lab
-from tests.tools.test_runs_tools import _gates_1_and_2
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +205,7 @@ async def test_a_deployed_trainer_passes_gate_3_on_the_instance(
         deployed = await lab.client.call_tool("remote_deploy", {"instance": lab.key, "target": "kohya"})
         assert not deployed.is_error, deployed.content
         assert "PyTorch 2.8.0+cu128" in deployed.structured_content["pytorch"]  # type: ignore[index]
-        await _gates_1_and_2(lab.client, home)
+        await gates_1_and_2(lab.client, home)
         check = await lab.client.call_tool(
             "train_validate_environment",
             {"name": "ink", "host": f"artist@127.0.0.1:{lab.server.port}", "upload_dataset": True, "wait_seconds": 60},

@@ -18,8 +18,8 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import make_fake_install
+from tests.support.ink_run import gates_1_and_2
 from tests.support.ssh_server import ssh_lab
-from tests.tools.test_runs_tools import _gates_1_and_2
 
 pytestmark = [pytest.mark.integration]
 
@@ -60,7 +60,7 @@ async def test_a_run_on_a_rented_gpu_shows_its_cost_so_far_and_in_all(
         host = "runpod:pod123"
         kohya = install.backend_dirs["kohya"]
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             env = await client.call_tool(
                 "train_validate_environment",
                 {"name": "ink", "host": host, "backend_dir": kohya, "upload_dataset": True},

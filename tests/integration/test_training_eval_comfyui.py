@@ -25,7 +25,7 @@ from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from tests.support.fake_comfyui import FakeComfyUI, serve_fake
 from tests.support.fake_install import make_fake_install
-from tests.tools.test_runs_tools import PLAN, _dataset
+from tests.support.ink_run import PLAN, ink_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ class Trained:
 
 
 async def _gates_1_and_2(client: Client, home: Path, plan: dict[str, Any] | None) -> None:
-    _dataset(home)
+    ink_dataset(home)
     audit = await client.call_tool(
         "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
     )

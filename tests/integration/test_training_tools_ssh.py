@@ -24,8 +24,8 @@ from ategnatos_mcp.training.execution import HostRegistry, HostSpec, SSHTraining
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_comfyui import serve_fake
 from tests.support.fake_install import make_fake_install
+from tests.support.ink_run import gates_1_and_2
 from tests.support.ssh_server import ssh_lab
-from tests.tools.test_runs_tools import _gates_1_and_2
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +41,7 @@ async def test_gates_launch_and_status_over_ssh(settings: Settings, app: Wiring,
         host = f"artist@127.0.0.1:{server.port}"
         kohya = install.backend_dirs["kohya"]
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             bare = await client.call_tool(
                 "train_validate_environment", {"name": "ink", "host": host, "backend_dir": kohya}
             )
@@ -123,7 +123,7 @@ async def test_a_long_dataset_upload_goes_on_in_the_background_and_is_sent_once(
             "wait_seconds": 0,
         }
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             first = await client.call_tool("train_validate_environment", args)
             assert not first.is_error, first.content
             check = first.structured_content
@@ -174,7 +174,7 @@ async def test_a_failed_background_upload_says_so_and_the_next_call_sends_again(
             "wait_seconds": 60,
         }
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             failed = await client.call_tool("train_validate_environment", args)
             check = failed.structured_content
             assert check is not None and check["passed"] is False and check["upload"]["state"] == "failed"
@@ -223,7 +223,7 @@ async def test_a_rented_run_is_evaluated_on_the_instances_comfyui_and_the_kept_s
         host = f"artist@127.0.0.1:{server.port}"
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             (await app.comfyui_pool()).add_server(tunnel)  # what remote_deploy does with the tunnel
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             for tool, args in (
                 ("train_validate_environment", {"backend_dir": install.backend_dirs["kohya"], "upload_dataset": True}),
                 ("train_dry_run", {"wait_seconds": 60}),
@@ -290,7 +290,7 @@ async def test_a_local_run_is_evaluated_on_a_rented_comfyui_its_saves_uploaded_o
         app.deployer = deployer
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             (await app.comfyui_pool()).add_server(tunnel)
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             for tool, args in (
                 ("train_validate_environment", {"backend_dir": install.backend_dirs["kohya"]}),
                 ("train_dry_run", {"wait_seconds": 60}),

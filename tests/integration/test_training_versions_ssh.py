@@ -18,9 +18,9 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import make_fake_install
+from tests.support.ink_run import PLAN, first_text, gates_1_and_2
 from tests.support.ssh_server import ssh_lab
 from tests.support.training import file_hashes
-from tests.tools.test_runs_tools import PLAN, _gates_1_and_2, _text
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
         kohya = install.backend_dirs["kohya"]
         remote = server.home / "ategnatos" / "training"
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             await _gates_3_and_4(client, "ink", host, kohya)
             launched = await client.call_tool("launch_training", {"name": "ink", "host": host})
             assert not launched.is_error, launched.content
@@ -60,11 +60,11 @@ async def test_a_finished_run_on_a_rented_host_is_not_trained_over_and_its_new_v
 
             gates = await client.call_tool("train_gates", {"name": "ink"})  # asks the host how it ended
             assert gates.structured_content["training"]["state"] == "succeeded", gates.content  # type: ignore[index]
-            assert "training can be launched" not in _text(gates) and "'ink-v2'" in _text(gates)
+            assert "training can be launched" not in first_text(gates) and "'ink-v2'" in first_text(gates)
             v1 = file_hashes(remote / "ink")
             assert "output/ink.safetensors" in v1 and "output/ink-000001.safetensors" in v1
             again = await client.call_tool("launch_training", {"name": "ink", "host": host})
-            assert again.is_error and "already finished training" in _text(again), _text(again)
+            assert again.is_error and "already finished training" in first_text(again), first_text(again)
 
             planned = await client.call_tool("train_plan", PLAN)
             plan = planned.structured_content
@@ -97,7 +97,7 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
         host = f"artist@127.0.0.1:{server.port}"
         output = server.home / "ategnatos" / "training" / "ink" / "output"
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
-            await _gates_1_and_2(client, home)
+            await gates_1_and_2(client, home)
             await _gates_3_and_4(client, "ink", host, install.backend_dirs["kohya"])
             # held before its last step; like a real trainer it takes a moment to exit when told to stop
             registry.remote_env = {**install.env, "FAKE_WAIT_FILE": str(go), "FAKE_SLOW_EXIT": "1"}
@@ -123,8 +123,8 @@ async def test_a_stopped_run_on_a_rented_host_is_refused_in_place_and_resumes_wi
             assert saves and report["resume_from_step"]
 
             again = await client.call_tool("launch_training", {"name": "ink", "host": host})
-            assert again.is_error and "was stopped while training" in _text(again), _text(again)
-            assert f"continues it from step {report['resume_from_step']}" in _text(again)
+            assert again.is_error and "was stopped while training" in first_text(again), first_text(again)
+            assert f"continues it from step {report['resume_from_step']}" in first_text(again)
             go.touch()
             resumed = await client.call_tool("launch_training", {"name": "ink", "host": host, "resume": True})
             assert not resumed.is_error, resumed.content

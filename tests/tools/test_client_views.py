@@ -23,9 +23,9 @@ from tests.support.datasets import generated_dataset
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 from tests.support.fake_comfyui import serve_fake
 from tests.support.fake_install import make_fake_install
+from tests.support.ink_run import PLAN, ink_dataset
 from tests.support.studio import studio
 from tests.support.views import FAMILIES, Family, Seen, ViewWalker
-from tests.tools.test_runs_tools import PLAN, _dataset
 
 by_view = pytest.mark.parametrize("family", FAMILIES)
 
@@ -206,7 +206,7 @@ async def test_the_art_loop_prompt_submit_adjust_approve_export(home: Path, fami
 async def test_training_from_plan_to_the_evaluation_sheet_and_the_kept_lora(
     home: Path, tmp_path: Path, family: Family
 ) -> None:
-    _dataset(home)
+    ink_dataset(home)
     models = tmp_path / "ComfyUI" / "models"
     (models / "loras").mkdir(parents=True)
     async with serve_fake() as fake:

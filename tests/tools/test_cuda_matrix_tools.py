@@ -15,7 +15,7 @@ from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import FAKE_NVIDIA_SMI, make_fake_install
-from tests.tools.test_runs_tools import _gates_1_and_2
+from tests.support.ink_run import gates_1_and_2
 
 
 def _local_host(app: Wiring, env: dict[str, str]) -> None:
@@ -59,7 +59,7 @@ async def test_gate_3_names_a_pytorch_the_driver_cannot_run_and_the_build_to_ins
 ) -> None:
     install = make_fake_install(tmp_path / "install", driver=driver, torch=torch, torch_cuda=torch_cuda)
     _local_host(app, install.env)
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
 
     result = await client.call_tool(
         "train_validate_environment", {"name": "ink", "backend_dir": install.backend_dirs["kohya"]}
@@ -79,7 +79,7 @@ async def test_gate_3_passes_when_pytorch_matches_the_driver(
 ) -> None:
     install = make_fake_install(tmp_path / "install", driver="570.124.06", torch="2.7.0+cu128", torch_cuda="12.8")
     _local_host(app, install.env)
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
 
     result = await client.call_tool(
         "train_validate_environment", {"name": "ink", "backend_dir": install.backend_dirs["kohya"]}

@@ -14,7 +14,7 @@ from ategnatos_mcp.training.execution.models import ExecutionState
 from ategnatos_mcp.training.execution.plans import execution_document, update_execution
 from ategnatos_mcp.training.gates import adopt_old_document_names, document_name
 from ategnatos_mcp.wiring import Wiring
-from tests.tools.test_training_tools import PLAN_ARGS, _dataset
+from tests.support.ink_run import PLAN_ARGS, placeholder_dataset
 
 
 def test_no_two_runs_share_a_document_name() -> None:
@@ -30,7 +30,7 @@ def test_no_two_runs_share_a_document_name() -> None:
 async def test_a_run_called_exec_ink_keeps_its_own_gates_beside_run_ink(
     client: Client, app: Wiring, home: Path
 ) -> None:
-    _dataset(home)
+    placeholder_dataset(home)
     for name in ("ink", "exec-ink"):
         planned = await client.call_tool("train_plan", {**PLAN_ARGS, "name": name})
         assert not planned.is_error, planned.content
@@ -79,7 +79,7 @@ def test_an_older_grimoire_keeps_its_runs_under_the_new_names(tmp_path: Path) ->
 
 
 async def test_the_server_adopts_old_names_at_start_up(settings: Settings, home: Path) -> None:
-    _dataset(home)
+    placeholder_dataset(home)
     async with Client(build_server(settings)) as first:
         assert not (await first.call_tool("train_plan", PLAN_ARGS)).is_error
     state = home / "grimoire" / ".state"

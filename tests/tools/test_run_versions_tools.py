@@ -18,8 +18,8 @@ from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import FakeInstall
+from tests.support.ink_run import PLAN, first_text, held_then_stopped, local_fake_install, through_gate_4
 from tests.support.training import file_hashes
-from tests.tools.test_runs_tools import PLAN, _fake_env, _held_then_stopped, _text, _through_gate_4
 
 
 def _run_files(home: Path, name: str) -> dict[str, str]:
@@ -44,8 +44,8 @@ async def _gates_say(client: Client, name: str) -> tuple[dict[str, Any], str]:
     assert not gates.is_error, gates.content
     resource = await client.read_resource(f"ategnatos://training/{name}")
     text = resource.contents[0].text  # type: ignore[union-attr]
-    assert text.startswith(_text(gates) + "\n"), (text[:600], _text(gates))
-    return gates.structured_content, _text(gates)  # type: ignore[return-value]
+    assert text.startswith(first_text(gates) + "\n"), (text[:600], first_text(gates))
+    return gates.structured_content, first_text(gates)  # type: ignore[return-value]
 
 
 async def _new_version_through_gate_4(client: Client, fake: FakeInstall, name: str, **plan: Any) -> dict[str, Any]:
@@ -56,7 +56,7 @@ async def _new_version_through_gate_4(client: Client, fake: FakeInstall, name: s
     assert result is not None and result["name"] == name, result
     assert result["config"]["name"] == name
     early = await client.call_tool("launch_training", {"name": name})
-    assert early.is_error and "Gate 2 (confirmation)" in _text(early), _text(early)
+    assert early.is_error and "Gate 2 (confirmation)" in first_text(early), first_text(early)
     confirmed = await client.call_tool("train_confirm", {"name": name, "config_hash": result["config_hash"]})
     assert not confirmed.is_error, confirmed.content
     backend = plan.get("backend", "kohya")
@@ -71,8 +71,8 @@ async def _new_version_through_gate_4(client: Client, fake: FakeInstall, name: s
 async def test_a_finished_run_is_not_launched_again_and_a_new_version_trains_beside_it(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     assert not (await client.call_tool("launch_training", {"name": "ink"})).is_error
     await _finished(client, "ink")
     v1 = _run_files(home, "ink")
@@ -85,18 +85,18 @@ async def test_a_finished_run_is_not_launched_again_and_a_new_version_trains_bes
     assert "'ink-v2'" in gates["next_step"] and "train_plan" in gates["next_step"]
 
     again = await client.call_tool("launch_training", {"name": "ink"})
-    assert again.is_error and "already finished" in _text(again), _text(again)
-    assert "train_evaluate" in _text(again) and "'ink-v2'" in _text(again)
+    assert again.is_error and "already finished" in first_text(again), first_text(again)
+    assert "train_evaluate" in first_text(again) and "'ink-v2'" in first_text(again)
     for args in ({"resume": True}, {"fresh": True}):
         refused = await client.call_tool("launch_training", {"name": "ink", **args})
-        assert refused.is_error and "'ink-v2'" in _text(refused), _text(refused)
+        assert refused.is_error and "'ink-v2'" in first_text(refused), first_text(refused)
     for tool, args in (
         ("train_validate_environment", {"backend_dir": fake.backend_dirs["kohya"]}),
         ("train_dry_run", {"wait_seconds": 60}),
         ("train_confirm", {"config_hash": gates["confirmed_config_hash"]}),
     ):
         frozen = await client.call_tool(tool, {"name": "ink", **args})
-        assert frozen.is_error and "already been trained" in _text(frozen), (tool, _text(frozen))
+        assert frozen.is_error and "already been trained" in first_text(frozen), (tool, first_text(frozen))
     assert _run_files(home, "ink") == v1
 
     plan = await _new_version_through_gate_4(client, fake, "ink-v2", overrides={"epochs": 4})
@@ -146,8 +146,8 @@ async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_f
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     status = await _held_before_the_last_step(client, app, fake, go)
     os.kill(status["child_pid"], signal.SIGKILL)  # the trainer dies mid-run (host RAM, a driver fault, ...)
     with anyio.fail_after(10):
@@ -166,8 +166,8 @@ async def test_a_failed_run_is_not_launched_again_a_new_version_trains_and_the_f
     assert "'ink-v2'" in gates["next_step"]
     for args in ({}, {"fresh": True}):
         refused = await client.call_tool("launch_training", {"name": "ink", **args})
-        assert refused.is_error and "failed while training" in _text(refused), _text(refused)
-        assert "from step 0 over its saves" in _text(refused) and "resume=true" in _text(refused)
+        assert refused.is_error and "failed while training" in first_text(refused), first_text(refused)
+        assert "from step 0 over its saves" in first_text(refused) and "resume=true" in first_text(refused)
     assert _run_files(home, "ink") == v1
 
     go.touch()
@@ -195,9 +195,9 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "ai-toolkit")
-    report = await _held_then_stopped(client, app, fake, go)
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "ai-toolkit")
+    report = await held_then_stopped(client, app, fake, go)
     saved_step = report["resume_from_step"]
     assert saved_step, report
     v1 = _run_files(home, "ink")
@@ -209,7 +209,7 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
     assert f"continues it from step {saved_step}" in gates["next_step"] and "'ink-v2'" in gates["next_step"]
     for args in ({}, {"fresh": True}):
         refused = await client.call_tool("launch_training", {"name": "ink", **args})
-        assert refused.is_error and "was stopped while training" in _text(refused), _text(refused)
+        assert refused.is_error and "was stopped while training" in first_text(refused), first_text(refused)
     assert _run_files(home, "ink") == v1
 
     go.touch()
@@ -220,7 +220,7 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
     after = _run_files(home, "ink")
     assert {k: after.get(k) for k in saves} == {k: v1[k] for k in saves}  # the saves before the stop, untouched
     again = await client.call_tool("launch_training", {"name": "ink", "resume": True})
-    assert again.is_error and "there is nothing to resume" in _text(again)
+    assert again.is_error and "there is nothing to resume" in first_text(again)
     v1 = _run_files(home, "ink")
 
     app.hosts.local_env = fake.env
@@ -234,8 +234,8 @@ async def test_a_stopped_run_resumes_without_touching_its_saves_and_is_then_neve
 async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run_records_still_refuses_a_relaunch(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     answers: list[Any] = []
 
     async def launch() -> None:
@@ -246,7 +246,9 @@ async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run
         group.start_soon(launch)
     assert sorted(a.is_error for a in answers) == [False, True], [a.content for a in answers]
     refused = next(a for a in answers if a.is_error)
-    assert "still going" in _text(refused) or "already finished training" in _text(refused), _text(refused)
+    assert "still going" in first_text(refused) or "already finished training" in first_text(refused), first_text(
+        refused
+    )
     await _finished(client, "ink")
     runs = home / "workspace" / "training" / "ink" / "runs"
     assert len([r for r in runs.iterdir() if r.name.startswith("training-")]) == 1
@@ -259,4 +261,4 @@ async def test_two_launches_at_once_start_one_run_and_a_grimoire_from_before_run
     gates, text = await _gates_say(client, "ink")
     assert gates["training"]["state"] == "succeeded" and "training can be launched" not in text
     again = await client.call_tool("launch_training", {"name": "ink"})
-    assert again.is_error and "already finished training" in _text(again)
+    assert again.is_error and "already finished training" in first_text(again)

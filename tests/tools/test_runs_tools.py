@@ -1,6 +1,6 @@
 """The training-run tools through a real MCP client: gates 1-4 with the real tools, launch, status, evaluation.
 
-Only the GPU is faked (tests/support/fake_install.py): the supervisor and the stand-in trainer run
+Only the GPU is faked (tests/support/fake_install.py, the run's steps in tests/support/ink_run.py): the supervisor and the stand-in trainer run
 as real detached processes on this machine, printing the real kohya log format.
 """
 
@@ -17,36 +17,15 @@ from mcp import Client
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_install import FakeInstall, make_fake_install
-
-PLAN = {
-    "name": "ink",
-    "dataset_path": "workspace/datasets/ink",
-    "training_type": "style",
-    "family": "SDXL",
-    "base_model": "/models/sdxl.safetensors",
-    "trigger_word": "ink_style",
-    "gpu_vram_gb": 24,
-    "preset": "quick",
-    "sample_prompts": ["ink_style, a cat", "ink_style, a harbour at dawn"],
-}
-
-
-def _text(result: Any) -> str:
-    return result.content[0].text
-
-
-def _dataset(home: Path) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    folder = home / "workspace" / "datasets" / "ink"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(11)
-    for i in range(10):
-        blocks = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)
-        Image.fromarray(blocks).resize((1024, 1024), Image.Resampling.NEAREST).save(folder / f"ink{i:02}.png")
-        (folder / f"ink{i:02}.txt").write_text(f"ink_style, study {i}", encoding="utf-8")
-    return folder
+from tests.support.ink_run import (
+    PLAN,
+    first_text,
+    gates_1_and_2,
+    held_then_stopped,
+    ink_dataset,
+    local_fake_install,
+    through_gate_4,
+)
 
 
 @pytest.fixture
@@ -60,29 +39,15 @@ def install(app: Wiring, tmp_path: Path) -> FakeInstall:
     return fake
 
 
-async def _gates_1_and_2(client: Client, home: Path) -> tuple[Path, str]:
-    folder = _dataset(home)
-    audit = await client.call_tool(
-        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
-    )
-    assert not audit.is_error and audit.structured_content["go"] is True, audit.content  # type: ignore[index]
-    plan = await client.call_tool("train_plan", PLAN)
-    assert not plan.is_error, plan.content
-    config_hash = plan.structured_content["config_hash"]  # type: ignore[index]
-    confirmed = await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})
-    assert not confirmed.is_error, confirmed.content
-    return folder, config_hash
-
-
 async def test_full_path_gates_then_launch_status_and_evaluation(
     client: Client, home: Path, install: FakeInstall
 ) -> None:
-    folder, config_hash = await _gates_1_and_2(client, home)
+    folder, config_hash = await gates_1_and_2(client, home)
 
     early = await client.call_tool("launch_training", {"name": "ink"})
     assert early.is_error
-    assert "Gate 3 (environment)" in _text(early) and "Gate 4 (dry run)" in _text(early)
-    assert "Gate 1" not in _text(early) and "Gate 2" not in _text(early)
+    assert "Gate 3 (environment)" in first_text(early) and "Gate 4 (dry run)" in first_text(early)
+    assert "Gate 1" not in first_text(early) and "Gate 2" not in first_text(early)
 
     env = await client.call_tool(
         "train_validate_environment", {"name": "ink", "backend_dir": install.backend_dirs["kohya"]}
@@ -104,7 +69,7 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
 
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
-    assert "training_status" in _text(launched)
+    assert "training_status" in first_text(launched)
 
     status = await client.call_tool(
         "training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 5, "previews": 3}
@@ -120,7 +85,7 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert newest["prompt"] == "ink_style, a cat" and Path(newest["local_path"]).is_file()
     images = [c for c in status.content if c.type == "image"]
     assert len(images) == 3 and all(c.mime_type == "image/jpeg" for c in images)  # type: ignore[union-attr]
-    assert f"Sample images: {epochs * 2} ({epochs * 2} new)" in _text(status)
+    assert f"Sample images: {epochs * 2} ({epochs * 2} new)" in first_text(status)
     seen = await client.call_tool("training_status", {"name": "ink"})
     assert seen.structured_content["samples"]["new"] == 0  # type: ignore[index]
     assert not [c for c in seen.content if c.type == "image"]
@@ -132,32 +97,32 @@ async def test_full_path_gates_then_launch_status_and_evaluation(
     assert "State: succeeded" in progress_md and "ink-000001.safetensors" in progress_md
 
     no_comfyui = await client.call_tool("train_evaluate", {"name": "ink"})  # the sheet is drawn by ComfyUI
-    assert no_comfyui.is_error and "No ComfyUI is answering (http://127.0.0.1:9)" in _text(no_comfyui)
-    assert "remote_deploy target='comfyui'" in _text(no_comfyui)
+    assert no_comfyui.is_error and "No ComfyUI is answering (http://127.0.0.1:9)" in first_text(no_comfyui)
+    assert "remote_deploy target='comfyui'" in first_text(no_comfyui)
 
     (folder / "ink03.txt").write_text("ink_style, study three, revised", encoding="utf-8")
     gates = await client.call_tool("train_gates", {"name": "ink"})
     assert gates.structured_content["gates"][0]["status"] == "passed"  # type: ignore[index]  # kept as trained
-    assert "The dataset has changed since 'ink' was checked and trained" in _text(gates)
+    assert "The dataset has changed since 'ink' was checked and trained" in first_text(gates)
     again = await client.call_tool("launch_training", {"name": "ink"})
-    assert again.is_error and "already finished training" in _text(again)
+    assert again.is_error and "already finished training" in first_text(again)
 
 
 async def test_launch_is_refused_on_another_host_than_the_gates_checked(
     client: Client, home: Path, install: FakeInstall
 ) -> None:
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
     refused = await client.call_tool("launch_training", {"name": "ink", "host": "root@10.0.0.9:2222"})
     assert refused.is_error
-    assert "Gate 3 (environment): the environment on 10.0.0.9:2222 has not passed" in _text(refused)
+    assert "Gate 3 (environment): the environment on 10.0.0.9:2222 has not passed" in first_text(refused)
     replanned = await client.call_tool("train_plan", {**PLAN, "overrides": {"network_rank": 8, "network_alpha": 8}})
     assert not replanned.is_error, replanned.content
     stale = await client.call_tool("launch_training", {"name": "ink"})
-    assert stale.is_error and "Gate 2 (confirmation): the user has not confirmed" in _text(stale)
+    assert stale.is_error and "Gate 2 (confirmation): the user has not confirmed" in first_text(stale)
 
 
 async def test_environment_problems_come_back_in_plain_words(client: Client, home: Path, tmp_path: Path) -> None:
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
     result = await client.call_tool(
         "train_validate_environment", {"name": "ink", "backend_dir": str(tmp_path / "nowhere")}
     )
@@ -168,31 +133,20 @@ async def test_environment_problems_come_back_in_plain_words(client: Client, hom
     assert "trainer is not installed" in problems
     assert check["gates"]["environment"]["status"] == "failed"
     dry = await client.call_tool("train_dry_run", {"name": "ink"})
-    assert dry.is_error and "gate 3" in _text(dry)
+    assert dry.is_error and "gate 3" in first_text(dry)
 
 
 async def test_status_of_a_run_never_started_says_how_to_start_it(client: Client, home: Path) -> None:
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
     result = await client.call_tool("training_status", {"name": "ink"})
-    assert result.is_error and "launch_training" in _text(result)
+    assert result.is_error and "launch_training" in first_text(result)
     tools = {t.name: t for t in (await client.list_tools()).tools}
     for name in ("train_validate_environment", "train_dry_run", "launch_training", "training_status", "train_evaluate"):
         assert tools[name].output_schema is not None
 
 
-def _fake_env(app: Wiring, tmp_path: Path, **knobs: str) -> FakeInstall:
-    fake = make_fake_install(tmp_path / "install")
-
-    async def no_ssh():  # type: ignore[no-untyped-def]
-        raise AssertionError("these tests run on the local host only")
-
-    env = {**fake.env, **knobs}
-    app.hosts = HostRegistry(app.settings.workspace_dir / "training", no_ssh, local_env=env)
-    return fake
-
-
 async def _through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None:
-    await _gates_1_and_2(client, home)
+    await gates_1_and_2(client, home)
     env = await client.call_tool(
         "train_validate_environment", {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
     )
@@ -202,7 +156,7 @@ async def _through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None
 async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_that_fit(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path, FAKE_OOM_ABOVE="1")
+    fake = local_fake_install(app, tmp_path, FAKE_OOM_ABOVE="1")
     await _through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert not dry.is_error, dry.content
@@ -214,20 +168,21 @@ async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_tha
     refused = await client.call_tool("launch_training", {"name": "ink"})
     assert (
         refused.is_error
-        and "Gate 4 (dry run): no passing dry run yet; call train_dry_run(name='ink', host='local')." in _text(refused)
+        and "Gate 4 (dry run): no passing dry run yet; call train_dry_run(name='ink', host='local')."
+        in first_text(refused)
     )
 
 
 async def test_a_dry_run_takes_three_steps_and_one_save_unless_told_two_to_five(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path)
+    fake = local_fake_install(app, tmp_path)
     await _through_gate_3(client, home, fake)
     for steps in (1, 6, 10, 0, -3):
         refused = await client.call_tool("train_dry_run", {"name": "ink", "steps": steps, "wait_seconds": 60})
         assert refused.is_error, refused.content
-        assert f"A dry run takes 2 to 5 training steps; {steps} was asked for" in _text(refused)
-        assert "steps between 2 and 5" in _text(refused)
+        assert f"A dry run takes 2 to 5 training steps; {steps} was asked for" in first_text(refused)
+        assert "steps between 2 and 5" in first_text(refused)
     assert not (home / "workspace" / "training" / "ink" / "runs").exists()  # nothing started for a refusal
 
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
@@ -247,11 +202,11 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(go))
+    fake = local_fake_install(app, tmp_path, FAKE_WAIT_FILE=str(go))
     await _through_gate_3(client, home, fake)
     first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
     assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
-    assert "Call train_dry_run again" in _text(first)
+    assert "Call train_dry_run again" in first_text(first)
     go.touch()
     watched = await client.call_tool("training_status", {"name": "ink", "run": "dry_run", "wait_seconds": 60})
     assert watched.structured_content["state"] == "succeeded", watched.content  # type: ignore[index]
@@ -267,7 +222,7 @@ async def test_training_status_only_reads_and_launch_training_stops_the_run(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
+    fake = local_fake_install(app, tmp_path)
     await _through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
@@ -275,7 +230,7 @@ async def test_training_status_only_reads_and_launch_training_stops_the_run(
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
     again = await client.call_tool("launch_training", {"name": "ink"})
-    assert again.is_error and "still going" in _text(again)
+    assert again.is_error and "still going" in first_text(again)
     with anyio.fail_after(10):  # until the trainer is held at its last step
         while (await client.call_tool("training_status", {"name": "ink"})).structured_content["status"]["step"] < 1:  # type: ignore[index]
             await anyio.sleep(0.05)
@@ -296,49 +251,33 @@ async def test_training_status_only_reads_and_launch_training_stops_the_run(
     still = await client.call_tool("training_status", {"name": "ink"})
     assert still.structured_content["state"] == "running"  # type: ignore[index]  # reading never stops it
     both = await client.call_tool("launch_training", {"name": "ink", "action": "stop", "resume": True})
-    assert both.is_error and "choose one" in _text(both)
+    assert both.is_error and "choose one" in first_text(both)
 
     stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
     assert not stopped.is_error, stopped.content
     answer = stopped.structured_content
     assert answer is not None and answer["action"] == "stop" and answer["status"]["state"] == "stopped"
     assert answer["handle"]["run_dir"] == launched.structured_content["handle"]["run_dir"]  # type: ignore[index]
-    assert f"Training of 'ink' on local stopped at step {answer['status']['step']}" in _text(stopped)
+    assert f"Training of 'ink' on local stopped at step {answer['status']['step']}" in first_text(stopped)
     assert "resume=true" in answer["next_step"]
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "State: stopped" in progress_md
     again = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
-    assert not again.is_error and "had already ended (stopped); nothing was stopped" in _text(again)
-
-
-async def _held_then_stopped(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
-    """Launch, wait until the trainer is held before its last step (every kept epoch saved), stop it."""
-    app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
-    launched = await client.call_tool("launch_training", {"name": "ink"})
-    assert not launched.is_error, launched.content
-    with anyio.fail_after(10):
-        while True:
-            status = (await client.call_tool("training_status", {"name": "ink"})).structured_content["status"]  # type: ignore[index]
-            if status["total_steps"] and status["step"] == status["total_steps"] - 1:
-                break
-            await anyio.sleep(0.05)
-    stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
-    assert stopped.structured_content["status"]["state"] == "stopped", stopped.content  # type: ignore[index]
-    return (await client.call_tool("training_status", {"name": "ink", "previews": 0})).structured_content  # type: ignore[return-value]
+    assert not again.is_error and "had already ended (stopped); nothing was stopped" in first_text(again)
 
 
 async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishes(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
+    fake = local_fake_install(app, tmp_path)
     await _through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
     nothing = await client.call_tool("launch_training", {"name": "ink", "resume": True})
-    assert nothing.is_error and "no earlier training run of 'ink' to resume" in _text(nothing)
+    assert nothing.is_error and "no earlier training run of 'ink' to resume" in first_text(nothing)
 
-    report = await _held_then_stopped(client, app, fake, go)
+    report = await held_then_stopped(client, app, fake, go)
     total, epochs = report["status"]["total_steps"], report["status"]["total_epochs"]
     saved_step = total // epochs * (epochs - 1)  # the state saved with the last kept epoch
     assert report["resume_from_step"] == saved_step, report
@@ -352,13 +291,17 @@ async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishe
     assert lost.structured_content["resume_from_step"] is None  # type: ignore[index]
     assert "begins at step 0" in lost.structured_content["resume"]  # type: ignore[index]
     refused = await client.call_tool("launch_training", {"name": "ink", "resume": True})
-    assert refused.is_error and "nothing to continue from" in _text(refused) and "without resume" in _text(refused)
+    assert (
+        refused.is_error
+        and "nothing to continue from" in first_text(refused)
+        and "without resume" in first_text(refused)
+    )
     (tmp_path / "moved-state").rename(state)
 
     go.touch()
     resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
     assert not resumed.is_error, resumed.content
-    assert f"resumed from step {saved_step}" in _text(resumed)
+    assert f"resumed from step {saved_step}" in first_text(resumed)
     assert resumed.structured_content["resumed_from_step"] == saved_step  # type: ignore[index]
     run_dir = Path(resumed.structured_content["handle"]["run_dir"])  # type: ignore[index]
     command = json.loads((run_dir / "spec.json").read_text())["command"]
@@ -373,19 +316,19 @@ async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishe
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert f"Resumed from step {saved_step}" in progress_md
     again = await client.call_tool("launch_training", {"name": "ink", "resume": True})
-    assert again.is_error and "there is nothing to resume" in _text(again)
+    assert again.is_error and "there is nothing to resume" in first_text(again)
 
 
 async def test_replanning_a_stopped_run_plans_a_new_version_and_the_stopped_run_resumes_as_it_was(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
+    fake = local_fake_install(app, tmp_path)
     await _through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
     first_hash = dry.structured_content["gates"]["dry_run"]["config_hash"]  # type: ignore[index]
-    report = await _held_then_stopped(client, app, fake, go)
+    report = await held_then_stopped(client, app, fake, go)
     replanned = await client.call_tool("train_plan", {**PLAN, "overrides": {"network_rank": 8, "network_alpha": 8}})
     assert not replanned.is_error, replanned.content
     plan = replanned.structured_content
@@ -395,7 +338,7 @@ async def test_replanning_a_stopped_run_plans_a_new_version_and_the_stopped_run_
     assert gates.structured_content["planned_config_hash"] == first_hash  # type: ignore[index]  # untouched
     assert "'ink-v2', is planned" in gates.structured_content["next_step"]  # type: ignore[index]
     nothing = await client.call_tool("launch_training", {"name": "ink-v2", "resume": True})
-    assert nothing.is_error and "Gate 2 (confirmation)" in _text(nothing)
+    assert nothing.is_error and "Gate 2 (confirmation)" in first_text(nothing)
 
     go.touch()
     resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
@@ -413,8 +356,8 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
     """They continue from their newest save by themselves; a plain relaunch (which would do the same while claiming
     a start) is refused and names the resume."""
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    _dataset(home)
+    fake = local_fake_install(app, tmp_path)
+    ink_dataset(home)
     audit = await client.call_tool(
         "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
     )
@@ -429,18 +372,18 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
 
-    report = await _held_then_stopped(client, app, fake, go)
+    report = await held_then_stopped(client, app, fake, go)
     saved_step = report["resume_from_step"]
     assert saved_step and 0 < saved_step < report["status"]["total_steps"], report
     assert f"Resumable from step {saved_step}" in report["resume"]
     plain = await client.call_tool("launch_training", {"name": "ink"})
-    assert plain.is_error and "was stopped" in _text(plain), _text(plain)
-    assert f"launch_training(name='ink', resume=true) continues it from step {saved_step}" in _text(plain)
+    assert plain.is_error and "was stopped" in first_text(plain), first_text(plain)
+    assert f"launch_training(name='ink', resume=true) continues it from step {saved_step}" in first_text(plain)
     go.touch()
     resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
     assert not resumed.is_error, resumed.content
     assert resumed.structured_content["handle"]["resumed_from_step"] == saved_step  # type: ignore[index]
-    assert f"resumed from step {saved_step}" in _text(resumed)
+    assert f"resumed from step {saved_step}" in first_text(resumed)
     run_dir = Path(resumed.structured_content["handle"]["run_dir"])  # type: ignore[index]
     assert not any(a.startswith("--resume") for a in json.loads((run_dir / "spec.json").read_text())["command"])
     finished = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "log_lines": 200})
@@ -453,31 +396,14 @@ async def test_simpletuner_and_ai_toolkit_resume_from_their_newest_save(
     assert first.split("|")[2].split()[0] == f"{saved_step + 1}/{result['status']['total_steps']}"
 
 
-async def _through_gate_4(client: Client, home: Path, fake: FakeInstall, backend: str, **plan: Any) -> None:
-    _dataset(home)
-    audit = await client.call_tool(
-        "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
-    )
-    assert audit.structured_content["go"] is True, audit.content  # type: ignore[index]
-    planned = await client.call_tool("train_plan", {**PLAN, "backend": backend, **plan})
-    assert not planned.is_error, planned.content
-    config_hash = planned.structured_content["config_hash"]  # type: ignore[index]
-    assert not (await client.call_tool("train_confirm", {"name": "ink", "config_hash": config_hash})).is_error
-    env_args = {"name": "ink"} | ({"backend_dir": fake.backend_dirs[backend]} if backend in fake.backend_dirs else {})
-    env = await client.call_tool("train_validate_environment", env_args)
-    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
-    dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
-    assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
-
-
 async def test_a_resume_continues_at_the_batch_the_out_of_memory_ladder_reached(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     fake.env["FAKE_OOM_ABOVE"] = "1"  # the long run needs more memory than the dry run did
-    report = await _held_then_stopped(client, app, fake, go)
+    report = await held_then_stopped(client, app, fake, go)
     planned = report["status"]["attempts"][0]["batch_size"]
     effective = planned * report["status"]["attempts"][0]["gradient_accumulation"]
     assert planned > 1 and report["status"]["batch_size"] == 1, report["status"]
@@ -491,7 +417,7 @@ async def test_a_resume_continues_at_the_batch_the_out_of_memory_ladder_reached(
     answer = resumed.structured_content
     assert answer is not None and answer["resumed_from_step"] == saved_step
     assert (answer["batch_size"], answer["gradient_accumulation"]) == (1, effective)
-    assert f"only fit at batch size 1 with gradient accumulation {effective}" in _text(resumed)
+    assert f"only fit at batch size 1 with gradient accumulation {effective}" in first_text(resumed)
     run_dir = Path(answer["handle"]["run_dir"])
     assert f"gradient_accumulation_steps = {effective}" in (run_dir / "config" / "ink.toml").read_text()
     assert "batch_size = 1" in (run_dir / "config" / "ink-dataset.toml").read_text()  # the run's own copy
@@ -517,8 +443,8 @@ _LEFTOVERS = {
 async def test_files_no_run_made_are_never_written_over_and_fresh_moves_them_aside(
     client: Client, app: Wiring, home: Path, tmp_path: Path, backend: str
 ) -> None:
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, backend)
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, backend)
     output = home / "workspace" / "training" / "ink" / "output"
     for number, name in enumerate(_LEFTOVERS[backend]):
         (output / name).parent.mkdir(parents=True, exist_ok=True)
@@ -528,14 +454,16 @@ async def test_files_no_run_made_are_never_written_over_and_fresh_moves_them_asi
     }
 
     refused = await client.call_tool("launch_training", {"name": "ink"})
-    assert refused.is_error and "already holds files no recorded run of it made" in _text(refused), _text(refused)
-    assert "fresh=true" in _text(refused)
+    assert refused.is_error and "already holds files no recorded run of it made" in first_text(refused), first_text(
+        refused
+    )
+    assert "fresh=true" in first_text(refused)
     both = await client.call_tool("launch_training", {"name": "ink", "resume": True, "fresh": True})
-    assert both.is_error and "choose one" in _text(both)
+    assert both.is_error and "choose one" in first_text(both)
     fresh = await client.call_tool("launch_training", {"name": "ink", "fresh": True})
     assert not fresh.is_error, fresh.content
     assert fresh.structured_content["resumed_from_step"] is None  # type: ignore[index]
-    aside = Path(_text(fresh).split("moved (not deleted) to ")[1].split(".\n")[0].rstrip("."))
+    aside = Path(first_text(fresh).split("moved (not deleted) to ")[1].split(".\n")[0].rstrip("."))
     assert aside.parent == output.parent / "earlier-saves"
     assert {p.relative_to(aside): p.read_bytes() for p in aside.rglob("*") if p.is_file()} == before
     assert (output / "dryrun").is_dir()
@@ -552,7 +480,7 @@ async def test_files_no_run_made_are_never_written_over_and_fresh_moves_them_asi
 async def test_a_kohya_run_with_regularisation_images_runs_the_doubled_steps_the_plan_announced(
     client: Client, home: Path, install: FakeInstall
 ) -> None:
-    _dataset(home)
+    ink_dataset(home)
     reg = home / "workspace" / "datasets" / "reg"
     reg.mkdir()
     for source in sorted((home / "workspace" / "datasets" / "ink").glob("*.png"))[:4]:
@@ -615,8 +543,8 @@ async def test_training_status_says_how_long_the_run_still_needs(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     fake.env["FAKE_SECONDS_PER_STEP"] = "1500"  # a slow card: its bar says 25:00 left at the last step
     await _held_before_the_last_step(client, app, fake, go)
     status = await client.call_tool("training_status", {"name": "ink", "previews": 0})
@@ -624,7 +552,7 @@ async def test_training_status_says_how_long_the_run_still_needs(
     assert report is not None and report["state"] == "running", status.content
     assert report["progress"]["eta_seconds"] == 1500 and report["progress"]["seconds_per_step"] == 1500
     assert report["time_left"] == {"seconds": 1500, "words": "about 25 minutes", "basis": "trainer"}
-    assert "Time left: about 25 minutes (from the trainer's own estimate)." in _text(status)
+    assert "Time left: about 25 minutes (from the trainer's own estimate)." in first_text(status)
     assert report["next_step"].startswith("Still running, about 25 minutes left")
     assert report["cost"] is None and report["stall"] is None  # this computer costs nothing; the log is fresh
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
@@ -632,15 +560,15 @@ async def test_training_status_says_how_long_the_run_still_needs(
     go.touch()
     done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
     assert done.structured_content["state"] == "succeeded", done.content  # type: ignore[index]
-    assert done.structured_content["time_left"] is None and "Time left" not in _text(done)  # type: ignore[index]
+    assert done.structured_content["time_left"] is None and "Time left" not in first_text(done)  # type: ignore[index]
 
 
 async def test_a_run_whose_log_stops_moving_is_named_with_what_to_do(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya")
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya")
     app.settings.training.stall_minutes = 0.02  # 1.2 s instead of 15 minutes, so the test need not wait
     await _held_before_the_last_step(client, app, fake, go)  # silent from here on, as a hung trainer is
     with anyio.fail_after(15):
@@ -655,7 +583,7 @@ async def test_a_run_whose_log_stops_moving_is_named_with_what_to_do(
     assert stall["warning"].startswith("No progress for ") and "printed nothing since step" in stall["warning"]
     assert "launch_training(name='ink', action='stop')" in stall["warning"]
     assert "launch_training(name='ink', resume=true)" in stall["warning"]
-    assert f"Warning: {stall['warning']}" in _text(report)
+    assert f"Warning: {stall['warning']}" in first_text(report)
     progress_md = (home / "grimoire" / "training" / "ink" / "progress.md").read_text(encoding="utf-8")
     assert "- Warning: No progress for" in progress_md
     go.touch()
@@ -676,9 +604,9 @@ _FITS_WITH_CHECKPOINTING = {
 async def test_out_of_memory_at_batch_1_goes_on_with_the_trainers_memory_savers_named_in_plain_words(
     client: Client, app: Wiring, home: Path, tmp_path: Path, backend: str
 ) -> None:
-    fake = _fake_env(app, tmp_path)
+    fake = local_fake_install(app, tmp_path)
     overrides = {"gradient_checkpointing": False, "batch_size": 2}
-    await _through_gate_4(client, home, fake, backend, overrides=overrides)
+    await through_gate_4(client, home, fake, backend, overrides=overrides)
     go = tmp_path / "go"
     knobs = {"FAKE_OOM_UNLESS": _FITS_WITH_CHECKPOINTING[backend], "FAKE_WAIT_FILE": str(go)}
     app.hosts.local_env = {**fake.env, **knobs}  # the long run needs more memory
@@ -696,7 +624,7 @@ async def test_out_of_memory_at_batch_1_goes_on_with_the_trainers_memory_savers_
         "Ran out of graphics memory at batch size 1; now trying with gradient checkpointing, which saves memory at "
         "about 20 % more time (values are recomputed instead of kept)."
     )
-    assert "Memory savers switched on after running out of memory: gradient checkpointing." in _text(report)
+    assert "Memory savers switched on after running out of memory: gradient checkpointing." in first_text(report)
     go.touch()
     done = await client.call_tool("training_status", {"name": "ink", "wait_seconds": 60, "previews": 0})
     final = done.structured_content
@@ -710,8 +638,8 @@ async def test_out_of_memory_at_batch_1_goes_on_with_the_trainers_memory_savers_
 async def test_when_nothing_fits_the_run_stops_and_only_proposes_a_lower_resolution(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya", overrides={"batch_size": 2})
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya", overrides={"batch_size": 2})
     app.hosts.local_env = {**fake.env, "FAKE_OOM_ABOVE": "0"}  # the long run does not fit at all
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content
@@ -740,8 +668,8 @@ async def test_when_nothing_fits_the_run_stops_and_only_proposes_a_lower_resolut
 async def test_a_dry_run_that_fits_only_with_a_memory_saver_names_the_plan_that_fits(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path, FAKE_OOM_UNLESS="gradient_checkpointing=true")
-    _dataset(home)
+    fake = local_fake_install(app, tmp_path, FAKE_OOM_UNLESS="gradient_checkpointing=true")
+    ink_dataset(home)
     audit = await client.call_tool(
         "dataset_audit", {"path": "workspace/datasets/ink", "training_name": "ink", "trigger_word": "ink_style"}
     )
@@ -780,16 +708,16 @@ async def test_a_resume_keeps_the_memory_savers_the_ladder_switched_on(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     go = tmp_path / "go"
-    fake = _fake_env(app, tmp_path)
-    await _through_gate_4(client, home, fake, "kohya", overrides={"gradient_checkpointing": False, "batch_size": 2})
+    fake = local_fake_install(app, tmp_path)
+    await through_gate_4(client, home, fake, "kohya", overrides={"gradient_checkpointing": False, "batch_size": 2})
     fake.env["FAKE_OOM_UNLESS"] = "gradient_checkpointing=true"  # the long run needs more memory than the dry run
-    report = await _held_then_stopped(client, app, fake, go)
+    report = await held_then_stopped(client, app, fake, go)
     assert report["status"]["savers"] == ["gradient checkpointing"] and report["resume_from_step"], report
 
     go.touch()
     resumed = await client.call_tool("launch_training", {"name": "ink", "resume": True})
     assert not resumed.is_error, resumed.content
-    assert "only fit with gradient checkpointing switched on by the out-of-memory ladder" in _text(resumed)
+    assert "only fit with gradient checkpointing switched on by the out-of-memory ladder" in first_text(resumed)
     answer = resumed.structured_content
     assert answer is not None and answer["handle"]["memory_savers"] == ["gradient checkpointing"]
     assert "gradient_checkpointing = true" in (Path(answer["handle"]["run_dir"]) / "config" / "ink.toml").read_text()
@@ -803,10 +731,10 @@ async def test_a_resume_keeps_the_memory_savers_the_ladder_switched_on(
 async def test_stop_ends_a_running_dry_run_when_no_training_run_was_started(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path, FAKE_WAIT_FILE=str(tmp_path / "never"))
+    fake = local_fake_install(app, tmp_path, FAKE_WAIT_FILE=str(tmp_path / "never"))
     await _through_gate_3(client, home, fake)
     nothing = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
-    assert nothing.is_error and "Nothing of 'ink' was started" in _text(nothing)
+    assert nothing.is_error and "Nothing of 'ink' was started" in first_text(nothing)
     first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
     assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
     stopped = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
@@ -814,7 +742,7 @@ async def test_stop_ends_a_running_dry_run_when_no_training_run_was_started(
     assert answer is not None and answer["kind"] == "dry_run" and answer["status"]["state"] == "stopped", (
         stopped.content
     )
-    assert _text(stopped).startswith("Dry run of 'ink' on local stopped at step")
+    assert first_text(stopped).startswith("Dry run of 'ink' on local stopped at step")
     judged = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 10})
     assert judged.structured_content["passed"] is False  # type: ignore[index]
     assert judged.structured_content["problems"][0] == "Stopped on request."  # type: ignore[index]

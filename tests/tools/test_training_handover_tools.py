@@ -11,7 +11,7 @@ from mcp import Client
 
 from ategnatos_mcp.wiring import Wiring
 from tests.support.fake_comfyui import serve_fake
-from tests.tools.test_runs_tools import _dataset, _fake_env
+from tests.support.ink_run import ink_dataset, local_fake_install
 
 STYLE_PLAN: dict[str, Any] = {
     "name": "ink",
@@ -43,8 +43,8 @@ def _plain_captions(home: Path) -> None:
 async def test_from_a_laid_out_folder_to_previews_every_step_names_its_exact_call(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
-    fake = _fake_env(app, tmp_path)
-    _dataset(home)
+    fake = local_fake_install(app, tmp_path)
+    ink_dataset(home)
     _plain_captions(home)
     laid = await client.call_tool("dataset_structure", {"path": "ink", "name": "ink", "preset": "quick"})
     assert not laid.is_error, laid.content
@@ -125,7 +125,7 @@ async def test_from_a_laid_out_folder_to_previews_every_step_names_its_exact_cal
 
 
 async def test_repeats_other_than_the_presets_are_explained_in_the_plan(client: Client, home: Path) -> None:
-    _dataset(home)
+    ink_dataset(home)
     laid = await client.call_tool("dataset_structure", {"path": "ink", "name": "ink", "repeats": 4})
     assert laid.structured_content["repeats"] == {"4_ink": 4}, laid.content  # type: ignore[index]
     planned = await client.call_tool("train_plan", {**STYLE_PLAN, "base_model": "/models/x.safetensors"})
@@ -146,7 +146,7 @@ async def test_repeats_other_than_the_presets_are_explained_in_the_plan(client: 
 async def test_comfyui_checkpoints_of_the_family_are_offered_beside_a_downloadable_id(
     client: Client, app: Wiring, home: Path
 ) -> None:
-    _dataset(home)
+    ink_dataset(home)
     async with serve_fake() as comfy:
         comfy.add_model("checkpoints", "sd_xl_base_1.0.safetensors")
         comfy.add_model("checkpoints", "ponyDiffusionV6XL_v6StartWithThisOne.safetensors")
@@ -173,7 +173,7 @@ async def test_comfyui_checkpoints_of_the_family_are_offered_beside_a_downloadab
 
 
 async def test_one_trigger_word_rule_in_the_plan_the_captioning_guide_and_the_skill(client: Client, home: Path) -> None:
-    _dataset(home)
+    ink_dataset(home)
     tools = {t.name: t for t in (await client.list_tools()).tools}
     described = tools["train_plan"].input_schema["properties"]["trigger_word"]["description"]
     assert "for a character, object or concept" in described and "A style has none unless" in described

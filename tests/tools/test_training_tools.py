@@ -14,26 +14,7 @@ from ategnatos_mcp.server import build_server
 from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training import record_dataset_gate, record_training_started
 from ategnatos_mcp.wiring import Wiring
-
-PLAN_ARGS: dict[str, Any] = {
-    "name": "ink",
-    "dataset_path": "workspace/datasets/ink",
-    "training_type": "style",
-    "family": "Pony",
-    "base_model": "/models/pony.safetensors",
-    "trigger_word": "ink_style",
-    "gpu_vram_gb": 12,
-    "intent": "a LoRA of my ink drawings",
-}
-
-
-def _dataset(home: Path) -> Path:
-    folder = home / "workspace" / "datasets" / "ink"
-    folder.mkdir(parents=True)
-    for i in range(15):
-        (folder / f"ink{i}.png").write_bytes(b"fake png")
-        (folder / f"ink{i}.txt").write_text("ink_style, a drawing", encoding="utf-8")
-    return folder
+from tests.support.ink_run import PLAN_ARGS, placeholder_dataset
 
 
 async def _plan_with_go_dataset(client: Client, app: Wiring, folder: Path) -> str:
@@ -56,7 +37,7 @@ def _text(result: Any) -> str:
 
 
 async def test_train_plan_returns_the_explained_plan_and_writes_files(client: Client, home: Path) -> None:
-    _dataset(home)
+    placeholder_dataset(home)
     result = await client.call_tool("train_plan", PLAN_ARGS)
     assert not result.is_error, result.content
     plan = result.structured_content
@@ -74,7 +55,7 @@ async def test_train_plan_returns_the_explained_plan_and_writes_files(client: Cl
 
 
 async def test_confirm_without_a_form_needs_the_explicit_hash(client: Client, app: Wiring, home: Path) -> None:
-    config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
+    config_hash = await _plan_with_go_dataset(client, app, placeholder_dataset(home))
     refused = await client.call_tool("train_confirm", {"name": "ink"})
     assert refused.is_error and f"config_hash='{config_hash}'" in _text(refused)
     wrong = await client.call_tool("train_confirm", {"name": "ink", "config_hash": "0000"})
@@ -98,7 +79,7 @@ def _form(action: str, confirm: bool, asked: list[str]) -> Any:
 async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
     settings: Settings, app: Wiring, home: Path
 ) -> None:
-    folder = _dataset(home)
+    folder = placeholder_dataset(home)
     asked: list[str] = []
     async with Client(
         build_server(settings, app=app), raise_exceptions=False, elicitation_callback=_form("accept", True, asked)
@@ -113,7 +94,7 @@ async def test_confirm_asks_the_artist_through_a_form_when_the_client_can(
 async def test_a_trained_run_is_not_confirmed_again_and_its_new_version_is_asked_for_by_name(
     settings: Settings, app: Wiring, home: Path
 ) -> None:
-    folder = _dataset(home)
+    folder = placeholder_dataset(home)
     asked: list[str] = []
     async with Client(
         build_server(settings, app=app), raise_exceptions=False, elicitation_callback=_form("accept", True, asked)
@@ -139,7 +120,7 @@ async def test_a_trained_run_is_not_confirmed_again_and_its_new_version_is_asked
 async def test_a_form_answered_no_records_nothing(
     settings: Settings, app: Wiring, home: Path, action: str, confirm: bool
 ) -> None:
-    folder = _dataset(home)
+    folder = placeholder_dataset(home)
     asked: list[str] = []
     server = build_server(settings, app=app)
     async with Client(server, raise_exceptions=False, elicitation_callback=_form(action, confirm, asked)) as client:
@@ -153,7 +134,7 @@ async def test_a_form_answered_no_records_nothing(
 async def test_gates_show_where_the_run_stands_and_the_resource_has_the_records(
     client: Client, app: Wiring, home: Path
 ) -> None:
-    config_hash = await _plan_with_go_dataset(client, app, _dataset(home))
+    config_hash = await _plan_with_go_dataset(client, app, placeholder_dataset(home))
     gates = await client.call_tool("train_gates", {"name": "ink"})
     assert not gates.is_error
     status = gates.structured_content
@@ -167,7 +148,7 @@ async def test_gates_show_where_the_run_stands_and_the_resource_has_the_records(
 
 
 async def test_bad_input_comes_back_as_plain_tool_errors(client: Client, home: Path, tmp_path: Path) -> None:
-    _dataset(home)
+    placeholder_dataset(home)
     unknown = await client.call_tool("train_plan", {**PLAN_ARGS, "family": "dalle"})
     assert unknown.is_error and "dalle" in _text(unknown)
     rank = await client.call_tool("train_plan", {**PLAN_ARGS, "overrides": {"network_rank": 0}})

@@ -12,9 +12,7 @@ artist's datasets, notes and saved workflow survive every call byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,38 +23,24 @@ from mcp import Client
 
 from ategnatos_mcp.settings import GpuSettings
 from ategnatos_mcp.wiring import Wiring
+from tests.support.careless import (
+    CLASS_NAME,
+    DATASET,
+    FLAT,
+    PROTECTED,
+    SCRATCH,
+    SNEAKY,
+    Case,
+    answer_text,
+    check_answer,
+    prepare,
+    project_files,
+)
 from tests.support.fake_clouds import FakeClock, FakeDeployer, FakeRunPod, make_service
 
 HUGE = "mascot " * 15_000  # ~100 kB
 ODD = "\u202e\u0000🎨 Zoe\u0301 \ufeff\U0010ffff\u200d"
-DATASET = "workspace/datasets/mine"
-FLAT = "workspace/datasets/flat"
-SNEAKY = "workspace/datasets/sneaky"  # one picture of its own and a link to one outside the project
 OUTSIDE = "/etc/passwd"
-
-# Files the artist made: no call, failing or not, may change or remove them.
-PROTECTED = (
-    "workspace/datasets/mine/",
-    "workspace/datasets/flat/",
-    "workspace/datasets/sneaky/",
-    "workspace/note.txt",
-    "grimoire/workflows/keep.json",
-)
-# What a refused call may still touch: caches and logs, never the artist's files or the grimoire's records.
-SCRATCH = re.compile(r"(^|/)(\.cache|cache|logs?)(/|$)|\.log$")
-
-CLASS_NAME = re.compile(r"\b[A-Z][A-Za-z0-9]*(Error|Exception|Warning)\b")
-SCHEMA_ERROR = re.compile(r"\d+ validation errors? for \w+Arguments")  # pydantic's own wording
-
-
-@dataclass
-class Case:
-    """One call: ``expect`` is 'error', 'ok' or 'either'; ``names`` must all appear in the answer."""
-
-    args: dict[str, Any]
-    expect: str = "error"
-    names: tuple[str, ...] = ()
-    label: str = ""
 
 
 @dataclass
@@ -358,70 +342,6 @@ def gpu_app(app: Wiring) -> tuple[FakeRunPod, FakeClock, FakeDeployer]:
     return runpod, clock, deployer
 
 
-@pytest.fixture(scope="module")
-def art(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("art") / "mine"
-    folder.mkdir()
-    rng = np.random.default_rng(11)
-    for i in range(12):
-        blocks = rng.integers(0, 255, size=(8, 8, 3), dtype=np.uint8)  # distinct pictures that compress well
-        Image.fromarray(blocks).resize((1024, 1024), Image.Resampling.NEAREST).save(folder / f"art{i:02}.png")
-        (folder / f"art{i:02}.txt").write_text(f"ink_style, study number {i}", encoding="utf-8")
-    return folder
-
-
-@pytest.fixture
-def project(home: Path, art: Path, tmp_path: Path) -> Path:
-    shutil.copytree(art, home / DATASET)
-    outside = tmp_path / "outside"  # not a project root: reachable only through the links below
-    outside.mkdir()
-    shutil.copy(art / "art00.png", outside / "secret.png")
-    (home / "workspace" / "escape").symlink_to(outside, target_is_directory=True)
-    (home / SNEAKY).mkdir(parents=True)
-    shutil.copy(art / "art01.png", home / SNEAKY / "own.png")
-    (home / SNEAKY / "linked.png").symlink_to(outside / "secret.png")
-    (home / "workspace" / "note.txt").write_text("a note, not a picture", encoding="utf-8")
-    from PIL import Image
-
-    (home / FLAT).mkdir()
-    for i in range(3):
-        Image.new("RGB", (64, 64), (i * 50, 0, 0)).save(home / FLAT / f"{i}.png")
-    return home
-
-
-def _snapshot(home: Path) -> dict[str, str]:
-    return {
-        p.relative_to(home).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(home.rglob("*"))
-        if p.is_file()
-    }
-
-
-def _text(result: Any) -> str:
-    return "\n".join(getattr(block, "text", "") for block in result.content)
-
-
-def _substitute(args: dict[str, Any], last: dict[str, Any]) -> dict[str, Any]:
-    return {k: last[v[1:]] if isinstance(v, str) and v.startswith("$") else v for k, v in args.items()}
-
-
-async def _prepare(client: Client, setup: list[tuple[str, dict[str, Any]]]) -> None:
-    """What the artist made before the careless calls: a saved workflow, a taste entry, a LoRA, then the setup."""
-    base = [
-        ("workflow_manage", {"action": "save", "name": "keep", "workflow": {"1": {"class_type": "X", "inputs": {}}}}),
-        ("eye_update", {"action": "add", "text": "muted earth tones", "category": "color"}),
-        ("studio_register", {"kind": "lora", "action": "add", "name": "inkwash", "trigger_words": ["ink_style"]}),
-    ]
-    last: dict[str, Any] = {}
-    for name, args in base + setup:
-        result = await client.call_tool(name, _substitute(args, last))
-        assert not result.is_error, (name, _text(result))
-        last.update(result.structured_content or {})
-
-
 # --- generated cases from the input schema ----------------------------------------------------------------------
 
 _SAMPLES: list[tuple[str, Any]] = [
@@ -490,47 +410,6 @@ def _filler(name: str, prop: dict[str, Any]) -> Any:
 # --- the checks -------------------------------------------------------------------------------------------------
 
 
-def _check_answer(tool: str, case: Case, result: Any) -> list[str]:
-    text = _text(result)
-    where = f"{tool} {case.label or json.dumps(case.args, ensure_ascii=False)[:160]}"
-    problems = []
-    if case.expect == "error" and not result.is_error:
-        problems.append(f"{where}: expected an error, got: {text[:300]}")
-    if case.expect == "ok" and result.is_error:
-        problems.append(f"{where}: expected a graceful answer, got: {text[:300]}")
-    body = text.removeprefix(f"Error executing tool {tool}: ") if result.is_error else text
-    if result.is_error and text.strip().startswith("Error executing tool") and body == text:
-        return [f"{where}: crashed (bare 'Error executing tool')"]
-    if "Traceback" in body or 'File "' in body:
-        problems.append(f"{where}: traceback in the answer: {body[:300]}")
-    if CLASS_NAME.search(body):
-        problems.append(f"{where}: exception class name {CLASS_NAME.search(body)[0]!r} in: {body[:300]}")  # type: ignore[index]
-    if "\u202e" in body or "\x00" in body:
-        problems.append(f"{where}: a raw bidi override or NUL in the answer (it hides or reverses text)")
-    if re.search(r"'None'|\bNone[.,)]", body):
-        problems.append(f"{where}: a Python None where a name belongs: {body[:300]}")
-    if result.is_error and len(body) > 5000:
-        problems.append(f"{where}: answer of {len(body)} characters (a huge input echoed back?)")
-    if result.is_error:
-        problems += _refusal_problems(tool, case, where, body)
-    missing = [n for n in case.names if n.lower() not in body.lower()]
-    if missing:
-        problems.append(f"{where}: does not name {missing}: {body[:300]}")
-    return problems
-
-
-def _refusal_problems(tool: str, case: Case, where: str, body: str) -> list[str]:
-    problems = []
-    if "Next step:" not in body:
-        problems.append(f"{where}: no next step in: {body[:300]}")
-    if SCHEMA_ERROR.match(body):
-        problems.append(f"{where}: the SDK's raw schema error reached the answer: {body[:300]}")
-    argument_mistake = case.label == "missing required" or case.label.startswith("wrong type for")
-    if argument_mistake and not body.startswith(f"The arguments of {tool} need fixing:"):
-        problems.append(f"{where}: an argument mistake not said in our words: {body[:300]}")
-    return problems
-
-
 def _check_files(tool: str, case: Case, failed: bool, before: dict[str, str], after: dict[str, str]) -> list[str]:
     where = f"{tool} {case.label or json.dumps(case.args, ensure_ascii=False)[:160]}"
     touched = {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
@@ -553,28 +432,28 @@ async def test_every_registered_tool_has_bad_input_cases(client: Client) -> None
 async def test_bad_input_gets_a_plain_answer_and_loses_nothing(tool: str, client: Client, project: Path) -> None:
     listed = {t.name: t for t in (await client.list_tools()).tools}
     assert tool in listed
-    await _prepare(client, CASES[tool].setup)
+    await prepare(client, CASES[tool].setup)
     problems: list[str] = []
     for case in CASES[tool].cases + _schema_cases(listed[tool].input_schema):
-        before = _snapshot(project)
+        before = project_files(project)
         result = await client.call_tool(tool, case.args)
-        problems += _check_answer(tool, case, result)
-        problems += _check_files(tool, case, bool(result.is_error), before, _snapshot(project))
+        problems += check_answer(tool, case, result)
+        problems += _check_files(tool, case, bool(result.is_error), before, project_files(project))
     assert not problems, "\n".join(problems)
 
 
 async def test_invisible_characters_never_reach_the_grimoire(client: Client, home: Path) -> None:
     added = await client.call_tool("eye_update", {"action": "add", "text": ODD, "category": "color"})
-    assert not added.is_error, _text(added)
+    assert not added.is_error, answer_text(added)
     registered = await client.call_tool("studio_register", {"kind": "lora", "action": "add", "name": ODD})
-    assert not registered.is_error, _text(registered)
+    assert not registered.is_error, answer_text(registered)
     written = {p.name: p.read_text(encoding="utf-8") for p in home.joinpath("grimoire").rglob("*") if p.is_file()}
     assert {"eye.md", "studio.md"} <= set(written)
     for name, text in written.items():
         assert "\u202e" not in text and "\x00" not in text and "\ufeff" not in text, name
     assert "🎨 Zoe\u0301" in written["eye.md"] and "🎨 Zoe\u0301" in written["studio.md"]
     again = await client.call_tool("eye_update", {"action": "confirm", "text": ODD})
-    assert not again.is_error, _text(again)  # the same words, invisible characters and all, still find it
+    assert not again.is_error, answer_text(again)  # the same words, invisible characters and all, still find it
 
 
 async def test_gpu_calls_in_the_wrong_order_rent_nothing_and_say_what_to_do(
@@ -585,7 +464,7 @@ async def test_gpu_calls_in_the_wrong_order_rent_nothing_and_say_what_to_do(
 
     async def call(tool: str, args: dict[str, Any], expect: str, *names: str) -> Any:
         result = await client.call_tool(tool, args)
-        problems.extend(_check_answer(tool, Case(args, expect, names), result))
+        problems.extend(check_answer(tool, Case(args, expect, names), result))
         return result
 
     async def quote() -> str:
@@ -623,14 +502,14 @@ async def test_the_loosest_quarantine_is_undone_byte_for_byte(client: Client, pr
     (folder / "copy.txt").write_text("ink_style, a copy", encoding="utf-8")
     with Image.open(art / "art01.png") as im:
         im.resize((700, 700)).save(folder / "smaller.png")
-    before = _snapshot(folder)
+    before = project_files(folder)
     args = {"path": "workspace/datasets/dupes", "action": "quarantine", "threshold": 32, "mirror": True}
     moved = await client.call_tool("dataset_dedupe", args)
-    assert not moved.is_error, _text(moved)
-    assert set(_snapshot(folder)) - set(before), "the quarantine moved nothing"
+    assert not moved.is_error, answer_text(moved)
+    assert set(project_files(folder)) - set(before), "the quarantine moved nothing"
     undone = await client.call_tool("dataset_dedupe", {"path": "workspace/datasets/dupes", "action": "undo"})
-    assert not undone.is_error, _text(undone)
-    after = {k: v for k, v in _snapshot(folder).items() if not k.startswith("quarantine/")}
+    assert not undone.is_error, answer_text(undone)
+    after = {k: v for k, v in project_files(folder).items() if not k.startswith("quarantine/")}
     assert after == before
 
 
@@ -648,7 +527,7 @@ async def test_comfyui_mistakes_against_a_running_server_get_plain_answers(home:
 
             async def call(tool: str, args: dict[str, Any], expect: str, *names: str) -> Any:
                 result = await client.call_tool(tool, args)
-                problems.extend(_check_answer(tool, Case(args, expect, names), result))
+                problems.extend(check_answer(tool, Case(args, expect, names), result))
                 return result
 
             await call(

@@ -7,9 +7,9 @@ it) and hostile ones (1e308, 2**63, "NaN", unicode controls and bidi overrides, 
 JSON nested 90 deep, path traversal, shell and template syntax, the wrong JSON type). The seed is fixed, so
 a failure names a call that can be replayed.
 
-Every answer is checked with ``test_bad_input``'s rules (no bare "Error executing tool", no traceback or
-exception class name, no raw control characters, a next step in every refusal, no answer of thousands of
-characters), plus: a successful answer never repeats a long input whole, and after a refusal the project
+Every answer is checked with the rules test_bad_input uses (tests/support/careless.py: no bare "Error executing
+tool", no traceback or exception class name, no raw control characters, a next step in every refusal, no answer of
+thousands of characters), plus: a successful answer never repeats a long input whole, and after a refusal the project
 folder is byte for byte what it was.
 """
 
@@ -29,20 +29,18 @@ from ategnatos_mcp.comfyui import get_template, list_templates
 from ategnatos_mcp.comfyui.templates import TemplateParameter
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
-from tests.support.fake_comfyui import FIXTURES, serve_fake
-from tests.tools.test_bad_input import (
+from tests.support.careless import (
     DATASET,
     FLAT,
     SCRATCH,
     SNEAKY,
     Case,
-    _check_answer,
-    _prepare,
-    _snapshot,
-    _text,
-    art,  # noqa: F401 - a fixture ``project`` uses
-    project,  # noqa: F401 - the fixture: a project with things the artist made
+    answer_text,
+    check_answer,
+    prepare,
+    project_files,
 )
+from tests.support.fake_comfyui import FIXTURES, serve_fake
 
 SD15 = "mcp_random_sd15_layout.safetensors"
 LORA = "mascot.safetensors"
@@ -222,8 +220,8 @@ def _long_strings(value: Any) -> list[str]:
 
 def _echo_problems(tool: str, args: dict[str, Any], result: Any, where: str) -> list[str]:
     if result.is_error:
-        return []  # refusals are checked for length by _check_answer
-    answer = _text(result) + json.dumps(result.structured_content or {}, ensure_ascii=False)
+        return []  # refusals are checked for length by check_answer
+    answer = answer_text(result) + json.dumps(result.structured_content or {}, ensure_ascii=False)
     return [
         f"{where}: a successful answer repeats the {len(text):,}-character `{name}` whole"
         for name, value in args.items()
@@ -246,9 +244,9 @@ def _replayable(args: dict[str, Any]) -> str:
 
 async def test_seeded_fuzz_of_every_tool_schema_gets_plain_answers_and_refusals_change_nothing(
     client: Client,
-    project: Path,  # noqa: F811 - the fixture imported above
+    project: Path,
 ) -> None:
-    await _prepare(client, [])
+    await prepare(client, [])
     tools = sorted((await client.list_tools()).tools, key=lambda t: t.name)
     rng = random.Random(SEED)
     problems: list[str] = []
@@ -258,13 +256,13 @@ async def test_seeded_fuzz_of_every_tool_schema_gets_plain_answers_and_refusals_
         for number in range(CALLS_PER_TOOL):
             args = fuzzer.call(tool.input_schema)
             where = f"{tool.name} call {number} {_replayable(args)}"
-            before = _snapshot(project)
+            before = project_files(project)
             result = await client.call_tool(tool.name, args)
             calls += 1
-            problems += _check_answer(tool.name, Case(args, "either", (), label=f"fuzz call {number}"), result)
+            problems += check_answer(tool.name, Case(args, "either", (), label=f"fuzz call {number}"), result)
             problems += _echo_problems(tool.name, args, result, where)
             if result.is_error:
-                problems += _unchanged_after_refusal(before, _snapshot(project), where)
+                problems += _unchanged_after_refusal(before, project_files(project), where)
     assert calls == len(tools) * CALLS_PER_TOOL >= 300
     unknown = [p for p in problems if not any(known.search(p) for known in KNOWN_PROBLEMS)]
     assert not unknown, f"{len(unknown)} problems:\n" + "\n".join(unknown)
@@ -347,7 +345,7 @@ def _plausible(rng: random.Random, parameter: TemplateParameter) -> Any:
     return rng.choice(choices[parameter.type])
 
 
-async def test_seeded_fuzz_of_the_comfyui_tools_against_a_running_comfyui(home: Path, project: Path) -> None:  # noqa: F811
+async def test_seeded_fuzz_of_the_comfyui_tools_against_a_running_comfyui(home: Path, project: Path) -> None:
     rng = random.Random(SEED)
     fuzzer = Fuzzer(rng, {})
     problems: list[str] = []
@@ -356,18 +354,18 @@ async def test_seeded_fuzz_of_the_comfyui_tools_against_a_running_comfyui(home: 
         fake.add_model("loras", LORA)
         settings = load_settings(env={"ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": fake.url})
         async with Client(build_server(settings, app=build_app(settings)), raise_exceptions=False) as client:
-            await _prepare(client, [])
+            await prepare(client, [])
             for number in range(COMFY_CALLS):
                 tool, args = _comfy_call(rng, fuzzer, jobs)
                 where = f"{tool} call {number} {_replayable(args)}"
-                before = _snapshot(project)
+                before = project_files(project)
                 with anyio.fail_after(30):
                     result = await client.call_tool(tool, args)
-                problems += _check_answer(tool, Case(args, "either", (), label=f"comfyui fuzz call {number}"), result)
+                problems += check_answer(tool, Case(args, "either", (), label=f"comfyui fuzz call {number}"), result)
                 problems += _echo_problems(tool, args, result, where)
                 if result.is_error:
                     # Jobs queued by earlier calls save their pictures whenever they finish.
-                    after = {p: h for p, h in _snapshot(project).items() if not p.startswith("workspace/outputs/")}
+                    after = {p: h for p, h in project_files(project).items() if not p.startswith("workspace/outputs/")}
                     earlier = {p: h for p, h in before.items() if not p.startswith("workspace/outputs/")}
                     problems += _unchanged_after_refusal(earlier, after, where)
                 elif tool == "comfyui_submit":

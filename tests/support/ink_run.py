@@ -117,6 +117,7 @@ async def through_gate_4(client: Client, home: Path, fake: FakeInstall, backend:
 
 async def held_then_stopped(client: Client, app: Wiring, fake: FakeInstall, go: Path) -> dict[str, Any]:
     """Launch, wait until the trainer is held before its last step (every kept epoch saved), stop it."""
+    assert app.hosts is not None  # set by local_fake_install
     app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
     launched = await client.call_tool("launch_training", {"name": "ink"})
     assert not launched.is_error, launched.content

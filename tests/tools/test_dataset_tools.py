@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -17,21 +16,12 @@ from mcp import Client
 from ategnatos_mcp.settings import Settings, load_settings
 from ategnatos_mcp.training.gates import read_gates
 from ategnatos_mcp.wiring import Wiring
-
-HELPER = Path(__file__).resolve().parents[1] / "fixtures" / "dataset" / "generated.py"
-
-
-def _helper() -> Any:
-    spec = importlib.util.spec_from_file_location("ategnatos_dataset_fixture", HELPER)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.datasets import generated_dataset, ground_truth
 
 
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _helper().generated_dataset(tmp_path_factory.getbasetemp())
+    return generated_dataset(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
@@ -45,7 +35,7 @@ def settings(home: Path, generated: Path) -> Settings:
 
 def _small_set(generated: Path, target: Path) -> dict[str, str]:
     """A few real files from the generated set: one picture with two planted copies, and three others."""
-    gt = _helper().ground_truth(generated)
+    gt = ground_truth(generated)
     group = next(g for g in gt["duplicate_groups"] if {c["kind"] for c in g["copies"]} & {"resize", "mixed", "exact"})
     chosen = [group["original"], *(c["path"] for c in group["copies"])]
     members = set(chosen)
@@ -235,7 +225,7 @@ async def test_audit_can_quarantine_unreadable_files_and_undo_puts_them_back(
 ) -> None:
     folder = home / "workspace" / "datasets" / "broken"
     _small_set(generated, folder)
-    gt = _helper().ground_truth(generated)
+    gt = ground_truth(generated)
     for kind in ("truncated_jpeg", "zero_byte", "text_as_png"):
         rel = gt["bad_files"][kind][0]
         shutil.copy(generated / "dataset" / rel, folder / f"bad-{kind}{Path(rel).suffix}")

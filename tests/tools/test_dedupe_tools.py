@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import io
 import os
 import shutil
@@ -15,17 +14,13 @@ import pytest
 from mcp import Client
 from PIL import Image
 
-SERIES = Path(__file__).resolve().parents[1] / "fixtures" / "dataset" / "make_series.py"
+from tests.support.datasets import make_series
 
 
 @pytest.fixture(scope="session")
 def series_source(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    spec = importlib.util.spec_from_file_location("ategnatos_fixture_make_series", SERIES)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     out = tmp_path_factory.mktemp("series-tools")
-    truth = module.make_series(out, paintings=30, copies=12, seed=21, long_side=320)
+    truth = make_series(out, paintings=30, copies=12, seed=21, long_side=320)
     return out / "dataset", truth
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,28 +11,18 @@ import pytest
 from ategnatos_mcp.dataset.cache import ProbeCache
 from ategnatos_mcp.dataset.runner import ProbeRunner
 from ategnatos_mcp.dataset.scan import scan_dataset
-
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "dataset" / "generated.py"
-SERIES = Path(__file__).resolve().parents[2] / "fixtures" / "dataset" / "make_series.py"
-
-
-def load_generator_helper(path: Path = FIXTURE) -> Any:
-    spec = importlib.util.spec_from_file_location(f"ategnatos_fixture_{path.stem}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.support.datasets import generated_dataset, ground_truth, make_series
 
 
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Root with ``dataset/`` and ``ground_truth.json``. Read-only: copy before changing anything."""
-    return load_generator_helper().generated_dataset(tmp_path_factory.getbasetemp())
+    return generated_dataset(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
 def ground(generated: Path) -> dict[str, Any]:
-    return load_generator_helper().ground_truth(generated)
+    return ground_truth(generated)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +48,7 @@ def probed(generated: Path, probe_cache: ProbeCache) -> dict[str, Any]:
 def series(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """One artist's series: 36 distinct paintings of a few shared motifs, 12 planted copies (see make_series.py)."""
     out = tmp_path_factory.mktemp("series")
-    truth = load_generator_helper(SERIES).make_series(out, paintings=36, copies=12, seed=11, long_side=384)
+    truth = make_series(out, paintings=36, copies=12, seed=11, long_side=384)
     return out / "dataset", truth
 
 

@@ -97,6 +97,7 @@ class FakeComfyUI:
         self.hang_ws = False
         self.ws_hung = 0
         self.ws_hang_release = anyio.Event()  # set when the server stops, so no handler outlives it
+        self.stopping = anyio.Event()  # set when the server stops: slow answers (``pause``) go out at once
         self.hold_class: str | None = None
         self.preview_frames = False  # like --preview-method latent2rgb: a binary JPEG frame per sampler step
         self.feature_flags_supported = True
@@ -393,8 +394,13 @@ class FakeComfyUI:
         await self.status()
         await self.status()  # ComfyUI often sends it twice per POST (ws_basic_three_runs)
         if self.reply_delay:
-            await anyio.sleep(self.reply_delay)
+            await self.pause(self.reply_delay)
         return JSONResponse({"prompt_id": prompt_id, "number": number, "node_errors": node_errors})
+
+    async def pause(self, seconds: float) -> None:
+        """Answer ``seconds`` late, or as soon as the server stops (so no slow answer holds its shutdown up)."""
+        with anyio.move_on_after(seconds):
+            await self.stopping.wait()
 
     def app(self) -> Starlette:
         return Starlette(routes=build_routes(self))

@@ -28,7 +28,14 @@ from tests.support.training import make_config
 NOW = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 
 
-async def _run(local: LocalHost, install: FakeInstall, dataset: Path, backend: str = "kohya", **kw: object):
+async def _run(
+    local: LocalHost,
+    install: FakeInstall,
+    dataset: Path,
+    backend: str = "kohya",
+    hang_seconds: float = 1.0,
+    **kw: object,
+):
     env = {k: str(v) for k, v in kw.pop("env", {}).items()}  # type: ignore[union-attr]
     cfg = make_config(dataset, **kw)  # type: ignore[arg-type]
     handle = await start_run(
@@ -39,7 +46,7 @@ async def _run(local: LocalHost, install: FakeInstall, dataset: Path, backend: s
         backend_dir=install.backend_dirs.get(backend, ""),
         dataset_dir=str(dataset),
         now=NOW,
-        hang_seconds=1.0,
+        hang_seconds=hang_seconds,
         env=env,
     )
     return cfg, handle
@@ -99,8 +106,14 @@ async def test_gives_up_after_three_halvings_and_every_saver_with_a_plain_messag
 async def test_a_job_that_hangs_after_an_oom_is_killed_and_retried(
     local: LocalHost, install: FakeInstall, dataset: Path
 ) -> None:
+    # Silence after an OOM for 0.3 s counts as a hang here (a real launch waits 15 minutes).
     _cfg, handle = await _run(
-        local, install, dataset, batch_size=2, env={"FAKE_OOM_ABOVE": 0, "FAKE_HANG_AFTER_OOM": 1}
+        local,
+        install,
+        dataset,
+        batch_size=2,
+        hang_seconds=0.3,
+        env={"FAKE_OOM_ABOVE": 0, "FAKE_HANG_AFTER_OOM": 1},
     )
     status = await _finish(local, handle)
     assert status.state == "failed"

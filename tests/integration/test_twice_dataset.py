@@ -23,7 +23,7 @@ import pytest
 from PIL import Image
 
 from ategnatos_mcp.settings import Settings
-from tests.integration.twice import text_of, two_servers
+from tests.support.two_servers import text_of, two_servers
 
 pytestmark = pytest.mark.integration
 

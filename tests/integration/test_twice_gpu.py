@@ -19,8 +19,8 @@ import pytest
 from ategnatos_mcp.providers import GpuService, RunPodProvider
 from ategnatos_mcp.settings import GpuSettings, Settings
 from ategnatos_mcp.state import GrimoireStore
-from tests.integration.twice import Gate, text_of, two_servers
-from tests.unit.providers.fakes import PUBLIC_KEY, FakeClock, FakeDeployer, FakeRunPod, Probe
+from tests.support.fake_clouds import PUBLIC_KEY, FakeClock, FakeDeployer, FakeRunPod, Probe
+from tests.support.two_servers import Gate, text_of, two_servers
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,9 @@ from ategnatos_mcp.settings import Settings
 from ategnatos_mcp.training.execution import HostRegistry
 from ategnatos_mcp.training.execution.hosts import LocalHost
 from ategnatos_mcp.training.execution.models import HostSpec
-from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
-from tests.integration.twice import Gate, HeldHosts, Server, text_of, two_servers
-from tests.tools.test_runs_tools import _gates_1_and_2, _through_gate_3, _through_gate_4
+from tests.support.fake_install import FakeInstall, make_fake_install
+from tests.support.ink_run import gates_1_and_2, through_gate_3, through_gate_4
+from tests.support.two_servers import Gate, HeldHosts, Server, text_of, two_servers
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ async def test_two_conversations_launching_at_once_start_one_training_run(
     async with two_servers(settings) as (first, second):
         held = _hosts(first, fake)
         _hosts(second, fake)
-        await _through_gate_4(first.client, home, fake, "kohya")
+        await through_gate_4(first.client, home, fake, "kohya")
         go = tmp_path / "go"
         fake.env["FAKE_WAIT_FILE"] = str(go)  # the trainer waits before its last step until the test lets it finish
         try:
@@ -104,7 +104,7 @@ async def test_two_conversations_asking_for_the_dry_run_at_once_start_one(
     async with two_servers(settings) as (first, second):
         held = _hosts(first, fake)
         _hosts(second, fake)
-        await _through_gate_3(first.client, home, fake)
+        await through_gate_3(first.client, home, fake)
         call = ("train_dry_run", {"name": "ink", "wait_seconds": 0})
         started, refused = await _while_held(first, held, call, second)
 
@@ -143,7 +143,7 @@ async def test_two_conversations_keeping_the_same_save_at_once_both_get_it_once(
     async with two_servers(settings) as (first, second):
         _hosts(first, fake)
         _hosts(second, fake)
-        await _through_gate_4(first.client, home, fake, "kohya")
+        await through_gate_4(first.client, home, fake, "kohya")
         assert not (await first.client.call_tool("launch_training", {"name": "ink"})).is_error
         status = await second.client.call_tool("training_status", {"name": "ink", "wait_seconds": 60})
         epoch = next(c["epoch"] for c in status.structured_content["checkpoints"] if c["kind"] == "epoch")  # type: ignore[index]
@@ -179,7 +179,7 @@ async def test_two_real_server_processes_launching_at_once_start_one_training_ru
     fake = make_fake_install(tmp_path / "install")
     async with two_servers(settings) as (first, _second):  # the gates, passed in memory on the same project
         _hosts(first, fake)
-        await _through_gate_4(first.client, home, fake, "kohya")
+        await through_gate_4(first.client, home, fake, "kohya")
     go = tmp_path / "go"  # the trainer waits before its last step until the test lets it finish
     entry = json.loads((ROOT / "mcp.json").read_text(encoding="utf-8"))["mcpServers"]["ategnatos"]
     env = {**entry["env"], **fake.env, "FAKE_WAIT_FILE": str(go)}
@@ -244,7 +244,7 @@ async def test_two_conversations_sending_the_dataset_to_one_host_send_it_once(
     async with two_servers(settings) as (first, second):
         for server in (first, second):
             server.app.hosts = _SendingHosts(settings.workspace_dir / "training", fake.env, gate, sent)
-        await _gates_1_and_2(first.client, home)
+        await gates_1_and_2(first.client, home)
         with anyio.fail_after(60):
             started = await first.client.call_tool("train_validate_environment", {**args, "wait_seconds": 0})
             assert not started.is_error, text_of(started)

@@ -1,6 +1,6 @@
 """The real stdio server, whose file system stops at one chosen step of a tool call so a test can SIGKILL it there.
 
-    python -m tests.safety.paused_server PATTERN SKIP [start]
+    python -m tests.support.paused_server PATTERN SKIP [start]
 
 Every rename, replace and hard link the server makes into its project folder (``ATEGNATOS_HOME``, its cache left
 out) is a step. Once a tool call has begun (or from start-up with ``start``), the step whose destination contains

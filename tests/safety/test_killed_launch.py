@@ -22,10 +22,10 @@ from mcp import Client
 from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.training.execution import HostRegistry
-from tests.fixtures.training_exec.install import FakeInstall, make_fake_install
-from tests.safety.paused import NO_COMFYUI, paused_call
 from tests.safety.session import text_of
-from tests.tools.test_runs_tools import _through_gate_3, _through_gate_4
+from tests.support.fake_install import FakeInstall, make_fake_install
+from tests.support.ink_run import through_gate_3, through_gate_4
+from tests.support.paused import NO_COMFYUI, paused_call
 
 pytestmark = [pytest.mark.integration]
 
@@ -57,7 +57,7 @@ async def test_a_launch_killed_part_way_never_leaves_two_trainers(
 ) -> None:
     fake = make_fake_install(tmp_path / "install")
     async with _server(home, fake) as client:
-        await _through_gate_4(client, home, fake, "kohya")
+        await through_gate_4(client, home, fake, "kohya")
     go = tmp_path / "go"
     fake.env["FAKE_WAIT_FILE"] = str(go)  # a trainer waits before its last step until the test lets it finish
     try:
@@ -86,7 +86,7 @@ async def test_a_dry_run_killed_before_its_supervisor_started_is_started_by_the_
 ) -> None:
     fake = make_fake_install(tmp_path / "install")
     async with _server(home, fake) as client:
-        await _through_gate_3(client, home, fake)
+        await through_gate_3(client, home, fake)
     async with paused_call(home, ("train_dry_run", {"name": "ink"}), "training+ink+runs.json", 0, env=fake.env):
         pass
     async with _server(home, fake) as client:

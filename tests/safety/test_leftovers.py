@@ -29,8 +29,8 @@ from ategnatos_mcp.server import build_app, build_server
 from ategnatos_mcp.settings import load_settings
 from ategnatos_mcp.wiring import Wiring
 from tests.safety.artist import PAINTINGS, Snapshot, build_project
-from tests.safety.paused import NO_COMFYUI, paused_call
 from tests.safety.session import text_of
+from tests.support.paused import NO_COMFYUI, paused_call
 
 pytestmark = [pytest.mark.integration]
 
@@ -117,7 +117,7 @@ GENERATE = {
 async def test_a_kill_mid_write_leaves_no_temp_file_in_the_exports_or_outputs(
     home: Path, call: tuple[str, dict[str, Any]], pattern: str, skip: int, folder: str
 ) -> None:
-    from tests.integration.fake_comfyui import serve_fake
+    from tests.support.fake_comfyui import serve_fake
 
     build_project(home)
     project = Snapshot.take(home)

@@ -59,7 +59,7 @@ async def kill_mid_call(home: Path, call: tuple[str, dict[str, Any]] | None, pat
     file system paused (see ``paused_server.py``); the step it was stopped before."""
     env = {**os.environ, "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": NO_COMFYUI}
     when = "call" if call is not None else "start"
-    command = [sys.executable, "-m", "tests.safety.paused_server", pattern, str(skip), when]
+    command = [sys.executable, "-m", "tests.support.paused_server", pattern, str(skip), when]
     seen: dict[str, str] = {}
     async with await anyio.open_process(command, env=env, cwd=ROOT) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

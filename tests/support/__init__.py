@@ -9,5 +9,7 @@ a GPU machine whose trainer is the stand-in program; ``ssh_server`` a real SSH s
 Builders: ``studio`` (the server or a pool pointed at fake ComfyUIs), ``ink_run`` (the 'ink' training run through
 the tools), ``training`` (configs, gates, file hashes), ``careless`` (the bad-input project and its checks),
 ``datasets`` (a generated dataset with ground truth), ``images`` (pictures for export tests), ``views`` (what each
-kind of MCP client shows the model), ``held`` (async fixtures that keep a connection open).
+kind of MCP client shows the model), ``held`` (async fixtures that keep a connection open), ``two_servers``
+(two conversations on one project, one held at a chosen point), ``paused`` (a server subprocess paused mid-call
+for a SIGKILL).
 """

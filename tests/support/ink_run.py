@@ -97,6 +97,15 @@ async def gates_1_and_2(client: Client, home: Path) -> tuple[Path, str]:
     return folder, config_hash
 
 
+async def through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None:
+    """Gates 1 and 2 for 'ink', then gate 3 on this machine with the fake install's kohya."""
+    await gates_1_and_2(client, home)
+    env = await client.call_tool(
+        "train_validate_environment", {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
+    )
+    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
+
+
 async def through_gate_4(client: Client, home: Path, fake: FakeInstall, backend: str, **plan: Any) -> None:
     """Gates 1-4 passed for PLAN on ``backend`` (with ``plan`` overrides), the dry run included."""
     ink_dataset(home)

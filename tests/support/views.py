@@ -107,7 +107,7 @@ class ViewWalker:
 
     def __init__(self, client: Client, family: Family) -> None:
         self.client = client
-        self.family = family
+        self.family: Family = family
         self.calls: list[str] = []
 
     async def call(self, tool: str, args: dict[str, Any], *, error: bool = False) -> Seen:

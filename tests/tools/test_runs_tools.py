@@ -24,6 +24,7 @@ from tests.support.ink_run import (
     held_then_stopped,
     ink_dataset,
     local_fake_install,
+    through_gate_3,
     through_gate_4,
 )
 
@@ -145,19 +146,11 @@ async def test_status_of_a_run_never_started_says_how_to_start_it(client: Client
         assert tools[name].output_schema is not None
 
 
-async def _through_gate_3(client: Client, home: Path, fake: FakeInstall) -> None:
-    await gates_1_and_2(client, home)
-    env = await client.call_tool(
-        "train_validate_environment", {"name": "ink", "backend_dir": fake.backend_dirs["kohya"]}
-    )
-    assert env.structured_content["passed"] is True, env.content  # type: ignore[index]
-
-
 async def test_a_dry_run_that_only_fits_a_smaller_batch_fails_with_the_batch_that_fit(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = local_fake_install(app, tmp_path, FAKE_OOM_ABOVE="1")
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert not dry.is_error, dry.content
     result = dry.structured_content
@@ -177,7 +170,7 @@ async def test_a_dry_run_takes_three_steps_and_one_save_unless_told_two_to_five(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = local_fake_install(app, tmp_path)
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     for steps in (1, 6, 10, 0, -3):
         refused = await client.call_tool("train_dry_run", {"name": "ink", "steps": steps, "wait_seconds": 60})
         assert refused.is_error, refused.content
@@ -203,7 +196,7 @@ async def test_a_running_dry_run_is_reattached_not_started_twice(
 ) -> None:
     go = tmp_path / "go"
     fake = local_fake_install(app, tmp_path, FAKE_WAIT_FILE=str(go))
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})
     assert first.structured_content["state"] == "running", first.content  # type: ignore[index]
     assert "Call train_dry_run again" in first_text(first)
@@ -223,7 +216,7 @@ async def test_training_status_only_reads_and_launch_training_stops_the_run(
 ) -> None:
     go = tmp_path / "go"
     fake = local_fake_install(app, tmp_path)
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
     app.hosts.local_env = {**fake.env, "FAKE_WAIT_FILE": str(go)}
@@ -271,7 +264,7 @@ async def test_an_interrupted_kohya_run_resumes_from_its_saved_state_and_finishe
 ) -> None:
     go = tmp_path / "go"
     fake = local_fake_install(app, tmp_path)
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
     nothing = await client.call_tool("launch_training", {"name": "ink", "resume": True})
@@ -324,7 +317,7 @@ async def test_replanning_a_stopped_run_plans_a_new_version_and_the_stopped_run_
 ) -> None:
     go = tmp_path / "go"
     fake = local_fake_install(app, tmp_path)
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     dry = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 60})
     assert dry.structured_content["passed"] is True, dry.content  # type: ignore[index]
     first_hash = dry.structured_content["gates"]["dry_run"]["config_hash"]  # type: ignore[index]
@@ -732,7 +725,7 @@ async def test_stop_ends_a_running_dry_run_when_no_training_run_was_started(
     client: Client, app: Wiring, home: Path, tmp_path: Path
 ) -> None:
     fake = local_fake_install(app, tmp_path, FAKE_WAIT_FILE=str(tmp_path / "never"))
-    await _through_gate_3(client, home, fake)
+    await through_gate_3(client, home, fake)
     nothing = await client.call_tool("launch_training", {"name": "ink", "action": "stop"})
     assert nothing.is_error and "Nothing of 'ink' was started" in first_text(nothing)
     first = await client.call_tool("train_dry_run", {"name": "ink", "wait_seconds": 0})

@@ -38,7 +38,7 @@ async def paused_call(
     ``pattern`` (after ``skip`` such steps), with the step it stopped before. The server is SIGKILLed on exit.
     ``env``: more environment for the server (e.g. the stand-in trainer's PATH)."""
     env = {**os.environ, **(env or {}), "ATEGNATOS_HOME": str(home), "ATEGNATOS_COMFYUI_URL": comfyui_url}
-    command = [sys.executable, "-m", "tests.safety.paused_server", pattern, str(skip), "call"]
+    command = [sys.executable, "-m", "tests.support.paused_server", pattern, str(skip), "call"]
     async with await anyio.open_process(command, env=env, cwd=ROOT) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         stdin, stdout = proc.stdin, BufferedByteReceiveStream(proc.stdout)

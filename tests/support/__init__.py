@@ -10,6 +10,6 @@ Builders: ``studio`` (the server or a pool pointed at fake ComfyUIs), ``ink_run`
 the tools), ``training`` (configs, gates, file hashes), ``careless`` (the bad-input project and its checks),
 ``datasets`` (a generated dataset with ground truth), ``images`` (pictures for export tests), ``views`` (what each
 kind of MCP client shows the model), ``held`` (async fixtures that keep a connection open), ``two_servers``
-(two conversations on one project, one held at a chosen point), ``paused`` (a server subprocess paused mid-call
-for a SIGKILL).
+(two conversations on one project, one held at a chosen point), ``paused`` with
+``paused_server`` (a server subprocess paused at a file-system step, for a SIGKILL).
 """

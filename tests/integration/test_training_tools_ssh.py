@@ -30,6 +30,30 @@ from tests.support.ssh_server import ssh_lab
 pytestmark = pytest.mark.integration
 
 
+async def _comfyui_on_the_rental(
+    app: Any, fake: Any, server: Any, lab_host: Any, connector: Any, stack: Any, provider: str, instance_id: str
+) -> str:
+    """The rented instance runs ComfyUI (the fake, reading the instance's ~/ComfyUI/models, with the base model),
+    deployed by the real Deployer over the instance's SSH session; the tunnel's URL."""
+    fake.models_dir = server.home / "ComfyUI" / "models"
+    fake.add_model("checkpoints", "sdxl.safetensors")
+    rental = Rental(
+        provider=provider,
+        instance_id=instance_id,
+        status=InstanceStatus.RUNNING,
+        started_at=datetime.now(UTC),
+        ssh_host=lab_host.host,
+        ssh_port=lab_host.port,
+        ssh_user=lab_host.username,
+    )
+    deployer = Deployer(connector, stack)
+    plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
+    tunnel = (await deployer.deploy(rental, plan)).comfyui_url
+    assert tunnel is not None
+    app.deployer = deployer
+    return tunnel
+
+
 async def test_gates_launch_and_status_over_ssh(settings: Settings, app: Wiring, home: Path, tmp_path: Path) -> None:
     install = make_fake_install(tmp_path / "install")
     async with ssh_lab(tmp_path) as (server, connector, _remote):
@@ -204,22 +228,7 @@ async def test_a_rented_run_is_evaluated_on_the_instances_comfyui_and_the_kept_s
         )
         # The instance runs ComfyUI (here: the fake, reading the instance's ~/ComfyUI/models), reached through the
         # tunnel remote_deploy opens; the real Deployer holds the instance's SSH session.
-        fake.models_dir = server.home / "ComfyUI" / "models"
-        fake.add_model("checkpoints", "sdxl.safetensors")
-        rental = Rental(
-            provider="runpod",
-            instance_id="pod1",
-            status=InstanceStatus.RUNNING,
-            started_at=datetime.now(UTC),
-            ssh_host=lab_host.host,
-            ssh_port=lab_host.port,
-            ssh_user=lab_host.username,
-        )
-        deployer = Deployer(connector, stack)
-        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
-        tunnel = (await deployer.deploy(rental, plan)).comfyui_url
-        assert tunnel is not None
-        app.deployer = deployer
+        tunnel = await _comfyui_on_the_rental(app, fake, server, lab_host, connector, stack, "runpod", "pod1")
         host = f"artist@127.0.0.1:{server.port}"
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             (await app.comfyui_pool()).add_server(tunnel)  # what remote_deploy does with the tunnel
@@ -272,22 +281,7 @@ async def test_a_local_run_is_evaluated_on_a_rented_comfyui_its_saves_uploaded_o
         app.hosts = HostRegistry(
             settings.workspace_dir / "training", no_ssh, local_env={**install.env, "FAKE_SAVE_BYTES": str(big)}
         )
-        fake.models_dir = server.home / "ComfyUI" / "models"  # the rented instance's ComfyUI
-        fake.add_model("checkpoints", "sdxl.safetensors")
-        rental = Rental(
-            provider="vast",
-            instance_id="42",
-            status=InstanceStatus.RUNNING,
-            started_at=datetime.now(UTC),
-            ssh_host=lab_host.host,
-            ssh_port=lab_host.port,
-            ssh_user=lab_host.username,
-        )
-        deployer = Deployer(connector, stack)
-        plan = DeployPlan(target="comfyui", steps=[], comfyui_port=fake.port, forward=True, ready_seconds=5)
-        tunnel = (await deployer.deploy(rental, plan)).comfyui_url
-        assert tunnel is not None
-        app.deployer = deployer
+        tunnel = await _comfyui_on_the_rental(app, fake, server, lab_host, connector, stack, "vast", "42")
         async with Client(build_server(settings, app=app), raise_exceptions=False) as client:
             (await app.comfyui_pool()).add_server(tunnel)
             await gates_1_and_2(client, home)
